@@ -1,0 +1,6 @@
+"""The ``mgm`` command line: one entry point, one module per group of subcommands."""
+
+from ._common import main  # noqa: F401
+
+# Each module registers its subcommands on ``main``.
+from . import info  # noqa: F401,E402

@@ -1,0 +1,38 @@
+"""Shared pieces of the command line: the group, and turning errors into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import MGMError
+
+
+class _Group(click.Group):
+    """A click group that prints user errors as one line and exits non-zero."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MGMError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="mgm")
+def main():
+    """mgm: discover, store, analyse and browse semantic manifolds of a generator.
+
+    \b
+    Quick start on the built-in model:
+      mgm demo                       # discover mouth, eyes, brows; analyse; serve the dashboard
+      mgm discover --region mouth    # one run into runs/
+      mgm analyze runs/ --out report/
+      mgm dashboard runs/
+    """

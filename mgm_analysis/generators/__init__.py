@@ -1,0 +1,39 @@
+"""Generators: the interface, StyleGAN2, checkpoint formats, and the built-in ``toyfaces`` model.
+
+``load_generator(spec)`` takes a registered name (see :data:`BUILTIN`) or a
+checkpoint path and returns a frozen generator in eval mode with ``.info``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import CheckpointError
+from .base import Generator, GeneratorInfo
+
+__all__ = ["Generator", "GeneratorInfo", "load_generator", "BUILTIN"]
+
+
+def _load_toyfaces(device):
+    from .toyfaces import load_toyfaces
+
+    return load_toyfaces(device=device)
+
+
+#: built-in generators by name -> loader(device)
+BUILTIN = {"toyfaces": _load_toyfaces}
+
+
+def load_generator(spec: str | Path = "toyfaces", device: str = "cpu"):
+    """Load a generator by registered name or checkpoint path (.pt rosinality, .pkl NVIDIA)."""
+    spec_str = str(spec)
+    if spec_str in BUILTIN:
+        return BUILTIN[spec_str](device)
+    path = Path(spec_str).expanduser()
+    if not path.exists() and path.suffix == "" and "/" not in spec_str:
+        names = ", ".join(sorted(BUILTIN))
+        raise CheckpointError(f"unknown generator {spec_str!r}: not a built-in name ({names}) and no such file; "
+                              "pass a built-in name or a checkpoint path")
+    from .checkpoints import load_checkpoint
+
+    return load_checkpoint(path, device=device)

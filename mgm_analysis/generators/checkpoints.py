@@ -1,0 +1,365 @@
+"""Reading StyleGAN2 checkpoints safely.
+
+Two formats arrive from researchers:
+
+* rosinality/stylegan2-pytorch files (the paper's code uses them): a
+  ``torch.save``d dict ``{'g_ema': state_dict, 'latent_avg'?: [w_dim]}``, a bare
+  generator state dict, or a training checkpoint that also holds ``g``, ``d``,
+  optimiser state and an ``argparse.Namespace`` under ``args``.  They load with
+  ``torch.load(weights_only=True)``, so no code in them can run.
+* NVIDIA stylegan2-ada-pytorch / stylegan3 network pickles (``G_ema``).  Their
+  classes carry the source of ``training/networks.py`` and normally ``exec`` it
+  on load.  :class:`_NetworkUnpickler` allows only tensors, containers and a
+  stand-in for the persistence hook that keeps the metadata and never runs the
+  embedded source; everything else is refused before it is constructed.
+
+Both are mapped onto :class:`~mgm_analysis.generators.stylegan2.StyleGAN2`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import io
+import pickle
+import re
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError, UnsafePickleError
+from .base import GeneratorInfo
+from .stylegan2 import StyleGAN2
+
+__all__ = ["load_checkpoint", "save_checkpoint", "sha256_file", "state_dict_config"]
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(G: StyleGAN2, path: str | Path, extra: dict | None = None) -> None:
+    """Write ``G`` in rosinality's layout plus its constructor config (loads with weights_only=True)."""
+    sd = {k: v.detach().cpu().clone() for k, v in G.state_dict().items() if k != "w_avg"}
+    obj = {"g_ema": sd, "latent_avg": G.w_avg.detach().cpu().clone(), "mgm_config": G.config()}
+    if extra:
+        obj["mgm_extra"] = extra
+    tmp = Path(str(path) + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------- helpers
+def state_dict_config(sd: dict[str, torch.Tensor]) -> dict:
+    """Infer StyleGAN2 constructor arguments from a rosinality-layout state dict."""
+    if "style.1.weight" not in sd or "conv1.conv.weight" not in sd:
+        first = next(iter(sd), None)
+        raise KeyError(f"not a StyleGAN2 generator state dict (no 'style.1.weight' / 'conv1.conv.weight'; first key {first!r})")
+    n_mlp = 0
+    while f"style.{n_mlp + 1}.weight" in sd:
+        n_mlp += 1
+    w_dim, z_dim = sd["style.1.weight"].shape
+    w_dim = int(sd[f"style.{n_mlp}.weight"].shape[0])
+    n_blocks = 0
+    while f"to_rgbs.{n_blocks}.conv.weight" in sd:
+        n_blocks += 1
+    resolution = 4 * 2**n_blocks
+    channels = {4: int(sd["conv1.conv.weight"].shape[1])}
+    for j in range(n_blocks):
+        channels[8 * 2**j] = int(sd[f"convs.{2 * j}.conv.weight"].shape[1])
+    return dict(resolution=resolution, w_dim=w_dim, z_dim=int(z_dim), n_mlp=n_mlp, channels=channels)
+
+
+def _fill_model(G: StyleGAN2, sd: dict[str, torch.Tensor], path: Path) -> list[str]:
+    """Copy ``sd`` into ``G``; name the first missing, unexpected or mis-shaped key. Returns notes."""
+    own = G.state_dict()
+    notes = []
+    for key, value in sd.items():
+        if key not in own:
+            raise CheckpointError(f"{path}: unexpected key {key!r} for a StyleGAN2 generator "
+                                  f"(resolution {G.resolution}); is this a generator checkpoint?")
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise CheckpointError(f"{path}: key {key!r} has shape {list(value.shape)} but the generator expects "
+                                  f"{list(own[key].shape)}; the checkpoint does not match its own config")
+    for key in own:
+        if key in sd or key == "w_avg":
+            continue
+        if key.endswith(".kernel"):
+            continue  # fixed blur kernels, rebuilt by the model
+        if key.startswith("noises."):
+            notes.append("noise buffers missing: seeded constant noise used")
+            continue
+        raise CheckpointError(f"{path}: key {key!r} (shape {list(own[key].shape)}) is missing from the checkpoint")
+    with torch.no_grad():
+        for key, value in sd.items():
+            own[key].copy_(value.to(own[key].dtype))
+    return sorted(set(notes))
+
+
+def _fail_load(path: Path, exc: Exception) -> CheckpointError:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "Weights only load failed" in str(exc) or "Unsupported global" in str(exc):
+        m = re.search(r"GLOBAL ([\w\.]+)", str(exc))
+        what = m.group(1) if m else "a non-tensor object"
+        return UnsafePickleError(f"{path}: refused to load: the file asks for {what}, which a weights-only load does not "
+                                 "allow (it could run code); re-save the generator's state dict with torch.save")
+    if isinstance(exc, (EOFError, zipfile.BadZipFile)) or "failed finding central directory" in text or \
+            "unexpected EOF" in text.lower() or "failed reading" in text:
+        return CheckpointError(f"{path}: the file is truncated or corrupt ({text}); download or copy it again")
+    return CheckpointError(f"{path}: not a PyTorch checkpoint or network pickle ({text})")
+
+
+# ------------------------------------------------------------- rosinality .pt
+def _load_rosinality(path: Path) -> tuple[dict, str, torch.Tensor | None, dict | None]:
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for bad files
+        raise _fail_load(path, exc) from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a checkpoint dict; expected "
+                              "{'g_ema': state_dict, ...} or a generator state dict")
+    latent_avg = obj.get("latent_avg")
+    if "g_ema" in obj:
+        sd, fmt = obj["g_ema"], "rosinality-training" if "args" in obj or "g" in obj else "rosinality"
+    elif "style.1.weight" in obj:
+        sd, fmt = obj, "rosinality-state-dict"
+    else:
+        keys = ", ".join(list(map(str, obj))[:5])
+        raise CheckpointError(f"{path}: no generator found (keys: {keys}); expected 'g_ema' or a state dict with "
+                              "'style.1.weight'")
+    if not isinstance(sd, dict):
+        raise CheckpointError(f"{path}: 'g_ema' is a {type(sd).__name__}, not a state dict")
+    sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    return sd, fmt, latent_avg, obj.get("mgm_config")
+
+
+# ------------------------------------------------------------- NVIDIA pickles
+class _EasyDict(dict):
+    """Stand-in for ``dnnlib.util.EasyDict``."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setstate__(self, state):
+        self.update(state)
+
+
+class _Persistent:
+    """What a ``persistent_class`` object becomes: its metadata, never its code."""
+
+    def __init__(self, meta: dict):
+        self.class_name = meta.get("class_name")
+        self.state = meta.get("state") or {}
+        self.version = meta.get("version")
+
+
+def _reconstruct_stub(meta):
+    if not isinstance(meta, dict) or meta.get("type") != "class":
+        raise UnsafePickleError("persistent object of an unknown kind")
+    return _Persistent(meta)
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks, *state):
+    return data
+
+
+def _load_from_bytes(b):
+    return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
+
+
+def _numpy_global(module, name):
+    return getattr(importlib.import_module(module), name)
+
+
+class _NetworkUnpickler(pickle.Unpickler):
+    _ALLOWED = {
+        ("torch_utils.persistence", "_reconstruct_persistent_obj"): lambda: _reconstruct_stub,
+        ("collections", "OrderedDict"): lambda: OrderedDict,
+        ("builtins", "set"): lambda: set,
+        ("builtins", "frozenset"): lambda: frozenset,
+        ("torch._utils", "_rebuild_tensor_v2"): lambda: torch._utils._rebuild_tensor_v2,
+        ("torch._utils", "_rebuild_parameter"): lambda: _rebuild_parameter,
+        ("torch._utils", "_rebuild_parameter_with_state"): lambda: _rebuild_parameter,
+        ("torch.storage", "_load_from_bytes"): lambda: _load_from_bytes,
+        ("dnnlib.util", "EasyDict"): lambda: _EasyDict,
+        ("numpy.core.multiarray", "scalar"): lambda: _numpy_global("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"): lambda: _numpy_global("numpy._core.multiarray", "scalar"),
+        ("numpy", "dtype"): lambda: _numpy_global("numpy", "dtype"),
+    }
+
+    def __init__(self, file, path):
+        super().__init__(file)
+        self.path = path
+
+    def find_class(self, module, name):
+        if module.startswith("dnnlib.tflib"):
+            raise CheckpointError(f"{self.path}: an old TensorFlow StyleGAN2 pickle is not supported; convert it to a "
+                                  "PyTorch pickle with NVIDIA's stylegan2-ada-pytorch legacy.py, or to rosinality's .pt")
+        factory = self._ALLOWED.get((module, name))
+        if factory is None:
+            raise UnsafePickleError(f"{self.path}: refused to load: the pickle asks for {module}.{name}, which is not a "
+                                    "tensor or container (it could run code); nothing was executed")
+        return factory()
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError(f"{self.path}: refused to load: unexpected persistent id in a network pickle")
+
+
+def _flatten(obj: _Persistent, prefix: str = "") -> dict[str, torch.Tensor]:
+    out = {}
+    for group in ("_parameters", "_buffers"):
+        for k, v in (obj.state.get(group) or {}).items():
+            if isinstance(v, torch.Tensor):
+                out[prefix + k] = v
+    for k, sub in (obj.state.get("_modules") or {}).items():
+        if isinstance(sub, _Persistent):
+            out.update(_flatten(sub, f"{prefix}{k}."))
+    return out
+
+
+def _nvidia_to_rosinality(path: Path, G_ema: _Persistent) -> tuple[dict, dict, torch.Tensor, dict]:
+    if not isinstance(G_ema, _Persistent) or G_ema.class_name != "Generator":
+        what = getattr(G_ema, "class_name", type(G_ema).__name__)
+        raise CheckpointError(f"{path}: G_ema is a {what}, not a StyleGAN2 Generator")
+    kwargs = dict(G_ema.state.get("_init_kwargs") or {})
+    syn_kwargs = dict(kwargs.get("synthesis_kwargs") or {})
+    map_kwargs = dict(kwargs.get("mapping_kwargs") or {})
+    if int(kwargs.get("c_dim", 0) or 0) > 0:
+        raise CheckpointError(f"{path}: conditional generators (c_dim={kwargs['c_dim']}) are not supported; "
+                              "use an unconditional StyleGAN2")
+    if int(kwargs.get("img_channels", 3) or 3) != 3:
+        raise CheckpointError(f"{path}: img_channels={kwargs['img_channels']} is not supported; only RGB generators")
+    flat = _flatten(G_ema)
+    if any(k.startswith("synthesis.input.") or re.match(r"synthesis\.L\d+_", k) for k in flat):
+        raise CheckpointError(f"{path}: StyleGAN3 (alias-free, -T/-R) synthesis networks are not supported; "
+                              "use a StyleGAN2 config (stylegan2-ada-pytorch or stylegan3 --cfg=stylegan2)")
+    arch = syn_kwargs.get("architecture", "skip")
+    if arch != "skip" or any(".skip." in k for k in flat):
+        raise CheckpointError(f"{path}: synthesis architecture {arch!r} is not supported; only 'skip' "
+                              "(the StyleGAN2 default)")
+    sd: dict[str, torch.Tensor] = {}
+    n_fc = 0
+    while f"mapping.fc{n_fc}.weight" in flat:
+        sd[f"style.{n_fc + 1}.weight"] = flat[f"mapping.fc{n_fc}.weight"]
+        sd[f"style.{n_fc + 1}.bias"] = flat[f"mapping.fc{n_fc}.bias"]
+        n_fc += 1
+    if n_fc == 0 or "synthesis.b4.const" not in flat:
+        raise CheckpointError(f"{path}: G_ema has no mapping.fc0 or synthesis.b4.const; not a StyleGAN2 generator")
+    if any(k.startswith("mapping.embed") for k in flat):
+        raise CheckpointError(f"{path}: conditional generators (mapping.embed) are not supported")
+    sd["input.input"] = flat["synthesis.b4.const"][None]
+    res_list = sorted(int(m.group(1)) for k in flat if (m := re.match(r"synthesis\.b(\d+)\.torgb\.weight$", k)))
+    names = {"b4.conv1": "conv1", "b4.torgb": "to_rgb1"}
+    noise_names = {"b4.conv1": 0}
+    for j, r in enumerate(res_list[1:]):
+        names[f"b{r}.conv0"], names[f"b{r}.conv1"], names[f"b{r}.torgb"] = f"convs.{2 * j}", f"convs.{2 * j + 1}", f"to_rgbs.{j}"
+        noise_names[f"b{r}.conv0"], noise_names[f"b{r}.conv1"] = 2 * j + 1, 2 * j + 2
+    for src, dst in names.items():
+        p = f"synthesis.{src}."
+        if p + "weight" not in flat:
+            raise CheckpointError(f"{path}: key {p + 'weight'!r} is missing from G_ema")
+        sd[f"{dst}.conv.weight"] = flat[p + "weight"][None]
+        sd[f"{dst}.conv.modulation.weight"] = flat[p + "affine.weight"]
+        sd[f"{dst}.conv.modulation.bias"] = flat[p + "affine.bias"]
+        if "torgb" in src:
+            sd[f"{dst}.bias"] = flat[p + "bias"].reshape(1, 3, 1, 1)
+        else:
+            sd[f"{dst}.activate.bias"] = flat[p + "bias"]
+            strength = flat.get(p + "noise_strength", torch.zeros([]))
+            sd[f"{dst}.noise.weight"] = strength.reshape(1)
+            if p + "noise_const" in flat:
+                sd[f"noises.noise_{noise_names[src]}"] = flat[p + "noise_const"][None, None]
+    fc0 = (G_ema.state.get("_modules") or {}).get("mapping")
+    lr_mul = map_kwargs.get("lr_multiplier")
+    if lr_mul is None and isinstance(fc0, _Persistent):
+        fc = (fc0.state.get("_modules") or {}).get("fc0")
+        lr_mul = getattr(fc, "state", {}).get("lr_multiplier") if fc is not None else None
+    conv_clamp = syn_kwargs.get("conv_clamp")
+    extra = {"num_fp16_res": syn_kwargs.get("num_fp16_res", 0), "conv_clamp": conv_clamp,
+             "note": "fp16 layers run in fp32; conv_clamp honoured"}
+    cfg = state_dict_config(sd)
+    cfg.update(lr_mlp=float(lr_mul if lr_mul is not None else 0.01),
+               conv_clamp=float(conv_clamp) if conv_clamp is not None else None)
+    return sd, cfg, flat.get("mapping.w_avg"), extra
+
+
+def _load_nvidia(path: Path):
+    try:
+        with open(path, "rb") as f:
+            data = _NetworkUnpickler(f, path).load()
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        raise _fail_load(path, exc) from None
+    if isinstance(data, tuple):
+        raise CheckpointError(f"{path}: an old TensorFlow StyleGAN2 pickle is not supported; convert it first")
+    if not isinstance(data, dict) or "G_ema" not in data:
+        raise CheckpointError(f"{path}: a pickle without 'G_ema'; expected an NVIDIA stylegan2-ada-pytorch network pickle")
+    return _nvidia_to_rosinality(path, data["G_ema"])
+
+
+# -------------------------------------------------------------------- loading
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> StyleGAN2:
+    """Build a :class:`StyleGAN2` from a rosinality ``.pt`` or an NVIDIA ``.pkl`` file, safely.
+
+    Raises :class:`CheckpointError` (one-line message) for a missing, corrupt,
+    truncated, mis-shaped or unsupported file and :class:`UnsafePickleError`
+    when the file asks to run code.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file; pass a checkpoint (.pt or .pkl) or a built-in name (toyfaces)")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; pass a checkpoint file (.pt or .pkl)")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty; copy the checkpoint again")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    extra: dict = {}
+    if zipfile.is_zipfile(path) or head[:1] != b"\x80":
+        if head[:2] == b"PK" and not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{path}: the file is truncated or corrupt (broken zip archive); copy it again")
+        sd, fmt, w_avg, saved_cfg = _load_rosinality(path)
+        try:
+            cfg = state_dict_config(sd)
+        except KeyError as exc:
+            raise CheckpointError(f"{path}: {exc.args[0]}") from None
+        if saved_cfg:
+            cfg["lr_mlp"] = float(saved_cfg.get("lr_mlp", 0.01))
+    else:
+        # A raw pickle: an NVIDIA network pickle, or torch.save's legacy (non-zip) format.
+        try:
+            sd, cfg, w_avg, extra = _load_nvidia(path)
+            fmt = "nvidia-pickle"
+        except CheckpointError as exc:
+            if "without 'G_ema'" not in str(exc):
+                raise
+            sd, fmt, w_avg, _ = _load_rosinality(path)
+            cfg = state_dict_config(sd)
+    G = StyleGAN2(**cfg)
+    notes = _fill_model(G, sd, path)
+    with torch.no_grad():
+        if w_avg is not None:
+            if tuple(w_avg.reshape(-1).shape) != (G.w_dim,):
+                raise CheckpointError(f"{path}: latent_avg has shape {list(w_avg.shape)} but w_dim is {G.w_dim}")
+            G.w_avg.copy_(w_avg.reshape(-1))
+        else:
+            G.w_avg.copy_(G.mean_latent(4096, seed=0))
+            notes.append("no latent_avg in the file: w_avg = mean of 4096 seeded mapped z")
+    if notes:
+        extra["notes"] = notes
+    G.info = GeneratorInfo(name=path.stem, format=fmt, path=str(path.resolve()), sha256=sha256_file(path),
+                           resolution=G.resolution, num_ws=G.num_ws, w_dim=G.w_dim,
+                           num_params=sum(p.numel() for p in G.parameters()), extra=extra)
+    return G.eval().requires_grad_(False).to(device)

@@ -1,0 +1,367 @@
+"""StyleGAN2 generator in plain PyTorch (Karras et al., 2020), written for mgm_analysis.
+
+Its state-dict keys and its forward pass follow rosinality/stylegan2-pytorch,
+the implementation the paper's code uses, so those checkpoints load unchanged;
+NVIDIA network pickles are mapped onto the same keys (see ``checkpoints.py``).
+Any resolution, latent width, mapping depth and channel table is allowed, so
+the same class runs the built-in 64x64 ``toyfaces`` model and a 1024x1024 FFHQ
+model.  Importing this module compiles nothing; it runs on CPU and CUDA.
+
+Modulated convolutions are evaluated "non-fused": the input channels are scaled
+by the style, one shared convolution runs over the whole batch, and the outputs
+are scaled by the demodulation coefficients.  That is the same function as the
+grouped-convolution form with per-sample weights and 1.5-4x faster on CPU.
+
+Noise inputs are constant buffers (``noises.noise_<i>``), so a latent always
+makes the same image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["StyleGAN2", "tiny_generator", "rosinality_channels", "num_ws_for"]
+
+_SQRT2 = math.sqrt(2.0)
+
+
+def rosinality_channels(resolution: int, channel_multiplier: int = 2) -> dict[int, int]:
+    """The channel table of rosinality's Generator: {resolution: channels} for 4..resolution."""
+    table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+    out = {}
+    for res in _resolutions(resolution):
+        base = table.get(res, 16)
+        out[res] = base * channel_multiplier if res >= 64 else base
+    return out
+
+
+def num_ws_for(resolution: int) -> int:
+    """Number of W+ layers of a generator at ``resolution`` (2·log2(res) − 2)."""
+    return 2 * int(math.log2(resolution)) - 2
+
+
+def _resolutions(resolution: int) -> list[int]:
+    if resolution < 4 or resolution & (resolution - 1):
+        raise ValueError(f"resolution must be a power of two >= 4, got {resolution}")
+    return [2**k for k in range(2, int(math.log2(resolution)) + 1)]
+
+
+def _blur_kernel(factor: int = 2) -> torch.Tensor:
+    k = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    k = k[None, :] * k[:, None]
+    return k / k.sum() * factor**2
+
+
+def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Upsample by zero insertion, zero-pad, then convolve each channel with ``kernel`` (true convolution)."""
+    b, c, h, w = x.shape
+    if up > 1:
+        x = x.reshape(b, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(b, c, h * up, w * up)
+    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    k = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None]
+    x = F.conv2d(x.reshape(b * c, 1, x.shape[2], x.shape[3]), k)
+    return x.reshape(b, c, x.shape[2], x.shape[3])
+
+
+class PixelNorm(nn.Module):
+    def forward(self, x):
+        return x * torch.rsqrt(torch.mean(x * x, dim=1, keepdim=True) + 1e-8)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with the equalised learning rate: weight stored divided by ``lr_mul``."""
+
+    def __init__(self, in_dim, out_dim, bias_init=0.0, lr_mul=1.0, activation=False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+        self.activation = activation
+
+    def forward(self, x):
+        y = F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+        return F.leaky_relu(y, 0.2) * _SQRT2 if self.activation else y
+
+
+class Blur(nn.Module):
+    def __init__(self, pad, factor=2):
+        super().__init__()
+        self.register_buffer("kernel", _blur_kernel(factor))
+        self.pad = pad
+
+    def forward(self, x):
+        return upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+class ModulatedConv2d(nn.Module):
+    """Style-modulated convolution with optional demodulation and 2x upsampling."""
+
+    def __init__(self, in_ch, out_ch, kernel_size, w_dim, demodulate=True, upsample=False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
+        self.modulation = EqualLinear(w_dim, in_ch, bias_init=1.0)
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size**2)
+        self.demodulate = demodulate
+        self.upsample = upsample
+        self.padding = kernel_size // 2
+        if upsample:
+            self.blur = Blur(pad=(1, 1), factor=2)
+
+    def forward(self, x, w, trace=None, name=None):
+        style = self.modulation(w)  # [B, I]
+        if trace is not None:
+            trace[f"dbg_style.{name}"] = style
+        weight = self.weight[0] * self.scale  # [O, I, k, k]
+        x = x * style[:, :, None, None]
+        if self.upsample:
+            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        else:
+            x = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            # Σ_{i,k} (scale·W[o,i,k]·s[b,i])² = Σ_i s[b,i]² · Σ_k (scale·W[o,i,k])²
+            demod = torch.rsqrt(style.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8)  # [B, O]
+            x = x * demod[:, :, None, None]
+        if self.upsample:
+            x = self.blur(x)
+        return x
+
+
+class NoiseInjection(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, noise):
+        return x + self.weight * noise
+
+
+class FusedLeakyReLU(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        return F.leaky_relu(x + self.bias[None, :, None, None], 0.2) * _SQRT2
+
+
+class StyledConv(nn.Module):
+    def __init__(self, in_ch, out_ch, w_dim, upsample=False):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, out_ch, 3, w_dim, upsample=upsample)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_ch)
+
+    def forward(self, x, w, noise, conv_clamp=None, trace=None, name=None):
+        x = self.activate(self.noise(self.conv(x, w, trace, name), noise))
+        return x.clamp(-conv_clamp, conv_clamp) if conv_clamp is not None else x
+
+
+class ToRGB(nn.Module):
+    def __init__(self, in_ch, w_dim, upsample=True):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, 3, 1, w_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        if upsample:
+            self.upsample = _Upsample()
+
+    def forward(self, x, w, skip=None, conv_clamp=None, trace=None, name=None):
+        out = self.conv(x, w, trace, name) + self.bias
+        if conv_clamp is not None:
+            out = out.clamp(-conv_clamp, conv_clamp)
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+class _Upsample(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("kernel", _blur_kernel(2))
+
+    def forward(self, x):
+        return upfirdn2d(x, self.kernel, up=2, pad=(2, 1))
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, 4, 4))
+
+    def forward(self, batch):
+        return self.input.repeat(batch, 1, 1, 1)
+
+
+class StyleGAN2(nn.Module):
+    """StyleGAN2 generator with a W+ interface (DESIGN §2).
+
+    Args:
+        resolution:          image side, a power of two >= 4.
+        w_dim:               width of w (rosinality's ``style_dim``).
+        n_mlp:               depth of the mapping network (8 in the paper models).
+        channel_multiplier:  rosinality's multiplier for resolutions >= 64; ignored when ``channels`` is given.
+        channels:            {resolution: channels} for every resolution 4..resolution; None = rosinality's table.
+        lr_mlp:              learning-rate multiplier of the mapping network (0.01).
+        z_dim:               width of z; None = ``w_dim`` (rosinality ties them).
+        conv_clamp:          clamp activations to ±conv_clamp (NVIDIA ``conv_clamp``); None = no clamp.
+    """
+
+    def __init__(
+        self,
+        resolution: int,
+        w_dim: int = 512,
+        n_mlp: int = 8,
+        channel_multiplier: int = 2,
+        channels: dict[int, int] | None = None,
+        lr_mlp: float = 0.01,
+        z_dim: int | None = None,
+        conv_clamp: float | None = None,
+    ):
+        super().__init__()
+        resolutions = _resolutions(resolution)
+        if channels is None:
+            channels = rosinality_channels(resolution, channel_multiplier)
+        channels = {int(k): int(v) for k, v in channels.items()}
+        missing = [r for r in resolutions if r not in channels]
+        if missing:
+            raise ValueError(f"channels table has no entry for resolution(s) {missing}; give one per resolution 4..{resolution}")
+        self.resolution = resolution
+        self.w_dim = w_dim
+        self.z_dim = z_dim or w_dim
+        self.n_mlp = n_mlp
+        self.channels = {r: channels[r] for r in resolutions}
+        self.lr_mlp = lr_mlp
+        self.conv_clamp = conv_clamp
+        self.num_ws = num_ws_for(resolution)
+        self.num_layers = 2 * (len(resolutions) - 1) + 1  # noise inputs
+
+        layers = [PixelNorm()]
+        for i in range(n_mlp):
+            layers.append(EqualLinear(self.z_dim if i == 0 else w_dim, w_dim, lr_mul=lr_mlp, activation=True))
+        self.style = nn.Sequential(*layers)
+
+        self.input = ConstantInput(channels[4])
+        self.conv1 = StyledConv(channels[4], channels[4], w_dim)
+        self.to_rgb1 = ToRGB(channels[4], w_dim, upsample=False)
+        self.convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        in_ch = channels[4]
+        for res in resolutions[1:]:
+            out_ch = channels[res]
+            self.convs.append(StyledConv(in_ch, out_ch, w_dim, upsample=True))
+            self.convs.append(StyledConv(out_ch, out_ch, w_dim))
+            self.to_rgbs.append(ToRGB(out_ch, w_dim))
+            in_ch = out_ch
+        self.noises = nn.Module()  # constant noise inputs, keys noises.noise_<i> as in rosinality
+        for i in range(self.num_layers):
+            r = 2 ** ((i + 5) // 2)
+            self.noises.register_buffer(f"noise_{i}", torch.randn(1, 1, r, r))
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+        self.info = None  # GeneratorInfo, set by the loader
+        self.eval()
+
+    # ------------------------------------------------------------------ config
+    def config(self) -> dict:
+        """Constructor arguments, enough to rebuild this model (saved beside its weights)."""
+        return dict(
+            resolution=self.resolution, w_dim=self.w_dim, n_mlp=self.n_mlp,
+            channels={str(k): v for k, v in self.channels.items()}, lr_mlp=self.lr_mlp,
+            z_dim=self.z_dim, conv_clamp=self.conv_clamp,
+        )
+
+    def noise_buffers(self) -> list[torch.Tensor]:
+        return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+
+    # ------------------------------------------------------------------ mapping
+    def mapping(self, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+        """z [B, z_dim] -> w [B, w_dim]; ψ = ``truncation`` < 1 pulls w towards ``w_avg``."""
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must be [B, {self.z_dim}], got {list(z.shape)}")
+        w = self.style(z)
+        return self.truncate(w, truncation)
+
+    def truncate(self, w: torch.Tensor, truncation: float = 1.0, w_avg: torch.Tensor | None = None) -> torch.Tensor:
+        """``w_avg + ψ·(w − w_avg)`` for ψ < 1 (w of shape [B, w_dim] or W+ [B, num_ws, w_dim])."""
+        if truncation >= 1:
+            return w
+        t = (self.w_avg if w_avg is None else w_avg).reshape(-1)
+        return t + truncation * (w - t)
+
+    def mean_latent(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
+        """Mean of ``mapping(z)`` over ``n`` seeded normal z, [w_dim]."""
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.z_dim, generator=g).to(self.w_avg.device)
+        with torch.no_grad():
+            return self.style(z).mean(0)
+
+    def broadcast(self, w: torch.Tensor) -> torch.Tensor:
+        """w [B, w_dim] -> ws [B, num_ws, w_dim]."""
+        return w[:, None, :].expand(-1, self.num_ws, -1)
+
+    def style_mix(self, w1: torch.Tensor, w2: torch.Tensor, inject_index: int) -> torch.Tensor:
+        """W+ taking layers < ``inject_index`` from w1 and the rest from w2 (both [B, w_dim])."""
+        if not 0 <= inject_index <= self.num_ws:
+            raise ValueError(f"inject_index must be in 0..{self.num_ws}, got {inject_index}")
+        ws = self.broadcast(w1).clone()
+        ws[:, inject_index:] = w2[:, None, :]
+        return ws
+
+    # ---------------------------------------------------------------- synthesis
+    def synthesis(self, ws: torch.Tensor, noise: list[torch.Tensor] | None = None, trace: dict | None = None) -> torch.Tensor:
+        """ws [B, num_ws, w_dim] -> img [B, 3, H, W] (nominally [-1, 1], not clamped).
+
+        ``noise`` overrides the constant noise buffers (a list of ``num_layers``
+        tensors [1 or B, 1, r, r]); ``trace``, when a dict, receives the
+        intermediate values ``dbg_style.<layer>``, ``dbg_conv1_out`` and ``dbg_skip.<res>``.
+        """
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must be [B, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        noise = self.noise_buffers() if noise is None else noise
+        if len(noise) != self.num_layers:
+            raise ValueError(f"noise must be a list of {self.num_layers} tensors, got {len(noise)}")
+        clamp = self.conv_clamp
+        x = self.input(ws.shape[0])
+        x = self.conv1(x, ws[:, 0], noise[0], clamp, trace, "conv1")
+        if trace is not None:
+            trace["dbg_conv1_out"] = x
+        skip = self.to_rgb1(x, ws[:, 1], None, clamp, trace, "to_rgb1")
+        if trace is not None:
+            trace["dbg_skip.4"] = skip
+        for j, to_rgb in enumerate(self.to_rgbs):
+            i = 2 * j + 1
+            x = self.convs[2 * j](x, ws[:, i], noise[i], clamp, trace, f"convs.{2 * j}")
+            x = self.convs[2 * j + 1](x, ws[:, i + 1], noise[i + 1], clamp, trace, f"convs.{2 * j + 1}")
+            skip = to_rgb(x, ws[:, i + 2], skip, clamp, trace, f"to_rgbs.{j}")
+            if trace is not None:
+                trace[f"dbg_skip.{skip.shape[-1]}"] = skip
+        return skip
+
+    def forward(self, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+        """z [B, z_dim] -> img [B, 3, H, W] through mapping, broadcast and synthesis."""
+        return self.synthesis(self.broadcast(self.mapping(z, truncation)))
+
+
+def tiny_generator(resolution: int = 16, w_dim: int = 32, seed: int = 0, n_mlp: int = 2,
+                   channels: dict[int, int] | None = None) -> StyleGAN2:
+    """A tiny, seeded, randomly initialised StyleGAN2 in eval mode, for tests and examples."""
+    if channels is None:
+        channels = {r: max(4, 16 // max(1, r // 16)) for r in _resolutions(resolution)}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        g = StyleGAN2(resolution, w_dim=w_dim, n_mlp=n_mlp, channels=channels)
+        with torch.no_grad():
+            for conv in [g.conv1, *g.convs]:
+                conv.noise.weight.fill_(0.1)
+            g.w_avg.copy_(g.mean_latent(512, seed=seed))
+    from .base import GeneratorInfo
+
+    g.info = GeneratorInfo(name=f"tiny{resolution}", format="builtin", path=None, sha256=None,
+                           resolution=resolution, num_ws=g.num_ws, w_dim=w_dim,
+                           num_params=sum(p.numel() for p in g.parameters()))
+    return g.eval().requires_grad_(False)

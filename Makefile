@@ -1,0 +1,41 @@
+# mgm_analysis — set-up, demo, tests, benchmarks.
+#   make demo    set up (first time) and run the whole pipeline on the built-in model
+#   make test    set up (first time) and run the test suite
+# The virtual environment lives in .venv; `make install` is re-run when pyproject.toml changes.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+# torch + torchvision pair that imports together on CPU (LPIPS needs torchvision).
+# Override for your platform, e.g. `make install TORCH="torch torchvision"`.
+TORCH   ?= torch==2.14.1 torchvision==0.29.1
+STAMP   := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[lpips,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/mgm demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q --headless $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not browser" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check mgm_analysis dashboards tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache bench_results artifacts

@@ -1,0 +1,131 @@
+"""Factor regressor: a small CNN that reads the toyfaces factors back from an image.
+
+Trained on renders with independent uniform factors, it estimates the factors
+of any image the generator makes; analysis uses it for *semantic locality*
+(the share of factor change that falls in the region's own factors).
+
+    python -m mgm_analysis.generators.toyfaces.regressor --out data/toyfaces_regressor.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...errors import CheckpointError
+from .renderer import FACTORS, NUM_FACTORS, render
+
+__all__ = ["FactorRegressor", "load_regressor", "predict_factors", "train_regressor", "r2_per_factor"]
+
+
+class FactorRegressor(nn.Module):
+    """img [B, 3, 64, 64] in [-1, 1] -> factors [B, NUM_FACTORS] in [0, 1]."""
+
+    def __init__(self, width: int = 32, resolution: int = 64):
+        super().__init__()
+        self.resolution = resolution
+        c = [3, width, width * 2, width * 4, width * 4]
+        layers = []
+        for i in range(4):
+            layers += [nn.Conv2d(c[i], c[i + 1], 3, padding=1), nn.GELU(),
+                       nn.Conv2d(c[i + 1], c[i + 1], 3, stride=2, padding=1), nn.GELU()]
+        self.features = nn.Sequential(*layers)
+        side = resolution // 16
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c[-1] * side * side, 256), nn.GELU(),
+                                  nn.Linear(256, NUM_FACTORS))
+
+    def forward(self, img):
+        if img.shape[-1] != self.resolution:
+            img = F.interpolate(img, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
+        return torch.sigmoid(self.head(self.features(img)))
+
+
+def r2_per_factor(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
+    """Coefficient of determination per factor (1 = perfect, 0 = the mean predictor)."""
+    ss_res = (pred - true).square().sum(0)
+    ss_tot = (true - true.mean(0)).square().sum(0)
+    return {name: float(1 - r / t) for name, r, t in zip(FACTORS, ss_res, ss_tot)}
+
+
+def train_regressor(steps: int = 3000, batch: int = 64, lr: float = 2e-3, seed: int = 0, log=print,
+                    max_minutes: float | None = None) -> FactorRegressor:
+    torch.manual_seed(seed)
+    model = FactorRegressor()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(seed + 1)
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        progress = step / steps
+        if max_minutes:
+            progress = max(progress, (time.perf_counter() - t0) / (60 * max_minutes))
+        for g in opt.param_groups:
+            g["lr"] = lr * 0.5 * (1 + torch.cos(torch.tensor(min(progress, 1.0) * torch.pi))).item() + 1e-5
+        f = torch.rand(batch, NUM_FACTORS, generator=gen)
+        with torch.no_grad():
+            img = render(f)
+            img = img + 0.02 * torch.randn(img.shape, generator=gen)  # robustness to generator artefacts
+        loss = F.mse_loss(model(img), f)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 250 == 0:
+            log(json.dumps({"step": step, "loss": round(float(loss), 6), "minutes": round((time.perf_counter() - t0) / 60, 2)}))
+        if progress >= 1:
+            break
+    return model.eval().requires_grad_(False)
+
+
+@functools.lru_cache(maxsize=2)
+def load_regressor(path: str | None = None) -> FactorRegressor:
+    """The shipped factor regressor (frozen, eval mode)."""
+    from . import REGRESSOR_WEIGHTS, data_path
+
+    p = Path(path) if path else data_path(REGRESSOR_WEIGHTS)
+    if not p.exists():
+        raise CheckpointError(f"toyfaces factor regressor weights are missing ({p}); retrain with "
+                              "`python -m mgm_analysis.generators.toyfaces.regressor`")
+    obj = torch.load(p, map_location="cpu", weights_only=True)
+    model = FactorRegressor(**obj.get("config", {}))
+    model.load_state_dict(obj["state_dict"])
+    return model.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def predict_factors(img: torch.Tensor, batch: int = 128) -> torch.Tensor:
+    """img [B, 3, H, W] in [-1, 1] -> estimated factors [B, NUM_FACTORS] in [0, 1]."""
+    model = load_regressor()
+    img = img.detach().float().cpu()
+    return torch.cat([model(img[i:i + batch]) for i in range(0, len(img), batch)]) if len(img) else \
+        torch.zeros(0, NUM_FACTORS)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Train the toyfaces factor regressor on renders.")
+    ap.add_argument("--out", default="data/toyfaces_regressor.pt")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-minutes", type=float, default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = train_regressor(args.steps, seed=args.seed, log=lambda s: print(s, flush=True), max_minutes=args.max_minutes)
+    f = torch.rand(2000, NUM_FACTORS, generator=torch.Generator().manual_seed(999))
+    with torch.no_grad():
+        pred = torch.cat([model(render(f[i:i + 200])) for i in range(0, 2000, 200)])
+    r2 = r2_per_factor(pred, f)
+    print(json.dumps({"heldout_render_r2": {k: round(v, 4) for k, v in r2.items()}}), flush=True)
+    torch.save({"state_dict": model.state_dict(), "config": {"width": 32, "resolution": 64},
+                "heldout_render_r2": r2, "steps": args.steps, "seed": args.seed}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The masked distance and the spring energy of the paper (DESIGN §1).
+
+    E = Σ_i γ·L_X(w_i) + α·Σ_i (‖w_{i+1} − w_i‖ − σ)² + β·Σ_i (‖w_{i+2} − w_i‖ − 2σ)²
+    L_X(w) = λ·D_out(G(w), x*) + |D_in(G(w), x*) − c|
+
+``D_in`` compares the region of change, ``D_out`` the rest.  Distances:
+
+* ``l2`` — mean squared error over the region's pixels and channels (images in [-1, 1]).
+* ``lpips`` — the ``lpips`` package with AlexNet, as the paper.
+
+Modes: ``map`` weights a per-pixel distance map by the mask (any mask);
+``paper`` (rectangles only) crops the box for ``D_in`` and splits the outside
+into the four strips above, below, left and right of it, each weighted by its
+share of the outside area — the paper's code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .errors import MGMError
+
+__all__ = ["MaskedDistance", "make_distance", "spring_energy", "offsets_for", "LPIPS_BACKBONE_FILE"]
+
+LPIPS_BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
+
+
+def _strips(box, res):
+    """The four outside rectangles of the paper (above, below, left, right) as (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    return [s for s in [(0, 0, res, y0), (0, y1, res, res), (0, y0, x0, y1), (x1, y0, res, y1)]
+            if s[2] > s[0] and s[3] > s[1]]
+
+
+class MaskedDistance(torch.nn.Module):
+    """``forward(img, ref) -> (d_in [B], d_out [B])`` for img [B, 3, H, W] and ref [1 or B, 3, H, W]."""
+
+    def __init__(self, mask: torch.Tensor, distance: str = "l2", mode: str = "map", boxes=(), lpips_model=None):
+        super().__init__()
+        if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
+            raise ValueError(f"mask must be [H, W] square, got {list(mask.shape)}")
+        if distance not in ("l2", "lpips"):
+            raise MGMError(f"unknown distance {distance!r}; use l2 or lpips")
+        if mode not in ("map", "paper"):
+            raise MGMError(f"unknown mask mode {mode!r}; use map or paper")
+        if mode == "paper" and len(boxes) != 1:
+            raise MGMError("the paper-faithful mask mode needs exactly one rectangle (rect:x0,y0,x1,y1 or a "
+                           "one-box preset); use --mask-mode map for other regions")
+        self.distance, self.mode = distance, mode
+        self.box = tuple(boxes[0]) if boxes else None
+        self.register_buffer("inside", mask.float())
+        self.register_buffer("outside", 1.0 - mask.float())
+        self.lpips = lpips_model
+        if distance == "lpips" and lpips_model is None:
+            self.lpips = load_lpips(spatial=(mode == "map"))
+
+    def _d(self, a, b):
+        """Per-pixel distance map [B, 1, H, W] (map mode) or scalar per image [B] (paper-mode crops)."""
+        if self.distance == "l2":
+            return (a - b).square().mean(1, keepdim=True)
+        return self.lpips(a, b, normalize=False)
+
+    def forward(self, img, ref):
+        if img.shape[-2:] != self.inside.shape:
+            raise ValueError(f"expected images of {tuple(self.inside.shape)}, got {tuple(img.shape[-2:])}")
+        ref = ref.expand_as(img)
+        if self.mode == "map":
+            dmap = self._d(img, ref)
+            if dmap.shape[-2:] != img.shape[-2:]:
+                dmap = F.interpolate(dmap, size=img.shape[-2:], mode="bilinear", align_corners=False)
+            d_in = (dmap * self.inside).sum((1, 2, 3)) / self.inside.sum()
+            d_out = (dmap * self.outside).sum((1, 2, 3)) / self.outside.sum()
+            return d_in, d_out
+        res = img.shape[-1]
+        x0, y0, x1, y1 = self.box
+
+        def crop(t, b):
+            return t[..., b[1]:b[3], b[0]:b[2]]
+
+        def dist(a, b):
+            d = self._d(a, b)
+            return d.mean((1, 2, 3)) if d.ndim == 4 else d.reshape(len(a))
+
+        d_in = dist(crop(img, self.box), crop(ref, self.box))
+        strips = _strips(self.box, res)
+        area = sum((s[2] - s[0]) * (s[3] - s[1]) for s in strips)
+        d_out = sum(dist(crop(img, s), crop(ref, s)) * ((s[2] - s[0]) * (s[3] - s[1]) / area) for s in strips)
+        return d_in, d_out
+
+
+def lpips_backbone_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONE_FILE
+
+
+def load_lpips(spatial: bool = True, random_backbone: bool = False):
+    """The lpips package's AlexNet LPIPS (frozen).  Offline, the AlexNet backbone must already be on disk."""
+    try:
+        import lpips
+    except ImportError:
+        raise MGMError("--distance lpips needs the lpips extra: pip install 'mgm-analysis[lpips]' "
+                       "(or use --distance l2)") from None
+    if not random_backbone and not lpips_backbone_path().exists():
+        raise MGMError(f"LPIPS needs the AlexNet weights {LPIPS_BACKBONE_FILE}, not found at {lpips_backbone_path()}; "
+                       "copy the file there (torchvision's alexnet download) or use --distance l2")
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # lpips prints a banner
+        model = lpips.LPIPS(net="alex", spatial=spatial, pnet_rand=random_backbone, verbose=False)
+    return model.eval().requires_grad_(False)
+
+
+def make_distance(mask, distance="l2", mode="map", boxes=(), lpips_model=None) -> MaskedDistance:
+    return MaskedDistance(torch.as_tensor(mask, dtype=torch.float32), distance, mode, boxes, lpips_model)
+
+
+def offsets_for(n: int, offset: float, ramp: bool) -> torch.Tensor:
+    """Per-frame target c_i: constant c, or a ramp from 0 to c (the paper's animation)."""
+    if ramp:
+        return torch.linspace(0.0, offset, n)
+    return torch.full((n,), float(offset))
+
+
+def spring_energy(w_free: torch.Tensor, alpha: float, beta: float, sigma: float, closed: bool = False):
+    """(α·Σ(‖w_{i+1}−w_i‖−σ)², β·Σ(‖w_{i+2}−w_i‖−2σ)²) over the chain w_free [n, ...] (norms flattened).
+
+    ``closed`` wraps the springs around so the chain is a loop.
+    """
+    n = w_free.shape[0]
+    flat = w_free.reshape(n, -1)
+    if closed:
+        d1 = flat.roll(-1, 0) - flat
+        d2 = flat.roll(-2, 0) - flat
+    else:
+        d1 = flat[1:] - flat[:-1]
+        d2 = flat[2:] - flat[:-2]
+    # norm with a tiny epsilon keeps the gradient finite when two latents coincide (the first epoch)
+    s1 = torch.sqrt(d1.square().sum(1) + 1e-12)
+    s2 = torch.sqrt(d2.square().sum(1) + 1e-12)
+    return alpha * (s1 - sigma).square().sum(), beta * (s2 - 2 * sigma).square().sum()

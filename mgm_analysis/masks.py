@@ -1,0 +1,135 @@
+"""Regions of change: masks from presets, rectangles, ellipses, polygons and PNG files (DESIGN §3).
+
+Spec syntax (``--region``):
+
+    mouth | eyes | left_eye | right_eye | brows | nose | chin    preset of the face layout
+    rect:x0,y0,x1,y1                                             pixels, x1/y1 exclusive (the paper's box)
+    rects:x0,y0,x1,y1;x0,y0,x1,y1                                union of rectangles
+    ellipse:cx,cy,rx,ry                                          centre and radii in pixels
+    poly:x,y,x,y,x,y[,...]                                       polygon vertices in pixels
+    path/to/mask.png                                             white = region, at the generator's resolution
+
+A mask is ``[H, W]`` float32 in [0, 1], 1 inside the region.  Rectangles keep
+their boxes so the paper-faithful loss can crop them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MGMError
+from .presets import PRESETS, preset_boxes
+
+__all__ = ["Region", "parse_region", "rect_mask", "SPEC_HELP"]
+
+SPEC_HELP = ("a preset (mouth, eyes, left_eye, right_eye, brows, nose, chin), rect:x0,y0,x1,y1, "
+             "rects:x0,y0,x1,y1;..., ellipse:cx,cy,rx,ry, poly:x,y,x,y,x,y,... or a PNG mask file")
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str                                  # preset name or a short label of the spec
+    spec: str                                  # the spec as given
+    mask: np.ndarray = field(repr=False)       # [H, W] float32 in [0, 1]
+    boxes: tuple = ()                          # pixel rectangles (x0, y0, x1, y1) when the region is rectangles
+    layout: str | None = None                  # face layout of a preset
+
+    @property
+    def area_share(self) -> float:
+        return float(self.mask.mean())
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "spec": self.spec, "layout": self.layout, "boxes": [list(b) for b in self.boxes],
+                "area_share": self.area_share}
+
+
+def rect_mask(boxes, resolution: int) -> np.ndarray:
+    m = np.zeros((resolution, resolution), np.float32)
+    for x0, y0, x1, y1 in boxes:
+        m[y0:y1, x0:x1] = 1.0
+    return m
+
+
+def _numbers(spec: str, body: str, count: int | None = None, what: str = "") -> list[float]:
+    try:
+        vals = [float(v) for v in body.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise MGMError(f"region {spec!r}: expected numbers, e.g. {what}") from None
+    if count is not None and len(vals) != count:
+        raise MGMError(f"region {spec!r}: expected {count} numbers ({what}), got {len(vals)}")
+    return vals
+
+
+def _check_box(spec, box, resolution):
+    x0, y0, x1, y1 = box
+    if not (0 <= x0 < x1 <= resolution and 0 <= y0 < y1 <= resolution):
+        raise MGMError(f"region {spec!r}: rectangle {box} is outside the {resolution}x{resolution} image or empty; "
+                       f"use 0 <= x0 < x1 <= {resolution} and 0 <= y0 < y1 <= {resolution}")
+    return tuple(int(v) for v in box)
+
+
+def _validate(spec: str, mask: np.ndarray, resolution: int) -> np.ndarray:
+    if mask.shape != (resolution, resolution):
+        raise MGMError(f"mask {spec!r} is {mask.shape[1]}x{mask.shape[0]} but the generator makes "
+                       f"{resolution}x{resolution} images; pass a mask of that size")
+    share = float(mask.mean())
+    if share <= 0:
+        raise MGMError(f"region {spec!r} is empty at {resolution}x{resolution}; give a region inside 0..{resolution - 1}")
+    if share >= 0.999:
+        raise MGMError(f"region {spec!r} covers the whole image; the method needs an outside to keep fixed")
+    return mask.astype(np.float32)
+
+
+def parse_region(spec: str, resolution: int, layout: str = "toyfaces") -> Region:
+    """Turn a region spec into a :class:`Region` at ``resolution`` (see the module docstring)."""
+    spec = str(spec).strip()
+    if not spec:
+        raise MGMError(f"empty --region; give {SPEC_HELP}")
+    kind, _, body = spec.partition(":")
+    kind = kind.lower()
+    if body and kind == "rect":
+        box = _check_box(spec, _numbers(spec, body, 4, "rect:x0,y0,x1,y1"), resolution)
+        return Region("rect", spec, _validate(spec, rect_mask([box], resolution), resolution), (box,))
+    if body and kind == "rects":
+        boxes = tuple(_check_box(spec, _numbers(spec, part, 4, "rects:x0,y0,x1,y1;x0,y0,x1,y1"), resolution)
+                      for part in body.split(";") if part.strip())
+        if not boxes:
+            raise MGMError(f"region {spec!r}: no rectangles given")
+        return Region("rects", spec, _validate(spec, rect_mask(boxes, resolution), resolution), boxes)
+    if body and kind == "ellipse":
+        cx, cy, rx, ry = _numbers(spec, body, 4, "ellipse:cx,cy,rx,ry")
+        if rx <= 0 or ry <= 0:
+            raise MGMError(f"region {spec!r}: radii must be > 0")
+        yy, xx = np.mgrid[0:resolution, 0:resolution] + 0.5
+        mask = (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0).astype(np.float32)
+        return Region("ellipse", spec, _validate(spec, mask, resolution))
+    if body and kind == "poly":
+        vals = _numbers(spec, body, None, "poly:x,y,x,y,x,y")
+        if len(vals) < 6 or len(vals) % 2:
+            raise MGMError(f"region {spec!r}: a polygon needs at least 3 x,y pairs")
+        from PIL import Image, ImageDraw
+
+        im = Image.new("L", (resolution, resolution), 0)
+        ImageDraw.Draw(im).polygon(list(zip(vals[0::2], vals[1::2])), fill=255)
+        return Region("poly", spec, _validate(spec, np.asarray(im, np.float32) / 255.0, resolution))
+    if spec.lower().endswith(".png") or Path(spec).exists():
+        path = Path(spec).expanduser()
+        if not path.exists():
+            raise MGMError(f"mask file {path} does not exist; give {SPEC_HELP}")
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                mask = np.asarray(im.convert("L"), np.float32) / 255.0
+        except (UnidentifiedImageError, OSError):
+            raise MGMError(f"mask file {path} is not a readable image; give a PNG, white = region") from None
+        return Region(path.stem, spec, _validate(spec, mask, resolution))
+    if layout not in PRESETS:
+        raise MGMError(f"unknown face layout {layout!r}; known: {', '.join(PRESETS)}")
+    if spec in PRESETS[layout]:
+        boxes = tuple(preset_boxes(spec, layout, resolution))
+        return Region(spec, spec, _validate(spec, rect_mask(boxes, resolution), resolution), boxes, layout)
+    raise MGMError(f"unknown region {spec!r}; give {SPEC_HELP}")

@@ -42,6 +42,20 @@ def _parse_seeds(text: str) -> list[int]:
     return out
 
 
+def _split_regions(text: str) -> list[str]:
+    """Split a comma-separated list of region specs, keeping the commas inside a spec (rect:1,2,3,4)."""
+    out: list[str] = []
+    for tok in str(text).split(","):
+        tok = tok.strip()
+        if not tok:
+            continue
+        if out and (tok[0].isdigit() or tok[0] in "-.") and ":" in out[-1]:
+            out[-1] += "," + tok
+        else:
+            out.append(tok)
+    return out
+
+
 def _reference(G, seed: int | None, reference: str | None, truncation: float):
     import torch
 
@@ -310,7 +324,7 @@ def sweep(regions, seeds, workers, generator, out, truncation, layout, device, q
     """
     jobs = [dict(generator=generator, region=r.strip(), seed=s, truncation=truncation, out=out, layout=layout,
                  device=device, quiet=True, **_overrides(dict(kw)))
-            for s in _parse_seeds(seeds) for r in regions.split(",") if r.strip()]
+            for s in _parse_seeds(seeds) for r in _split_regions(regions)]
     from tqdm.auto import tqdm
 
     done, failed = [], []
@@ -407,7 +421,7 @@ def demo(out, report, seeds, regions, epochs, serve, port, quiet):
     G = load_generator("toyfaces")
     paths = []
     for s in _parse_seeds(seeds):
-        for r in [x.strip() for x in regions.split(",") if x.strip()]:
+        for r in _split_regions(regions):
             paths.append(run_discovery(G=G, region=r, seed=s, out=out, quiet=quiet,
                                        **({"epochs": epochs} if epochs else {})))
     click.echo(f"\n{len(paths)} runs in {out}/")

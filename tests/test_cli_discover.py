@@ -1,0 +1,145 @@
+"""`mgm discover / sweep / render` end to end on a tiny checkpoint: runs on disk, bad input, interrupt + resume."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mgm_analysis import store
+from mgm_analysis.cli import main
+from mgm_analysis.generators.checkpoints import save_checkpoint
+from mgm_analysis.generators.stylegan2 import tiny_generator
+
+FAST = ["--frames", "5", "--epochs", "2", "--layers", "1:4", "--prim-dist", "0.2", "--offset", "0.05",
+        "--outside-weight", "5", "--distance", "l2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("g") / "tiny.pt"
+    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), path)
+    return path
+
+
+def _mgm(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_discover_writes_a_complete_run(ckpt, tmp_path):
+    r = _mgm("discover", "--generator", ckpt, "--region", "rect:4,8,12,14", "--seed", "3", "--out", tmp_path, *FAST)
+    assert r.exit_code == 0, r.output
+    (run_dir,) = [p for p in tmp_path.iterdir()]
+    run = store.load_run(run_dir)
+    assert run.status == "complete" and run.latents.shape == (5, 6, 32) and run.reference.shape == (6, 32)
+    assert len(run.frame_paths) == 5 and (run_dir / "animation.gif").exists() and run.mask.sum() == 8 * 6
+    m = run.meta
+    assert m["config"]["n_frames"] == 5 and m["config"]["layer_end"] == 4 and m["seed"] == 3
+    assert m["generator"]["sha256"] and len(m["history"]["total"]) == 2
+    for k in ("locality", "jump_ratio", "step_cv", "curvature", "layer_profile", "intrinsic_dim_90"):
+        assert k in m["metrics"]
+    df = store.catalog(tmp_path)
+    assert len(df) == 1 and df.loc[0, "region"] == "rect" and 0 <= df.loc[0, "locality"] <= 1
+    r = _mgm("render", run_dir, "--sheet")
+    assert r.exit_code == 0 and (run_dir / "sheet.png").exists()
+
+
+def test_same_seed_same_latents(ckpt, tmp_path):
+    for out in ("a", "b"):
+        assert _mgm("discover", "--generator", ckpt, "--region", "rect:4,8,12,14", "--out", tmp_path / out, *FAST).exit_code == 0
+    (a,), (b,) = list((tmp_path / "a").iterdir()), list((tmp_path / "b").iterdir())
+    assert np.array_equal(np.load(a / "latents.npy"), np.load(b / "latents.npy"))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--region", "rect:0,0,40,4"], "outside"),
+    (["--region", "rect:0,0,16,16"], "whole image"),
+    (["--region", "ellipse:-40,-40,2,2"], "empty"),
+    (["--region", "lips"], "unknown region"),
+    (["--frames", "2"], "frames must be >= 3"),
+    (["--layers", "1:9"], "outside the generator's 6 W+ layers"),
+    (["--alpha", "-1"], "alpha"),
+    (["--offset", "-0.5"], "offset"),
+    (["--reference", "missing.npy"], "no such file"),
+    (["--generator", "nosuchmodel"], "unknown generator"),
+])
+def test_bad_input_one_line_no_run(ckpt, tmp_path, args, needle):
+    base = ["discover", "--generator", ckpt, "--region", "rect:4,8,12,14", "--out", tmp_path / "runs"]
+    full = base + FAST
+    for i in range(0, len(args), 2):  # later flags override earlier ones
+        full += args[i:i + 2]
+    r = CliRunner().invoke(main, [str(a) for a in full])
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_misshaped_reference(ckpt, tmp_path):
+    np.save(tmp_path / "w.npy", np.zeros((3, 7), np.float32))
+    r = CliRunner().invoke(main, ["discover", "--generator", str(ckpt), "--region", "rect:4,8,12,14", "--reference",
+                                  str(tmp_path / "w.npy"), "--out", str(tmp_path / "runs"), *FAST])
+    assert r.exit_code == 2 and "has shape [3, 7]" in r.output
+
+
+def test_reference_file_and_sweep(ckpt, tmp_path):
+    np.save(tmp_path / "w.npy", np.zeros(32, np.float32))
+    assert _mgm("discover", "--generator", ckpt, "--region", "rect:4,8,12,14", "--reference", tmp_path / "w.npy",
+                "--out", tmp_path / "runs", *FAST).exit_code == 0
+    r = _mgm("sweep", "--generator", ckpt, "--regions", "ellipse:8,11,4,3,rect:2,2,8,6", "--seeds", "0-1", "--out",
+             tmp_path / "sweep", *FAST)
+    assert r.exit_code == 0, r.output
+    assert sorted(store.catalog(tmp_path / "sweep").region) == ["ellipse", "ellipse", "rect", "rect"]
+
+
+def test_sigint_saves_interrupted_run_and_resume_completes(ckpt, tmp_path):
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "mgm_analysis.cli", "discover", "--generator", str(ckpt), "--region",
+           "rect:4,8,12,14", "--out", str(out), "--frames", "5", "--epochs", "100000", "--layers", "1:4",
+           "--prim-dist", "0.2", "--offset", "0.05", "--patience", "0", "--distance", "l2"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read1(256), b"")), daemon=True)
+    reader.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # wait until at least one epoch is done
+        if re.search(rb"[1-9]\d*/100000", b"".join(seen)):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout = proc.stdout.read().decode()
+    proc.wait(timeout=60)
+    reader.join(timeout=5)
+    assert proc.returncode == 0, b"".join(seen)[-2000:]
+    (run_dir,) = list(out.iterdir())
+    run = store.load_run(run_dir)
+    assert run.status == "interrupted" and "resume with" in stdout
+    done = run.meta["resume"]["epochs_done"]
+    assert done >= 1 and np.isfinite(run.latents).all()
+    # finish it with a small epoch budget
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["config"]["epochs"] = done + 2
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    r = _mgm("discover", "--resume", run_dir, "--quiet")
+    assert r.exit_code == 0, r.output
+    run = store.load_run(run_dir)
+    assert run.status == "complete" and run.meta["resume"]["epochs_done"] == done + 2
+    assert len(run.meta["history"]["epoch"]) == done + 2
+
+
+def test_lpips_without_backbone_says_which_file(ckpt, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    r = CliRunner().invoke(main, ["discover", "--generator", str(ckpt), "--region", "rect:4,8,12,14", "--distance",
+                                  "lpips", "--layers", "1:4", "--out", str(tmp_path / "runs"), "--quiet"])
+    assert r.exit_code == 2
+    assert "alexnet-owt-7be5be79.pth" in r.output and "--distance l2" in r.output
+    assert not (tmp_path / "runs").exists()

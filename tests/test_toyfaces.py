@@ -1,0 +1,115 @@
+"""The built-in toyfaces model: renderer, prior, region presets, shipped weights, recipe, regressor."""
+
+import pytest
+import torch
+
+from mgm_analysis.generators.toyfaces import data_path
+from mgm_analysis.generators.toyfaces.prior import factor_matrix, factors_from_z
+from mgm_analysis.generators.toyfaces.renderer import FACTOR_REGION, FACTORS, NUM_FACTORS, render
+from mgm_analysis.presets import REGION_FACTORS, preset_boxes
+
+
+def test_renderer_is_deterministic_and_in_range():
+    f = torch.rand(4, NUM_FACTORS, generator=torch.Generator().manual_seed(0))
+    a, b = render(f), render(f.clone())
+    assert torch.equal(a, b)
+    assert a.shape == (4, 3, 64, 64) and a.min() >= -1 and a.max() <= 1
+    assert render(f, resolution=32).shape == (4, 3, 32, 32)
+
+
+@pytest.mark.parametrize("region", ["mouth", "eyes", "brows", "nose"])
+def test_region_factor_changes_stay_inside_preset(region):
+    """≥ 95% of the pixel-change energy of each region factor's sweep falls inside the region preset."""
+    (x0, y0, x1, y1), = preset_boxes(region, "toyfaces", 64)
+    g = torch.Generator().manual_seed(1)
+    for name in REGION_FACTORS[region]:
+        i = FACTORS.index(name)
+        energy = torch.zeros(64, 64)
+        for _ in range(8):
+            f = torch.rand(1, NUM_FACTORS, generator=g).repeat(9, 1)
+            f[:, i] = torch.linspace(0, 1, 9)
+            img = render(f)
+            energy += (img - img.mean(0, keepdim=True)).square().sum((0, 1))
+        share = float(energy[y0:y1, x0:x1].sum() / energy.sum())
+        assert share >= 0.95, f"{name}: only {share:.3f} of its change is inside the {region} preset"
+
+
+def test_every_factor_is_visible():
+    g = torch.Generator().manual_seed(2)
+    base = torch.rand(1, NUM_FACTORS, generator=g)
+    for i, name in enumerate(FACTORS):
+        lo, hi = base.clone(), base.clone()
+        lo[0, i], hi[0, i] = 0.0, 1.0
+        rms = float((render(lo) - render(hi)).square().mean().sqrt()) / 2
+        assert rms > 0.01, f"factor {name} barely changes the image (RMS {rms:.4f})"
+
+
+def test_prior_is_uniform_and_entangled():
+    z = torch.randn(4000, 512, generator=torch.Generator().manual_seed(3))
+    f = factors_from_z(z)
+    assert f.shape == (4000, NUM_FACTORS) and 0 <= f.min() and f.max() <= 1
+    assert torch.allclose(f.mean(0), torch.full((NUM_FACTORS,), 0.5), atol=0.03)
+    hist = torch.stack([torch.histc(f[:, k], 4, 0, 1) for k in range(NUM_FACTORS)]) / 4000
+    assert torch.allclose(hist, torch.full_like(hist, 0.25), atol=0.04)
+    A = factor_matrix()
+    assert (A.abs() > 1e-3).float().mean() > 0.99  # every z direction moves every factor
+
+
+def test_factor_regions_are_known():
+    for region, names in REGION_FACTORS.items():
+        for n in names:
+            assert n in FACTORS and FACTOR_REGION[n] in (region, "eyes")
+
+
+needs_weights = pytest.mark.skipif(not data_path("toyfaces_G.pt").exists(), reason="toyfaces weights not shipped yet")
+
+
+@needs_weights
+def test_shipped_generator_loads_and_makes_faces():
+    from mgm_analysis import load_generator
+
+    G = load_generator("toyfaces")
+    assert (G.resolution, G.num_ws, G.info.format, G.info.name) == (64, 10, "builtin", "toyfaces")
+    z = torch.randn(8, 512, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        img = G(z)
+    target = render(factors_from_z(z))
+    psnr = -10 * torch.log10(((img - target) / 2).square().mean())
+    assert psnr > 20, f"generated faces do not match their renders (PSNR {psnr:.1f} dB)"
+
+
+def test_training_recipe_smoke(tmp_path):
+    from mgm_analysis.generators.checkpoints import load_checkpoint
+    from mgm_analysis.generators.toyfaces.train import TrainConfig, train
+
+    cfg = TrainConfig(resolution=16, w_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 8}, batch=8, steps=12,
+                      eval_every=6, eval_n=16)
+    logs = []
+    res = train(cfg, tmp_path / "g.pt", log=logs.append)
+    assert res["steps_done"] == 12 and len(logs) == 2
+    G = load_checkpoint(tmp_path / "g.pt")
+    assert G.resolution == 16 and G.info.extra == {} or "notes" not in G.info.extra
+
+
+def test_regressor_beats_mean_predictor():
+    from mgm_analysis.generators.toyfaces.regressor import r2_per_factor, train_regressor
+
+    torch.manual_seed(0)
+    model = train_regressor(steps=60, batch=32, log=lambda s: None)
+    f = torch.rand(256, NUM_FACTORS, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        pred = model(render(f))
+    r2 = r2_per_factor(pred, f)
+    # a mean predictor has R² = 0; 60 tiny steps already explain much of the big factors
+    assert sum(r2.values()) / len(r2) > 0.2, r2
+
+
+@pytest.mark.skipif(not data_path("toyfaces_regressor.pt").exists(), reason="regressor weights not shipped yet")
+def test_shipped_regressor_reads_renders():
+    from mgm_analysis.generators.toyfaces.regressor import load_regressor, r2_per_factor
+
+    f = torch.rand(300, NUM_FACTORS, generator=torch.Generator().manual_seed(10))
+    with torch.no_grad():
+        pred = load_regressor()(render(f))
+    r2 = r2_per_factor(pred, f)
+    assert min(r2.values()) > 0.8, r2

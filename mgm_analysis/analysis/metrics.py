@@ -232,3 +232,19 @@ def run_metrics(latents, w_ref, frames, ref_img, mask, *, layers=None, offset=No
     if closed:
         m["loop_closure"] = loop_closure(frames)
     return m
+
+
+def recompute_metrics(root) -> int:
+    """Recompute the array-based metrics of every run in a store (keeps semantic_locality); returns the count."""
+    from ..store import iter_runs, update_run_meta
+
+    n = 0
+    for run in iter_runs(root):
+        cfg = run.meta.get("config", {})
+        closed = bool(cfg.get("closed_loop"))
+        offset = cfg.get("offset") if cfg.get("distance") == "l2" else None
+        m = run_metrics(run.latents, run.reference, run.frames, run.reference_img, run.mask,
+                        layers=run.layers, offset=offset, closed=closed)
+        update_run_meta(run.path, {"metrics": m})
+        n += 1
+    return n

@@ -5,3 +5,4 @@ from ._common import main  # noqa: F401
 # Each module registers its subcommands on ``main``.
 from . import info  # noqa: F401,E402
 from . import discover  # noqa: F401,E402
+from . import analyze  # noqa: F401,E402

@@ -6,3 +6,5 @@ from ._common import main  # noqa: F401
 from . import info  # noqa: F401,E402
 from . import discover  # noqa: F401,E402
 from . import analyze  # noqa: F401,E402
+from . import dashboard  # noqa: F401,E402
+from . import dashboard  # noqa: F401,E402

@@ -31,7 +31,8 @@ from . import __version__
 from .errors import MGMError
 
 __all__ = ["SCHEMA_VERSION", "Run", "RunReadError", "new_run_id", "write_run", "load_run", "iter_runs",
-           "catalog", "update_run_meta", "to_uint8", "read_png", "write_png"]
+           "catalog", "update_run_meta", "to_uint8", "read_png", "write_png", "write_gif",
+           "RunSkippedWarning"]
 
 SCHEMA_VERSION = 1
 REQUIRED_FILES = ("run.json", "latents.npy", "reference.npy", "mask.png")
@@ -42,6 +43,10 @@ class RunReadError(MGMError):
     """A run folder is corrupt, half-written or not a run."""
 
 
+class RunSkippedWarning(UserWarning):
+    """:func:`iter_runs` left out a folder it could not read (one warning per folder)."""
+
+
 # ----------------------------------------------------------------- images
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """float in [0, 1] -> uint8 (clipped)."""
@@ -49,10 +54,10 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def write_png(path: Path, img: np.ndarray) -> None:
+    """float [H, W, 3] or [H, W] in [0, 1] -> 8-bit PNG."""
     from PIL import Image
 
-    arr = to_uint8(img)
-    Image.fromarray(arr if arr.ndim == 3 else arr, mode="RGB" if arr.ndim == 3 else "L").save(path)
+    Image.fromarray(to_uint8(img)).save(path)  # [H, W, 3] -> RGB, [H, W] -> L
 
 
 def read_png(path: Path, gray: bool = False) -> np.ndarray:
@@ -120,8 +125,17 @@ def write_run(root, *, meta: dict, latents: np.ndarray, reference: np.ndarray, r
     if latents.ndim != 3 or reference.shape != latents.shape[1:]:
         raise ValueError(f"latents must be [n, num_ws, w_dim] and reference [num_ws, w_dim], got "
                          f"{list(latents.shape)} and {list(reference.shape)}")
-    if frames is not None and len(frames) != len(latents):
-        raise ValueError(f"expected one frame per latent, got {len(frames)} frames and {len(latents)} latents")
+    reference_img, mask = np.asarray(reference_img), np.asarray(mask)
+    if reference_img.ndim != 3 or reference_img.shape[2] != 3 or mask.shape != reference_img.shape[:2]:
+        raise ValueError(f"reference_img must be [H, W, 3] and mask [H, W], got {list(reference_img.shape)} and "
+                         f"{list(mask.shape)}")
+    if frames is not None:
+        frames = np.asarray(frames)
+        if len(frames) != len(latents):
+            raise ValueError(f"expected one frame per latent, got {len(frames)} frames and {len(latents)} latents")
+        if frames.shape[1:] != reference_img.shape:
+            raise ValueError(f"frames must be [n, H, W, 3] like the reference image {list(reference_img.shape)}, "
+                             f"got {list(frames.shape)}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     run_id = run_id or meta.get("run_id") or new_run_id(meta.get("region", {}).get("name", "region"), meta.get("seed"))
@@ -238,11 +252,16 @@ def iter_runs(root, warn: bool = True) -> Iterator[Run]:
             continue
         try:
             run = load_run(p)
-            np.load(p / "latents.npy", mmap_mode="r", allow_pickle=False)  # catches truncated arrays
-            yield run
+            # headers only (memory-mapped): catches truncated or mismatched arrays without reading them
+            lat = np.load(p / "latents.npy", mmap_mode="r", allow_pickle=False)
+            ref = np.load(p / "reference.npy", mmap_mode="r", allow_pickle=False)
+            if lat.ndim != 3 or ref.shape != lat.shape[1:]:
+                raise RunReadError(f"{p}: latents {list(lat.shape)} and reference {list(ref.shape)} do not match")
         except (RunReadError, ValueError, OSError) as exc:
             if warn:
-                warnings.warn(f"skipping {p}: {str(exc).split(': ', 1)[-1]}", stacklevel=2)
+                warnings.warn(f"skipping {p}: {str(exc).split(': ', 1)[-1]}", RunSkippedWarning, stacklevel=2)
+            continue
+        yield run
 
 
 def _flat_scalar_metrics(metrics: dict) -> dict:

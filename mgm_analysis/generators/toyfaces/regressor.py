@@ -52,7 +52,7 @@ def r2_per_factor(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
     """Coefficient of determination per factor (1 = perfect, 0 = the mean predictor)."""
     ss_res = (pred - true).square().sum(0)
     ss_tot = (true - true.mean(0)).square().sum(0)
-    return {name: float(1 - r / t) for name, r, t in zip(FACTORS, ss_res, ss_tot)}
+    return {name: float(1 - r / t) for name, r, t in zip(FACTORS, ss_res, ss_tot, strict=True)}
 
 
 def train_regressor(steps: int = 3000, batch: int = 64, lr: float = 2e-3, seed: int = 0, log=print,

@@ -107,7 +107,7 @@ def render(factors: torch.Tensor, resolution: int = 64, ramp_px: float = 1.5) ->
         raise ValueError(f"factors must be [B, {NUM_FACTORS}], got {list(factors.shape)}")
     f = factors.float().clamp(0, 1)
     B, dev = f.shape[0], f.device
-    g = dict(zip(FACTORS, f.unbind(1)))
+    g = dict(zip(FACTORS, f.unbind(1), strict=True))
     col = lambda t: t[:, None, None]  # noqa: E731  [B] -> [B, 1, 1] for broadcasting over pixels
     coords = (torch.arange(resolution, device=dev, dtype=torch.float32) + 0.5) / resolution
     y, x = torch.meshgrid(coords, coords, indexing="ij")

@@ -1,3 +1,4 @@
+# NOTE (lead, 01:50 UTC): a training run of this recipe is in progress (pid 5733, artifacts/toyfaces_train.log); do not start another one. See NOTE_FROM_LEAD.md.
 """Training recipe of the built-in ``toyfaces`` generator (reproducible: fixed seed, logged).
 
 The generator is the package's StyleGAN2 at 64×64 with small channel widths.
@@ -150,7 +151,7 @@ def train(cfg: TrainConfig, out: Path, log=print, max_minutes: float | None = No
         opt.step()
         with torch.no_grad():
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+            for p_ema, p in zip(G_ema.parameters(), G.parameters(), strict=True):
                 p_ema.lerp_(p, 1 - decay)
         elapsed = time.perf_counter() - t0
         out_of_time = budget_s is not None and elapsed > budget_s

@@ -1,0 +1,114 @@
+"""``mgm toyfaces-train``, ``mgm toyfaces-regressor`` and ``mgm toyfaces-report``: rebuild the built-in model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ._common import main
+
+
+def _logger(log_file: Path | None, quiet: bool):
+    fh = open(log_file, "a", buffering=1) if log_file else None  # noqa: SIM115  closed at exit
+
+    def log(line: str):
+        if fh:
+            fh.write(line + "\n")
+        if not quiet:
+            click.echo(line)
+
+    return log
+
+
+def _channels(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        return {int(a): int(b) for a, b in (p.split(":") for p in text.split(","))}
+    except ValueError:
+        from ..errors import MGMError
+
+        raise MGMError(f"--channels {text!r} is not a list like 4:128,8:128,16:128,32:64,64:32; "
+                       "give resolution:channels pairs separated by commas") from None
+
+
+@main.command("toyfaces-train")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_G.pt"),
+              help="Checkpoint to write (rewritten at every evaluation, so a stopped run is usable).")
+@click.option("--minutes", type=float, default=90.0, help="Time budget; the learning-rate schedule fits into it.")
+@click.option("--steps", type=int, default=100_000, help="Step budget (whichever budget ends first stops training).")
+@click.option("--batch", type=int, default=32, help="Faces per optimiser step.")
+@click.option("--seed", type=int, default=0, help="Seeds the initialisation and the stream of training z.")
+@click.option("--channels", default=None, help="Channels per resolution, e.g. 4:128,8:128,16:128,32:64,64:32.")
+@click.option("--eval-every", type=int, default=500, help="Steps between held-out evaluations and checkpoints.")
+@click.option("--threads", type=int, default=2, help="torch CPU threads.")
+@click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also append the log lines (JSON) to this file.")
+@click.option("--quiet", is_flag=True, help="Print nothing (the log file still gets every line).")
+def toyfaces_train(out, minutes, steps, batch, seed, channels, eval_every, threads, log_file, quiet):
+    """Train the built-in toyfaces generator by regression on (z, render(factors(z))).
+
+    \b
+    Examples:
+      mgm toyfaces-train --minutes 90 --log artifacts/toyfaces_train.log
+      mgm toyfaces-train --minutes 2 --out /tmp/g.pt          # smoke run
+    """
+    from dataclasses import asdict
+
+    from ..generators.toyfaces.train import TrainConfig, train
+
+    kw = dict(steps=steps, batch=batch, seed=seed, eval_every=eval_every)
+    ch = _channels(channels)
+    if ch:
+        kw["channels"] = ch
+    cfg = TrainConfig(**kw)
+    log = _logger(log_file, quiet)
+    log(json.dumps({"config": asdict(cfg), "minutes": minutes}))
+    res = train(cfg, out, log=log, max_minutes=minutes, threads=threads)
+    log(json.dumps({"done": res}))
+
+
+@main.command("toyfaces-regressor")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_regressor.pt"),
+              help="Regressor weights to write.")
+@click.option("--steps", type=int, default=3000, help="Optimiser steps.")
+@click.option("--minutes", type=float, default=None, help="Optional time budget.")
+@click.option("--seed", type=int, default=0, help="Seed.")
+@click.option("--threads", type=int, default=2, help="torch CPU threads.")
+def toyfaces_regressor(out, steps, minutes, seed, threads):
+    """Train the factor regressor (a small CNN that reads the factors back from a face) on renders."""
+    from ..generators.toyfaces import regressor
+
+    argv = ["--out", str(out), "--steps", str(steps), "--seed", str(seed), "--threads", str(threads)]
+    if minutes:
+        argv += ["--max-minutes", str(minutes)]
+    regressor.main(argv)
+
+
+@main.command("toyfaces-report")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Generator checkpoint (default: the shipped data/toyfaces_G.pt).")
+@click.option("--n", type=int, default=512, help="Held-out z for the PSNR figures.")
+@click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_recipe.json"),
+              help="Recipe record to write (config, time, hardware, figures).")
+@click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_samples.png"),
+              help="PNG to write: renders (top) next to generator outputs (bottom) for the same z.")
+@click.option("--threads", type=int, default=2, help="torch CPU threads.")
+def toyfaces_report(weights, n, recipe, samples, threads):
+    """Measure the toyfaces generator against its renders; write the recipe record and the sample picture."""
+    import torch
+
+    from ..generators import load_generator
+    from ..generators.toyfaces.evaluate import heldout_psnr, regressor_r2, sample_grid, write_recipe
+
+    torch.set_num_threads(threads)
+    G = load_generator(str(weights) if weights else "toyfaces")
+    path = weights or Path(G.info.path)
+    extra = torch.load(path, map_location="cpu", weights_only=True).get("mgm_extra", {})
+    figures = {"heldout_n": n, "psnr": heldout_psnr(G, n=n), "regressor_r2": regressor_r2(G)}
+    write_recipe(recipe, extra, figures)
+    sample_grid(G, samples)
+    click.echo(json.dumps(figures["psnr"]))
+    click.echo(f"wrote {recipe} and {samples}")

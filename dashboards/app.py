@@ -1,48 +1,70 @@
-"""The Dash app over a run store (DESIGN §6).  ``create_app(root)`` builds it; ``serve(root)`` runs it on 127.0.0.1."""
+"""The dashboard application (DESIGN §6): ``create_app(root)`` builds it, ``serve(root)`` runs it.
+
+The app reads a run store and never writes it (projections are cached by the
+analysis module under ``<root>/.mgm_cache``).  Run files (frames, reference,
+mask) are served at ``/runs/<run_id>/<file>`` from inside run folders only.
+It binds to 127.0.0.1 unless told otherwise.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dash import Dash, html
+import dash
+from flask import abort, send_file
 
-from . import callbacks, data, layout
+from mgm_analysis.errors import MGMError
+
+from . import data, layout
+from .callbacks import FILE_ROUTE, register_callbacks
 
 __all__ = ["create_app", "serve"]
 
-CSS = """
-body{font-family:system-ui,sans-serif;margin:16px} .row{display:flex;gap:12px} .muted{color:#777;font-size:12px}
-.controls{display:flex;gap:16px;align-items:center;margin:6px 0} .warnings{color:#a15c00;font-size:12px}
-.empty pre{background:#f4f4f4;padding:8px}
-"""
+ASSETS = Path(__file__).resolve().parent / "assets"
 
 
-def create_app(root, *, cache_dir=None) -> Dash:
-    root = str(Path(root).resolve())
-    app = Dash(__name__, title="mgm_analysis", suppress_callback_exceptions=True)
-    app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
+def check_root(root) -> Path:
+    """``root`` as a Path if it is a folder; otherwise an MGMError that says how to make one."""
+    root = Path(root)
+    if not root.is_dir():
+        what = "is a file, not a folder of runs" if root.exists() else "does not exist"
+        raise MGMError(f"run store {root} {what}; make runs with `mgm demo --no-serve --out {root}` "
+                       "or give the folder that holds your runs")
+    return root
 
-    def serve_layout():
-        cat = data.catalog(root)
-        return layout.build(root, cat, data.warnings_for(root))
 
-    app.layout = serve_layout
+def add_file_route(server, root) -> None:
+    """Serve ``<root>/<run_id>/<relpath>`` at ``/runs/<run_id>/<relpath>``; anything outside a run folder is 404."""
 
-    @app.server.route("/runfile/<path:rel>")
-    def runfile(rel):
-        from flask import abort, send_file
-
-        path = data.safe_file(root, rel)
+    def run_file(run_id: str, relpath: str):
+        path = data.safe_run_file(root, run_id, relpath)
         if path is None:
             abort(404)
-        return send_file(path)
+        return send_file(path, max_age=60)
 
-    if not data.catalog(root).empty:
-        callbacks.register(app, root)
-    else:
-        app.layout = lambda: html.Div(layout.build(root, data.catalog(root), data.warnings_for(root)))
+    # merge_slashes=False: "/runs/x//etc/passwd" must reach the check (and answer 404), not be redirected.
+    server.add_url_rule(f"{FILE_ROUTE}/<run_id>/<path:relpath>", endpoint="run_file", view_func=run_file,
+                        merge_slashes=False)
+
+
+def create_app(root, *, cache_dir=None) -> dash.Dash:
+    """The dashboard over the run store at ``root`` (an existing folder, possibly empty).
+
+    Args:
+        cache_dir: where projections are cached (default ``<root>/.mgm_cache``).
+    Raises:
+        MGMError: ``root`` is not a folder.
+    """
+    root = check_root(root).resolve()
+    app = dash.Dash(__name__, title="mgm dashboard", assets_folder=str(ASSETS), update_title=None)
+    # A function, so every page load shows the store as it is now (memoised by store signature).
+    app.layout = lambda: layout.build_layout(data.snapshot(root))
+    register_callbacks(app, root, cache_dir)
+    add_file_route(app.server, root)
     return app
 
 
-def serve(root, host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
-    create_app(root).run(host=host, port=port, debug=debug)
+def serve(root, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, *, cache_dir=None) -> None:
+    """Build the app for ``root`` and serve it until interrupted (Flask's threaded server)."""
+    app = create_app(root, cache_dir=cache_dir)
+    app.run(host=host, port=int(port), debug=debug)

@@ -1,108 +1,228 @@
-"""Callbacks: each reads its inputs and the store (through memoised pure functions) and returns figures.
+"""Dash callbacks: each reads the store through :mod:`dashboards.data` and draws with :mod:`dashboards.figures`.
 
-No callback mutates module state; ``root`` is bound when the app is created.
+Callbacks keep no state between calls: the browser holds the selection (run ids)
+and the frame on show in ``dcc.Store`` components, the server memoises heavy
+data by store signature.  The decisions callbacks make are plain functions
+(``selection_from_table``, ``next_frame``, ``tooltip_target``, ``frame_url``)
+that tests call without a server.
 """
 
 from __future__ import annotations
 
-from dash import Input, Output, State, dash_table, html, no_update
+import logging
+from pathlib import Path
+from urllib.parse import quote
+
+from dash import Input, Output, Patch, State, ctx, html, no_update
 
 from . import data, figures
+from . import layout as L
+
+log = logging.getLogger(__name__)
+
+FILE_ROUTE = "/runs"  # run files are served at /runs/<run_id>/<path inside the run folder>
 
 
-def register(app, root: str) -> None:
-    @app.callback(Output("selection", "data"), Input("run-table", "selected_row_ids"))
-    def select(ids):
-        return sorted(ids or [])
+# ------------------------------------------------------------ pure decisions
+def selection_from_table(ticked, visible, known) -> list[str]:
+    """The selected run ids: ticked rows that pass the filters, or every row that passes them if none is ticked.
 
-    @app.callback(Output("projection", "figure"), Input("selection", "data"), Input("proj-method", "value"),
-                  Input("proj-dims", "value"))
-    def projection(ids, method, dims):
-        if not ids:
-            return figures.empty_figure("select runs in the table")
-        df = data.projection(root, ids, method or "pca", int(dims or 2))
-        return figures.fig_projection(df, f"{(method or 'pca').upper()} of the free W+ layers ({len(ids)} runs)")
+    ``visible`` is the table's ``derived_virtual_row_ids`` (None before the table
+    first renders: then every ``known`` id).  The result is sorted, so sorting the
+    table does not change the selection.
+    """
+    known = set(known)
+    visible = [r for r in (known if visible is None else visible) if r in known]
+    ticked = [r for r in (ticked or []) if r in known]
+    chosen = [r for r in ticked if r in set(visible)] if ticked else visible
+    return sorted(set(chosen))
 
-    @app.callback(Output("proj-tooltip", "show"), Output("proj-tooltip", "bbox"), Output("proj-tooltip", "children"),
-                  Input("projection", "hoverData"))
-    def tooltip(hover):
-        if not hover or not hover.get("points"):
+
+def next_frame(trigger, selection, click, run_value, slider, current, count) -> dict | None:
+    """The frame to show after an event: {"run_id", "frame"}, or None when nothing is selected.
+
+    Args:
+        trigger: id of the component that fired (projection click, run dropdown, slider, play tick, selection).
+        count: run_id -> number of frames of that run.
+    """
+    sel = list(selection or [])
+    cur = dict(current) if current and current.get("run_id") in sel else None
+    if trigger == L.PROJECTION and click:
+        custom = ((click.get("points") or [{}])[0]).get("customdata")
+        if custom and custom[0] is not None:
+            return {"run_id": str(custom[0]), "frame": int(custom[1])}
+    if trigger == L.VIEWER_RUN and run_value in sel:
+        return cur if cur and cur["run_id"] == run_value else {"run_id": run_value, "frame": 0}
+    if cur is None:
+        return {"run_id": sel[0], "frame": 0} if sel else None
+    n = max(int(count(cur["run_id"])), 1)
+    if trigger == L.SLIDER and slider is not None:
+        return {**cur, "frame": int(min(max(int(slider), 0), n - 1))}
+    if trigger == L.TICK:
+        return {**cur, "frame": (int(cur["frame"]) + 1) % n}
+    return cur
+
+
+def tooltip_target(hover) -> tuple[str, int, dict] | None:
+    """(run_id, frame, bbox) of the hovered projection point, or None (the gaps between runs carry no run)."""
+    if not hover or not hover.get("points"):
+        return None
+    pt = hover["points"][0]
+    custom = pt.get("customdata")
+    if not custom or custom[0] is None:
+        return None
+    bbox = pt.get("bbox") or {"x0": 0, "x1": 0, "y0": 0, "y1": 0}  # 3-D points may come without one
+    return str(custom[0]), int(custom[1]), bbox
+
+
+def frame_url(snap: data.Snapshot, run_id: str, frame: int) -> str | None:
+    """URL path (below the app) of a run's frame PNG, or None when the run has no such frame."""
+    run = snap.runs.get(run_id)
+    paths = run.frame_paths if run is not None else []
+    if not 0 <= frame < len(paths):
+        return None
+    rel = paths[frame].relative_to(run.path).as_posix()
+    return f"{FILE_ROUTE}/{quote(run_id)}/{quote(rel)}"
+
+
+# ------------------------------------------------------------------ wiring
+def register_callbacks(app, root, cache_dir=None) -> None:
+    """Attach every callback to ``app``; ``root`` is the run store, ``cache_dir`` the projection cache."""
+    root = Path(root)
+
+    def snap() -> data.Snapshot:
+        return data.snapshot(root)
+
+    def colors(s):
+        return figures.region_colors(s.catalog["region"].dropna()) if len(s.catalog) else {}
+
+    def discovered(s, sel):
+        """Selected discovery runs (transfer/combination runs have their own panel)."""
+        if not len(s.catalog):
+            return []
+        kinds = dict(zip(s.catalog["run_id"], s.catalog["kind"], strict=True))
+        return [r for r in sel or [] if kinds.get(r, "discover") == "discover"]
+
+    @app.callback(Output(L.TABLE, "selected_rows"),
+                  Input(L.TICK_ALL, "n_clicks"), Input(L.CLEAR, "n_clicks"),
+                  State(L.TABLE, "derived_virtual_indices"), prevent_initial_call=True)
+    def tick_rows(_tick, _clear, visible_indices):
+        return [] if ctx.triggered_id == L.CLEAR else list(visible_indices or [])
+
+    @app.callback(Output(L.SELECTION, "data"),
+                  Input(L.TABLE, "selected_row_ids"), Input(L.TABLE, "derived_virtual_row_ids"),
+                  State(L.SELECTION, "data"))
+    def select(ticked, visible, previous):
+        chosen = selection_from_table(ticked, visible, snap().runs)
+        return no_update if chosen == previous else chosen
+
+    @app.callback(Output(L.PROJECTION, "figure"), Output(L.PROJECTION_NOTE, "children"),
+                  Input(L.SELECTION, "data"), Input(L.METHOD, "value"), Input(L.DIMS, "value"),
+                  Input(L.SPACE, "value"), State(L.FRAME, "data"))
+    def draw_projection(sel, method, dims, space, frame):
+        s = snap()
+        try:
+            df = data.projection(s, sel, method, int(dims), space, cache_dir)
+        except Exception as exc:  # a bad run or an impossible fit must not take the page down
+            log.warning("projection failed: %s", exc)
+            return figures.message_figure(f"Cannot project these runs: {exc}"), str(exc)
+        current = (frame["run_id"], frame["frame"]) if frame else None
+        fig = figures.projection_figure(df, dims=int(dims), method=method, colors=colors(s), current=current,
+                                        space=data.SPACES.get(space, space))
+        return fig, df.attrs.get("note", "")
+
+    @app.callback(Output(L.PROJECTION, "figure", allow_duplicate=True),
+                  Input(L.FRAME, "data"), State(L.SELECTION, "data"), State(L.METHOD, "value"),
+                  State(L.DIMS, "value"), State(L.SPACE, "value"), prevent_initial_call=True)
+    def mark_frame(frame, sel, method, dims, space):
+        if not frame:
+            return no_update
+        try:
+            df = data.projection(snap(), sel, method, int(dims), space, cache_dir)
+        except Exception:
+            return no_update
+        patch = Patch()  # moves the ring only; the trajectories are not re-sent
+        for axis, values in figures.current_point(df, (frame["run_id"], frame["frame"]), int(dims)).items():
+            patch["data"][-1][axis] = values
+        return patch
+
+    @app.callback(Output(L.TOOLTIP, "show"), Output(L.TOOLTIP, "bbox"), Output(L.TOOLTIP, "children"),
+                  Input(L.PROJECTION, "hoverData"))
+    def hover(hover_data):
+        target = tooltip_target(hover_data)
+        if target is None:
             return False, no_update, no_update
-        pt = hover["points"][0]
-        run_id, frame = pt.get("customdata", [None, None])[:2]
-        if run_id is None:
-            return False, no_update, no_update
-        src = f"/runfile/{run_id}/frames/{int(frame):03d}.png"
-        child = html.Div([html.Img(src=src, style={"width": "96px", "imageRendering": "pixelated"}),
-                          html.Div(f"{run_id} · frame {frame}", style={"fontSize": 10})], id="tooltip-content")
-        return True, pt.get("bbox"), child
+        run_id, frame, bbox = target
+        url = frame_url(snap(), run_id, frame)
+        img = html.Img(src=app.get_relative_path(url), className="thumb") if url else html.I("no frame on disk")
+        return True, bbox, html.Div([img, html.Div(run_id, className="thumb-caption"),
+                                     html.Div(f"frame {frame}", className="thumb-caption")])
 
-    @app.callback(Output("viewer-run", "options"), Output("viewer-run", "value"), Input("selection", "data"),
-                  Input("projection", "clickData"), State("viewer-run", "value"))
-    def viewer_runs(ids, click, current):
-        runs = data.runs_by_id(root)
-        opts = [{"label": f"{runs[i].region} · {i}", "value": i} for i in ids or [] if i in runs]
-        if click and click.get("points"):
-            run_id = click["points"][0].get("customdata", [None])[0]
-            if run_id in runs:
-                return opts, run_id
-        value = current if current in (ids or []) else (opts[0]["value"] if opts else None)
-        return opts, value
+    @app.callback(Output(L.FRAME, "data"), Output(L.VIEWER_RUN, "options"), Output(L.VIEWER_RUN, "value"),
+                  Output(L.SLIDER, "max"), Output(L.SLIDER, "value"),
+                  Input(L.SELECTION, "data"), Input(L.PROJECTION, "clickData"), Input(L.VIEWER_RUN, "value"),
+                  Input(L.SLIDER, "value"), Input(L.TICK, "n_intervals"), State(L.FRAME, "data"))
+    def navigate(sel, click, run_value, slider, _tick, current):
+        s = snap()
+        trigger = ctx.triggered_id
+        new = next_frame(trigger, sel, click, run_value, slider, current, lambda r: data.n_frames(s, r))
+        options = [{"label": r, "value": r} for r in sel or []] if trigger in (None, L.SELECTION) else no_update
+        if new is None:
+            return None, options, None, 1, 0
+        n = data.n_frames(s, new["run_id"])
+        return (no_update if new == current else new, options,
+                no_update if new["run_id"] == run_value else new["run_id"],
+                max(n - 1, 1), no_update if new["frame"] == slider else new["frame"])
 
-    @app.callback(Output("frame-slider", "max"), Output("frame-slider", "value"),
-                  Input("viewer-run", "value"), Input("projection", "clickData"), Input("play-interval", "n_intervals"),
-                  State("frame-slider", "value"))
-    def slider(run_id, click, ticks, value):
-        from dash import ctx
+    @app.callback(Output(L.VIEWER, "figure"), Output(L.VIEWER_NOTE, "children"), Input(L.FRAME, "data"))
+    def show_frame(frame):
+        if not frame:
+            return figures.message_figure("Pick a run, or click a point in the projection."), ""
+        s = snap()
+        run_id, i = frame["run_id"], int(frame["frame"])
+        try:
+            ref, img, mask = data.frame_images(s, run_id, i)
+        except Exception as exc:
+            return figures.message_figure(str(exc)), ""
+        row = s.catalog[s.catalog["run_id"] == run_id]
+        info = row.iloc[0] if len(row) else {}
+        note = (f"{run_id}: region {info.get('region', '?')}, reference {info.get('reference', '?')}, "
+                f"frame {i} of 0..{data.n_frames(s, run_id) - 1}")
+        return figures.frame_figure(ref, img, mask), note
 
-        run = data.runs_by_id(root).get(run_id)
-        n = len(run.frame_paths) if run else 1
-        trig = ctx.triggered_id
-        if trig == "projection" and click and click.get("points"):
-            pt = click["points"][0]
-            if pt.get("customdata", [None])[0] == run_id:
-                return max(0, n - 1), int(pt["customdata"][1])
-        if trig == "play-interval":
-            return max(0, n - 1), ((value or 0) + 1) % max(1, n)
-        return max(0, n - 1), min(value or 0, max(0, n - 1)) if trig != "viewer-run" else 0
-
-    @app.callback(Output("play-interval", "disabled"), Output("play", "children"), Input("play", "n_clicks"))
-    def play(n):
-        playing = bool(n and n % 2 == 1)
+    @app.callback(Output(L.TICK, "disabled"), Output(L.PLAY, "children"), Input(L.PLAY, "n_clicks"),
+                  prevent_initial_call=True)
+    def play(n_clicks):
+        playing = bool((n_clicks or 0) % 2)
         return not playing, "⏸ pause" if playing else "▶ play"
 
-    @app.callback(Output("frame-view", "figure"), Input("viewer-run", "value"), Input("frame-slider", "value"))
-    def frame_view(run_id, frame):
-        run = data.runs_by_id(root).get(run_id)
-        if run is None:
-            return figures.empty_figure("pick a run")
-        img = data.frame_image(root, run_id, frame or 0)
-        if img is None:
-            return figures.empty_figure(f"{run_id} has no frames (mgm render {run.path} --frames-from-latents)")
-        return figures.fig_frame_viewer(run.reference_img, img, run.mask, f"{run.region} · frame {int(frame or 0)}")
+    @app.callback(Output(L.METRIC_BARS, "figure"), Input(L.SELECTION, "data"), Input(L.METRICS_PICK, "value"))
+    def metric_bars(sel, metrics):
+        s = snap()
+        return figures.metric_bars(data.metric_frame(s, discovered(s, sel)), list(metrics or []), colors(s))
 
-    @app.callback(Output("metric-bars", "figure"), Output("layer-heatmap", "figure"),
-                  Output("overlap-matrix", "figure"), Output("derived-table", "children"), Input("selection", "data"))
-    def comparison(ids):
-        if not ids:
-            e = figures.empty_figure("select runs in the table")
-            return e, e, e, None
-        cat = data.catalog(root)
-        sel = cat[cat.run_id.isin(ids)]
-        disc = sel[sel.kind == "discover"]
-        disc_ids = list(disc.run_id)
-        runs = data.runs_by_id(root)
-        bars = figures.fig_metric_bars(disc)
-        heat = figures.fig_layer_heatmap(data.profiles(root, disc_ids))
-        M = data.overlaps(root, disc_ids)
-        over = figures.fig_overlap(M, {i: f"{runs[i].region} · {runs[i].meta.get('reference', {}).get('seed')}"
-                                       for i in M.index if i in runs})
-        derived = sel[sel.kind != "discover"]
-        table = None
-        if not derived.empty:
-            cols = [c for c in ["kind", "region", "reference", "locality", "union_locality", "a_change_in_b",
-                                "b_change_in_a"] if c in derived.columns]
-            table = html.Div([html.H4("Transfer and combination"), dash_table.DataTable(
-                data=derived[cols].round(4).to_dict("records"), columns=[{"name": c, "id": c} for c in cols],
-                style_cell={"fontSize": 12})])
-        return bars, heat, over, table
+    @app.callback(Output(L.LAYERS, "figure"), Input(L.SELECTION, "data"))
+    def layers(sel):
+        s = snap()
+        try:
+            return figures.layer_heatmap(data.layer_profiles(s, discovered(s, sel)))
+        except Exception as exc:
+            return figures.message_figure(f"Cannot compute layer profiles: {exc}", "Layer profile")
+
+    @app.callback(Output(L.OVERLAP, "figure"), Input(L.SELECTION, "data"), Input(L.OVERLAP_K, "value"))
+    def overlap(sel, k):
+        s = snap()
+        k = max(1, int(k or 3))
+        ids = discovered(s, sel)
+        try:
+            mat, baseline = data.overlap(s, ids, k), data.overlap_baseline(s, ids, k)
+        except Exception as exc:
+            return figures.message_figure(f"Cannot compare subspaces: {exc}", "Subspace overlap")
+        return figures.overlap_figure(mat, k, baseline)
+
+    @app.callback(Output(L.DERIVED, "figure"), Output(L.DERIVED_BOX, "style"), Input(L.SELECTION, "data"))
+    def derived(sel):
+        s = snap()
+        if not len(data.derived_runs(s)):
+            return figures.message_figure("No transfer or combination runs."), {"display": "none"}
+        return figures.derived_figure(data.derived_runs(s, sel)), {}

@@ -1,121 +1,314 @@
-"""Data access for the dashboard: memoised, read-only views of a run store (numpy/pandas, no torch).
+"""What the dashboard reads from a run store, memoised by (store root, store signature).
 
-Heavy work is a pure function memoised on (store root, store signature), where
-the signature changes whenever a run is added, removed or rewritten — so the
-dashboard picks up new runs without mutating any module state.
+Every function here is pure given the files on disk: results are cached with
+``functools.lru_cache`` keyed by the resolved store root and a signature of the
+store (names, sizes and modification times of every ``run.json``), so a new,
+rewritten or deleted run invalidates them and nothing else does.  Callbacks
+call these functions and keep no state of their own.
+
+Projections come from :func:`mgm_analysis.analysis.projection.project` (cached
+on disk under ``<root>/.mgm_cache`` unless told otherwise); layer profiles and
+subspaces from :mod:`mgm_analysis.analysis.compare`.  No torch.
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import os
-import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mgm_analysis import store
-from mgm_analysis.analysis.compare import layer_profiles, overlap_matrix
+from mgm_analysis.analysis import compare
 from mgm_analysis.analysis.projection import project
 
-__all__ = ["signature", "catalog", "warnings_for", "runs_by_id", "projection", "overlaps", "profiles", "safe_file"]
+__all__ = ["Snapshot", "snapshot", "store_signature", "selected_runs", "projection", "frame_images", "n_frames",
+           "metric_columns", "metric_frame", "layer_profiles", "overlap", "overlap_baseline", "derived_runs",
+           "safe_run_file", "TABLE_COLUMNS", "SPACES"]
+
+# Catalog columns shown first in the run table, in this order; metric columns follow.
+TABLE_COLUMNS = ["run_id", "region", "generator", "reference", "status", "kind", "layers", "n_frames", "distance"]
+_NOT_METRICS = {"seed", "n_frames"}
+SPACES = {"w_free": "free W+ layers", "w_all": "all W+ layers", "frames": "frame pixels"}
 
 
-def signature(root: str) -> tuple:
-    """Cheap fingerprint of a store: (name, mtime of run.json) of every run folder."""
-    p = Path(root)
-    if not p.is_dir():
-        return ()
-    out = []
-    for d in sorted(p.iterdir()):
-        if d.is_dir() and not d.name.startswith("."):
+# ------------------------------------------------------------------ the store
+def store_signature(root) -> str:
+    """A short hash of the store's state: every run folder's name and its run.json size and mtime.
+
+    Cheap (one ``stat`` per folder) so every callback can afford it; temporary
+    folders (``.tmp-*``) are ignored, a broken folder counts so that fixing it is noticed.
+    """
+    entries = []
+    try:
+        with os.scandir(root) as it:
+            for e in it:
+                if e.name.startswith(".") or not e.is_dir():
+                    continue
+                try:
+                    st = os.stat(os.path.join(e.path, "run.json"))
+                    entries.append((e.name, st.st_mtime_ns, st.st_size))
+                except OSError:
+                    entries.append((e.name, 0, 0))
+    except OSError:
+        pass
+    return hashlib.sha1(repr(sorted(entries)).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The store as one signature saw it: the catalog, the runs by id, and one line per unreadable folder."""
+
+    root: Path
+    signature: str
+    catalog: pd.DataFrame = field(repr=False)
+    runs: dict = field(repr=False)  # run_id -> store.Run
+    problems: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.runs
+
+
+def snapshot(root) -> Snapshot:
+    """The current :class:`Snapshot` of ``root`` (re-read only when the store changes)."""
+    root = Path(root).resolve()
+    return _snapshot(str(root), store_signature(root))
+
+
+@lru_cache(maxsize=4)
+def _snapshot(root: str, signature: str) -> Snapshot:
+    path = Path(root)
+    runs, problems = {}, []
+    if path.is_dir():
+        for p in sorted(path.iterdir()):
+            if not p.is_dir() or p.name.startswith("."):
+                continue
             try:
-                out.append((d.name, (d / "run.json").stat().st_mtime_ns))
-            except OSError:
-                out.append((d.name, 0))
-    return tuple(out)
+                run = store.load_run(p)
+                np.load(p / "latents.npy", mmap_mode="r", allow_pickle=False)  # catches truncated arrays
+            except (store.RunReadError, ValueError, OSError) as exc:
+                problems.append(f"{p.name}: {str(exc).split(': ', 1)[-1]}")
+                continue
+            if run.run_id in runs:
+                problems.append(f"{p.name}: same run_id as {runs[run.run_id].path.name}; left out")
+                continue
+            runs[run.run_id] = run
+    cat = store.catalog(path, warn=False)
+    if len(cat):
+        cat = cat[cat["run_id"].isin(list(runs))].reset_index(drop=True)
+    return Snapshot(root=path, signature=signature, catalog=cat, runs=runs, problems=tuple(problems))
 
 
-@functools.lru_cache(maxsize=8)
-def _load(root: str, sig: tuple):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        runs = list(store.iter_runs(root))
-    msgs = [str(w.message) for w in caught]
-    cat = store.catalog(root, warn=False)
-    return {r.run_id: r for r in runs}, cat, msgs
+def selected_runs(snap: Snapshot, run_ids) -> list:
+    """The :class:`store.Run` objects for ``run_ids`` that exist, in the given order."""
+    return [snap.runs[r] for r in (run_ids or []) if r in snap.runs]
 
 
-def runs_by_id(root: str) -> dict:
-    return _load(root, signature(root))[0]
+def _ids(snap: Snapshot, run_ids) -> tuple:
+    return tuple(sorted({r for r in (run_ids or []) if r in snap.runs}))
 
 
-def catalog(root: str) -> pd.DataFrame:
-    return _load(root, signature(root))[1]
+def metric_columns(cat: pd.DataFrame) -> list[str]:
+    """Numeric catalog columns that hold metrics, most telling first."""
+    cols = [c for c in cat.columns if c not in _NOT_METRICS and c not in TABLE_COLUMNS
+            and pd.api.types.is_numeric_dtype(cat[c])]
+    first = ["locality", "semantic_locality", "outside_change", "image_step_cv", "jump_ratio", "step_cv"]
+    return [c for c in first if c in cols] + [c for c in cols if c not in first]
 
 
-def warnings_for(root: str) -> list[str]:
-    return _load(root, signature(root))[2]
+def metric_frame(snap: Snapshot, run_ids) -> pd.DataFrame:
+    """Catalog rows of the selected runs (run_id, region, reference, kind and every metric)."""
+    cat = snap.catalog
+    if not len(cat):
+        return cat
+    return cat[cat["run_id"].isin(list(run_ids or []))].reset_index(drop=True)
 
 
-@functools.lru_cache(maxsize=32)
-def _projection(root: str, sig: tuple, ids: tuple, method: str, dims: int) -> pd.DataFrame:
-    runs = runs_by_id(root)
-    sel = [runs[i] for i in ids if i in runs]
-    return project(sel, method, "w_free", n_components=dims, cache_dir=Path(root) / ".mgm_cache")
+def derived_runs(snap: Snapshot, run_ids=None) -> pd.DataFrame:
+    """Transfer and combination runs (provenance kind transfer|combine), with their sources.
+
+    Catalog columns plus ``sources`` (", "-joined ids) and ``source_regions``
+    (" + "-joined); only runs in ``run_ids`` when given.
+    """
+    cat = snap.catalog
+    if not len(cat) or "kind" not in cat:
+        return pd.DataFrame(columns=["run_id", "kind", "region", "sources", "source_regions", "locality"])
+    rows = cat[cat["kind"].isin(["transfer", "combine"])]
+    if run_ids is not None:
+        rows = rows[rows["run_id"].isin(list(run_ids))]
+    rows = rows.copy()
+    srcs = [list((snap.runs[r].meta.get("provenance") or {}).get("sources") or []) for r in rows["run_id"]]
+    rows["sources"] = [", ".join(s) for s in srcs]
+    rows["source_regions"] = [" + ".join(snap.runs[s].region if s in snap.runs else "?" for s in ss) for ss in srcs]
+    return rows.reset_index(drop=True)
 
 
-def projection(root: str, ids, method: str = "pca", dims: int = 2) -> pd.DataFrame:
-    return _projection(root, signature(root), tuple(sorted(ids)), method, dims)
+# --------------------------------------------------------------- projections
+def projection(snap: Snapshot, run_ids, method: str = "pca", dims: int = 2, space: str = "w_free",
+               cache_dir=None) -> pd.DataFrame:
+    """Joint projection of the selected runs: DataFrame run_id, region, frame, x, y[, z] (one row per frame).
+
+    Fitted once on all selected runs so they share coordinates (by the analysis
+    module, cached on disk in ``cache_dir``, default ``<root>/.mgm_cache``) and
+    memoised here.  When the runs come from generators with different latent
+    shapes, the largest group is projected and ``df.attrs["note"]`` says what was left out.
+    """
+    ids = _ids(snap, run_ids)
+    if not ids:
+        return pd.DataFrame(columns=["run_id", "region", "frame", "x", "y"] + (["z"] if dims == 3 else []))
+    cache_dir = Path(cache_dir) if cache_dir is not None else snap.root / ".mgm_cache"
+    return _projection(str(snap.root), snap.signature, ids, method, int(dims), space, str(cache_dir))
 
 
-@functools.lru_cache(maxsize=16)
-def _overlaps(root: str, sig: tuple, ids: tuple, k: int) -> pd.DataFrame:
-    runs = runs_by_id(root)
-    return overlap_matrix([runs[i] for i in ids if i in runs], k)
+@lru_cache(maxsize=32)
+def _projection(root, signature, ids, method, dims, space, cache_dir) -> pd.DataFrame:
+    runs = selected_runs(_snapshot(root, signature), ids)
+    shape = Counter(r.latents.shape[1:] for r in runs).most_common(1)[0][0]
+    kept = [r for r in runs if r.latents.shape[1:] == shape]
+    df = project(kept, method=method, space=space, n_components=dims, cache_dir=cache_dir)
+    df = df.sort_values(["run_id", "frame"], kind="stable").reset_index(drop=True)
+    if len(kept) < len(runs):
+        df.attrs["note"] = (f"left out {len(runs) - len(kept)} run(s) whose latents are not "
+                            f"{'x'.join(map(str, shape))}; filter the table by generator to see them")
+    return df
 
 
-def overlaps(root: str, ids, k: int = 3) -> pd.DataFrame:
-    return _overlaps(root, signature(root), tuple(sorted(ids)), k)
+# ------------------------------------------------------------- comparisons
+def layer_profiles(snap: Snapshot, run_ids) -> pd.DataFrame:
+    """Long DataFrame run_id, region, layer, share: each run's share of Σ‖w_i[l] − w*[l]‖² per W+ layer."""
+    return _layer_profiles(str(snap.root), snap.signature, _ids(snap, run_ids))
 
 
-@functools.lru_cache(maxsize=16)
-def _profiles(root: str, sig: tuple, ids: tuple) -> pd.DataFrame:
-    runs = runs_by_id(root)
-    return layer_profiles([runs[i] for i in ids if i in runs])
+@lru_cache(maxsize=32)
+def _layer_profiles(root, signature, ids) -> pd.DataFrame:
+    return compare.layer_profiles(selected_runs(_snapshot(root, signature), ids))
 
 
-def profiles(root: str, ids) -> pd.DataFrame:
-    return _profiles(root, signature(root), tuple(sorted(ids)))
+def overlap(snap: Snapshot, run_ids, k: int = 3) -> pd.DataFrame:
+    """Region × region subspace overlap of the runs' deltas w_i − w* (all W+ layers), in [0, 1].
+
+    Each run's top-k principal subspace comes from :func:`compare.principal_subspace`
+    and pairs are scored as :func:`compare.subspace_overlap` does (mean cos² of the
+    principal angles), batched so hundreds of runs take milliseconds; the run × run
+    matrix is then averaged per pair of regions (a run's overlap with itself left out).
+    """
+    return _overlap(str(snap.root), snap.signature, _ids(snap, run_ids), int(k))
 
 
-def frame_image(root: str, run_id: str, frame: int) -> np.ndarray | None:
-    run = runs_by_id(root).get(run_id)
-    if run is None:
+@lru_cache(maxsize=32)
+def _overlap(root, signature, ids, k) -> pd.DataFrame:
+    runs = selected_runs(_snapshot(root, signature), ids)
+    if runs:
+        shape = Counter(r.latents.shape[1:] for r in runs).most_common(1)[0][0]
+        runs = [r for r in runs if r.latents.shape[1:] == shape]
+    return region_average(run_overlap(runs, k), {r.run_id: r.region for r in runs})
+
+
+def run_overlap(runs, k: int) -> pd.DataFrame:
+    """Run × run overlap matrix, equal to :func:`compare.overlap_matrix` (space ``w_all``) but batched."""
+    ids = [r.run_id for r in runs]
+    if not ids:
+        return pd.DataFrame()
+    bases = [compare.principal_subspace((r.latents - r.reference[None]).reshape(len(r.latents), -1), k).T
+             for r in runs]  # each [k', D] with orthonormal rows
+    ranks = np.array([len(b) for b in bases])
+    stack = np.zeros((len(ids), k, bases[0].shape[1]))
+    for i, b in enumerate(bases):
+        stack[i, : len(b)] = b
+    flat = stack.reshape(-1, stack.shape[-1])
+    gram = (flat @ flat.T).reshape(len(ids), k, len(ids), k).transpose(0, 2, 1, 3)  # [R, R, k, k]
+    cos = np.clip(np.linalg.svd(gram, compute_uv=False), 0, 1)  # cosines of the principal angles (zeros pad)
+    denom = np.minimum(ranks[:, None], ranks[None, :]).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mat = np.where(denom > 0, (cos**2).sum(-1) / denom, np.nan)
+    return pd.DataFrame(mat, index=ids, columns=ids)
+
+
+def region_average(mat: pd.DataFrame, region_of: dict) -> pd.DataFrame:
+    """Average a run × run matrix into region × region; a run's entry with itself is left out."""
+    if not len(mat):
+        return mat
+    regions = sorted({region_of[r] for r in mat.index})
+    lab = np.array([region_of[r] for r in mat.index])
+    vals = mat.to_numpy(dtype=float).copy()
+    np.fill_diagonal(vals, np.nan)
+    out = pd.DataFrame(np.nan, index=regions, columns=regions)
+    for a in regions:
+        for b in regions:
+            block = vals[np.ix_(lab == a, lab == b)]
+            if np.isfinite(block).any():
+                out.loc[a, b] = float(np.nanmean(block))
+    return out
+
+
+def overlap_baseline(snap: Snapshot, run_ids, k: int) -> float | None:
+    """Expected overlap of two random k-dimensional subspaces of the latent space (all W+ layers): k / d."""
+    runs = selected_runs(snap, run_ids)
+    if not runs:
         return None
+    return compare.random_overlap(k, int(np.prod(runs[0].latents.shape[1:])))
+
+
+# ------------------------------------------------------------------ frames
+def n_frames(snap: Snapshot, run_id: str) -> int:
+    """Number of rendered frames on disk (0 when the run has none)."""
+    run = snap.runs.get(run_id)
+    return len(run.frame_paths) if run is not None else 0
+
+
+@lru_cache(maxsize=256)
+def _read(path: str, mtime_ns: int, gray: bool) -> np.ndarray:
+    return store.read_png(Path(path), gray=gray)
+
+
+def _png(path: Path, gray: bool = False) -> np.ndarray:
+    return _read(str(path), path.stat().st_mtime_ns, gray)
+
+
+def frame_images(snap: Snapshot, run_id: str, frame: int):
+    """(reference [H,W,3], frame [H,W,3], mask [H,W]) in [0, 1] for one frame of a run.
+
+    Raises MGMError when the run has no frames; ``frame`` is clipped to the frames there are.
+    """
+    from mgm_analysis.errors import MGMError
+
+    run = snap.runs.get(run_id)
+    if run is None:
+        raise MGMError(f"run {run_id} is not in {snap.root} (any more); reload the page")
     paths = run.frame_paths
     if not paths:
-        return None
-    return store.read_png(paths[max(0, min(int(frame), len(paths) - 1))])
+        raise MGMError(f"run {run_id} has no rendered frames; make them with `mgm render {run.path}`")
+    frame = int(np.clip(frame, 0, len(paths) - 1))
+    img = _png(paths[frame])
+    ref_png = run.path / "reference.png"
+    ref = _png(ref_png) if ref_png.exists() else np.zeros_like(img)
+    return ref, img, _png(run.path / "mask.png", gray=True)
 
 
-def safe_file(root: str, rel: str) -> Path | None:
-    """The file ``root/rel`` if it is a regular file inside a run folder of the store, else None.
+# ------------------------------------------------------------- file access
+def safe_run_file(root, run_id: str, relpath: str) -> Path | None:
+    """The file ``<root>/<run_id>/<relpath>`` if it is a regular file inside that run folder, else None.
 
-    Rejects absolute paths, ``..``, symlinks out of the store, dot-folders and anything not under a run folder.
+    Both parts are resolved (following links) and must stay inside the store root
+    and a run folder (one with a run.json): ``..``, absolute paths, hidden
+    (``.tmp-*``, ``.mgm_cache``) folders and links that lead out answer None.
     """
-    if not rel or rel.startswith(("/", "\\")) or "\x00" in rel or os.path.isabs(rel):
+    if not run_id or not relpath or run_id.startswith(".") or any(c in run_id for c in "/\\\x00") \
+            or "\x00" in relpath:
         return None
-    parts = Path(rel).parts
-    if any(p in ("..", ".") or p.startswith(".") for p in parts) or len(parts) < 2:
-        return None
-    base = Path(root).resolve()
-    target = (base / rel).resolve()
     try:
-        inside = target.relative_to(base)
-    except ValueError:
+        root = Path(root).resolve()
+        run_dir = (root / run_id).resolve()
+        target = (run_dir / relpath).resolve()
+    except (OSError, ValueError, RuntimeError):
         return None
-    if not (base / inside.parts[0] / "run.json").is_file() or not target.is_file():
+    if run_dir.parent != root or not (run_dir / "run.json").is_file() or not target.is_relative_to(run_dir) \
+            or not target.is_file():
         return None
     return target

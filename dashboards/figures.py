@@ -1,47 +1,242 @@
-"""Figures of the dashboard: plain functions of data, unit-testable without a browser."""
+"""Plotly figures of the dashboard, built by plain functions of DataFrames and arrays.
+
+Nothing here knows about Dash, callbacks or files: each function takes data and
+returns a ``plotly.graph_objects.Figure`` (or a small value), so it can be
+called and checked directly in tests.
+"""
 
 from __future__ import annotations
 
+import base64
+import io
+import math
+
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from mgm_analysis.analysis.report import fig_layer_heatmap, fig_metric_bars, fig_overlap, fig_projection
+__all__ = ["region_colors", "message_figure", "projection_figure", "current_point", "frame_figure", "metric_bars",
+           "layer_heatmap", "overlap_figure", "derived_figure", "png_data_uri", "CURRENT_TRACE"]
 
-__all__ = ["fig_projection", "fig_metric_bars", "fig_layer_heatmap", "fig_overlap", "fig_frame_viewer", "empty_figure"]
+_PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Pastel1
+_MARGIN = dict(l=40, r=10, t=40, b=40)
+CURRENT_TRACE = "current frame"  # name of the projection trace that marks the frame on show (always last)
+MAX_IMAGE_SIDE = 256  # frames are sent at most this many pixels wide
+MAX_HEATMAP_SIDE = 128  # the difference heat-map is sent at most this many cells wide
 
 
-def empty_figure(message: str) -> go.Figure:
+def region_colors(regions) -> dict[str, str]:
+    """A stable colour per region: regions sorted by name take the palette in order."""
+    return {r: _PALETTE[i % len(_PALETTE)] for i, r in enumerate(sorted({str(r) for r in regions}))}
+
+
+def message_figure(text: str, title: str = "") -> go.Figure:
+    """An empty figure that says ``text`` in the middle (for "nothing selected" and errors)."""
     fig = go.Figure()
-    fig.update_layout(xaxis_visible=False, yaxis_visible=False, height=250,
-                      annotations=[dict(text=message, showarrow=False, font=dict(size=14))])
+    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(size=14, color="#666"))
+    fig.update_layout(title=title or None, xaxis_visible=False, yaxis_visible=False, margin=_MARGIN,
+                      plot_bgcolor="white", height=320)
     return fig
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    m = mask > 0.5
-    e = np.zeros_like(m)
-    e[1:, :] |= m[1:, :] != m[:-1, :]
-    e[:, 1:] |= m[:, 1:] != m[:, :-1]
-    return e
+# ------------------------------------------------------------ projection
+def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", colors: dict | None = None,
+                      current: tuple[str, int] | None = None, space: str = "") -> go.Figure:
+    """Trajectories in a joint projection: one line per run in frame order, coloured by region.
+
+    Args:
+        df: columns run_id, region, frame, x, y (and z when ``dims`` is 3), one row per frame.
+        colors: region -> colour (default :func:`region_colors` of the regions in ``df``).
+        current: (run_id, frame) to ring (the trace named :data:`CURRENT_TRACE`, always the last one).
+
+    The runs of one region share one trace, separated by gaps, so hundreds of runs
+    stay quick to draw; every point carries ``customdata = [run_id, frame]`` and
+    frame 0 of each run is drawn larger.
+    """
+    if df is None or not len(df):
+        return message_figure("Select runs in the table to see their trajectories.")
+    cols = list("xyz"[:dims])
+    if any(c not in df for c in cols):
+        raise ValueError(f"a {dims}-D projection needs columns {cols}, got {list(df.columns)}")
+    colors = colors or region_colors(df["region"].unique())
+    scatter = go.Scatter3d if dims == 3 else go.Scatter
+    big, small = (7, 4) if dims == 2 else (4, 2)
+    fig = go.Figure()
+    for region, sub in df.groupby("region", sort=True):
+        coords = {c: [] for c in cols}
+        custom, sizes = [], []
+        for run_id, run_df in sub.groupby("run_id", sort=False):
+            run_df = run_df.sort_values("frame")
+            for c in cols:
+                coords[c] += run_df[c].round(4).tolist() + [None]
+            custom += [[run_id, int(f)] for f in run_df["frame"]] + [[None, None]]
+            sizes += [big] + [small] * (len(run_df) - 1) + [0]
+        color = colors.get(region, "#444")
+        fig.add_trace(scatter(**coords, mode="lines+markers", name=str(region), legendgroup=str(region),
+                              customdata=custom, connectgaps=False, hoverinfo="none", hovertemplate=None,
+                              line=dict(color=color, width=1.5 if dims == 2 else 3),
+                              marker=dict(color=color, size=sizes)))
+    fig.add_trace(scatter(**current_point(df, current, dims), mode="markers", name=CURRENT_TRACE,
+                          hoverinfo="skip", showlegend=False,
+                          marker=dict(size=14 if dims == 2 else 8, color="rgba(0,0,0,0)",
+                                      line=dict(color="black", width=2))))
+    label = method.upper()
+    axes = {c: dict(title=f"{label} {i + 1}") for i, c in enumerate(cols)}
+    if dims == 3:
+        fig.update_layout(scene=dict(xaxis=axes["x"], yaxis=axes["y"], zaxis=axes["z"]))
+    else:
+        fig.update_layout(xaxis=axes["x"], yaxis=axes["y"], plot_bgcolor="white")
+        fig.update_xaxes(showgrid=True, gridcolor="#eee", zeroline=False)
+        fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=False)
+    n_runs = df["run_id"].nunique()
+    fig.update_layout(title=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{' on ' + space if space else ''} "
+                            "(one joint fit; big dot = frame 0)",
+                      legend_title_text="region", hovermode="closest", clickmode="event",
+                      margin=_MARGIN, height=480, uirevision=f"{method}-{dims}-{space}")
+    return fig
 
 
-def fig_frame_viewer(reference: np.ndarray, frame: np.ndarray, mask: np.ndarray, title: str = "") -> go.Figure:
-    """Reference | frame (mask outlined in yellow) | |frame − reference| heat-map."""
-    edge = _outline(mask)[..., None]
-    yellow = np.array([1.0, 0.9, 0.0])
-    ref_o = np.where(edge, yellow, reference)
-    frame_o = np.where(edge, yellow, frame)
-    diff = np.abs(frame - reference).mean(-1)
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("reference", "frame", "difference"), horizontal_spacing=0.03)
-    fig.add_trace(go.Image(z=(ref_o * 255).astype(np.uint8), hoverinfo="skip"), row=1, col=1)
-    fig.add_trace(go.Image(z=(frame_o * 255).astype(np.uint8), hoverinfo="skip"), row=1, col=2)
-    fig.add_trace(go.Heatmap(z=diff, colorscale="Inferno", zmin=0, zmax=max(0.05, float(diff.max())),
-                             showscale=True, colorbar=dict(len=0.8, thickness=10),
-                             hovertemplate="|Δ| %{z:.3f}<extra></extra>"), row=1, col=3)
-    fig.update_yaxes(autorange="reversed", row=1, col=3)
-    for c in (1, 2, 3):
-        fig.update_xaxes(visible=False, row=1, col=c)
-        fig.update_yaxes(visible=False, scaleanchor=f"x{c if c > 1 else ''}", row=1, col=c)
-    fig.update_layout(title=title, height=320, margin=dict(l=10, r=10, t=60, b=10))
+def current_point(df: pd.DataFrame, current, dims: int = 2) -> dict:
+    """Coordinates of (run_id, frame) in ``df`` as {"x": [x], "y": [y](, "z": [z])}; empty lists if absent."""
+    cols = list("xyz"[:dims])
+    if current and df is not None and len(df):
+        run_id, frame = current
+        hit = df[(df["run_id"] == run_id) & (df["frame"] == int(frame))]
+        if len(hit):
+            return {c: [float(hit.iloc[0][c])] for c in cols}
+    return {c: [] for c in cols}
+
+
+# ------------------------------------------------------------ frame viewer
+def png_data_uri(img: np.ndarray) -> str:
+    """[H, W, 3] (or [H, W]) float in [0, 1] -> ``data:image/png;base64,...``."""
+    from PIL import Image
+
+    arr = (np.clip(np.asarray(img, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _stride(side: int, limit: int) -> int:
+    return max(1, math.ceil(side / limit))
+
+
+def frame_figure(ref: np.ndarray, frame: np.ndarray, mask: np.ndarray, *, title: str = "") -> go.Figure:
+    """Reference, frame and RMS |frame − reference| heat-map side by side, the mask outlined on all three.
+
+    Args:
+        ref, frame: [H, W, 3] in [0, 1]; mask: [H, W] in [0, 1] (1 = region).
+    Large images are subsampled (at most 256 px per image, 128 cells per heat-map side).
+    """
+    ref, frame, mask = np.asarray(ref, np.float32), np.asarray(frame, np.float32), np.asarray(mask, np.float32)
+    if ref.shape != frame.shape or ref.ndim != 3 or mask.shape != ref.shape[:2]:
+        raise ValueError(f"expected reference and frame [H, W, 3] and mask [H, W], got {ref.shape}, "
+                         f"{frame.shape}, {mask.shape}")
+    h, w = mask.shape
+    s_img, s_map = _stride(max(h, w), MAX_IMAGE_SIDE), _stride(max(h, w), MAX_HEATMAP_SIDE)
+    diff = np.sqrt(((frame - ref) ** 2).mean(-1))[::s_map, ::s_map]
+    m = mask[::s_map, ::s_map]
+    cx, cy = np.arange(m.shape[1]) * s_map + (s_map - 1) / 2, np.arange(m.shape[0]) * s_map + (s_map - 1) / 2
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.04,
+                        subplot_titles=("reference", "frame", "RMS difference"))
+    for col, img in ((1, ref), (2, frame)):
+        fig.add_trace(go.Image(source=png_data_uri(img[::s_img, ::s_img]), x0=(s_img - 1) / 2, y0=(s_img - 1) / 2,
+                               dx=s_img, dy=s_img, hoverinfo="skip", name="reference" if col == 1 else "frame"),
+                      row=1, col=col)
+    fig.add_trace(go.Heatmap(z=np.round(diff, 4), x=cx, y=cy, colorscale="Inferno", zmin=0, name="difference",
+                             zmax=max(float(diff.max()), 1e-6), colorbar=dict(thickness=10, len=0.8),
+                             hovertemplate="x %{x:.0f}, y %{y:.0f}: %{z:.3f}<extra></extra>"), row=1, col=3)
+    for col in (1, 2, 3):
+        fig.add_trace(go.Contour(z=m, x=cx, y=cy, showscale=False, hoverinfo="skip", name="mask",
+                                 contours=dict(start=0.5, end=0.5, size=1, coloring="lines"),
+                                 line=dict(color="#00e5ff", width=1.5)), row=1, col=col)
+    for col in (1, 2, 3):
+        fig.update_xaxes(visible=False, range=[-0.5, w - 0.5], row=1, col=col)
+        fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor=f"x{'' if col == 1 else col}",
+                         row=1, col=col)
+    fig.update_layout(title=title or None, margin=dict(l=10, r=10, t=50 if title else 30, b=10), height=300,
+                      plot_bgcolor="white", showlegend=False, uirevision="frame")
+    return fig
+
+
+# -------------------------------------------------------- region comparison
+def metric_bars(df: pd.DataFrame, metrics: list[str], colors: dict | None = None) -> go.Figure:
+    """Per region: mean of each metric over its runs (bar), std across references (error bar), runs (dots).
+
+    Args:
+        df: one row per run with columns run_id, region, reference and each metric.
+    """
+    metrics = [m for m in metrics if m in df.columns and df[m].notna().any()] if len(df) else []
+    if not metrics:
+        return message_figure("No metrics to compare: select runs that have metrics.", "Metrics by region")
+    colors = colors or region_colors(df["region"].unique())
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics, horizontal_spacing=0.06)
+    for col, metric in enumerate(metrics, start=1):
+        sub = df[df[metric].notna()]
+        g = sub.groupby("region")[metric]
+        st = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1).fillna(0.0), "n": g.count()})
+        regions = list(st.index)
+        fig.add_trace(go.Bar(x=regions, y=st["mean"], marker_color=[colors.get(r, "#888") for r in regions],
+                             opacity=0.6, showlegend=False, name=metric,
+                             error_y=dict(type="data", array=st["std"], visible=True, color="#333"),
+                             customdata=np.stack([st["std"], st["n"]], -1),
+                             hovertemplate="%{x}: %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} runs)"
+                                           "<extra></extra>"), row=1, col=col)
+        text = [f"{r.run_id}<br>{r.reference}" if "reference" in sub else r.run_id for r in sub.itertuples()]
+        fig.add_trace(go.Scatter(x=sub["region"], y=sub[metric], mode="markers", showlegend=False, name="runs",
+                                 marker=dict(color="#222", size=5), text=text,
+                                 hovertemplate="%{text}: %{y:.3f}<extra></extra>"), row=1, col=col)
+    fig.update_layout(title="Metrics by region (bar: mean, error bar: std across references, dots: runs)",
+                      margin=_MARGIN, height=340, plot_bgcolor="white", bargap=0.3)
+    fig.update_yaxes(gridcolor="#eee")
+    return fig
+
+
+def layer_heatmap(profiles: pd.DataFrame) -> go.Figure:
+    """Region × W+ layer heat-map of the mean share of change per layer.
+
+    Args:
+        profiles: long DataFrame run_id, region, layer, share (the shares of one run sum to 1).
+    """
+    if profiles is None or not len(profiles):
+        return message_figure("Select runs to see which layers carry each region.", "Layer profile")
+    table = profiles.groupby(["region", "layer"])["share"].mean().unstack("layer").sort_index()
+    fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[str(c) for c in table.columns], y=list(table.index),
+                               colorscale="Viridis", zmin=0, colorbar=dict(title="share", thickness=10),
+                               hovertemplate="%{y}, layer %{x}: %{z:.1%}<extra></extra>"))
+    fig.update_layout(title="Layer profile (share of Σ‖w_i[l] − w*[l]‖² per W+ layer)",
+                      xaxis_title="W+ layer", margin=_MARGIN, height=320)
+    return fig
+
+
+def overlap_figure(mat: pd.DataFrame, k: int, baseline: float | None = None) -> go.Figure:
+    """Square heat-map of subspace overlap in [0, 1] (0 = orthogonal), with the random baseline in the title."""
+    if mat is None or not len(mat):
+        return message_figure("Select runs to compare their subspaces.", "Subspace overlap")
+    fig = go.Figure(go.Heatmap(z=mat.to_numpy(dtype=float), x=[str(c) for c in mat.columns],
+                               y=[str(i) for i in mat.index], colorscale="Blues", zmin=0, zmax=1,
+                               texttemplate="%{z:.2f}", colorbar=dict(thickness=10),
+                               hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>"))
+    base = f"; random ≈ {baseline:.3f}" if baseline is not None else ""
+    fig.update_layout(title=f"Subspace overlap (mean cos² of principal angles, top-{k}{base})",
+                      margin=_MARGIN, height=320, yaxis_autorange="reversed")
+    return fig
+
+
+def derived_figure(df: pd.DataFrame, metric: str = "locality") -> go.Figure:
+    """Bars of ``metric`` for transfer and combination runs, labelled by kind and their sources' regions."""
+    if df is None or not len(df) or metric not in df:
+        return message_figure("No transfer or combination runs in the selection.", "Transfer and combination")
+    colors = {"transfer": _PALETTE[0], "combine": _PALETTE[1]}
+    fig = go.Figure()
+    for kind, sub in df.groupby("kind", sort=True):
+        label = [f"{k}: {s or r}" for k, s, r in zip(sub["kind"], sub["source_regions"], sub["region"], strict=True)]
+        fig.add_trace(go.Bar(x=sub["run_id"], y=sub[metric], name=str(kind), marker_color=colors.get(kind),
+                             text=label, hovertemplate="%{x}<br>%{text}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=f"Transfer and combination runs: {metric}", margin=_MARGIN, height=320,
+                      plot_bgcolor="white", xaxis_showticklabels=len(df) <= 12, yaxis_gridcolor="#eee")
     return fig

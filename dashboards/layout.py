@@ -1,60 +1,179 @@
-"""The dashboard's layout: run table, joint projection, frame viewer, region comparison."""
+"""The dashboard's page: run table, projection, frame viewer and region comparison.
+
+``build_layout(snap)`` returns the component tree for one store snapshot; the
+app calls it on every page load so a reload shows new runs.  Component ids are
+the constants below (callbacks and tests use them, never string literals).
+"""
 
 from __future__ import annotations
 
+import math
+
 from dash import dash_table, dcc, html
+from dash.dash_table.Format import Format, Scheme
 
-TABLE_COLUMNS = ["region", "reference", "generator", "status", "kind", "locality", "semantic_locality", "jump_ratio",
-                 "step_cv", "inside_rms", "run_id"]
+from . import data
+
+# Component ids.
+TABLE = "run-table"
+SELECTION = "selection"          # dcc.Store: sorted list of selected run ids (what every view shows)
+FRAME = "current-frame"          # dcc.Store: {"run_id": ..., "frame": ...} or None
+PROJECTION = "projection"
+TOOLTIP = "projection-tooltip"
+METHOD, DIMS, SPACE = "projection-method", "projection-dims", "projection-space"
+PROJECTION_NOTE = "projection-note"
+VIEWER = "frame-viewer"
+VIEWER_RUN, SLIDER, PLAY, TICK = "viewer-run", "frame-slider", "play-button", "play-interval"
+VIEWER_NOTE = "viewer-note"
+METRICS_PICK, METRIC_BARS = "metrics-pick", "metric-bars"
+LAYERS, OVERLAP, OVERLAP_K = "layer-heatmap", "overlap-matrix", "overlap-k"
+DERIVED, DERIVED_BOX = "derived-runs", "derived-box"
+CLEAR, TICK_ALL = "clear-selection", "tick-filtered"
+EMPTY, WARNINGS = "empty-store", "store-warnings"
+
+PLAY_MS = 200  # frame interval while playing
+PAGE_SIZE = 12
+
+_CARD = {"border": "1px solid #ddd", "borderRadius": "6px", "padding": "10px", "margin": "8px 0",
+         "background": "white"}
+_PAGE = {"fontFamily": "system-ui, sans-serif", "maxWidth": "1500px", "margin": "0 auto", "padding": "10px",
+         "background": "#fafafa"}
+_GRAPH_CONFIG = {"displaylogo": False}
 
 
-def empty_store(root: str):
-    return html.Div(id="empty-store", className="empty", children=[
+def empty_store_message(root) -> html.Div:
+    """What to show when the store has no runs: how to make some."""
+    return html.Div(id=EMPTY, className="empty-store", style=_CARD, children=[
         html.H3("No runs yet"),
-        html.P(f"The store {root} has no runs. Make some, then reload this page:"),
-        html.Pre(f"mgm demo --no-serve --out {root}\n# or\nmgm discover --region mouth --out {root}"),
+        html.P(["There are no runs in ", html.Code(str(root)), ". Make some, then reload this page:"]),
+        html.Pre(f"mgm demo --no-serve --out {root}                  # mouth, eyes, brows on the built-in model\n"
+                 f"mgm discover --region mouth --seed 0 --out {root}   # one run\n"
+                 f"mgm sweep --regions mouth,eyes,brows --seeds 0-4 --out {root}"),
     ])
 
 
-def build(root: str, cat, warnings: list[str]):
-    header = html.Div([html.H2("mgm_analysis — manifolds by region"), html.Div(f"store: {root}", className="muted")])
-    warn = html.Div(id="warnings", className="warnings", children=[html.Div(f"⚠ {w}") for w in warnings])
-    if cat.empty:
-        return html.Div([header, warn, empty_store(root)])
-    cols = [c for c in TABLE_COLUMNS if c in cat.columns]
-    data = cat.assign(id=cat.run_id)[cols + ["id"]].round(4).to_dict("records")
-    table = dash_table.DataTable(
-        id="run-table", columns=[{"name": c, "id": c} for c in cols], data=data, row_selectable="multi",
-        selected_row_ids=list(cat.run_id[:60]), sort_action="native", filter_action="native", page_size=15,
-        style_table={"overflowX": "auto"}, style_cell={"fontSize": 12, "padding": "2px 6px", "maxWidth": 260,
-                                                       "overflow": "hidden", "textOverflow": "ellipsis"})
-    controls = html.Div(className="controls", children=[
-        dcc.RadioItems(id="proj-method", options=["pca", "umap"], value="pca", inline=True),
-        dcc.RadioItems(id="proj-dims", options=[{"label": "2-D", "value": 2}, {"label": "3-D", "value": 3}], value=2,
-                       inline=True),
+def problems_banner(problems) -> html.Details | None:
+    """A warning listing the run folders that could not be read (everything else still works)."""
+    if not problems:
+        return None
+    n = len(problems)
+    return html.Details(id=WARNINGS, className="store-warning", open=n <= 3,
+                        style={**_CARD, "background": "#fff6e0", "borderColor": "#f0c36d"}, children=[
+        html.Summary(f"⚠ {n} run folder{'s' * (n != 1)} could not be read and {'are' if n != 1 else 'is'} left out"),
+        html.Ul([html.Li(p) for p in problems]),
     ])
-    projection = html.Div([controls, dcc.Loading(dcc.Graph(id="projection", clear_on_unhover=True,
-                                                           style={"height": "480px"})),
-                           dcc.Tooltip(id="proj-tooltip")])
-    viewer = html.Div(className="viewer", children=[
-        html.H3("Frame viewer"),
-        dcc.Dropdown(id="viewer-run", clearable=False),
-        html.Div(className="controls", children=[
-            html.Button("▶ play", id="play", n_clicks=0),
-            html.Div(dcc.Slider(id="frame-slider", min=0, max=1, step=1, value=0, marks=None,
-                                tooltip={"placement": "bottom"}), style={"flex": 1}),
+
+
+def table_columns(cat) -> list[dict]:
+    """DataTable columns: identity columns as text, metrics as numbers shown with 3 decimals."""
+    cols = [{"name": c, "id": c, "type": "numeric" if c == "n_frames" else "text"}
+            for c in data.TABLE_COLUMNS if c in cat.columns]
+    fmt = Format(precision=3, scheme=Scheme.fixed)
+    cols += [{"name": c, "id": c, "type": "numeric", "format": fmt} for c in data.metric_columns(cat)]
+    return cols
+
+
+def table_records(cat) -> list[dict]:
+    """Rows for the DataTable: row ``id`` = run_id, NaN as empty cells."""
+    keep = [c["id"] for c in table_columns(cat)]
+    rows = cat[keep].to_dict("records")
+    for r in rows:
+        r["id"] = r["run_id"]
+        for k, v in r.items():
+            if isinstance(v, float) and math.isnan(v):
+                r[k] = None
+    return rows
+
+
+def run_table(cat) -> dash_table.DataTable:
+    return dash_table.DataTable(
+        id=TABLE, columns=table_columns(cat), data=table_records(cat),
+        sort_action="native", filter_action="native", page_action="native", page_size=PAGE_SIZE,
+        row_selectable="multi", selected_rows=[],
+        filter_options={"case": "insensitive", "placeholder_text": "filter…"},
+        style_table={"overflowX": "auto"},
+        style_cell={"fontFamily": "monospace", "fontSize": "12px", "padding": "2px 6px", "maxWidth": "260px",
+                    "overflow": "hidden", "textOverflow": "ellipsis"},
+        style_header={"fontWeight": "bold", "background": "#f4f4f4"},
+        style_data_conditional=[{"if": {"filter_query": '{status} != "complete"', "column_id": "status"},
+                                 "color": "#b35c00"}],
+    )
+
+
+def _radio(id_, options, value):
+    return dcc.RadioItems(id=id_, options=options, value=value, inline=True,
+                          inputStyle={"marginRight": "3px"}, labelStyle={"marginRight": "12px"})
+
+
+def build_layout(snap: data.Snapshot) -> html.Div:
+    """The page for one store snapshot.
+
+    The views exist even for an empty store (hidden under the how-to message), so
+    every callback always finds its components.
+    """
+    n = len(snap.runs)
+    header = html.Div([
+        html.H2("Mask-guided semantic manifolds", style={"margin": "0"}),
+        html.Div([html.Code(str(snap.root)), f" — {n} run{'s' * (n != 1)}"], style={"color": "#555"}),
+    ])
+    banner = problems_banner(snap.problems)
+    cat = snap.catalog
+    metrics = data.metric_columns(cat)
+    default_metrics = [m for m in ("locality", "semantic_locality", "image_step_cv", "jump_ratio") if m in metrics]
+    hint = {"color": "#666"}
+    table_box = html.Div(style=_CARD, children=[
+        html.Div([html.B("Runs"),
+                  html.Span(" — tick rows to select them (no ticks: every row that passes the filters). "
+                            "Filter with e.g. ", style=hint), html.Code("mouth"), html.Span(" or ", style=hint),
+                  html.Code("> 0.8"),
+                  html.Button("tick all filtered", id=TICK_ALL, n_clicks=0, style={"marginLeft": "12px"}),
+                  html.Button("clear ticks", id=CLEAR, n_clicks=0, style={"marginLeft": "6px"})]),
+        run_table(cat),
+    ])
+    projection_box = html.Div(style={**_CARD, "flex": "1 1 520px", "minWidth": "0"}, children=[
+        html.Div([html.B("Projection"),
+                  _radio(METHOD, [{"label": "PCA", "value": "pca"}, {"label": "UMAP", "value": "umap"}], "pca"),
+                  _radio(DIMS, [{"label": "2-D", "value": 2}, {"label": "3-D", "value": 3}], 2),
+                  _radio(SPACE, [{"label": v, "value": k} for k, v in data.SPACES.items()], "w_free")],
+                 style={"display": "flex", "gap": "10px", "alignItems": "center", "flexWrap": "wrap"}),
+        dcc.Loading(dcc.Graph(id=PROJECTION, clear_on_unhover=True, config=_GRAPH_CONFIG), delay_show=400),
+        dcc.Tooltip(id=TOOLTIP, direction="right"),
+        html.Div(id=PROJECTION_NOTE, style={"color": "#a33", "fontSize": "12px"}),
+    ])
+    viewer_box = html.Div(style={**_CARD, "flex": "1 1 520px", "minWidth": "0"}, children=[
+        html.Div([html.B("Frame viewer"),
+                  dcc.Dropdown(id=VIEWER_RUN, options=[], value=None, clearable=False, placeholder="run",
+                               style={"flex": "1", "minWidth": "200px"}),
+                  html.Button("▶ play", id=PLAY, n_clicks=0)],
+                 style={"display": "flex", "alignItems": "center", "gap": "8px"}),
+        dcc.Graph(id=VIEWER, config=_GRAPH_CONFIG),
+        dcc.Slider(id=SLIDER, min=0, max=1, step=1, value=0, marks=None, updatemode="drag"),
+        dcc.Interval(id=TICK, interval=PLAY_MS, disabled=True, n_intervals=0),
+        html.Div(id=VIEWER_NOTE, style={"color": "#555", "fontSize": "12px"}),
+    ])
+    compare_box = html.Div(style=_CARD, children=[
+        html.Div([html.B("Region comparison"),
+                  dcc.Dropdown(id=METRICS_PICK, options=metrics, value=default_metrics, multi=True,
+                               style={"flex": "1"})],
+                 style={"display": "flex", "alignItems": "center", "gap": "8px"}),
+        dcc.Graph(id=METRIC_BARS, config=_GRAPH_CONFIG),
+        html.Div(style={"display": "flex", "flexWrap": "wrap", "gap": "8px"}, children=[
+            html.Div(dcc.Graph(id=LAYERS, config=_GRAPH_CONFIG), style={"flex": "1 1 480px", "minWidth": "0"}),
+            html.Div([html.Span("subspace dimension k = "),
+                      dcc.Input(id=OVERLAP_K, type="number", min=1, max=16, step=1, value=3, debounce=True,
+                                style={"width": "60px"}),
+                      dcc.Graph(id=OVERLAP, config=_GRAPH_CONFIG)],
+                     style={"flex": "1 1 420px", "minWidth": "0"}),
         ]),
-        dcc.Interval(id="play-interval", interval=150, disabled=True),
-        dcc.Graph(id="frame-view"),
+        html.Div(id=DERIVED_BOX, children=dcc.Graph(id=DERIVED, config=_GRAPH_CONFIG)),
     ])
-    compare = html.Div([
-        html.H3("Region comparison"),
-        dcc.Graph(id="metric-bars"),
-        html.Div(className="row", children=[dcc.Graph(id="layer-heatmap", style={"flex": 1}),
-                                            dcc.Graph(id="overlap-matrix", style={"flex": 1})]),
-        html.Div(id="derived-table"),
+    views = html.Div(id="views", style={"display": "none"} if snap.empty else {}, children=[
+        table_box,
+        html.Div([projection_box, viewer_box], style={"display": "flex", "flexWrap": "wrap", "gap": "8px"}),
+        compare_box,
     ])
-    return html.Div([header, warn, dcc.Store(id="selection"), table, html.Hr(),
-                     html.Div(className="row", children=[html.Div(projection, style={"flex": 3}),
-                                                         html.Div(viewer, style={"flex": 2})]),
-                     html.Hr(), compare])
+    return html.Div(id="page", style=_PAGE, children=[
+        header, *([banner] if banner else []), *([empty_store_message(snap.root)] if snap.empty else []), views,
+        dcc.Store(id=SELECTION, data=[]),
+        dcc.Store(id=FRAME, data=None),
+    ])

@@ -1,8 +1,12 @@
 """Metrics of a discovered manifold (DESIGN §5): pure numpy functions, no torch.
 
-Notation: frames x_i [n, H, W, 3] in [0, 1], reference x* [H, W, 3], mask M
-[H, W] in [0, 1] with area share A, latents w_i, steps s_i = ‖w_{i+1} − w_i‖,
-image steps d_i = RMS(x_{i+1} − x_i).
+Notation: frames ``x_i`` [n, H, W, 3] in [0, 1], reference ``x*`` [H, W, 3],
+mask ``M`` [H, W] in [0, 1] with area share ``A = mean(M)``, latents ``w_i``
+[n, ...] (flattened when norms are taken), latent steps
+``s_i = ‖w_{i+1} − w_i‖`` and image steps ``d_i = RMS(x_{i+1} − x_i)``.
+
+Every function checks its shapes, returns a float (or a small dict / list) and
+never prints.  Undefined values (nothing changes, too few frames) are NaN.
 
 >>> import numpy as np
 >>> M = np.zeros((4, 4)); M[:2] = 1
@@ -13,214 +17,373 @@ image steps d_i = RMS(x_{i+1} − x_i).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = [
     "locality", "locality_gain", "outside_change", "inside_change", "change_f1", "step_sizes", "step_cv",
     "image_steps", "image_step_cv", "jump_ratio", "curvature", "turning_angle", "perceptual_straightness",
     "loop_closure", "path_length", "intrinsic_dim", "layer_profile", "semantic_locality", "run_metrics",
+    "recompute_metrics",
 ]
 
+NAN = float("nan")
 
-def _check(frames, ref, mask=None):
+
+# ------------------------------------------------------------------ checks
+def _images(frames, ref, mask=None):
     frames, ref = np.asarray(frames, np.float64), np.asarray(ref, np.float64)
+    if ref.ndim != 3 or frames.ndim != 4:
+        raise ValueError(f"expected frames [n, H, W, C] and a reference [H, W, C], got {list(frames.shape)} and "
+                         f"{list(ref.shape)}")
     if frames.shape[1:] != ref.shape:
         raise ValueError(f"expected the same shape for frames[i] and reference, got {frames.shape[1:]} and {ref.shape}")
     if mask is not None:
         mask = np.asarray(mask, np.float64)
         if mask.shape != ref.shape[:2]:
-            raise ValueError(f"expected a mask of {ref.shape[:2]}, got {mask.shape}")
+            raise ValueError(f"expected a mask of {ref.shape[:2]} (the images' H, W), got {mask.shape}")
     return frames, ref, mask
 
 
+def _flat(latents, min_len: int = 1) -> np.ndarray:
+    w = np.asarray(latents, np.float64)
+    if w.ndim < 2:
+        raise ValueError(f"expected latents [n, ...] with n >= {min_len}, got shape {list(w.shape)}")
+    return w.reshape(len(w), -1)
+
+
+def _frames(frames) -> np.ndarray:
+    f = np.asarray(frames, np.float64)
+    if f.ndim != 4:
+        raise ValueError(f"expected frames [n, H, W, C], got shape {list(f.shape)}")
+    return f
+
+
+def _rms(a) -> np.ndarray:
+    """RMS over all but the first axis."""
+    a = np.asarray(a, np.float64)
+    return np.sqrt((a**2).reshape(len(a), -1).mean(1))
+
+
+# ---------------------------------------------------------------- locality
 def locality(frames, ref, mask) -> float:
-    """Σ_i ‖M⊙(x_i − x*)‖² / Σ_i ‖x_i − x*‖²: the share of change energy inside the mask (1 = perfectly local,
-    the mask's area share A for a uniform change).  NaN when nothing changes."""
-    frames, ref, mask = _check(frames, ref, mask)
+    """Share of the change energy inside the mask.
+
+    ``Σ_i ‖M ⊙ (x_i − x*)‖² / Σ_i ‖x_i − x*‖²`` (squared differences summed over
+    channels, then weighted per pixel by M).  1 = every change inside the
+    region; a uniform change gives the area share A.  NaN when nothing changes.
+
+    >>> import numpy as np
+    >>> M = np.zeros((2, 2)); M[0, 0] = 1
+    >>> round(locality(np.full((3, 2, 2, 3), 0.4), np.zeros((2, 2, 3)), M), 12)
+    0.25
+    """
+    frames, ref, mask = _images(frames, ref, mask)
     e = ((frames - ref) ** 2).sum(-1)  # [n, H, W]
     total = e.sum()
-    return float((e * mask).sum() / total) if total > 0 else float("nan")
+    return float((e * mask).sum() / total) if total > 0 else NAN
 
 
 def locality_gain(frames, ref, mask) -> float:
-    """locality / A: how many times more local than a uniform change (1 = no better than chance)."""
-    return locality(frames, ref, mask) / float(np.mean(mask))
+    """``locality / A``: how many times more local than a uniform change (1 = chance, 1/A = perfect).
+
+    >>> import numpy as np
+    >>> M = np.zeros((2, 2)); M[0, 0] = 1
+    >>> f = np.zeros((1, 2, 2, 3)); f[0, 0, 0] = 1
+    >>> locality_gain(f, np.zeros((2, 2, 3)), M)
+    4.0
+    """
+    a = float(np.mean(mask))
+    return locality(frames, ref, mask) / a if a > 0 else NAN
 
 
 def outside_change(frames, ref, mask) -> float:
-    """Mean over frames of the mean |x_i − x*| outside the mask."""
-    frames, ref, mask = _check(frames, ref, mask)
+    """Mean over frames of the mean absolute change outside the mask.
+
+    ``mean_i [ Σ_p (1 − M_p)·mean_c |x_i − x*|_{p,c} / Σ_p (1 − M_p) ]`` in units of
+    [0, 1] images; → 0 for a local manifold.  NaN when the mask covers everything.
+    """
+    frames, ref, mask = _images(frames, ref, mask)
     out = 1.0 - mask
+    if out.sum() <= 0:
+        return NAN
     d = np.abs(frames - ref).mean(-1)
     return float(((d * out).sum((1, 2)) / out.sum()).mean())
 
 
-def inside_change(frames, ref, mask, offset: float | None = None) -> dict:
-    """Inside change: mean RMS and mean MSE of (x_i − x*) over the mask, and |mean MSE − c| when c is given.
+def inside_change(frames, ref, mask, offset=None, distance: str = "l2") -> dict:
+    """Change inside the region, and its gap to the target distance ``c``.
 
-    MSE is in the units of images in [0, 1]; the engine's l2 offset c is in [-1, 1] units (×4).
+    Per frame ``mse_i = Σ_p M_p·mean_c (x_i − x*)²_{p,c} / Σ_p M_p`` (images in
+    [0, 1]).  Returns ``rms`` = mean_i √mse_i, ``mse`` = mean_i mse_i, ``d_in`` =
+    the engine's l2 ``D_in`` (images in [-1, 1], i.e. 4·mse) and, when
+    ``offset`` (c: a float, or one value per frame for a ramp) is given with the
+    l2 distance, ``gap`` = |mean_i D_in,i − mean_i c_i|.  (With LPIPS the gap
+    needs the network, which analysis does not run.)
+
+    >>> import numpy as np
+    >>> f = np.full((2, 2, 2, 3), 0.1)
+    >>> r = inside_change(f, np.zeros((2, 2, 3)), np.ones((2, 2)), offset=0.04)
+    >>> round(r["rms"], 6), round(r["d_in"], 6), round(r["gap"], 6)
+    (0.1, 0.04, 0.0)
     """
-    frames, ref, mask = _check(frames, ref, mask)
+    frames, ref, mask = _images(frames, ref, mask)
+    if mask.sum() <= 0:
+        raise ValueError("the mask is empty: inside change is undefined")
     e = ((frames - ref) ** 2).mean(-1)
     mse = (e * mask).sum((1, 2)) / mask.sum()
-    out = {"rms": float(np.sqrt(mse).mean()), "mse": float(mse.mean())}
-    if offset is not None:
-        out["gap"] = float(abs(4.0 * mse.mean() - offset))
+    out = {"rms": float(np.sqrt(mse).mean()), "mse": float(mse.mean()), "d_in": float(4.0 * mse.mean())}
+    if offset is not None and distance == "l2":
+        c = np.broadcast_to(np.asarray(offset, np.float64), mse.shape)
+        out["gap"] = float(abs(4.0 * mse.mean() - c.mean()))
     return out
 
 
 def change_f1(frames, ref, mask) -> float:
-    """F1 of the top-|M| pixels of the summed change map against the mask (1 = the change sits on the mask)."""
-    frames, ref, mask = _check(frames, ref, mask)
+    """F1 of the top-|M| pixels of the change map against the mask.
+
+    The change map is ``Σ_i Σ_c (x_i − x*)²``; its |M| largest pixels (|M| =
+    pixels with M > 0.5) are compared with the mask: ``F1 = 2·TP / (|top| + |M|)``.
+    1 = the change sits exactly on the region.  NaN for an empty mask or no change.
+
+    >>> import numpy as np
+    >>> M = np.zeros((3, 3)); M[1, 1:] = 1
+    >>> f = np.zeros((1, 3, 3, 3)); f[0, 1, 1:] = 0.5
+    >>> change_f1(f, np.zeros((3, 3, 3)), M)
+    1.0
+    """
+    frames, ref, mask = _images(frames, ref, mask)
     change = ((frames - ref) ** 2).sum((0, -1)).ravel()
     m = mask.ravel() > 0.5
     k = int(m.sum())
     if k == 0 or change.sum() == 0:
-        return float("nan")
+        return NAN
     top = np.zeros_like(m)
     top[np.argsort(-change, kind="stable")[:k]] = True
-    tp = float((top & m).sum())
-    return 2 * tp / (top.sum() + m.sum())
+    return float(2 * (top & m).sum() / (top.sum() + m.sum()))
 
 
+# -------------------------------------------------------------- smoothness
 def step_sizes(latents, closed: bool = False) -> np.ndarray:
-    """s_i = ‖w_{i+1} − w_i‖ over the flattened latents [n, ...]."""
-    w = np.asarray(latents, np.float64).reshape(len(latents), -1)
+    """``s_i = ‖w_{i+1} − w_i‖`` over the flattened latents [n, ...] -> [n − 1] (or [n] with the closing step)."""
+    w = _flat(latents)
     d = np.diff(w, axis=0)
     if closed:
-        d = np.concatenate([d, (w[:1] - w[-1:])])
+        d = np.concatenate([d, w[:1] - w[-1:]])
     return np.linalg.norm(d, axis=1)
 
 
 def _cv(x) -> float:
     x = np.asarray(x, np.float64)
+    if x.size == 0:
+        return NAN
     m = x.mean()
-    return float(x.std() / m) if m > 0 else float("nan")
+    return float(x.std() / m) if m > 0 else NAN
 
 
 def step_cv(latents, closed: bool = False) -> float:
-    """std(s)/mean(s): 0 for constant speed."""
+    """``std(s) / mean(s)``: 0 at constant speed in latent space.
+
+    >>> import numpy as np
+    >>> step_cv(np.arange(5.0)[:, None])
+    0.0
+    """
     return _cv(step_sizes(latents, closed))
 
 
 def image_steps(frames) -> np.ndarray:
-    """d_i = RMS(x_{i+1} − x_i)."""
-    f = np.asarray(frames, np.float64)
-    return np.sqrt(((f[1:] - f[:-1]) ** 2).reshape(len(f) - 1, -1).mean(1))
+    """``d_i = RMS(x_{i+1} − x_i)`` -> [n − 1] (units of [0, 1] images)."""
+    f = _frames(frames)
+    return _rms(f[1:] - f[:-1])
 
 
 def image_step_cv(frames) -> float:
+    """``std(d) / mean(d)``: 0 when every frame changes the image by the same amount."""
     return _cv(image_steps(frames))
 
 
 def jump_ratio(frames) -> float:
-    """max(d)/median(d): ≈ 1 for even steps; > 3 is a visible pop."""
+    """``max(d) / median(d)``: ≈ 1 for even steps; above 3 a jump is visible in the animation.
+
+    >>> import numpy as np
+    >>> f = np.zeros((4, 1, 1, 3)); f[1:] = [[[0.1]]], [[[0.2]]], [[[0.6]]]
+    >>> round(jump_ratio(f), 6)
+    4.0
+    """
     d = image_steps(frames)
+    if d.size == 0:
+        return NAN
     med = np.median(d)
-    return float(d.max() / med) if med > 0 else float("nan")
+    return float(d.max() / med) if med > 0 else NAN
 
 
-def curvature(latents) -> float:
-    """mean ‖w_{i+1} − 2w_i + w_{i−1}‖ / mean(s): 0 on a straight constant-speed path."""
-    w = np.asarray(latents, np.float64).reshape(len(latents), -1)
-    if len(w) < 3:
-        return float("nan")
-    second = np.linalg.norm(w[2:] - 2 * w[1:-1] + w[:-2], axis=1)
-    s = step_sizes(w).mean()
-    return float(second.mean() / s) if s > 0 else float("nan")
+def curvature(latents, closed: bool = False) -> float:
+    """``mean_i ‖w_{i+1} − 2w_i + w_{i−1}‖ / mean(s)``: 0 on a straight constant-speed path.
+
+    For a regular k-gon (a closed loop) it is ``2·sin(π/k)``.
+    """
+    w = _flat(latents)
+    if closed:
+        second = np.roll(w, -1, 0) - 2 * w + np.roll(w, 1, 0)
+    elif len(w) < 3:
+        return NAN
+    else:
+        second = w[2:] - 2 * w[1:-1] + w[:-2]
+    s = step_sizes(w, closed).mean()
+    return float(np.linalg.norm(second, axis=1).mean() / s) if s > 0 else NAN
 
 
-def turning_angle(latents) -> float:
-    """Mean angle (degrees) between consecutive steps: 0 on a straight path."""
-    w = np.asarray(latents, np.float64).reshape(len(latents), -1)
-    d = np.diff(w, axis=0)
-    a, b = d[:-1], d[1:]
+def turning_angle(latents, closed: bool = False) -> float:
+    """Mean angle in degrees between consecutive steps ``w_i − w_{i−1}`` and ``w_{i+1} − w_i``: 0 on a straight path.
+
+    A regular k-gon turns by 360/k at every vertex.
+    """
+    w = _flat(latents)
+    d = (np.roll(w, -1, 0) - w) if closed else np.diff(w, axis=0)
+    a, b = (d, np.roll(d, -1, 0)) if closed else (d[:-1], d[1:])
     denom = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     ok = denom > 0
     if not ok.any():
-        return float("nan")
+        return NAN
     cos = np.clip((a * b).sum(1)[ok] / denom[ok], -1, 1)
     return float(np.degrees(np.arccos(cos)).mean())
 
 
 def perceptual_straightness(frames) -> float:
-    """Mean of d(x_{i−1}, x_{i+1}) / (d_{i−1} + d_i): 1 for a perceptually straight path, lower when it bends."""
-    f = np.asarray(frames, np.float64)
+    """Mean over i of ``RMS(x_{i+1} − x_{i−1}) / (d_{i−1} + d_i)`` (triangle inequality: ≤ 1).
+
+    1 when each frame lies on the straight image-space segment between its
+    neighbours; lower when the path bends or doubles back (0.5·√2 at a right angle).
+    """
+    f = _frames(frames)
     if len(f) < 3:
-        return float("nan")
+        return NAN
     d = image_steps(f)
-    skip = np.sqrt(((f[2:] - f[:-2]) ** 2).reshape(len(f) - 2, -1).mean(1))
+    skip = _rms(f[2:] - f[:-2])
     denom = d[:-1] + d[1:]
     ok = denom > 0
-    return float((skip[ok] / denom[ok]).mean()) if ok.any() else float("nan")
+    return float((skip[ok] / denom[ok]).mean()) if ok.any() else NAN
 
 
 def loop_closure(frames) -> float:
-    """RMS(x_last − x_first) / median(d): ≈ 1 for a seamless loop (the closing step is an ordinary step)."""
-    f = np.asarray(frames, np.float64)
-    med = np.median(image_steps(f))
-    gap = np.sqrt(((f[-1] - f[0]) ** 2).mean())
-    return float(gap / med) if med > 0 else float("nan")
+    """``RMS(x_{n−1} − x_0) / median(d)`` for closed runs: ≈ 1 when the closing step is an ordinary step.
+
+    0 would mean the last frame repeats the first; much above 1, a visible jump when the loop restarts.
+    """
+    f = _frames(frames)
+    d = image_steps(f)
+    if d.size == 0:
+        return NAN
+    med = np.median(d)
+    return float(_rms(f[-1:] - f[:1])[0] / med) if med > 0 else NAN
 
 
 def path_length(frames) -> float:
-    """Σ d_i (RMS units of [0, 1] images)."""
+    """``Σ_i d_i``: length of the path in image space (RMS units of [0, 1] images)."""
     return float(image_steps(frames).sum())
 
 
+# ---------------------------------------------------------------- geometry
 def intrinsic_dim(latents, var: float = 0.9) -> dict:
-    """PCA of the trajectory: components for ``var`` of the variance, and the participation ratio (Σλ)²/Σλ²."""
-    w = np.asarray(latents, np.float64).reshape(len(latents), -1)
+    """Dimension of the trajectory from the PCA spectrum λ of its (centred) latents [n, ...].
+
+    ``n90``: the fewest components that explain ``var`` of the variance;
+    ``participation_ratio``: ``(Σλ)² / Σλ²`` (1 for a line, 2 for a circle, k
+    for k equal directions).  Both 0 for a constant trajectory.
+
+    >>> import numpy as np
+    >>> t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    >>> intrinsic_dim(np.stack([np.cos(t), np.sin(t), 0 * t], 1))["n90"]
+    2
+    """
+    if not 0 < var <= 1:
+        raise ValueError(f"var must be in (0, 1], got {var}")
+    w = _flat(latents)
     w = w - w.mean(0)
-    s = np.linalg.svd(w, compute_uv=False)
-    lam = s**2
-    if lam.sum() <= 0:
+    lam = np.linalg.svd(w, compute_uv=False) ** 2
+    if lam.sum() <= 1e-30:
         return {"n90": 0, "participation_ratio": 0.0}
     frac = np.cumsum(lam) / lam.sum()
-    return {"n90": int(np.searchsorted(frac, var - 1e-12) + 1), "participation_ratio": float(lam.sum() ** 2 / (lam**2).sum())}
+    return {"n90": int(np.searchsorted(frac, var - 1e-12) + 1),
+            "participation_ratio": float(lam.sum() ** 2 / (lam**2).sum())}
 
 
 def layer_profile(latents, w_ref) -> list[float]:
-    """Share of Σ_i ‖w_i[l] − w*[l]‖² per W+ layer l (sums to 1)."""
-    w = np.asarray(latents, np.float64)
-    e = ((w - np.asarray(w_ref, np.float64)[None]) ** 2).sum((0, 2))
+    """Share of ``Σ_i ‖w_i[l] − w*[l]‖²`` per W+ layer l: latents [n, num_ws, w_dim], w_ref [num_ws, w_dim].
+
+    Sums to 1 (all zeros when nothing moves).
+
+    >>> import numpy as np
+    >>> w = np.zeros((2, 3, 4)); w[:, 1] = 1
+    >>> layer_profile(w, np.zeros((3, 4)))
+    [0.0, 1.0, 0.0]
+    """
+    w, ref = np.asarray(latents, np.float64), np.asarray(w_ref, np.float64)
+    if w.ndim != 3 or ref.shape != w.shape[1:]:
+        raise ValueError(f"expected latents [n, num_ws, w_dim] and w_ref [num_ws, w_dim], got {list(w.shape)} and "
+                         f"{list(ref.shape)}")
+    e = ((w - ref[None]) ** 2).sum((0, 2))
     return (e / e.sum()).tolist() if e.sum() > 0 else [0.0] * w.shape[1]
 
 
-def semantic_locality(factors, ref_factors, region_idx, scale=None) -> float:
-    """Share of (normalised) factor change that falls in the region's own factors.
+def semantic_locality(factors, ref_factors, region_factor_idx, scale=None) -> float:
+    """Share of the factor change that falls on the region's own factors (toyfaces, via the factor regressor).
 
-    factors [n, F] estimated for the frames, ref_factors [F] for the reference,
-    region_idx the indices of the region's factors, scale [F] the factors'
-    natural spread (default 1: factors already in [0, 1]).
+    ``Σ_i Σ_{f∈R} ((φ_i,f − φ*_f)/σ_f)² / Σ_i Σ_f ((φ_i,f − φ*_f)/σ_f)²`` for
+    factors φ [n, F] estimated on the frames, φ* [F] on the reference, R the
+    region's factor indices and σ [F] the factors' spread (default 1: factors
+    already in [0, 1]).  1 = only the region's factors change.  NaN without change.
+
+    >>> semantic_locality([[0.5, 0.9], [0.5, 0.7]], [0.5, 0.5], [1])
+    1.0
     """
-    f = np.asarray(factors, np.float64)
-    d = (f - np.asarray(ref_factors, np.float64)[None]) ** 2
+    f, r = np.asarray(factors, np.float64), np.asarray(ref_factors, np.float64)
+    if f.ndim != 2 or r.shape != f.shape[1:]:
+        raise ValueError(f"expected factors [n, F] and ref_factors [F], got {list(f.shape)} and {list(r.shape)}")
+    idx = [int(i) for i in region_factor_idx]
+    if any(not 0 <= i < f.shape[1] for i in idx):
+        raise ValueError(f"region_factor_idx {idx} outside 0..{f.shape[1] - 1}")
+    d = (f - r[None]) ** 2
     if scale is not None:
         d = d / np.asarray(scale, np.float64)[None] ** 2
     total = d.sum()
-    return float(d[:, list(region_idx)].sum() / total) if total > 0 else float("nan")
+    return float(d[:, idx].sum() / total) if total > 0 else NAN
 
 
-def run_metrics(latents, w_ref, frames, ref_img, mask, *, layers=None, offset=None, closed=False) -> dict:
-    """All metrics of one run (those that need only its arrays), as a JSON-ready dict."""
-    frames = np.asarray(frames)
-    lat = np.asarray(latents)
+# ------------------------------------------------------------------- a run
+def run_metrics(latents, w_ref, frames, ref_img, mask, *, layers=None, offset=None, closed=False,
+                distance: str = "l2") -> dict:
+    """Every metric of one run that needs only its arrays, as a JSON-ready dict (floats, a list for layers).
+
+    Args:
+        latents: [n, num_ws, w_dim]; w_ref: [num_ws, w_dim].
+        frames: [n, H, W, 3] and ref_img [H, W, 3] in [0, 1]; mask [H, W] in [0, 1].
+        layers: (start, end) of the free W+ layers: latent-space smoothness and dimension use only those.
+        offset: the target inside distance c (float or one per frame) for ``inside_gap`` (l2 only).
+        closed: the run is a loop: steps wrap around and ``loop_closure`` is added.
+        distance: the run's distance ("l2" or "lpips").
+    """
+    frames, lat = np.asarray(frames), np.asarray(latents)
+    if len(frames) != len(lat):
+        raise ValueError(f"expected one frame per latent, got {len(frames)} frames and {len(lat)} latents")
     free = lat[:, layers[0]:layers[1]] if layers else lat
-    inside = inside_change(frames, ref_img, mask, offset)
+    inside = inside_change(frames, ref_img, mask, offset, distance)
     dim = intrinsic_dim(free)
     m = {
         "locality": locality(frames, ref_img, mask),
         "locality_gain": locality_gain(frames, ref_img, mask),
+        "area_share": float(np.mean(mask)),
         "outside_change": outside_change(frames, ref_img, mask),
         "inside_rms": inside["rms"],
         "inside_mse": inside["mse"],
+        "inside_d": inside["d_in"],
         "change_f1": change_f1(frames, ref_img, mask),
         "step_cv": step_cv(free, closed),
         "image_step_cv": image_step_cv(frames),
         "jump_ratio": jump_ratio(frames),
-        "curvature": curvature(free),
-        "turning_angle": turning_angle(free),
+        "curvature": curvature(free, closed),
+        "turning_angle": turning_angle(free, closed),
         "perceptual_straightness": perceptual_straightness(frames),
         "path_length": path_length(frames),
         "intrinsic_dim_90": dim["n90"],
@@ -234,17 +397,30 @@ def run_metrics(latents, w_ref, frames, ref_img, mask, *, layers=None, offset=No
     return m
 
 
-def recompute_metrics(root) -> int:
-    """Recompute the array-based metrics of every run in a store (keeps semantic_locality); returns the count."""
-    from ..store import iter_runs, update_run_meta
+def recompute_metrics(root, quiet: bool = True) -> int:
+    """Recompute the array-based metrics of every run in a store and merge them into run.json; returns the count.
+
+    Metrics that need a model (``semantic_locality``, ``factor_change``) and those
+    written by transfer/combination are kept.  Runs without frames are skipped
+    with a warning (render them with ``mgm render``).
+    """
+    from ..store import RunReadError, iter_runs, update_run_meta
 
     n = 0
     for run in iter_runs(root):
-        cfg = run.meta.get("config", {})
+        cfg = run.meta.get("config", {}) or {}
         closed = bool(cfg.get("closed_loop"))
-        offset = cfg.get("offset") if cfg.get("distance") == "l2" else None
-        m = run_metrics(run.latents, run.reference, run.frames, run.reference_img, run.mask,
-                        layers=run.layers, offset=offset, closed=closed)
+        offset = cfg.get("offset")
+        if offset is not None and cfg.get("offset_ramp"):
+            offset = np.linspace(0.0, float(offset), len(run.latents))
+        try:
+            m = run_metrics(run.latents, run.reference, run.frames, run.reference_img, run.mask, layers=run.layers,
+                            offset=offset, closed=closed, distance=cfg.get("distance", "l2"))
+        except (RunReadError, ValueError) as exc:
+            warnings.warn(f"metrics of {run.run_id} not recomputed: {exc}", stacklevel=2)
+            continue
         update_run_meta(run.path, {"metrics": m})
         n += 1
+        if not quiet:
+            print(f"{run.run_id}: locality {m['locality']:.3f}")
     return n

@@ -1,0 +1,177 @@
+"""Metrics with known answers (DESIGN §5), plus the docstring examples."""
+
+import doctest
+import warnings
+
+import numpy as np
+import pytest
+from _fake_runs import make_run
+
+from mgm_analysis import store
+from mgm_analysis.analysis import metrics as M
+
+
+def _mask():
+    mask = np.zeros((4, 4))
+    mask[:2] = 1  # area share 0.5
+    return mask
+
+
+def test_docstring_examples():
+    result = doctest.testmod(M, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 10 and result.failed == 0
+
+
+def test_change_only_inside_the_mask_is_perfectly_local():
+    mask, ref = _mask(), np.zeros((4, 4, 3))
+    frames = np.zeros((3, 4, 4, 3))
+    frames[:, :2] = np.linspace(0.1, 0.3, 3)[:, None, None, None]
+    assert M.locality(frames, ref, mask) == 1.0
+    assert M.locality_gain(frames, ref, mask) == 2.0
+    assert M.outside_change(frames, ref, mask) == 0.0
+    assert M.change_f1(frames, ref, mask) == 1.0
+
+
+def test_uniform_change_gives_the_area_share():
+    ref = np.zeros((8, 8, 3))
+    mask = np.zeros((8, 8))
+    mask[1:4, 2:7] = 1  # 15 of 64 pixels
+    frames = np.full((5, 8, 8, 3), 0.2)
+    assert M.locality(frames, ref, mask) == pytest.approx(15 / 64)
+    assert M.locality_gain(frames, ref, mask) == pytest.approx(1.0)
+    assert M.outside_change(frames, ref, mask) == pytest.approx(0.2)
+
+
+def test_soft_mask_weights_pixels():
+    ref, frames = np.zeros((1, 2, 3)), np.ones((1, 1, 2, 3))
+    assert M.locality(frames, ref, np.array([[0.5, 0.0]])) == pytest.approx(0.25)
+
+
+def test_no_change_is_nan_not_an_error():
+    z = np.zeros((3, 4, 4, 3))
+    assert np.isnan(M.locality(z, z[0], _mask()))
+    assert np.isnan(M.change_f1(z, z[0], _mask()))
+    assert np.isnan(M.jump_ratio(z))
+
+
+def test_inside_change_and_gap_to_c():
+    ref, mask = np.zeros((4, 4, 3)), _mask()
+    frames = np.zeros((2, 4, 4, 3))
+    frames[:, :2] = 0.1  # inside MSE 0.01 in [0, 1] units -> D_in 0.04 in [-1, 1] units
+    frames[:, 2:] = 0.5  # outside change must not count
+    r = M.inside_change(frames, ref, mask, offset=0.03)
+    assert r["rms"] == pytest.approx(0.1) and r["mse"] == pytest.approx(0.01)
+    assert r["d_in"] == pytest.approx(0.04) and r["gap"] == pytest.approx(0.01)
+    assert "gap" not in M.inside_change(frames, ref, mask, offset=0.03, distance="lpips")
+    ramp = M.inside_change(frames, ref, mask, offset=np.array([0.0, 0.08]))
+    assert ramp["gap"] == pytest.approx(0.0)
+
+
+def test_change_f1_is_low_when_the_change_misses_the_mask():
+    mask, ref = _mask(), np.zeros((4, 4, 3))
+    frames = np.zeros((1, 4, 4, 3))
+    frames[:, 2:] = 0.3
+    assert M.change_f1(frames, ref, mask) == 0.0
+
+
+def test_straight_constant_speed_path():
+    w = np.linspace(0, 1, 10)[:, None, None] * np.array([[1.0, 2.0, -1.0], [0.5, 0.0, 3.0]])[None]
+    assert M.step_cv(w) == pytest.approx(0, abs=1e-12)
+    assert M.curvature(w) == pytest.approx(0, abs=1e-12)
+    assert M.turning_angle(w) == pytest.approx(0, abs=1e-5)
+    assert M.intrinsic_dim(w) == {"n90": 1, "participation_ratio": pytest.approx(1.0)}
+
+
+def test_accelerating_path_has_positive_step_cv():
+    w = (np.linspace(0, 1, 6) ** 2)[:, None]
+    assert M.step_cv(w) > 0.3 and M.curvature(w) > 0
+
+
+def test_planar_circle_has_intrinsic_dim_two():
+    k = 40
+    t = np.linspace(0, 2 * np.pi, k, endpoint=False)
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(10, 2)))[0]
+    w = np.stack([np.cos(t), np.sin(t)], 1) @ basis.T
+    d = M.intrinsic_dim(w)
+    assert d["n90"] == 2 and d["participation_ratio"] == pytest.approx(2.0, rel=1e-9)
+    assert M.step_cv(w, closed=True) == pytest.approx(0, abs=1e-9)
+    assert M.curvature(w, closed=True) == pytest.approx(2 * np.sin(np.pi / k))
+    assert M.turning_angle(w, closed=True) == pytest.approx(360 / k)
+
+
+def test_image_steps_jump_ratio_straightness_and_loop_closure():
+    f = np.zeros((5, 2, 2, 3))
+    f[:] = np.array([0, 0.1, 0.2, 0.3, 0.4])[:, None, None, None]
+    assert M.image_steps(f) == pytest.approx([0.1] * 4)
+    assert M.image_step_cv(f) == pytest.approx(0, abs=1e-9)
+    assert M.jump_ratio(f) == pytest.approx(1.0)
+    assert M.perceptual_straightness(f) == pytest.approx(1.0)
+    assert M.path_length(f) == pytest.approx(0.4)
+    assert M.loop_closure(f) == pytest.approx(4.0)  # the way back is four ordinary steps
+    f[4] = 0.9
+    assert M.jump_ratio(f) == pytest.approx(6.0)
+    back = np.zeros((3, 1, 1, 3))
+    back[1] = 0.5  # there and back again
+    assert M.perceptual_straightness(back) == pytest.approx(0.0)
+    corner = np.zeros((3, 1, 2, 1))
+    corner[1, 0, 0] = corner[2, 0, 0] = corner[2, 0, 1] = 1.0  # a right angle
+    assert M.perceptual_straightness(corner) == pytest.approx(np.sqrt(2) / 2)
+
+
+def test_layer_profile_and_semantic_locality():
+    ref = np.zeros((3, 2))
+    w = np.zeros((4, 3, 2))
+    w[:, 1] = 1.0
+    w[:, 2] = 1.0
+    assert M.layer_profile(w, ref) == [0.0, 0.5, 0.5]
+    assert M.layer_profile(np.zeros((2, 3, 2)), ref) == [0.0, 0.0, 0.0]
+    f = np.array([[0.5, 0.5, 0.5], [0.9, 0.5, 0.5]])
+    assert M.semantic_locality(f, [0.5, 0.5, 0.5], [0]) == 1.0
+    assert M.semantic_locality(f, [0.5, 0.5, 0.4], [1, 2]) == pytest.approx(0.02 / (0.16 + 0.02))
+    assert M.semantic_locality(f, [0.5, 0.5, 0.4], [0], scale=[2.0, 1.0, 1.0]) == pytest.approx(0.04 / (0.04 + 0.02))
+
+
+def test_shape_checks_name_the_shapes():
+    with pytest.raises(ValueError, match="expected the same shape"):
+        M.locality(np.zeros((2, 4, 4, 3)), np.zeros((5, 5, 3)), np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=r"expected a mask of \(4, 4\)"):
+        M.locality(np.zeros((2, 4, 4, 3)), np.zeros((4, 4, 3)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="w_ref"):
+        M.layer_profile(np.zeros((2, 3, 4)), np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="region_factor_idx"):
+        M.semantic_locality([[0.1, 0.2]], [0.1, 0.2], [2])
+
+
+def test_run_metrics_is_json_ready_and_consistent():
+    import json
+
+    rng = np.random.default_rng(0)
+    lat = rng.normal(size=(6, 4, 5))
+    ref_img = rng.uniform(size=(8, 8, 3))
+    mask = np.zeros((8, 8))
+    mask[2:5, 2:6] = 1
+    frames = np.repeat(ref_img[None], 6, 0)
+    frames[:, 2:5, 2:6] += np.linspace(0, 0.1, 6)[:, None, None, None]
+    m = M.run_metrics(lat, lat[0], frames, ref_img, mask, layers=(1, 3), offset=0.03, closed=True)
+    json.dumps(m, allow_nan=True)
+    assert m["locality"] == pytest.approx(1.0) and m["area_share"] == pytest.approx(12 / 64)
+    assert m["step_cv"] == pytest.approx(M.step_cv(lat[:, 1:3], closed=True))
+    assert len(m["layer_profile"]) == 4 and {"inside_gap", "loop_closure"} <= set(m)
+    m2 = M.run_metrics(lat, lat[0], frames, ref_img, mask, distance="lpips", offset=0.3)
+    assert "inside_gap" not in m2 and "loop_closure" not in m2
+
+
+def test_recompute_metrics_for_a_store(tmp_path):
+    p = make_run(tmp_path, seed=0)
+    store.update_run_meta(p, {"metrics": {"semantic_locality": 0.7}})
+    no_frames = make_run(tmp_path, seed=1)
+    for q in (no_frames / "frames").iterdir():
+        q.unlink()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert M.recompute_metrics(tmp_path) == 1
+    assert len(caught) == 1 and "not recomputed" in str(caught[0].message)
+    m = store.load_run(p).meta["metrics"]
+    assert m["semantic_locality"] == 0.7  # kept: needs a model
+    assert m["locality"] == pytest.approx(1.0) and m["step_cv"] == pytest.approx(0, abs=1e-5)
+    assert m["inside_gap"] >= 0

@@ -1,90 +1,152 @@
 """Joint PCA / UMAP projections of many runs in shared coordinates (DESIGN §5).
 
-Projections are fitted once over all selected runs, so trajectories of
-different regions and references are comparable, and returned as tidy
-DataFrames ``run_id, region, frame, x, y[, z]``.  Results are cached on disk
-(Parquet) keyed by the inputs: the run ids, their latents files' sizes and
-modification times, the method and its parameters.  ``umap`` is imported only
-when asked for: its first fit in a process costs ~20 s of numba compilation.
+One projection is fitted over the frames of all selected runs, so the
+trajectories of different regions and references land in the same plane and
+can be compared; the result is a tidy DataFrame ``run_id, region, frame, x,
+y[, z]`` with one row per frame (``df.attrs`` holds the method, the space and,
+for PCA, the explained variance ratio).
+
+What is projected (``space``):
+
+* ``"w_free"`` — the W+ layers the runs optimised (the union of their
+  ``layer_start:layer_end``), flattened: [n, layers × w_dim];
+* ``"w_all"`` — every W+ layer;
+* ``"frames"`` — the rendered frames' pixels.
+
+With ``relative=True`` the deltas ``w_i − w*`` are projected instead, so runs
+on different references start from the same origin.
+
+Results are cached as Parquet under ``<root>/.mgm_cache/`` (or ``cache_dir``),
+keyed by a hash of the inputs: run ids, the size and modification time of each
+run's latents (and frames for ``space="frames"``), the method, its parameters
+and the library version.  ``umap`` is imported only when ``method="umap"``:
+its first fit in a process costs ~20 s of numba compilation.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..store import Run, iter_runs
 
-__all__ = ["Projector", "project", "features"]
+__all__ = ["JointProjection", "Projector", "project", "features", "SPACES", "METHODS"]
 
 SPACES = ("w_free", "w_all", "frames")
 METHODS = ("pca", "umap")
 
 
-def features(run: Run, space: str = "w_free") -> np.ndarray:
-    """Rows to project for one run: [n, d] (free W+ layers, all layers, or frame pixels)."""
-    if space == "w_all":
-        return run.latents.reshape(len(run.latents), -1)
-    if space == "w_free":
-        a, b = run.layers
-        return run.latents[:, a:b].reshape(len(run.latents), -1)
-    if space == "frames":
-        return run.frames.reshape(len(run.frame_paths), -1)
-    raise ValueError(f"unknown space {space!r}; use one of {', '.join(SPACES)}")
+class JointProjection(TransformerMixin, BaseEstimator):
+    """PCA or UMAP behind the scikit-learn estimator contract.
 
-
-class Projector:
-    """scikit-learn-style joint projection: ``fit(X)`` then ``transform(X)``; fitted state in ``*_`` attributes.
+    Parameters are stored unchanged and validated in :meth:`fit`, which returns
+    ``self``; fitted state lives in attributes ending in ``_`` (``model_``,
+    ``n_features_in_``, and ``explained_variance_ratio_`` for PCA).  When there
+    are fewer samples or features than ``n_components`` the missing
+    coordinates are 0.
 
     Args:
         method: "pca" or "umap".
         n_components: 2 or 3.
-        random_state: seed (UMAP).
-        n_neighbors, min_dist: UMAP parameters.
+        random_state: seed (PCA's randomised solver, UMAP).
+        n_neighbors: UMAP neighbourhood size (capped at n_samples − 1).
+        min_dist: UMAP minimum distance between embedded points.
+        metric: UMAP input metric.
     """
 
-    def __init__(self, method: str = "pca", n_components: int = 2, random_state: int = 0, n_neighbors: int = 15,
-                 min_dist: float = 0.1):
+    def __init__(self, method: str = "pca", n_components: int = 2, random_state: int | None = 0,
+                 n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "euclidean"):
         self.method = method
         self.n_components = n_components
         self.random_state = random_state
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
+        self.metric = metric
+
+    def _validate(self, X) -> np.ndarray:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.n_components not in (2, 3):
+            raise ValueError(f"n_components must be 2 or 3, got {self.n_components!r}")
+        X = np.asarray(X, np.float32 if self.method == "umap" else np.float64)
+        if X.ndim != 2 or len(X) == 0:
+            raise ValueError(f"expected X [n_samples, n_features] with n_samples >= 1, got {list(X.shape)}")
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or inf; leave out runs with non-finite latents")
+        if self.method == "umap" and len(X) < self.n_components + 2:
+            raise ValueError(f"UMAP needs at least {self.n_components + 2} samples, got {len(X)}; use method='pca'")
+        return X
+
+    def _pad(self, Y) -> np.ndarray:
+        Y = np.asarray(Y, np.float64)
+        return np.pad(Y, ((0, 0), (0, self.n_components - Y.shape[1]))) if Y.shape[1] < self.n_components else Y
 
     def fit(self, X, y=None):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; use pca or umap")
-        if self.n_components not in (2, 3):
-            raise ValueError(f"n_components must be 2 or 3, got {self.n_components}")
-        X = np.asarray(X, np.float64)
+        X = self._validate(X)
+        self.n_features_in_ = X.shape[1]
         if self.method == "pca":
             from sklearn.decomposition import PCA
 
-            self.model_ = PCA(n_components=min(self.n_components, *X.shape), random_state=self.random_state).fit(X)
+            k = min(self.n_components, *X.shape)
+            self.model_ = PCA(n_components=k, random_state=self.random_state).fit(X)
             self.explained_variance_ratio_ = self.model_.explained_variance_ratio_
         else:
-            import umap  # noqa: PLC0415  (slow import, only here)
+            import umap  # slow import and first-fit compilation: only here
 
-            self.model_ = umap.UMAP(n_components=self.n_components, n_neighbors=min(self.n_neighbors, len(X) - 1),
-                                    min_dist=self.min_dist, random_state=self.random_state).fit(X)
+            self.model_ = umap.UMAP(n_components=self.n_components, n_neighbors=max(2, min(self.n_neighbors, len(X) - 1)),
+                                    min_dist=self.min_dist, metric=self.metric, random_state=self.random_state,
+                                    n_jobs=1 if self.random_state is not None else -1)
+            self.embedding_ = self._pad(self.model_.fit_transform(X))
         return self
 
     def transform(self, X):
-        Y = self.model_.transform(np.asarray(X, np.float64))
-        if Y.shape[1] < self.n_components:  # fewer samples or dims than components
-            Y = np.pad(Y, ((0, 0), (0, self.n_components - Y.shape[1])))
-        return Y
+        if not hasattr(self, "model_"):
+            raise ValueError("this JointProjection is not fitted yet; call fit(X) first")
+        X = np.asarray(X, np.float32 if self.method == "umap" else np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"expected X with {self.n_features_in_} features, got {list(X.shape)}")
+        return self._pad(self.model_.transform(X))
 
-    def fit_transform(self, X, y=None):
-        if self.method == "umap":
-            self.fit(X)
-            Y = self.model_.embedding_
-            return np.pad(Y, ((0, 0), (0, self.n_components - Y.shape[1]))) if Y.shape[1] < self.n_components else Y
-        return self.fit(X).transform(X)
+    def fit_transform(self, X, y=None, **fit_params):
+        self.fit(X)
+        return self.embedding_ if self.method == "umap" else self._pad(self.model_.transform(self._validate(X)))
+
+
+Projector = JointProjection  # short alias
+
+
+# ---------------------------------------------------------------- features
+def _free_range(runs: list[Run]) -> tuple[int, int]:
+    layers = [r.layers for r in runs]
+    return min(a for a, _ in layers), max(b for _, b in layers)
+
+
+def features(run: Run, space: str = "w_free", layers: tuple[int, int] | None = None,
+             relative: bool = False) -> np.ndarray:
+    """Rows to project for one run: [n, d] (the free W+ layers, all layers, or the frames' pixels).
+
+    ``layers`` overrides the run's own free range (the joint projection uses
+    the union over runs); ``relative`` subtracts the reference latent.
+    """
+    if space not in SPACES:
+        raise ValueError(f"unknown space {space!r}; use one of {', '.join(SPACES)}")
+    if space == "frames":
+        f = run.frames
+        if relative:
+            f = f - run.reference_img[None]
+        return f.reshape(len(f), -1)
+    lat = run.latents - run.reference[None] if relative else run.latents
+    if space == "w_free":
+        a, b = layers or run.layers
+        lat = lat[:, a:b]
+    return lat.reshape(len(lat), -1)
 
 
 def _runs(runs_or_root) -> list[Run]:
@@ -93,61 +155,132 @@ def _runs(runs_or_root) -> list[Run]:
     return list(runs_or_root)
 
 
-def _cache_key(runs, method, space, n_components, params) -> str:
+def _shape_key(run: Run, space: str):
+    if space == "frames":
+        return tuple(run.mask.shape)
+    return tuple(np.load(run.path / "latents.npy", mmap_mode="r").shape[1:])
+
+
+def _stat(path: Path) -> list:
+    try:
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [0, 0]
+
+
+def _cache_key(runs, space, **params) -> str:
     parts = []
     for r in runs:
-        st = (r.path / "latents.npy").stat()
-        parts.append([r.run_id, st.st_size, st.st_mtime_ns])
-    blob = json.dumps([parts, method, space, n_components, sorted(params.items())], default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+        part = [r.run_id, str(r.path), *_stat(r.path / "latents.npy"), *_stat(r.path / "reference.npy")]
+        if space == "frames":
+            part += [p.name + ":" + ":".join(map(str, _stat(p))) for p in r.frame_paths]
+        parts.append(part)
+    lib = "sklearn"
+    try:
+        from importlib.metadata import version
+
+        lib = version("umap-learn" if params.get("method") == "umap" else "scikit-learn")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        pass
+    blob = json.dumps([parts, space, lib, sorted(params.items())], default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 def project(runs_or_root, method: str = "pca", space: str = "w_free", n_components: int = 2,
-            cache_dir: str | Path | None = None, random_state: int = 0, **params) -> pd.DataFrame:
-    """Fit one projection over all runs and return ``run_id, region, frame, x, y[, z]`` (one row per frame).
+            cache_dir: str | Path | None = None, random_state: int | None = 0, relative: bool = False,
+            **params) -> pd.DataFrame:
+    """Fit one projection over every frame of the runs; return ``run_id, region, frame, x, y[, z]``.
 
-    Runs whose feature width differs from the first run's (another generator or layer range) are left out with a
-    warning.  ``cache_dir`` defaults to ``<root>/.mgm_cache`` when a root is given.
+    Args:
+        runs_or_root: a store folder or a list of :class:`~mgm_analysis.store.Run`.
+        method: "pca" or "umap" (UMAP's first fit in a process compiles for ~20 s).
+        space: "w_free", "w_all" or "frames" (see the module docstring).
+        n_components: 2 or 3 (adds a ``z`` column).
+        cache_dir: where to cache the result; defaults to ``<root>/.mgm_cache`` when a
+            root is given, no cache for a list of runs unless given.
+        random_state: seed.
+        relative: project deltas from each run's reference instead of absolute positions.
+        **params: more :class:`JointProjection` parameters (``n_neighbors``, ``min_dist``, ``metric``).
+
+    Runs that cannot share the projection (another generator's W+ shape or
+    another resolution than most runs, frames missing) are left out with one
+    warning each.  ``df.attrs`` holds ``method``, ``space``, ``runs_left_out``
+    and, for PCA, ``explained_variance_ratio``.
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if space not in SPACES:
+        raise ValueError(f"unknown space {space!r}; use one of {', '.join(SPACES)}")
     runs = _runs(runs_or_root)
     cols = ["run_id", "region", "frame", "x", "y"] + (["z"] if n_components == 3 else [])
     if not runs:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame({c: pd.Series(dtype="object" if c in ("run_id", "region") else "float64") for c in cols})
     if cache_dir is None and isinstance(runs_or_root, (str, Path)):
         cache_dir = Path(runs_or_root) / ".mgm_cache"
-    key = _cache_key(runs, method, space, n_components, {"random_state": random_state, **params})
-    cache = Path(cache_dir) / f"projection-{key}.parquet" if cache_dir else None
+    est_params = {"method": method, "n_components": n_components, "random_state": random_state, **params}
+    key = _cache_key(runs, space, relative=relative, **est_params)
+    cache = Path(cache_dir) / f"projection-{method}-{space}-{key}.parquet" if cache_dir else None
     if cache is not None and cache.exists():
-        return pd.read_parquet(cache)
-    feats, kept = [], []
+        try:
+            return pd.read_parquet(cache)
+        except Exception:  # a damaged cache file is recomputed
+            pass
+
+    # keep the runs that share the most common shape; say which were left out
+    shapes = {}
+    left_out = []
     for r in runs:
         try:
-            f = features(r, space)
-        except Exception as exc:  # unreadable frames etc.
-            import warnings
-
-            warnings.warn(f"projection: skipping {r.run_id}: {exc}", stacklevel=2)
+            shapes[r.run_id] = _shape_key(r, space)
+        except (OSError, ValueError) as exc:
+            left_out.append(r.run_id)
+            warnings.warn(f"projection: leaving out {r.run_id}: {exc}", stacklevel=2)
+    if not shapes:
+        return pd.DataFrame(columns=cols)
+    common = Counter(shapes.values()).most_common(1)[0][0]
+    kept = []
+    for r in runs:
+        if r.run_id not in shapes:
             continue
-        if feats and f.shape[1] != feats[0].shape[1]:
-            import warnings
-
-            warnings.warn(f"projection: skipping {r.run_id}: {f.shape[1]} features, others have {feats[0].shape[1]}",
-                          stacklevel=2)
+        if shapes[r.run_id] != common:
+            left_out.append(r.run_id)
+            warnings.warn(f"projection: leaving out {r.run_id}: shape {list(shapes[r.run_id])} differs from the "
+                          f"other runs' {list(common)} (another generator?)", stacklevel=2)
             continue
-        feats.append(f)
         kept.append(r)
-    X = np.concatenate(feats)
-    Y = Projector(method, n_components, random_state, **params).fit_transform(X)
-    rows = []
-    i = 0
-    for r, f in zip(kept, feats):
-        for k in range(len(f)):
-            rows.append([r.run_id, r.region, k, *Y[i, :n_components]])
-            i += 1
-    df = pd.DataFrame(rows, columns=cols)
+    layers = _free_range(kept) if space == "w_free" else None
+    feats, ok = [], []
+    for r in kept:
+        try:
+            feats.append(features(r, space, layers, relative))
+            ok.append(r)
+        except Exception as exc:  # e.g. a run without rendered frames
+            left_out.append(r.run_id)
+            warnings.warn(f"projection: leaving out {r.run_id}: {exc}", stacklevel=2)
+    if not ok:
+        return pd.DataFrame(columns=cols)
+    est = JointProjection(**est_params)
+    Y = est.fit_transform(np.concatenate(feats))
+    lengths = [len(f) for f in feats]
+    df = pd.DataFrame({
+        "run_id": np.repeat([r.run_id for r in ok], lengths),
+        "region": np.repeat([r.region for r in ok], lengths),
+        "frame": np.concatenate([np.arange(n) for n in lengths]),
+    })
+    for j, c in enumerate(cols[3:]):
+        df[c] = Y[:, j]
+    df.attrs = {"method": method, "space": space, "relative": relative, "runs_left_out": left_out}
+    if layers is not None:
+        df.attrs["layers"] = list(layers)
+    if method == "pca":
+        df.attrs["explained_variance_ratio"] = [float(v) for v in est.explained_variance_ratio_]
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        df.to_parquet(tmp)
-        tmp.replace(cache)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(cache.name + ".tmp")
+            df.to_parquet(tmp, index=False)
+            tmp.replace(cache)
+        except OSError as exc:  # a read-only store still gets its projection
+            warnings.warn(f"projection: could not cache in {cache.parent}: {exc}", stacklevel=2)
     return df

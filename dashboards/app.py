@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dash
-from flask import abort, send_file
+from flask import abort, request, send_file
 
 from mgm_analysis.errors import MGMError
 
@@ -42,9 +42,15 @@ def add_file_route(server, root) -> None:
             abort(404)
         return send_file(path, max_age=60)
 
-    # merge_slashes=False: "/runs/x//etc/passwd" must reach the check (and answer 404), not be redirected.
+    def confine():
+        # Anything under /runs/ that the rule above does not match (e.g. "/runs/x//etc/passwd", whose
+        # absolute part no rule accepts) would reach Dash's catch-all page: answer 404 instead.
+        if request.path.startswith(FILE_ROUTE + "/") and request.endpoint != "run_file":
+            abort(404)
+
     server.add_url_rule(f"{FILE_ROUTE}/<run_id>/<path:relpath>", endpoint="run_file", view_func=run_file,
                         merge_slashes=False)
+    server.before_request(confine)
 
 
 def create_app(root, *, cache_dir=None) -> dash.Dash:

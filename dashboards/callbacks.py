@@ -118,11 +118,11 @@ def register_callbacks(app, root, cache_dir=None) -> None:
 
     @app.callback(Output(L.PROJECTION, "figure"), Output(L.PROJECTION_NOTE, "children"),
                   Input(L.SELECTION, "data"), Input(L.METHOD, "value"), Input(L.DIMS, "value"),
-                  Input(L.SPACE, "value"), State(L.FRAME, "data"))
-    def draw_projection(sel, method, dims, space, frame):
+                  Input(L.SPACE, "value"), Input(L.RELATIVE, "value"), State(L.FRAME, "data"))
+    def draw_projection(sel, method, dims, space, relative, frame):
         s = snap()
         try:
-            df = data.projection(s, sel, method, int(dims), space, cache_dir)
+            df = data.projection(s, sel, method, int(dims), space, cache_dir, bool(relative))
         except Exception as exc:  # a bad run or an impossible fit must not take the page down
             log.warning("projection failed: %s", exc)
             return figures.message_figure(f"Cannot project these runs: {exc}"), str(exc)
@@ -133,12 +133,13 @@ def register_callbacks(app, root, cache_dir=None) -> None:
 
     @app.callback(Output(L.PROJECTION, "figure", allow_duplicate=True),
                   Input(L.FRAME, "data"), State(L.SELECTION, "data"), State(L.METHOD, "value"),
-                  State(L.DIMS, "value"), State(L.SPACE, "value"), prevent_initial_call=True)
-    def mark_frame(frame, sel, method, dims, space):
+                  State(L.DIMS, "value"), State(L.SPACE, "value"), State(L.RELATIVE, "value"),
+                  prevent_initial_call=True)
+    def mark_frame(frame, sel, method, dims, space, relative):
         if not frame:
             return no_update
         try:
-            df = data.projection(snap(), sel, method, int(dims), space, cache_dir)
+            df = data.projection(snap(), sel, method, int(dims), space, cache_dir, bool(relative))
         except Exception:
             return no_update
         patch = Patch()  # moves the ring only; the trajectories are not re-sent

@@ -151,31 +151,31 @@ def derived_runs(snap: Snapshot, run_ids=None) -> pd.DataFrame:
 
 # --------------------------------------------------------------- projections
 def projection(snap: Snapshot, run_ids, method: str = "pca", dims: int = 2, space: str = "w_free",
-               cache_dir=None) -> pd.DataFrame:
+               cache_dir=None, relative: bool = False) -> pd.DataFrame:
     """Joint projection of the selected runs: DataFrame run_id, region, frame, x, y[, z] (one row per frame).
 
-    Fitted once on all selected runs so they share coordinates (by the analysis
-    module, cached on disk in ``cache_dir``, default ``<root>/.mgm_cache``) and
-    memoised here.  When the runs come from generators with different latent
-    shapes, the largest group is projected and ``df.attrs["note"]`` says what was left out.
+    Fitted once on all selected runs so they share coordinates, by
+    :func:`mgm_analysis.analysis.projection.project` (cached on disk in
+    ``cache_dir``, default ``<root>/.mgm_cache``), and memoised here.  With
+    ``relative`` the deltas w_i − w* are projected.  Runs that cannot share the
+    projection (another generator's shape) are left out; ``df.attrs["note"]`` says so.
     """
     ids = _ids(snap, run_ids)
     if not ids:
         return pd.DataFrame(columns=["run_id", "region", "frame", "x", "y"] + (["z"] if dims == 3 else []))
     cache_dir = Path(cache_dir) if cache_dir is not None else snap.root / ".mgm_cache"
-    return _projection(str(snap.root), snap.signature, ids, method, int(dims), space, str(cache_dir))
+    return _projection(str(snap.root), snap.signature, ids, method, int(dims), space, str(cache_dir), bool(relative))
 
 
 @lru_cache(maxsize=32)
-def _projection(root, signature, ids, method, dims, space, cache_dir) -> pd.DataFrame:
+def _projection(root, signature, ids, method, dims, space, cache_dir, relative) -> pd.DataFrame:
     runs = selected_runs(_snapshot(root, signature), ids)
-    shape = Counter(r.latents.shape[1:] for r in runs).most_common(1)[0][0]
-    kept = [r for r in runs if r.latents.shape[1:] == shape]
-    df = project(kept, method=method, space=space, n_components=dims, cache_dir=cache_dir)
+    df = project(runs, method=method, space=space, n_components=dims, cache_dir=cache_dir, relative=relative)
+    left_out = sorted(set(ids) - set(df["run_id"]))
     df = df.sort_values(["run_id", "frame"], kind="stable").reset_index(drop=True)
-    if len(kept) < len(runs):
-        df.attrs["note"] = (f"left out {len(runs) - len(kept)} run(s) whose latents are not "
-                            f"{'x'.join(map(str, shape))}; filter the table by generator to see them")
+    if left_out:
+        df.attrs["note"] = (f"left out {len(left_out)} run(s) that cannot share this projection (another generator, "
+                            f"or no frames): {', '.join(left_out[:5])}{' …' if len(left_out) > 5 else ''}")
     return df
 
 

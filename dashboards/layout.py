@@ -20,7 +20,7 @@ SELECTION = "selection"          # dcc.Store: sorted list of selected run ids (w
 FRAME = "current-frame"          # dcc.Store: {"run_id": ..., "frame": ...} or None
 PROJECTION = "projection"
 TOOLTIP = "projection-tooltip"
-METHOD, DIMS, SPACE = "projection-method", "projection-dims", "projection-space"
+METHOD, DIMS, SPACE, RELATIVE = "projection-method", "projection-dims", "projection-space", "projection-relative"
 PROJECTION_NOTE = "projection-note"
 VIEWER = "frame-viewer"
 VIEWER_RUN, SLIDER, PLAY, TICK = "viewer-run", "frame-slider", "play-button", "play-interval"
@@ -134,7 +134,9 @@ def build_layout(snap: data.Snapshot) -> html.Div:
         html.Div([html.B("Projection"),
                   _radio(METHOD, [{"label": "PCA", "value": "pca"}, {"label": "UMAP", "value": "umap"}], "pca"),
                   _radio(DIMS, [{"label": "2-D", "value": 2}, {"label": "3-D", "value": 3}], 2),
-                  _radio(SPACE, [{"label": v, "value": k} for k, v in data.SPACES.items()], "w_free")],
+                  _radio(SPACE, [{"label": v, "value": k} for k, v in data.SPACES.items()], "w_free"),
+                  dcc.Checklist(id=RELATIVE, options=[{"label": "deltas w − w*", "value": "relative"}], value=[],
+                                inline=True, inputStyle={"marginRight": "3px"})],
                  style={"display": "flex", "gap": "10px", "alignItems": "center", "flexWrap": "wrap"}),
         dcc.Loading(dcc.Graph(id=PROJECTION, clear_on_unhover=True, config=_GRAPH_CONFIG), delay_show=400),
         dcc.Tooltip(id=TOOLTIP, direction="right"),

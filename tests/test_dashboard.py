@@ -1,0 +1,333 @@
+"""Dashboard without a browser: data access, figures, callback decisions, callbacks over HTTP, the file route.
+
+Stores are synthetic (dashboards.synthetic: 16×16 images, 8 frames, W+ 6×8), so
+every test takes well under a second.  The browser test is test_dashboard_browser.py.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from dashboards import callbacks as cb
+from dashboards import data, figures
+from dashboards import layout as L
+from dashboards.app import create_app
+from dashboards.synthetic import make_store
+from mgm_analysis.analysis import compare
+from mgm_analysis.errors import MGMError
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    make_store(root, 6, derived=True)
+    return root
+
+
+@pytest.fixture
+def broken_root(tmp_path):
+    """Three good runs, a folder with unreadable run.json, a half-written one and a leftover temp folder."""
+    make_store(tmp_path, 3)
+    bad = tmp_path / "bad-run"
+    shutil.copytree(tmp_path / "mouth-s0-synthetic-0000", bad)
+    (bad / "run.json").write_text("{ not json")
+    half = tmp_path / "half-run"
+    half.mkdir()
+    (half / "run.json").write_text("{}")
+    (tmp_path / ".tmp-x-1").mkdir()
+    return tmp_path
+
+
+def _ids(root):
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+
+
+# ------------------------------------------------------------- HTTP helper
+def call(app, output, values, trigger=None):
+    """POST one callback to /_dash-update-component as the browser would; return {id: {prop: value}} or None (204).
+
+    ``output`` is a substring of the callback's output key, ``values`` maps "id.prop" to the
+    value of every input and state (missing ones are None).
+    """
+    key = next(k for k in app.callback_map if output in k)
+    spec = app.callback_map[key]
+    multi = key.startswith("..")
+    outs = [dict(zip(("id", "property"), o.rsplit(".", 1), strict=True))
+            for o in (key[2:-2].split("...") if multi else [key])]
+
+    def filled(deps):
+        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in deps]
+
+    body = {"output": key, "outputs": outs if multi else outs[0], "inputs": filled(spec["inputs"]),
+            "state": filled(spec["state"]), "changedPropIds": [trigger] if trigger else []}
+    res = app.server.test_client().post("/_dash-update-component", json=body)
+    if res.status_code == 204:
+        return None
+    assert res.status_code == 200, res.data[:500]
+    return json.loads(res.data)["response"]
+
+
+# ------------------------------------------------------------------- data
+def test_snapshot_reads_catalog_and_memoises(store_root):
+    snap = data.snapshot(store_root)
+    assert len(snap.runs) == 8 and not snap.problems and not snap.empty
+    assert set(snap.catalog["kind"]) == {"discover", "transfer", "combine"}
+    assert data.snapshot(store_root) is snap  # same signature -> same memoised object
+    assert "locality" in data.metric_columns(snap.catalog)
+
+
+def test_signature_changes_when_a_run_is_added(tmp_path):
+    make_store(tmp_path, 2)
+    before = data.snapshot(tmp_path)
+    make_store(tmp_path / "other", 1)
+    shutil.move(tmp_path / "other" / "mouth-s0-synthetic-0000", tmp_path / "mouth-late")
+    after = data.snapshot(tmp_path)
+    assert after.signature != before.signature
+    assert len(after.runs) == 2 and after.problems  # same run_id as an existing run: left out, said so
+
+
+def test_empty_store(tmp_path):
+    snap = data.snapshot(tmp_path)
+    assert snap.empty and not snap.problems
+    assert data.projection(snap, []).empty
+    assert "Select runs" in figures.projection_figure(data.projection(snap, [])).layout.annotations[0].text
+
+
+def test_broken_runs_are_listed_and_the_rest_works(broken_root):
+    snap = data.snapshot(broken_root)
+    assert len(snap.runs) == 3
+    assert len(snap.problems) == 2 and any(p.startswith("bad-run") for p in snap.problems)
+    df = data.projection(snap, list(snap.runs))
+    assert set(df["run_id"]) == set(snap.runs) and len(df) == 3 * 8
+
+
+def test_projection_is_joint_and_cached_on_disk(store_root):
+    snap = data.snapshot(store_root)
+    ids = sorted(snap.runs)[:4]
+    df = data.projection(snap, ids, "pca", 3, "w_all")
+    assert list(df.columns) == ["run_id", "region", "frame", "x", "y", "z"]
+    assert sorted(df["run_id"].unique()) == ids
+    assert any((store_root / ".mgm_cache").glob("projection-*.parquet"))
+
+
+def test_batched_overlap_equals_compare_overlap_matrix(store_root):
+    snap = data.snapshot(store_root)
+    runs = data.selected_runs(snap, sorted(snap.runs))
+    for k in (1, 3, 10):  # 10 > frames - 1: rank-limited subspaces
+        ours = data.run_overlap(runs, k).to_numpy()
+        theirs = compare.overlap_matrix(runs, k).to_numpy()
+        np.testing.assert_allclose(ours, theirs, atol=1e-9)
+
+
+def test_region_overlap_leaves_out_self_pairs():
+    mat = pd.DataFrame(np.array([[1, .5, .1], [.5, 1, .2], [.1, .2, 1]]), index=list("abc"), columns=list("abc"))
+    out = data.region_average(mat, {"a": "mouth", "b": "mouth", "c": "eyes"})
+    assert out.loc["mouth", "mouth"] == pytest.approx(0.5)
+    assert out.loc["mouth", "eyes"] == pytest.approx(0.15)
+    assert np.isnan(out.loc["eyes", "eyes"])  # one run: no pair
+
+
+def test_derived_runs_name_their_sources(store_root):
+    df = data.derived_runs(data.snapshot(store_root))
+    assert sorted(df["kind"]) == ["combine", "transfer"]
+    assert set(df.loc[df["kind"] == "combine", "source_regions"]) == {"mouth + eyes"}
+
+
+def test_frame_images_and_missing_frames(store_root, tmp_path):
+    snap = data.snapshot(store_root)
+    ref, img, mask = data.frame_images(snap, "mouth-s0-synthetic-0000", 99)  # clipped to the last frame
+    assert ref.shape == img.shape == (16, 16, 3) and mask.shape == (16, 16) and mask.max() == 1
+    shutil.copytree(store_root / "eyes-s0-synthetic-0001", tmp_path / "r")
+    shutil.rmtree(tmp_path / "r" / "frames")
+    with pytest.raises(MGMError, match="mgm render"):
+        data.frame_images(data.snapshot(tmp_path), "eyes-s0-synthetic-0001", 0)
+
+
+# ---------------------------------------------------------------- figures
+def test_projection_figure_one_line_per_run_coloured_by_region(store_root):
+    snap = data.snapshot(store_root)
+    ids = [r for r in sorted(snap.runs) if snap.runs[r].meta["provenance"]["kind"] == "discover"]
+    df = data.projection(snap, ids)
+    colors = figures.region_colors(["mouth", "eyes", "brows"])
+    fig = figures.projection_figure(df, colors=colors, current=(ids[0], 2))
+    regions = [t.name for t in fig.data[:-1]]
+    assert regions == ["brows", "eyes", "mouth"] and fig.data[-1].name == figures.CURRENT_TRACE
+    for tr in fig.data[:-1]:
+        assert tr.line.color == colors[tr.name]
+        runs = [c[0] for c in tr.customdata if c[0] is not None]
+        assert len(set(runs)) == 2 and len(runs) == 16  # 2 runs of 8 frames, separated by a gap
+        frames = [c[1] for c in tr.customdata if c[0] == runs[0]]
+        assert frames == list(range(8))  # frame order
+    ring = df[(df["run_id"] == ids[0]) & (df["frame"] == 2)].iloc[0]
+    assert fig.data[-1].x == (pytest.approx(float(ring["x"])),)
+
+
+def test_projection_figure_3d(store_root):
+    snap = data.snapshot(store_root)
+    fig = figures.projection_figure(data.projection(snap, sorted(snap.runs)[:3], dims=3), dims=3)
+    assert all(t.type == "scatter3d" for t in fig.data)
+
+
+def test_frame_figure_shows_reference_frame_difference_and_mask():
+    ref = np.zeros((16, 16, 3))
+    frame = ref.copy()
+    frame[4:8, 4:8] = 1
+    mask = np.zeros((16, 16))
+    mask[4:8, 4:8] = 1
+    fig = figures.frame_figure(ref, frame, mask)
+    kinds = [t.type for t in fig.data]
+    assert kinds.count("image") == 2 and kinds.count("heatmap") == 1 and kinds.count("contour") == 3
+    heat = np.array(next(t for t in fig.data if t.type == "heatmap").z)
+    assert heat[5, 5] == pytest.approx(1.0) and heat[0, 0] == 0
+    with pytest.raises(ValueError, match="mask"):
+        figures.frame_figure(ref, frame, mask[:8])
+
+
+def test_frame_figure_subsamples_large_images():
+    big = np.random.default_rng(0).random((512, 512, 3))
+    fig = figures.frame_figure(big, big, np.ones((512, 512)))
+    assert np.array(next(t for t in fig.data if t.type == "heatmap").z).shape == (128, 128)
+
+
+def test_metric_bars_mean_and_spread_across_references():
+    df = pd.DataFrame({"run_id": list("abcd"), "region": ["mouth", "mouth", "eyes", "eyes"],
+                       "reference": ["seed 0", "seed 1"] * 2, "locality": [0.8, 0.9, 0.5, 0.7]})
+    fig = figures.metric_bars(df, ["locality", "not_a_metric"])
+    bars = fig.data[0]
+    assert list(bars.x) == ["eyes", "mouth"]
+    np.testing.assert_allclose(bars.y, [0.6, 0.85])
+    np.testing.assert_allclose(bars.error_y.array, [np.std([0.5, 0.7], ddof=1), np.std([0.8, 0.9], ddof=1)])
+    assert "No metrics" in figures.metric_bars(df.iloc[:0], ["locality"]).layout.annotations[0].text
+
+
+def test_layer_heatmap_and_overlap_figures(store_root):
+    snap = data.snapshot(store_root)
+    ids = sorted(snap.runs)
+    heat = figures.layer_heatmap(data.layer_profiles(snap, ids))
+    assert np.array(heat.data[0].z).shape == (len({snap.runs[r].region for r in ids}), 6)
+    mat = data.overlap(snap, ids[:6], 3)
+    fig = figures.overlap_figure(mat, 3, data.overlap_baseline(snap, ids, 3))
+    assert "random ≈ 0.062" in fig.layout.title.text
+    assert figures.derived_figure(data.derived_runs(snap, ids)).data
+
+
+# ------------------------------------------------------ callback decisions
+def test_selection_from_table():
+    known = ["a", "b", "c"]
+    assert cb.selection_from_table(None, None, known) == known  # before the table renders: all
+    assert cb.selection_from_table([], ["c", "a"], known) == ["a", "c"]  # no ticks: every filtered row
+    assert cb.selection_from_table(["b", "c"], ["c", "a"], known) == ["c"]  # ticked and filtered
+    assert cb.selection_from_table(["zz"], None, known) == known  # unknown ids are dropped
+
+
+def test_next_frame():
+    count = {"a": 8, "b": 4}.get
+    click = {"points": [{"customdata": ["b", 3]}]}
+    assert cb.next_frame(L.PROJECTION, ["a", "b"], click, "a", 0, {"run_id": "a", "frame": 0}, count) == \
+        {"run_id": "b", "frame": 3}
+    assert cb.next_frame(L.SELECTION, ["b"], None, "a", 5, {"run_id": "a", "frame": 5}, count) == \
+        {"run_id": "b", "frame": 0}  # the run on show left the selection
+    assert cb.next_frame(L.TICK, ["b"], None, "b", 3, {"run_id": "b", "frame": 3}, count)["frame"] == 0  # wraps
+    assert cb.next_frame(L.SLIDER, ["a"], None, "a", 99, {"run_id": "a", "frame": 0}, count)["frame"] == 7
+    assert cb.next_frame(L.VIEWER_RUN, ["a", "b"], None, "b", 2, {"run_id": "a", "frame": 2}, count) == \
+        {"run_id": "b", "frame": 0}
+    assert cb.next_frame(None, [], None, None, 0, None, count) is None
+
+
+def test_tooltip_target_ignores_gaps():
+    assert cb.tooltip_target({"points": [{"customdata": [None, None]}]}) is None
+    run, frame, bbox = cb.tooltip_target({"points": [{"customdata": ["a", 2], "bbox": {"x0": 1}}]})
+    assert (run, frame, bbox) == ("a", 2, {"x0": 1})
+
+
+# ------------------------------------------------------ callbacks over HTTP
+def test_callbacks_over_http(store_root):
+    app = create_app(store_root)
+    ids = sorted(data.snapshot(store_root).runs)
+    two = ["brows-s0-synthetic-0002", "mouth-s0-synthetic-0000"]
+    sel = call(app, "selection.data", {"run-table.selected_row_ids": two[::-1] + ["gone"],
+                                       "run-table.derived_virtual_row_ids": ids},
+               "run-table.selected_row_ids")["selection"]["data"]
+    assert sel == two
+    base = {"selection.data": sel, "projection-method.value": "pca", "projection-dims.value": 2,
+            "projection-space.value": "w_free"}
+    out = call(app, "..projection.figure", base, "selection.data")
+    traces = out["projection"]["figure"]["data"]
+    assert [t["name"] for t in traces] == ["brows", "mouth", figures.CURRENT_TRACE]
+    frame = call(app, "..current-frame.data", {**base, "projection.clickData": {"points": [
+        {"customdata": [two[1], 5]}]}}, "projection.clickData")
+    assert frame["current-frame"]["data"] == {"run_id": two[1], "frame": 5}
+    assert frame["frame-slider"]["value"] == 5 and frame["viewer-run"]["value"] == two[1]
+    view = call(app, "..frame-viewer.figure", {"current-frame.data": {"run_id": two[1], "frame": 5}},
+                "current-frame.data")
+    assert "frame 5" in view["viewer-note"]["children"]
+    tip = call(app, "..projection-tooltip.show", {"projection.hoverData": {"points": [
+        {"customdata": [ids[0], 1], "bbox": {"x0": 0, "x1": 1, "y0": 0, "y1": 1}}]}}, "projection.hoverData")
+    img = tip["projection-tooltip"]["children"]["props"]["children"][0]["props"]["src"]
+    assert app.server.test_client().get(img).status_code == 200
+    patch = call(app, "projection.figure@", {**base, "current-frame.data": {"run_id": two[1], "frame": 5}},
+                 "current-frame.data")
+    assert patch["projection"]["figure"]["__dash_patch_update"] == "__dash_patch_update"
+    for output in ("metric-bars", "layer-heatmap", "overlap-matrix", "..derived-runs"):
+        res = call(app, output, {"selection.data": ids, "metrics-pick.value": ["locality"], "overlap-k.value": 3},
+                   "selection.data")
+        assert res and all("figure" in v or "style" in v for v in res.values())
+
+
+def test_callbacks_on_an_empty_store(tmp_path):
+    app = create_app(tmp_path)
+    client = app.server.test_client()
+    assert client.get("/").status_code == 200
+    page = json.dumps(client.get("/_dash-layout").get_json())
+    assert "No runs yet" in page and "mgm demo" in page
+    sel = call(app, "selection.data", {"run-table.derived_virtual_row_ids": []}, "run-table.derived_virtual_row_ids")
+    assert sel is None or sel["selection"]["data"] == []
+    out = call(app, "..projection.figure", {"selection.data": [], "projection-method.value": "pca",
+                                            "projection-dims.value": 2, "projection-space.value": "w_free"})
+    assert "Select runs" in json.dumps(out)
+
+
+def test_broken_run_shows_a_warning(broken_root):
+    app = create_app(broken_root)
+    page = json.dumps(app.server.test_client().get("/_dash-layout").get_json())
+    assert "2 run folders could not be read" in page and "bad-run" in page
+
+
+# -------------------------------------------------------------- file route
+def test_file_route_serves_run_files_only(store_root, tmp_path):
+    outside = store_root.parent / "secret.txt"
+    outside.write_text("secret")
+    run = "mouth-s0-synthetic-0000"
+    os.symlink(outside, store_root / run / "link.txt")
+    client = create_app(store_root).server.test_client()
+    assert client.get(f"/runs/{run}/frames/000.png").status_code == 200
+    assert client.get(f"/runs/{run}/run.json").status_code == 200
+    bad = [f"/runs/{run}/../eyes-s0-synthetic-0001/run.json", f"/runs/{run}/../../secret.txt", "/runs/../secret.txt",
+           f"/runs/{run}/..%2F..%2Fsecret.txt", f"/runs/{run}/%2E%2E/%2E%2E/secret.txt",
+           f"/runs/{run}/{outside}", f"/runs/{run}/%2F{str(outside)[1:]}", f"/runs//{outside}", "/runs/%2Fetc/passwd",
+           f"/runs/{run}/link.txt", "/runs/.mgm_cache/x", f"/runs/{run}/frames", f"/runs/{run}/nope.png",
+           "/runs/no-such-run/run.json"]
+    for url in bad:
+        res = client.get(url)
+        assert res.status_code == 404, url
+        assert b"secret" not in res.data
+    os.remove(store_root / run / "link.txt")
+
+
+def test_missing_root():
+    with pytest.raises(MGMError, match="does not exist"):
+        create_app("/no/such/store")
+
+
+def test_cli_missing_root_is_one_line(tmp_path):
+    from mgm_analysis.cli import main
+
+    res = CliRunner().invoke(main, ["dashboard", str(tmp_path / "nope")])
+    assert res.exit_code == 2
+    assert res.output.strip().startswith("error: run store") and len(res.output.strip().splitlines()) == 1
+    assert "--host" in CliRunner().invoke(main, ["dashboard", "--help"]).output

@@ -1,35 +1,58 @@
-"""Comparing regions: subspace overlap of their trajectories and their W+ layer profiles (DESIGN §5)."""
+"""Comparing regions: how much two runs' trajectories share directions, and which W+ layers carry them (DESIGN §5).
+
+A run's *deltas* are ``w_i − w*`` [n, num_ws·w_dim].  Their top-k principal
+directions span a subspace; two runs overlap by the mean cos² of the principal
+angles between their subspaces — 0 when they move in orthogonal directions
+(independent regions), 1 when they span the same directions.  Two random
+k-dimensional subspaces of R^d overlap by k/d on average (the baseline).
+"""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
 
 from .metrics import layer_profile
 
-__all__ = ["principal_subspace", "subspace_overlap", "random_overlap", "overlap_matrix", "layer_profiles"]
+__all__ = ["principal_subspace", "basis_overlap", "subspace_overlap", "random_overlap", "overlap_matrix",
+           "region_overlap_summary", "layer_profiles", "reference_label"]
 
 
-def principal_subspace(deltas, k: int = 3) -> np.ndarray:
-    """Orthonormal basis [d, k'] (k' ≤ k) of the top-k principal directions of the rows of ``deltas`` [n, d]."""
-    X = np.asarray(deltas, np.float64).reshape(len(deltas), -1)
-    X = X - X.mean(0)
+def principal_subspace(deltas, k: int = 3, center: bool = True) -> np.ndarray:
+    """Orthonormal basis [d, k'] of the top-k principal directions of the rows of ``deltas`` [n, ...].
+
+    k' = min(k, rank): a straight path has one direction however large k is.
+    ``center`` subtracts the mean row first (PCA); without it the mean offset
+    from the reference counts as a direction too.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    X = np.asarray(deltas, np.float64)
+    X = X.reshape(len(X), -1)
+    if center:
+        X = X - X.mean(0)
     _, s, vt = np.linalg.svd(X, full_matrices=False)
-    k = min(k, int((s > s.max() * 1e-9).sum()) if s.size and s.max() > 0 else 0)
-    return vt[:k].T
+    # directions with under 1e-4 of the top singular value are float32 round-off, not motion
+    rank = int((s > s.max() * 1e-4).sum()) if s.size and s.max() > 0 else 0
+    return vt[:min(k, rank)].T
 
 
-def subspace_overlap(A, B) -> float:
-    """Mean cos² of the principal angles between the spans of bases A [d, k] and B [d, k] (0 = orthogonal, 1 = same).
+def basis_overlap(A, B) -> float:
+    """Mean cos² of the principal angles between span(A) and span(B), for bases A [d, ka], B [d, kb].
+
+    ``‖Qa^T Qb‖_F² / min(ka, kb)`` with Qa, Qb orthonormal: the cosines of the
+    principal angles are the singular values of Qa^T Qb.  NaN when a basis is empty.
 
     >>> import numpy as np
     >>> e = np.eye(4)
-    >>> subspace_overlap(e[:, :2], e[:, 2:])
-    0.0
+    >>> basis_overlap(e[:, :2], e[:, 2:]), basis_overlap(e[:, :2], e[:, 1:3])
+    (0.0, 0.5)
     """
     A, B = np.asarray(A, np.float64), np.asarray(B, np.float64)
-    if A.shape[0] != B.shape[0]:
-        raise ValueError(f"expected bases in the same space, got {A.shape[0]} and {B.shape[0]} dimensions")
+    if A.ndim != 2 or B.ndim != 2 or A.shape[0] != B.shape[0]:
+        raise ValueError(f"expected bases [d, k] in the same space, got {list(A.shape)} and {list(B.shape)}")
     if A.shape[1] == 0 or B.shape[1] == 0:
         return float("nan")
     qa, _ = np.linalg.qr(A)
@@ -38,61 +61,105 @@ def subspace_overlap(A, B) -> float:
     return float((cos**2).sum() / min(qa.shape[1], qb.shape[1]))
 
 
+def subspace_overlap(A, B, k: int = 3, center: bool = True) -> float:
+    """Overlap of the top-k principal subspaces of two sets of deltas A [n_a, d] and B [n_b, d].
+
+    ``mean_j cos² θ_j`` over the principal angles θ_j between the subspaces: 0 =
+    orthogonal, 1 = the same directions; :func:`random_overlap` (k/d) is the
+    expectation for random directions.
+
+    >>> import numpy as np
+    >>> t = np.linspace(0, 1, 5)[:, None]
+    >>> e = np.eye(6)
+    >>> round(subspace_overlap(t * e[0] + t**2 * e[1], t * e[2] + t**2 * e[3], k=2), 12)
+    0.0
+    """
+    A, B = np.asarray(A, np.float64), np.asarray(B, np.float64)
+    A, B = A.reshape(len(A), -1), B.reshape(len(B), -1)
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(f"expected deltas of the same width, got {A.shape[1]} and {B.shape[1]} (another generator?)")
+    return basis_overlap(principal_subspace(A, k, center), principal_subspace(B, k, center))
+
+
 def random_overlap(k: int, d: int) -> float:
-    """Expected overlap of two random k-dimensional subspaces of R^d: k/d."""
+    """Expected overlap of two uniformly random k-dimensional subspaces of R^d: ``E‖Qa^T Qb‖_F² / k = k/d``."""
+    if not 0 < k <= d:
+        raise ValueError(f"need 0 < k <= d, got k={k}, d={d}")
     return k / d
 
 
-def _deltas(run, space="w_free"):
-    lat = run.latents
-    if space == "w_free":
-        a, b = run.layers
-        return (lat[:, a:b] - run.reference[None, a:b]).reshape(len(lat), -1), (a, b)
-    return (lat - run.reference[None]).reshape(len(lat), -1), (0, lat.shape[1])
+def reference_label(run) -> str:
+    """A short label of a run's reference: ``seed N``, the file name, or a hash of w*."""
+    ref = run.meta.get("reference") or {}
+    if ref.get("seed") is not None:
+        return f"seed {ref['seed']}"
+    if ref.get("file"):
+        return str(ref["file"]).replace("\\", "/").rsplit("/", 1)[-1]
+    return "w " + hashlib.sha1(np.ascontiguousarray(run.reference).tobytes()).hexdigest()[:8]
 
 
-def overlap_matrix(runs, k: int = 3, space: str = "w_all") -> pd.DataFrame:
-    """Square DataFrame (index and columns = run ids) of subspace overlaps between runs' deltas w_i − w*.
-
-    ``space="w_all"`` compares all W+ layers, so runs with different free layers are comparable.
-    ``df.attrs["random_baseline"]`` holds k/d.
-    """
+def _comparable(runs):
+    """The runs sharing the most common W+ shape, their deltas and the union of their free layers."""
     runs = list(runs)
-    bases, ids = [], []
-    for r in runs:
-        d, _ = _deltas(r, space)
-        if bases and d.shape[1] != bases[0].shape[0]:
-            continue
-        bases.append(principal_subspace(d, k))
-        ids.append(r.run_id)
+    if not runs:
+        return [], [], (0, 0)
+    shapes = [r.reference.shape for r in runs]
+    common = max(set(shapes), key=shapes.count)
+    kept = [r for r, s in zip(runs, shapes, strict=True) if s == common]
+    layers = (min(r.layers[0] for r in kept), max(r.layers[1] for r in kept))
+    deltas = [(r.latents - r.reference[None]).reshape(len(r.latents), -1) for r in kept]
+    return kept, deltas, layers
+
+
+def overlap_matrix(runs, k: int = 3, center: bool = True) -> pd.DataFrame:
+    """Square DataFrame (index and columns = run ids) of subspace overlaps between the runs' deltas.
+
+    All W+ layers are compared (pinned layers have zero deltas), so runs with
+    different free layers stay comparable; runs with another W+ shape are left
+    out.  ``df.attrs``: ``random_baseline`` (k/d with d = the union of free
+    layers × w_dim), ``k``, ``regions`` and ``references`` (run id -> label).
+    """
+    kept, deltas, (a, b) = _comparable(runs)
+    bases = [principal_subspace(d, k, center) for d in deltas]
+    ids = [r.run_id for r in kept]
     M = np.full((len(ids), len(ids)), np.nan)
     for i in range(len(ids)):
         for j in range(i, len(ids)):
-            M[i, j] = M[j, i] = subspace_overlap(bases[i], bases[j])
-    df = pd.DataFrame(M, index=ids, columns=ids)
-    df.attrs["random_baseline"] = random_overlap(k, bases[0].shape[0]) if bases else float("nan")
+            M[i, j] = M[j, i] = basis_overlap(bases[i], bases[j])
+    df = pd.DataFrame(M, index=pd.Index(ids, name="run_id"), columns=ids)
+    d_eff = (b - a) * kept[0].reference.shape[1] if kept else 0
+    df.attrs = {"k": k, "random_baseline": random_overlap(min(k, d_eff), d_eff) if d_eff else float("nan"),
+                "regions": {r.run_id: r.region for r in kept},
+                "references": {r.run_id: reference_label(r) for r in kept}}
     return df
 
 
-def region_overlap_summary(runs, k: int = 3) -> pd.DataFrame:
-    """Mean overlap between runs of the same region (different references) and of different regions."""
-    runs = list(runs)
-    M = overlap_matrix(runs, k)
-    region = {r.run_id: r.region for r in runs}
+def region_overlap_summary(runs_or_matrix, k: int = 3) -> pd.DataFrame:
+    """Mean overlap of run pairs grouped as same/different region × same/other reference.
+
+    The claim to check: two references of the same region overlap more than
+    different regions do.  Accepts runs or an :func:`overlap_matrix`.  Columns:
+    ``pair, mean, std, count, random_baseline``.
+    """
+    M = runs_or_matrix if isinstance(runs_or_matrix, pd.DataFrame) else overlap_matrix(runs_or_matrix, k)
+    regions, refs = M.attrs.get("regions", {}), M.attrs.get("references", {})
     rows = []
     ids = list(M.index)
-    for i, a in enumerate(ids):
-        for b in ids[i + 1:]:
-            rows.append({"region_a": region[a], "region_b": region[b], "overlap": M.loc[a, b]})
-    df = pd.DataFrame(rows, columns=["region_a", "region_b", "overlap"])
-    if df.empty:
-        return df
-    df["pair"] = np.where(df.region_a == df.region_b, "same region", "different regions")
-    return df.groupby("pair")["overlap"].agg(["mean", "std", "count"]).reset_index()
+    for i, x in enumerate(ids):
+        for y in ids[i + 1:]:
+            region = "same region" if regions.get(x) == regions.get(y) else "different regions"
+            ref = "same reference" if refs.get(x) == refs.get(y) else "other reference"
+            rows.append({"pair": f"{region}, {ref}", "overlap": M.loc[x, y]})
+    cols = ["pair", "mean", "std", "count", "random_baseline"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(rows).groupby("pair")["overlap"].agg(["mean", "std", "count"]).reset_index()
+    df["random_baseline"] = M.attrs.get("random_baseline", float("nan"))
+    return df[cols]
 
 
 def layer_profiles(runs) -> pd.DataFrame:
-    """Tidy ``run_id, region, layer, share``: the share of each W+ layer in the run's total change."""
+    """Tidy ``run_id, region, layer, share``: each W+ layer's share of the run's total change ``Σ_i ‖w_i − w*‖²``."""
     rows = []
     for r in runs:
         for layer, share in enumerate(layer_profile(r.latents, r.reference)):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _fake_runs import fake_meta, make_run
+from _fake_runs import BLOCK_TORCH, fake_meta, make_run
 
 from mgm_analysis import store
 from mgm_analysis.errors import MGMError
@@ -160,7 +160,6 @@ def test_store_needs_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from mgm_analysis import store\n"
-            "assert store.catalog('/nonexistent').empty")
+    code = BLOCK_TORCH + ("from mgm_analysis import store\n"
+                          "assert store.catalog('/nonexistent').empty and 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

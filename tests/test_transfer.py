@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from _fake_runs import fake_meta  # noqa: E402
+from _fake_runs import discovered_run  # noqa: E402
 
 from mgm_analysis import store  # noqa: E402
 from mgm_analysis.analysis.metrics import inside_change  # noqa: E402
@@ -18,33 +18,11 @@ from mgm_analysis.analysis.transfer import (  # noqa: E402
 )
 from mgm_analysis.errors import MGMError  # noqa: E402
 from mgm_analysis.generators.stylegan2 import tiny_generator  # noqa: E402
-from mgm_analysis.render import render_frames  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def G():
     return tiny_generator(resolution=16, w_dim=32, seed=0)
-
-
-def _box_mask(box, res=16):
-    x0, y0, x1, y1 = box
-    m = np.zeros((res, res), np.float32)
-    m[y0:y1, x0:x1] = 1
-    return m
-
-
-def discovered_run(root, G, region, seed, direction_seed, n=5, scale=1.0, box=(2, 2, 10, 8)):
-    """A run as `mgm discover` writes it: w* from the seed, a straight path on W+ layers 1:3."""
-    (w_ref, ref_info), = reference_latents(G, [seed], 0.7)
-    d = np.random.default_rng(direction_seed).normal(size=(2, G.w_dim)).astype(np.float32) * scale
-    ws = np.repeat(w_ref[None], n, 0)
-    ws[:, 1:3] += np.linspace(0, 1, n, dtype=np.float32)[:, None, None] * d
-    frames = render_frames(G, ws)
-    ref_img = render_frames(G, w_ref[None])[0]
-    meta = fake_meta(region, seed, generator=G.info.to_dict(), reference=ref_info)
-    meta["config"] = {"n_frames": n, "layer_start": 1, "layer_end": 3, "distance": "l2"}
-    return store.load_run(store.write_run(root, meta=meta, latents=ws, reference=w_ref, reference_img=ref_img,
-                                          mask=_box_mask(box), frames=frames))
 
 
 def test_reference_latents_match_discover_seeds(G):

@@ -1,112 +1,208 @@
-"""``mgm analyze``: metrics table, projections, region comparison and a self-contained HTML report.
+"""Tables, figures and the self-contained HTML report of ``mgm analyze`` (no torch unless transfer is asked for).
 
-Figures are built by plain functions (``fig_*``) that the dashboard reuses.
+Notebook use::
+
+    from mgm_analysis.analysis import load_runs, project, overlap_matrix, report
+    cat = load_runs("runs/")                               # one row per run, metrics as columns
+    report.fig_projection(project("runs/")).show()         # joint PCA, one line per run
+    report.fig_overlap(overlap_matrix(report.runs_of("runs/"))).show()
+
+Every ``fig_*`` function takes a DataFrame and returns a plotly figure;
+:func:`analyze` writes all of them, plus CSV/Parquet tables, to a folder.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import io
-import json
 import time
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..store import catalog, iter_runs, to_uint8
-from .compare import layer_profiles, overlap_matrix, region_overlap_summary
+from .. import __version__
+from ..store import Run, catalog, iter_runs, to_uint8
+from .compare import layer_profiles, overlap_matrix, reference_label, region_overlap_summary
 from .projection import project
 
-__all__ = ["analyze", "load_runs", "fig_projection", "fig_metric_bars", "fig_layer_heatmap", "fig_overlap",
+__all__ = ["analyze", "load_runs", "runs_of", "region_summary", "transfer_table", "combine_table",
+           "fig_projection", "fig_metric_bars", "fig_layer_heatmap", "fig_overlap", "frame_strip",
            "SUMMARY_METRICS"]
 
-SUMMARY_METRICS = ["locality", "semantic_locality", "inside_rms", "outside_change", "jump_ratio", "step_cv",
-                   "image_step_cv", "curvature", "perceptual_straightness", "intrinsic_dim_90"]
+#: the metrics shown in summaries, in order (those a store lacks are left out)
+SUMMARY_METRICS = ["locality", "semantic_locality", "locality_gain", "outside_change", "inside_rms", "change_f1",
+                   "jump_ratio", "image_step_cv", "step_cv", "curvature", "perceptual_straightness",
+                   "intrinsic_dim_90", "participation_ratio"]
+BAR_METRICS = ["locality", "semantic_locality", "outside_change", "inside_rms", "jump_ratio", "image_step_cv",
+               "step_cv", "perceptual_straightness"]
 
 
+# -------------------------------------------------------------------- tables
 def load_runs(root) -> pd.DataFrame:
-    """The run catalog of a store: one row per run (see :func:`mgm_analysis.store.catalog`)."""
+    """The run catalog of a store: one row per run, every scalar metric a column (:func:`mgm_analysis.store.catalog`)."""
     return catalog(root)
 
 
-# ------------------------------------------------------------------ figures
-def fig_projection(df: pd.DataFrame, title: str = "Joint projection", highlight: str | None = None):
-    """One line per run in frame order, coloured by region; 3-D when the frame has a ``z`` column."""
+def runs_of(root, kind: str | None = "discover") -> list[Run]:
+    """The readable runs of a store (only those of provenance ``kind`` unless None), sorted by id."""
+    return [r for r in iter_runs(root, warn=False) if kind is None or _kind(r) == kind]
+
+
+def _kind(run: Run) -> str:
+    return (run.meta.get("provenance") or {}).get("kind", "discover")
+
+
+def region_summary(cat: pd.DataFrame, metrics=SUMMARY_METRICS) -> pd.DataFrame:
+    """Mean of each metric per region over the discovered runs, with the run count."""
+    if cat.empty:
+        return pd.DataFrame(columns=["region", "runs"])
+    d = cat[cat.kind == "discover"] if "kind" in cat else cat
+    cols = [m for m in metrics if m in d.columns]
+    g = d.groupby("region")
+    out = g[cols].mean() if cols else pd.DataFrame(index=g.size().index)
+    out.insert(0, "runs", g.size())
+    return out.reset_index()
+
+
+def transfer_table(cat: pd.DataFrame) -> pd.DataFrame:
+    """One row per transfer run: source region and run, target reference, locality there and on the source."""
+    cols = ["run_id", "region", "reference", "transfer_locality", "source_locality", "semantic_locality",
+            "outside_change", "inside_rms", "source"]
+    t = cat[cat.kind == "transfer"].copy() if "kind" in cat and not cat.empty else pd.DataFrame()
+    if t.empty:
+        return pd.DataFrame(columns=cols)
+    t["source"] = t.run_id.map(_sources(t))
+    return t[[c for c in cols if c in t.columns]].reset_index(drop=True)
+
+
+def combine_table(cat: pd.DataFrame) -> pd.DataFrame:
+    """One row per combined pair: locality on the union of masks, cross-region change, interference."""
+    cols = ["run_id", "region", "reference", "combined_locality", "semantic_locality", "a_change_in_a",
+            "a_change_in_b", "b_change_in_b", "b_change_in_a", "interference_a", "interference_b", "source"]
+    t = cat[cat.kind == "combine"].copy() if "kind" in cat and not cat.empty else pd.DataFrame()
+    if t.empty:
+        return pd.DataFrame(columns=cols)
+    t["source"] = t.run_id.map(_sources(t))
+    return t[[c for c in cols if c in t.columns]].reset_index(drop=True)
+
+
+def _sources(t: pd.DataFrame) -> dict:
+    import json
+
+    out = {}
+    for run_id, path in zip(t.run_id, t.path, strict=True):
+        try:
+            prov = json.loads((Path(path) / "run.json").read_text()).get("provenance") or {}
+            out[run_id] = " + ".join(prov.get("sources", []))
+        except (OSError, ValueError):
+            out[run_id] = ""
+    return out
+
+
+# ------------------------------------------------------------------- figures
+def _colours(regions) -> dict:
     import plotly.express as px
+
+    palette = px.colors.qualitative.Plotly
+    return {r: palette[i % len(palette)] for i, r in enumerate(sorted(set(regions)))}
+
+
+def fig_projection(df: pd.DataFrame, title: str = "Joint projection of all runs"):
+    """One line per run through its frames in order, coloured by region; 3-D when ``df`` has a ``z`` column.
+
+    The first frame of each run is drawn as a diamond.
+    """
     import plotly.graph_objects as go
 
     fig = go.Figure()
     if df.empty:
-        fig.update_layout(title="no runs to project")
-        return fig
-    palette = px.colors.qualitative.Plotly
-    colours = {r: palette[i % len(palette)] for i, r in enumerate(sorted(df.region.unique()))}
+        return fig.update_layout(title="no runs to project")
+    colours = _colours(df.region)
     three_d = "z" in df.columns
     shown = set()
     for run_id, g in df.groupby("run_id", sort=False):
         g = g.sort_values("frame")
-        region = g.region.iloc[0]
+        region = str(g.region.iloc[0])
+        symbols = ["diamond"] + ["circle"] * (len(g) - 1)
         common = dict(mode="lines+markers", name=region, legendgroup=region, showlegend=region not in shown,
-                      customdata=np.stack([g.run_id, g.frame], axis=1),
-                      hovertemplate=f"{run_id}<br>frame %{{customdata[1]}}<extra>{region}</extra>",
-                      line=dict(color=colours[region], width=4 if run_id == highlight else 2),
-                      marker=dict(size=3 if three_d else 5))
+                      text=[f"{run_id}<br>frame {f}" for f in g.frame],
+                      hovertemplate="%{text}<extra>" + region + "</extra>",
+                      line=dict(color=colours[region], width=2),
+                      marker=dict(size=[7] + [4] * (len(g) - 1) if not three_d else 3, symbol=symbols))
         shown.add(region)
         if three_d:
             fig.add_trace(go.Scatter3d(x=g.x, y=g.y, z=g.z, **common))
         else:
             fig.add_trace(go.Scatter(x=g.x, y=g.y, **common))
-    fig.update_layout(title=title, legend_title="region", margin=dict(l=10, r=10, t=40, b=10))
+    evr = df.attrs.get("explained_variance_ratio")
+    if evr:
+        title += f" (explained variance {', '.join(f'{v:.0%}' for v in evr)})"
+    fig.update_layout(title=title, legend_title="region", margin=dict(l=10, r=10, t=50, b=10), height=520)
     return fig
 
 
-def fig_metric_bars(cat: pd.DataFrame, metrics=("locality", "semantic_locality", "jump_ratio", "step_cv")):
-    """Mean of each metric per region with the spread (std) across runs as error bars."""
-    from plotly.subplots import make_subplots
+def fig_metric_bars(cat: pd.DataFrame, metrics=BAR_METRICS):
+    """Mean of each metric per region (discovered runs), error bars = std across runs; one panel per metric."""
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    metrics = [m for m in metrics if m in cat.columns]
-    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics)
-    if cat.empty or not metrics:
-        fig.update_layout(title="no metrics")
-        return fig
+    d = cat[cat.kind == "discover"] if "kind" in cat and not cat.empty else cat
+    metrics = [m for m in metrics if m in d.columns and d[m].notna().any()]
+    if d.empty or not metrics:
+        return go.Figure().update_layout(title="no metrics to show")
+    cols = min(4, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=metrics)
+    colours = _colours(d.region)
     for k, m in enumerate(metrics):
-        g = cat.groupby("region")[m].agg(["mean", "std", "count"]).reset_index()
+        g = d.groupby("region")[m].agg(["mean", "std"]).reset_index()
         fig.add_trace(go.Bar(x=g.region, y=g["mean"], error_y=dict(type="data", array=g["std"].fillna(0)),
-                             name=m, showlegend=False, hovertemplate="%{x}: %{y:.3f}<extra>" + m + "</extra>"),
-                      row=1, col=k + 1)
-    fig.update_layout(title="Metrics by region (mean ± std across runs)", margin=dict(l=10, r=10, t=60, b=10))
+                             marker_color=[colours[r] for r in g.region], showlegend=False,
+                             hovertemplate="%{x}: %{y:.3f}<extra>" + m + "</extra>"),
+                      row=k // cols + 1, col=k % cols + 1)
+    fig.update_layout(title="Metrics by region (mean ± std over runs)", height=280 * rows,
+                      margin=dict(l=10, r=10, t=70, b=10))
     return fig
 
 
 def fig_layer_heatmap(lp: pd.DataFrame):
-    """Regions × W+ layers: mean share of the change energy per layer."""
+    """Regions × W+ layers: the mean share of each layer in the runs' change (from :func:`layer_profiles`)."""
     import plotly.graph_objects as go
 
     if lp.empty:
         return go.Figure().update_layout(title="no layer profiles")
     piv = lp.groupby(["region", "layer"])["share"].mean().unstack("layer").fillna(0)
-    fig = go.Figure(go.Heatmap(z=piv.values, x=[f"L{c}" for c in piv.columns], y=list(piv.index),
+    fig = go.Figure(go.Heatmap(z=piv.values, x=[f"L{c}" for c in piv.columns], y=list(piv.index), zmin=0,
                                colorscale="Viridis", colorbar=dict(title="share"),
                                hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>"))
-    fig.update_layout(title="Which W+ layers carry each region", margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(title="Which W+ layers carry each region (share of Σ‖w_i − w*‖²)",
+                      margin=dict(l=10, r=10, t=50, b=10), height=120 + 40 * len(piv))
     return fig
 
 
-def fig_overlap(M: pd.DataFrame, labels: dict | None = None):
-    """Subspace-overlap matrix between runs (0 = orthogonal, 1 = the same directions)."""
+def fig_overlap(M: pd.DataFrame):
+    """Subspace-overlap matrix between runs (0 = orthogonal, 1 = the same directions), labelled region · reference."""
     import plotly.graph_objects as go
 
     if M.empty:
         return go.Figure().update_layout(title="no runs to compare")
-    names = [labels.get(i, i) if labels else i for i in M.index]
+    regions, refs = M.attrs.get("regions", {}), M.attrs.get("references", {})
+    order = sorted(M.index, key=lambda i: (str(regions.get(i, "")), str(refs.get(i, "")), i))
+    M = M.loc[order, order]
+    names = [f"{regions.get(i, '?')} · {refs.get(i, '?')} · {i[-4:]}" for i in M.index]
     fig = go.Figure(go.Heatmap(z=M.values, x=names, y=names, zmin=0, zmax=1, colorscale="Magma",
-                               colorbar=dict(title="overlap"), hovertemplate="%{y}<br>%{x}<br>%{z:.3f}<extra></extra>"))
+                               colorbar=dict(title="overlap"), customdata=np.array([[f"{a}<br>{b}" for b in M.columns]
+                                                                                    for a in M.index]),
+                               hovertemplate="%{customdata}<br>overlap %{z:.3f}<extra></extra>"))
     base = M.attrs.get("random_baseline")
-    fig.update_layout(title=f"Subspace overlap (random baseline {base:.3g})" if base is not None else "Subspace overlap",
-                      margin=dict(l=10, r=10, t=40, b=10))
+    title = f"Subspace overlap of the runs' top-{M.attrs.get('k', '?')} directions"
+    if base is not None and np.isfinite(base):
+        title += f" (random baseline {base:.3g})"
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), height=200 + 28 * len(M))
     return fig
 
 
@@ -118,97 +214,214 @@ def _png_b64(img: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _frame_strip(run, k: int = 8, scale: int = 2) -> str:
+def _outline(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image with the mask's border drawn in red."""
+    m = mask > 0.5
+    inner = m.copy()
+    inner[1:] &= m[:-1]
+    inner[:-1] &= m[1:]
+    inner[:, 1:] &= m[:, :-1]
+    inner[:, :-1] &= m[:, 1:]
+    out = img.copy()
+    out[m & ~inner] = (1.0, 0.1, 0.1)
+    return out
+
+
+def frame_strip(run: Run, k: int = 8, min_height: int = 64) -> np.ndarray:
+    """[H', W', 3] in [0, 1]: the reference with the mask outlined, then ``k`` frames spread over the run."""
     frames = run.frames
     idx = np.unique(np.linspace(0, len(frames) - 1, min(k, len(frames))).round().astype(int))
-    strip = np.concatenate([run.reference_img] + [frames[i] for i in idx], axis=1)
-    strip = np.kron(strip, np.ones((scale, scale, 1)))
-    return f'<div><b>{run.run_id}</b> ({run.region})<br><img src="data:image/png;base64,{_png_b64(strip)}"></div>'
+    gap = np.ones((frames.shape[1], max(1, frames.shape[2] // 16), 3))
+    tiles = [_outline(run.reference_img, run.mask), gap]
+    for i in idx:
+        tiles += [frames[i]]
+    strip = np.concatenate(tiles, axis=1)
+    scale = max(1, -(-min_height // strip.shape[0]))
+    return np.kron(strip, np.ones((scale, scale, 1)))
 
 
-# ------------------------------------------------------------------ analyze
-def analyze(root, out, *, umap: bool = False, k: int = 3, quiet: bool = False) -> dict:
-    """Write metrics (CSV + Parquet), projections, comparisons and ``report.html`` for a store; return the paths."""
+# ------------------------------------------------------------------- analyze
+def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, combine: bool = False,
+            generator=None, device: str = "cpu", recompute: bool = False, max_strips: int = 60,
+            quiet: bool = False) -> dict:
+    """Measure and compare the runs of a store; write tables and ``report.html`` under ``out``.
+
+    Args:
+        root: the run store.
+        out: output folder (created).
+        umap: also fit a joint UMAP (its first fit in a process compiles for ~20 s); PCA is always fitted.
+        k: subspace dimension for the overlaps.
+        transfer: apply each discovered run's deltas to this many other references (seeds 1000, …) first.
+        combine: add the deltas of every pair of regions found on the same reference first.
+        generator: the generator for transfer/combination (default: each run's own, from run.json).
+        device: torch device for transfer/combination.
+        recompute: recompute the stored metrics of every run from its arrays first.
+        max_strips: at most this many frame strips in the HTML.
+        quiet: print nothing.
+
+    Returns:
+        {name: path} of everything written: metrics (CSV, Parquet), regions, projection_pca
+        [, projection_umap], layer_profiles, overlap, overlap_summary, transfer, combine, report.
+    """
     t0 = time.perf_counter()
     root, out = Path(root), Path(out)
+    timings = {}
+    if recompute:
+        from .metrics import recompute_metrics
+
+        n = recompute_metrics(root)
+        if not quiet:
+            print(f"recomputed the metrics of {n} runs")
+    if transfer or combine:
+        from .transfer import derive_runs
+
+        t = time.perf_counter()
+        new = derive_runs(root, transfer_k=transfer, combine_pairs=combine, G=generator, device=device,
+                          quiet=quiet)
+        timings["transfer/combine"] = time.perf_counter() - t
+        if not quiet:
+            print(f"wrote {len(new)} transfer/combination runs")
     out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         runs = list(iter_runs(root))
-    for w in caught:
-        print(f"warning: {w.message}")
-    cat = catalog(root, warn=False)
-    paths = {}
-    cat.to_csv(out / "metrics.csv", index=False)
-    cat.to_parquet(out / "metrics.parquet", index=False)
-    paths["metrics"] = out / "metrics.csv"
-    discovered = [r for r in runs if (r.meta.get("provenance") or {}).get("kind", "discover") == "discover"]
-    figs, tables = [], []
-    if discovered:
-        proj = project(discovered, "pca", "w_free", cache_dir=root / ".mgm_cache")
-        proj.to_csv(out / "projection_pca.csv", index=False)
-        paths["projection_pca"] = out / "projection_pca.csv"
-        figs.append(fig_projection(proj, "PCA of the free W+ layers, all runs fitted jointly"))
-        if umap:
-            pu = project(discovered, "umap", "w_free", cache_dir=root / ".mgm_cache")
-            pu.to_csv(out / "projection_umap.csv", index=False)
-            paths["projection_umap"] = out / "projection_umap.csv"
-            figs.append(fig_projection(pu, "UMAP of the free W+ layers"))
-        dcat = cat[cat.kind == "discover"]
-        figs.append(fig_metric_bars(dcat))
-        lp = layer_profiles(discovered)
-        lp.to_csv(out / "layer_profiles.csv", index=False)
-        figs.append(fig_layer_heatmap(lp))
-        M = overlap_matrix(discovered, k)
-        M.to_csv(out / "overlap.csv")
-        paths["overlap"] = out / "overlap.csv"
-        figs.append(fig_overlap(M, {r.run_id: f"{r.region} · {r.meta.get('reference', {}).get('seed')}" for r in discovered}))
-        summ = region_overlap_summary(discovered, k)
-        summ.to_csv(out / "overlap_by_pair.csv", index=False)
-        tables.append(("Subspace overlap: same region vs different regions "
-                       f"(random baseline {M.attrs.get('random_baseline', float('nan')):.3g})", summ))
-    others = cat[cat.kind != "discover"] if not cat.empty else cat
-    if not others.empty:
-        cols = [c for c in ["run_id", "kind", "region", "reference", "locality", "union_locality", "a_change_in_b",
-                            "b_change_in_a", "a_alone_inside_a", "b_alone_inside_b"] if c in others.columns]
-        tables.append(("Transfer and combination runs", others[cols]))
-    summary_cols = [c for c in ["run_id", "kind", "region", "reference", "status"] + SUMMARY_METRICS if c in cat.columns]
-    html = _html(cat[summary_cols] if not cat.empty else cat, figs, tables, runs[:60])
-    (out / "report.html").write_text(html)
-    paths["report"] = out / "report.html"
+        cat = catalog(root, warn=False)
+    notes = [str(w.message) for w in caught]
     if not quiet:
-        print(_terminal_table(cat[summary_cols] if not cat.empty else cat))
-        print(f"analysed {len(runs)} runs in {time.perf_counter() - t0:.1f} s -> {out}/report.html")
+        for msg in notes:
+            print(f"warning: {msg}")
+    paths: dict[str, Path] = {}
+
+    def save(name, df, index=False, parquet=False):
+        p = out / f"{name}.csv"
+        df.to_csv(p, index=index)
+        paths[name] = p
+        if parquet:
+            df.to_parquet(out / f"{name}.parquet", index=index)
+            paths[f"{name}_parquet"] = out / f"{name}.parquet"
+
+    save("metrics", cat, parquet=True)
+    regions = region_summary(cat)
+    save("regions", regions)
+    discovered = [r for r in runs if _kind(r) == "discover"]
+    figs, sections = [], []
+    overlap_summary = pd.DataFrame()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if discovered:
+            t = time.perf_counter()
+            proj = project(discovered, "pca", "w_free", cache_dir=root / ".mgm_cache")
+            timings["pca"] = time.perf_counter() - t
+            save("projection_pca", proj, parquet=True)
+            figs.append(("Joint projection", fig_projection(proj, "PCA of the free W+ layers, all runs fitted jointly")))
+            if umap:
+                t = time.perf_counter()
+                pu = project(discovered, "umap", "w_free", cache_dir=root / ".mgm_cache")
+                timings["umap"] = time.perf_counter() - t
+                save("projection_umap", pu, parquet=True)
+                figs.append(("UMAP", fig_projection(pu, "UMAP of the free W+ layers, all runs fitted jointly")))
+            figs.append(("Metrics by region", fig_metric_bars(cat)))
+            lp = layer_profiles(discovered)
+            save("layer_profiles", lp)
+            figs.append(("Layer profiles", fig_layer_heatmap(lp)))
+            M = overlap_matrix(discovered, k)
+            save("overlap", M, index=True)
+            figs.append(("Subspace overlap", fig_overlap(M)))
+            overlap_summary = region_overlap_summary(M)
+            save("overlap_summary", overlap_summary)
+            sections.append(("Subspace overlap by pair of runs", overlap_summary,
+                             "Mean overlap of the runs' top-k delta subspaces. Independent regions overlap "
+                             "little; the same region on two references should overlap more."))
+    notes += [str(w.message) for w in caught]
+    tt, ct = transfer_table(cat), combine_table(cat)
+    if not tt.empty:
+        save("transfer", tt)
+        sections.append(("Transfer: a run's deltas applied to other references", tt,
+                         "transfer_locality = locality on the source's mask around the new reference."))
+    if not ct.empty:
+        save("combine", ct)
+        sections.append(("Combination: the deltas of two regions added", ct,
+                         "combined_locality on the union of masks; x_change_in_y = RMS change run x alone causes "
+                         "inside region y; interference = how much the other run disturbs each edit (0 = none)."))
+    title = f"mgm_analysis report: {root}"
+    html_text = _html(title, cat, regions, figs, sections, runs[:max_strips], notes, len(runs))
+    (out / "report.html").write_text(html_text, encoding="utf-8")
+    paths["report"] = out / "report.html"
+    timings["total"] = time.perf_counter() - t0
+    if not quiet:
+        print(summary_text(cat, regions, overlap_summary, tt, ct))
+        print(f"analysed {len(runs)} runs in {timings['total']:.1f} s -> {paths['report']}")
     return paths
 
 
-def _terminal_table(df: pd.DataFrame) -> str:
-    if df.empty:
+def _fmt(df: pd.DataFrame) -> str:
+    return df.to_string(index=False, float_format=lambda v: f"{v:.3f}", max_colwidth=48)
+
+
+def summary_text(cat, regions, overlap_summary, tt, ct, max_runs: int = 30) -> str:
+    """The terminal summary: per-run metrics (when few), per-region means, overlaps, transfer and combination."""
+    if cat.empty:
         return "no runs: make some with `mgm discover` or `mgm demo`"
-    cols = [c for c in ["run_id", "region", "locality", "semantic_locality", "inside_rms", "jump_ratio", "step_cv"]
-            if c in df.columns]
-    return df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}", max_colwidth=44)
+    parts = []
+    cols = [c for c in ["run_id", "kind", "region", "locality", "semantic_locality", "inside_rms", "jump_ratio",
+                        "step_cv"] if c in cat.columns]
+    if len(cat) <= max_runs:
+        parts += ["runs:", _fmt(cat[cols])]
+    rcols = [c for c in ["region", "runs", "locality", "semantic_locality", "outside_change", "inside_rms",
+                         "jump_ratio", "step_cv", "intrinsic_dim_90"] if c in regions.columns]
+    if not regions.empty:
+        parts += ["", "by region (discovered runs):", _fmt(regions[rcols])]
+    if not overlap_summary.empty:
+        parts += ["", "subspace overlap:", _fmt(overlap_summary)]
+    if not tt.empty:
+        g = tt.groupby("region")[[c for c in ["transfer_locality", "source_locality"] if c in tt]].mean().reset_index()
+        parts += ["", "transfer (mean over target references):", _fmt(g)]
+    if not ct.empty:
+        parts += ["", "combination:", _fmt(ct.drop(columns=["run_id", "source"], errors="ignore"))]
+    return "\n".join(parts)
 
 
-def _html(summary: pd.DataFrame, figs, tables, runs) -> str:
-    parts = ["<html><head><meta charset='utf-8'><title>mgm_analysis report</title>",
-             "<style>body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:12px}"
-             "td,th{border:1px solid #ccc;padding:2px 6px} img{image-rendering:pixelated}</style></head><body>",
-             "<h1>mgm_analysis report</h1>"]
-    if summary.empty:
+def _table(df: pd.DataFrame) -> str:
+    return df.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–", border=0, classes="t")
+
+
+def _html(title, cat, regions, figs, sections, runs, notes, n_runs) -> str:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:1.5em 2em;color:#222} h2{margin-top:1.6em}"
+        "table.t{border-collapse:collapse;font-size:12px} table.t td,table.t th{border:1px solid #ddd;padding:2px 6px;"
+        "text-align:right} table.t th{background:#f4f4f4} .note{color:#666;font-size:13px} "
+        "img{image-rendering:pixelated} .strip{margin:6px 0} .warn{color:#a40}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='note'>{n_runs} runs · written {now} by mgm_analysis {__version__} · "
+        "figures are interactive (hover, zoom; click legend entries to hide regions)</p>",
+    ]
+    if notes:
+        parts.append("<p class='warn'>" + "<br>".join(html.escape(n) for n in notes) + "</p>")
+    if cat.empty:
         parts.append("<p>No runs in this store. Make some with <code>mgm discover</code> or <code>mgm demo</code>.</p>")
     else:
-        parts.append("<h2>Runs and metrics</h2>" + summary.to_html(index=False, float_format=lambda v: f"{v:.3f}"))
-    for i, fig in enumerate(figs):
-        parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False))
-    for title, df in tables:
-        parts.append(f"<h2>{title}</h2>" + df.to_html(index=False, float_format=lambda v: f"{v:.3f}"))
+        parts.append("<h2>Regions</h2>" + _table(regions))
+        cols = [c for c in ["run_id", "kind", "region", "reference", "status"] + SUMMARY_METRICS if c in cat.columns]
+        parts.append("<h2>Runs</h2>" + _table(cat[cols]))
+    first = True
+    for name, fig in figs:
+        parts.append(f"<h2>{html.escape(name)}</h2>")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if first else False))
+        first = False
+    for name, df, note in sections:
+        parts.append(f"<h2>{html.escape(name)}</h2><p class='note'>{html.escape(note)}</p>" + _table(df))
     if runs:
-        parts.append("<h2>Frame strips (reference, then frames)</h2>")
+        parts.append("<h2>Frame strips</h2><p class='note'>reference (mask outlined in red), then frames spread "
+                     "over each run</p>")
         for r in runs:
+            label = f"{r.run_id} · {r.region} · {reference_label(r)} · {_kind(r)}"
             try:
-                parts.append(_frame_strip(r))
-            except Exception as exc:  # a run without frames still gets its row above
-                parts.append(f"<p>{r.run_id}: no frames ({json.dumps(str(exc))})</p>")
+                parts.append(f"<div class='strip'>{html.escape(label)}<br>"
+                             f"<img src='data:image/png;base64,{_png_b64(frame_strip(r))}'></div>")
+            except Exception as exc:  # a run without frames still has its rows above
+                parts.append(f"<p class='note'>{html.escape(label)}: no frames ({html.escape(str(exc))})</p>")
     parts.append("</body></html>")
     return "\n".join(parts)

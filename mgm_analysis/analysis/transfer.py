@@ -233,7 +233,7 @@ def _kind(run) -> str:
 
 
 def derive_runs(root, *, transfer_k: int = 0, combine_pairs: bool = False, G=None, seeds=None,
-                quiet: bool = True) -> list[Path]:
+                device: str = "cpu", quiet: bool = True) -> list[Path]:
     """Transfer every complete discovered run to ``transfer_k`` references and/or combine every pair of regions
     found on the same reference; returns the new run folders.
 
@@ -251,7 +251,7 @@ def derive_runs(root, *, transfer_k: int = 0, combine_pairs: bool = False, G=Non
     cache: dict = {}
 
     def gen(run):
-        return G if G is not None else generator_for(run, cache)
+        return G if G is not None else generator_for(run, cache, device)
 
     todo_t = [r for r in runs if transfer_k and ("transfer", (r.run_id,)) not in done]
     pairs = []

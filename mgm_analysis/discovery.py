@@ -1,85 +1,102 @@
 """The discovery engine: mask-guided search for a smooth, local chain of latents (the paper's method).
 
-``discover(G, w_ref, region_mask, cfg)`` finds ``n`` W+ latents — only layers
+``discover(G, w_ref, mask, cfg)`` finds ``n`` W+ latents — only layers
 ``layer_start:layer_end`` free, the rest pinned to ``w_ref`` — minimising
 
     E = Σ_i γ·[λ·D_out(G(w_i), x*) + |D_in(G(w_i), x*) − c_i|]
         + α·Σ_i (‖w_{i+1} − w_i‖ − σ)² + β·Σ_i (‖w_{i+2} − w_i‖ − 2σ)²
 
-(Yang, Rokeby, Snelgrove 2020, eq. 1–3; λ = 1 in the paper).  The reference
+(Yang, Rokeby, Snelgrove 2020, "Mask-Guided Discovery of Semantic Manifolds in
+Generative Models"; λ = 1 and a constant c in the paper).  The reference
 implementation runs the generator on one latent at a time; here all latents go
-through the generator as one batch, split into chunks only to bound memory,
-with gradients accumulated — the same loss and gradient (tested).
+through the generator as one batch, split into chunks only to bound memory and
+keep the per-image cost low, with gradients accumulated — the same loss and
+gradient (tests/test_discovery.py checks it to 1e-5).
 
 The function does no file I/O: it returns a :class:`Trajectory`; the command
-line and the store write files.  Ctrl-C / SIGTERM (as ``KeyboardInterrupt``)
-and non-finite losses end the search early with what it has, marked
-``interrupted``; ``resume=`` continues such a trajectory.
+line and the store write files.  Ctrl-C (``KeyboardInterrupt``; SIGTERM too
+inside :func:`sigterm_as_interrupt`) ends the search with the last completed
+epoch, marked ``interrupted``; a non-finite loss rolls back to the last good
+state and stops (also ``interrupted``); ``state=`` continues such a trajectory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 
+import numpy as np
 import torch
 
 from .errors import MGMError
-from .losses import MaskedDistance, offsets_for, spring_energy
+from .losses import make_distance, offsets_for, spring_energy
 
-__all__ = ["DiscoveryConfig", "Trajectory", "discover", "default_config", "energy", "auto_prim_dist"]
+__all__ = ["DiscoveryConfig", "Trajectory", "discover", "default_config", "energy", "auto_prim_dist",
+           "chunk_sizes", "sigterm_as_interrupt", "PAPER_FFHQ", "TOYFACES_L2", "TOYFACES_OFFSETS"]
+
+HISTORY_KEYS = ("epoch", "total", "l_x", "spring", "stiffener", "d_in", "d_out", "seconds")
 
 
 @dataclass(frozen=True)
 class DiscoveryConfig:
-    n_frames: int = 16                 # latents in the chain (paper: 36)
-    layer_start: int = 2               # first free W+ layer (inclusive)
-    layer_end: int = 8                 # last free W+ layer (exclusive); paper: 2..8
-    alpha: float = 0.3                 # primary spring weight α
-    beta: float = 0.1                  # stiffener spring weight β
-    gamma: float = 0.5                 # image term weight γ
-    prim_dist: float = 4.0             # primary spring rest length σ (stiffener: 2σ)
-    offset: float = 0.25               # target inside distance c
+    """Every hyper-parameter of one search; saved with ``asdict`` in run.json.  CLI flags map 1:1 to fields."""
+
+    n_frames: int = 36                 # latents in the chain (paper: 36)
+    layer_start: int = 2               # first free W+ layer, inclusive (paper: 2)
+    layer_end: int = 8                 # end of the free W+ layers, exclusive (paper: 8)
+    alpha: float = 0.3                 # α, weight of the primary springs ‖w_{i+1} − w_i‖
+    beta: float = 0.1                  # β, weight of the stiffener springs ‖w_{i+2} − w_i‖
+    gamma: float = 0.5                 # γ, weight of the image term L_X
+    prim_dist: float = 4.0             # σ, rest length of a primary spring (stiffener: 2σ)
+    offset: float = 0.25               # c, target inside distance D_in
     outside_weight: float = 1.0        # λ on D_out (paper: 1)
-    distance: str = "l2"               # l2 | lpips
-    mask_mode: str = "map"             # map (any mask) | paper (one rectangle: crop + four strips)
-    optimizer: str = "lbfgs"           # lbfgs (paper) | adam
-    lr: float = 1.0                    # L-BFGS step size (1 = paper) or Adam learning rate
-    history_size: int = 20             # L-BFGS history
-    max_iter: int = 8                  # L-BFGS inner iterations per epoch
-    epochs: int = 500                  # maximum epochs (paper: 500)
-    init_noise: float = 0.01           # std of the initial perturbation of free layers (all but the first latent)
-    offset_ramp: bool = False          # c ramps from 0 to c along the chain
-    closed_loop: bool = False          # springs wrap around (seamless loops)
-    chunk_size: int = 0                # latents per generator call; 0 = automatic
-    patience: int = 5                  # stop when the loss improved < tol (relative) over this many epochs; 0 = never
-    tol: float = 1e-4                  # relative improvement threshold for the early stop
+    distance: str = "lpips"            # "l2" (mean squared error, images in [-1, 1]) | "lpips" (AlexNet, the paper)
+    mask_mode: str = "map"             # "map": any mask | "paper": one rectangle, crop + four outside strips
+    optimizer: str = "lbfgs"           # "lbfgs" (the paper) | "adam"
+    lr: float = 1.0                    # L-BFGS step size (1 = the paper) or Adam learning rate
+    history_size: int = 20             # L-BFGS history (the paper: 20)
+    max_iter: int = 8                  # L-BFGS iterations per epoch (the paper: 8)
+    epochs: int = 500                  # maximum epochs (the paper: 500)
+    init_noise: float = 0.01           # std of the initial perturbation of the free layers (all but latent 0)
+    offset_ramp: bool = False          # c_i ramps linearly from 0 to c along the chain
+    closed_loop: bool = False          # springs wrap around: the chain is a loop
+    chunk_size: int = 0                # latents per generator call; 0 = automatic (see chunk_sizes)
+    patience: int = 0                  # stop when E improved < tol (relative) over this many epochs; 0 = never
+    tol: float = 1e-4                  # relative improvement that counts as progress for `patience`
     seed: int = 0                      # seeds the initial perturbation
 
     def __post_init__(self):
         if self.n_frames < 3:
-            raise MGMError(f"--frames must be >= 3 (springs need neighbours), got {self.n_frames}")
+            raise MGMError(f"--frames must be >= 3 (the stiffener springs need two neighbours), got {self.n_frames}")
         if not 0 <= self.layer_start < self.layer_end:
             raise MGMError(f"--layers {self.layer_start}:{self.layer_end} is empty or negative; use START:END "
                            "with 0 <= START < END")
         for name in ("alpha", "beta", "gamma", "prim_dist", "offset", "outside_weight", "init_noise", "tol"):
-            if getattr(self, name) < 0 or not math.isfinite(getattr(self, name)):
-                raise MGMError(f"{name.replace('_', '-')} must be a finite number >= 0, got {getattr(self, name)}")
-        if self.lr <= 0:
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise MGMError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
             raise MGMError(f"--lr must be > 0, got {self.lr}")
-        if self.epochs < 1:
-            raise MGMError(f"--epochs must be >= 1, got {self.epochs}")
+        for name, low in (("epochs", 1), ("history_size", 1), ("max_iter", 1), ("chunk_size", 0), ("patience", 0)):
+            if getattr(self, name) < low:
+                raise MGMError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
         if self.distance not in ("l2", "lpips"):
             raise MGMError(f"--distance must be l2 or lpips, got {self.distance!r}")
         if self.mask_mode not in ("map", "paper"):
             raise MGMError(f"--mask-mode must be map or paper, got {self.mask_mode!r}")
         if self.optimizer not in ("lbfgs", "adam"):
             raise MGMError(f"--optimizer must be lbfgs or adam, got {self.optimizer!r}")
-        if self.chunk_size < 0 or self.history_size < 1 or self.max_iter < 1 or self.patience < 0:
-            raise MGMError("chunk-size, history-size, max-iter and patience must be positive")
+
+    @property
+    def n_free(self) -> int:
+        return self.layer_end - self.layer_start
 
     def check_generator(self, num_ws: int) -> None:
+        """Raise when the free layers do not exist in a generator with ``num_ws`` W+ layers."""
         if self.layer_end > num_ws:
             raise MGMError(f"--layers {self.layer_start}:{self.layer_end} is outside the generator's {num_ws} W+ "
                            f"layers; use END <= {num_ws}")
@@ -89,23 +106,41 @@ class DiscoveryConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DiscoveryConfig":
+        """The config saved in a run.json (unknown keys from other versions are ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-#: measured defaults (see docs/discover.md and shared/FINDINGS.md)
+#: the paper's values for StyleGAN2-FFHQ at 1024² with LPIPS (DESIGN §1)
 PAPER_FFHQ = dict(n_frames=36, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=4.0,
                   offset=0.25, outside_weight=1.0, distance="lpips", epochs=500)
+
+#: toyfaces + l2, calibrated on the built-in model (docs/discover.md, "Calibration"):
+#: σ ≈ 0.05 × mean ‖w(z₁) − w(z₂)‖ over layers 2..8, λ = 10, 30 epochs.
 TOYFACES_L2 = dict(n_frames=16, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=0.35,
                    offset=0.03, outside_weight=10.0, distance="l2", epochs=30, patience=0)
 
+#: c per toyfaces preset: ½ × the mean inside MSE ([-1, 1] images) between renders whose region factors are
+#: resampled (the procedural renderer, 256 faces); other regions get TOYFACES_L2["offset"]
+TOYFACES_OFFSETS = {"mouth": 0.023, "eyes": 0.056, "left_eye": 0.058, "right_eye": 0.058, "brows": 0.042,
+                    "nose": 0.01, "chin": 0.03}
 
-def default_config(generator_name: str | None, distance: str | None = None, **overrides) -> DiscoveryConfig:
-    """Defaults per generator and distance: toyfaces + l2 as calibrated here, the paper's values otherwise."""
+
+def default_config(generator_name: str | None, distance: str | None = None, region: str | None = None,
+                   **overrides) -> DiscoveryConfig:
+    """Defaults per generator and distance, then ``overrides`` (None values are ignored).
+
+    toyfaces + l2: calibrated here (per-region c for the presets); anything else: the paper's values, with
+    ``distance`` as given (lpips by default; l2 on toyfaces).
+    """
     if generator_name == "toyfaces" and distance in (None, "l2"):
         base = dict(TOYFACES_L2)
+        if region in TOYFACES_OFFSETS:
+            base["offset"] = TOYFACES_OFFSETS[region]
     else:
         base = dict(PAPER_FFHQ)
+        if generator_name == "toyfaces":  # lpips on toyfaces: the toyfaces chain, the paper's image weights
+            base.update(n_frames=16, epochs=30, prim_dist=TOYFACES_L2["prim_dist"])
         base["distance"] = distance or ("l2" if generator_name == "toyfaces" else "lpips")
     base.update({k: v for k, v in overrides.items() if v is not None})
     return DiscoveryConfig(**base)
@@ -113,7 +148,7 @@ def default_config(generator_name: str | None, distance: str | None = None, **ov
 
 @torch.no_grad()
 def auto_prim_dist(G, layer_start: int, layer_end: int, share: float = 0.05, n: int = 256, seed: int = 0) -> float:
-    """σ as ``share`` × the mean distance between the free layers of two random latents' W+."""
+    """σ as ``share`` × the mean ‖w(z₁) − w(z₂)‖ of random pairs, over the free layers (w broadcast to W+)."""
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(2 * n, G.z_dim, generator=g).to(G.w_avg.device)
     w = G.mapping(z)
@@ -123,96 +158,164 @@ def auto_prim_dist(G, layer_start: int, layer_end: int, share: float = 0.05, n: 
 
 @dataclass
 class Trajectory:
-    ws: torch.Tensor                                  # [n, num_ws, w_dim] on CPU
-    history: dict = field(default_factory=dict)       # per epoch: total, l_x, spring, stiffener, d_in, d_out
+    """What :func:`discover` returns: the chain and how the search went."""
+
+    ws: torch.Tensor                                  # [n, num_ws, w_dim] float32 on CPU
+    history: dict = field(default_factory=dict)       # per epoch: epoch, total, l_x, spring, stiffener, d_in, d_out, seconds
     status: str = "complete"                          # complete | interrupted
-    stop_reason: str = "epochs"                       # epochs | stalled | interrupted | nan
-    epochs_done: int = 0
-    seconds: float = 0.0
+    stop_reason: str = "epochs"                       # epochs | stalled | interrupted | nan | callback
+    epochs_done: int = 0                              # epochs completed, counting those before a resume
+    seconds: float = 0.0                              # wall time of this call
+    evaluations: int = 0                              # energy + gradient evaluations in this call
+
+    def state(self) -> dict:
+        """What ``discover(..., state=)`` needs to continue this trajectory."""
+        return {"ws": self.ws, "history": self.history, "epochs_done": self.epochs_done}
 
 
-def _auto_chunk(G, n: int) -> int:
-    if G.w_avg.device.type != "cpu":
-        return n if G.resolution <= 256 else max(1, 4096 // G.resolution)
-    return min(n, 12 if G.resolution <= 64 else 4 if G.resolution <= 256 else 1)
+def chunk_sizes(n: int, chunk_size: int, device_type: str = "cpu", resolution: int = 64) -> list[int]:
+    """Split ``n`` latents into near-equal chunks of at most ``chunk_size`` (0 = automatic).
 
-
-def energy(G, w_free, w_ref, ref_img, dist: MaskedDistance, cfg: DiscoveryConfig, offsets, *, chunk: int,
-           backward: bool, per_latent: bool = False):
-    """Evaluate E (and, with ``backward``, accumulate dE/dw_free into ``w_free.grad``).
-
-    Returns a dict of floats: total, l_x, spring, stiffener, d_in, d_out (means over frames for d_*).
-    ``per_latent=True`` runs the generator on one latent at a time (the reference implementation's way).
+    Automatic: on CPU at most 12 latents per call up to 64² (the per-image cost of a StyleGAN2 grows with the
+    batch on CPU beyond that; benchmarks/bench_engine.py), 4 up to 256², 1 above; on a GPU everything up to
+    256², 4 at 1024².
     """
-    n = w_free.shape[0]
-    spring, stiff = spring_energy(w_free, cfg.alpha, cfg.beta, cfg.prim_dist, cfg.closed_loop)
-    if backward:
-        (spring + stiff).backward()
-    l_x_sum, d_in_sum, d_out_sum = 0.0, 0.0, 0.0
-    step = 1 if per_latent else chunk
-    for i in range(0, n, step):
-        wf = w_free[i:i + step]
-        ws = w_ref.expand(len(wf), -1, -1).clone()
-        ws[:, cfg.layer_start:cfg.layer_end] = wf
-        img = G.synthesis(ws)
-        d_in, d_out = dist(img, ref_img)
-        l_x = cfg.outside_weight * d_out + (d_in - offsets[i:i + step]).abs()
-        term = cfg.gamma * l_x.sum()
-        if backward:
-            term.backward()
-        l_x_sum += float(l_x.detach().sum())
-        d_in_sum += float(d_in.detach().sum())
-        d_out_sum += float(d_out.detach().sum())
-    total = cfg.gamma * l_x_sum + float(spring) + float(stiff)
-    return {"total": total, "l_x": l_x_sum, "spring": float(spring), "stiffener": float(stiff),
-            "d_in": d_in_sum / n, "d_out": d_out_sum / n}
+    if chunk_size <= 0:
+        if device_type != "cpu":
+            chunk_size = n if resolution <= 256 else 4
+        else:
+            chunk_size = 12 if resolution <= 64 else 4 if resolution <= 256 else 1
+    parts = -(-n // max(1, chunk_size))
+    base, extra = divmod(n, parts)
+    return [base + 1] * extra + [base] * (parts - extra)
 
 
-def discover(G, w_ref: torch.Tensor, dist: MaskedDistance, cfg: DiscoveryConfig, *, resume: dict | None = None,
-             callback=None) -> Trajectory:
-    """Search the chain of latents (see the module docstring).
+def _assemble(w_ref: torch.Tensor, w_free: torch.Tensor, layer_start: int, layer_end: int) -> torch.Tensor:
+    """W+ latents [k, num_ws, w_dim]: the free layers from ``w_free`` [k, free, w_dim], the rest ``w_ref``."""
+    k = w_free.shape[0]
+    return torch.cat([w_ref[None, :layer_start].expand(k, -1, -1), w_free,
+                      w_ref[None, layer_end:].expand(k, -1, -1)], dim=1)
+
+
+def energy(G, w_free: torch.Tensor, w_ref: torch.Tensor, ref_img: torch.Tensor, dist, cfg: DiscoveryConfig,
+           offsets: torch.Tensor, *, chunks: list[int] | int | None = None, backward: bool = False,
+           per_latent: bool = False) -> dict:
+    """The energy E of the chain, and with ``backward`` its gradient accumulated into ``w_free.grad``.
 
     Args:
-        G: a frozen generator (DESIGN §2).
-        w_ref: [num_ws, w_dim] reference latent w*.
-        dist: the masked distance, built for G's resolution (``losses.make_distance``).
+        w_free: [n, layer_end − layer_start, w_dim] the free layers of the chain (a leaf when ``backward``).
+        w_ref: [num_ws, w_dim]; ref_img: [1, 3, H, W] = G(w_ref) in [-1, 1].
+        dist: ``(img, ref) -> (d_in [B], d_out [B])``, e.g. a :class:`~mgm_analysis.losses.MaskedDistance`.
+        offsets: [n] the target c_i per frame.
+        chunks: latents per generator call (a list of sizes summing to n, or one size); None = all at once.
+        per_latent: one latent per generator call, as the reference implementation does.
+
+    Returns floats: total, l_x (Σ_i L_X), spring, stiffener (weighted), d_in, d_out (means over frames).
+    """
+    n = w_free.shape[0]
+    if per_latent:
+        sizes = [1] * n
+    elif chunks is None:
+        sizes = [n]
+    elif isinstance(chunks, int):
+        sizes = chunk_sizes(n, chunks)
+    else:
+        sizes = list(chunks)
+    grad = torch.enable_grad() if backward else torch.no_grad()
+    with grad:
+        spring, stiff = spring_energy(w_free, cfg.alpha, cfg.beta, cfg.prim_dist, cfg.closed_loop)
+        if backward:
+            (spring + stiff).backward()
+        l_x_sum = w_free.new_zeros(())
+        d_in_sum = w_free.new_zeros(())
+        d_out_sum = w_free.new_zeros(())
+        i = 0
+        for size in sizes:
+            img = G.synthesis(_assemble(w_ref, w_free[i:i + size], cfg.layer_start, cfg.layer_end))
+            d_in, d_out = dist(img, ref_img)
+            l_x = cfg.outside_weight * d_out + (d_in - offsets[i:i + size]).abs()
+            if backward:
+                (cfg.gamma * l_x.sum()).backward()
+            l_x_sum += l_x.detach().sum()
+            d_in_sum += d_in.detach().sum()
+            d_out_sum += d_out.detach().sum()
+            i += size
+    l_x_total, spring_v, stiff_v = float(l_x_sum), float(spring.detach()), float(stiff.detach())
+    return {"total": cfg.gamma * l_x_total + spring_v + stiff_v, "l_x": l_x_total, "spring": spring_v,
+            "stiffener": stiff_v, "d_in": float(d_in_sum) / n, "d_out": float(d_out_sum) / n}
+
+
+def _as_distance(mask, cfg: DiscoveryConfig, resolution: int):
+    """A distance module from a Region, an [H, W] mask, or an already built distance."""
+    if isinstance(mask, torch.nn.Module):
+        return mask
+    boxes = tuple(getattr(mask, "boxes", ()) or ())
+    arr = getattr(mask, "mask", mask)
+    arr = torch.as_tensor(np.asarray(arr.detach().cpu() if isinstance(arr, torch.Tensor) else arr), dtype=torch.float32)
+    if arr.shape != (resolution, resolution):
+        raise MGMError(f"mask is {arr.shape[-1]}x{arr.shape[0]} but the generator makes {resolution}x{resolution} "
+                       "images; give a mask of that size")
+    return make_distance(arr, cfg.distance, cfg.mask_mode, boxes)
+
+
+def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict | Trajectory | None = None
+             ) -> Trajectory:
+    """Search the chain of latents (see the module docstring).  No file I/O.
+
+    Args:
+        G: a generator (DESIGN §2); frozen here (``requires_grad_(False)``).
+        w_ref: [num_ws, w_dim] the reference latent w*.
+        mask: a :class:`~mgm_analysis.masks.Region`, an [H, W] mask in [0, 1] at G's resolution, or a
+            distance module ``(img, ref) -> (d_in, d_out)`` (e.g. ``losses.make_distance(...)``).
         cfg: the configuration.
-        resume: ``{"ws": [n, num_ws, w_dim], "history": {...}, "epochs_done": int}`` to continue a run.
-        callback: called after every epoch with (epoch, terms dict); returning False stops the search.
+        callback: ``callback(epoch, terms)`` after every epoch (terms: total, l_x, spring, stiffener, d_in,
+            d_out); returning False stops the search (status ``interrupted``, reason ``callback``).
+        state: a :class:`Trajectory` or ``{"ws", "history", "epochs_done"}`` to continue (same cfg).
+
+    Returns:
+        a :class:`Trajectory`; ``status`` is ``interrupted`` after Ctrl-C, a callback stop or a NaN
+        (latents then hold the last completed, finite epoch).
     """
     cfg.check_generator(G.num_ws)
     device = G.w_avg.device
-    w_ref = torch.as_tensor(w_ref, dtype=torch.float32, device=device)
+    w_ref = torch.as_tensor(w_ref, dtype=torch.float32).to(device)
     if w_ref.shape != (G.num_ws, G.w_dim):
         raise MGMError(f"reference latent has shape {list(w_ref.shape)} but the generator needs "
                        f"[{G.num_ws}, {G.w_dim}]")
+    dist = _as_distance(mask, cfg, G.resolution).to(device)
     G.requires_grad_(False)
     with torch.no_grad():
         ref_img = G.synthesis(w_ref[None])
     n, ls, le = cfg.n_frames, cfg.layer_start, cfg.layer_end
-    history = {k: [] for k in ("epoch", "total", "l_x", "spring", "stiffener", "d_in", "d_out", "seconds")}
+    history = {k: [] for k in HISTORY_KEYS}
     start_epoch = 0
-    if resume is not None:
-        ws0 = torch.as_tensor(resume["ws"], dtype=torch.float32, device=device)
+    if state is not None:
+        state = state.state() if isinstance(state, Trajectory) else state
+        ws0 = torch.as_tensor(np.asarray(state["ws"]), dtype=torch.float32).to(device)
         if ws0.shape != (n, G.num_ws, G.w_dim):
-            raise MGMError(f"cannot resume: saved latents are {list(ws0.shape)}, config needs [{n}, {G.num_ws}, {G.w_dim}]")
+            raise MGMError(f"cannot resume: the saved latents are {list(ws0.shape)} but the config needs "
+                           f"[{n}, {G.num_ws}, {G.w_dim}]")
         w_free = ws0[:, ls:le].clone()
-        for k, v in (resume.get("history") or {}).items():
+        for k, v in (state.get("history") or {}).items():
             if k in history:
                 history[k] = list(v)
-        start_epoch = int(resume.get("epochs_done", 0))
+        start_epoch = int(state.get("epochs_done") or 0)
     else:
         g = torch.Generator().manual_seed(cfg.seed)
         noise = torch.randn(n, le - ls, G.w_dim, generator=g) * cfg.init_noise
-        noise[0] = 0.0  # the first latent starts exactly at w*
-        w_free = w_ref[ls:le].expand(n, -1, -1).clone() + noise.to(device)
-    w_free.requires_grad_(True)
+        noise[0] = 0.0  # latent 0 starts exactly at w*; the others need the noise: |D_in − c| has no gradient at x*
+        w_free = w_ref[ls:le].expand(n, -1, -1) + noise.to(device)
+    w_free = w_free.detach().clone().requires_grad_(True)
     offsets = offsets_for(n, cfg.offset, cfg.offset_ramp).to(device)
-    chunk = cfg.chunk_size or _auto_chunk(G, n)
+    chunks = chunk_sizes(n, cfg.chunk_size, device.type, G.resolution)
+    evaluations = 0
 
     def closure():
+        nonlocal evaluations
+        evaluations += 1
         w_free.grad = None
-        return torch.tensor(energy(G, w_free, w_ref, ref_img, dist, cfg, offsets, chunk=chunk, backward=True)["total"])
+        terms = energy(G, w_free, w_ref, ref_img, dist, cfg, offsets, chunks=chunks, backward=True)
+        return torch.tensor(terms["total"], dtype=torch.float64)
 
     if cfg.optimizer == "lbfgs":
         opt = torch.optim.LBFGS([w_free], lr=cfg.lr, history_size=cfg.history_size, max_iter=cfg.max_iter,
@@ -220,33 +323,31 @@ def discover(G, w_ref: torch.Tensor, dist: MaskedDistance, cfg: DiscoveryConfig,
     else:
         opt = torch.optim.Adam([w_free], lr=cfg.lr)
 
-    status, reason = "complete", "epochs"
+    status, reason, epoch = "complete", "epochs", start_epoch
     t0 = time.perf_counter()
-    epoch = start_epoch
     good = w_free.detach().clone()
     try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        for e in range(start_epoch + 1, cfg.epochs + 1):
             if cfg.optimizer == "lbfgs":
                 opt.step(closure)
             else:
+                opt.zero_grad()
                 closure()
                 opt.step()
-            with torch.no_grad():
-                finite = bool(torch.isfinite(w_free).all())
-            terms = energy(G, w_free.detach(), w_ref, ref_img, dist, cfg, offsets, chunk=chunk,
-                           backward=False) if finite else {"total": float("nan")}
-            if not finite or not math.isfinite(terms["total"]):
+            terms = energy(G, w_free.detach(), w_ref, ref_img, dist, cfg, offsets, chunks=chunks)
+            if not (math.isfinite(terms["total"]) and bool(torch.isfinite(w_free).all())):
                 with torch.no_grad():
                     w_free.copy_(good)
-                status, reason, epoch = "interrupted", "nan", epoch - 1
+                status, reason = "interrupted", "nan"
                 break
             good = w_free.detach().clone()
-            history["epoch"].append(epoch)
-            for k in ("total", "l_x", "spring", "stiffener", "d_in", "d_out"):
+            epoch = e
+            history["epoch"].append(e)
+            for k in HISTORY_KEYS[1:-1]:
                 history[k].append(terms[k])
             history["seconds"].append(time.perf_counter() - t0)
-            if callback is not None and callback(epoch, terms) is False:
-                status, reason = "interrupted", "interrupted"
+            if callback is not None and callback(e, terms) is False:
+                status, reason = "interrupted", "callback"
                 break
             p = cfg.patience
             if p and len(history["total"]) > p:
@@ -258,10 +359,27 @@ def discover(G, w_ref: torch.Tensor, dist: MaskedDistance, cfg: DiscoveryConfig,
         with torch.no_grad():
             w_free.copy_(good)
         status, reason = "interrupted", "interrupted"
-        epoch = history["epoch"][-1] if history["epoch"] else start_epoch
     with torch.no_grad():
-        ws = w_ref.expand(n, -1, -1).clone()
-        ws[:, ls:le] = w_free.detach()
-    return Trajectory(ws=ws.cpu(), history=history, status=status, stop_reason=reason,
-                      epochs_done=epoch,
-                      seconds=time.perf_counter() - t0)
+        ws = _assemble(w_ref, w_free.detach(), ls, le)
+    return Trajectory(ws=ws.cpu(), history=history, status=status, stop_reason=reason, epochs_done=epoch,
+                      seconds=time.perf_counter() - t0, evaluations=evaluations)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Inside this block SIGTERM raises ``KeyboardInterrupt``, so :func:`discover` saves what it has.
+
+    Only the main thread can install signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -36,7 +36,13 @@ def _strips(box, res):
 
 
 class MaskedDistance(torch.nn.Module):
-    """``forward(img, ref) -> (d_in [B], d_out [B])`` for img [B, 3, H, W] and ref [1 or B, 3, H, W]."""
+    """``forward(img, ref) -> (d_in [B], d_out [B])`` for img [B, 3, H, W] and ref [1 or B, 3, H, W] in [-1, 1].
+
+    ``mask`` [H, W] in [0, 1] (1 = region).  ``map`` mode: D_in and D_out are the per-pixel distance map
+    averaged with the weights ``mask`` and ``1 − mask``.  ``paper`` mode (``boxes`` = one rectangle
+    (x0, y0, x1, y1), x1/y1 exclusive): D_in on the crop, D_out the area-weighted mean over the four strips.
+    For l2 both modes give the same numbers on a rectangle.
+    """
 
     def __init__(self, mask: torch.Tensor, distance: str = "l2", mode: str = "map", boxes=(), lpips_model=None):
         super().__init__()
@@ -50,7 +56,13 @@ class MaskedDistance(torch.nn.Module):
             raise MGMError("the paper-faithful mask mode needs exactly one rectangle (rect:x0,y0,x1,y1 or a "
                            "one-box preset); use --mask-mode map for other regions")
         self.distance, self.mode = distance, mode
-        self.box = tuple(boxes[0]) if boxes else None
+        self.box = tuple(int(v) for v in boxes[0]) if boxes else None
+        if mode == "paper" and distance == "lpips":
+            small = [c for c in [self.box, *_strips(self.box, mask.shape[-1])] if min(c[2] - c[0], c[3] - c[1]) < 32]
+            if small:
+                raise MGMError(f"LPIPS (AlexNet) needs crops of at least 32x32 pixels but the paper-faithful mode "
+                               f"makes a {small[0][2] - small[0][0]}x{small[0][3] - small[0][1]} crop at "
+                               f"{mask.shape[-1]}x{mask.shape[-1]}; use --mask-mode map or --distance l2")
         self.register_buffer("inside", mask.float())
         self.register_buffer("outside", 1.0 - mask.float())
         self.lpips = lpips_model
@@ -58,7 +70,7 @@ class MaskedDistance(torch.nn.Module):
             self.lpips = load_lpips(spatial=(mode == "map"))
 
     def _d(self, a, b):
-        """Per-pixel distance map [B, 1, H, W] (map mode) or scalar per image [B] (paper-mode crops)."""
+        """Per-pixel distance map [B, 1, H, W] (l2, spatial LPIPS) or [B, 1, 1, 1] (LPIPS on a paper-mode crop)."""
         if self.distance == "l2":
             return (a - b).square().mean(1, keepdim=True)
         return self.lpips(a, b, normalize=False)
@@ -92,6 +104,7 @@ class MaskedDistance(torch.nn.Module):
 
 
 def lpips_backbone_path() -> Path:
+    """Where torchvision (and so lpips) looks for the AlexNet weights: ``<torch hub dir>/checkpoints/``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONE_FILE
 
 
@@ -107,13 +120,16 @@ def load_lpips(spatial: bool = True, random_backbone: bool = False):
                        "copy the file there (torchvision's alexnet download) or use --distance l2")
     import contextlib
     import io
+    import warnings
 
-    with contextlib.redirect_stdout(io.StringIO()):  # lpips prints a banner
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # lpips prints a banner and
+        warnings.simplefilter("ignore", UserWarning)                          # torchvision deprecation notes
         model = lpips.LPIPS(net="alex", spatial=spatial, pnet_rand=random_backbone, verbose=False)
     return model.eval().requires_grad_(False)
 
 
 def make_distance(mask, distance="l2", mode="map", boxes=(), lpips_model=None) -> MaskedDistance:
+    """A :class:`MaskedDistance` from a numpy or torch mask [H, W] (LPIPS loaded when needed)."""
     return MaskedDistance(torch.as_tensor(mask, dtype=torch.float32), distance, mode, boxes, lpips_model)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from .errors import MGMError
 from .presets import PRESETS, preset_boxes
 
-__all__ = ["Region", "parse_region", "rect_mask", "SPEC_HELP"]
+__all__ = ["Region", "parse_region", "rect_mask", "default_layout", "SPEC_HELP"]
 
 SPEC_HELP = ("a preset (mouth, eyes, left_eye, right_eye, brows, nose, chin), rect:x0,y0,x1,y1, "
              "rects:x0,y0,x1,y1;..., ellipse:cx,cy,rx,ry, poly:x,y,x,y,x,y,... or a PNG mask file")
@@ -31,6 +31,8 @@ SPEC_HELP = ("a preset (mouth, eyes, left_eye, right_eye, brows, nose, chin), re
 
 @dataclass(frozen=True)
 class Region:
+    """A region of change at one resolution: what ``--region`` resolves to."""
+
     name: str                                  # preset name or a short label of the spec
     spec: str                                  # the spec as given
     mask: np.ndarray = field(repr=False)       # [H, W] float32 in [0, 1]
@@ -46,7 +48,18 @@ class Region:
                 "area_share": self.area_share}
 
 
+def default_layout(G) -> str:
+    """The face layout of a generator's presets: its ``info.extra["layout"]``, "toyfaces" for the built-in
+    model, else "ffhq" (aligned faces, the paper's setting)."""
+    info = getattr(G, "info", None)
+    layout = (getattr(info, "extra", None) or {}).get("layout")
+    if layout in PRESETS:
+        return layout
+    return "toyfaces" if getattr(info, "name", None) == "toyfaces" else "ffhq"
+
+
 def rect_mask(boxes, resolution: int) -> np.ndarray:
+    """[H, W] float32 mask, 1 inside any of the pixel boxes (x0, y0, x1, y1), x1/y1 exclusive."""
     m = np.zeros((resolution, resolution), np.float32)
     for x0, y0, x1, y1 in boxes:
         m[y0:y1, x0:x1] = 1.0
@@ -84,7 +97,12 @@ def _validate(spec: str, mask: np.ndarray, resolution: int) -> np.ndarray:
 
 
 def parse_region(spec: str, resolution: int, layout: str = "toyfaces") -> Region:
-    """Turn a region spec into a :class:`Region` at ``resolution`` (see the module docstring)."""
+    """Turn a region spec into a :class:`Region` at ``resolution`` (see the module docstring).
+
+    ``layout`` picks the preset table ("toyfaces" or "ffhq"; see :func:`default_layout`).  Raises
+    :class:`~mgm_analysis.errors.MGMError` (one line) for a region outside the image, empty, covering
+    the whole image, a mask file of the wrong size, or an unknown name.
+    """
     spec = str(spec).strip()
     if not spec:
         raise MGMError(f"empty --region; give {SPEC_HELP}")
@@ -113,9 +131,14 @@ def parse_region(spec: str, resolution: int, layout: str = "toyfaces") -> Region
         from PIL import Image, ImageDraw
 
         im = Image.new("L", (resolution, resolution), 0)
-        ImageDraw.Draw(im).polygon(list(zip(vals[0::2], vals[1::2])), fill=255)
+        ImageDraw.Draw(im).polygon(list(zip(vals[0::2], vals[1::2], strict=True)), fill=255)
         return Region("poly", spec, _validate(spec, np.asarray(im, np.float32) / 255.0, resolution))
-    if spec.lower().endswith(".png") or Path(spec).exists():
+    if layout not in PRESETS:
+        raise MGMError(f"unknown face layout {layout!r}; known: {', '.join(PRESETS)}")
+    if spec in PRESETS[layout]:
+        boxes = tuple(preset_boxes(spec, layout, resolution))
+        return Region(spec, spec, _validate(spec, rect_mask(boxes, resolution), resolution), boxes, layout)
+    if spec.lower().endswith(".png") or Path(spec).expanduser().is_file():
         path = Path(spec).expanduser()
         if not path.exists():
             raise MGMError(f"mask file {path} does not exist; give {SPEC_HELP}")
@@ -127,9 +150,4 @@ def parse_region(spec: str, resolution: int, layout: str = "toyfaces") -> Region
         except (UnidentifiedImageError, OSError):
             raise MGMError(f"mask file {path} is not a readable image; give a PNG, white = region") from None
         return Region(path.stem, spec, _validate(spec, mask, resolution))
-    if layout not in PRESETS:
-        raise MGMError(f"unknown face layout {layout!r}; known: {', '.join(PRESETS)}")
-    if spec in PRESETS[layout]:
-        boxes = tuple(preset_boxes(spec, layout, resolution))
-        return Region(spec, spec, _validate(spec, rect_mask(boxes, resolution), resolution), boxes, layout)
-    raise MGMError(f"unknown region {spec!r}; give {SPEC_HELP}")
+    raise MGMError(f"unknown region {spec!r} (layout {layout}); give {SPEC_HELP}")

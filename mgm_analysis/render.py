@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import store
 from .errors import MGMError
-from .store import to_uint8, write_gif
+from .store import to_uint8
 
 __all__ = ["render_frames", "to_unit", "write_gif", "write_mp4", "contact_sheet"]
 
@@ -27,15 +28,27 @@ def to_unit(img) -> np.ndarray:
 
 
 def render_frames(G, ws, batch: int = 16) -> np.ndarray:
-    """Images of latents ws [n, num_ws, w_dim] -> [n, H, W, 3] in [0, 1]."""
+    """Images of latents ws [n, num_ws, w_dim] (numpy or torch) -> [n, H, W, 3] float32 in [0, 1], no gradients."""
     import torch
 
-    ws = torch.as_tensor(np.asarray(ws), dtype=torch.float32)
+    ws = ws.detach().float().cpu() if isinstance(ws, torch.Tensor) else torch.as_tensor(np.asarray(ws, np.float32))
     out = []
     with torch.no_grad():
         for i in range(0, len(ws), batch):
             out.append(to_unit(G.synthesis(ws[i:i + batch].to(G.w_avg.device))))
     return np.concatenate(out)
+
+
+def _display_scale(frames: np.ndarray) -> int:
+    """Integer upscaling so small frames (64²) show at about 256 pixels."""
+    return max(1, 256 // int(frames.shape[1]))
+
+
+def write_gif(path: Path, frames: np.ndarray, fps: int = 12, bounce: bool = True, scale: int | None = None) -> Path:
+    """Animated GIF of frames [n, H, W, 3] in [0, 1] (Pillow); ``bounce`` plays forth then back (open chains)."""
+    store.write_gif(Path(path), frames, duration_ms=int(round(1000 / fps)), bounce=bounce,
+                    scale=scale or _display_scale(frames))
+    return Path(path)
 
 
 def _ffmpeg() -> str | None:
@@ -50,7 +63,9 @@ def _ffmpeg() -> str | None:
         return None
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int = 12, scale: int = 4, bounce: bool = True) -> Path:
+def write_mp4(path: Path, frames: np.ndarray, fps: int = 12, scale: int | None = None, bounce: bool = True) -> Path:
+    """H.264 MP4 of frames [n, H, W, 3] in [0, 1] through ffmpeg; one clear line when there is no encoder."""
+    scale = scale or _display_scale(frames)
     exe = _ffmpeg()
     if exe is None:
         raise MGMError("MP4 needs ffmpeg, which is not installed; install it (apt-get install ffmpeg or "
@@ -71,6 +86,7 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 12, scale: int = 4, bou
 
 
 def _outline(mask: np.ndarray) -> np.ndarray:
+    """[H, W] bool: pixels on the border of the region (either side of a 0/1 change)."""
     m = mask > 0.5
     edge = np.zeros_like(m)
     edge[1:, :] |= m[1:, :] != m[:-1, :]

@@ -1,14 +1,16 @@
-"""The engine: energy terms, batched == per-latent, loss decreases, determinism, interruption and resume."""
+"""The engine: batched == per-latent, the loss goes down, determinism, early stop, NaN, interruption, resume."""
 
 import numpy as np
 import pytest
 import torch
 
-from mgm_analysis.discovery import DiscoveryConfig, discover, energy
+from mgm_analysis.discovery import DiscoveryConfig, Trajectory, chunk_sizes, default_config, discover, energy
 from mgm_analysis.errors import MGMError
 from mgm_analysis.generators.stylegan2 import tiny_generator
-from mgm_analysis.losses import make_distance, offsets_for, spring_energy
-from mgm_analysis.masks import rect_mask
+from mgm_analysis.losses import make_distance, offsets_for
+from mgm_analysis.masks import parse_region
+
+REGION = "rect:4,8,12,14"
 
 
 @pytest.fixture(scope="module")
@@ -18,111 +20,135 @@ def G():
 
 @pytest.fixture(scope="module")
 def w_ref(G):
-    return G.broadcast(G.mapping(torch.randn(1, 32, generator=torch.Generator().manual_seed(5))))[0]
+    with torch.no_grad():
+        return G.broadcast(G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(5))))[0]
+
+
+@pytest.fixture(scope="module")
+def region():
+    return parse_region(REGION, 16)
 
 
 def _cfg(**kw):
     base = dict(n_frames=6, layer_start=1, layer_end=4, prim_dist=0.2, offset=0.05, outside_weight=5.0, epochs=3,
-                patience=0, init_noise=0.05)
+                distance="l2", init_noise=0.05)
     base.update(kw)
     return DiscoveryConfig(**base)
 
 
-def _dist(res=16, box=(4, 8, 12, 14), **kw):
-    return make_distance(rect_mask([box], res), boxes=(box,), **kw)
-
-
-def test_identical_images_give_zero_outside_and_inside():
-    d = _dist()
-    img = (torch.rand(1, 3, 16, 16) * 2 - 1).expand(2, -1, -1, -1)
-    d_in, d_out = d(img, img[:1])
-    assert torch.all(d_in == 0) and torch.all(d_out == 0)
-
-
-def test_edit_inside_mask_leaves_outside_zero():
-    d = _dist()
-    ref = torch.zeros(1, 3, 16, 16)
-    img = ref.clone()
-    img[..., 8:14, 4:12] = 0.5
-    d_in, d_out = d(img, ref)
-    assert float(d_out) == 0 and float(d_in) == pytest.approx(0.25)
-
-
-def test_paper_mode_equals_map_mode_for_l2():
-    img, ref = torch.rand(3, 3, 16, 16), torch.rand(1, 3, 16, 16)
-    a = _dist(mode="map")(img, ref)
-    b = _dist(mode="paper")(img, ref)
-    assert torch.allclose(a[0], b[0], atol=1e-6) and torch.allclose(a[1], b[1], atol=1e-6)
-
-
-def test_lpips_distance_runs_with_random_backbone():
-    from mgm_analysis.losses import load_lpips
-
-    model = load_lpips(spatial=True, random_backbone=True)
-    d = _dist(64, (16, 40, 48, 56), distance="lpips", lpips_model=model)
-    img = torch.rand(2, 3, 64, 64) * 2 - 1
-    d_in, d_out = d(img, img[:1])
-    assert d_in.shape == (2,) and float(d_in[0]) == pytest.approx(0, abs=1e-6) and float(d_in[1]) > 0
-
-
-def test_spring_energy_known_values():
-    w = torch.tensor([[0.0], [1.0], [3.0]])
-    s, st = spring_energy(w, alpha=1.0, beta=1.0, sigma=1.0)
-    assert float(s) == pytest.approx(0 + 1)          # steps 1 and 2 against rest 1
-    assert float(st) == pytest.approx((3 - 2) ** 2)   # one stiffener of length 3 against 2
-    s_closed, _ = spring_energy(w, 1.0, 0.0, 1.0, closed=True)
-    assert float(s_closed) == pytest.approx(1 + (3 - 1) ** 2)
-
-
-def test_offset_ramp():
-    assert offsets_for(3, 0.4, True).tolist() == pytest.approx([0.0, 0.2, 0.4])
-
-
-def test_batched_equals_per_latent_loss_and_gradient(G, w_ref):
-    cfg = _cfg()
-    dist = _dist()
-    ref_img = G.synthesis(w_ref[None]).detach()
-    torch.manual_seed(0)
-    w0 = w_ref[1:4].expand(6, -1, -1).clone() + 0.1 * torch.randn(6, 3, 32)
+@pytest.mark.parametrize("closed, ramp", [(False, False), (True, True)])
+def test_batched_equals_per_latent_loss_and_gradient(G, w_ref, region, closed, ramp):
+    n = 7
+    cfg = _cfg(n_frames=n, closed_loop=closed, offset_ramp=ramp)
+    dist = make_distance(region.mask, boxes=region.boxes)
+    with torch.no_grad():
+        ref_img = G.synthesis(w_ref[None])
+    w0 = w_ref[1:4].expand(n, -1, -1) + 0.1 * torch.randn(n, 3, 32, generator=torch.Generator().manual_seed(0))
+    offsets = offsets_for(n, cfg.offset, cfg.offset_ramp)
     out = {}
-    for name, kw in {"batched": dict(chunk=6), "chunked": dict(chunk=4), "loop": dict(chunk=6, per_latent=True)}.items():
+    for name, kw in {"batch": dict(chunks=None), "chunks": dict(chunks=[3, 2, 2]), "auto": dict(chunks=3),
+                     "loop": dict(per_latent=True)}.items():
         w = w0.clone().requires_grad_(True)
-        terms = energy(G, w, w_ref, ref_img, dist, cfg, offsets_for(6, cfg.offset, False), backward=True, **kw)
-        out[name] = (terms["total"], w.grad.clone())
-    for name in ("chunked", "loop"):
-        assert out[name][0] == pytest.approx(out["batched"][0], rel=1e-5)
-        rel = (out[name][1] - out["batched"][1]).norm() / out["batched"][1].norm()
-        assert rel < 1e-5, f"{name}: gradient differs by {rel:.2e} (relative)"
+        terms = energy(G, w, w_ref, ref_img, dist, cfg, offsets, backward=True, **kw)
+        out[name] = (terms, w.grad.clone())
+    ref_terms, ref_grad = out["loop"]
+    for name in ("batch", "chunks", "auto"):
+        terms, grad = out[name]
+        for k in ("total", "l_x", "spring", "stiffener", "d_in", "d_out"):
+            assert terms[k] == pytest.approx(ref_terms[k], rel=1e-5), (name, k)
+        rel = float((grad - ref_grad).norm() / ref_grad.norm())
+        assert rel < 1e-5, f"{name}: gradient differs from the per-latent loop by {rel:.2e} (relative)"
 
 
-def test_lbfgs_lowers_energy_and_is_deterministic(G, w_ref):
+def test_energy_without_backward_matches(G, w_ref, region):
+    cfg = _cfg()
+    dist = make_distance(region.mask)
+    with torch.no_grad():
+        ref_img = G.synthesis(w_ref[None])
+    w = w_ref[1:4].expand(6, -1, -1) + 0.05
+    a = energy(G, w, w_ref, ref_img, dist, cfg, offsets_for(6, 0.05, False))
+    b = energy(G, w.clone().requires_grad_(True), w_ref, ref_img, dist, cfg, offsets_for(6, 0.05, False),
+               backward=True)
+    assert a["total"] == pytest.approx(b["total"], rel=1e-6)
+
+
+def test_chunk_sizes_are_balanced():
+    assert chunk_sizes(16, 12) == [8, 8]
+    assert chunk_sizes(36, 12) == [12, 12, 12]
+    assert chunk_sizes(7, 3) == [3, 2, 2]
+    assert sum(chunk_sizes(37, 0)) == 37 and max(chunk_sizes(37, 0)) <= 12
+    assert chunk_sizes(36, 0, "cuda", 256) == [36]
+
+
+def test_lbfgs_lowers_energy_and_is_deterministic(G, w_ref, region):
     cfg = _cfg(epochs=4)
-    t1 = discover(G, w_ref, _dist(), cfg)
-    t2 = discover(G, w_ref, _dist(), cfg)
+    t1 = discover(G, w_ref, region, cfg)
+    t2 = discover(G, w_ref, region.mask, cfg)  # a bare mask works too
     h = t1.history["total"]
-    assert len(h) == 4 and h[-1] < h[0]
+    assert t1.status == "complete" and t1.stop_reason == "epochs" and t1.epochs_done == 4
+    assert len(h) == 4 and h[-1] < h[0] and t1.evaluations >= 4
     assert torch.equal(t1.ws, t2.ws)
-    # only the free layers move
+    assert t1.ws.shape == (6, G.num_ws, G.w_dim) and t1.ws.dtype == torch.float32
+    # only the free layers move; latent 0 starts at w* and the others did move
     assert torch.equal(t1.ws[:, :1], w_ref[None, :1].expand(6, -1, -1))
     assert torch.equal(t1.ws[:, 4:], w_ref[None, 4:].expand(6, -1, -1))
+    assert float((t1.ws[1:, 1:4] - w_ref[1:4]).abs().max()) > 0
 
 
-def test_adam_option_runs(G, w_ref):
-    t = discover(G, w_ref, _dist(), _cfg(optimizer="adam", lr=0.01, epochs=5))
+def test_other_seed_other_start(G, w_ref, region):
+    a = discover(G, w_ref, region, _cfg(epochs=1, seed=0))
+    b = discover(G, w_ref, region, _cfg(epochs=1, seed=1))
+    assert not torch.equal(a.ws, b.ws)
+
+
+def test_adam_option_runs(G, w_ref, region):
+    t = discover(G, w_ref, region, _cfg(optimizer="adam", lr=0.01, epochs=5))
     assert t.status == "complete" and t.history["total"][-1] < t.history["total"][0]
 
 
-def test_interrupt_keeps_state_and_resume_completes(G, w_ref):
+def test_early_stop_when_stalled(G, w_ref, region):
+    t = discover(G, w_ref, region, _cfg(epochs=200, patience=2, tol=0.5))
+    assert t.stop_reason == "stalled" and t.status == "complete" and t.epochs_done < 200
+
+
+def test_callback_can_stop(G, w_ref, region):
+    seen = []
+    t = discover(G, w_ref, region, _cfg(epochs=5), callback=lambda e, terms: seen.append(terms) or e < 2)
+    assert t.status == "interrupted" and t.stop_reason == "callback" and t.epochs_done == 2
+    assert set(seen[0]) >= {"total", "l_x", "spring", "stiffener", "d_in", "d_out"}
+
+
+def test_interrupt_keeps_state_and_resume_completes(G, w_ref, region):
     cfg = _cfg(epochs=4)
 
     def stop_after_two(epoch, terms):
         if epoch == 2:
             raise KeyboardInterrupt
 
-    t = discover(G, w_ref, _dist(), cfg, callback=stop_after_two)
-    assert t.status == "interrupted" and t.epochs_done == 2 and torch.isfinite(t.ws).all()
-    t2 = discover(G, w_ref, _dist(), cfg, resume={"ws": t.ws, "history": t.history, "epochs_done": t.epochs_done})
+    t = discover(G, w_ref, region, cfg, callback=stop_after_two)
+    assert t.status == "interrupted" and t.stop_reason == "interrupted" and t.epochs_done == 2
+    assert torch.isfinite(t.ws).all()
+    t2 = discover(G, w_ref, region, cfg, state=t)
     assert t2.status == "complete" and t2.epochs_done == 4 and t2.history["epoch"] == [1, 2, 3, 4]
+    t3 = discover(G, w_ref, region, cfg, state={"ws": t.ws.numpy(), "history": t.history, "epochs_done": 2})
+    assert torch.equal(t2.ws, t3.ws)
+    with pytest.raises(MGMError, match="cannot resume"):
+        discover(G, w_ref, region, _cfg(n_frames=5), state=t)
+
+
+def test_interrupt_mid_epoch_rolls_back_to_last_epoch(G, w_ref, region):
+    class Boom(torch.nn.Module):
+        calls = 0
+
+        def forward(self, img, ref):
+            Boom.calls += 1
+            if Boom.calls == 15:
+                raise KeyboardInterrupt
+            v = (img - ref).square().mean((1, 2, 3))
+            return v, v
+
+    t = discover(G, w_ref, Boom(), _cfg(epochs=50))
+    assert t.status == "interrupted" and 0 <= t.epochs_done < 50 and len(t.history["epoch"]) == t.epochs_done
 
 
 def test_nan_rolls_back_and_stops(G, w_ref):
@@ -136,47 +162,53 @@ def test_nan_rolls_back_and_stops(G, w_ref):
 
     t = discover(G, w_ref, NaNDist(), _cfg(epochs=6))
     assert t.status == "interrupted" and t.stop_reason == "nan" and torch.isfinite(t.ws).all()
+    assert len(t.history["total"]) == t.epochs_done and all(np.isfinite(t.history["total"]))
 
 
 @pytest.mark.parametrize("kw, needle", [
     (dict(n_frames=2), "frames must be >= 3"),
     (dict(layer_start=5, layer_end=3), "empty"),
-    (dict(alpha=-1.0), "alpha"),
-    (dict(offset=-0.1), "offset"),
+    (dict(layer_start=-1), "negative"),
+    (dict(alpha=-1.0), "--alpha"),
+    (dict(beta=float("nan")), "--beta"),
+    (dict(offset=-0.1), "--offset"),
+    (dict(outside_weight=-2.0), "--outside-weight"),
     (dict(distance="l1"), "distance"),
+    (dict(mask_mode="blob"), "mask-mode"),
+    (dict(optimizer="sgd"), "optimizer"),
+    (dict(epochs=0), "--epochs"),
+    (dict(history_size=0), "--history-size"),
+    (dict(lr=0.0), "--lr"),
 ])
 def test_config_validation(kw, needle):
     with pytest.raises(MGMError, match=needle):
         _cfg(**kw)
 
 
-def test_layers_outside_generator(G, w_ref):
+def test_layers_outside_generator(G, w_ref, region):
     with pytest.raises(MGMError, match="outside the generator's 6 W\\+ layers"):
-        discover(G, w_ref, _dist(), _cfg(layer_end=9))
+        discover(G, w_ref, region, _cfg(layer_end=9))
 
 
-def test_mask_specs():
-    from mgm_analysis.masks import parse_region
-
-    assert parse_region("rect:2,3,10,12", 16).mask.sum() == 8 * 9
-    assert parse_region("rects:0,0,2,2;4,4,6,6", 16).mask.sum() == 8
-    assert 0 < parse_region("ellipse:8,8,3,2", 16).mask.sum() < 40
-    assert parse_region("poly:2,2,12,2,7,12", 16).mask.sum() > 20
-    assert parse_region("mouth", 64).boxes == ((16, 40, 48, 56),)
-    for bad, needle in [("rect:0,0,20,4", "outside"), ("rect:3,3,3,9", "outside"), ("rect:0,0,16,16", "whole image"),
-                        ("ellipse:-50,-50,2,2", "empty"), ("lips", "unknown region"), ("rect:1,2", "expected 4")]:
-        with pytest.raises(MGMError, match=needle):
-            parse_region(bad, 16)
+def test_bad_reference_and_mask_shapes(G, w_ref):
+    with pytest.raises(MGMError, match="reference latent has shape"):
+        discover(G, w_ref[:3], parse_region(REGION, 16), _cfg())
+    with pytest.raises(MGMError, match="mask is 32x32"):
+        discover(G, w_ref, parse_region("rect:1,1,5,5", 32), _cfg())
 
 
-def test_png_mask(tmp_path):
-    from PIL import Image
+def test_defaults_per_generator_and_distance():
+    toy = default_config("toyfaces")
+    assert toy.distance == "l2" and toy.outside_weight == 10 and toy.n_frames == 16
+    assert default_config("toyfaces", region="eyes").offset > default_config("toyfaces", region="mouth").offset
+    paper = default_config("stylegan2-ffhq-config-f")
+    assert (paper.n_frames, paper.alpha, paper.beta, paper.gamma, paper.prim_dist, paper.offset, paper.distance,
+            paper.epochs, paper.history_size, paper.max_iter) == (36, 0.3, 0.1, 0.5, 4.0, 0.25, "lpips", 500, 20, 8)
+    assert default_config("toyfaces", epochs=3, alpha=None).epochs == 3
+    cfg = DiscoveryConfig.from_dict({**toy.to_dict(), "unknown_future_key": 1})
+    assert cfg == toy
 
-    from mgm_analysis.masks import parse_region
 
-    arr = np.zeros((16, 16), np.uint8)
-    arr[4:8, 4:8] = 255
-    Image.fromarray(arr).save(tmp_path / "m.png")
-    assert parse_region(str(tmp_path / "m.png"), 16).mask.sum() == 16
-    with pytest.raises(MGMError, match="is 16x16 but the generator makes 32x32"):
-        parse_region(str(tmp_path / "m.png"), 32)
+def test_trajectory_state_roundtrip():
+    t = Trajectory(ws=torch.zeros(3, 2, 2), history={"total": [1.0]}, epochs_done=1)
+    assert set(t.state()) == {"ws", "history", "epochs_done"}

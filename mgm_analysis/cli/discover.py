@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 import time
 from pathlib import Path
@@ -84,151 +82,166 @@ def _reference(G, seed: int | None, reference: str | None, truncation: float):
     return G.broadcast(w)[0].cpu(), {"seed": int(seed), "truncation": truncation, "file": None}
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM behaves like Ctrl-C so the engine can save what it has."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        old = None
-    try:
-        yield
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
-
-
 def _semantic(G, frames, ref_img, region_name):
-    """Semantic locality through the toyfaces factor regressor (None when not applicable)."""
+    """Semantic locality through the toyfaces factor regressor; None where it does not apply."""
     if getattr(G.info, "name", None) != "toyfaces":
+        return None
+    from ..presets import REGION_FACTORS
+
+    names = REGION_FACTORS.get(region_name)
+    if not names:
         return None
     import torch
 
     from ..analysis.metrics import semantic_locality
     from ..generators.toyfaces.regressor import predict_factors
     from ..generators.toyfaces.renderer import FACTORS
-    from ..presets import REGION_FACTORS
 
-    names = REGION_FACTORS.get(region_name)
-    if not names:
+    try:
+        f = predict_factors(torch.from_numpy(np.asarray(frames, np.float32)).permute(0, 3, 1, 2) * 2 - 1).numpy()
+        f_ref = predict_factors(torch.from_numpy(np.asarray(ref_img, np.float32)[None]).permute(0, 3, 1, 2) * 2 - 1)
+    except MGMError as exc:  # regressor weights missing: the run is still worth writing
+        click.echo(f"note: no semantic locality ({exc})", err=True)
         return None
-    to_t = lambda a: torch.from_numpy(np.asarray(a, np.float32)).permute(0, 3, 1, 2) * 2 - 1  # noqa: E731
-    f = predict_factors(to_t(frames)).numpy()
-    f_ref = predict_factors(to_t(ref_img[None])).numpy()[0]
+    f_ref = f_ref.numpy()[0]
     return {"semantic_locality": semantic_locality(f, f_ref, [FACTORS.index(n) for n in names]),
             "factor_change": {n: float(np.abs(f[:, i] - f_ref[i]).max()) for i, n in enumerate(FACTORS)}}
 
 
+def _metrics(traj, w_ref, frames, ref_img, reg, cfg):
+    import inspect
+
+    from ..analysis.metrics import run_metrics
+
+    kw = dict(layers=(cfg.layer_start, cfg.layer_end), offset=cfg.offset if cfg.distance == "l2" else None,
+              closed=cfg.closed_loop)
+    if "distance" in inspect.signature(run_metrics).parameters:
+        kw["distance"] = cfg.distance
+    return run_metrics(traj.ws.numpy(), w_ref.numpy(), frames, ref_img, reg.mask, **kw)
+
+
 def run_discovery(*, generator="toyfaces", region="mouth", seed=0, reference=None, truncation=0.7, out="runs",
                   layout=None, quiet=False, device="cpu", resume=None, G=None, **overrides) -> Path:
-    """Everything ``mgm discover`` does; returns the run folder.  Validates all input before any file is written."""
+    """Everything ``mgm discover`` does; returns the run folder.
+
+    All input is checked (generator, region, config, reference, LPIPS weights) before anything is
+    written, so bad input leaves no run behind.  ``overrides`` are DiscoveryConfig fields (None = default).
+    """
     import torch
 
     from .. import store
-    from ..analysis.metrics import run_metrics
-    from ..discovery import DiscoveryConfig, default_config, discover
+    from ..discovery import DiscoveryConfig, default_config, discover, sigterm_as_interrupt
     from ..generators import load_generator
     from ..losses import make_distance
-    from ..masks import parse_region
+    from ..masks import default_layout, parse_region
     from ..render import render_frames, to_unit
 
-    resume_state, run_id, meta_prev = None, None, {}
+    prev, meta_prev, run_id = None, {}, None
     if resume is not None:
         prev = store.load_run(resume)
         meta_prev = prev.meta
         if meta_prev.get("status") == "complete":
             raise MGMError(f"{resume}: the run is already complete; nothing to resume")
-        cfg = DiscoveryConfig.from_dict(meta_prev["config"])
         gen_meta = meta_prev["generator"]
         generator = gen_meta.get("name") if gen_meta.get("format") == "builtin" else gen_meta.get("path")
         region = meta_prev["region"]["spec"]
         layout = meta_prev["region"].get("layout") or layout
-        run_id = prev.run_id
-        out = Path(resume).parent
-        resume_state = {"ws": prev.latents, "history": meta_prev.get("history"),
-                        "epochs_done": meta_prev.get("resume", {}).get("epochs_done", 0)}
-        seed = meta_prev.get("seed")
-    G = G if G is not None else load_generator(generator, device=device)
+        run_id, out = prev.run_id, Path(resume).parent
+    if G is None:
+        G = load_generator(generator, device=device)
     name = getattr(G.info, "name", None)
-    if resume is None:
-        cfg = default_config(name, overrides.pop("distance", None), **overrides)
+    reg = parse_region(region, G.resolution, layout or default_layout(G))
+    if resume is not None:
+        saved = dict(meta_prev["config"])
+        if overrides.get("epochs"):  # the only flag that may change on resume: a new maximum
+            saved["epochs"] = overrides["epochs"]
+        cfg = DiscoveryConfig.from_dict(saved)
+    else:
+        cfg = default_config(name, overrides.pop("distance", None), region=reg.name if reg.layout else None,
+                             **overrides)
     cfg.check_generator(G.num_ws)
-    layout = layout or ("toyfaces" if name == "toyfaces" else "ffhq")
-    reg = parse_region(region, G.resolution, layout)
     if resume is not None:
         w_ref = torch.from_numpy(prev.reference)
         ref_info = meta_prev.get("reference", {})
+        state = {"ws": prev.latents, "history": meta_prev.get("history"),
+                 "epochs_done": (meta_prev.get("resume") or {}).get("epochs_done", 0)}
     else:
         if reference is None and seed is None:
             raise MGMError("give --seed N or --reference W.npy")
         w_ref, ref_info = _reference(G, seed, reference, truncation)
+        state = None
     dist = make_distance(reg.mask, cfg.distance, cfg.mask_mode, reg.boxes)
+    done_before = state["epochs_done"] if state else 0
 
     bar = None
     if not quiet:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.epochs, initial=(resume_state or {}).get("epochs_done", 0), desc=f"discover {reg.name}",
-                   unit="epoch", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=cfg.epochs, initial=done_before, desc=f"discover {reg.name}", unit="epoch",
+                   file=sys.stderr, dynamic_ncols=True)
 
-    def callback(epoch, t):
+    def progress(epoch, t):
         if bar is not None:
             bar.update(epoch - bar.n)
             bar.set_postfix(E=f"{t['total']:.4g}", L_X=f"{t['l_x']:.3g}", spring=f"{t['spring']:.3g}",
                             stiff=f"{t['stiffener']:.3g}", D_in=f"{t['d_in']:.3g}", D_out=f"{t['d_out']:.2g}")
 
     t0 = time.perf_counter()
-    with _sigterm_as_interrupt():
-        traj = discover(G, w_ref, dist, cfg, resume=resume_state, callback=callback)
-    if bar is not None:
-        bar.close()
+    try:
+        with sigterm_as_interrupt():
+            traj = discover(G, w_ref, dist, cfg, callback=progress, state=state)
+    finally:
+        if bar is not None:
+            bar.close()
     t_opt = time.perf_counter() - t0
-    with _sigterm_as_interrupt():  # rendering and writing are short; a second Ctrl-C still leaves no half run
+    with sigterm_as_interrupt():  # rendering and writing are short; a second Ctrl-C leaves no half run
         frames = render_frames(G, traj.ws)
-        ref_img = to_unit(G.synthesis(w_ref[None].to(G.w_avg.device)).detach())[0]
-        metrics = run_metrics(traj.ws.numpy(), w_ref.numpy(), frames, ref_img, reg.mask,
-                              layers=(cfg.layer_start, cfg.layer_end),
-                              offset=cfg.offset if cfg.distance == "l2" else None, closed=cfg.closed_loop)
+        with torch.no_grad():
+            ref_img = to_unit(G.synthesis(w_ref[None].to(G.w_avg.device)))[0]
+        metrics = _metrics(traj, w_ref, frames, ref_img, reg, cfg)
         sem = _semantic(G, frames, ref_img, reg.name)
         if sem:
-            metrics["semantic_locality"] = sem["semantic_locality"]
-            metrics["factor_change"] = sem["factor_change"]
+            metrics.update(sem)
+        epochs_now = traj.epochs_done - done_before
+        prev_timing = (meta_prev.get("timings") or {}) if resume is not None else {}
         meta = {
-            **({k: meta_prev[k] for k in ("created",) if k in meta_prev}),
+            **({"created": meta_prev["created"]} if "created" in meta_prev else {}),
             "status": traj.status,
             "stop_reason": traj.stop_reason,
             "region": reg.to_dict(),
             "generator": G.info.to_dict(),
             "reference": ref_info,
-            "seed": ref_info.get("seed") if ref_info else seed,
+            "seed": ref_info.get("seed"),
             "config": cfg.to_dict(),
             "history": traj.history,
-            "timings": {"optimise_s": t_opt, "per_epoch_s": t_opt / max(1, traj.epochs_done - (resume_state or {}).get("epochs_done", 0)),
-                        "total_s": time.perf_counter() - t0, "device": str(G.w_avg.device)},
+            "timings": {"optimise_s": t_opt + prev_timing.get("optimise_s", 0.0),
+                        "per_epoch_s": t_opt / max(1, epochs_now),
+                        "evaluations": traj.evaluations + prev_timing.get("evaluations", 0),
+                        "total_s": time.perf_counter() - t0 + prev_timing.get("total_s", 0.0),
+                        "device": str(G.w_avg.device), "threads": torch.get_num_threads()},
             "metrics": metrics,
             "provenance": {"kind": "discover", "sources": []},
-            "resume": {"epochs_done": traj.epochs_done},
+            "resume": {"epochs_done": traj.epochs_done, "resumed": resume is not None},
         }
-        path = store.write_run(out, meta=meta, latents=traj.ws.numpy(), reference=w_ref.numpy(), reference_img=ref_img,
-                               mask=reg.mask, frames=frames, run_id=run_id, overwrite=resume is not None)
+        path = store.write_run(out, meta=meta, latents=traj.ws.numpy(), reference=w_ref.numpy(),
+                               reference_img=ref_img, mask=reg.mask, frames=frames, run_id=run_id,
+                               overwrite=resume is not None)
     if not quiet:
         sl = f", semantic locality {metrics['semantic_locality']:.3f}" if "semantic_locality" in metrics else ""
         click.echo(f"{traj.status}: {path}  ({traj.epochs_done} epochs, {t_opt:.1f} s; locality "
                    f"{metrics['locality']:.3f}{sl}, jump ratio {metrics['jump_ratio']:.2f}, "
                    f"inside RMS {metrics['inside_rms']:.3f})")
-        if traj.status == "interrupted":
-            click.echo(f"resume with: mgm discover --resume {path}")
+    if traj.status == "interrupted":
+        click.echo(f"interrupted ({traj.stop_reason}) after {traj.epochs_done} epochs; resume with: "
+                   f"mgm discover --resume {path}")
     return path
 
 
 def engine_options(f):
-    """Flags mapping 1:1 to DiscoveryConfig fields; unset flags take the generator's defaults."""
+    """Flags mapping 1:1 to DiscoveryConfig fields; an unset flag takes the generator's default."""
     opts = [
-        click.option("--frames", "n_frames", type=click.IntRange(min=1), default=None,
-                     help="Latents in the chain [default: 16 on toyfaces, 36 otherwise (paper)]."),
+        click.option("--frames", "n_frames", type=int, default=None,
+                     help="Latents in the chain, >= 3 [default: 16 on toyfaces, 36 otherwise (paper)]."),
         click.option("--layers", default=None, help="Free W+ layers START:END, END exclusive [default: 2:8]."),
         click.option("--alpha", type=float, default=None, help="Primary spring weight α [default: 0.3]."),
         click.option("--beta", type=float, default=None, help="Stiffener spring weight β [default: 0.1]."),
@@ -236,22 +249,34 @@ def engine_options(f):
         click.option("--prim-dist", type=float, default=None,
                      help="Primary spring rest length σ [default: 0.35 on toyfaces, 4 otherwise (paper)]."),
         click.option("--offset", type=float, default=None,
-                     help="Target inside distance c [default: 0.03 (l2, toyfaces), 0.25 otherwise (paper)]."),
+                     help="Target inside distance c [default on toyfaces+l2: per preset, mouth 0.023, eyes 0.056, "
+                          "brows 0.042, else 0.03; otherwise 0.25 (paper)]."),
         click.option("--outside-weight", type=float, default=None,
                      help="λ on the outside distance [default: 10 on toyfaces+l2, 1 otherwise (paper)]."),
         click.option("--distance", type=click.Choice(["l2", "lpips"]), default=None,
-                     help="Image distance [default: l2 on toyfaces, lpips otherwise]."),
+                     help="Image distance [default: l2 on toyfaces, lpips otherwise (paper)]."),
         click.option("--mask-mode", type=click.Choice(["map", "paper"]), default=None,
-                     help="map: any mask; paper: one rectangle, crop + four strips [default: map]."),
-        click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default=None, help="[default: lbfgs]"),
-        click.option("--lr", type=float, default=None, help="Step size (L-BFGS 1, Adam e.g. 0.01)."),
-        click.option("--epochs", type=click.IntRange(min=1), default=None,
-                     help="Maximum epochs [default: 30 on toyfaces, 500 otherwise (paper)]."),
-        click.option("--offset-ramp/--no-offset-ramp", default=None, help="Ramp c from 0 to c along the chain."),
-        click.option("--closed-loop/--open", "closed_loop", default=None, help="Springs wrap around (loops)."),
-        click.option("--chunk-size", type=click.IntRange(min=0), default=None, help="Latents per generator call (0 = auto)."),
-        click.option("--patience", type=click.IntRange(min=0), default=None, help="Early-stop patience in epochs (0 = off)."),
-        click.option("--init-noise", type=float, default=None, help="Std of the initial perturbation [default: 0.01]."),
+                     help="map: any mask, distance map weighted by it; paper: one rectangle, crop + four outside "
+                          "strips weighted by area [default: map]."),
+        click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default=None,
+                     help="[default: lbfgs, as the paper]"),
+        click.option("--lr", type=float, default=None, help="Step size: L-BFGS 1 (paper), Adam e.g. 0.01 [default: 1]."),
+        click.option("--history-size", type=int, default=None, help="L-BFGS history [default: 20]."),
+        click.option("--max-iter", type=int, default=None, help="L-BFGS iterations per epoch [default: 8]."),
+        click.option("--epochs", type=int, default=None,
+                     help="Maximum epochs [default: 30 on toyfaces, 500 otherwise (paper)]; with --resume, a new "
+                          "maximum."),
+        click.option("--init-noise", type=float, default=None,
+                     help="Std of the initial perturbation of the free layers [default: 0.01]."),
+        click.option("--init-seed", "seed", type=int, default=None, help="Seed of that perturbation [default: 0]."),
+        click.option("--offset-ramp/--no-offset-ramp", default=None,
+                     help="Ramp c from 0 to c along the chain [default: off]."),
+        click.option("--closed-loop/--open", "closed_loop", default=None,
+                     help="Springs wrap around for seamless loops [default: open]."),
+        click.option("--chunk-size", type=int, default=None, help="Latents per generator call, 0 = auto [default: 0]."),
+        click.option("--patience", type=int, default=None,
+                     help="Stop when E improved less than --tol over this many epochs, 0 = never [default: 0]."),
+        click.option("--tol", type=float, default=None, help="Relative improvement for --patience [default: 1e-4]."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -259,6 +284,7 @@ def engine_options(f):
 
 
 def _overrides(kw) -> dict:
+    kw = dict(kw)
     layers = kw.pop("layers", None)
     if layers:
         kw["layer_start"], kw["layer_end"] = _parse_layers(layers)
@@ -266,10 +292,11 @@ def _overrides(kw) -> dict:
 
 
 COMMON = [
-    click.option("--generator", default="toyfaces", show_default=True, help="Built-in name or checkpoint path."),
+    click.option("--generator", default="toyfaces", show_default=True,
+                 help="Built-in name (toyfaces) or checkpoint path (.pt rosinality, .pkl NVIDIA)."),
     click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="Run store root."),
-    click.option("--truncation", default=0.7, show_default=True, type=click.FloatRange(0, 1),
-                 help="Truncation ψ of the reference made from --seed."),
+    click.option("--truncation", default=0.7, show_default=True, type=float,
+                 help="Truncation ψ in [0, 1] of the reference made from a seed."),
     click.option("--layout", type=click.Choice(["toyfaces", "ffhq"]), default=None,
                  help="Face layout of the region presets [default: toyfaces for the built-in model, else ffhq]."),
     click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ..."),
@@ -283,14 +310,21 @@ def common_options(f):
     return f
 
 
+def _check_truncation(truncation):
+    if not 0 <= truncation <= 1:
+        raise MGMError(f"--truncation must be in [0, 1], got {truncation}")
+
+
 @main.command()
 @click.option("--region", default="mouth", show_default=True,
               help="Preset (mouth, eyes, left_eye, right_eye, brows, nose, chin), rect:x0,y0,x1,y1, "
-                   "rects:...;..., ellipse:cx,cy,rx,ry, poly:x,y,..., or a PNG mask.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reference latent.")
+                   "rects:x0,y0,x1,y1;..., ellipse:cx,cy,rx,ry, poly:x,y,x,y,x,y,..., or a PNG mask (white = "
+                   "region). Pixels at the generator's resolution, x1/y1 exclusive.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reference latent (z -> w).")
 @click.option("--reference", type=click.Path(dir_okay=False), default=None,
               help="Reference latent .npy ([num_ws, w_dim] or [w_dim]); overrides --seed.")
-@click.option("--resume", type=click.Path(file_okay=False), default=None, help="Finish an interrupted run.")
+@click.option("--resume", type=click.Path(file_okay=False), default=None,
+              help="Finish an interrupted run (its saved config is used; --epochs may raise the maximum).")
 @common_options
 @engine_options
 def discover(region, seed, reference, resume, generator, out, truncation, layout, device, quiet, **kw):
@@ -301,54 +335,87 @@ def discover(region, seed, reference, resume, generator, out, truncation, layout
       mgm discover                                   # mouth of seed 0 on the built-in toyfaces model
       mgm discover --region eyes --seed 3 --frames 24
       mgm discover --region rect:19,42,45,58 --offset-ramp
-      mgm discover --generator ffhq.pt --distance lpips --region mouth --device cuda
+      mgm discover --generator ffhq.pt --region mouth --device cuda   # paper settings, LPIPS
       mgm discover --resume runs/mouth-s0-20261127T010203-ab12
     """
+    _check_truncation(truncation)
     run_discovery(generator=generator, region=region, seed=seed, reference=reference, truncation=truncation,
                   out=out, layout=layout, quiet=quiet, device=device, resume=resume, **_overrides(kw))
 
 
+def _sweep_job(job: dict, threads: int):
+    """One sweep run in a worker process: (run folder or None, error line or None)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        return str(run_discovery(**job)), None
+    except MGMError as exc:
+        return None, str(exc)
+
+
+def _default_workers() -> int:
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // 4)
+
+
 @main.command()
-@click.option("--regions", default=",".join(DEMO_REGIONS), show_default=True, help="Comma-separated region specs.")
+@click.option("--regions", default=",".join(DEMO_REGIONS), show_default=True,
+              help="Comma-separated region specs (commas inside rect:..., ellipse:... are kept).")
 @click.option("--seeds", default="0-1", show_default=True, help="Reference seeds: ranges and lists, e.g. 0-9,12.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Runs in parallel (processes); on 2 cores 1 is fastest.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Runs in parallel, one process each, sharing the cores [default: cores // 4, at least 1; on "
+                   "2 cores 1: torch already uses both].")
 @common_options
 @engine_options
 def sweep(regions, seeds, workers, generator, out, truncation, layout, device, quiet, **kw):
-    """Discover every region on every reference seed.
+    """Discover every region on every reference seed (one run each, into --out).
 
     \b
     Example:
       mgm sweep --regions mouth,eyes,brows --seeds 0-9 --out runs/
     """
-    jobs = [dict(generator=generator, region=r.strip(), seed=s, truncation=truncation, out=out, layout=layout,
-                 device=device, quiet=True, **_overrides(dict(kw)))
+    import os
+
+    _check_truncation(truncation)
+    jobs = [dict(generator=generator, region=r, seed=s, truncation=truncation, out=out, layout=layout,
+                 device=device, quiet=True, **_overrides(kw))
             for s in _parse_seeds(seeds) for r in _split_regions(regions)]
+    workers = min(workers or _default_workers(), len(jobs))
     from tqdm.auto import tqdm
 
     done, failed = [], []
+
+    def record(job, result):
+        path, err = result
+        if path:
+            done.append(path)
+        else:
+            failed.append(f"{job['region']} / seed {job['seed']}: {err}")
+
     with tqdm(total=len(jobs), desc="sweep", unit="run", disable=quiet, file=sys.stderr) as bar:
         if workers == 1:
             from ..generators import load_generator
 
-            G = load_generator(generator, device=device)
+            G = load_generator(generator, device=device)  # bad generator: one line, nothing written
             for job in jobs:
                 try:
-                    done.append(run_discovery(G=G, **job))
+                    record(job, (str(run_discovery(G=G, **job)), None))
                 except MGMError as exc:
-                    failed.append(f"{job['region']}/seed {job['seed']}: {exc}")
+                    record(job, (None, str(exc)))
                 bar.update()
         else:
+            import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            with ProcessPoolExecutor(workers) as pool:
-                futs = {pool.submit(run_discovery, **job): job for job in jobs}
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            threads = max(1, cores // workers)
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                futs = {pool.submit(_sweep_job, job, threads): job for job in jobs}
                 for fut in as_completed(futs):
-                    try:
-                        done.append(fut.result())
-                    except MGMError as exc:
-                        failed.append(f"{futs[fut]['region']}/seed {futs[fut]['seed']}: {exc}")
+                    record(futs[fut], fut.result())
                     bar.update()
     click.echo(f"{len(done)} runs written to {out}" + (f"; {len(failed)} failed:" if failed else ""))
     for line in failed:
@@ -359,12 +426,13 @@ def sweep(regions, seeds, workers, generator, out, truncation, layout, device, q
 
 @main.command()
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option("--gif/--no-gif", default=True, show_default=True, help="Write animation.gif.")
-@click.option("--mp4", is_flag=True, help="Write animation.mp4 (needs ffmpeg).")
-@click.option("--sheet", is_flag=True, help="Write sheet.png: reference + frames, mask outlined.")
-@click.option("--frames-from-latents", is_flag=True, help="Re-render frames with the generator first.")
+@click.option("--gif/--no-gif", default=True, show_default=True, help="Write animation.gif (forth and back).")
+@click.option("--mp4", is_flag=True, help="Write animation.mp4 (needs ffmpeg or imageio-ffmpeg).")
+@click.option("--sheet", is_flag=True, help="Write sheet.png: the reference, then every frame, mask outlined.")
+@click.option("--fps", default=12, show_default=True, type=click.IntRange(min=1), help="Frames per second.")
+@click.option("--rerender", is_flag=True, help="Render the frames from latents.npy with the generator first.")
 @click.option("--device", default="cpu", show_default=True)
-def render(run, gif, mp4, sheet, frames_from_latents, device):
+def render(run, gif, mp4, sheet, fps, rerender, device):
     """Animations and a contact sheet of a run.
 
     \b
@@ -373,10 +441,10 @@ def render(run, gif, mp4, sheet, frames_from_latents, device):
       mgm render runs/mouth-s0-... --mp4 --sheet
     """
     from .. import store
-    from ..render import contact_sheet, write_mp4
+    from ..render import contact_sheet, write_gif, write_mp4
 
     r = store.load_run(run)
-    if frames_from_latents or not r.frame_paths:
+    if rerender or not r.frame_paths:
         from ..generators import load_generator
         from ..render import render_frames
 
@@ -388,56 +456,72 @@ def render(run, gif, mp4, sheet, frames_from_latents, device):
             store.write_png(r.path / "frames" / f"{i:03d}.png", f)
     else:
         frames = r.frames
+    loop = bool(r.meta.get("config", {}).get("closed_loop"))
     written = []
-    if gif:
-        store.write_gif(r.path / "animation.gif", frames, scale=max(1, 256 // frames.shape[1]))
-        written.append("animation.gif")
-    if mp4:
-        write_mp4(r.path / "animation.mp4", frames)
+    if mp4:  # first: the one that can fail for want of an encoder
+        write_mp4(r.path / "animation.mp4", frames, fps=fps, bounce=not loop)
         written.append("animation.mp4")
+    if gif:
+        write_gif(r.path / "animation.gif", frames, fps=fps, bounce=not loop)
+        written.append("animation.gif")
     if sheet:
         store.write_png(r.path / "sheet.png", contact_sheet(frames, r.mask, r.reference_img))
         written.append("sheet.png")
     click.echo(f"{r.path}: {', '.join(written) or 'nothing to write'}")
 
 
+#: demo-sized settings: the toyfaces defaults with fewer epochs (each run ~20-40 s on 2 cores)
+DEMO_EPOCHS = 20
+
+
 @main.command()
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--report", default="report/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--seeds", default="0,1", show_default=True, help="Reference seeds (two references by default).")
-@click.option("--regions", default=",".join(DEMO_REGIONS), show_default=True)
-@click.option("--epochs", default=None, type=int, help="Epochs per run [default: the toyfaces default].")
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Run store for the demo runs.")
+@click.option("--report", default="report/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Where the analysis report goes.")
+@click.option("--seeds", default="0,1", show_default=True, help="Reference seeds (two faces).")
+@click.option("--regions", default=",".join(DEMO_REGIONS), show_default=True, help="Regions to discover.")
+@click.option("--epochs", default=DEMO_EPOCHS, show_default=True, type=int, help="Epochs per run.")
 @click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the dashboard at the end.")
-@click.option("--port", default=8050, show_default=True)
-@click.option("--quiet", is_flag=True)
-def demo(out, report, seeds, regions, epochs, serve, port, quiet):
+@click.option("--host", default="127.0.0.1", show_default=True, help="Dashboard address.")
+@click.option("--port", default=8050, show_default=True, type=int, help="Dashboard port.")
+@click.option("--quiet", is_flag=True, help="Only the summary lines.")
+def demo(out, report, seeds, regions, epochs, serve, host, port, quiet):
     """The whole pipeline on the built-in model: discover, analyse, browse.
 
-    Discovers the mouth, eyes and brows manifolds of two toyfaces references,
-    writes an analysis report, and serves the dashboard on the runs.
+    Discovers the mouth, eyes and brows manifolds of two toyfaces faces (six
+    runs, a few minutes on 2 cores), writes an analysis report, and serves the
+    dashboard on the runs.
     """
     from ..generators import load_generator
 
     G = load_generator("toyfaces")
+    jobs = [(r, s) for s in _parse_seeds(seeds) for r in _split_regions(regions)]
     paths = []
-    for s in _parse_seeds(seeds):
-        for r in _split_regions(regions):
-            paths.append(run_discovery(G=G, region=r, seed=s, out=out, quiet=quiet,
-                                       **({"epochs": epochs} if epochs else {})))
+    for k, (r, s) in enumerate(jobs, 1):
+        if not quiet:
+            click.echo(f"[{k}/{len(jobs)}] {r}, seed {s}")
+        paths.append(run_discovery(G=G, region=r, seed=s, out=out, quiet=quiet, epochs=epochs))
     click.echo(f"\n{len(paths)} runs in {out}/")
     try:
         from ..analysis.report import analyze
     except ImportError:
         analyze = None
     if analyze is not None:
-        analyze(out, report, quiet=quiet)
+        import inspect
+
+        analyze(out, report, **({"quiet": quiet} if "quiet" in inspect.signature(analyze).parameters else {}))
         click.echo(f"report: {Path(report) / 'report.html'}")
-    click.echo(f"next: mgm analyze {out} --out {report}   |   mgm dashboard {out}   |   mgm render {paths[0]} --sheet")
+    click.echo("next:")
+    click.echo(f"  mgm render {paths[0]} --sheet     # contact sheet of one run")
+    click.echo(f"  mgm analyze {out} --out {report}   # metrics, projections, plots")
+    click.echo(f"  mgm dashboard {out}                # browse the runs")
+    click.echo("  mgm discover --region nose --seed 7  # your own run into runs/")
     if serve:
         try:
             from dashboards.app import serve as serve_dashboard
         except ImportError:
-            click.echo("the dashboard is not installed in this environment", err=True)
+            click.echo("the dashboard is not available in this environment; skipped", err=True)
             return
-        click.echo(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C to stop)")
-        serve_dashboard(out, port=port)
+        click.echo(f"dashboard: http://{host}:{port}  (Ctrl-C to stop)")
+        serve_dashboard(out, host, port)

@@ -1,0 +1,119 @@
+"""Masked distances (map and paper modes, l2 and LPIPS), the springs, the offset ramp."""
+
+import pytest
+import torch
+
+from mgm_analysis.errors import MGMError
+from mgm_analysis.losses import LPIPS_BACKBONE_FILE, load_lpips, make_distance, offsets_for, spring_energy
+from mgm_analysis.masks import rect_mask
+
+
+def _dist(res=16, box=(4, 8, 12, 14), **kw):
+    return make_distance(rect_mask([box], res), boxes=(box,), **kw)
+
+
+@pytest.mark.parametrize("mode", ["map", "paper"])
+def test_identical_images_give_zero(mode):
+    img = (torch.rand(1, 3, 16, 16) * 2 - 1).expand(2, -1, -1, -1)
+    d_in, d_out = _dist(mode=mode)(img, img[:1])
+    assert d_in.shape == (2,) and torch.all(d_in == 0) and torch.all(d_out == 0)
+
+
+@pytest.mark.parametrize("mode", ["map", "paper"])
+def test_edit_inside_mask_leaves_outside_zero(mode):
+    ref = torch.zeros(1, 3, 16, 16)
+    img = ref.clone()
+    img[..., 8:14, 4:12] = 0.5
+    d_in, d_out = _dist(mode=mode)(img, ref)
+    assert float(d_out) == 0 and float(d_in) == pytest.approx(0.25)
+
+
+def test_edit_outside_is_outside_only():
+    ref = torch.zeros(1, 3, 16, 16)
+    img = ref.clone()
+    img[..., 0:2, :] = 1.0  # top strip
+    d_in, d_out = _dist()(img, ref)
+    assert float(d_in) == 0 and float(d_out) == pytest.approx(32 / (256 - 48))
+
+
+def test_paper_mode_equals_map_mode_for_l2():
+    img, ref = torch.rand(3, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    a = _dist(mode="map")(img, ref)
+    b = _dist(mode="paper")(img, ref)
+    assert torch.allclose(a[0], b[0], atol=1e-6) and torch.allclose(a[1], b[1], atol=1e-6)
+
+
+def test_paper_mode_weights_strips_by_area():
+    # box touching the top edge: three strips (below, left, right)
+    box = (4, 0, 12, 6)
+    ref = torch.zeros(1, 3, 16, 16)
+    img = ref.clone()
+    img[..., 6:, :] = 1.0  # only the strip below changes: distance 1 there, weight 160/208
+    _, d_out = _dist(box=box, mode="paper")(img, ref)
+    assert float(d_out) == pytest.approx(160 / (256 - 48))
+
+
+def test_paper_mode_needs_one_rectangle():
+    m = rect_mask([(0, 0, 4, 4), (8, 8, 12, 12)], 16)
+    with pytest.raises(MGMError, match="exactly one rectangle"):
+        make_distance(m, mode="paper", boxes=((0, 0, 4, 4), (8, 8, 12, 12)))
+
+
+def test_soft_mask_weights_pixels():
+    m = torch.zeros(4, 4)
+    m[0, 0] = 0.5
+    ref = torch.zeros(1, 3, 4, 4)
+    img = ref.clone()
+    img[..., 0, 0] = 1.0
+    d_in, d_out = make_distance(m)(img, ref)
+    assert float(d_in) == pytest.approx(1.0) and float(d_out) == pytest.approx(0.5 / 15.5)
+
+
+def test_lpips_map_mode_with_random_backbone():
+    model = load_lpips(spatial=True, random_backbone=True)
+    d = _dist(64, (16, 40, 48, 56), distance="lpips", lpips_model=model)
+    img = torch.rand(2, 3, 64, 64) * 2 - 1
+    d_in, d_out = d(img, img[:1])
+    assert d_in.shape == (2,) and float(d_in[0]) == pytest.approx(0, abs=1e-6) and float(d_in[1]) > 0
+    assert float(d_out[1]) > 0
+
+
+def test_lpips_paper_mode_refuses_tiny_crops():
+    model = load_lpips(spatial=False, random_backbone=True)
+    with pytest.raises(MGMError, match="at least 32x32"):
+        _dist(64, (16, 40, 48, 56), distance="lpips", mode="paper", lpips_model=model)
+    d = _dist(128, (32, 32, 96, 96), distance="lpips", mode="paper", lpips_model=model)
+    img = torch.rand(2, 3, 128, 128) * 2 - 1
+    d_in, d_out = d(img, img[:1])
+    assert float(d_in[0]) == pytest.approx(0, abs=1e-6) and float(d_out[1]) > 0
+
+
+def test_lpips_without_backbone_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(MGMError) as info:
+        load_lpips()
+    msg = str(info.value)
+    assert LPIPS_BACKBONE_FILE in msg and str(tmp_path / "hub" / "checkpoints") in msg and "--distance l2" in msg
+
+
+def test_spring_energy_known_values():
+    w = torch.tensor([[0.0], [1.0], [3.0]])
+    s, st = spring_energy(w, alpha=1.0, beta=1.0, sigma=1.0)
+    assert float(s) == pytest.approx(0 + 1)          # steps 1 and 2 against rest 1
+    assert float(st) == pytest.approx((3 - 2) ** 2)   # one stiffener of length 3 against 2
+    s_closed, st_closed = spring_energy(w, 1.0, 1.0, 1.0, closed=True)
+    assert float(s_closed) == pytest.approx(1 + (3 - 1) ** 2)  # plus the wrap-around step 3 -> 0
+    assert float(st_closed) == pytest.approx((3 - 2) ** 2 + (1 - 2) ** 2 + (2 - 2) ** 2)
+
+
+def test_springs_use_flattened_norms():
+    w = torch.zeros(3, 2, 2)
+    w[1] = 0.5  # step norm sqrt(4 * 0.25) = 1
+    w[2] = 1.0
+    s, _ = spring_energy(w, 1.0, 0.0, 1.0)
+    assert float(s) == pytest.approx(0, abs=1e-9)
+
+
+def test_offset_ramp():
+    assert offsets_for(3, 0.4, True).tolist() == pytest.approx([0.0, 0.2, 0.4])
+    assert offsets_for(3, 0.4, False).tolist() == pytest.approx([0.4] * 3)

@@ -1,0 +1,92 @@
+"""Region specs: presets, rectangles, unions, ellipses, polygons, PNG files, and the one-line rejections."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mgm_analysis.errors import MGMError
+from mgm_analysis.masks import default_layout, parse_region, rect_mask
+from mgm_analysis.presets import preset_boxes
+
+
+def test_rectangle_keeps_its_box_and_area_share():
+    r = parse_region("rect:2,3,10,12", 16)
+    assert r.mask.shape == (16, 16) and r.mask.dtype == np.float32
+    assert r.mask.sum() == 8 * 9 and r.boxes == ((2, 3, 10, 12),)
+    assert r.area_share == pytest.approx(72 / 256)
+    assert r.mask[3, 2] == 1 and r.mask[12, 10] == 0  # x1/y1 exclusive
+
+
+def test_union_ellipse_polygon():
+    assert parse_region("rects:0,0,2,2;4,4,6,6", 16).mask.sum() == 8
+    assert parse_region("rects:0,0,4,4;2,2,6,6", 16).mask.sum() == 16 + 16 - 4  # overlap counted once
+    e = parse_region("ellipse:8,8,3,2", 16)
+    assert 0 < e.mask.sum() < 40 and e.mask[7, 7] == 1 and e.boxes == ()
+    assert parse_region("poly:2,2,12,2,7,12", 16).mask.sum() > 20
+
+
+@pytest.mark.parametrize("layout", ["toyfaces", "ffhq"])
+def test_presets_scale_with_resolution(layout):
+    for res in (16, 64, 256):
+        r = parse_region("mouth", res, layout)
+        assert r.boxes == tuple(preset_boxes("mouth", layout, res)) and r.layout == layout
+        assert 0 < r.area_share < 0.5
+    assert parse_region("mouth", 1024, "ffhq").boxes == ((300, 680, 730, 790),)  # the paper's box
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("rect:0,0,20,4", "outside"),
+    ("rect:3,3,3,9", "outside the 16x16 image or empty"),
+    ("rect:0,0,16,16", "whole image"),
+    ("rects:0,0,16,8;0,8,16,16", "whole image"),
+    ("ellipse:-50,-50,2,2", "empty"),
+    ("ellipse:8,8,0,2", "radii"),
+    ("poly:1,1,2,2", "at least 3"),
+    ("lips", "unknown region"),
+    ("rect:1,2", "expected 4"),
+    ("rect:a,b,c,d", "expected numbers"),
+    ("", "empty --region"),
+])
+def test_bad_specs_are_one_line(spec, needle):
+    with pytest.raises(MGMError, match=needle) as info:
+        parse_region(spec, 16)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_layout():
+    with pytest.raises(MGMError, match="unknown face layout"):
+        parse_region("mouth", 64, "cats")
+
+
+def test_png_mask(tmp_path):
+    arr = np.zeros((16, 16), np.uint8)
+    arr[4:8, 4:8] = 255
+    Image.fromarray(arr).save(tmp_path / "m.png")
+    r = parse_region(str(tmp_path / "m.png"), 16)
+    assert r.mask.sum() == 16 and r.name == "m"
+    with pytest.raises(MGMError, match="is 16x16 but the generator makes 32x32"):
+        parse_region(str(tmp_path / "m.png"), 32)
+    with pytest.raises(MGMError, match="does not exist"):
+        parse_region(str(tmp_path / "nope.png"), 16)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(MGMError, match="not a readable image"):
+        parse_region(str(tmp_path / "bad.png"), 16)
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "empty.png")
+    with pytest.raises(MGMError, match="empty"):
+        parse_region(str(tmp_path / "empty.png"), 16)
+
+
+def test_rect_mask_and_layout_choice():
+    assert rect_mask([(0, 0, 2, 1)], 4).tolist()[0] == [1, 1, 0, 0]
+
+    class Info:
+        name, extra = "toyfaces", {}
+
+    class G:
+        info = Info()
+
+    assert default_layout(G) == "toyfaces"
+    G.info.name = "ffhq-config-f"
+    assert default_layout(G) == "ffhq"
+    G.info.extra = {"layout": "toyfaces"}
+    assert default_layout(G) == "toyfaces"

@@ -57,6 +57,12 @@ def basis_overlap(A, B) -> float:
         return float("nan")
     qa, _ = np.linalg.qr(A)
     qb, _ = np.linalg.qr(B)
+    return _orthonormal_overlap(qa, qb)
+
+
+def _orthonormal_overlap(qa, qb) -> float:
+    if qa.shape[1] == 0 or qb.shape[1] == 0:
+        return float("nan")
     cos = np.clip(np.linalg.svd(qa.T @ qb, compute_uv=False), 0, 1)
     return float((cos**2).sum() / min(qa.shape[1], qb.shape[1]))
 
@@ -125,7 +131,7 @@ def overlap_matrix(runs, k: int = 3, center: bool = True) -> pd.DataFrame:
     M = np.full((len(ids), len(ids)), np.nan)
     for i in range(len(ids)):
         for j in range(i, len(ids)):
-            M[i, j] = M[j, i] = basis_overlap(bases[i], bases[j])
+            M[i, j] = M[j, i] = _orthonormal_overlap(bases[i], bases[j])  # SVD bases are orthonormal already
     df = pd.DataFrame(M, index=pd.Index(ids, name="run_id"), columns=ids)
     d_eff = (b - a) * kept[0].reference.shape[1] if kept else 0
     df.attrs = {"k": k, "random_baseline": random_overlap(min(k, d_eff), d_eff) if d_eff else float("nan"),

@@ -113,3 +113,20 @@ def test_shipped_regressor_reads_renders():
         pred = load_regressor()(render(f))
     r2 = r2_per_factor(pred, f)
     assert min(r2.values()) > 0.8, r2
+
+
+def test_evaluation_helpers_on_a_tiny_generator(tmp_path):
+    from PIL import Image
+
+    from mgm_analysis.generators.stylegan2 import StyleGAN2
+    from mgm_analysis.generators.toyfaces.evaluate import heldout_psnr, sample_grid, write_recipe
+
+    torch.manual_seed(0)
+    G = StyleGAN2(16, w_dim=32, n_mlp=2, channels={4: 8, 8: 8, 16: 8}, z_dim=512).eval()
+    psnr = heldout_psnr(G, n=8, batch=4)
+    assert set(psnr) == {"overall", "mouth", "eyes", "brows", "nose"}
+    assert all(v["p5"] <= v["mean"] for v in psnr.values())
+    path = sample_grid(G, tmp_path / "grid.png", n=3, scale=1)
+    assert Image.open(path).size == (3 * 16 + 2 * 2, 2 * 16 + 2)
+    rec = write_recipe(tmp_path / "r.json", {"recipe": {"seed": 0}, "minutes": 1.5}, {"psnr": psnr})
+    assert '"train_minutes": 1.5' in rec.read_text()

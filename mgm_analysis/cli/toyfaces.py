@@ -39,7 +39,7 @@ def _channels(text: str | None) -> dict | None:
               help="Checkpoint to write (rewritten at every evaluation, so a stopped run is usable).")
 @click.option("--minutes", type=float, default=90.0, help="Time budget; the learning-rate schedule fits into it.")
 @click.option("--steps", type=int, default=100_000, help="Step budget (whichever budget ends first stops training).")
-@click.option("--batch", type=int, default=32, help="Faces per optimiser step.")
+@click.option("--batch", type=int, default=16, help="Faces per optimiser step.")
 @click.option("--seed", type=int, default=0, help="Seeds the initialisation and the stream of training z.")
 @click.option("--channels", default=None, help="Channels per resolution, e.g. 4:128,8:128,16:128,32:64,64:32.")
 @click.option("--eval-every", type=int, default=500, help="Steps between held-out evaluations and checkpoints.")

@@ -92,7 +92,7 @@ def _paint(img, color, alpha):
     return img * (1 - a) + color[:, :, None, None] * a
 
 
-def render(factors: torch.Tensor, resolution: int = 64, ramp_px: float = 1.5) -> torch.Tensor:
+def render(factors: torch.Tensor, resolution: int = 64, ramp_px: float = 2.0) -> torch.Tensor:
     """Draw faces.
 
     Args:
@@ -129,7 +129,7 @@ def render(factors: torch.Tensor, resolution: int = 64, ramp_px: float = 1.5) ->
 
     # eyes: white sclera ellipses with a dark pupil clipped to them
     eye_rx = col(0.070 + 0.025 * g["eye_size"])
-    eye_ry = eye_rx * col(0.12 + 0.88 * g["eye_open"])
+    eye_ry = eye_rx * col(0.30 + 0.70 * g["eye_open"])  # never thinner than ~3 px at 64²
     eye_cy = 0.45
     for side in (-1.0, 1.0):
         ecx = 0.5 + dx + side * 0.14
@@ -150,10 +150,10 @@ def render(factors: torch.Tensor, resolution: int = 64, ramp_px: float = 1.5) ->
         img = _paint(img, C(_BROW), _cover(sdf * px, ramp_px))
 
     # nose: a darker ellipse below the eyes
-    nose_ry = col(0.045 + 0.035 * g["nose_length"])
-    nose_rx = col(0.025 + 0.025 * g["nose_width"])
+    nose_ry = col(0.045 + 0.040 * g["nose_length"])
+    nose_rx = col(0.025 + 0.035 * g["nose_width"])
     nose_cy = 0.50 + nose_ry
-    img = _paint(img, skin * 0.62, _cover(_ellipse_sdf(x, y, 0.5 + dx, nose_cy, nose_rx, nose_ry) * px, ramp_px))
+    img = _paint(img, skin * 0.55, _cover(_ellipse_sdf(x, y, 0.5 + dx, nose_cy, nose_rx, nose_ry) * px, ramp_px))
 
     # mouth: lips and an opening, bent into a smile (corners up) or a frown
     mw = col(0.09 + 0.06 * g["mouth_width"])

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from urllib.parse import quote
 
-from dash import Input, Output, Patch, State, ctx, html, no_update
+from dash import Input, Output, State, ctx, html, no_update
 
 from . import data, figures
 from . import layout as L
@@ -42,7 +42,8 @@ def next_frame(trigger, selection, click, run_value, slider, current, count) -> 
     """The frame to show after an event: {"run_id", "frame"}, or None when nothing is selected.
 
     Args:
-        trigger: id of the component that fired (projection click, run dropdown, slider, play tick, selection).
+        trigger: id of the component that fired (projection click, run dropdown, slider, selection);
+            play moves the slider, so a play step arrives as a slider event.
         count: run_id -> number of frames of that run.
     """
     sel = list(selection or [])
@@ -58,8 +59,6 @@ def next_frame(trigger, selection, click, run_value, slider, current, count) -> 
     n = max(int(count(cur["run_id"])), 1)
     if trigger == L.SLIDER and slider is not None:
         return {**cur, "frame": int(min(max(int(slider), 0), n - 1))}
-    if trigger == L.TICK:
-        return {**cur, "frame": (int(cur["frame"]) + 1) % n}
     return cur
 
 
@@ -86,6 +85,33 @@ def frame_url(snap: data.Snapshot, run_id: str, frame: int) -> str | None:
 
 
 # ------------------------------------------------------------------ wiring
+_MARK_FRAME_JS = """
+function (frame, fig) {
+    const skip = window.dash_clientside.no_update;
+    if (!frame || !fig || !Array.isArray(fig.data) || !fig.data.length) { return skip; }
+    const ring = fig.data[fig.data.length - 1];
+    if (ring.name !== "%s") { return skip; }
+    const at = {x: [], y: [], z: []};
+    for (const t of fig.data.slice(0, -1)) {
+        if (!Array.isArray(t.customdata)) { continue; }
+        const i = t.customdata.findIndex(c => c && c[0] === frame.run_id && c[1] === frame.frame);
+        if (i >= 0) { at.x = [t.x[i]]; at.y = [t.y[i]]; if (t.z) { at.z = [t.z[i]]; } break; }
+    }
+    const moved = Object.assign({}, ring, {x: at.x, y: at.y}, ring.type === "scatter3d" ? {z: at.z} : {});
+    return Object.assign({}, fig, {data: fig.data.slice(0, -1).concat([moved])});
+}
+""" % figures.CURRENT_TRACE
+
+_PLAY_STEP_JS = """
+function (_n, frame, shown, max, value) {
+    if (!frame || !shown || frame.run_id !== shown.run_id || frame.frame !== shown.frame) {
+        return window.dash_clientside.no_update;
+    }
+    return ((value || 0) + 1) % ((max || 0) + 1);
+}
+"""
+
+
 def register_callbacks(app, root, cache_dir=None) -> None:
     """Attach every callback to ``app``; ``root`` is the run store, ``cache_dir`` the projection cache."""
     root = Path(root)
@@ -103,11 +129,15 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         kinds = dict(zip(s.catalog["run_id"], s.catalog["kind"], strict=True))
         return [r for r in sel or [] if kinds.get(r, "discover") == "discover"]
 
-    @app.callback(Output(L.TABLE, "selected_rows"),
+    @app.callback(Output(L.TABLE, "selected_rows"), Output(L.TABLE, "selected_row_ids"),
                   Input(L.TICK_ALL, "n_clicks"), Input(L.CLEAR, "n_clicks"),
-                  State(L.TABLE, "derived_virtual_indices"), prevent_initial_call=True)
-    def tick_rows(_tick, _clear, visible_indices):
-        return [] if ctx.triggered_id == L.CLEAR else list(visible_indices or [])
+                  State(L.TABLE, "derived_virtual_indices"), State(L.TABLE, "derived_virtual_row_ids"),
+                  prevent_initial_call=True)
+    def tick_rows(_tick, _clear, visible_indices, visible_ids):
+        # Both props: the table keeps selected_row_ids in step with clicks, not with callbacks.
+        if ctx.triggered_id == L.CLEAR:
+            return [], []
+        return list(visible_indices or []), list(visible_ids or [])
 
     @app.callback(Output(L.SELECTION, "data"),
                   Input(L.TABLE, "selected_row_ids"), Input(L.TABLE, "derived_virtual_row_ids"),
@@ -131,21 +161,10 @@ def register_callbacks(app, root, cache_dir=None) -> None:
                                         space=data.SPACES.get(space, space))
         return fig, df.attrs.get("note", "")
 
-    @app.callback(Output(L.PROJECTION, "figure", allow_duplicate=True),
-                  Input(L.FRAME, "data"), State(L.SELECTION, "data"), State(L.METHOD, "value"),
-                  State(L.DIMS, "value"), State(L.SPACE, "value"), State(L.RELATIVE, "value"),
-                  prevent_initial_call=True)
-    def mark_frame(frame, sel, method, dims, space, relative):
-        if not frame:
-            return no_update
-        try:
-            df = data.projection(snap(), sel, method, int(dims), space, cache_dir, bool(relative))
-        except Exception:
-            return no_update
-        patch = Patch()  # moves the ring only; the trajectories are not re-sent
-        for axis, values in figures.current_point(df, (frame["run_id"], frame["frame"]), int(dims)).items():
-            patch["data"][-1][axis] = values
-        return patch
+    # Moving the ring to the frame on show happens in the browser: it needs only the figure already there, and
+    # it must not touch a figure that is not drawn yet (a server-side Patch would).
+    app.clientside_callback(_MARK_FRAME_JS, Output(L.PROJECTION, "figure", allow_duplicate=True),
+                            Input(L.FRAME, "data"), State(L.PROJECTION, "figure"), prevent_initial_call=True)
 
     @app.callback(Output(L.TOOLTIP, "show"), Output(L.TOOLTIP, "bbox"), Output(L.TOOLTIP, "children"),
                   Input(L.PROJECTION, "hoverData"))
@@ -162,8 +181,8 @@ def register_callbacks(app, root, cache_dir=None) -> None:
     @app.callback(Output(L.FRAME, "data"), Output(L.VIEWER_RUN, "options"), Output(L.VIEWER_RUN, "value"),
                   Output(L.SLIDER, "max"), Output(L.SLIDER, "value"),
                   Input(L.SELECTION, "data"), Input(L.PROJECTION, "clickData"), Input(L.VIEWER_RUN, "value"),
-                  Input(L.SLIDER, "value"), Input(L.TICK, "n_intervals"), State(L.FRAME, "data"))
-    def navigate(sel, click, run_value, slider, _tick, current):
+                  Input(L.SLIDER, "value"), State(L.FRAME, "data"))
+    def navigate(sel, click, run_value, slider, current):
         s = snap()
         trigger = ctx.triggered_id
         new = next_frame(trigger, sel, click, run_value, slider, current, lambda r: data.n_frames(s, r))
@@ -175,21 +194,28 @@ def register_callbacks(app, root, cache_dir=None) -> None:
                 no_update if new["run_id"] == run_value else new["run_id"],
                 max(n - 1, 1), no_update if new["frame"] == slider else new["frame"])
 
-    @app.callback(Output(L.VIEWER, "figure"), Output(L.VIEWER_NOTE, "children"), Input(L.FRAME, "data"))
+    @app.callback(Output(L.VIEWER, "figure"), Output(L.VIEWER_NOTE, "children"), Output(L.SHOWN, "data"),
+                  Input(L.FRAME, "data"))
     def show_frame(frame):
         if not frame:
-            return figures.message_figure("Pick a run, or click a point in the projection."), ""
+            return figures.message_figure("Pick a run, or click a point in the projection."), "", frame
         s = snap()
         run_id, i = frame["run_id"], int(frame["frame"])
         try:
             ref, img, mask = data.frame_images(s, run_id, i)
         except Exception as exc:
-            return figures.message_figure(str(exc)), ""
+            return figures.message_figure(str(exc)), "", frame
         row = s.catalog[s.catalog["run_id"] == run_id]
         info = row.iloc[0] if len(row) else {}
         note = (f"{run_id}: region {info.get('region', '?')}, reference {info.get('reference', '?')}, "
-                f"frame {i} of 0..{data.n_frames(s, run_id) - 1}")
-        return figures.frame_figure(ref, img, mask), note
+                f"frame {i} (of 0–{data.n_frames(s, run_id) - 1})")
+        return figures.frame_figure(ref, img, mask), note, frame
+
+    # Play: each tick moves the slider one frame on, but only once the viewer shows the frame asked for last,
+    # so a slow server makes the animation slower instead of dropping every frame.
+    app.clientside_callback(_PLAY_STEP_JS, Output(L.SLIDER, "value", allow_duplicate=True),
+                            Input(L.TICK, "n_intervals"), State(L.FRAME, "data"), State(L.SHOWN, "data"),
+                            State(L.SLIDER, "max"), State(L.SLIDER, "value"), prevent_initial_call=True)
 
     @app.callback(Output(L.TICK, "disabled"), Output(L.PLAY, "children"), Input(L.PLAY, "n_clicks"),
                   prevent_initial_call=True)

@@ -25,6 +25,7 @@ _MARGIN = dict(l=40, r=10, t=40, b=40)
 CURRENT_TRACE = "current frame"  # name of the projection trace that marks the frame on show (always last)
 MAX_IMAGE_SIDE = 256  # frames are sent at most this many pixels wide
 MAX_HEATMAP_SIDE = 128  # the difference heat-map is sent at most this many cells wide
+MASK_COLOR = "#00e5ff"  # the mask outline
 
 
 def region_colors(regions) -> dict[str, str]:
@@ -92,8 +93,8 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
         fig.update_xaxes(showgrid=True, gridcolor="#eee", zeroline=False)
         fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=False)
     n_runs = df["run_id"].nunique()
-    fig.update_layout(title=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{' on ' + space if space else ''} "
-                            "(one joint fit; big dot = frame 0)",
+    fig.update_layout(title=dict(text=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{', ' + space if space else ''}"
+                                      "<br><sup>one joint fit; big dot = frame 0</sup>", x=0.01),
                       legend_title_text="region", hovermode="closest", clickmode="event",
                       margin=_MARGIN, height=480, uirevision=f"{method}-{dims}-{space}")
     return fig
@@ -153,7 +154,8 @@ def frame_figure(ref: np.ndarray, frame: np.ndarray, mask: np.ndarray, *, title:
     for col in (1, 2, 3):
         fig.add_trace(go.Contour(z=m, x=cx, y=cy, showscale=False, hoverinfo="skip", name="mask",
                                  contours=dict(start=0.5, end=0.5, size=1, coloring="lines"),
-                                 line=dict(color="#00e5ff", width=1.5)), row=1, col=col)
+                                 colorscale=[[0, MASK_COLOR], [1, MASK_COLOR]],  # "lines" colours by the scale
+                                 line=dict(color=MASK_COLOR, width=1.5)), row=1, col=col)
     for col in (1, 2, 3):
         fig.update_xaxes(visible=False, range=[-0.5, w - 0.5], row=1, col=col)
         fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor=f"x{'' if col == 1 else col}",

@@ -17,7 +17,8 @@ from . import data
 # Component ids.
 TABLE = "run-table"
 SELECTION = "selection"          # dcc.Store: sorted list of selected run ids (what every view shows)
-FRAME = "current-frame"          # dcc.Store: {"run_id": ..., "frame": ...} or None
+FRAME = "current-frame"          # dcc.Store: {"run_id": ..., "frame": ...} or None: the frame asked for
+SHOWN = "shown-frame"            # dcc.Store: the frame the viewer last drew (play waits for it)
 PROJECTION = "projection"
 TOOLTIP = "projection-tooltip"
 METHOD, DIMS, SPACE, RELATIVE = "projection-method", "projection-dims", "projection-space", "projection-relative"
@@ -148,7 +149,7 @@ def build_layout(snap: data.Snapshot) -> html.Div:
                                style={"flex": "1", "minWidth": "200px"}),
                   html.Button("▶ play", id=PLAY, n_clicks=0)],
                  style={"display": "flex", "alignItems": "center", "gap": "8px"}),
-        dcc.Graph(id=VIEWER, config=_GRAPH_CONFIG),
+        dcc.Graph(id=VIEWER, config={**_GRAPH_CONFIG, "displayModeBar": False}),
         dcc.Slider(id=SLIDER, min=0, max=1, step=1, value=0, marks=None, updatemode="drag"),
         dcc.Interval(id=TICK, interval=PLAY_MS, disabled=True, n_intervals=0),
         html.Div(id=VIEWER_NOTE, style={"color": "#555", "fontSize": "12px"}),
@@ -178,4 +179,5 @@ def build_layout(snap: data.Snapshot) -> html.Div:
         header, *([banner] if banner else []), *([empty_store_message(snap.root)] if snap.empty else []), views,
         dcc.Store(id=SELECTION, data=[]),
         dcc.Store(id=FRAME, data=None),
+        dcc.Store(id=SHOWN, data=None),
     ])

@@ -232,7 +232,6 @@ def test_next_frame():
         {"run_id": "b", "frame": 3}
     assert cb.next_frame(L.SELECTION, ["b"], None, "a", 5, {"run_id": "a", "frame": 5}, count) == \
         {"run_id": "b", "frame": 0}  # the run on show left the selection
-    assert cb.next_frame(L.TICK, ["b"], None, "b", 3, {"run_id": "b", "frame": 3}, count)["frame"] == 0  # wraps
     assert cb.next_frame(L.SLIDER, ["a"], None, "a", 99, {"run_id": "a", "frame": 0}, count)["frame"] == 7
     assert cb.next_frame(L.VIEWER_RUN, ["a", "b"], None, "b", 2, {"run_id": "a", "frame": 2}, count) == \
         {"run_id": "b", "frame": 0}
@@ -270,9 +269,6 @@ def test_callbacks_over_http(store_root):
         {"customdata": [ids[0], 1], "bbox": {"x0": 0, "x1": 1, "y0": 0, "y1": 1}}]}}, "projection.hoverData")
     img = tip["projection-tooltip"]["children"]["props"]["children"][0]["props"]["src"]
     assert app.server.test_client().get(img).status_code == 200
-    patch = call(app, "projection.figure@", {**base, "current-frame.data": {"run_id": two[1], "frame": 5}},
-                 "current-frame.data")
-    assert patch["projection"]["figure"]["__dash_patch_update"] == "__dash_patch_update"
     for output in ("metric-bars", "layer-heatmap", "overlap-matrix", "..derived-runs"):
         res = call(app, output, {"selection.data": ids, "metrics-pick.value": ["locality"], "overlap-k.value": 3},
                    "selection.data")

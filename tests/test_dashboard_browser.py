@@ -1,0 +1,151 @@
+"""The dashboard in a real browser (headless Chromium through dash[testing]'s ``dash_duo``).
+
+Run with ``pytest --headless tests/test_dashboard_browser.py`` (needs Debian's
+chromium and chromium-driver).  One test walks through the page on a small
+synthetic store: it loads, selecting runs changes the projection's traces,
+hovering a point shows that frame's thumbnail, clicking it shows that frame,
+play advances frames, the region-comparison figures render, the console stays
+clean, and a screenshot lands in $MGM_ARTIFACTS (default ``artifacts/``).
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+if shutil.which("chromedriver") is None:  # pragma: no cover - CI installs it
+    pytest.skip("chromedriver is not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
+
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+
+from dashboards import layout as L  # noqa: E402
+from dashboards.app import create_app  # noqa: E402
+from dashboards.figures import CURRENT_TRACE  # noqa: E402
+from dashboards.synthetic import make_store  # noqa: E402
+
+TIMEOUT = 30  # seconds; CI machines are slow and shared
+
+
+def _artifacts() -> Path:
+    out = Path(os.environ.get("MGM_ARTIFACTS") or Path(__file__).resolve().parents[1] / "artifacts")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _graph_data(dash_duo, graph_id):
+    """The traces Plotly is drawing in a dcc.Graph, as the browser holds them ([] before the first draw)."""
+    return dash_duo.driver.execute_script(
+        "const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+        "return g && g.data ? g.data.map(t => ({name: t.name || null, type: t.type, "
+        "runs: Array.isArray(t.customdata) ? [...new Set(t.customdata.map(c => c && c[0]).filter(Boolean))] : []})) : [];", f"#{graph_id}")
+
+
+def _wait(dash_duo, cond, what):
+    """Wait for ``cond``; on a time-out leave a screenshot in the artifacts folder for the post-mortem."""
+    from dash.testing.errors import TestingTimeoutError
+    from dash.testing.wait import until
+
+    try:
+        until(cond, timeout=TIMEOUT, msg=f"timed out waiting for {what}")
+    except TestingTimeoutError:
+        dash_duo.driver.save_screenshot(str(_artifacts() / "dashboard-timeout.png"))
+        raise
+
+
+def _text(dash_duo, selector):
+    return dash_duo.find_element(selector).text
+
+
+def test_dashboard_in_a_browser(dash_duo, tmp_path):
+    root = tmp_path / "runs"  # dash_duo keeps its downloads in tmp_path
+    ids = make_store(root, 6, derived=True)  # brows/eyes/mouth on 2 references, + transfer and combine
+    (root / "broken-run").mkdir()
+    (root / "broken-run" / "run.json").write_text("{ cut off")
+    app = create_app(root)
+    dash_duo.driver.set_window_size(1400, 1900)
+    dash_duo.start_server(app)
+
+    # Loads: a warning names the broken run, the table lists every good run, the projection draws them all
+    # (no ticks = every row that passes the filters).
+    dash_duo.wait_for_contains_text(f"#{L.WARNINGS}", "broken-run", timeout=TIMEOUT)
+    dash_duo.wait_for_element("#run-table", timeout=TIMEOUT)
+    assert len(dash_duo.find_elements("#run-table td[data-dash-column='run_id']")) == len(ids)
+    _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.PROJECTION)) > 1, "the first projection")
+    names = [t["name"] for t in _graph_data(dash_duo, L.PROJECTION)]
+    assert names[-1] == CURRENT_TRACE
+    assert {"brows", "eyes", "mouth"} <= set(names)
+    assert len({r for t in _graph_data(dash_duo, L.PROJECTION) for r in t["runs"]}) == len(ids)
+
+    # Selecting runs changes the projection's traces: tick the rows of one mouth run and one eyes run.
+    mouth, eyes = "mouth-s0-synthetic-0000", "eyes-s0-synthetic-0001"
+    for run_id in (mouth, eyes):
+        cell = next(c for c in dash_duo.find_elements("#run-table td[data-dash-column='run_id']")
+                    if c.text.strip() == run_id)
+        cell.find_element("xpath", "./ancestor::tr//input[@type='checkbox']").click()
+
+    def selected_runs():
+        return sorted({r for t in _graph_data(dash_duo, L.PROJECTION) for r in t["runs"]})
+
+    _wait(dash_duo, lambda: selected_runs() == sorted([mouth, eyes]), "the projection of the two ticked runs")
+    assert [t["name"] for t in _graph_data(dash_duo, L.PROJECTION)] == ["eyes", "mouth", CURRENT_TRACE]
+
+    # Hovering a point shows that frame's thumbnail; clicking it shows that frame in the viewer.
+    traces = dash_duo.find_elements("#projection .scatterlayer .trace")
+    points = traces[1].find_elements("css selector", ".points path")  # the mouth run, in frame order
+    assert len(points) == 8
+    target = points[5]
+    ActionChains(dash_duo.driver).move_to_element(target).perform()
+    dash_duo.wait_for_element(f"#{L.TOOLTIP} img", timeout=TIMEOUT)
+    src = dash_duo.find_element(f"#{L.TOOLTIP} img").get_attribute("src")
+    assert f"/runs/{mouth}/frames/005.png" in src
+    _wait(dash_duo, lambda: dash_duo.driver.execute_script(
+        "const i = document.querySelector(arguments[0]); return i && i.complete && i.naturalWidth > 0;",
+        f"#{L.TOOLTIP} img"), "the thumbnail to load")
+    ActionChains(dash_duo.driver).move_to_element(target).click().perform()
+    dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", f"{mouth}: region mouth", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", "frame 5 (of", timeout=TIMEOUT)
+    ring = dash_duo.driver.execute_script(
+        "const d = document.querySelector('#projection .js-plotly-plot').data; return d[d.length - 1].x;")
+    assert len(ring) == 1  # the clicked frame is ringed
+    viewer = [t["type"] for t in _graph_data(dash_duo, L.VIEWER)]
+    assert viewer.count("image") == 2 and "heatmap" in viewer and viewer.count("contour") == 3
+
+    # Play advances the frames; pause stops them.
+    dash_duo.find_element(f"#{L.PLAY}").click()
+    _wait(dash_duo, lambda: "frame 5 (of" not in _text(dash_duo, f"#{L.VIEWER_NOTE}"), "play to advance")
+    dash_duo.find_element(f"#{L.PLAY}").click()
+    dash_duo.wait_for_text_to_equal(f"#{L.PLAY}", "▶ play", timeout=TIMEOUT)
+
+    # Region comparison renders for the selection.
+    _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.METRIC_BARS)) >= 2, "the metric bars")
+    assert {t["type"] for t in _graph_data(dash_duo, L.METRIC_BARS)} == {"bar", "scatter"}
+    _wait(dash_duo, lambda: [t["type"] for t in _graph_data(dash_duo, L.LAYERS)] == ["heatmap"], "the layer map")
+    _wait(dash_duo, lambda: [t["type"] for t in _graph_data(dash_duo, L.OVERLAP)] == ["heatmap"], "the overlap map")
+    assert "eyes" in _text(dash_duo, f"#{L.OVERLAP}") and "mouth" in _text(dash_duo, f"#{L.OVERLAP}")
+
+    # Clearing the ticks brings every run back, transfer and combination included.
+    dash_duo.find_element(f"#{L.CLEAR}").click()
+    _wait(dash_duo, lambda: len(selected_runs()) == len(ids), "all runs after clearing the ticks")
+    _wait(dash_duo, lambda: [t["type"] for t in _graph_data(dash_duo, L.DERIVED)] == ["bar", "bar"],
+          "the transfer/combination bars")
+    _wait(dash_duo, lambda: dash_duo.driver.execute_script(
+        "return document.querySelector('#metric-bars .js-plotly-plot').data[0].x.length;") == 3,
+          "the metric bars of all three regions")
+
+    dash_duo.driver.save_screenshot(str(_artifacts() / "dashboard.png"))
+    logs = dash_duo.get_logs()
+    for entry in logs:
+        print("CONSOLE:", entry["message"])
+    assert logs == []
+
+
+def test_empty_store_in_a_browser(dash_duo, tmp_path):
+    (tmp_path / "runs").mkdir()
+    dash_duo.start_server(create_app(tmp_path / "runs"))
+    dash_duo.wait_for_contains_text(f"#{L.EMPTY}", "mgm demo", timeout=TIMEOUT)
+    assert not dash_duo.find_element("#views").is_displayed()
+    dash_duo.driver.save_screenshot(str(_artifacts() / "dashboard-empty.png"))
+    assert dash_duo.get_logs() == []

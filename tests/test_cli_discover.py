@@ -68,6 +68,9 @@ def test_same_seed_same_latents(ckpt, tmp_path):
     (["--layers", "1:9"], "outside the generator's 6 W+ layers"),
     (["--alpha", "-1"], "alpha"),
     (["--offset", "-0.5"], "offset"),
+    (["--prim-dist", "-1"], "prim-dist"),
+    (["--truncation", "1.5"], "truncation"),
+    (["--mask-mode", "paper", "--region", "ellipse:8,11,4,3"], "exactly one rectangle"),
     (["--reference", "missing.npy"], "no such file"),
     (["--generator", "nosuchmodel"], "unknown generator"),
 ])
@@ -100,7 +103,8 @@ def test_reference_file_and_sweep(ckpt, tmp_path):
     assert sorted(store.catalog(tmp_path / "sweep").region) == ["ellipse", "ellipse", "rect", "rect"]
 
 
-def test_sigint_saves_interrupted_run_and_resume_completes(ckpt, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_interrupted_run_and_resume_completes(ckpt, tmp_path, sig):
     out = tmp_path / "runs"
     cmd = [sys.executable, "-m", "mgm_analysis.cli", "discover", "--generator", str(ckpt), "--region",
            "rect:4,8,12,14", "--out", str(out), "--frames", "5", "--epochs", "100000", "--layers", "1:4",
@@ -115,7 +119,7 @@ def test_sigint_saves_interrupted_run_and_resume_completes(ckpt, tmp_path):
         if re.search(rb"[1-9]\d*/100000", b"".join(seen)):
             break
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout = proc.stdout.read().decode()
     proc.wait(timeout=60)
     reader.join(timeout=5)
@@ -125,15 +129,16 @@ def test_sigint_saves_interrupted_run_and_resume_completes(ckpt, tmp_path):
     assert run.status == "interrupted" and "resume with" in stdout
     done = run.meta["resume"]["epochs_done"]
     assert done >= 1 and np.isfinite(run.latents).all()
-    # finish it with a small epoch budget
-    meta = json.loads((run_dir / "run.json").read_text())
-    meta["config"]["epochs"] = done + 2
-    (run_dir / "run.json").write_text(json.dumps(meta))
-    r = _mgm("discover", "--resume", run_dir, "--quiet")
+    assert json.loads((run_dir / "run.json").read_text())["stop_reason"] == "interrupted"
+    # finish it with a small epoch budget (--epochs is the one flag --resume takes)
+    r = _mgm("discover", "--resume", run_dir, "--epochs", done + 2, "--quiet")
     assert r.exit_code == 0, r.output
     run = store.load_run(run_dir)
     assert run.status == "complete" and run.meta["resume"]["epochs_done"] == done + 2
     assert len(run.meta["history"]["epoch"]) == done + 2
+    assert len(list(out.iterdir())) == 1  # resumed in place, no temp folders left
+    r = CliRunner().invoke(main, ["discover", "--resume", str(run_dir)])
+    assert r.exit_code == 2 and "already complete" in r.output
 
 
 def test_lpips_without_backbone_says_which_file(ckpt, tmp_path, monkeypatch):
@@ -143,3 +148,54 @@ def test_lpips_without_backbone_says_which_file(ckpt, tmp_path, monkeypatch):
     assert r.exit_code == 2
     assert "alexnet-owt-7be5be79.pth" in r.output and "--distance l2" in r.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_render_mp4_without_encoder_is_one_line(ckpt, tmp_path, monkeypatch):
+    assert _mgm("discover", "--generator", ckpt, "--region", "rect:4,8,12,14", "--out", tmp_path, *FAST).exit_code == 0
+    (run_dir,) = list(tmp_path.iterdir())
+    monkeypatch.setattr("mgm_analysis.render._ffmpeg", lambda: None)
+    r = CliRunner().invoke(main, ["render", str(run_dir), "--mp4"])
+    assert r.exit_code == 2 and r.output.strip().startswith("error: MP4 needs ffmpeg")
+    assert len(r.output.strip().splitlines()) == 1
+    r = CliRunner().invoke(main, ["render", str(run_dir), "--sheet", "--rerender", "--no-gif"])
+    assert r.exit_code == 0, r.output
+    from PIL import Image
+
+    with Image.open(run_dir / "sheet.png") as im:
+        assert im.size[0] > 16 * 6
+
+
+def test_demo_wires_discover_analyze_and_serve(tmp_path, monkeypatch):
+    import mgm_analysis.analysis.report as report
+    import mgm_analysis.cli.discover as cli_discover
+    import mgm_analysis.generators as generators
+
+    calls = {"runs": [], "analyze": None, "serve": None}
+    monkeypatch.setattr(generators, "load_generator", lambda *a, **k: "G")
+    monkeypatch.setattr(cli_discover, "run_discovery",
+                        lambda **kw: calls["runs"].append((kw["region"], kw["seed"], kw["G"])) or tmp_path / "r")
+    monkeypatch.setattr(report, "analyze", lambda root, out, **kw: calls.__setitem__("analyze", (root, out)))
+    try:
+        import dashboards.app as app
+
+        monkeypatch.setattr(app, "serve", lambda root, host, port, **kw: calls.__setitem__("serve", (root, host, port)))
+    except ImportError:
+        app = None
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "runs"), "--report", str(tmp_path / "rep"),
+                                  "--port", "8999", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert sorted(calls["runs"]) == sorted((reg, s, "G") for reg in ("mouth", "eyes", "brows") for s in (0, 1))
+    assert calls["analyze"] == (str(tmp_path / "runs"), str(tmp_path / "rep"))
+    if app is not None:
+        assert calls["serve"] == (str(tmp_path / "runs"), "127.0.0.1", 8999)
+    assert "mgm dashboard" in r.output
+    calls["serve"] = None
+    assert CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "runs"), "--no-serve", "--quiet"]).exit_code == 0
+    assert calls["serve"] is None
+
+
+def test_sweep_job_reports_errors_instead_of_raising(ckpt, tmp_path):
+    from mgm_analysis.cli.discover import _sweep_job
+
+    path, err = _sweep_job(dict(generator=str(ckpt), region="lips", seed=0, out=str(tmp_path), quiet=True), 1)
+    assert path is None and "unknown region" in err

@@ -268,7 +268,7 @@ def engine_options(f):
                           "maximum."),
         click.option("--init-noise", type=float, default=None,
                      help="Std of the initial perturbation of the free layers [default: 0.01]."),
-        click.option("--init-seed", "seed", type=int, default=None, help="Seed of that perturbation [default: 0]."),
+        click.option("--init-seed", "init_seed", type=int, default=None, help="Seed of that perturbation [default: 0]."),
         click.option("--offset-ramp/--no-offset-ramp", default=None,
                      help="Ramp c from 0 to c along the chain [default: off]."),
         click.option("--closed-loop/--open", "closed_loop", default=None,
@@ -285,6 +285,7 @@ def engine_options(f):
 
 def _overrides(kw) -> dict:
     kw = dict(kw)
+    kw["seed"] = kw.pop("init_seed", None)  # DiscoveryConfig.seed; --seed is the reference's seed
     layers = kw.pop("layers", None)
     if layers:
         kw["layer_start"], kw["layer_end"] = _parse_layers(layers)

@@ -14,10 +14,10 @@ per case so peak memory is that case's own:
 Reported: seconds per epoch, energy+gradient evaluations per epoch, seconds per
 evaluation, loop/engine ratio (target ≥ 3 at 36 frames on CPU), engine per
 evaluation / floor (target ≤ 1.2), and peak memory (ru_maxrss on CPU, CUDA
-max_memory_allocated on a GPU).  On CPU the generator is a random-weight
-StyleGAN2 with the built-in model's architecture (64², w_dim 256, channels
-128..32); on CUDA also 256² and 1024² StyleGAN2 with rosinality's default
-channels (w_dim 512).
+max_memory_allocated on a GPU).  At 64² the generator is the built-in toyfaces
+model (or, without its weights, a random-weight StyleGAN2 of similar size:
+w_dim 256, channels 128..32); on CUDA also 256² and 1024² random-weight
+StyleGAN2 with rosinality's default channels (w_dim 512).
 
     python benchmarks/bench_engine.py                 # all cases for this machine, table + JSON
     python benchmarks/bench_engine.py --quick         # fewer epochs
@@ -50,8 +50,14 @@ def _generator(resolution: int, device: str):
     from mgm_analysis.generators.stylegan2 import StyleGAN2
 
     torch.manual_seed(0)
-    if resolution == 64:
-        G = StyleGAN2(64, w_dim=256, n_mlp=4, channels=TOY_CHANNELS, lr_mlp=0.1)
+    if resolution == 64:  # the built-in model when it is there (weights do not change the timing)
+        from mgm_analysis.errors import MGMError
+        from mgm_analysis.generators import load_generator
+
+        try:
+            return load_generator("toyfaces", device=device).requires_grad_(False)
+        except MGMError:
+            G = StyleGAN2(64, w_dim=256, n_mlp=4, channels=TOY_CHANNELS, lr_mlp=0.1)
     else:
         G = StyleGAN2(resolution)  # rosinality's default channels, w_dim 512
     return G.eval().requires_grad_(False).to(device)

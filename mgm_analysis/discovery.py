@@ -60,6 +60,7 @@ class DiscoveryConfig:
     lr: float = 1.0                    # L-BFGS step size (1 = the paper) or Adam learning rate
     history_size: int = 20             # L-BFGS history (the paper: 20)
     max_iter: int = 8                  # L-BFGS iterations per epoch (the paper: 8)
+    line_search: str = "strong_wolfe"  # L-BFGS line search: "strong_wolfe" | "none" (fixed step lr, the paper's code)
     epochs: int = 500                  # maximum epochs (the paper: 500)
     init_noise: float = 0.01           # std of the initial perturbation of the free layers (all but latent 0)
     offset_ramp: bool = False          # c_i ramps linearly from 0 to c along the chain
@@ -90,6 +91,8 @@ class DiscoveryConfig:
             raise MGMError(f"--mask-mode must be map or paper, got {self.mask_mode!r}")
         if self.optimizer not in ("lbfgs", "adam"):
             raise MGMError(f"--optimizer must be lbfgs or adam, got {self.optimizer!r}")
+        if self.line_search not in ("strong_wolfe", "none"):
+            raise MGMError(f"--line-search must be strong_wolfe or none, got {self.line_search!r}")
 
     @property
     def n_free(self) -> int:
@@ -319,7 +322,7 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
 
     if cfg.optimizer == "lbfgs":
         opt = torch.optim.LBFGS([w_free], lr=cfg.lr, history_size=cfg.history_size, max_iter=cfg.max_iter,
-                                line_search_fn="strong_wolfe")
+                                line_search_fn=None if cfg.line_search == "none" else cfg.line_search)
     else:
         opt = torch.optim.Adam([w_free], lr=cfg.lr)
 

@@ -106,6 +106,11 @@ def test_adam_option_runs(G, w_ref, region):
     assert t.status == "complete" and t.history["total"][-1] < t.history["total"][0]
 
 
+def test_lbfgs_without_line_search_runs(G, w_ref, region):
+    t = discover(G, w_ref, region, _cfg(line_search="none", lr=0.5, epochs=3))
+    assert t.status == "complete" and np.isfinite(t.history["total"]).all()
+
+
 def test_early_stop_when_stalled(G, w_ref, region):
     t = discover(G, w_ref, region, _cfg(epochs=200, patience=2, tol=0.5))
     assert t.stop_reason == "stalled" and t.status == "complete" and t.epochs_done < 200
@@ -176,6 +181,7 @@ def test_nan_rolls_back_and_stops(G, w_ref):
     (dict(distance="l1"), "distance"),
     (dict(mask_mode="blob"), "mask-mode"),
     (dict(optimizer="sgd"), "optimizer"),
+    (dict(line_search="armijo"), "line-search"),
     (dict(epochs=0), "--epochs"),
     (dict(history_size=0), "--history-size"),
     (dict(lr=0.0), "--lr"),

@@ -263,6 +263,8 @@ def engine_options(f):
         click.option("--lr", type=float, default=None, help="Step size: L-BFGS 1 (paper), Adam e.g. 0.01 [default: 1]."),
         click.option("--history-size", type=int, default=None, help="L-BFGS history [default: 20]."),
         click.option("--max-iter", type=int, default=None, help="L-BFGS iterations per epoch [default: 8]."),
+        click.option("--line-search", type=click.Choice(["strong_wolfe", "none"]), default=None,
+                     help="L-BFGS line search; none = fixed step --lr, as the paper's code [default: strong_wolfe]."),
         click.option("--epochs", type=int, default=None,
                      help="Maximum epochs [default: 30 on toyfaces, 500 otherwise (paper)]; with --resume, a new "
                           "maximum."),

@@ -5,7 +5,8 @@ side, x1/y1 exclusive; :func:`preset_boxes` scales them to pixels at any
 resolution.  Layouts:
 
 * ``toyfaces`` — the built-in procedural faces; every region-factor sweep keeps
-  ≥ 99% of its pixel-change energy inside its box (tests/test_toyfaces.py).
+  ≥ 95% of its pixel-change energy inside its box (tests/test_toyfaces.py;
+  benchmarks/bench_toyfaces.py prints the shares).
 * ``ffhq`` — FFHQ-aligned faces; ``mouth`` is the paper's box (x 300–730,
   y 680–790 at 1024²), the others follow the same alignment.
 """

@@ -83,10 +83,10 @@ def test_training_recipe_smoke(tmp_path):
     from mgm_analysis.generators.toyfaces.train import TrainConfig, train
 
     cfg = TrainConfig(resolution=16, w_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 8}, batch=8, steps=12,
-                      eval_every=6, eval_n=16)
+                      eval_every=6, eval_n=16, map_steps=5, map_batch=16)
     logs = []
     res = train(cfg, tmp_path / "g.pt", log=logs.append)
-    assert res["steps_done"] == 12 and len(logs) == 2
+    assert res["steps_done"] == 12 and len(logs) == 3  # stage 1 + two evaluations
     G = load_checkpoint(tmp_path / "g.pt")
     assert G.resolution == 16 and G.info.extra == {} or "notes" not in G.info.extra
 

@@ -95,8 +95,10 @@ def toyfaces_regressor(out, steps, minutes, seed, threads):
               help="Recipe record to write (config, time, hardware, figures).")
 @click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_samples.png"),
               help="PNG to write: renders (top) next to generator outputs (bottom) for the same z.")
+@click.option("--from-bench", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Take the figures from a benchmarks/bench_toyfaces.py JSON instead of measuring again.")
 @click.option("--threads", type=int, default=2, help="torch CPU threads.")
-def toyfaces_report(weights, n, recipe, samples, threads):
+def toyfaces_report(weights, n, recipe, samples, from_bench, threads):
     """Measure the toyfaces generator against its renders; write the recipe record and the sample picture."""
     import torch
 
@@ -107,7 +109,12 @@ def toyfaces_report(weights, n, recipe, samples, threads):
     G = load_generator(str(weights) if weights else "toyfaces")
     path = weights or Path(G.info.path)
     extra = torch.load(path, map_location="cpu", weights_only=True).get("mgm_extra", {})
-    figures = {"heldout_n": n, "psnr": heldout_psnr(G, n=n), "regressor_r2": regressor_r2(G)}
+    if from_bench:
+        bench = json.loads(from_bench.read_text())
+        figures = {k: bench[k] for k in ("psnr_n", "psnr", "regressor_r2", "sweep_share", "fwd_bwd_24_s",
+                                         "acceptance", "hardware") if k in bench}
+    else:
+        figures = {"psnr_n": n, "psnr": heldout_psnr(G, n=n), "regressor_r2": regressor_r2(G)}
     write_recipe(recipe, extra, figures)
     sample_grid(G, samples)
     click.echo(json.dumps(figures["psnr"]))

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,13 +97,31 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=36)
     ap.add_argument("--store", default=None, help="also time `mgm analyze` of this real store")
     ap.add_argument("--no-umap", action="store_true", help="skip the UMAP timing (~20-60 s)")
+    ap.add_argument("--build-only", action="store_true", help="only write the synthetic stores (with --workdir)")
+    ap.add_argument("--analyze-umap", action="store_true", help="also time `mgm analyze --umap` of the demo store")
+    ap.add_argument("--workdir", default=None,
+                    help="keep the synthetic stores here and reuse them on the next run [default: a temp folder]")
     ap.add_argument("--out", default=str(ROOT / "bench_results" / "analysis.json"))
     args = ap.parse_args(argv)
     res: dict = {"n_runs": args.runs, "n_frames": args.frames, "w_plus": [NUM_WS, W_DIM], "resolution": RES}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        big, res["write_synthetic_store_s"] = timed(synthetic_store, tmp / "big", args.runs, args.frames)
-        demo, _ = timed(synthetic_store, tmp / "demo", 6, 16, 1)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(args.workdir or tmpdir)
+        big = tmp / f"big-{args.runs}x{args.frames}"
+        if not (big / ".complete").exists():
+            shutil.rmtree(big, ignore_errors=True)
+            _, res["write_synthetic_store_s"] = timed(synthetic_store, big, args.runs, args.frames)
+            (big / ".complete").touch()
+        demo = tmp / "demo-6x16"
+        if not (demo / ".complete").exists():
+            shutil.rmtree(demo, ignore_errors=True)
+            synthetic_store(demo, 6, 16, 1)
+            (demo / ".complete").touch()
+        shutil.rmtree(big / ".mgm_cache", ignore_errors=True)  # time cold projections
+        shutil.rmtree(demo / ".mgm_cache", ignore_errors=True)
+        shutil.rmtree(tmp / "cache", ignore_errors=True)
+        if args.build_only:
+            print(f"stores ready in {tmp}")
+            return
 
         from mgm_analysis.analysis.compare import layer_profiles, overlap_matrix
         from mgm_analysis.analysis.projection import project
@@ -141,7 +160,7 @@ def main(argv=None):
                 f"import sys; sys.argv = ['mgm', 'analyze', {str(big)!r}, '--out', {str(tmp / 'rep_big')!r}, "
                 f"'--quiet']\n" + cli)
             res["report_html_mb_100_runs"] = (tmp / "rep_big" / "report.html").stat().st_size / 2**20
-            if not args.no_umap:
+            if args.analyze_umap:
                 res["analyze_demo_store_umap_s"] = fresh_process(
                     f"import sys; sys.argv = ['mgm', 'analyze', {str(demo)!r}, '--out', {str(tmp / 'rep_u')!r}, "
                     f"'--umap', '--quiet']\n" + cli)

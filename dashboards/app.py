@@ -8,6 +8,7 @@ It binds to 127.0.0.1 unless told otherwise.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import dash
@@ -71,6 +72,10 @@ def create_app(root, *, cache_dir=None) -> dash.Dash:
 
 
 def serve(root, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, *, cache_dir=None) -> None:
-    """Build the app for ``root`` and serve it until interrupted (Flask's threaded server)."""
+    """Build the app for ``root`` and serve it until interrupted (Flask's threaded server).
+
+    Listens at once; the heavy imports of the first projection load in a background thread meanwhile.
+    """
     app = create_app(root, cache_dir=cache_dir)
+    threading.Thread(target=data.preload, name="mgm-preload", daemon=True).start()
     app.run(host=host, port=int(port), debug=debug)

@@ -7,8 +7,9 @@ rewritten or deleted run invalidates them and nothing else does.  Callbacks
 call these functions and keep no state of their own.
 
 Projections come from :func:`mgm_analysis.analysis.projection.project` (cached
-on disk under ``<root>/.mgm_cache`` unless told otherwise); layer profiles and
-subspaces from :mod:`mgm_analysis.analysis.compare`.  No torch.
+on disk under ``<root>/.mgm_cache`` unless told otherwise; imported on first
+use, as it brings in scikit-learn); layer profiles and subspaces from
+:mod:`mgm_analysis.analysis.compare`.  No torch.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ import pandas as pd
 
 from mgm_analysis import store
 from mgm_analysis.analysis import compare
-from mgm_analysis.analysis.projection import project
 
-__all__ = ["Snapshot", "snapshot", "store_signature", "selected_runs", "projection", "frame_images", "n_frames",
+__all__ = ["Snapshot", "snapshot", "preload", "store_signature", "selected_runs", "projection", "frame_images", "n_frames",
            "metric_columns", "metric_frame", "layer_profiles", "overlap", "overlap_baseline", "derived_runs",
            "safe_run_file", "TABLE_COLUMNS", "SPACES"]
 
@@ -38,6 +38,13 @@ SPACES = {"w_free": "free W+ layers", "w_all": "all W+ layers", "frames": "frame
 
 
 # ------------------------------------------------------------------ the store
+def preload() -> None:
+    """Import what the first projection needs (scikit-learn, pyarrow), so a server can do it while a page loads."""
+    import pyarrow.parquet  # noqa: F401
+
+    import mgm_analysis.analysis.projection  # noqa: F401
+
+
 def store_signature(root) -> str:
     """A short hash of the store's state: every run folder's name and its run.json size and mtime.
 
@@ -169,6 +176,8 @@ def projection(snap: Snapshot, run_ids, method: str = "pca", dims: int = 2, spac
 
 @lru_cache(maxsize=32)
 def _projection(root, signature, ids, method, dims, space, cache_dir, relative) -> pd.DataFrame:
+    from mgm_analysis.analysis.projection import project  # imports scikit-learn: seconds, so not at start-up
+
     runs = selected_runs(_snapshot(root, signature), ids)
     df = project(runs, method=method, space=space, n_components=dims, cache_dir=cache_dir, relative=relative)
     left_out = sorted(set(ids) - set(df["run_id"]))
@@ -190,13 +199,18 @@ def _layer_profiles(root, signature, ids) -> pd.DataFrame:
     return compare.layer_profiles(selected_runs(_snapshot(root, signature), ids))
 
 
-def overlap(snap: Snapshot, run_ids, k: int = 3) -> pd.DataFrame:
-    """Region × region subspace overlap of the runs' deltas w_i − w* (all W+ layers), in [0, 1].
+OVERLAP_RUNS_PER_REGION = 50  # the region × region means use at most this many runs of each region
 
-    Each run's top-k principal subspace comes from :func:`compare.principal_subspace`
-    and pairs are scored as :func:`compare.subspace_overlap` does (mean cos² of the
-    principal angles), batched so hundreds of runs take milliseconds; the run × run
-    matrix is then averaged per pair of regions (a run's overlap with itself left out).
+
+def overlap(snap: Snapshot, run_ids, k: int = 3) -> pd.DataFrame:
+    """Region × region subspace overlap of the runs' deltas w_i − w*, in [0, 1].
+
+    Each run's top-k principal subspace is the one :func:`compare.principal_subspace`
+    finds, and pairs are scored as :func:`compare.overlap_matrix` scores them (mean
+    cos² of the principal angles), batched; the run × run matrix is then averaged
+    per pair of regions (a run's overlap with itself left out).  Regions with more
+    than :data:`OVERLAP_RUNS_PER_REGION` selected runs are represented by that many,
+    evenly spread over their ids; ``df.attrs["runs_per_region"]`` says how many were used.
     """
     return _overlap(str(snap.root), snap.signature, _ids(snap, run_ids), int(k))
 
@@ -207,22 +221,62 @@ def _overlap(root, signature, ids, k) -> pd.DataFrame:
     if runs:
         shape = Counter(r.latents.shape[1:] for r in runs).most_common(1)[0][0]
         runs = [r for r in runs if r.latents.shape[1:] == shape]
-    return region_average(run_overlap(runs, k), {r.run_id: r.region for r in runs})
+    by_region: dict[str, list] = {}
+    for r in runs:
+        by_region.setdefault(r.region, []).append(r)
+    cap = OVERLAP_RUNS_PER_REGION
+    used = [rs if len(rs) <= cap else [rs[int(i)] for i in np.linspace(0, len(rs) - 1, cap).round()]
+            for rs in by_region.values()]
+    runs = [r for rs in used for r in rs]
+    out = region_average(run_overlap(runs, k), {r.run_id: r.region for r in runs})
+    out.attrs["runs_per_region"] = {region: len(rs) for region, rs in zip(by_region, used, strict=True)}
+    if any(len(rs) > cap for rs in by_region.values()):
+        out.attrs["note"] = f"at most {cap} runs per region"
+    return out
+
+
+def _bases(runs, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k principal directions of each run's centred deltas w_i − w*: ([R, k, D] orthonormal rows, ranks [R]).
+
+    The subspaces :func:`compare.principal_subspace` finds (same rank rule), from the small n × n Gram
+    matrices of a batch of runs instead of one n × D SVD per run: milliseconds for hundreds of runs, and
+    no oversubscribed BLAS threads on a busy machine.  Only W+ layers where some run moves are kept in D
+    (the others hold zeros for every run).  Rows beyond a run's rank are zero.
+    """
+    a, b = min(r.layers[0] for r in runs), max(r.layers[1] for r in runs)
+    moving = slice(a, b) if all(np.array_equal(r.latents[:, :a], np.broadcast_to(r.reference[:a], r.latents[:, :a].shape))
+                                and np.array_equal(r.latents[:, b:], np.broadcast_to(r.reference[b:], r.latents[:, b:].shape))
+                                for r in runs) else slice(None)
+    dim = int(np.prod(runs[0].latents[:, moving].shape[1:]))
+    bases, ranks = np.zeros((len(runs), k, dim), np.float32), np.zeros(len(runs), int)
+    for start in range(0, len(runs), 32):  # a batch at a time keeps memory small for big W+ spaces
+        batch = runs[start:start + 32]
+        for n in sorted({len(r.latents) for r in batch}):
+            idx = [i for i, r in enumerate(batch) if len(r.latents) == n]
+            x = np.stack([(batch[i].latents[:, moving] - batch[i].reference[None, moving]).reshape(n, -1)
+                          for i in idx]).astype(np.float64)
+            x -= x.mean(1, keepdims=True)
+            lam, u = np.linalg.eigh(x @ x.transpose(0, 2, 1))  # ascending
+            lam, u = lam[:, ::-1][:, :k], u[:, :, ::-1][:, :, :k]
+            sv = np.sqrt(np.clip(lam, 0, None))  # singular values of x
+            keep = sv > sv[:, :1] * 1e-4  # compare.principal_subspace's rule: the rest is round-off
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v = np.where(keep[..., None], (u.transpose(0, 2, 1) @ x) / sv[..., None], 0.0)
+            for j, i in enumerate(idx):
+                bases[start + i, : v.shape[1]] = v[j]
+                ranks[start + i] = int(keep[j].sum())
+    return bases, ranks
 
 
 def run_overlap(runs, k: int) -> pd.DataFrame:
-    """Run × run overlap matrix, equal to :func:`compare.overlap_matrix` (space ``w_all``) but batched."""
+    """Run × run overlap matrix of the deltas over all W+ layers: what :func:`compare.overlap_matrix` gives
+    (mean cos² of the principal angles of the top-k subspaces), batched."""
     ids = [r.run_id for r in runs]
     if not ids:
         return pd.DataFrame()
-    bases = [compare.principal_subspace((r.latents - r.reference[None]).reshape(len(r.latents), -1), k).T
-             for r in runs]  # each [k', D] with orthonormal rows
-    ranks = np.array([len(b) for b in bases])
-    stack = np.zeros((len(ids), k, bases[0].shape[1]))
-    for i, b in enumerate(bases):
-        stack[i, : len(b)] = b
+    stack, ranks = _bases(runs, k)
     flat = stack.reshape(-1, stack.shape[-1])
-    gram = (flat @ flat.T).reshape(len(ids), k, len(ids), k).transpose(0, 2, 1, 3)  # [R, R, k, k]
+    gram = (flat @ flat.T).astype(np.float64).reshape(len(ids), k, len(ids), k).transpose(0, 2, 1, 3)  # [R,R,k,k]
     cos = np.clip(np.linalg.svd(gram, compute_uv=False), 0, 1)  # cosines of the principal angles (zeros pad)
     denom = np.minimum(ranks[:, None], ranks[None, :]).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -248,11 +302,14 @@ def region_average(mat: pd.DataFrame, region_of: dict) -> pd.DataFrame:
 
 
 def overlap_baseline(snap: Snapshot, run_ids, k: int) -> float | None:
-    """Expected overlap of two random k-dimensional subspaces of the latent space (all W+ layers): k / d."""
+    """Expected overlap of two random k-dimensional subspaces of the free latent space: k / d, with d the union
+    of the runs' free layers × w_dim (as :func:`compare.overlap_matrix` has it)."""
     runs = selected_runs(snap, run_ids)
     if not runs:
         return None
-    return compare.random_overlap(k, int(np.prod(runs[0].latents.shape[1:])))
+    a, b = min(r.layers[0] for r in runs), max(r.layers[1] for r in runs)
+    d = (b - a) * int(runs[0].reference.shape[-1])
+    return compare.random_overlap(min(k, d), d) if d else None
 
 
 # ------------------------------------------------------------------ frames

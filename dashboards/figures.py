@@ -63,41 +63,48 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     if any(c not in df for c in cols):
         raise ValueError(f"a {dims}-D projection needs columns {cols}, got {list(df.columns)}")
     colors = colors or region_colors(df["region"].unique())
-    scatter = go.Scatter3d if dims == 3 else go.Scatter
+    kind = "scatter3d" if dims == 3 else "scatter"
     big, small = (7, 4) if dims == 2 else (4, 2)
-    fig = go.Figure()
+    traces = []
+    df = df.sort_values(["region", "run_id", "frame"], kind="stable")
     for region, sub in df.groupby("region", sort=True):
-        coords = {c: [] for c in cols}
-        custom, sizes = [], []
-        for run_id, run_df in sub.groupby("run_id", sort=False):
-            run_df = run_df.sort_values("frame")
-            for c in cols:
-                coords[c] += run_df[c].round(4).tolist() + [None]
-            custom += [[run_id, int(f)] for f in run_df["frame"]] + [[None, None]]
-            sizes += [big] + [small] * (len(run_df) - 1) + [0]
+        runs = sub["run_id"].to_numpy()
+        first = np.r_[True, runs[1:] != runs[:-1]]  # frame 0 of each run
+        gaps = np.flatnonzero(first[1:]) + 1  # a gap before each run but the first, and one at the end
+        custom = [[r, int(f)] for r, f in zip(runs, sub["frame"].to_numpy(), strict=True)]
+        for g in gaps[::-1]:
+            custom.insert(int(g), [None, None])
+        custom.append([None, None])
         color = colors.get(region, "#444")
-        fig.add_trace(scatter(**coords, mode="lines+markers", name=str(region), legendgroup=str(region),
-                              customdata=custom, connectgaps=False, hoverinfo="none", hovertemplate=None,
-                              line=dict(color=color, width=1.5 if dims == 2 else 3),
-                              marker=dict(color=color, size=sizes)))
-    fig.add_trace(scatter(**current_point(df, current, dims), mode="markers", name=CURRENT_TRACE,
-                          hoverinfo="skip", showlegend=False,
-                          marker=dict(size=14 if dims == 2 else 8, color="rgba(0,0,0,0)",
-                                      line=dict(color="black", width=2))))
+        traces.append(dict(type=kind, **{c: _with_gaps(sub[c].to_numpy(float), gaps) for c in cols},
+                           mode="lines+markers", name=str(region), legendgroup=str(region), customdata=custom,
+                           connectgaps=False, hoverinfo="none", hovertemplate=None,
+                           line=dict(color=color, width=1.5 if dims == 2 else 3),
+                           marker=dict(color=color, size=np.insert(np.where(first, big, small), gaps, 0).tolist() + [0])))
+    traces.append(dict(type=kind, **current_point(df, current, dims), mode="markers", name=CURRENT_TRACE,
+                       hoverinfo="skip", showlegend=False,
+                       marker=dict(size=14 if dims == 2 else 8, color="rgba(0,0,0,0)", line=dict(color="black", width=2))))
     label = method.upper()
-    axes = {c: dict(title=f"{label} {i + 1}") for i, c in enumerate(cols)}
+    axes = {f"{c}axis": dict(title=dict(text=f"{label} {i + 1}")) for i, c in enumerate(cols)}
     if dims == 3:
-        fig.update_layout(scene=dict(xaxis=axes["x"], yaxis=axes["y"], zaxis=axes["z"]))
+        frame = dict(scene=axes)
     else:
-        fig.update_layout(xaxis=axes["x"], yaxis=axes["y"], plot_bgcolor="white")
-        fig.update_xaxes(showgrid=True, gridcolor="#eee", zeroline=False)
-        fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=False)
+        grid = dict(showgrid=True, gridcolor="#eee", zeroline=False)
+        frame = {k: {**v, **grid} for k, v in axes.items()} | dict(plot_bgcolor="white")
     n_runs = df["run_id"].nunique()
-    fig.update_layout(title=dict(text=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{', ' + space if space else ''}"
-                                      "<br><sup>one joint fit; big dot = frame 0</sup>", x=0.01),
-                      legend_title_text="region", hovermode="closest", clickmode="event",
-                      margin=_MARGIN, height=480, uirevision=f"{method}-{dims}-{space}")
-    return fig
+    layout = dict(title=dict(text=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{', ' + space if space else ''}"
+                                  "<br><sup>one joint fit; big dot = frame 0</sup>", x=0.01),
+                  legend=dict(title=dict(text="region")), hovermode="closest", clickmode="event", margin=_MARGIN,
+                  height=480, uirevision=f"{method}-{dims}-{space}", **frame)
+    # Built unvalidated: plotly's per-element validation of thousands of points costs seconds, and the
+    # structure is fixed here (tests validate it).
+    return go.Figure(data=traces, layout=layout, _validate=False)
+
+
+def _with_gaps(values: np.ndarray, gaps: np.ndarray) -> list:
+    """``values`` as a JSON-ready list with None inserted at ``gaps`` and at the end (line breaks between runs)."""
+    out = np.insert(np.round(values, 4), gaps, np.nan).tolist() + [None]
+    return [None if v != v else v for v in out]
 
 
 def current_point(df: pd.DataFrame, current, dims: int = 2) -> dict:
@@ -210,7 +217,7 @@ def layer_heatmap(profiles: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[str(c) for c in table.columns], y=list(table.index),
                                colorscale="Viridis", zmin=0, colorbar=dict(title="share", thickness=10),
                                hovertemplate="%{y}, layer %{x}: %{z:.1%}<extra></extra>"))
-    fig.update_layout(title="Layer profile (share of Σ‖w_i[l] − w*[l]‖² per W+ layer)",
+    fig.update_layout(title=dict(text="Layer profile<br><sup>share of Σ‖w_i[l] − w*[l]‖² per W+ layer</sup>", x=0.01),
                       xaxis_title="W+ layer", margin=_MARGIN, height=320)
     return fig
 
@@ -223,8 +230,10 @@ def overlap_figure(mat: pd.DataFrame, k: int, baseline: float | None = None) -> 
                                y=[str(i) for i in mat.index], colorscale="Blues", zmin=0, zmax=1,
                                texttemplate="%{z:.2f}", colorbar=dict(thickness=10),
                                hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>"))
-    base = f"; random ≈ {baseline:.3f}" if baseline is not None else ""
-    fig.update_layout(title=f"Subspace overlap (mean cos² of principal angles, top-{k}{base})",
+    notes = [f"top-{k} PCA of w − w*"] + ([f"random ≈ {baseline:.3f}"] if baseline is not None else []) + (
+        [mat.attrs["note"]] if mat.attrs.get("note") else [])
+    fig.update_layout(title=dict(text=f"Subspace overlap (mean cos² of principal angles)<br><sup>{'; '.join(notes)}"
+                                      "</sup>", x=0.01),
                       margin=_MARGIN, height=320, yaxis_autorange="reversed")
     return fig
 

@@ -32,11 +32,10 @@ def dashboard(runs, port, host, cache_dir, debug):
         what = "is a file, not a folder of runs" if runs.exists() else "does not exist"
         raise MGMError(f"run store {runs} {what}; make runs with `mgm demo --no-serve --out {runs}` "
                        "or give the folder that holds your runs")
-    from dashboards.app import create_app
+    from dashboards.app import serve
 
-    app = create_app(runs, cache_dir=cache_dir)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"dashboard: http://{shown}:{port}/  (runs in {runs}; Ctrl-C to stop)")
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: bound to {host}: anyone who can reach this machine can browse these runs", err=True)
-    app.run(host=host, port=port, debug=debug)
+    serve(runs, host=host, port=port, debug=debug, cache_dir=cache_dir)

@@ -1,0 +1,278 @@
+"""Benchmark of the dashboard against its acceptance figures (issue 6), on a synthetic store of 300 runs.
+
+* cold start to first paint: a fresh ``serve()`` process over the store, its projections already in the
+  analysis cache, headless Chromium already open (browser start-up is not counted); measured from spawning
+  the server process to the projection's traces being drawn in the page.  Target <= 5 s.
+* callback latency: every server callback the page fires, posted over HTTP to a warm app the way the browser
+  posts it (JSON both ways), for a mix of interactions (selections, hover, click, slider, frames, comparison,
+  a 3-D projection); the median over all calls.  Target <= 150 ms.  First calls on a new selection (memo
+  misses; a new PCA fit) are reported separately as well.
+* browser round trips (informative): hover -> thumbnail shown, click -> frame shown.
+
+Runs are W+ [10, 256] with free layers 2:8, 16 frames of 64x64 (the toyfaces shapes), three regions on 100
+references, plus one transfer and one combination run.  Prints a table and writes
+bench_results/dashboard.json.  Usage: python benchmarks/bench_dashboard.py [--runs 300] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGETS = {"cold_start_to_first_paint_s": 5.0, "median_callback_ms": 150.0}
+SHAPE = dict(n_frames=16, num_ws=10, w_dim=256, layers=(2, 8), resolution=64)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(app, output, values, trigger=None):
+    """Fire one callback over HTTP as the browser does; return the decoded response (None for 204)."""
+    key = next(k for k in app.callback_map if output in k)
+    spec = app.callback_map[key]
+    multi = key.startswith("..")
+    outs = [dict(zip(("id", "property"), o.rsplit(".", 1), strict=True))
+            for o in (key[2:-2].split("...") if multi else [key])]
+
+    def filled(deps):
+        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in deps]
+
+    body = {"output": key, "outputs": outs if multi else outs[0], "inputs": filled(spec["inputs"]),
+            "state": filled(spec["state"]), "changedPropIds": [trigger] if trigger else []}
+    res = app.server.test_client().post("/_dash-update-component", json=body)
+    if res.status_code not in (200, 204):
+        raise RuntimeError(f"{output}: HTTP {res.status_code}: {res.data[:300]!r}")
+    return json.loads(res.data) if res.status_code == 200 else None
+
+
+def build_store(root: Path, n_runs: int) -> list[str]:
+    from dashboards.synthetic import make_store
+
+    t0 = time.perf_counter()
+    ids = make_store(root, n_runs - 2, derived=True, **SHAPE)
+    print(f"store: {len(ids)} runs in {root} ({time.perf_counter() - t0:.1f} s to write)", flush=True)
+    return ids
+
+
+def callback_latencies(root: Path, ids: list[str], repeats: int = 3) -> dict:
+    """Median and spread of every callback over a mix of interactions, on a warm app."""
+    import numpy as np
+
+    from dashboards import data
+    from dashboards import layout as L
+    from dashboards.app import create_app
+
+    app = create_app(root)
+    snap = data.snapshot(root)
+    rng = np.random.default_rng(0)
+    mouth = [r for r in ids if r.startswith("mouth")]
+    few = sorted(rng.choice(ids, 5, replace=False).tolist())
+    proj = {"projection-method.value": "pca", "projection-dims.value": 2, "projection-space.value": "w_free"}
+    times: dict[str, list[float]] = {}
+    first: dict[str, list[float]] = {}
+    seen = set()
+
+    def timed(name, output, values, trigger, key=None):
+        t0 = time.perf_counter()
+        _post(app, output, values, trigger)
+        ms = (time.perf_counter() - t0) * 1000
+        (first if (name, key) not in seen else times).setdefault(name, []).append(ms)
+        seen.add((name, key))
+
+    for rep in range(repeats):
+        for sel_name, sel in (("all", ids), ("mouth", mouth), ("five", few)):
+            timed("select (table -> selection)", "selection.data",
+                  {f"{L.TABLE}.selected_row_ids": sel if sel is not ids else [],
+                   f"{L.TABLE}.derived_virtual_row_ids": ids}, f"{L.TABLE}.selected_row_ids", sel_name)
+            timed("projection 2-D", "..projection.figure", {f"{L.SELECTION}.data": sel, **proj},
+                  f"{L.SELECTION}.data", sel_name)
+            timed("metric bars", "metric-bars", {f"{L.SELECTION}.data": sel,
+                                                 f"{L.METRICS_PICK}.value": ["locality", "image_step_cv", "jump_ratio"]},
+                  f"{L.SELECTION}.data", sel_name)
+            timed("layer heat-map", "layer-heatmap", {f"{L.SELECTION}.data": sel}, f"{L.SELECTION}.data", sel_name)
+            timed("subspace overlap", "overlap-matrix", {f"{L.SELECTION}.data": sel, f"{L.OVERLAP_K}.value": 3},
+                  f"{L.SELECTION}.data", sel_name)
+            timed("transfer/combine", "..derived-runs", {f"{L.SELECTION}.data": sel}, f"{L.SELECTION}.data",
+                  sel_name)
+        timed("projection 3-D", "..projection.figure", {f"{L.SELECTION}.data": ids, **proj,
+                                                        "projection-dims.value": 3}, f"{L.SELECTION}.data", "3d")
+        for _ in range(10):
+            run = ids[int(rng.integers(len(ids)))]
+            frame = int(rng.integers(SHAPE["n_frames"]))
+            point = {"points": [{"customdata": [run, frame], "bbox": {"x0": 1, "x1": 2, "y0": 1, "y1": 2}}]}
+            timed("hover (thumbnail)", "..projection-tooltip.show", {f"{L.PROJECTION}.hoverData": point},
+                  f"{L.PROJECTION}.hoverData", (rep, run, frame))
+            timed("click (navigate)", "..current-frame.data",
+                  {f"{L.SELECTION}.data": ids, f"{L.PROJECTION}.clickData": point}, f"{L.PROJECTION}.clickData",
+                  (rep, run, frame))
+            timed("slider (navigate)", "..current-frame.data",
+                  {f"{L.SELECTION}.data": ids, f"{L.SLIDER}.value": (frame + 1) % 16, f"{L.VIEWER_RUN}.value": run,
+                   f"{L.FRAME}.data": {"run_id": run, "frame": frame}}, f"{L.SLIDER}.value", (rep, run, frame))
+            timed("frame viewer", "..frame-viewer.figure", {f"{L.FRAME}.data": {"run_id": run, "frame": frame}},
+                  f"{L.FRAME}.data", (rep, run, frame))
+    del snap
+    all_ms = [t for v in times.values() for t in v]
+    first_ms = [t for v in first.values() for t in v]
+    return {
+        "median_ms": statistics.median(all_ms), "p90_ms": float(np.percentile(all_ms, 90)), "n_calls": len(all_ms),
+        "median_incl_first_calls_ms": statistics.median(all_ms + first_ms),
+        "per_callback": {k: {"median_ms": statistics.median(v), "max_ms": max(v), "n": len(v),
+                             "first_call_ms": max(first.get(k, [float("nan")]))} for k, v in times.items()},
+    }
+
+
+def _browser():
+    from selenium import webdriver
+
+    opts = webdriver.ChromeOptions()
+    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1400",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"):
+        opts.add_argument(a)
+    if Path("/usr/bin/chromium").exists():
+        opts.binary_location = "/usr/bin/chromium"
+    return webdriver.Chrome(options=opts)
+
+
+def _until(cond, timeout=60.0, step=0.01):
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if cond():
+            return time.perf_counter()
+        time.sleep(step)
+    raise TimeoutError("condition not met")
+
+
+_TRACES = ("const g = document.querySelector('#projection .js-plotly-plot');"
+           "return !!(g && g.data && g.data.length > 1 && g.querySelector('.scatterlayer .trace'));")
+
+
+def cold_start(root: Path) -> dict:
+    """Spawn a fresh server process and time it to the projection drawn in an already-open headless browser."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    port = _free_port()
+    driver = _browser()
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from dashboards.app import serve; "
+            f"serve({str(root)!r}, port={port})")
+    t0 = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
+                return True
+            except OSError:
+                return False
+
+        t_listen = _until(listening)
+        driver.get(f"http://127.0.0.1:{port}/")
+        t_table = _until(lambda: driver.execute_script(
+            "return document.querySelectorAll('#run-table td[data-dash-column=\"run_id\"]').length > 0;"))
+        t_paint = _until(lambda: driver.execute_script(_TRACES))
+        out = {"server_listening_s": t_listen - t0, "table_painted_s": t_table - t0,
+               "cold_start_to_first_paint_s": t_paint - t0}
+        # Round trips in the browser (informative): hover a point -> thumbnail; click it -> the frame viewer.
+        point = driver.find_elements("css selector", "#projection .scatterlayer .trace .points path")[40]
+        t1 = time.perf_counter()
+        ActionChains(driver).move_to_element(point).perform()
+        out["hover_to_thumbnail_s"] = _until(lambda: driver.execute_script(
+            "const i = document.querySelector('#projection-tooltip img'); return !!(i && i.complete && "
+            "i.naturalWidth > 0);")) - t1
+        before = driver.find_element("css selector", "#viewer-note").text
+        t1 = time.perf_counter()
+        ActionChains(driver).move_to_element(point).click().perform()
+        out["click_to_frame_s"] = _until(lambda: driver.find_element("css selector", "#viewer-note").text != before) - t1
+        logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        out["console_errors"] = len(logs)
+        return out
+    finally:
+        server.terminate()
+        server.wait(10)
+        driver.quit()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--keep", type=Path, default=None, help="Build (or reuse) the store here and keep it.")
+    ap.add_argument("--no-browser", action="store_true", help="Skip the cold start (needs chromium).")
+    args = ap.parse_args(argv)
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="mgm-bench-dash-")) / "runs"
+    if args.keep and root.is_dir() and any(root.iterdir()):
+        ids = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+        print(f"store: reusing {len(ids)} runs in {root}")
+    else:
+        ids = build_store(root, args.runs)
+
+    # The analysis cache for the page's first view (every run, PCA, 2-D, free layers), as `mgm analyze`
+    # or an earlier session would leave it.
+    from dashboards import data
+
+    t0 = time.perf_counter()
+    data.projection(data.snapshot(root), ids, "pca", 2, "w_free")
+    fit_s = time.perf_counter() - t0
+    print(f"projection of {len(ids)} runs fitted and cached in {fit_s:.2f} s", flush=True)
+
+    result = {"runs": len(ids), "shape": {k: list(v) if isinstance(v, tuple) else v for k, v in SHAPE.items()},
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                          "load_avg_1m": os.getloadavg()[0]},
+              "first_projection_fit_s": fit_s, "targets": TARGETS}
+    if not args.no_browser and shutil.which("chromedriver"):
+        result["cold_start"] = cold_start(root)
+    result["callbacks"] = callback_latencies(root, ids)
+    result["machine"]["load_avg_1m_after"] = os.getloadavg()[0]
+
+    print(f"\nDashboard, {len(ids)} runs ({os.cpu_count()} CPUs, load average {result['machine']['load_avg_1m']:.1f})")
+    rows = []
+    if "cold_start" in result:
+        cs = result["cold_start"]
+        rows += [("server process listening", f"{cs['server_listening_s']:.2f} s", ""),
+                 ("run table painted", f"{cs['table_painted_s']:.2f} s", ""),
+                 ("cold start to first paint (projection drawn)", f"{cs['cold_start_to_first_paint_s']:.2f} s",
+                  f"<= {TARGETS['cold_start_to_first_paint_s']:.0f} s"),
+                 ("browser: hover -> thumbnail", f"{cs['hover_to_thumbnail_s'] * 1000:.0f} ms", ""),
+                 ("browser: click -> frame shown", f"{cs['click_to_frame_s'] * 1000:.0f} ms", ""),
+                 ("browser console errors", str(cs["console_errors"]), "0")]
+    cb = result["callbacks"]
+    rows += [("median callback (HTTP, warm)", f"{cb['median_ms']:.1f} ms", f"<= {TARGETS['median_callback_ms']:.0f} ms"),
+             ("p90 callback", f"{cb['p90_ms']:.1f} ms", ""),
+             ("median incl. first calls", f"{cb['median_incl_first_calls_ms']:.1f} ms", "")]
+    for name, st in cb["per_callback"].items():
+        rows.append((f"  {name}", f"{st['median_ms']:.1f} ms (max {st['max_ms']:.0f}, first {st['first_call_ms']:.0f})",
+                     f"n={st['n']}"))
+    width = max(len(r[0]) for r in rows)
+    for name, val, target in rows:
+        print(f"{name:<{width}}  {val:<36} {target}")
+    out = ROOT / "bench_results"
+    out.mkdir(exist_ok=True)
+    (out / "dashboard.json").write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {out / 'dashboard.json'}")
+    if not args.keep:
+        shutil.rmtree(root.parent, ignore_errors=True)
+    ok = cb["median_ms"] <= TARGETS["median_callback_ms"] and (
+        "cold_start" not in result or result["cold_start"]["cold_start_to_first_paint_s"]
+        <= TARGETS["cold_start_to_first_paint_s"])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

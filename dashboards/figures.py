@@ -45,8 +45,11 @@ def message_figure(text: str, title: str = "") -> go.Figure:
 
 # ------------------------------------------------------------ projection
 def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", colors: dict | None = None,
-                      current: tuple[str, int] | None = None, space: str = "") -> go.Figure:
+                      current: tuple[str, int] | None = None, space: str = "") -> dict:
     """Trajectories in a joint projection: one line per run in frame order, coloured by region.
+
+    Returns a plain figure dict ({"data": [...], "layout": {...}}, what ``go.Figure(...).to_dict()`` gives;
+    ``go.Figure(fig)`` to inspect it), because figure objects are slow to build for thousands of points.
 
     Args:
         df: columns run_id, region, frame, x, y (and z when ``dims`` is 3), one row per frame.
@@ -58,7 +61,7 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     frame 0 of each run is drawn larger.
     """
     if df is None or not len(df):
-        return message_figure("Select runs in the table to see their trajectories.")
+        return message_figure("Select runs in the table to see their trajectories.").to_dict()
     cols = list("xyz"[:dims])
     if any(c not in df for c in cols):
         raise ValueError(f"a {dims}-D projection needs columns {cols}, got {list(df.columns)}")
@@ -96,9 +99,9 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
                                   "<br><sup>one joint fit; big dot = frame 0</sup>", x=0.01),
                   legend=dict(title=dict(text="region")), hovermode="closest", clickmode="event", margin=_MARGIN,
                   height=480, uirevision=f"{method}-{dims}-{space}", **frame)
-    # Built unvalidated: plotly's per-element validation of thousands of points costs seconds, and the
-    # structure is fixed here (tests validate it).
-    return go.Figure(data=traces, layout=layout, _validate=False)
+    # A plain figure dict: plotly's figure objects validate and deep-copy every point, which costs seconds
+    # for hundreds of runs; tests check that go.Figure accepts it.
+    return {"data": traces, "layout": layout}
 
 
 def _with_gaps(values: np.ndarray, gaps: np.ndarray) -> list:

@@ -96,7 +96,7 @@ def test_empty_store(tmp_path):
     snap = data.snapshot(tmp_path)
     assert snap.empty and not snap.problems
     assert data.projection(snap, []).empty
-    assert "Select runs" in figures.projection_figure(data.projection(snap, [])).layout.annotations[0].text
+    assert "Select runs" in go.Figure(figures.projection_figure(data.projection(snap, []))).layout.annotations[0].text
 
 
 def test_broken_runs_are_listed_and_the_rest_works(broken_root):
@@ -168,8 +168,7 @@ def test_projection_figure_one_line_per_run_coloured_by_region(store_root):
     ids = [r for r in sorted(snap.runs) if snap.runs[r].meta["provenance"]["kind"] == "discover"]
     df = data.projection(snap, ids)
     colors = figures.region_colors(["mouth", "eyes", "brows"])
-    fig = figures.projection_figure(df, colors=colors, current=(ids[0], 2))
-    go.Figure(fig.to_dict())  # built unvalidated for speed: must still be a valid figure
+    fig = go.Figure(figures.projection_figure(df, colors=colors, current=(ids[0], 2)))  # validates the dict
     regions = [t.name for t in fig.data[:-1]]
     assert regions == ["brows", "eyes", "mouth"] and fig.data[-1].name == figures.CURRENT_TRACE
     for tr in fig.data[:-1]:
@@ -184,8 +183,7 @@ def test_projection_figure_one_line_per_run_coloured_by_region(store_root):
 
 def test_projection_figure_3d(store_root):
     snap = data.snapshot(store_root)
-    fig = figures.projection_figure(data.projection(snap, sorted(snap.runs)[:3], dims=3), dims=3)
-    go.Figure(fig.to_dict())
+    fig = go.Figure(figures.projection_figure(data.projection(snap, sorted(snap.runs)[:3], dims=3), dims=3))
     assert all(t.type == "scatter3d" for t in fig.data)
 
 

@@ -209,6 +209,23 @@ def cold_start(root: Path) -> dict:
         driver.quit()
 
 
+def cpu_check() -> dict:
+    """How fast this machine is right now (shared machines vary): a pure-Python loop and a float64 matmul.
+
+    On an idle recent x86 core the loop takes ~0.15-0.25 s and the 1000³ matmul ~0.02-0.05 s (one thread).
+    """
+    import numpy as np
+
+    t0 = time.perf_counter()
+    sum(i * i for i in range(3_000_000))
+    loop = time.perf_counter() - t0
+    a = np.random.default_rng(0).random((1000, 1000))
+    t0 = time.perf_counter()
+    for _ in range(3):
+        a @ a
+    return {"python_loop_3M_s": loop, "matmul_1000_s": (time.perf_counter() - t0) / 3}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=300)
@@ -232,7 +249,7 @@ def main(argv=None) -> int:
     fit_s = time.perf_counter() - t0
     print(f"projection of {len(ids)} runs fitted and cached in {fit_s:.2f} s", flush=True)
 
-    result = {"runs": len(ids), "shape": {k: list(v) if isinstance(v, tuple) else v for k, v in SHAPE.items()},
+    result = {"runs": len(ids), "cpu_check_before": cpu_check(), "shape": {k: list(v) if isinstance(v, tuple) else v for k, v in SHAPE.items()},
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                           "load_avg_1m": os.getloadavg()[0]},
               "first_projection_fit_s": fit_s, "targets": TARGETS}
@@ -240,8 +257,12 @@ def main(argv=None) -> int:
         result["cold_start"] = cold_start(root)
     result["callbacks"] = callback_latencies(root, ids)
     result["machine"]["load_avg_1m_after"] = os.getloadavg()[0]
+    result["cpu_check_after"] = cpu_check()
 
-    print(f"\nDashboard, {len(ids)} runs ({os.cpu_count()} CPUs, load average {result['machine']['load_avg_1m']:.1f})")
+    cpu = result["cpu_check_before"]
+    print(f"\nDashboard, {len(ids)} runs ({os.cpu_count()} CPUs, load average {result['machine']['load_avg_1m']:.1f}; "
+          f"CPU check: Python loop {cpu['python_loop_3M_s']:.2f} s (idle core ~0.2 s), "
+          f"matmul {cpu['matmul_1000_s'] * 1000:.0f} ms (idle ~30 ms))")
     rows = []
     if "cold_start" in result:
         cs = result["cold_start"]

@@ -88,19 +88,27 @@ def frame_url(snap: data.Snapshot, run_id: str, frame: int) -> str | None:
 _MARK_FRAME_JS = """
 function (frame, fig) {
     const skip = window.dash_clientside.no_update;
-    if (!frame || !fig || !Array.isArray(fig.data) || !fig.data.length) { return skip; }
-    const ring = fig.data[fig.data.length - 1];
-    if (ring.name !== "%s") { return skip; }
-    const at = {x: [], y: [], z: []};
-    for (const t of fig.data.slice(0, -1)) {
-        if (!Array.isArray(t.customdata)) { continue; }
+    if (!frame || !fig || !Array.isArray(fig.data) || !fig.data.length || !fig.layout) { return skip; }
+    let at = null;
+    for (const t of fig.data) {
+        if (t.name === "%(name)s" || !Array.isArray(t.customdata)) { continue; }
         const i = t.customdata.findIndex(c => c && c[0] === frame.run_id && c[1] === frame.frame);
-        if (i >= 0) { at.x = [t.x[i]]; at.y = [t.y[i]]; if (t.z) { at.z = [t.z[i]]; } break; }
+        if (i >= 0) { at = {x: t.x[i], y: t.y[i], z: t.z ? t.z[i] : null}; break; }
     }
-    const moved = Object.assign({}, ring, {x: at.x, y: at.y}, ring.type === "scatter3d" ? {z: at.z} : {});
-    return Object.assign({}, fig, {data: fig.data.slice(0, -1).concat([moved])});
+    const shapes = fig.layout.shapes || [];
+    const s = shapes.findIndex(sh => sh.name === "%(name)s");
+    if (s >= 0) {  // 2-D: move the ring shape; the traces stay the same objects, so nothing is redrawn
+        const moved = at ? Object.assign({}, shapes[s], {xanchor: at.x, yanchor: at.y, visible: true})
+                         : Object.assign({}, shapes[s], {visible: false});
+        const layout = Object.assign({}, fig.layout, {shapes: shapes.map((sh, j) => j === s ? moved : sh)});
+        return Object.assign({}, fig, {layout: layout});
+    }
+    const last = fig.data[fig.data.length - 1];
+    if (last.name !== "%(name)s") { return skip; }
+    const ring = Object.assign({}, last, at ? {x: [at.x], y: [at.y], z: [at.z]} : {x: [], y: [], z: []});
+    return Object.assign({}, fig, {data: fig.data.slice(0, -1).concat([ring])});
 }
-""" % figures.CURRENT_TRACE
+""" % {"name": figures.CURRENT}
 
 _PLAY_STEP_JS = """
 function (_n, frame, shown, max, value) {

@@ -96,9 +96,13 @@ def _snapshot(root: str, signature: str) -> Snapshot:
         for p in sorted(path.iterdir()):
             if not p.is_dir() or p.name.startswith("."):
                 continue
-            try:
+            try:  # the checks store.iter_runs makes, keeping the reason for the warning banner
                 run = store.load_run(p)
-                np.load(p / "latents.npy", mmap_mode="r", allow_pickle=False)  # catches truncated arrays
+                lat = np.load(p / "latents.npy", mmap_mode="r", allow_pickle=False)  # headers only
+                ref = np.load(p / "reference.npy", mmap_mode="r", allow_pickle=False)
+                if lat.ndim != 3 or ref.shape != lat.shape[1:]:
+                    raise store.RunReadError(f"{p}: latents {list(lat.shape)} and reference {list(ref.shape)} "
+                                             "do not match")
             except (store.RunReadError, ValueError, OSError) as exc:
                 problems.append(f"{p.name}: {str(exc).split(': ', 1)[-1]}")
                 continue

@@ -18,11 +18,11 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 __all__ = ["region_colors", "message_figure", "projection_figure", "current_point", "frame_figure", "metric_bars",
-           "layer_heatmap", "overlap_figure", "derived_figure", "png_data_uri", "CURRENT_TRACE"]
+           "layer_heatmap", "overlap_figure", "derived_figure", "png_data_uri", "CURRENT"]
 
 _PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Pastel1
 _MARGIN = dict(l=40, r=10, t=40, b=40)
-CURRENT_TRACE = "current frame"  # name of the projection trace that marks the frame on show (always last)
+CURRENT = "current frame"  # name of the ring on the frame on show: a layout shape in 2-D, the last trace in 3-D
 MAX_IMAGE_SIDE = 256  # frames are sent at most this many pixels wide
 MAX_HEATMAP_SIDE = 128  # the difference heat-map is sent at most this many cells wide
 MASK_COLOR = "#00e5ff"  # the mask outline
@@ -54,7 +54,8 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     Args:
         df: columns run_id, region, frame, x, y (and z when ``dims`` is 3), one row per frame.
         colors: region -> colour (default :func:`region_colors` of the regions in ``df``).
-        current: (run_id, frame) to ring (the trace named :data:`CURRENT_TRACE`, always the last one).
+        current: (run_id, frame) to ring: in 2-D the layout shape named :data:`CURRENT` (a fixed-size circle, so
+            moving it redraws no trace), in 3-D the last trace, also named so.
 
     The runs of one region share one trace, separated by gaps, so hundreds of runs
     stay quick to draw; every point carries ``customdata = [run_id, frame]`` and
@@ -84,16 +85,20 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
                            connectgaps=False, hoverinfo="none", hovertemplate=None,
                            line=dict(color=color, width=1.5 if dims == 2 else 3),
                            marker=dict(color=color, size=np.insert(np.where(first, big, small), gaps, 0).tolist() + [0])))
-    traces.append(dict(type=kind, **current_point(df, current, dims), mode="markers", name=CURRENT_TRACE,
-                       hoverinfo="skip", showlegend=False,
-                       marker=dict(size=14 if dims == 2 else 8, color="rgba(0,0,0,0)", line=dict(color="black", width=2))))
+    point = current_point(df, current, dims)
+    if dims == 3:
+        traces.append(dict(type=kind, **point, mode="markers", name=CURRENT, hoverinfo="skip", showlegend=False,
+                           marker=dict(size=8, color="rgba(0,0,0,0)", line=dict(color="black", width=2))))
     label = method.upper()
     axes = {f"{c}axis": dict(title=dict(text=f"{label} {i + 1}")) for i, c in enumerate(cols)}
     if dims == 3:
         frame = dict(scene=axes)
     else:
         grid = dict(showgrid=True, gridcolor="#eee", zeroline=False)
-        frame = {k: {**v, **grid} for k, v in axes.items()} | dict(plot_bgcolor="white")
+        ring = dict(type="circle", name=CURRENT, xref="x", yref="y", xsizemode="pixel", ysizemode="pixel",
+                    xanchor=(point["x"] or [0])[0], yanchor=(point["y"] or [0])[0], x0=-8, x1=8, y0=-8, y1=8,
+                    line=dict(color="black", width=2), visible=bool(point["x"]))
+        frame = {k: {**v, **grid} for k, v in axes.items()} | dict(plot_bgcolor="white", shapes=[ring])
     n_runs = df["run_id"].nunique()
     layout = dict(title=dict(text=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{', ' + space if space else ''}"
                                   "<br><sup>one joint fit; big dot = frame 0</sup>", x=0.01),

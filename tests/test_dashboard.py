@@ -169,22 +169,27 @@ def test_projection_figure_one_line_per_run_coloured_by_region(store_root):
     df = data.projection(snap, ids)
     colors = figures.region_colors(["mouth", "eyes", "brows"])
     fig = go.Figure(figures.projection_figure(df, colors=colors, current=(ids[0], 2)))  # validates the dict
-    regions = [t.name for t in fig.data[:-1]]
-    assert regions == ["brows", "eyes", "mouth"] and fig.data[-1].name == figures.CURRENT_TRACE
-    for tr in fig.data[:-1]:
+    regions = [t.name for t in fig.data]
+    assert regions == ["brows", "eyes", "mouth"]
+    for tr in fig.data:
         assert tr.line.color == colors[tr.name]
         runs = [c[0] for c in tr.customdata if c[0] is not None]
         assert len(set(runs)) == 2 and len(runs) == 16  # 2 runs of 8 frames, separated by a gap
         frames = [c[1] for c in tr.customdata if c[0] == runs[0]]
         assert frames == list(range(8))  # frame order
-    ring = df[(df["run_id"] == ids[0]) & (df["frame"] == 2)].iloc[0]
-    assert fig.data[-1].x == (pytest.approx(float(ring["x"])),)
+    at = df[(df["run_id"] == ids[0]) & (df["frame"] == 2)].iloc[0]
+    ring = fig.layout.shapes[0]  # a shape, so moving it redraws no trace
+    assert ring.name == figures.CURRENT and ring.visible
+    assert (ring.xanchor, ring.yanchor) == (pytest.approx(at["x"]), pytest.approx(at["y"]))
+    assert not go.Figure(figures.projection_figure(df)).layout.shapes[0].visible
 
 
 def test_projection_figure_3d(store_root):
     snap = data.snapshot(store_root)
-    fig = go.Figure(figures.projection_figure(data.projection(snap, sorted(snap.runs)[:3], dims=3), dims=3))
+    ids = sorted(snap.runs)[:3]
+    fig = go.Figure(figures.projection_figure(data.projection(snap, ids, dims=3), dims=3, current=(ids[0], 1)))
     assert all(t.type == "scatter3d" for t in fig.data)
+    assert fig.data[-1].name == figures.CURRENT and len(fig.data[-1].z) == 1
 
 
 def test_frame_figure_shows_reference_frame_difference_and_mask():
@@ -271,7 +276,7 @@ def test_callbacks_over_http(store_root):
             "projection-space.value": "w_free"}
     out = call(app, "..projection.figure", base, "selection.data")
     traces = out["projection"]["figure"]["data"]
-    assert [t["name"] for t in traces] == ["brows", "mouth", figures.CURRENT_TRACE]
+    assert [t["name"] for t in traces] == ["brows", "mouth"]
     frame = call(app, "..current-frame.data", {**base, "projection.clickData": {"points": [
         {"customdata": [two[1], 5]}]}}, "projection.clickData")
     assert frame["current-frame"]["data"] == {"run_id": two[1], "frame": 5}

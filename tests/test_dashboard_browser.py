@@ -23,7 +23,6 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 
 from dashboards import layout as L  # noqa: E402
 from dashboards.app import create_app  # noqa: E402
-from dashboards.figures import CURRENT_TRACE  # noqa: E402
 from dashboards.synthetic import make_store  # noqa: E402
 
 TIMEOUT = 30  # seconds; CI machines are slow and shared
@@ -73,9 +72,8 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
     dash_duo.wait_for_contains_text(f"#{L.WARNINGS}", "broken-run", timeout=TIMEOUT)
     dash_duo.wait_for_element("#run-table", timeout=TIMEOUT)
     assert len(dash_duo.find_elements("#run-table td[data-dash-column='run_id']")) == len(ids)
-    _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.PROJECTION)) > 1, "the first projection")
+    _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.PROJECTION)) >= 3, "the first projection")
     names = [t["name"] for t in _graph_data(dash_duo, L.PROJECTION)]
-    assert names[-1] == CURRENT_TRACE
     assert {"brows", "eyes", "mouth"} <= set(names)
     assert len({r for t in _graph_data(dash_duo, L.PROJECTION) for r in t["runs"]}) == len(ids)
 
@@ -90,7 +88,7 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
         return sorted({r for t in _graph_data(dash_duo, L.PROJECTION) for r in t["runs"]})
 
     _wait(dash_duo, lambda: selected_runs() == sorted([mouth, eyes]), "the projection of the two ticked runs")
-    assert [t["name"] for t in _graph_data(dash_duo, L.PROJECTION)] == ["eyes", "mouth", CURRENT_TRACE]
+    assert [t["name"] for t in _graph_data(dash_duo, L.PROJECTION)] == ["eyes", "mouth"]
 
     # Hovering a point shows that frame's thumbnail; clicking it shows that frame in the viewer.
     traces = dash_duo.find_elements("#projection .scatterlayer .trace")
@@ -108,8 +106,10 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
     dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", f"{mouth}: region mouth", timeout=TIMEOUT)
     dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", "frame 5 (of", timeout=TIMEOUT)
     ring = dash_duo.driver.execute_script(
-        "const d = document.querySelector('#projection .js-plotly-plot').data; return d[d.length - 1].x;")
-    assert len(ring) == 1  # the clicked frame is ringed
+        "const g = document.querySelector('#projection .js-plotly-plot'); const s = g.layout.shapes[0];"
+        "const t = g.data[1]; const i = t.customdata.findIndex(c => c && c[0] === arguments[0] && c[1] === 5);"
+        "return [s.visible, s.xanchor === t.x[i], s.yanchor === t.y[i]];", mouth)
+    assert ring == [True, True, True]  # the clicked frame is ringed
     viewer = [t["type"] for t in _graph_data(dash_duo, L.VIEWER)]
     assert viewer.count("image") == 2 and "heatmap" in viewer and viewer.count("contour") == 3
 

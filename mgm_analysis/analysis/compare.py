@@ -129,9 +129,17 @@ def overlap_matrix(runs, k: int = 3, center: bool = True) -> pd.DataFrame:
     bases = [principal_subspace(d, k, center) for d in deltas]
     ids = [r.run_id for r in kept]
     M = np.full((len(ids), len(ids)), np.nan)
-    for i in range(len(ids)):
-        for j in range(i, len(ids)):
-            M[i, j] = M[j, i] = _orthonormal_overlap(bases[i], bases[j])  # SVD bases are orthonormal already
+    if ids:  # all pairs at once: the SVD bases are orthonormal already, so cos θ = singular values of Qa^T Qb
+        ranks = np.array([q.shape[1] for q in bases])
+        stack = np.zeros((len(ids), max(1, ranks.max()), bases[0].shape[0]))
+        for i, q in enumerate(bases):
+            stack[i, :q.shape[1]] = q.T
+        flat = stack.reshape(-1, stack.shape[-1])
+        gram = (flat @ flat.T).reshape(len(ids), stack.shape[1], len(ids), stack.shape[1]).transpose(0, 2, 1, 3)
+        cos = np.clip(np.linalg.svd(gram, compute_uv=False), 0, 1)
+        denom = np.minimum(ranks[:, None], ranks[None, :]).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            M = np.where(denom > 0, (cos**2).sum(-1) / denom, np.nan)
     df = pd.DataFrame(M, index=pd.Index(ids, name="run_id"), columns=ids)
     d_eff = (b - a) * kept[0].reference.shape[1] if kept else 0
     df.attrs = {"k": k, "random_baseline": random_overlap(min(k, d_eff), d_eff) if d_eff else float("nan"),

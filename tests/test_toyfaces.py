@@ -52,7 +52,8 @@ def test_prior_is_uniform_and_entangled():
     hist = torch.stack([torch.histc(f[:, k], 4, 0, 1) for k in range(NUM_FACTORS)]) / 4000
     assert torch.allclose(hist, torch.full_like(hist, 0.25), atol=0.04)
     A = factor_matrix()
-    assert (A.abs() > 1e-3).float().mean() > 0.99  # every z direction moves every factor
+    assert (A.abs() > 1e-3).float().mean() > 0.95  # (almost) every z direction moves every factor
+    assert ((A.abs() > 0.01).sum(0) >= 8).all()  # and each z direction moves many factors
 
 
 def test_factor_regions_are_known():
@@ -100,8 +101,9 @@ def test_regressor_beats_mean_predictor():
     with torch.no_grad():
         pred = model(render(f))
     r2 = r2_per_factor(pred, f)
-    # a mean predictor has R² = 0; 60 tiny steps already explain much of the big factors
-    assert sum(r2.values()) / len(r2) > 0.2, r2
+    # a mean predictor has R² = 0; 60 tiny steps already explain the colour factors
+    # (the shipped regressor's R² >= 0.8 on every factor is checked in test_shipped_regressor_reads_renders)
+    assert sorted(r2.values())[-3] > 0.7 and sum(r2.values()) / len(r2) > 0.1, r2
 
 
 @pytest.mark.skipif(not data_path("toyfaces_regressor.pt").exists(), reason="regressor weights not shipped yet")

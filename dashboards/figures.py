@@ -26,6 +26,7 @@ CURRENT = "current frame"  # name of the ring on the frame on show: a layout sha
 MAX_IMAGE_SIDE = 256  # frames are sent at most this many pixels wide
 MAX_HEATMAP_SIDE = 128  # the difference heat-map is sent at most this many cells wide
 MASK_COLOR = "#00e5ff"  # the mask outline
+MAX_MARKED_POINTS = 2000  # a projection with more points draws lines without frame markers (browser time)
 
 
 def region_colors(regions) -> dict[str, str]:
@@ -57,9 +58,11 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
         current: (run_id, frame) to ring: in 2-D the layout shape named :data:`CURRENT` (a fixed-size circle, so
             moving it redraws no trace), in 3-D the last trace, also named so.
 
-    The runs of one region share one trace, separated by gaps, so hundreds of runs
-    stay quick to draw; every point carries ``customdata = [run_id, frame]`` and
-    frame 0 of each run is drawn larger.
+    The runs of one region share one trace, separated by gaps, and draw scalar-styled
+    markers (only when there are at most :data:`MAX_MARKED_POINTS` points; lines
+    alone beyond), so hundreds of runs stay quick to draw; frame 0 of each run is a
+    larger dot in a second trace per region.  Every point of both carries
+    ``customdata = [run_id, frame]`` for hover and click.
     """
     if df is None or not len(df):
         return message_figure("Select runs in the table to see their trajectories.").to_dict()
@@ -69,7 +72,8 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     colors = colors or region_colors(df["region"].unique())
     kind = "scatter3d" if dims == 3 else "scatter"
     big, small = (7, 4) if dims == 2 else (4, 2)
-    traces = []
+    mode = "lines+markers" if len(df) <= MAX_MARKED_POINTS else "lines"
+    lines, starts = [], []
     df = df.sort_values(["region", "run_id", "frame"], kind="stable")
     for region, sub in df.groupby("region", sort=True):
         runs = sub["run_id"].to_numpy()
@@ -80,11 +84,16 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
             custom.insert(int(g), [None, None])
         custom.append([None, None])
         color = colors.get(region, "#444")
-        traces.append(dict(type=kind, **{c: _with_gaps(sub[c].to_numpy(float), gaps) for c in cols},
-                           mode="lines+markers", name=str(region), legendgroup=str(region), customdata=custom,
-                           connectgaps=False, hoverinfo="none", hovertemplate=None,
-                           line=dict(color=color, width=1.5 if dims == 2 else 3),
-                           marker=dict(color=color, size=np.insert(np.where(first, big, small), gaps, 0).tolist() + [0])))
+        lines.append(dict(type=kind, **{c: _with_gaps(sub[c].to_numpy(float), gaps) for c in cols}, mode=mode,
+                          name=str(region), legendgroup=str(region), customdata=custom, connectgaps=False,
+                          hoverinfo="none", hovertemplate=None, line=dict(color=color, width=1.5 if dims == 2 else 3),
+                          marker=dict(color=color, size=small)))
+        head = sub[first]
+        starts.append(dict(type=kind, **{c: np.round(head[c].to_numpy(float), 4).tolist() for c in cols},
+                           mode="markers", name=f"{region}, frame 0", legendgroup=str(region), showlegend=False,
+                           customdata=[[r, int(f)] for r, f in zip(head["run_id"], head["frame"], strict=True)],
+                           hoverinfo="none", hovertemplate=None, marker=dict(color=color, size=big)))
+    traces = lines + starts
     point = current_point(df, current, dims)
     if dims == 3:
         traces.append(dict(type=kind, **point, mode="markers", name=CURRENT, hoverinfo="skip", showlegend=False,
@@ -191,22 +200,27 @@ def metric_bars(df: pd.DataFrame, metrics: list[str], colors: dict | None = None
     if not metrics:
         return message_figure("No metrics to compare: select runs that have metrics.", "Metrics by region")
     colors = colors or region_colors(df["region"].unique())
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics, horizontal_spacing=0.06)
+    layout = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics, horizontal_spacing=0.06).layout
+    traces = []
     for col, metric in enumerate(metrics, start=1):
+        axes = dict(xaxis=f"x{col if col > 1 else ''}", yaxis=f"y{col if col > 1 else ''}")
         sub = df[df[metric].notna()]
         g = sub.groupby("region")[metric]
         st = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1).fillna(0.0), "n": g.count()})
         regions = list(st.index)
-        fig.add_trace(go.Bar(x=regions, y=st["mean"], marker_color=[colors.get(r, "#888") for r in regions],
-                             opacity=0.6, showlegend=False, name=metric,
-                             error_y=dict(type="data", array=st["std"], visible=True, color="#333"),
-                             customdata=np.stack([st["std"], st["n"]], -1),
-                             hovertemplate="%{x}: %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} runs)"
-                                           "<extra></extra>"), row=1, col=col)
-        text = [f"{r.run_id}<br>{r.reference}" if "reference" in sub else r.run_id for r in sub.itertuples()]
-        fig.add_trace(go.Scatter(x=sub["region"], y=sub[metric], mode="markers", showlegend=False, name="runs",
-                                 marker=dict(color="#222", size=5), text=text,
-                                 hovertemplate="%{text}: %{y:.3f}<extra></extra>"), row=1, col=col)
+        traces.append(dict(type="bar", x=regions, y=st["mean"].tolist(), **axes, opacity=0.6, showlegend=False,
+                           name=metric, marker=dict(color=[colors.get(r, "#888") for r in regions]),
+                           error_y=dict(type="data", array=st["std"].tolist(), visible=True, color="#333"),
+                           customdata=np.stack([st["std"], st["n"]], -1).tolist(),
+                           hovertemplate="%{x}: %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} runs)"
+                                         "<extra></extra>"))
+        text = [f"{r}<br>{ref}" for r, ref in zip(sub["run_id"], sub["reference"], strict=True)] \
+            if "reference" in sub else sub["run_id"].tolist()
+        traces.append(dict(type="scatter", x=sub["region"].tolist(), y=sub[metric].tolist(), **axes, mode="markers",
+                           showlegend=False, name="runs", marker=dict(color="#222", size=5), text=text,
+                           hovertemplate="%{text}: %{y:.3f}<extra></extra>"))
+    # Figure objects validate every point (slow for hundreds of runs): the structure is fixed here and tested.
+    fig = go.Figure(data=traces, layout=layout, _validate=False)
     fig.update_layout(title="Metrics by region (bar: mean, error bar: std across references, dots: runs)",
                       margin=_MARGIN, height=340, plot_bgcolor="white", bargap=0.3)
     fig.update_yaxes(gridcolor="#eee")

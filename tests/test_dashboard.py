@@ -170,18 +170,27 @@ def test_projection_figure_one_line_per_run_coloured_by_region(store_root):
     colors = figures.region_colors(["mouth", "eyes", "brows"])
     fig = go.Figure(figures.projection_figure(df, colors=colors, current=(ids[0], 2)))  # validates the dict
     regions = [t.name for t in fig.data]
-    assert regions == ["brows", "eyes", "mouth"]
-    for tr in fig.data:
-        assert tr.line.color == colors[tr.name]
+    assert regions == ["brows", "eyes", "mouth", "brows, frame 0", "eyes, frame 0", "mouth, frame 0"]
+    for tr in fig.data[:3]:
+        assert tr.line.color == colors[tr.name] and tr.mode == "lines+markers"
         runs = [c[0] for c in tr.customdata if c[0] is not None]
         assert len(set(runs)) == 2 and len(runs) == 16  # 2 runs of 8 frames, separated by a gap
         frames = [c[1] for c in tr.customdata if c[0] == runs[0]]
         assert frames == list(range(8))  # frame order
+    for tr in fig.data[3:]:
+        assert [c[1] for c in tr.customdata] == [0, 0] and tr.marker.color == colors[tr.legendgroup]
     at = df[(df["run_id"] == ids[0]) & (df["frame"] == 2)].iloc[0]
     ring = fig.layout.shapes[0]  # a shape, so moving it redraws no trace
     assert ring.name == figures.CURRENT and ring.visible
     assert (ring.xanchor, ring.yanchor) == (pytest.approx(at["x"]), pytest.approx(at["y"]))
     assert not go.Figure(figures.projection_figure(df)).layout.shapes[0].visible
+
+
+def test_projection_figure_drops_frame_markers_for_many_points(store_root, monkeypatch):
+    snap = data.snapshot(store_root)
+    monkeypatch.setattr(figures, "MAX_MARKED_POINTS", 10)
+    fig = go.Figure(figures.projection_figure(data.projection(snap, sorted(snap.runs))))
+    assert {t.mode for t in fig.data} == {"lines", "markers"}  # lines, and the frame-0 dots
 
 
 def test_projection_figure_3d(store_root):
@@ -216,7 +225,7 @@ def test_frame_figure_subsamples_large_images():
 def test_metric_bars_mean_and_spread_across_references():
     df = pd.DataFrame({"run_id": list("abcd"), "region": ["mouth", "mouth", "eyes", "eyes"],
                        "reference": ["seed 0", "seed 1"] * 2, "locality": [0.8, 0.9, 0.5, 0.7]})
-    fig = figures.metric_bars(df, ["locality", "not_a_metric"])
+    fig = go.Figure(figures.metric_bars(df, ["locality", "not_a_metric"]).to_dict())  # validates
     bars = fig.data[0]
     assert list(bars.x) == ["eyes", "mouth"]
     np.testing.assert_allclose(bars.y, [0.6, 0.85])
@@ -276,7 +285,7 @@ def test_callbacks_over_http(store_root):
             "projection-space.value": "w_free"}
     out = call(app, "..projection.figure", base, "selection.data")
     traces = out["projection"]["figure"]["data"]
-    assert [t["name"] for t in traces] == ["brows", "mouth"]
+    assert [t["name"] for t in traces] == ["brows", "mouth", "brows, frame 0", "mouth, frame 0"]
     frame = call(app, "..current-frame.data", {**base, "projection.clickData": {"points": [
         {"customdata": [two[1], 5]}]}}, "projection.clickData")
     assert frame["current-frame"]["data"] == {"run_id": two[1], "frame": 5}

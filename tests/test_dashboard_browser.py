@@ -88,7 +88,8 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
         return sorted({r for t in _graph_data(dash_duo, L.PROJECTION) for r in t["runs"]})
 
     _wait(dash_duo, lambda: selected_runs() == sorted([mouth, eyes]), "the projection of the two ticked runs")
-    assert [t["name"] for t in _graph_data(dash_duo, L.PROJECTION)] == ["eyes", "mouth"]
+    assert [t["name"] for t in _graph_data(dash_duo, L.PROJECTION)] == ["eyes", "mouth", "eyes, frame 0",
+                                                                       "mouth, frame 0"]
 
     # Hovering a point shows that frame's thumbnail; clicking it shows that frame in the viewer.
     traces = dash_duo.find_elements("#projection .scatterlayer .trace")

@@ -1,4 +1,3 @@
-# NOTE (lead, 01:50 UTC): a training run of this recipe is in progress (pid 5733, artifacts/toyfaces_train.log); do not start another one. See NOTE_FROM_LEAD.md.
 """Training recipe of the built-in ``toyfaces`` generator (reproducible: fixed seed, logged).
 
 The generator is the package's StyleGAN2 at 64×64 with small channel widths.

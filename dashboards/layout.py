@@ -168,7 +168,7 @@ def build_layout(snap: data.Snapshot) -> html.Div:
                       dcc.Graph(id=OVERLAP, config=_GRAPH_CONFIG)],
                      style={"flex": "1 1 420px", "minWidth": "0"}),
         ]),
-        html.Div(id=DERIVED_BOX, children=dcc.Graph(id=DERIVED, config=_GRAPH_CONFIG)),
+        html.Div(id=DERIVED_BOX, style={"display": "none"}, children=dcc.Graph(id=DERIVED, config=_GRAPH_CONFIG)),
     ])
     views = html.Div(id="views", style={"display": "none"} if snap.empty else {}, children=[
         table_box,

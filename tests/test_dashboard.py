@@ -355,3 +355,17 @@ def test_cli_missing_root_is_one_line(tmp_path):
     assert res.exit_code == 2
     assert res.output.strip().startswith("error: run store") and len(res.output.strip().splitlines()) == 1
     assert "--host" in CliRunner().invoke(main, ["dashboard", "--help"]).output
+
+
+def test_cli_prints_the_url_and_serves(tmp_path, monkeypatch):
+    import dashboards.app
+    from mgm_analysis.cli import main
+
+    calls = []
+    monkeypatch.setattr(dashboards.app, "serve", lambda root, **kw: calls.append((root, kw)))
+    res = CliRunner().invoke(main, ["dashboard", str(tmp_path), "--port", "8051"])
+    assert res.exit_code == 0, res.output
+    assert "http://127.0.0.1:8051/" in res.output and "warning" not in res.output
+    assert calls[0][1]["host"] == "127.0.0.1" and calls[0][1]["port"] == 8051
+    res = CliRunner().invoke(main, ["dashboard", str(tmp_path), "--host", "0.0.0.0"])
+    assert "warning: bound to 0.0.0.0" in res.output

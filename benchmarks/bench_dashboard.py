@@ -107,13 +107,13 @@ def callback_latencies(root: Path, ids: list[str], repeats: int = 3) -> dict:
                    f"{L.TABLE}.derived_virtual_row_ids": ids}, f"{L.TABLE}.selected_row_ids", sel_name)
             timed("projection 2-D", "..projection.figure", {f"{L.SELECTION}.data": sel, **proj},
                   f"{L.SELECTION}.data", sel_name)
-            timed("metric bars", "metric-bars", {f"{L.SELECTION}.data": sel,
+            timed("metric bars", "metric-bars", {f"{L.DRAWN}.data": sel,
                                                  f"{L.METRICS_PICK}.value": ["locality", "image_step_cv", "jump_ratio"]},
-                  f"{L.SELECTION}.data", sel_name)
-            timed("layer heat-map", "layer-heatmap", {f"{L.SELECTION}.data": sel}, f"{L.SELECTION}.data", sel_name)
-            timed("subspace overlap", "overlap-matrix", {f"{L.SELECTION}.data": sel, f"{L.OVERLAP_K}.value": 3},
-                  f"{L.SELECTION}.data", sel_name)
-            timed("transfer/combine", "..derived-runs", {f"{L.SELECTION}.data": sel}, f"{L.SELECTION}.data",
+                  f"{L.DRAWN}.data", sel_name)
+            timed("layer heat-map", "layer-heatmap", {f"{L.DRAWN}.data": sel}, f"{L.DRAWN}.data", sel_name)
+            timed("subspace overlap", "overlap-matrix", {f"{L.DRAWN}.data": sel, f"{L.OVERLAP_K}.value": 3},
+                  f"{L.DRAWN}.data", sel_name)
+            timed("transfer/combine", "..derived-runs", {f"{L.DRAWN}.data": sel}, f"{L.DRAWN}.data",
                   sel_name)
         timed("projection 3-D", "..projection.figure", {f"{L.SELECTION}.data": ids, **proj,
                                                         "projection-dims.value": 3}, f"{L.SELECTION}.data", "3d")
@@ -124,9 +124,9 @@ def callback_latencies(root: Path, ids: list[str], repeats: int = 3) -> dict:
             timed("hover (thumbnail)", "..projection-tooltip.show", {f"{L.PROJECTION}.hoverData": point},
                   f"{L.PROJECTION}.hoverData")
             timed("click (navigate)", "..current-frame.data",
-                  {f"{L.SELECTION}.data": ids, f"{L.PROJECTION}.clickData": point}, f"{L.PROJECTION}.clickData")
+                  {f"{L.DRAWN}.data": ids, f"{L.PROJECTION}.clickData": point}, f"{L.PROJECTION}.clickData")
             timed("slider (navigate)", "..current-frame.data",
-                  {f"{L.SELECTION}.data": ids, f"{L.SLIDER}.value": (frame + 1) % 16, f"{L.VIEWER_RUN}.value": run,
+                  {f"{L.DRAWN}.data": ids, f"{L.SLIDER}.value": (frame + 1) % 16, f"{L.VIEWER_RUN}.value": run,
                    f"{L.FRAME}.data": {"run_id": run, "frame": frame}}, f"{L.SLIDER}.value")
             timed("frame viewer", "..frame-viewer.figure", {f"{L.FRAME}.data": {"run_id": run, "frame": frame}},
                   f"{L.FRAME}.data")

@@ -42,7 +42,7 @@ def next_frame(trigger, selection, click, run_value, slider, current, count) -> 
     """The frame to show after an event: {"run_id", "frame"}, or None when nothing is selected.
 
     Args:
-        trigger: id of the component that fired (projection click, run dropdown, slider, selection);
+        trigger: id of the component that fired (projection click, run dropdown, slider, the selection);
             play moves the slider, so a play step arrives as a slider event.
         count: run_id -> number of frames of that run.
     """
@@ -110,6 +110,13 @@ function (frame, fig) {
 }
 """ % {"name": figures.CURRENT}
 
+_DRAWN_JS = """
+function (_fig, selection, drawn) {
+    const sel = selection || [];
+    return JSON.stringify(sel) === JSON.stringify(drawn) ? window.dash_clientside.no_update : sel;
+}
+"""
+
 _PLAY_STEP_JS = """
 function (_n, frame, shown, max, value) {
     if (!frame || !shown || frame.run_id !== shown.run_id || frame.frame !== shown.frame) {
@@ -169,6 +176,11 @@ def register_callbacks(app, root, cache_dir=None) -> None:
                                         space=data.SPACES.get(space, space))
         return fig, df.attrs.get("note", "")
 
+    # The other views follow the selection once its projection has arrived (DRAWN holds that selection), so
+    # the first paint is the table and the projection, and the viewer and comparison come right after.
+    app.clientside_callback(_DRAWN_JS, Output(L.DRAWN, "data"), Input(L.PROJECTION, "figure"),
+                            State(L.SELECTION, "data"), State(L.DRAWN, "data"))
+
     # Moving the ring to the frame on show happens in the browser: it needs only the figure already there, and
     # it must not touch a figure that is not drawn yet (a server-side Patch would).
     app.clientside_callback(_MARK_FRAME_JS, Output(L.PROJECTION, "figure", allow_duplicate=True),
@@ -188,13 +200,13 @@ def register_callbacks(app, root, cache_dir=None) -> None:
 
     @app.callback(Output(L.FRAME, "data"), Output(L.VIEWER_RUN, "options"), Output(L.VIEWER_RUN, "value"),
                   Output(L.SLIDER, "max"), Output(L.SLIDER, "value"),
-                  Input(L.SELECTION, "data"), Input(L.PROJECTION, "clickData"), Input(L.VIEWER_RUN, "value"),
+                  Input(L.DRAWN, "data"), Input(L.PROJECTION, "clickData"), Input(L.VIEWER_RUN, "value"),
                   Input(L.SLIDER, "value"), State(L.FRAME, "data"))
     def navigate(sel, click, run_value, slider, current):
         s = snap()
         trigger = ctx.triggered_id
         new = next_frame(trigger, sel, click, run_value, slider, current, lambda r: data.n_frames(s, r))
-        options = [{"label": r, "value": r} for r in sel or []] if trigger in (None, L.SELECTION) else no_update
+        options = [{"label": r, "value": r} for r in sel or []] if trigger in (None, L.DRAWN) else no_update
         if new is None:
             return None, options, None, 1, 0
         n = data.n_frames(s, new["run_id"])
@@ -231,12 +243,12 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         playing = bool((n_clicks or 0) % 2)
         return not playing, "⏸ pause" if playing else "▶ play"
 
-    @app.callback(Output(L.METRIC_BARS, "figure"), Input(L.SELECTION, "data"), Input(L.METRICS_PICK, "value"))
+    @app.callback(Output(L.METRIC_BARS, "figure"), Input(L.DRAWN, "data"), Input(L.METRICS_PICK, "value"))
     def metric_bars(sel, metrics):
         s = snap()
         return figures.metric_bars(data.metric_frame(s, discovered(s, sel)), list(metrics or []), colors(s))
 
-    @app.callback(Output(L.LAYERS, "figure"), Input(L.SELECTION, "data"))
+    @app.callback(Output(L.LAYERS, "figure"), Input(L.DRAWN, "data"))
     def layers(sel):
         s = snap()
         try:
@@ -244,7 +256,7 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         except Exception as exc:
             return figures.message_figure(f"Cannot compute layer profiles: {exc}", "Layer profile")
 
-    @app.callback(Output(L.OVERLAP, "figure"), Input(L.SELECTION, "data"), Input(L.OVERLAP_K, "value"))
+    @app.callback(Output(L.OVERLAP, "figure"), Input(L.DRAWN, "data"), Input(L.OVERLAP_K, "value"))
     def overlap(sel, k):
         s = snap()
         k = max(1, int(k or 3))
@@ -255,7 +267,7 @@ def register_callbacks(app, root, cache_dir=None) -> None:
             return figures.message_figure(f"Cannot compare subspaces: {exc}", "Subspace overlap")
         return figures.overlap_figure(mat, k, baseline)
 
-    @app.callback(Output(L.DERIVED, "figure"), Output(L.DERIVED_BOX, "style"), Input(L.SELECTION, "data"))
+    @app.callback(Output(L.DERIVED, "figure"), Output(L.DERIVED_BOX, "style"), Input(L.DRAWN, "data"))
     def derived(sel):
         s = snap()
         if not len(data.derived_runs(s)):

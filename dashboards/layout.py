@@ -19,6 +19,7 @@ TABLE = "run-table"
 SELECTION = "selection"          # dcc.Store: sorted list of selected run ids (what every view shows)
 FRAME = "current-frame"          # dcc.Store: {"run_id": ..., "frame": ...} or None: the frame asked for
 SHOWN = "shown-frame"            # dcc.Store: the frame the viewer last drew (play waits for it)
+DRAWN = "projection-drawn"       # dcc.Store: the selection whose projection has arrived (drives the other views)
 PROJECTION = "projection"
 TOOLTIP = "projection-tooltip"
 METHOD, DIMS, SPACE, RELATIVE = "projection-method", "projection-dims", "projection-space", "projection-relative"
@@ -180,4 +181,5 @@ def build_layout(snap: data.Snapshot) -> html.Div:
         dcc.Store(id=SELECTION, data=[]),
         dcc.Store(id=FRAME, data=None),
         dcc.Store(id=SHOWN, data=None),
+        dcc.Store(id=DRAWN, data=None),
     ])

@@ -286,7 +286,7 @@ def test_callbacks_over_http(store_root):
     out = call(app, "..projection.figure", base, "selection.data")
     traces = out["projection"]["figure"]["data"]
     assert [t["name"] for t in traces] == ["brows", "mouth", "brows, frame 0", "mouth, frame 0"]
-    frame = call(app, "..current-frame.data", {**base, "projection.clickData": {"points": [
+    frame = call(app, "..current-frame.data", {"projection-drawn.data": sel, "projection.clickData": {"points": [
         {"customdata": [two[1], 5]}]}}, "projection.clickData")
     assert frame["current-frame"]["data"] == {"run_id": two[1], "frame": 5}
     assert frame["frame-slider"]["value"] == 5 and frame["viewer-run"]["value"] == two[1]
@@ -298,8 +298,8 @@ def test_callbacks_over_http(store_root):
     img = tip["projection-tooltip"]["children"]["props"]["children"][0]["props"]["src"]
     assert app.server.test_client().get(img).status_code == 200
     for output in ("metric-bars", "layer-heatmap", "overlap-matrix", "..derived-runs"):
-        res = call(app, output, {"selection.data": ids, "metrics-pick.value": ["locality"], "overlap-k.value": 3},
-                   "selection.data")
+        res = call(app, output, {"projection-drawn.data": ids, "metrics-pick.value": ["locality"],
+                                 "overlap-k.value": 3}, "projection-drawn.data")
         assert res and all("figure" in v or "style" in v for v in res.values())
 
 

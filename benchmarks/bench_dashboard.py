@@ -44,18 +44,9 @@ def _free_port() -> int:
 
 
 def _body(app, output, values, trigger=None) -> dict:
-    """The JSON the browser posts to /_dash-update-component to fire the callback whose output key has ``output``."""
-    key = next(k for k in app.callback_map if output in k)
-    spec = app.callback_map[key]
-    multi = key.startswith("..")
-    outs = [dict(zip(("id", "property"), o.rsplit(".", 1), strict=True))
-            for o in (key[2:-2].split("...") if multi else [key])]
+    from dashboards.synthetic import callback_body
 
-    def filled(deps):
-        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in deps]
-
-    return {"output": key, "outputs": outs if multi else outs[0], "inputs": filled(spec["inputs"]),
-            "state": filled(spec["state"]), "changedPropIds": [trigger] if trigger else []}
+    return callback_body(app, output, values, trigger)
 
 
 def _post(app, output, values, trigger=None):

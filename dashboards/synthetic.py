@@ -15,7 +15,7 @@ import numpy as np
 from mgm_analysis import store
 from mgm_analysis.analysis.metrics import run_metrics
 
-__all__ = ["make_store", "REGION_BOXES"]
+__all__ = ["make_store", "callback_body", "REGION_BOXES"]
 
 # Relative boxes (x0, y0, x1, y1) of the synthetic regions.
 REGION_BOXES = {"mouth": (0.3, 0.65, 0.7, 0.85), "eyes": (0.2, 0.3, 0.8, 0.45), "brows": (0.2, 0.15, 0.8, 0.28)}
@@ -93,3 +93,19 @@ def _write(root, run_id, region, ref_seed, latents, w_ref, frames, ref_img, mask
     store.write_run(root, meta=meta, latents=latents, reference=w_ref, reference_img=ref_img, mask=mask,
                     frames=frames, run_id=run_id, gif=False)
     return run_id
+
+
+def callback_body(app, output: str, values: dict, trigger: str | None = None) -> dict:
+    """The JSON the browser posts to /_dash-update-component to fire the callback whose output key contains
+    ``output``; ``values`` maps "id.prop" to the value of every input and state (missing ones are None)."""
+    key = next(k for k in app.callback_map if output in k)
+    spec = app.callback_map[key]
+    multi = key.startswith("..")
+    outs = [dict(zip(("id", "property"), o.rsplit(".", 1), strict=True))
+            for o in (key[2:-2].split("...") if multi else [key])]
+
+    def filled(deps):
+        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in deps]
+
+    return {"output": key, "outputs": outs if multi else outs[0], "inputs": filled(spec["inputs"]),
+            "state": filled(spec["state"]), "changedPropIds": [trigger] if trigger else []}

@@ -18,7 +18,7 @@ from dashboards import callbacks as cb
 from dashboards import data, figures
 from dashboards import layout as L
 from dashboards.app import create_app
-from dashboards.synthetic import make_store
+from dashboards.synthetic import callback_body, make_store
 from mgm_analysis.analysis import compare
 from mgm_analysis.errors import MGMError
 
@@ -55,17 +55,7 @@ def call(app, output, values, trigger=None):
     ``output`` is a substring of the callback's output key, ``values`` maps "id.prop" to the
     value of every input and state (missing ones are None).
     """
-    key = next(k for k in app.callback_map if output in k)
-    spec = app.callback_map[key]
-    multi = key.startswith("..")
-    outs = [dict(zip(("id", "property"), o.rsplit(".", 1), strict=True))
-            for o in (key[2:-2].split("...") if multi else [key])]
-
-    def filled(deps):
-        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in deps]
-
-    body = {"output": key, "outputs": outs if multi else outs[0], "inputs": filled(spec["inputs"]),
-            "state": filled(spec["state"]), "changedPropIds": [trigger] if trigger else []}
+    body = callback_body(app, output, values, trigger)
     res = app.server.test_client().post("/_dash-update-component", json=body)
     if res.status_code == 204:
         return None

@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+MASK_MODE = os.environ.get("MGM_BENCH_MASK_MODE", "paper")
 TOY_CHANNELS = {4: 128, 8: 128, 16: 128, 32: 64, 64: 32}
 
 
@@ -98,7 +99,9 @@ def run_case(mode: str, resolution: int, frames: int, epochs: int, device: str, 
     region = parse_region("mouth", resolution, layout)
     cfg = DiscoveryConfig(n_frames=frames, distance="l2", epochs=epochs, prim_dist=0.35 if resolution == 64 else 4.0,
                           offset=0.03, outside_weight=10.0)
-    dist = make_distance(region.mask, "l2").to(device)
+    # "paper": the reference implementation's loss (the box crop and the four outside strips, area-weighted);
+    # "map": the spatial-map mode (one masked mean over the whole image)
+    dist = make_distance(region.mask, "l2", MASK_MODE, region.boxes if MASK_MODE == "paper" else ()).to(device)
     chunks = chunk_sizes(frames, 0, torch.device(device).type, resolution)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()

@@ -76,7 +76,8 @@ def test_chunk_sizes_are_balanced():
     assert chunk_sizes(16, 12) == [8, 8]
     assert chunk_sizes(36, 12) == [12, 12, 12]
     assert chunk_sizes(7, 3) == [3, 2, 2]
-    assert sum(chunk_sizes(37, 0)) == 37 and max(chunk_sizes(37, 0)) <= 12
+    assert chunk_sizes(37, 0) == [37] and chunk_sizes(60, 0) == [30, 30]
+    assert chunk_sizes(36, 0, "cpu", 256) == [4] * 9
     assert chunk_sizes(36, 0, "cuda", 256) == [36]
 
 

@@ -96,7 +96,7 @@ def test_regressor_beats_mean_predictor():
     from mgm_analysis.generators.toyfaces.regressor import r2_per_factor, train_regressor
 
     torch.manual_seed(0)
-    model = train_regressor(steps=60, batch=32, log=lambda s: None)
+    model = train_regressor(steps=60, batch=32, log=lambda s: None, blur=0.0)
     f = torch.rand(256, NUM_FACTORS, generator=torch.Generator().manual_seed(9))
     with torch.no_grad():
         pred = model(render(f))
@@ -104,6 +104,21 @@ def test_regressor_beats_mean_predictor():
     # a mean predictor has R² = 0; 60 tiny steps already explain the colour factors
     # (the shipped regressor's R² >= 0.8 on every factor is checked in test_shipped_regressor_reads_renders)
     assert sorted(r2.values())[-3] > 0.7 and sum(r2.values()) / len(r2) > 0.1, r2
+
+
+def test_random_blur_augmentation():
+    from mgm_analysis.generators.toyfaces.regressor import random_blur
+
+    img = render(torch.rand(4, NUM_FACTORS, generator=torch.Generator().manual_seed(3)))
+    # sigma ~ U(0, 0): the identity
+    assert torch.allclose(random_blur(img, 0.0, torch.Generator().manual_seed(0)), img, atol=1e-6)
+    blurred = random_blur(img, 1.5, torch.Generator().manual_seed(0))
+    assert blurred.shape == img.shape
+    # a blur lowers the image-gradient energy of every face and keeps a flat image flat
+    tv = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean((1, 2, 3))  # noqa: E731
+    assert (tv(blurred) <= tv(img) + 1e-6).all() and tv(blurred).sum() < 0.95 * tv(img).sum()
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert torch.allclose(random_blur(flat, 1.5, torch.Generator().manual_seed(1)), flat, atol=1e-6)
 
 
 @pytest.mark.skipif(not data_path("toyfaces_regressor.pt").exists(), reason="regressor weights not shipped yet")

@@ -56,24 +56,58 @@ def _blur_kernel(factor: int = 2) -> torch.Tensor:
     return k / k.sum() * factor**2
 
 
+def _fir_passes(x: torch.Tensor, taps) -> torch.Tensor:
+    """Valid correlation of the last two dims with outer(taps, taps), as two 1-D shifted multiply-add passes."""
+    n = len(taps)
+    ow = x.shape[3] - n + 1
+    y = x[:, :, :, 0:ow] * taps[0]
+    for j in range(1, n):
+        y.add_(x[:, :, :, j:j + ow], alpha=taps[j])
+    oh = y.shape[2] - n + 1
+    z = y[:, :, 0:oh, :] * taps[0]
+    for j in range(1, n):
+        z.add_(y[:, :, j:j + oh, :], alpha=taps[j])
+    return z
+
+
+class _SeparableFIR(torch.autograd.Function):
+    """upfirdn2d with a hand-written adjoint: the backward pass is the same filter run the other way
+    (pad, correlate with the reversed taps, crop, subsample), so no zero-filled slice gradients are made."""
+
+    @staticmethod
+    def forward(ctx, x, taps, up, pad):
+        ctx.taps, ctx.up, ctx.pad, ctx.in_shape = taps, up, pad, x.shape
+        b, c, h, w = x.shape
+        if up > 1:
+            x = x.reshape(b, c, h, 1, w, 1)
+            x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+            x = x.reshape(b, c, h * up, w * up)
+        return _fir_passes(F.pad(x, [pad[0], pad[1], pad[0], pad[1]]), taps)
+
+    @staticmethod
+    def backward(ctx, gy):
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        n, up, p0 = len(ctx.taps), ctx.up, ctx.pad[0]
+        g = _fir_passes(F.pad(gy, [n - 1] * 4), ctx.taps[::-1])
+        h, w = ctx.in_shape[2] * up, ctx.in_shape[3] * up
+        g = g[:, :, p0:p0 + h, p0:p0 + w]
+        if up > 1:
+            g = g[:, :, ::up, ::up]
+        return g.contiguous(), None, None, None
+
+
 def upfirdn2d(x: torch.Tensor, taps: list[float], up: int = 1, pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """Upsample by zero insertion, zero-pad, then convolve each channel with the kernel outer(taps, taps).
 
     ``taps`` are the 1-D taps of a separable kernel (see :func:`separable_taps`);
-    the filter runs as two 1-D passes of shifted multiply-adds, whose backward
-    pass is far cheaper on CPU than a depthwise convolution's.
+    the filter runs as two 1-D passes of shifted multiply-adds, and its backward
+    pass is the adjoint filter (far cheaper on CPU than a depthwise convolution's,
+    or than autograd through the slices).  Pads must be >= 0.
     """
-    b, c, h, w = x.shape
-    if up > 1:
-        x = x.reshape(b, c, h, 1, w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(b, c, h * up, w * up)
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    n = len(taps)
-    out_w = x.shape[3] - n + 1
-    x = sum(t * x[:, :, :, j:j + out_w] for j, t in enumerate(taps))
-    out_h = x.shape[2] - n + 1
-    return sum(t * x[:, :, j:j + out_h, :] for j, t in enumerate(taps))
+    if min(pad) < 0:
+        raise ValueError(f"upfirdn2d pads must be >= 0, got {pad}")
+    return _SeparableFIR.apply(x, tuple(taps), int(up), (int(pad[0]), int(pad[1])))
 
 
 def separable_taps(kernel: torch.Tensor) -> list[float]:
@@ -132,7 +166,9 @@ class ModulatedConv2d(nn.Module):
         if upsample:
             self.blur = Blur(pad=(1, 1), factor=2)
 
-    def forward(self, x, w, trace=None, name=None):
+    def forward(self, x, w, trace=None, name=None, tail=None):
+        """``tail=(add, gain)`` (demodulated convs only) returns leaky_relu(gain·demod·conv + add, 0.2) in one
+        fused pass: StyledConv's noise, bias and √2-gain activation."""
         style = self.modulation(w)  # [B, I]
         if trace is not None:
             trace[f"dbg_style.{name}"] = style
@@ -140,14 +176,18 @@ class ModulatedConv2d(nn.Module):
         x = x * style[:, :, None, None]
         if self.upsample:
             x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+            x = self.blur(x)  # per-channel and linear: commutes with the per-(sample, channel) demodulation
         else:
             x = F.conv2d(x, weight, padding=self.padding)
         if self.demodulate:
             # Σ_{i,k} (scale·W[o,i,k]·s[b,i])² = Σ_i s[b,i]² · Σ_k (scale·W[o,i,k])²
             demod = torch.rsqrt(style.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8)  # [B, O]
+            if tail is not None:
+                add, gain = tail
+                return F.leaky_relu(torch.addcmul(add, x, (demod * gain)[:, :, None, None]), 0.2, inplace=True)
             x = x * demod[:, :, None, None]
-        if self.upsample:
-            x = self.blur(x)
+        elif tail is not None:
+            raise ValueError("tail needs a demodulated convolution")
         return x
 
 
@@ -177,7 +217,10 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_ch)
 
     def forward(self, x, w, noise, conv_clamp=None, trace=None, name=None):
-        x = self.activate(self.noise(self.conv(x, w, trace, name), noise))
+        # = self.activate(self.noise(self.conv(x, w), noise)), fused: leaky_relu(x·d + n·noise + b, 0.2)·√2
+        # with the positive gain √2 moved inside the leaky ReLU
+        add = (self.noise.weight * noise + self.activate.bias[None, :, None, None]) * _SQRT2
+        x = self.conv(x, w, trace, name, tail=(add, _SQRT2))
         return x.clamp(-conv_clamp, conv_clamp) if conv_clamp is not None else x
 
 

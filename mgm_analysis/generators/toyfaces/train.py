@@ -7,6 +7,8 @@ It is trained by regression on pairs (z, render(factors(z))) drawn on the fly:
          + grad_weight · L1(∇G(z), ∇x)                 (image gradients: sharp edges)
          + pyramid_weight · Σ_s L1(pool_s G(z), pool_s x)  (s = 2, 4: coarse structure first)
          + factor_weight · MSE(head(w), factors(z))     (w linearly encodes the factors)
+         + consistency_weight · MSE(R(G(z)), factors(z))  (optional: the frozen factor regressor R
+                                                          reads the right factors off G's image)
 
 Region weighting and the gradient term keep small features (eyes, pupils,
 brows) from being averaged away; the linear factor head gives the mapping
@@ -65,6 +67,7 @@ class TrainConfig:
     seed: int = 0                             # seeds the model init and the z stream
     eval_every: int = 500                     # steps between held-out evaluations + checkpoints
     eval_n: int = 256                         # held-out z for the periodic evaluation
+    consistency_weight: float = 0.0           # weight of the factor-regressor consistency term (0 = off)
 
     def __post_init__(self):
         for name in ("batch", "steps", "eval_every", "eval_n", "w_dim", "n_mlp", "warmup", "map_batch"):
@@ -142,20 +145,34 @@ def _image_grad(x):
     return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
 
 
-def train(cfg: TrainConfig, out: Path, log=print, max_minutes: float | None = None, threads: int | None = None):
-    """Train and write the EMA generator to ``out``; returns the final evaluation dict."""
+def train(cfg: TrainConfig, out: Path, log=print, max_minutes: float | None = None, threads: int | None = None,
+          device: str = "cpu"):
+    """Train and write the EMA generator to ``out``; returns the final evaluation dict.
+
+    The z stream is drawn on the CPU from a seeded generator, so a run on ``device="cuda"`` sees
+    the same faces as one on the CPU (the arithmetic differs in the last bits).
+    """
     if threads:
         torch.set_num_threads(threads)
+    if str(device).startswith("cuda"):  # the tiny convolutions: let cuDNN pick kernels, TF32 is plenty here
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     t0 = time.perf_counter()
     G = build_generator(cfg).train().requires_grad_(True)
     head = torch.nn.Linear(cfg.w_dim, NUM_FACTORS)
     if cfg.map_steps:
         pretrain_mapping(G, head, cfg, log)
+    G, head = G.to(device), head.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt = torch.optim.Adam(list(G.parameters()) + list(head.parameters()), lr=cfg.lr, betas=(0.9, 0.99))
-    weight = region_weight_map(cfg.resolution, cfg.region_weight)
+    weight = region_weight_map(cfg.resolution, cfg.region_weight).to(device)
+    regressor = None
+    if cfg.consistency_weight > 0:
+        from .regressor import load_regressor
+
+        regressor = copy.deepcopy(load_regressor()).to(device).requires_grad_(False)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    z_eval = torch.randn(cfg.eval_n, Z_DIM, generator=torch.Generator().manual_seed(10_000 + cfg.seed))
+    z_eval = torch.randn(cfg.eval_n, Z_DIM, generator=torch.Generator().manual_seed(10_000 + cfg.seed)).to(device)
     history = []
     result = {}
     step = 0
@@ -167,7 +184,7 @@ def train(cfg: TrainConfig, out: Path, log=print, max_minutes: float | None = No
         lr = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))) * min(1.0, step / cfg.warmup)
         for grp in opt.param_groups:
             grp["lr"] = lr
-        z = torch.randn(cfg.batch, Z_DIM, generator=gen)
+        z = torch.randn(cfg.batch, Z_DIM, generator=gen).to(device)
         factors = factors_from_z(z)
         with torch.no_grad():
             target = render(factors, cfg.resolution)
@@ -180,6 +197,8 @@ def train(cfg: TrainConfig, out: Path, log=print, max_minutes: float | None = No
         loss_pyr = sum(F.l1_loss(F.avg_pool2d(fake, s), F.avg_pool2d(target, s)) for s in (2, 4))
         loss_fac = F.mse_loss(torch.sigmoid(head(w)), factors)
         loss = loss_img + cfg.grad_weight * loss_grad + cfg.pyramid_weight * loss_pyr + cfg.factor_weight * loss_fac
+        if regressor is not None:
+            loss = loss + cfg.consistency_weight * F.mse_loss(regressor(fake), factors)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -199,7 +218,9 @@ def train(cfg: TrainConfig, out: Path, log=print, max_minutes: float | None = No
             save_checkpoint(G_ema, out, extra={"recipe": asdict(cfg), "steps_done": step,
                                                "minutes": elapsed / 60, "eval": result, "history": history,
                                                "hardware": f"{platform.processor() or platform.machine()}, "
-                                                           f"{torch.get_num_threads()} threads, torch {torch.__version__}"})
+                                                           f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+                                                           + (f", {torch.cuda.get_device_name(device)}"
+                                                              if str(device).startswith("cuda") else "")})
         if out_of_time:
             log(f"stopped at step {step}: time budget of {max_minutes} min reached")
             break
@@ -217,14 +238,18 @@ def main(argv=None):
     ap.add_argument("--channels", default=None, help="e.g. 4:128,8:128,16:128,32:64,64:32")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (and keep the checkpoint) after this long")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] [default: cpu]")
+    ap.add_argument("--consistency-weight", type=float, default=TrainConfig.consistency_weight,
+                    help="weight of the factor-regressor consistency term (needs data/toyfaces_regressor.pt)")
     args = ap.parse_args(argv)
-    kw = dict(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, eval_every=args.eval_every)
+    kw = dict(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
+              consistency_weight=args.consistency_weight)
     if args.channels:
         kw["channels"] = {int(a): int(b) for a, b in (p.split(":") for p in args.channels.split(","))}
     cfg = TrainConfig(**kw)
     print(json.dumps({"config": asdict(cfg)}), flush=True)
     res = train(cfg, Path(args.out), log=lambda s: print(s, flush=True), max_minutes=args.max_minutes,
-                threads=args.threads)
+                threads=args.threads, device=args.device)
     print(json.dumps({"done": res}), flush=True)
     return 0
 

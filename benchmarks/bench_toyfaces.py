@@ -55,6 +55,9 @@ def main(argv=None):
     ap.add_argument("--n-r2", type=int, default=1000, help="held-out faces for the regressor R² table")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--out", default=str(ROOT / "bench_results" / "toyfaces.json"), help="JSON result file")
+    ap.add_argument("--check-regressor", default=None,
+                    help="a second regressor (e.g. trained with --seed 1) for an independent R² on generated images: "
+                         "the shipped generator was fine-tuned against the shipped regressor")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -78,6 +81,16 @@ def main(argv=None):
     print(f"{'factor':<14}{'renders':>9}{'generated':>11}")
     for k, v in res["regressor_r2"].items():
         print(f"{k:<14}{v['renders']:>9.4f}{v['generated']:>11.4f}")
+
+    if args.check_regressor:
+        from mgm_analysis.generators.toyfaces.regressor import load_regressor
+
+        check = regressor_r2(G, n=args.n_r2, regressor=load_regressor(args.check_regressor))
+        res["regressor_r2_independent"] = {k: v["generated"] for k, v in check.items()}
+        print(f"\nindependent regressor ({args.check_regressor}), R² on generated images: min "
+              f"{min(res['regressor_r2_independent'].values()):.4f}")
+        for k, v in res["regressor_r2_independent"].items():
+            print(f"{k:<14}{v:>11.4f}")
 
     res["sweep_share"] = sweep_energy_share()
     print("\nshare of sweep energy inside the region preset (target 0.95)")

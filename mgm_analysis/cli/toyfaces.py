@@ -44,12 +44,26 @@ def _channels(text: str | None) -> dict | None:
 @click.option("--channels", default=None, help="Channels per resolution, e.g. 4:128,8:128,16:128,32:64,64:32.")
 @click.option("--eval-every", type=int, default=500, help="Steps between held-out evaluations and checkpoints.")
 @click.option("--threads", type=int, default=2, help="torch CPU threads.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
+@click.option("--lr", type=float, default=None, help="Adam learning rate [default: the recipe's 2e-3].")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Start from this checkpoint (same architecture): the recipe's second, fine-tuning stage.")
+@click.option("--consistency-weight", type=float, default=0.0, show_default=True,
+              help="Weight of the factor-regressor consistency term (uses data/toyfaces_regressor.pt).")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also append the log lines (JSON) to this file.")
 @click.option("--quiet", is_flag=True, help="Print nothing (the log file still gets every line).")
-def toyfaces_train(out, minutes, steps, batch, seed, channels, eval_every, threads, log_file, quiet):
+def toyfaces_train(out, minutes, steps, batch, seed, channels, eval_every, threads, device, lr, init,
+                   consistency_weight, log_file, quiet):
     """Train the built-in toyfaces generator by regression on (z, render(factors(z))).
 
+    \b
+    The shipped weights (docs/toyfaces.md): stage A from scratch, stage B fine-tunes A with the
+    factor-regressor consistency term:
+      mgm toyfaces-regressor --device cuda --steps 8000 --batch 128 --minutes 2
+      mgm toyfaces-train --device cuda --batch 32 --minutes 5.3 --eval-every 1000 --out stageA.pt
+      mgm toyfaces-train --device cuda --batch 64 --minutes 2.7 --lr 5e-4 --init stageA.pt \\
+          --consistency-weight 8 --eval-every 500
     \b
     Examples:
       mgm toyfaces-train --minutes 90 --log artifacts/toyfaces_train.log
@@ -59,14 +73,16 @@ def toyfaces_train(out, minutes, steps, batch, seed, channels, eval_every, threa
 
     from ..generators.toyfaces.train import TrainConfig, train
 
-    kw = dict(steps=steps, batch=batch, seed=seed, eval_every=eval_every)
+    kw = dict(steps=steps, batch=batch, seed=seed, eval_every=eval_every, consistency_weight=consistency_weight)
+    if lr is not None:
+        kw["lr"] = lr
     ch = _channels(channels)
     if ch:
         kw["channels"] = ch
     cfg = TrainConfig(**kw)
     log = _logger(log_file, quiet)
     log(json.dumps({"config": asdict(cfg), "minutes": minutes}))
-    res = train(cfg, out, log=log, max_minutes=minutes, threads=threads)
+    res = train(cfg, out, log=log, max_minutes=minutes, threads=threads, device=device, init=init)
     log(json.dumps({"done": res}))
 
 
@@ -77,11 +93,16 @@ def toyfaces_train(out, minutes, steps, batch, seed, channels, eval_every, threa
 @click.option("--minutes", type=float, default=None, help="Optional time budget.")
 @click.option("--seed", type=int, default=0, help="Seed.")
 @click.option("--threads", type=int, default=2, help="torch CPU threads.")
-def toyfaces_regressor(out, steps, minutes, seed, threads):
+@click.option("--batch", type=int, default=64, show_default=True, help="Renders per step.")
+@click.option("--blur", type=float, default=1.0, show_default=True,
+              help="Largest Gaussian blur sigma (px) of the training augmentation.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
+def toyfaces_regressor(out, steps, minutes, seed, threads, batch, blur, device):
     """Train the factor regressor (a small CNN that reads the factors back from a face) on renders."""
     from ..generators.toyfaces import regressor
 
-    argv = ["--out", str(out), "--steps", str(steps), "--seed", str(seed), "--threads", str(threads)]
+    argv = ["--out", str(out), "--steps", str(steps), "--seed", str(seed), "--threads", str(threads),
+            "--batch", str(batch), "--blur", str(blur), "--device", device]
     if minutes:
         argv += ["--max-minutes", str(minutes)]
     regressor.main(argv)
@@ -112,7 +133,7 @@ def toyfaces_report(weights, n, recipe, samples, from_bench, threads):
     if from_bench:
         bench = json.loads(from_bench.read_text())
         figures = {k: bench[k] for k in ("psnr_n", "psnr", "regressor_r2", "sweep_share", "fwd_bwd_24_s",
-                                         "acceptance", "hardware") if k in bench}
+                                         "acceptance", "hardware", "regressor_r2_independent") if k in bench}
     else:
         figures = {"psnr_n": n, "psnr": heldout_psnr(G, n=n), "regressor_r2": regressor_r2(G)}
     write_recipe(recipe, extra, figures)

@@ -152,6 +152,7 @@ def write_recipe(path: str | Path, checkpoint_extra: dict, figures: dict) -> Pat
         "train_minutes": round(float(extra.get("minutes", 0.0)), 1),
         "train_hardware": extra.get("hardware"),
         "history": extra.get("history"),
+        "stages": extra.get("stages"),
         "figures": figures,
     }
     path = Path(path)

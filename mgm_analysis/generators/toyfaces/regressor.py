@@ -100,7 +100,7 @@ def train_regressor(steps: int = 3000, batch: int = 64, lr: float = 2e-3, seed: 
         loss.backward()
         opt.step()
         if step % 250 == 0:
-            log(json.dumps({"step": step, "loss": round(float(loss), 6), "minutes": round((time.perf_counter() - t0) / 60, 2)}))
+            log(json.dumps({"step": step, "loss": round(loss.item(), 6), "minutes": round((time.perf_counter() - t0) / 60, 2)}))
         if progress >= 1:
             break
     return model.cpu().eval().requires_grad_(False)

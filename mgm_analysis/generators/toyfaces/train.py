@@ -145,8 +145,22 @@ def _image_grad(x):
     return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
 
 
+def fit_head(G: StyleGAN2, head: torch.nn.Module, cfg: TrainConfig, steps: int = 300) -> None:
+    """Fit the linear factor head alone on a frozen mapping (when training starts from a checkpoint)."""
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.map_lr)
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    for _ in range(steps):
+        z = torch.randn(cfg.map_batch, Z_DIM, generator=gen)
+        with torch.no_grad():
+            w = G.style(z)
+        loss = F.mse_loss(torch.sigmoid(head(w)), factors_from_z(z))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
 def train(cfg: TrainConfig, out: Path, log=print, max_minutes: float | None = None, threads: int | None = None,
-          device: str = "cpu"):
+          device: str = "cpu", init: str | Path | None = None):
     """Train and write the EMA generator to ``out``; returns the final evaluation dict.
 
     The z stream is drawn on the CPU from a seeded generator, so a run on ``device="cuda"`` sees
@@ -160,7 +174,14 @@ def train(cfg: TrainConfig, out: Path, log=print, max_minutes: float | None = No
     t0 = time.perf_counter()
     G = build_generator(cfg).train().requires_grad_(True)
     head = torch.nn.Linear(cfg.w_dim, NUM_FACTORS)
-    if cfg.map_steps:
+    if init is not None:  # continue from a checkpoint of the same architecture (fine-tuning)
+        from ..checkpoints import load_checkpoint
+
+        G.load_state_dict(load_checkpoint(init).state_dict())
+        G.train().requires_grad_(True)
+        fit_head(G, head, cfg)
+        log(json.dumps({"stage": "init", "from": str(init)}))
+    elif cfg.map_steps:
         pretrain_mapping(G, head, cfg, log)
     G, head = G.to(device), head.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
@@ -239,6 +260,7 @@ def main(argv=None):
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (and keep the checkpoint) after this long")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] [default: cpu]")
+    ap.add_argument("--init", default=None, help="start from this checkpoint (same architecture) instead of scratch")
     ap.add_argument("--consistency-weight", type=float, default=TrainConfig.consistency_weight,
                     help="weight of the factor-regressor consistency term (needs data/toyfaces_regressor.pt)")
     args = ap.parse_args(argv)
@@ -249,7 +271,7 @@ def main(argv=None):
     cfg = TrainConfig(**kw)
     print(json.dumps({"config": asdict(cfg)}), flush=True)
     res = train(cfg, Path(args.out), log=lambda s: print(s, flush=True), max_minutes=args.max_minutes,
-                threads=args.threads, device=args.device)
+                threads=args.threads, device=args.device, init=args.init)
     print(json.dumps({"done": res}), flush=True)
     return 0
 

@@ -199,3 +199,22 @@ def test_sweep_job_reports_errors_instead_of_raising(ckpt, tmp_path):
 
     path, err = _sweep_job(dict(generator=str(ckpt), region="lips", seed=0, out=str(tmp_path), quiet=True), 1)
     assert path is None and "unknown region" in err
+
+
+def test_offset_ramp_gap_uses_the_per_frame_targets(ckpt, tmp_path):
+    """inside_gap of a ramped run compares the mean inside distance with the mean of the ramp (0 → c)."""
+    import numpy as np
+
+    from mgm_analysis.analysis.metrics import inside_change, recompute_metrics
+
+    r = _mgm("discover", "--generator", ckpt, "--region", "rect:4,8,12,14", "--offset-ramp", "--out", tmp_path, *FAST)
+    assert r.exit_code == 0, r.output
+    (run_dir,) = [p for p in tmp_path.iterdir()]
+    run = store.load_run(run_dir)
+    written = run.meta["metrics"]["inside_gap"]
+    expected = inside_change(run.frames, run.reference_img, run.mask, offset=np.linspace(0, 0.05, 5))["gap"]
+    constant = inside_change(run.frames, run.reference_img, run.mask, offset=0.05)["gap"]
+    # (frames on disk are 8-bit PNGs, the written figure came from the float images)
+    assert written == pytest.approx(expected, rel=2e-3) and abs(constant - expected) > 0.01
+    recompute_metrics(tmp_path)
+    assert store.load_run(run_dir).meta["metrics"]["inside_gap"] == pytest.approx(written, rel=2e-3)

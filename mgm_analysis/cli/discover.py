@@ -113,8 +113,10 @@ def _metrics(traj, w_ref, frames, ref_img, reg, cfg):
 
     from ..analysis.metrics import run_metrics
 
-    kw = dict(layers=(cfg.layer_start, cfg.layer_end), offset=cfg.offset if cfg.distance == "l2" else None,
-              closed=cfg.closed_loop)
+    from ..losses import offsets_for
+
+    offset = offsets_for(len(traj.ws), cfg.offset, cfg.offset_ramp).numpy() if cfg.distance == "l2" else None
+    kw = dict(layers=(cfg.layer_start, cfg.layer_end), offset=offset, closed=cfg.closed_loop)
     if "distance" in inspect.signature(run_metrics).parameters:
         kw["distance"] = cfg.distance
     return run_metrics(traj.ws.numpy(), w_ref.numpy(), frames, ref_img, reg.mask, **kw)

@@ -39,7 +39,10 @@ SPACES = {"w_free": "free W+ layers", "w_all": "all W+ layers", "frames": "frame
 
 # ------------------------------------------------------------------ the store
 def preload() -> None:
-    """Import what the first projection needs (scikit-learn, pyarrow), so a server can do it while a page loads."""
+    """Import what reading a cached projection needs (pyarrow), so a server can do it while a page loads.
+
+    scikit-learn (a projection that is not cached yet) loads only when a fit needs it: importing it here
+    would compete with the first paint for the CPU."""
     import pyarrow.parquet  # noqa: F401
 
     import mgm_analysis.analysis.projection  # noqa: F401

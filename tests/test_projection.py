@@ -137,3 +137,16 @@ def test_pca_does_not_import_umap(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_cached_projection_does_not_import_scikit_learn(tmp_path):
+    """Reading a cached projection (the dashboard's usual path) must not pay for importing scikit-learn."""
+    for i, r in enumerate(["mouth", "eyes", "brows"]):
+        make_run(tmp_path, region=r, seed=i)
+    first = project(tmp_path, "pca")
+    code = ("import sys, warnings; warnings.simplefilter('ignore')\n"
+            "from mgm_analysis.analysis.projection import project\n"
+            f"df = project({str(tmp_path)!r}, 'pca')\n"
+            "print(len(df), 'sklearn' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(len(first)), "False"]

@@ -174,7 +174,7 @@ def test_demo_wires_discover_analyze_and_serve(tmp_path, monkeypatch):
     monkeypatch.setattr(generators, "load_generator", lambda *a, **k: "G")
     monkeypatch.setattr(cli_discover, "run_discovery",
                         lambda **kw: calls["runs"].append((kw["region"], kw["seed"], kw["G"])) or tmp_path / "r")
-    monkeypatch.setattr(report, "analyze", lambda root, out, **kw: calls.__setitem__("analyze", (root, out)))
+    monkeypatch.setattr(report, "analyze", lambda root, out, **kw: calls.__setitem__("analyze", (root, out, kw)))
     try:
         import dashboards.app as app
 
@@ -185,7 +185,8 @@ def test_demo_wires_discover_analyze_and_serve(tmp_path, monkeypatch):
                                   "--port", "8999", "--quiet"])
     assert r.exit_code == 0, r.output
     assert sorted(calls["runs"]) == sorted((reg, s, "G") for reg in ("mouth", "eyes", "brows") for s in (0, 1))
-    assert calls["analyze"] == (str(tmp_path / "runs"), str(tmp_path / "rep"))
+    assert calls["analyze"] == (str(tmp_path / "runs"), str(tmp_path / "rep"),
+                                {"quiet": True, "transfer": 2, "combine": True})
     if app is not None:
         assert calls["serve"] == (str(tmp_path / "runs"), "127.0.0.1", 8999)
     assert "mgm dashboard" in r.output

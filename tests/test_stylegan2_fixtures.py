@@ -47,21 +47,30 @@ def test_every_fixture_tensor(case_a):
     checked = set()
     with torch.no_grad():
         w = G.mapping(ref["z"])
-        _close(w, ref["w"], W_TOL, "w"); checked.add("w")
+        _close(w, ref["w"], W_TOL, "w")
+        checked.add("w")
         t = ref["trunc_latent"]
         _close(G.style(torch.randn(4096, 512, generator=torch.Generator().manual_seed(1000 + 102))).mean(0, keepdim=True),
-               t, W_TOL, "trunc_latent"); checked.add("trunc_latent")
-        _close(G.synthesis(G.broadcast(w)), ref["img_z_t1"], IMG_TOL, "img_z_t1"); checked.add("img_z_t1")
+               t, W_TOL, "trunc_latent")
+        checked.add("trunc_latent")
+        _close(G.synthesis(G.broadcast(w)), ref["img_z_t1"], IMG_TOL, "img_z_t1")
+        checked.add("img_z_t1")
         w07 = G.broadcast(G.truncate(w, 0.7, t))
-        _close(w07, ref["wplus_z_t07"], W_TOL, "wplus_z_t07"); checked.add("wplus_z_t07")
-        _close(G.synthesis(w07), ref["img_z_t07"], IMG_TOL, "img_z_t07"); checked.add("img_z_t07")
-        _close(G.w_avg, ref["latent_avg"], 0, "latent_avg"); checked.add("latent_avg")
+        _close(w07, ref["wplus_z_t07"], W_TOL, "wplus_z_t07")
+        checked.add("wplus_z_t07")
+        _close(G.synthesis(w07), ref["img_z_t07"], IMG_TOL, "img_z_t07")
+        checked.add("img_z_t07")
+        _close(G.w_avg, ref["latent_avg"], 0, "latent_avg")
+        checked.add("latent_avg")
         _close(G.synthesis(G.broadcast(G.mapping(ref["z"], 0.5))), ref["img_z_t05_latent_avg"], IMG_TOL,
-               "img_z_t05_latent_avg"); checked.add("img_z_t05_latent_avg")
+               "img_z_t05_latent_avg")
+        checked.add("img_z_t05_latent_avg")
         _close(G.style(torch.randn(2 * G.num_ws, 512, generator=torch.Generator().manual_seed(1000 + 103))).view(2, G.num_ws, 512),
-               ref["wplus"], W_TOL, "wplus"); checked.add("wplus")
+               ref["wplus"], W_TOL, "wplus")
+        checked.add("wplus")
         trace = {}
-        _close(G.synthesis(ref["wplus"], trace=trace), ref["img_wplus"], IMG_TOL, "img_wplus"); checked.add("img_wplus")
+        _close(G.synthesis(ref["wplus"], trace=trace), ref["img_wplus"], IMG_TOL, "img_wplus")
+        checked.add("img_wplus")
         for key in ref:
             if key.startswith("dbg_"):
                 assert key in trace, f"{key} not produced by the trace"

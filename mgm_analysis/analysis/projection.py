@@ -33,9 +33,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from ..store import Run, iter_runs
 
-__all__ = ["JointProjection", "Projector", "project", "features", "SPACES", "METHODS"]
+__all__ = ["JointProjection", "Projector", "project", "features", "SPACES", "METHODS"]  # noqa: F822 (lazy, below)
 
 SPACES = ("w_free", "w_all", "frames")
 METHODS = ("pca", "umap")

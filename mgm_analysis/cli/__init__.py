@@ -1,6 +1,6 @@
 """The ``mgm`` command line: one entry point, one module per group of subcommands."""
 
-from ._common import main  # noqa: F401
+from ._common import main  # noqa: F401, I001 (main first: the modules below register on it)
 
 # Each module registers its subcommands on ``main``.
 from . import info  # noqa: F401,E402

@@ -112,7 +112,6 @@ def _metrics(traj, w_ref, frames, ref_img, reg, cfg):
     import inspect
 
     from ..analysis.metrics import run_metrics
-
     from ..losses import offsets_for
 
     offset = offsets_for(len(traj.ws), cfg.offset, cfg.offset_ramp).numpy() if cfg.distance == "l2" else None
@@ -487,16 +486,21 @@ DEMO_EPOCHS = 20
 @click.option("--seeds", default="0,1", show_default=True, help="Reference seeds (two faces).")
 @click.option("--regions", default=",".join(DEMO_REGIONS), show_default=True, help="Regions to discover.")
 @click.option("--epochs", default=DEMO_EPOCHS, show_default=True, type=int, help="Epochs per run.")
+@click.option("--transfer", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Apply each run's deltas to this many other faces (0 = none).")
+@click.option("--combine/--no-combine", default=True, show_default=True,
+              help="Add the deltas of every pair of regions found on the same face.")
 @click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the dashboard at the end.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Dashboard address.")
 @click.option("--port", default=8050, show_default=True, type=int, help="Dashboard port.")
 @click.option("--quiet", is_flag=True, help="Only the summary lines.")
-def demo(out, report, seeds, regions, epochs, serve, host, port, quiet):
+def demo(out, report, seeds, regions, epochs, transfer, combine, serve, host, port, quiet):
     """The whole pipeline on the built-in model: discover, analyse, browse.
 
     Discovers the mouth, eyes and brows manifolds of two toyfaces faces (six
-    runs, a few minutes on 2 cores), writes an analysis report, and serves the
-    dashboard on the runs.
+    runs, a few minutes on 2 cores), transfers each to two other faces and
+    combines the regions found on the same face, writes an analysis report, and
+    serves the dashboard on the runs.
     """
     from ..generators import load_generator
 
@@ -508,15 +512,10 @@ def demo(out, report, seeds, regions, epochs, serve, host, port, quiet):
             click.echo(f"[{k}/{len(jobs)}] {r}, seed {s}")
         paths.append(run_discovery(G=G, region=r, seed=s, out=out, quiet=quiet, epochs=epochs))
     click.echo(f"\n{len(paths)} runs in {out}/")
-    try:
-        from ..analysis.report import analyze
-    except ImportError:
-        analyze = None
-    if analyze is not None:
-        import inspect
+    from ..analysis.report import analyze
 
-        analyze(out, report, **({"quiet": quiet} if "quiet" in inspect.signature(analyze).parameters else {}))
-        click.echo(f"report: {Path(report) / 'report.html'}")
+    analyze(out, report, quiet=quiet, transfer=transfer, combine=combine)
+    click.echo(f"report: {Path(report) / 'report.html'}")
     click.echo("next:")
     click.echo(f"  mgm render {paths[0]} --sheet     # contact sheet of one run")
     click.echo(f"  mgm analyze {out} --out {report}   # metrics, projections, plots")

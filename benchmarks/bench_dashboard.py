@@ -1,8 +1,10 @@
 """Benchmark of the dashboard against its acceptance figures (issue 6), on a synthetic store of 300 runs.
 
 * cold start to first paint: a fresh ``serve()`` process over the store, its projections already in the
-  analysis cache, headless Chromium already open (browser start-up is not counted); measured from spawning
-  the server process to the projection's traces being drawn in the page.  Target <= 5 s.
+  analysis cache, headless Chromium already open with a fresh profile (browser start-up is not counted, and
+  nothing is in its caches: plotly.js is compiled anew each time, ~1.1 s of it); measured from spawning
+  the server process to the projection's traces being drawn in the page.  The median of ``--cold-starts``
+  tries (5), each figure reported.  Target <= 5 s.
 * callback latency: every server callback the page fires, posted over HTTP to a warm app the way the browser
   posts it (JSON both ways), for a mix of interactions (selections, hover, click, slider, frames, comparison,
   a 3-D projection); the median over all calls.  Target <= 150 ms.  First calls on a new selection (memo
@@ -205,8 +207,20 @@ def _until(cond, timeout=60.0, step=0.01):
     raise TimeoutError("condition not met")
 
 
-_TRACES = ("const g = document.querySelector('#projection .js-plotly-plot');"
-           "return !!(g && g.data && g.data.length > 1 && g.querySelector('.scatterlayer .trace'));")
+# Installed in the page before its own scripts: a MutationObserver notes (epoch ms) when the run table and the
+# projection's traces first appear, so the bench can poll the page rarely: a WebDriver call every 10 ms
+# steals the page's main thread on a 2-core machine (first paint read ~1 s later that way).
+_MARKS_JS = """
+window.__mgm_marks = {};
+new MutationObserver(() => {
+  const m = window.__mgm_marks, now = performance.timeOrigin + performance.now();
+  if (!m.table && document.querySelector('#run-table td[data-dash-column="run_id"]')) { m.table = now; }
+  if (!m.paint) {
+    const g = document.querySelector('#projection .js-plotly-plot');
+    if (g && g.data && g.data.length > 1 && g.querySelector('.scatterlayer .trace')) { m.paint = now; }
+  }
+}).observe(document, {subtree: true, childList: true});
+"""
 
 
 def cold_start(root: Path) -> dict:
@@ -216,16 +230,17 @@ def cold_start(root: Path) -> dict:
     port = _free_port()
     driver = _browser()
     driver.set_script_timeout(300)  # a starved browser can take long; the time is what we measure
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _MARKS_JS})
+    t0_epoch_ms = time.time() * 1000
     t0 = time.perf_counter()
     server = _spawn_server(root, port)
     try:
         t_listen = _until(lambda: _listening(port), timeout=300)
         driver.get(f"http://127.0.0.1:{port}/")
-        t_table = _until(timeout=300, cond=lambda: driver.execute_script(
-            "return document.querySelectorAll('#run-table td[data-dash-column=\"run_id\"]').length > 0;"))
-        t_paint = _until(lambda: driver.execute_script(_TRACES), timeout=300)
-        out = {"server_listening_s": t_listen - t0, "table_painted_s": t_table - t0,
-               "cold_start_to_first_paint_s": t_paint - t0}
+        _until(lambda: driver.execute_script("return !!window.__mgm_marks.paint;"), timeout=300, step=0.25)
+        marks = driver.execute_script("return window.__mgm_marks;")
+        out = {"server_listening_s": t_listen - t0, "table_painted_s": (marks["table"] - t0_epoch_ms) / 1000,
+               "cold_start_to_first_paint_s": (marks["paint"] - t0_epoch_ms) / 1000}
         # Round trips in the browser (informative): hover a point -> thumbnail; click it -> the frame viewer.
         point = driver.find_elements("css selector", "#projection .scatterlayer .trace .points path")[40]
         t1 = time.perf_counter()
@@ -268,6 +283,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--keep", type=Path, default=None, help="Build (or reuse) the store here and keep it.")
     ap.add_argument("--no-browser", action="store_true", help="Skip the cold start (needs chromium).")
+    ap.add_argument("--cold-starts", type=int, default=5,
+                    help="Cold starts to time (a fresh server and a fresh browser profile each); the median counts.")
     args = ap.parse_args(argv)
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="mgm-bench-dash-")) / "runs"
@@ -292,7 +309,12 @@ def main(argv=None) -> int:
               "first_projection_fit_s": fit_s, "targets": TARGETS}
     result["server_cold_start"] = server_cold_start(root, ids)
     if not args.no_browser and shutil.which("chromedriver"):
-        result["cold_start"] = cold_start(root)
+        tries = [cold_start(root) for _ in range(max(1, args.cold_starts))]
+        key = "cold_start_to_first_paint_s"
+        cs = dict(sorted(tries, key=lambda t: t[key])[len(tries) // 2])  # the median try, all of its figures
+        cs["first_paint_all_s"] = [round(t[key], 3) for t in tries]
+        cs["console_errors"] = sum(t["console_errors"] for t in tries)
+        result["cold_start"] = cs
     result["callbacks"] = callback_latencies(root, ids)
     result["machine"]["load_avg_1m_after"] = os.getloadavg()[0]
     result["cpu_check_after"] = cpu_check()
@@ -307,7 +329,8 @@ def main(argv=None) -> int:
         rows += [("server process listening", f"{cs['server_listening_s']:.2f} s", ""),
                  ("run table painted", f"{cs['table_painted_s']:.2f} s", ""),
                  ("cold start to first paint (projection drawn)", f"{cs['cold_start_to_first_paint_s']:.2f} s",
-                  f"<= {TARGETS['cold_start_to_first_paint_s']:.0f} s"),
+                  f"<= {TARGETS['cold_start_to_first_paint_s']:.0f} s (median of {len(cs['first_paint_all_s'])})"),
+                 ("  every try", " ".join(f"{v:.2f}" for v in cs["first_paint_all_s"]), ""),
                  ("browser: hover -> thumbnail", f"{cs['hover_to_thumbnail_s'] * 1000:.0f} ms", ""),
                  ("browser: click -> frame shown", f"{cs['click_to_frame_s'] * 1000:.0f} ms", ""),
                  ("browser console errors", str(cs["console_errors"]), "0")]

@@ -111,9 +111,20 @@ function (frame, fig) {
 """ % {"name": figures.CURRENT}
 
 _DRAWN_JS = """
-function (_fig, selection, drawn) {
+async function (_fig, selection, drawn) {
     const sel = selection || [];
-    return JSON.stringify(sel) === JSON.stringify(drawn) ? window.dash_clientside.no_update : sel;
+    if (JSON.stringify(sel) === JSON.stringify(drawn)) {
+        return window.dash_clientside.no_update;
+    }
+    // Let plotly draw the projection first (the first paint), then start the views that follow the selection:
+    // wait (at most 3 s) for the graph to hold a plot, one animation frame at a time.
+    const t0 = performance.now();
+    while (performance.now() - t0 < 3000) {
+        const g = document.querySelector('#projection .js-plotly-plot');
+        if (g && g._fullLayout) { break; }
+        await new Promise(r => requestAnimationFrame(r));
+    }
+    return sel;
 }
 """
 

@@ -101,11 +101,7 @@ def _snapshot(root: str, signature: str) -> Snapshot:
                 continue
             try:  # the checks store.iter_runs makes, keeping the reason for the warning banner
                 run = store.load_run(p)
-                lat = np.load(p / "latents.npy", mmap_mode="r", allow_pickle=False)  # headers only
-                ref = np.load(p / "reference.npy", mmap_mode="r", allow_pickle=False)
-                if lat.ndim != 3 or ref.shape != lat.shape[1:]:
-                    raise store.RunReadError(f"{p}: latents {list(lat.shape)} and reference {list(ref.shape)} "
-                                             "do not match")
+                store.check_run_arrays(p)
             except (store.RunReadError, ValueError, OSError) as exc:
                 problems.append(f"{p.name}: {str(exc).split(': ', 1)[-1]}")
                 continue
@@ -113,9 +109,7 @@ def _snapshot(root: str, signature: str) -> Snapshot:
                 problems.append(f"{p.name}: same run_id as {runs[run.run_id].path.name}; left out")
                 continue
             runs[run.run_id] = run
-    cat = store.catalog(path, warn=False)
-    if len(cat):
-        cat = cat[cat["run_id"].isin(list(runs))].reset_index(drop=True)
+    cat = store.catalog_of(sorted(runs.values(), key=lambda r: r.path.name))
     return Snapshot(root=path, signature=signature, catalog=cat, runs=runs, problems=tuple(problems))
 
 

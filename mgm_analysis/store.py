@@ -86,11 +86,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", str(text)).strip("_")[:32] or "region"
 
 
+_ISSUED: set[str] = set()
+
+
 def new_run_id(region: str, seed: int | None) -> str:
-    """Readable, unique id: ``<region>-s<seed>-<UTC timestamp>-<4 hex>``."""
+    """Readable, unique id: ``<region>-s<seed>-<UTC timestamp>-<4 hex>``.
+
+    Never the same id twice in one process (a sweep can start many runs in one second; 4 random hex digits
+    alone collide within 50 draws about 2% of the time)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     tag = f"s{seed}" if seed is not None else "ref"
-    return f"{_slug(region)}-{tag}-{stamp}-{os.urandom(2).hex()}"
+    while True:
+        run_id = f"{_slug(region)}-{tag}-{stamp}-{os.urandom(2).hex()}"
+        if run_id not in _ISSUED:
+            _ISSUED.add(run_id)
+            return run_id
 
 
 def _json_default(o):
@@ -242,6 +252,38 @@ def load_run(path) -> Run:
     return Run(run_id=str(meta["run_id"]), path=path, meta=meta)
 
 
+def npy_shape(path) -> tuple:
+    """Shape of a ``.npy`` file from its header alone (raises ValueError or OSError when it is not one).
+
+    Cheaper than a memory map; a truncated file (fewer bytes than the header promises) is an error too."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"{path}: unsupported .npy version {version}")
+        if dtype.hasobject:
+            raise ValueError(f"{path}: object arrays are not run data")
+        need = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if path.stat().st_size < need:
+        raise ValueError(f"{path}: truncated ({path.stat().st_size} of {need} bytes)")
+    return tuple(int(v) for v in shape)
+
+
+def check_run_arrays(path) -> None:
+    """Raise :class:`RunReadError` unless latents.npy [n, L, D] and reference.npy [L, D] are whole and match."""
+    path = Path(path)
+    try:
+        lat, ref = npy_shape(path / "latents.npy"), npy_shape(path / "reference.npy")
+    except (ValueError, OSError) as exc:
+        raise RunReadError(f"{path}: {str(exc).split(': ', 1)[-1]}") from None
+    if len(lat) != 3 or ref != lat[1:]:
+        raise RunReadError(f"{path}: latents {list(lat)} and reference {list(ref)} do not match")
+
+
 def iter_runs(root, warn: bool = True) -> Iterator[Run]:
     """Every readable run under ``root`` (sorted by id); bad folders are skipped with one warning each."""
     root = Path(root)
@@ -252,11 +294,7 @@ def iter_runs(root, warn: bool = True) -> Iterator[Run]:
             continue
         try:
             run = load_run(p)
-            # headers only (memory-mapped): catches truncated or mismatched arrays without reading them
-            lat = np.load(p / "latents.npy", mmap_mode="r", allow_pickle=False)
-            ref = np.load(p / "reference.npy", mmap_mode="r", allow_pickle=False)
-            if lat.ndim != 3 or ref.shape != lat.shape[1:]:
-                raise RunReadError(f"{p}: latents {list(lat.shape)} and reference {list(ref.shape)} do not match")
+            check_run_arrays(p)  # headers only: catches truncated or mismatched arrays without reading them
         except (RunReadError, ValueError, OSError) as exc:
             if warn:
                 warnings.warn(f"skipping {p}: {str(exc).split(': ', 1)[-1]}", RunSkippedWarning, stacklevel=2)
@@ -280,10 +318,15 @@ def _flat_scalar_metrics(metrics: dict) -> dict:
 
 def catalog(root, warn: bool = True):
     """One pandas row per run: ids, status, region, generator, reference, config summary, scalar metrics."""
+    return catalog_of(iter_runs(root, warn=warn))
+
+
+def catalog_of(runs):
+    """:func:`catalog` of runs already read (e.g. from :func:`iter_runs`)."""
     import pandas as pd
 
     rows = []
-    for run in iter_runs(root, warn=warn):
+    for run in runs:
         m = run.meta
         cfg, ref, gen = m.get("config", {}), m.get("reference", {}) or {}, m.get("generator", {}) or {}
         ref_label = f"seed {ref['seed']}" if ref.get("seed") is not None else Path(str(ref.get("file") or "-")).name

@@ -163,3 +163,10 @@ def test_store_needs_no_torch():
     code = BLOCK_TORCH + ("from mgm_analysis import store\n"
                           "assert store.catalog('/nonexistent').empty and 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_new_run_id_never_repeats_in_a_process(monkeypatch):
+    draws = iter([b"\x00\x01", b"\x00\x01", b"\x00\x02"])  # the second draw collides with the first
+    monkeypatch.setattr(store.os, "urandom", lambda n: next(draws))
+    monkeypatch.setattr(store, "_ISSUED", set())
+    assert store.new_run_id("mouth", 1) != store.new_run_id("mouth", 1)

@@ -92,6 +92,31 @@ def test_training_recipe_smoke(tmp_path):
     assert G.resolution == 16 and G.info.extra == {} or "notes" not in G.info.extra
 
 
+def test_training_stage_b_starts_from_a_checkpoint_with_the_consistency_term(tmp_path):
+    """The recipe's second stage: --init a checkpoint, add the factor-regressor consistency term."""
+    import torch.nn.functional as F
+
+    from mgm_analysis.generators.checkpoints import load_checkpoint
+    from mgm_analysis.generators.toyfaces.train import TrainConfig, train
+
+    small = dict(resolution=16, w_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 8}, batch=8, eval_n=16,
+                 map_steps=5, map_batch=16)
+    train(TrainConfig(**small, steps=4, eval_every=4), tmp_path / "a.pt", log=lambda s: None)
+    logs = []
+    res = train(TrainConfig(**small, steps=3, eval_every=3, lr=1e-3, consistency_weight=1.0), tmp_path / "b.pt",
+                log=logs.append, init=tmp_path / "a.pt")
+    assert res["steps_done"] == 3 and '"stage": "init"' in logs[0]
+    A, B = load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt")
+    extra = torch.load(tmp_path / "b.pt", map_location="cpu", weights_only=True)["mgm_extra"]
+    assert extra["recipe"]["consistency_weight"] == 1.0
+    pa, pb = dict(A.named_parameters()), dict(B.named_parameters())
+    moved = [k for k in pa if not torch.equal(pa[k], pb[k])]
+    assert moved  # it trained ...
+    z = torch.randn(8, A.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # ... from A's weights, not from scratch: three small steps keep the images close
+        assert F.mse_loss(B(z), A(z)) < 0.1 * F.mse_loss(A(z), torch.zeros_like(A(z)))
+
+
 def test_regressor_beats_mean_predictor():
     from mgm_analysis.generators.toyfaces.regressor import r2_per_factor, train_regressor
 

@@ -309,17 +309,13 @@ def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, com
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if discovered:
-            t = time.perf_counter()
-            proj = project(discovered, "pca", "w_free", cache_dir=root / ".mgm_cache")
-            timings["pca"] = time.perf_counter() - t
-            save("projection_pca", proj, parquet=True)
-            figs.append(("Joint projection", fig_projection(proj, "PCA of the free W+ layers, all runs fitted jointly")))
-            if umap:
+            for method, title in [("pca", "Joint projection"), *([("umap", "UMAP")] if umap else [])]:
                 t = time.perf_counter()
-                pu = project(discovered, "umap", "w_free", cache_dir=root / ".mgm_cache")
-                timings["umap"] = time.perf_counter() - t
-                save("projection_umap", pu, parquet=True)
-                figs.append(("UMAP", fig_projection(pu, "UMAP of the free W+ layers, all runs fitted jointly")))
+                proj = project(discovered, method, "w_free", cache_dir=root / ".mgm_cache")
+                timings[method] = time.perf_counter() - t
+                save(f"projection_{method}", proj, parquet=True)
+                figs.append((title, fig_projection(proj, f"{method.upper()} of the free W+ layers, all runs fitted "
+                                                         "jointly")))
             figs.append(("Metrics by region", fig_metric_bars(cat)))
             lp = layer_profiles(discovered)
             save("layer_profiles", lp)

@@ -74,3 +74,11 @@ def test_styled_conv_fused_tail_equals_the_unfused_layers(upsample):
     grads_ref = torch.autograd.grad(plain, (x, w), g)
     for a, b in zip(grads, grads_ref, strict=True):
         assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_upfirdn2d_refuses_a_second_derivative():
+    """The adjoint runs outside autograd, so a double backward must fail loudly, not return zeros."""
+    x = torch.randn(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(upfirdn2d(x, [0.5, 0.5], pad=(1, 0)).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        g.sum().backward()

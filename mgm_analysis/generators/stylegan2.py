@@ -23,6 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 __all__ = ["StyleGAN2", "tiny_generator", "rosinality_channels", "num_ws_for"]
 
@@ -85,6 +86,7 @@ class _SeparableFIR(torch.autograd.Function):
         return _fir_passes(F.pad(x, [pad[0], pad[1], pad[0], pad[1]]), taps)
 
     @staticmethod
+    @once_differentiable  # the adjoint runs outside autograd: a second derivative would be silently wrong
     def backward(ctx, gy):
         if not ctx.needs_input_grad[0]:
             return None, None, None, None

@@ -14,7 +14,8 @@ per case so peak memory is that case's own:
 Reported: seconds per epoch, energy+gradient evaluations per epoch, seconds per
 evaluation, loop/engine ratio (target ≥ 3 at 36 frames on CPU), engine per
 evaluation / floor (target ≤ 1.2), and peak memory (ru_maxrss on CPU, CUDA
-max_memory_allocated on a GPU).  At 64² the generator is the built-in toyfaces
+max_memory_allocated on a GPU).  On CPU each mode runs 3 times, interleaved, and the
+median try counts (``--repeats``).  At 64² the generator is the built-in toyfaces
 model (or, without its weights, a random-weight StyleGAN2 of similar size:
 w_dim 256, channels 128..32); on CUDA also 256² and 1024² random-weight
 StyleGAN2 with rosinality's default channels (w_dim 512).
@@ -176,7 +177,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--case", action="append", help="resolution:frames, e.g. 64:36 (repeatable)")
     ap.add_argument("--epochs", type=int, default=None, help="epochs per measurement")
-    ap.add_argument("--quick", action="store_true", help="fewer epochs")
+    ap.add_argument("--quick", action="store_true", help="fewer epochs, one try per mode")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="tries per mode, interleaved; the median counts [default: 3 on CPU, 1 on a GPU or --quick]")
     ap.add_argument("--device", default=None, help="cpu or cuda [default: cuda when available]")
     ap.add_argument("--threads", type=int, default=None, help="torch threads on CPU [default: all cores]")
     ap.add_argument("--out", default=str(ROOT / "bench_results"))
@@ -198,13 +201,20 @@ def main(argv=None) -> int:
         cases = [(64, 16), (64, 36), (256, 36), (1024, 36)]
     else:
         cases = [(64, 16), (64, 36)]
+    repeats = args.repeats or (1 if args.quick or device.startswith("cuda") else 3)
     rows = []
     for res, frames in cases:
         epochs = args.epochs or (1 if args.quick or res >= 1024 else 2 if res >= 256 else 3)
-        r = {"resolution": res, "frames": frames, "epochs": epochs}
-        for mode in ("floor", "engine", "loop"):
-            m = _child(mode, res, frames, epochs, device, threads)
-            r[mode] = m
+        r = {"resolution": res, "frames": frames, "epochs": epochs, "repeats": repeats}
+        # the three modes interleaved, each `repeats` times in its own process; per mode the try with the
+        # median time counts (a shared machine's speed drifts: single tries of the loop ranged 6.2-8.4 s/epoch)
+        tries = {mode: [] for mode in ("floor", "engine", "loop")}
+        for _ in range(repeats):
+            for mode in tries:
+                tries[mode].append(_child(mode, res, frames, epochs, device, threads))
+        for mode, ms in tries.items():
+            ms = sorted(ms, key=lambda m: m["s_per_eval"])
+            r[mode] = {**ms[len(ms) // 2], "s_per_eval_all": [m["s_per_eval"] for m in ms]}
         r["loop_over_engine_epoch"] = r["loop"]["s_per_epoch"] / r["engine"]["s_per_epoch"]
         r["loop_over_engine_eval"] = r["loop"]["s_per_eval"] / r["engine"]["s_per_eval"]
         r["engine_over_floor"] = r["engine"]["s_per_eval"] / r["floor"]["s_per_eval"]

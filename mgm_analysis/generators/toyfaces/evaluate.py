@@ -40,47 +40,42 @@ def psnr_per_image(fake: torch.Tensor, real: torch.Tensor, box=None) -> torch.Te
 
 
 @torch.no_grad()
-def heldout_psnr(G, n: int = 512, seed: int = HELDOUT_SEED, batch: int = 64) -> dict[str, dict[str, float]]:
-    """{"overall"|region: {"mean", "p5", "min"}} over ``n`` held-out z (dB)."""
-    z = heldout_z(n, seed)
+def psnr_by_region(G, z: torch.Tensor, batch: int = 64) -> dict[str, torch.Tensor]:
+    """{"overall"|region: [n] per-image PSNR (dB)} of G(z) against render(factors(z)), region = inside its preset."""
     res = G.resolution
     vals: dict[str, list[torch.Tensor]] = {}
-    for i in range(0, n, batch):
+    for i in range(0, len(z), batch):
         zb = z[i:i + batch]
         fake, real = G(zb), render(factors_from_z(zb), res)
         vals.setdefault("overall", []).append(psnr_per_image(fake, real))
         for name in REGIONS:
             (box,) = preset_boxes(name, "toyfaces", res)
             vals.setdefault(name, []).append(psnr_per_image(fake, real, box))
-    out = {}
-    for k, v in vals.items():
-        v = torch.cat(v)
-        out[k] = {"mean": round(float(v.mean()), 2), "p5": round(float(v.quantile(0.05)), 2),
-                  "min": round(float(v.min()), 2)}
-    return out
+    return {k: torch.cat(v) for k, v in vals.items()}
 
 
-def _r2(pred: torch.Tensor, true: torch.Tensor) -> list[float]:
-    ss_res = (pred - true).square().sum(0)
-    ss_tot = (true - true.mean(0)).square().sum(0)
-    return [float(1 - r / t) for r, t in zip(ss_res, ss_tot, strict=True)]
+def heldout_psnr(G, n: int = 512, seed: int = HELDOUT_SEED, batch: int = 64) -> dict[str, dict[str, float]]:
+    """{"overall"|region: {"mean", "p5", "min"}} over ``n`` held-out z (dB)."""
+    return {k: {"mean": round(float(v.mean()), 2), "p5": round(float(v.quantile(0.05)), 2),
+                "min": round(float(v.min()), 2)}
+            for k, v in psnr_by_region(G, heldout_z(n, seed), batch).items()}
 
 
 @torch.no_grad()
 def regressor_r2(G=None, n: int = 1000, seed: int = HELDOUT_SEED + 1, regressor=None) -> dict[str, dict[str, float]]:
     """{factor: {"renders": R², "generated": R²}}; "generated" compares the regressor's reading of G(z)
     with factors(z) (absent when ``G`` is None)."""
-    from .regressor import load_regressor
+    from .regressor import load_regressor, r2_scores
 
     model = regressor or load_regressor()
     z = heldout_z(n, seed)
     f = factors_from_z(z)
     read = lambda img: model(img)  # noqa: E731
     pred_r = torch.cat([read(render(f[i:i + 100])) for i in range(0, n, 100)])
-    table = {name: {"renders": round(r, 4)} for name, r in zip(FACTORS, _r2(pred_r, f), strict=True)}
+    table = {name: {"renders": round(r, 4)} for name, r in zip(FACTORS, r2_scores(pred_r, f).tolist(), strict=True)}
     if G is not None:
         pred_g = torch.cat([read(G(z[i:i + 100])) for i in range(0, n, 100)])
-        for name, r in zip(FACTORS, _r2(pred_g, f), strict=True):
+        for name, r in zip(FACTORS, r2_scores(pred_g, f).tolist(), strict=True):
             table[name]["generated"] = round(r, 4)
     return table
 

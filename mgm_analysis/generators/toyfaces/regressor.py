@@ -23,7 +23,7 @@ from torch import nn
 from ...errors import CheckpointError
 from .renderer import FACTORS, NUM_FACTORS, render
 
-__all__ = ["FactorRegressor", "load_regressor", "predict_factors", "train_regressor", "r2_per_factor"]
+__all__ = ["FactorRegressor", "load_regressor", "predict_factors", "train_regressor", "r2_per_factor", "r2_scores"]
 
 
 class FactorRegressor(nn.Module):
@@ -48,11 +48,15 @@ class FactorRegressor(nn.Module):
         return torch.sigmoid(self.head(self.features(img)))
 
 
+def r2_scores(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """[F] coefficient of determination of each column of ``pred`` [n, F] against ``true`` (1 = perfect,
+    0 = the mean predictor)."""
+    return 1 - (pred - true).square().sum(0) / (true - true.mean(0)).square().sum(0)
+
+
 def r2_per_factor(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
-    """Coefficient of determination per factor (1 = perfect, 0 = the mean predictor)."""
-    ss_res = (pred - true).square().sum(0)
-    ss_tot = (true - true.mean(0)).square().sum(0)
-    return {name: float(1 - r / t) for name, r, t in zip(FACTORS, ss_res, ss_tot, strict=True)}
+    """:func:`r2_scores` by factor name."""
+    return {name: float(r) for name, r in zip(FACTORS, r2_scores(pred, true), strict=True)}
 
 
 def random_blur(img: torch.Tensor, max_sigma: float, gen: torch.Generator) -> torch.Tensor:

@@ -39,10 +39,10 @@ import torch.nn.functional as F
 from ...presets import preset_boxes
 from ..checkpoints import save_checkpoint
 from ..stylegan2 import StyleGAN2
+from .evaluate import REGIONS, psnr_by_region
 from .prior import Z_DIM, factors_from_z
+from .regressor import r2_scores
 from .renderer import NUM_FACTORS, render
-
-EVAL_REGIONS = ("mouth", "eyes", "brows", "nose")
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class TrainConfig:
 
 def region_weight_map(resolution: int, weight: float) -> torch.Tensor:
     m = torch.zeros(resolution, resolution)
-    for name in EVAL_REGIONS:
+    for name in REGIONS:
         for x0, y0, x1, y1 in preset_boxes(name, "toyfaces", resolution):
             m[y0:y1, x0:x1] = 1.0
     return 1.0 + weight * m
@@ -89,30 +89,12 @@ def build_generator(cfg: TrainConfig) -> StyleGAN2:
                      lr_mlp=cfg.lr_mlp, z_dim=Z_DIM)
 
 
-def psnr_by_region(fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image PSNR (dB, images mapped to [0, 1]) overall and inside each region preset."""
-    res = real.shape[-1]
-    err = ((fake - real) / 2).square()
-    out = {"overall": -10 * torch.log10(err.mean((1, 2, 3)) + 1e-12)}
-    for name in EVAL_REGIONS:
-        (x0, y0, x1, y1), = preset_boxes(name, "toyfaces", res)
-        out[name] = -10 * torch.log10(err[:, :, y0:y1, x0:x1].mean((1, 2, 3)) + 1e-12)
-    return out
-
-
 @torch.no_grad()
 def evaluate(G: StyleGAN2, z: torch.Tensor, batch: int = 64) -> dict[str, dict[str, float]]:
+    """{"overall"|region: {"mean", "p5"}} PSNR (dB) of G(z) against its renders, for the training log."""
     G.eval()
-    stats: dict[str, list] = {}
-    for i in range(0, len(z), batch):
-        zb = z[i:i + batch]
-        for k, v in psnr_by_region(G(zb), render(factors_from_z(zb), G.resolution)).items():
-            stats.setdefault(k, []).append(v)
-    out = {}
-    for k, v in stats.items():
-        v = torch.cat(v)
-        out[k] = {"mean": float(v.mean()), "p5": float(v.quantile(0.05))}
-    return out
+    return {k: {"mean": float(v.mean()), "p5": float(v.quantile(0.05))}
+            for k, v in psnr_by_region(G, z, batch).items()}
 
 
 def pretrain_mapping(G: StyleGAN2, head: torch.nn.Module, cfg: TrainConfig, log=print) -> float:
@@ -135,7 +117,7 @@ def pretrain_mapping(G: StyleGAN2, head: torch.nn.Module, cfg: TrainConfig, log=
         z = torch.randn(1000, Z_DIM, generator=torch.Generator().manual_seed(cfg.seed + 3))
         f = factors_from_z(z)
         pred = torch.sigmoid(head(G.style(z)))
-        r2 = 1 - (pred - f).square().sum(0) / (f - f.mean(0)).square().sum(0)
+        r2 = r2_scores(pred, f)
     log(json.dumps({"stage": "mapping", "steps": cfg.map_steps, "factor_r2_mean": round(float(r2.mean()), 4),
                     "factor_r2_min": round(float(r2.min()), 4)}))
     return float(r2.mean())

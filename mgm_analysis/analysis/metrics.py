@@ -25,7 +25,7 @@ __all__ = [
     "locality", "locality_gain", "outside_change", "inside_change", "change_f1", "step_sizes", "step_cv",
     "image_steps", "image_step_cv", "jump_ratio", "curvature", "turning_angle", "perceptual_straightness",
     "loop_closure", "path_length", "intrinsic_dim", "layer_profile", "semantic_locality", "run_metrics",
-    "recompute_metrics",
+    "metric_options", "recompute_metrics",
 ]
 
 NAN = float("nan")
@@ -397,6 +397,18 @@ def run_metrics(latents, w_ref, frames, ref_img, mask, *, layers=None, offset=No
     return m
 
 
+def metric_options(cfg: dict, latents) -> dict:
+    """:func:`run_metrics`' keyword arguments for a run from its config (run.json ``config``) and latents
+    [n, num_ws, w_dim]: the free layers, the target c (a ramp 0 → c over the frames with ``offset_ramp``),
+    whether the run is a closed loop, and its distance."""
+    n, num_ws = np.shape(latents)[:2]
+    offset = cfg.get("offset")
+    if offset is not None and cfg.get("offset_ramp"):
+        offset = np.linspace(0.0, float(offset), n)
+    return {"layers": (int(cfg.get("layer_start", 0)), int(cfg.get("layer_end", num_ws))), "offset": offset,
+            "closed": bool(cfg.get("closed_loop")), "distance": cfg.get("distance", "l2")}
+
+
 def recompute_metrics(root, quiet: bool = True) -> int:
     """Recompute the array-based metrics of every run in a store and merge them into run.json; returns the count.
 
@@ -408,14 +420,9 @@ def recompute_metrics(root, quiet: bool = True) -> int:
 
     n = 0
     for run in iter_runs(root):
-        cfg = run.meta.get("config", {}) or {}
-        closed = bool(cfg.get("closed_loop"))
-        offset = cfg.get("offset")
-        if offset is not None and cfg.get("offset_ramp"):
-            offset = np.linspace(0.0, float(offset), len(run.latents))
         try:
-            m = run_metrics(run.latents, run.reference, run.frames, run.reference_img, run.mask, layers=run.layers,
-                            offset=offset, closed=closed, distance=cfg.get("distance", "l2"))
+            m = run_metrics(run.latents, run.reference, run.frames, run.reference_img, run.mask,
+                            **metric_options(run.meta.get("config", {}) or {}, run.latents))
         except (RunReadError, ValueError) as exc:
             warnings.warn(f"metrics of {run.run_id} not recomputed: {exc}", stacklevel=2)
             continue

@@ -109,16 +109,10 @@ def _semantic(G, frames, ref_img, region_name):
 
 
 def _metrics(traj, w_ref, frames, ref_img, reg, cfg):
-    import inspect
+    from ..analysis.metrics import metric_options, run_metrics
 
-    from ..analysis.metrics import run_metrics
-    from ..losses import offsets_for
-
-    offset = offsets_for(len(traj.ws), cfg.offset, cfg.offset_ramp).numpy() if cfg.distance == "l2" else None
-    kw = dict(layers=(cfg.layer_start, cfg.layer_end), offset=offset, closed=cfg.closed_loop)
-    if "distance" in inspect.signature(run_metrics).parameters:
-        kw["distance"] = cfg.distance
-    return run_metrics(traj.ws.numpy(), w_ref.numpy(), frames, ref_img, reg.mask, **kw)
+    ws = traj.ws.numpy()
+    return run_metrics(ws, w_ref.numpy(), frames, ref_img, reg.mask, **metric_options(cfg.to_dict(), ws))
 
 
 def run_discovery(*, generator="toyfaces", region="mouth", seed=0, reference=None, truncation=0.7, out="runs",

@@ -95,19 +95,12 @@ def snapshot(root) -> Snapshot:
 def _snapshot(root: str, signature: str) -> Snapshot:
     path = Path(root)
     runs, problems = {}, []
-    if path.is_dir():
-        for p in sorted(path.iterdir()):
-            if not p.is_dir() or p.name.startswith("."):
-                continue
-            try:  # the checks store.iter_runs makes, keeping the reason for the warning banner
-                run = store.load_run(p)
-                store.check_run_arrays(p)
-            except (store.RunReadError, ValueError, OSError) as exc:
-                problems.append(f"{p.name}: {str(exc).split(': ', 1)[-1]}")
-                continue
-            if run.run_id in runs:
-                problems.append(f"{p.name}: same run_id as {runs[run.run_id].path.name}; left out")
-                continue
+    for p, run, reason in store.scan_runs(path):  # the reasons go to the warning banner
+        if run is None:
+            problems.append(f"{p.name}: {reason}")
+        elif run.run_id in runs:
+            problems.append(f"{p.name}: same run_id as {runs[run.run_id].path.name}; left out")
+        else:
             runs[run.run_id] = run
     cat = store.catalog_of(sorted(runs.values(), key=lambda r: r.path.name))
     return Snapshot(root=path, signature=signature, catalog=cat, runs=runs, problems=tuple(problems))

@@ -30,7 +30,7 @@ import numpy as np
 from . import __version__
 from .errors import MGMError
 
-__all__ = ["SCHEMA_VERSION", "Run", "RunReadError", "new_run_id", "write_run", "load_run", "iter_runs",
+__all__ = ["SCHEMA_VERSION", "Run", "RunReadError", "new_run_id", "write_run", "load_run", "scan_runs", "iter_runs",
            "catalog", "update_run_meta", "to_uint8", "read_png", "write_png", "write_gif",
            "RunSkippedWarning"]
 
@@ -284,8 +284,10 @@ def check_run_arrays(path) -> None:
         raise RunReadError(f"{path}: latents {list(lat)} and reference {list(ref)} do not match")
 
 
-def iter_runs(root, warn: bool = True) -> Iterator[Run]:
-    """Every readable run under ``root`` (sorted by id); bad folders are skipped with one warning each."""
+def scan_runs(root) -> Iterator[tuple[Path, Run | None, str | None]]:
+    """``(folder, run, None)`` for every readable run folder under ``root`` (sorted by name) and
+    ``(folder, None, reason)`` for every one that is not; folders named ``.*`` (caches, temporary
+    folders) are not runs."""
     root = Path(root)
     if not root.is_dir():
         return
@@ -296,8 +298,17 @@ def iter_runs(root, warn: bool = True) -> Iterator[Run]:
             run = load_run(p)
             check_run_arrays(p)  # headers only: catches truncated or mismatched arrays without reading them
         except (RunReadError, ValueError, OSError) as exc:
+            yield p, None, str(exc).split(": ", 1)[-1]
+            continue
+        yield p, run, None
+
+
+def iter_runs(root, warn: bool = True) -> Iterator[Run]:
+    """Every readable run under ``root`` (sorted by id); bad folders are skipped with one warning each."""
+    for p, run, reason in scan_runs(root):
+        if run is None:
             if warn:
-                warnings.warn(f"skipping {p}: {str(exc).split(': ', 1)[-1]}", RunSkippedWarning, stacklevel=2)
+                warnings.warn(f"skipping {p}: {reason}", RunSkippedWarning, stacklevel=2)
             continue
         yield run
 

@@ -68,7 +68,10 @@ class DiscoveryConfig:
     chunk_size: int = 0                # latents per generator call; 0 = automatic (see chunk_sizes)
     patience: int = 0                  # stop when E improved < tol (relative) over this many epochs; 0 = never
     tol: float = 1e-4                  # relative improvement that counts as progress for `patience`
-    seed: int = 0                      # seeds the initial perturbation
+    seed: int = 0                      # seeds the initial perturbation (and the per-run noise, noise_mode random)
+    truncation: float = 0.7            # ψ of a reference made from a seed (the paper's code: 1, no truncation)
+    init_mode: str = "noise"           # "noise": N(0, init_noise²) per latent | "paper": the reference code's start
+    noise_mode: str = "const"          # "const": the generator's fixed noise | "random": per-run noise from seed
 
     def __post_init__(self):
         if self.n_frames < 3:
@@ -93,6 +96,12 @@ class DiscoveryConfig:
             raise MGMError(f"--optimizer must be lbfgs or adam, got {self.optimizer!r}")
         if self.line_search not in ("strong_wolfe", "none"):
             raise MGMError(f"--line-search must be strong_wolfe or none, got {self.line_search!r}")
+        if not (math.isfinite(self.truncation) and 0 <= self.truncation <= 1):
+            raise MGMError(f"--truncation must be in [0, 1], got {self.truncation}")
+        if self.init_mode not in ("noise", "paper"):
+            raise MGMError(f"--init-mode must be noise or paper, got {self.init_mode!r}")
+        if self.noise_mode not in ("const", "random"):
+            raise MGMError(f"--noise-mode must be const or random, got {self.noise_mode!r}")
 
     @property
     def n_free(self) -> int:

@@ -6,7 +6,9 @@ mask ``M`` [H, W] in [0, 1] with area share ``A = mean(M)``, latents ``w_i``
 ``s_i = ‖w_{i+1} − w_i‖`` and image steps ``d_i = RMS(x_{i+1} − x_i)``.
 
 Every function checks its shapes, returns a float (or a small dict / list) and
-never prints.  Undefined values (nothing changes, too few frames) are NaN.
+never prints.  Undefined values (nothing changes, too few frames, an empty mask,
+NaN or infinite input such as a diverged search) are NaN: a metric never raises
+on the values it is given, so a run is always saved with its metrics.
 
 >>> import numpy as np
 >>> M = np.zeros((4, 4)); M[:2] = 1
@@ -17,6 +19,7 @@ never prints.  Undefined values (nothing changes, too few frames) are NaN.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -29,6 +32,17 @@ __all__ = [
 ]
 
 NAN = float("nan")
+
+
+def _quiet(fn):
+    """Run ``fn`` without numpy's floating-point warnings: NaN/inf input gives NaN output, silently."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapped
 
 
 # ------------------------------------------------------------------ checks
@@ -50,7 +64,7 @@ def _flat(latents, min_len: int = 1) -> np.ndarray:
     w = np.asarray(latents, np.float64)
     if w.ndim < 2:
         raise ValueError(f"expected latents [n, ...] with n >= {min_len}, got shape {list(w.shape)}")
-    return w.reshape(len(w), -1)
+    return w.reshape(len(w), int(np.prod(w.shape[1:])))  # (not -1: n may be 0)
 
 
 def _frames(frames) -> np.ndarray:
@@ -63,10 +77,11 @@ def _frames(frames) -> np.ndarray:
 def _rms(a) -> np.ndarray:
     """RMS over all but the first axis."""
     a = np.asarray(a, np.float64)
-    return np.sqrt((a**2).reshape(len(a), -1).mean(1))
+    return np.sqrt((a**2).reshape(len(a), int(np.prod(a.shape[1:]))).mean(1))
 
 
 # ---------------------------------------------------------------- locality
+@_quiet
 def locality(frames, ref, mask) -> float:
     """Share of the change energy inside the mask.
 
@@ -85,6 +100,7 @@ def locality(frames, ref, mask) -> float:
     return float((e * mask).sum() / total) if total > 0 else NAN
 
 
+@_quiet
 def locality_gain(frames, ref, mask) -> float:
     """``locality / A``: how many times more local than a uniform change (1 = chance, 1/A = perfect).
 
@@ -98,6 +114,7 @@ def locality_gain(frames, ref, mask) -> float:
     return locality(frames, ref, mask) / a if a > 0 else NAN
 
 
+@_quiet
 def outside_change(frames, ref, mask) -> float:
     """Mean over frames of the mean absolute change outside the mask.
 
@@ -106,12 +123,13 @@ def outside_change(frames, ref, mask) -> float:
     """
     frames, ref, mask = _images(frames, ref, mask)
     out = 1.0 - mask
-    if out.sum() <= 0:
+    if not out.sum() > 0 or len(frames) == 0:
         return NAN
     d = np.abs(frames - ref).mean(-1)
     return float(((d * out).sum((1, 2)) / out.sum()).mean())
 
 
+@_quiet
 def inside_change(frames, ref, mask, offset=None, distance: str = "l2") -> dict:
     """Change inside the region, and its gap to the target distance ``c``.
 
@@ -129,8 +147,9 @@ def inside_change(frames, ref, mask, offset=None, distance: str = "l2") -> dict:
     (0.1, 0.04, 0.0)
     """
     frames, ref, mask = _images(frames, ref, mask)
-    if mask.sum() <= 0:
-        raise ValueError("the mask is empty: inside change is undefined")
+    if not mask.sum() > 0 or len(frames) == 0:  # an empty (or NaN) mask, no frames: undefined
+        out = {"rms": NAN, "mse": NAN, "d_in": NAN}
+        return {**out, "gap": NAN} if offset is not None and distance == "l2" else out
     e = ((frames - ref) ** 2).mean(-1)
     mse = (e * mask).sum((1, 2)) / mask.sum()
     out = {"rms": float(np.sqrt(mse).mean()), "mse": float(mse.mean()), "d_in": float(4.0 * mse.mean())}
@@ -140,12 +159,13 @@ def inside_change(frames, ref, mask, offset=None, distance: str = "l2") -> dict:
     return out
 
 
+@_quiet
 def change_f1(frames, ref, mask) -> float:
     """F1 of the top-|M| pixels of the change map against the mask.
 
     The change map is ``Σ_i Σ_c (x_i − x*)²``; its |M| largest pixels (|M| =
     pixels with M > 0.5) are compared with the mask: ``F1 = 2·TP / (|top| + |M|)``.
-    1 = the change sits exactly on the region.  NaN for an empty mask or no change.
+    1 = the change sits exactly on the region.  NaN for an empty mask, no change or non-finite images.
 
     >>> import numpy as np
     >>> M = np.zeros((3, 3)); M[1, 1:] = 1
@@ -157,7 +177,7 @@ def change_f1(frames, ref, mask) -> float:
     change = ((frames - ref) ** 2).sum((0, -1)).ravel()
     m = mask.ravel() > 0.5
     k = int(m.sum())
-    if k == 0 or change.sum() == 0:
+    if k == 0 or not np.isfinite(change).all() or change.sum() == 0:
         return NAN
     top = np.zeros_like(m)
     top[np.argsort(-change, kind="stable")[:k]] = True
@@ -165,6 +185,7 @@ def change_f1(frames, ref, mask) -> float:
 
 
 # -------------------------------------------------------------- smoothness
+@_quiet
 def step_sizes(latents, closed: bool = False) -> np.ndarray:
     """``s_i = ‖w_{i+1} − w_i‖`` over the flattened latents [n, ...] -> [n − 1] (or [n] with the closing step)."""
     w = _flat(latents)
@@ -182,6 +203,7 @@ def _cv(x) -> float:
     return float(x.std() / m) if m > 0 else NAN
 
 
+@_quiet
 def step_cv(latents, closed: bool = False) -> float:
     """``std(s) / mean(s)``: 0 at constant speed in latent space.
 
@@ -192,17 +214,20 @@ def step_cv(latents, closed: bool = False) -> float:
     return _cv(step_sizes(latents, closed))
 
 
+@_quiet
 def image_steps(frames) -> np.ndarray:
     """``d_i = RMS(x_{i+1} − x_i)`` -> [n − 1] (units of [0, 1] images)."""
     f = _frames(frames)
     return _rms(f[1:] - f[:-1])
 
 
+@_quiet
 def image_step_cv(frames) -> float:
     """``std(d) / mean(d)``: 0 when every frame changes the image by the same amount."""
     return _cv(image_steps(frames))
 
 
+@_quiet
 def jump_ratio(frames) -> float:
     """``max(d) / median(d)``: ≈ 1 for even steps; above 3 a jump is visible in the animation.
 
@@ -218,6 +243,7 @@ def jump_ratio(frames) -> float:
     return float(d.max() / med) if med > 0 else NAN
 
 
+@_quiet
 def curvature(latents, closed: bool = False) -> float:
     """``mean_i ‖w_{i+1} − 2w_i + w_{i−1}‖ / mean(s)``: 0 on a straight constant-speed path.
 
@@ -230,10 +256,13 @@ def curvature(latents, closed: bool = False) -> float:
         return NAN
     else:
         second = w[2:] - 2 * w[1:-1] + w[:-2]
+    if len(w) == 0:
+        return NAN
     s = step_sizes(w, closed).mean()
     return float(np.linalg.norm(second, axis=1).mean() / s) if s > 0 else NAN
 
 
+@_quiet
 def turning_angle(latents, closed: bool = False) -> float:
     """Mean angle in degrees between consecutive steps ``w_i − w_{i−1}`` and ``w_{i+1} − w_i``: 0 on a straight path.
 
@@ -250,6 +279,7 @@ def turning_angle(latents, closed: bool = False) -> float:
     return float(np.degrees(np.arccos(cos)).mean())
 
 
+@_quiet
 def perceptual_straightness(frames) -> float:
     """Mean over i of ``RMS(x_{i+1} − x_{i−1}) / (d_{i−1} + d_i)`` (triangle inequality: ≤ 1).
 
@@ -266,6 +296,7 @@ def perceptual_straightness(frames) -> float:
     return float((skip[ok] / denom[ok]).mean()) if ok.any() else NAN
 
 
+@_quiet
 def loop_closure(frames) -> float:
     """``RMS(x_{n−1} − x_0) / median(d)`` for closed runs: ≈ 1 when the closing step is an ordinary step.
 
@@ -279,18 +310,22 @@ def loop_closure(frames) -> float:
     return float(_rms(f[-1:] - f[:1])[0] / med) if med > 0 else NAN
 
 
+@_quiet
 def path_length(frames) -> float:
-    """``Σ_i d_i``: length of the path in image space (RMS units of [0, 1] images)."""
-    return float(image_steps(frames).sum())
+    """``Σ_i d_i``: length of the path in image space (RMS units of [0, 1] images); NaN without frames."""
+    f = _frames(frames)
+    return float(image_steps(f).sum()) if len(f) else NAN
 
 
 # ---------------------------------------------------------------- geometry
+@_quiet
 def intrinsic_dim(latents, var: float = 0.9) -> dict:
     """Dimension of the trajectory from the PCA spectrum λ of its (centred) latents [n, ...].
 
     ``n90``: the fewest components that explain ``var`` of the variance;
     ``participation_ratio``: ``(Σλ)² / Σλ²`` (1 for a line, 2 for a circle, k
-    for k equal directions).  Both 0 for a constant trajectory.
+    for k equal directions).  Both 0 for a constant trajectory; both NaN (no
+    spectrum) for an empty or non-finite one.
 
     >>> import numpy as np
     >>> t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
@@ -300,8 +335,12 @@ def intrinsic_dim(latents, var: float = 0.9) -> dict:
     if not 0 < var <= 1:
         raise ValueError(f"var must be in (0, 1], got {var}")
     w = _flat(latents)
+    if w.size == 0 or not np.isfinite(w).all():  # the SVD does not converge on NaN/inf
+        return {"n90": NAN, "participation_ratio": NAN}
     w = w - w.mean(0)
     lam = np.linalg.svd(w, compute_uv=False) ** 2
+    if not np.isfinite(lam).all():  # finite but huge entries overflow the squares
+        return {"n90": NAN, "participation_ratio": NAN}
     if lam.sum() <= 1e-30:
         return {"n90": 0, "participation_ratio": 0.0}
     frac = np.cumsum(lam) / lam.sum()
@@ -309,10 +348,11 @@ def intrinsic_dim(latents, var: float = 0.9) -> dict:
             "participation_ratio": float(lam.sum() ** 2 / (lam**2).sum())}
 
 
+@_quiet
 def layer_profile(latents, w_ref) -> list[float]:
     """Share of ``Σ_i ‖w_i[l] − w*[l]‖²`` per W+ layer l: latents [n, num_ws, w_dim], w_ref [num_ws, w_dim].
 
-    Sums to 1 (all zeros when nothing moves).
+    Sums to 1 (all zeros when nothing moves; all NaN for non-finite latents or none).
 
     >>> import numpy as np
     >>> w = np.zeros((2, 3, 4)); w[:, 1] = 1
@@ -324,9 +364,12 @@ def layer_profile(latents, w_ref) -> list[float]:
         raise ValueError(f"expected latents [n, num_ws, w_dim] and w_ref [num_ws, w_dim], got {list(w.shape)} and "
                          f"{list(ref.shape)}")
     e = ((w - ref[None]) ** 2).sum((0, 2))
+    if len(w) == 0 or not np.isfinite(e).all():
+        return [NAN] * w.shape[1]
     return (e / e.sum()).tolist() if e.sum() > 0 else [0.0] * w.shape[1]
 
 
+@_quiet
 def semantic_locality(factors, ref_factors, region_factor_idx, scale=None) -> float:
     """Share of the factor change that falls on the region's own factors (toyfaces, via the factor regressor).
 
@@ -352,6 +395,7 @@ def semantic_locality(factors, ref_factors, region_factor_idx, scale=None) -> fl
 
 
 # ------------------------------------------------------------------- a run
+@_quiet
 def run_metrics(latents, w_ref, frames, ref_img, mask, *, layers=None, offset=None, closed=False,
                 distance: str = "l2") -> dict:
     """Every metric of one run that needs only its arrays, as a JSON-ready dict (floats, a list for layers).

@@ -98,6 +98,12 @@ class _SeparableFIR(torch.autograd.Function):
             g = g[:, :, ::up, ::up]
         return g.contiguous(), None, None, None
 
+    @staticmethod
+    def jvp(ctx, x_t, taps_t, up_t, pad_t):
+        # forward-mode AD (torch.autograd.forward_ad): the filter is linear in x, so the tangent of its output is
+        # the same filter applied to the input's tangent (used by the masked-Jacobian baseline's JVPs)
+        return _SeparableFIR.forward(ctx, x_t, ctx.taps, ctx.up, ctx.pad)
+
 
 def upfirdn2d(x: torch.Tensor, taps: list[float], up: int = 1, pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """Upsample by zero insertion, zero-pad, then convolve each channel with the kernel outer(taps, taps).

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import io
 import pickle
 import re
@@ -31,8 +30,11 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, UnsafePickleError
+from . import _numpy_pickle as _np_pickle
 from .base import GeneratorInfo
 from .stylegan2 import StyleGAN2
+from .stylegan3 import StyleGAN3, is_stylegan3
+from .stylegan3 import from_nvidia as _stylegan3_from_nvidia
 
 __all__ = ["load_checkpoint", "save_checkpoint", "sha256_file", "state_dict_config"]
 
@@ -167,7 +169,7 @@ class _Persistent:
 def _reconstruct_stub(meta):
     if not isinstance(meta, dict) or meta.get("type") != "class":
         raise UnsafePickleError("persistent object of an unknown kind")
-    return _Persistent(meta)
+    return _Persistent(_np_pickle.unwrap(meta))  # numpy stand-ins in the stored attributes -> plain arrays
 
 
 def _rebuild_parameter(data, requires_grad, backward_hooks, *state):
@@ -176,10 +178,6 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, *state):
 
 def _load_from_bytes(b):
     return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
-
-
-def _numpy_global(module, name):
-    return getattr(importlib.import_module(module), name)
 
 
 class _NetworkUnpickler(pickle.Unpickler):
@@ -193,9 +191,14 @@ class _NetworkUnpickler(pickle.Unpickler):
         ("torch._utils", "_rebuild_parameter_with_state"): lambda: _rebuild_parameter,
         ("torch.storage", "_load_from_bytes"): lambda: _load_from_bytes,
         ("dnnlib.util", "EasyDict"): lambda: _EasyDict,
-        ("numpy.core.multiarray", "scalar"): lambda: _numpy_global("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"): lambda: _numpy_global("numpy._core.multiarray", "scalar"),
-        ("numpy", "dtype"): lambda: _numpy_global("numpy", "dtype"),
+        # numpy: plain numeric arrays and scalars only, through validating stand-ins (see _numpy_pickle);
+        # numpy.core is numpy 1.x's name of numpy._core
+        ("numpy.core.multiarray", "scalar"): lambda: _np_pickle.scalar,
+        ("numpy._core.multiarray", "scalar"): lambda: _np_pickle.scalar,
+        ("numpy", "dtype"): lambda: _np_pickle.SafeDtype,
+        ("numpy.core.multiarray", "_reconstruct"): lambda: _np_pickle.reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): lambda: _np_pickle.reconstruct,
+        ("numpy", "ndarray"): lambda: _np_pickle.NDARRAY,
     }
 
     def __init__(self, file, path):
@@ -242,8 +245,8 @@ def _nvidia_to_rosinality(path: Path, G_ema: _Persistent) -> tuple[dict, dict, t
         raise CheckpointError(f"{path}: img_channels={kwargs['img_channels']} is not supported; only RGB generators")
     flat = _flatten(G_ema)
     if any(k.startswith("synthesis.input.") or re.match(r"synthesis\.L\d+_", k) for k in flat):
-        raise CheckpointError(f"{path}: StyleGAN3 (alias-free, -T/-R) synthesis networks are not supported; "
-                              "use a StyleGAN2 config (stylegan2-ada-pytorch or stylegan3 --cfg=stylegan2)")
+        raise CheckpointError(f"{path}: a StyleGAN3 (alias-free) synthesis network without its Fourier input "
+                              "(synthesis.input.freqs); the pickle is incomplete, export it again")
     arch = syn_kwargs.get("architecture", "skip")
     if arch != "skip" or any(".skip." in k for k in flat):
         raise CheckpointError(f"{path}: synthesis architecture {arch!r} is not supported; only 'skip' "
@@ -306,12 +309,23 @@ def _load_nvidia(path: Path):
         raise CheckpointError(f"{path}: an old TensorFlow StyleGAN2 pickle is not supported; convert it first")
     if not isinstance(data, dict) or "G_ema" not in data:
         raise CheckpointError(f"{path}: a pickle without 'G_ema'; expected an NVIDIA stylegan2-ada-pytorch network pickle")
-    return _nvidia_to_rosinality(path, data["G_ema"])
+    G_ema = data["G_ema"]
+    if isinstance(G_ema, _Persistent) and G_ema.class_name == "Generator" and is_stylegan3(flat := _flatten(G_ema)):
+        return _stylegan3_from_nvidia(path, G_ema, flat, CheckpointError)  # (StyleGAN3, extra)
+    return _nvidia_to_rosinality(path, G_ema)
+
+
+def _finish_stylegan3(G: StyleGAN3, extra: dict, path: Path, device) -> StyleGAN3:
+    G.info = GeneratorInfo(name=path.stem, format="nvidia-pickle", path=str(path.resolve()), sha256=sha256_file(path),
+                           resolution=G.resolution, num_ws=G.num_ws, w_dim=G.w_dim,
+                           num_params=sum(p.numel() for p in G.parameters()), extra=extra)
+    return G.eval().requires_grad_(False).to(device)
 
 
 # -------------------------------------------------------------------- loading
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> StyleGAN2:
-    """Build a :class:`StyleGAN2` from a rosinality ``.pt`` or an NVIDIA ``.pkl`` file, safely.
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> StyleGAN2 | StyleGAN3:
+    """Build a :class:`StyleGAN2` from a rosinality ``.pt`` or an NVIDIA ``.pkl`` file, or a :class:`StyleGAN3`
+    from an NVIDIA stylegan3 (config T or R) pickle, safely.
 
     Raises :class:`CheckpointError` (one-line message) for a missing, corrupt,
     truncated, mis-shaped or unsupported file and :class:`UnsafePickleError`
@@ -340,8 +354,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Sty
     else:
         # A raw pickle: an NVIDIA network pickle, or torch.save's legacy (non-zip) format.
         try:
-            sd, cfg, w_avg, extra = _load_nvidia(path)
+            loaded = _load_nvidia(path)
             fmt = "nvidia-pickle"
+            if isinstance(loaded[0], StyleGAN3):
+                return _finish_stylegan3(*loaded, path, device)
+            sd, cfg, w_avg, extra = loaded
         except CheckpointError as exc:
             if "without 'G_ema'" not in str(exc):
                 raise

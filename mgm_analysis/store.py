@@ -9,7 +9,10 @@
       frames/000.png …, animation.gif
 
 A run is written into ``<root>/.tmp-<run_id>-<pid>`` and renamed into place, so
-a reader never sees a half-written run.  This module never imports torch.
+a reader never sees a half-written run.  Every reader checks run.json against
+the one schema of :mod:`mgm_analysis.run_schema` and the arrays against it (real
+floating point, consistent shapes, finite values); a folder that fails is
+skipped with one warning line that says why.  This module never imports torch.
 """
 
 from __future__ import annotations
@@ -29,14 +32,24 @@ import numpy as np
 
 from . import __version__
 from .errors import MGMError
+from .run_schema import (
+    MAX_RUN_JSON_BYTES,
+    SCHEMA_VERSION,
+    SchemaError,
+    check_arrays,
+    check_float_array,
+    validate_meta,
+)
 
 __all__ = ["SCHEMA_VERSION", "Run", "RunReadError", "new_run_id", "write_run", "load_run", "scan_runs", "iter_runs",
-           "catalog", "update_run_meta", "to_uint8", "read_png", "write_png", "write_gif",
-           "RunSkippedWarning"]
+           "catalog", "update_run_meta", "to_uint8", "read_png", "write_png", "write_gif", "load_float_npy",
+           "RunSkippedWarning", "MAX_IMAGE_PIXELS"]
 
-SCHEMA_VERSION = 1
 REQUIRED_FILES = ("run.json", "latents.npy", "reference.npy", "mask.png")
-REQUIRED_KEYS = ("run_id", "status", "region", "generator", "config")
+
+#: images larger than this are refused before they are decoded: 16 times a 1024² generator's frames and
+#: masks, and 64 MB as float32 (a 20000² PNG would ask for 4.8 GB)
+MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 class RunReadError(MGMError):
@@ -60,12 +73,62 @@ def write_png(path: Path, img: np.ndarray) -> None:
     Image.fromarray(to_uint8(img)).save(path)  # [H, W, 3] -> RGB, [H, W] -> L
 
 
-def read_png(path: Path, gray: bool = False) -> np.ndarray:
-    """PNG -> float32 in [0, 1], [H, W, 3] (or [H, W] with ``gray``)."""
-    from PIL import Image
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # Pillow's modes of 16-bit grey PNGs
 
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("L" if gray else "RGB"), dtype=np.float32) / 255.0
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk without decoding it; None when the file is not a PNG."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if len(head) < 24 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def read_png(path: Path, gray: bool = False, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Image file (PNG of any bit depth) -> float32 in [0, 1], [H, W, 3] (or [H, W] with ``gray``).
+
+    Each value is scaled by the true range of its bit depth: 8-bit by 255, 16-bit by 65535 (200 of a
+    16-bit PNG is 0.003), 1/2/4-bit as Pillow expands them.  Raises :class:`MGMError` (one line) for a
+    file that is not a readable image or has more than ``max_pixels`` pixels (checked before decoding).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+
+    def too_big(w, h):
+        return MGMError(f"{path}: image of {w}x{h} pixels is larger than the {max_pixels} pixels allowed "
+                        f"({int(max_pixels ** 0.5)}² ); give an image at the generator's resolution")
+
+    try:
+        size = _png_size(path)
+        if size is not None and size[0] * size[1] > max_pixels:
+            raise too_big(*size)
+        with Image.open(path) as im:
+            if im.width * im.height > max_pixels:
+                raise too_big(im.width, im.height)
+            if im.mode in _SIXTEEN_BIT:
+                arr = np.clip(np.asarray(im, dtype=np.float32) / 65535.0, 0.0, 1.0)
+                arr = arr if gray else np.repeat(arr[..., None], 3, axis=-1)
+            elif im.mode == "F":
+                arr = np.asarray(im, dtype=np.float32)
+                if not np.isfinite(arr).all():
+                    raise MGMError(f"{path}: the image holds NaN or infinite values")
+                arr = np.clip(arr, 0.0, 1.0)
+                arr = arr if gray else np.repeat(arr[..., None], 3, axis=-1)
+            else:
+                arr = np.asarray(im.convert("L" if gray else "RGB"), dtype=np.float32) / 255.0
+    except MGMError:
+        raise
+    except Image.DecompressionBombError:
+        raise MGMError(f"{path}: image is larger than the {max_pixels} pixels allowed; give an image at the "
+                       "generator's resolution") from None
+    except FileNotFoundError:
+        raise MGMError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise MGMError(f"{path}: not a readable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
+            from None
     return arr
 
 
@@ -186,29 +249,73 @@ def write_run(root, *, meta: dict, latents: np.ndarray, reference: np.ndarray, r
     return final
 
 
+def load_float_npy(path, what: str | None = None, shape: tuple | None = None) -> np.ndarray:
+    """A ``.npy`` of real, finite floating-point numbers (never a pickle); :class:`MGMError` otherwise.
+
+    ``what`` names the file in the message (default: its path); ``shape`` (None entries match anything)
+    is checked from the header before the data is read.
+    """
+    path = Path(path)
+    what = what or str(path)
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
+    except FileNotFoundError:
+        raise MGMError(f"{what}: no such file") from None
+    except (ValueError, OSError, EOFError) as exc:  # object arrays, truncated or not .npy at all
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "allow_pickle" in msg:
+            msg = "it holds Python objects, not numbers"
+        raise MGMError(f"{what}: not a readable array of numbers ({msg})") from None
+    try:
+        check_float_array(arr.dtype, what)
+    except SchemaError as exc:
+        raise MGMError(str(exc)) from None
+    if shape is not None and (len(shape) != arr.ndim or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=True))):
+        want = ", ".join("?" if s is None else str(s) for s in shape)
+        raise MGMError(f"{what} has shape {list(arr.shape)}; expected [{want}]")
+    arr = np.array(arr)  # out of the memory map
+    if not np.isfinite(arr).all():
+        raise MGMError(f"{what} contains NaN or infinite values")
+    return arr
+
+
 @dataclass
 class Run:
-    """One run folder; arrays load lazily on first access."""
+    """One run folder; arrays load lazily on first access (and are checked then: :class:`RunReadError`)."""
 
     run_id: str
     path: Path
     meta: dict = field(repr=False)
 
+    def _array(self, name: str) -> np.ndarray:
+        try:
+            return load_float_npy(self.path / name, f"{self.path / name}")
+        except RunReadError:
+            raise
+        except MGMError as exc:
+            raise RunReadError(str(exc)) from None
+
+    def _image(self, name: str, gray: bool = False) -> np.ndarray:
+        try:
+            return read_png(self.path / name, gray=gray)
+        except MGMError as exc:
+            raise RunReadError(str(exc)) from None
+
     @cached_property
     def latents(self) -> np.ndarray:
-        return np.load(self.path / "latents.npy", allow_pickle=False)
+        return self._array("latents.npy")
 
     @cached_property
     def reference(self) -> np.ndarray:
-        return np.load(self.path / "reference.npy", allow_pickle=False)
+        return self._array("reference.npy")
 
     @cached_property
     def mask(self) -> np.ndarray:
-        return read_png(self.path / "mask.png", gray=True)
+        return self._image("mask.png", gray=True)
 
     @cached_property
     def reference_img(self) -> np.ndarray:
-        return read_png(self.path / "reference.png")
+        return self._image("reference.png")
 
     @property
     def frame_paths(self) -> list[Path]:
@@ -219,41 +326,65 @@ class Run:
         paths = self.frame_paths
         if not paths:
             raise RunReadError(f"{self.path}: no frames/ (render them with `mgm render {self.path}`)")
-        return np.stack([read_png(p) for p in paths])
+        frames = [self._image(p.relative_to(self.path).as_posix()) for p in paths]
+        if len({f.shape for f in frames}) > 1:
+            raise RunReadError(f"{self.path}: frames/ holds images of different sizes; re-render them with "
+                               f"`mgm render {self.path} --rerender`")
+        return np.stack(frames)
 
     @property
     def region(self) -> str:
-        return self.meta.get("region", {}).get("name", "?")
+        return self.meta["region"]["name"]
 
     @property
     def status(self) -> str:
-        return self.meta.get("status", "?")
+        return self.meta["status"]
 
     @property
     def layers(self) -> tuple[int, int]:
-        cfg = self.meta.get("config", {})
-        return int(cfg.get("layer_start", 0)), int(cfg.get("layer_end", self.latents.shape[1]))
+        cfg = self.meta["config"]
+        start, end = cfg.get("layer_start"), cfg.get("layer_end")
+        return (0 if start is None else int(start)), (int(self.latents.shape[1]) if end is None else int(end))
 
 
-def load_run(path) -> Run:
-    """Read a run folder's metadata (arrays load lazily). Raises :class:`RunReadError`."""
+def _read_meta(path: Path) -> dict:
+    """run.json of a run folder, parsed and checked against the schema (:class:`RunReadError` otherwise)."""
+    f = path / "run.json"
+    try:
+        size = f.stat().st_size
+        if size > MAX_RUN_JSON_BYTES:
+            raise RunReadError(f"{path}: run.json is {size / 2**20:.0f} MiB, more than the "
+                               f"{MAX_RUN_JSON_BYTES // 2**20} MiB a run.json may have")
+        meta = json.loads(f.read_bytes())
+    except RunReadError:
+        raise
+    except RecursionError:
+        raise RunReadError(f"{path}: run.json nests too deeply to be a run.json") from None
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise RunReadError(f"{path}: run.json is unreadable ({str(exc).splitlines()[0]})") from None
+    try:
+        return validate_meta(meta)
+    except SchemaError as exc:
+        raise RunReadError(f"{path}: {exc}") from None
+
+
+def load_run(path, arrays: bool = True) -> Run:
+    """Read and check a run folder: run.json against the schema and, with ``arrays``, the headers of
+    latents.npy and reference.npy against it (the data load lazily).  Raises :class:`RunReadError`."""
     path = Path(path)
     if not path.is_dir():
         raise RunReadError(f"{path}: not a run folder")
     missing = [f for f in REQUIRED_FILES if not (path / f).exists()]
     if missing:
         raise RunReadError(f"{path}: half-written or not a run (missing {', '.join(missing)})")
-    try:
-        meta = json.loads((path / "run.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise RunReadError(f"{path}: run.json is unreadable ({exc})") from None
-    if not isinstance(meta, dict) or any(k not in meta for k in REQUIRED_KEYS):
-        raise RunReadError(f"{path}: run.json lacks {', '.join(k for k in REQUIRED_KEYS if k not in meta)}")
-    return Run(run_id=str(meta["run_id"]), path=path, meta=meta)
+    meta = _read_meta(path)
+    if arrays:
+        check_run_arrays(path, meta)
+    return Run(run_id=meta["run_id"], path=path, meta=meta)
 
 
-def npy_shape(path) -> tuple:
-    """Shape of a ``.npy`` file from its header alone (raises ValueError or OSError when it is not one).
+def npy_header(path) -> tuple[tuple, np.dtype]:
+    """(shape, dtype) of a ``.npy`` file from its header alone (ValueError or OSError when it is not one).
 
     Cheaper than a memory map; a truncated file (fewer bytes than the header promises) is an error too."""
     path = Path(path)
@@ -265,47 +396,81 @@ def npy_shape(path) -> tuple:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         else:
             raise ValueError(f"{path}: unsupported .npy version {version}")
-        if dtype.hasobject:
-            raise ValueError(f"{path}: object arrays are not run data")
         need = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if path.stat().st_size < need:
         raise ValueError(f"{path}: truncated ({path.stat().st_size} of {need} bytes)")
-    return tuple(int(v) for v in shape)
+    return tuple(int(v) for v in shape), dtype
 
 
-def check_run_arrays(path) -> None:
-    """Raise :class:`RunReadError` unless latents.npy [n, L, D] and reference.npy [L, D] are whole and match."""
+def npy_shape(path) -> tuple:
+    """Shape of a ``.npy`` file from its header alone (see :func:`npy_header`); object arrays are refused."""
+    shape, dtype = npy_header(path)
+    if dtype.hasobject:
+        raise ValueError(f"{path}: object arrays are not run data")
+    return shape
+
+
+def check_run_arrays(path, meta: dict | None = None) -> None:
+    """Raise :class:`RunReadError` unless latents.npy [n, L, D] and reference.npy [L, D] are whole, real
+    floating point and consistent with each other and with run.json (headers only: nothing is loaded)."""
     path = Path(path)
     try:
-        lat, ref = npy_shape(path / "latents.npy"), npy_shape(path / "reference.npy")
-    except (ValueError, OSError) as exc:
+        lat, ref = npy_header(path / "latents.npy"), npy_header(path / "reference.npy")
+    except (ValueError, OSError, EOFError) as exc:
         raise RunReadError(f"{path}: {str(exc).split(': ', 1)[-1]}") from None
-    if len(lat) != 3 or ref != lat[1:]:
-        raise RunReadError(f"{path}: latents {list(lat)} and reference {list(ref)} do not match")
+    try:
+        check_arrays(meta if meta is not None else {}, lat, ref)
+    except SchemaError as exc:
+        raise RunReadError(f"{path}: {exc}") from None
 
 
-def scan_runs(root) -> Iterator[tuple[Path, Run | None, str | None]]:
+def check_run_data(run: Run) -> None:
+    """Load a run's latents and reference and raise :class:`RunReadError` unless they are finite."""
+    run.latents, run.reference  # noqa: B018  (the cached properties load and check them)
+
+
+def scan_runs(root, data: bool = False) -> Iterator[tuple[Path, Run | None, str | None]]:
     """``(folder, run, None)`` for every readable run folder under ``root`` (sorted by name) and
     ``(folder, None, reason)`` for every one that is not; folders named ``.*`` (caches, temporary
-    folders) are not runs."""
+    folders) are not runs.
+
+    run.json is checked against the schema and the arrays' headers against it; with ``data`` the
+    latents and reference are also loaded and must be finite (the dashboard leaves that to first use).
+    Two folders with the same run_id: the one named after it (else the first by name) is the run, the
+    other is reported.
+    """
     root = Path(root)
     if not root.is_dir():
         return
+    found, seen = [], {}
     for p in sorted(root.iterdir()):
         if not p.is_dir() or p.name.startswith("."):
             continue
         try:
             run = load_run(p)
-            check_run_arrays(p)  # headers only: catches truncated or mismatched arrays without reading them
+            if data:
+                check_run_data(run)
         except (RunReadError, ValueError, OSError) as exc:
-            yield p, None, str(exc).split(": ", 1)[-1]
+            found.append((p, None, str(exc).split(": ", 1)[-1] if str(exc).startswith(str(p)) else str(exc)))
             continue
-        yield p, run, None
+        other = seen.get(run.run_id)
+        if other is not None and (p.name == run.run_id) > (other.path.name == run.run_id):
+            seen[run.run_id] = run  # the folder named after the id wins
+            idx = next(i for i, f in enumerate(found) if f[1] is other)
+            found[idx] = (other.path, None, f"same run_id as {p.name} ({run.run_id}); left out")
+            found.append((p, run, None))
+        elif other is not None:
+            found.append((p, None, f"same run_id as {other.path.name} ({run.run_id}); left out"))
+        else:
+            seen[run.run_id] = run
+            found.append((p, run, None))
+    yield from found
 
 
-def iter_runs(root, warn: bool = True) -> Iterator[Run]:
-    """Every readable run under ``root`` (sorted by id); bad folders are skipped with one warning each."""
-    for p, run, reason in scan_runs(root):
+def iter_runs(root, warn: bool = True, data: bool = True) -> Iterator[Run]:
+    """Every readable run under ``root`` (sorted by folder name); bad folders are skipped with one
+    :class:`RunSkippedWarning` each.  ``data``: also load the arrays and skip non-finite ones."""
+    for p, run, reason in scan_runs(root, data=data):
         if run is None:
             if warn:
                 warnings.warn(f"skipping {p}: {reason}", RunSkippedWarning, stacklevel=2)
@@ -339,11 +504,11 @@ def catalog_of(runs):
     rows = []
     for run in runs:
         m = run.meta
-        cfg, ref, gen = m.get("config", {}), m.get("reference", {}) or {}, m.get("generator", {}) or {}
+        cfg, ref, gen = m["config"], m.get("reference") or {}, m["generator"]
         ref_label = f"seed {ref['seed']}" if ref.get("seed") is not None else Path(str(ref.get("file") or "-")).name
         rows.append({
             "run_id": run.run_id, "path": str(run.path), "status": m.get("status"),
-            "region": m.get("region", {}).get("name"), "generator": gen.get("name"),
+            "region": m["region"]["name"], "generator": gen.get("name"),
             "reference": ref_label, "seed": m.get("seed"), "n_frames": cfg.get("n_frames"),
             "layers": f"{cfg.get('layer_start')}:{cfg.get('layer_end')}", "distance": cfg.get("distance"),
             "created": m.get("created"), "kind": (m.get("provenance") or {}).get("kind", "discover"),

@@ -16,6 +16,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
+import shutil
+import tempfile
 import time
 import warnings
 from datetime import datetime, timezone
@@ -25,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..store import Run, catalog, iter_runs, to_uint8
+from ..errors import MGMError
+from ..store import Run, catalog, catalog_of, iter_runs, to_uint8
 from .compare import layer_profiles, overlap_matrix, reference_label, region_overlap_summary
 from .projection import project
 
@@ -39,6 +43,12 @@ SUMMARY_METRICS = ["locality", "semantic_locality", "locality_gain", "outside_ch
                    "intrinsic_dim_90", "participation_ratio"]
 BAR_METRICS = ["locality", "semantic_locality", "outside_change", "inside_rms", "jump_ratio", "image_step_cv",
                "step_cv", "perceptual_straightness"]
+#: the files :func:`analyze` may write; an earlier report's files of these names are replaced, any other
+#: file in the folder (the user's) is kept
+REPORT_FILES = frozenset(f"{name}.{ext}" for name in ("metrics", "projection_pca", "projection_umap")
+                         for ext in ("csv", "parquet")) | frozenset(
+    f"{name}.csv" for name in ("regions", "layer_profiles", "overlap", "overlap_summary", "transfer", "combine")) \
+    | {"report.html"}
 
 
 # -------------------------------------------------------------------- tables
@@ -266,30 +276,90 @@ def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, com
     t0 = time.perf_counter()
     root, out = Path(root), Path(out)
     timings = {}
+    staging = _staging(out)  # before any work: an unwritable --out costs nothing
+    try:
+        paths, notes, lines, n_runs = _analyze(root, staging, umap=umap, k=k, transfer=transfer, combine=combine, generator=generator,
+                         device=device, recompute=recompute, max_strips=max_strips, quiet=quiet, timings=timings)
+        _publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    paths = {name: out / p.name for name, p in paths.items()}
+    timings["total"] = time.perf_counter() - t0
+    if not quiet:
+        for msg in notes:
+            print(f"warning: {msg}")
+        for line in lines:
+            print(line)
+        print(f"analysed {n_runs} runs in {timings['total']:.1f} s -> {paths['report']}")
+    return paths
+
+
+def _staging(out: Path) -> Path:
+    """An empty temporary folder next to ``out`` for the report; MGMError (nothing written) when ``out``
+    cannot take a report: a file, a folder of other things, or not writable."""
+    if out.exists() and not out.is_dir():
+        raise MGMError(f"--out {out} is a file; give a folder for the report (nothing was written)")
+    try:
+        other = out.is_dir() and any(out.iterdir()) and not (out / "report.html").is_file()
+    except OSError as exc:
+        raise MGMError(f"--out {out} cannot be read ({exc.strerror or exc}); give a writable folder") from None
+    if other:
+        raise MGMError(f"--out {out} holds other files and no report.html; give a new or empty folder "
+                       "(nothing was written)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
+    except OSError as exc:
+        raise MGMError(f"cannot write the report to {out} ({exc.strerror or exc}); give a writable --out "
+                       "(nothing was written)") from None
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Put the finished report in ``staging`` at ``out`` by renaming: a reader sees the old report or the
+    new one, never a part.  Files of the old report that are not report files (the user's) move along."""
+    if not out.is_dir():
+        os.rename(staging, out)
+        return
+    old = out.parent / f".old-{out.name}-{os.getpid()}"
+    os.rename(out, old)
+    os.rename(staging, out)  # between the two renames, the old report is complete under .old-*
+    for p in old.iterdir():
+        if p.name not in REPORT_FILES and not (out / p.name).exists():
+            os.replace(p, out / p.name)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, device, recompute, max_strips,
+             quiet, timings) -> tuple[dict, list[str], list[str], int]:
+    """The work of :func:`analyze`, written into ``out`` (the staging folder): (paths, warnings, summary
+    lines, number of runs)."""
+    lines: list[str] = []
+    notes: list[str] = []
     if recompute:
         from .metrics import recompute_metrics
 
-        n = recompute_metrics(root)
-        if not quiet:
-            print(f"recomputed the metrics of {n} runs")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            n = recompute_metrics(root)
+        notes += [str(w.message) for w in caught if "skipping" not in str(w.message)]
+        lines.append(f"recomputed the metrics of {n} runs")
     if transfer or combine:
         from .transfer import derive_runs
 
         t = time.perf_counter()
-        new = derive_runs(root, transfer_k=transfer, combine_pairs=combine, G=generator, device=device,
-                          quiet=quiet)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            new = derive_runs(root, transfer_k=transfer, combine_pairs=combine, G=generator, device=device,
+                              quiet=quiet)
+        notes += [str(w.message) for w in caught if "skipping" not in str(w.message)]
         timings["transfer/combine"] = time.perf_counter() - t
-        if not quiet:
-            print(f"wrote {len(new)} transfer/combination runs")
-    out.mkdir(parents=True, exist_ok=True)
+        lines.append(f"wrote {len(new)} transfer/combination runs")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        runs = list(iter_runs(root))
-        cat = catalog(root, warn=False)
-    notes = [str(w.message) for w in caught]
-    if not quiet:
-        for msg in notes:
-            print(f"warning: {msg}")
+        runs = list(iter_runs(root))  # bad folders: one warning each, and left out
+        cat = catalog_of(runs)
+    notes += [str(w.message) for w in caught]
     paths: dict[str, Path] = {}
 
     def save(name, df, index=False, parquet=False):
@@ -328,7 +398,7 @@ def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, com
             sections.append(("Subspace overlap by pair of runs", overlap_summary,
                              "Mean overlap of the runs' top-k delta subspaces. Independent regions overlap "
                              "little; the same region on two references should overlap more."))
-    notes += [str(w.message) for w in caught]
+    notes += [str(w.message) for w in caught if not issubclass(w.category, (DeprecationWarning, FutureWarning))]
     tt, ct = transfer_table(cat), combine_table(cat)
     if not tt.empty:
         save("transfer", tt)
@@ -343,11 +413,8 @@ def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, com
     html_text = _html(title, cat, regions, figs, sections, runs[:max_strips], notes, len(runs))
     (out / "report.html").write_text(html_text, encoding="utf-8")
     paths["report"] = out / "report.html"
-    timings["total"] = time.perf_counter() - t0
-    if not quiet:
-        print(summary_text(cat, regions, overlap_summary, tt, ct))
-        print(f"analysed {len(runs)} runs in {timings['total']:.1f} s -> {paths['report']}")
-    return paths
+    lines.append(summary_text(cat, regions, overlap_summary, tt, ct))
+    return paths, notes, lines, len(runs)
 
 
 def _fmt(df: pd.DataFrame) -> str:

@@ -14,6 +14,10 @@ class _Group(click.Group):
     """A click group that prints user errors as one line and exits non-zero."""
 
     def invoke(self, ctx):
+        import warnings
+
+        # A warning (a run skipped, a fit that did not converge) is one line too, not Python's two-line format.
+        warnings.showwarning = lambda message, *a, **k: click.echo(f"warning: {message}", err=True)
         try:
             return super().invoke(ctx)
         except MGMError as exc:

@@ -123,7 +123,7 @@ def test_signal_saves_interrupted_run_and_resume_completes(ckpt, tmp_path, sig):
     stdout = proc.stdout.read().decode()
     proc.wait(timeout=60)
     reader.join(timeout=5)
-    assert proc.returncode == 0, b"".join(seen)[-2000:]
+    assert proc.returncode == 128 + sig, b"".join(seen)[-2000:]  # saved, then the signal's exit status
     (run_dir,) = list(out.iterdir())
     run = store.load_run(run_dir)
     assert run.status == "interrupted" and "resume with" in stdout
@@ -171,9 +171,11 @@ def test_demo_wires_discover_analyze_and_serve(tmp_path, monkeypatch):
     import mgm_analysis.generators as generators
 
     calls = {"runs": [], "analyze": None, "serve": None}
+    import mgm_analysis.jobs as jobs
+
     monkeypatch.setattr(generators, "load_generator", lambda *a, **k: "G")
-    monkeypatch.setattr(cli_discover, "run_discovery",
-                        lambda **kw: calls["runs"].append((kw["region"], kw["seed"], kw["G"])) or tmp_path / "r")
+    monkeypatch.setattr(jobs, "run_job", lambda spec, out, **kw: calls["runs"].append(
+        (spec.region, spec.seed, kw["G"], spec.kind, spec.config["epochs"], out)) or tmp_path / "r")
     monkeypatch.setattr(report, "analyze", lambda root, out, **kw: calls.__setitem__("analyze", (root, out, kw)))
     try:
         import dashboards.app as app
@@ -184,7 +186,9 @@ def test_demo_wires_discover_analyze_and_serve(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "runs"), "--report", str(tmp_path / "rep"),
                                   "--port", "8999", "--quiet"])
     assert r.exit_code == 0, r.output
-    assert sorted(calls["runs"]) == sorted((reg, s, "G") for reg in ("mouth", "eyes", "brows") for s in (0, 1))
+    out = str(tmp_path / "runs")
+    assert sorted(calls["runs"]) == sorted((reg, s, "G", "discover", cli_discover.DEMO_EPOCHS, out)
+                                           for reg in ("mouth", "eyes", "brows") for s in (0, 1))
     assert calls["analyze"] == (str(tmp_path / "runs"), str(tmp_path / "rep"),
                                 {"quiet": True, "transfer": 2, "combine": True})
     if app is not None:

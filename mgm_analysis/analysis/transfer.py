@@ -18,7 +18,6 @@ the rest of :mod:`mgm_analysis.analysis` does not.
 
 from __future__ import annotations
 
-import warnings
 from itertools import combinations
 from pathlib import Path
 
@@ -26,37 +25,27 @@ import numpy as np
 
 from .. import store
 from ..errors import MGMError
-from .metrics import inside_change, locality, run_metrics
+from ..jobs import JobSpec, generator_for, generator_spec, reference_latent, run_job, run_kind
+from .metrics import inside_change, locality
 
-__all__ = ["transfer", "combine", "derive_runs", "reference_latents", "generator_for"]
+__all__ = ["transfer", "combine", "derive_runs", "reference_latents", "generator_for", "transfer_latents",
+           "combine_latents", "check_generator"]
 
 
 # ------------------------------------------------------------------ helpers
-def _render(G, ws) -> np.ndarray:
-    from ..render import render_frames
-
-    return render_frames(G, np.asarray(ws, np.float32))
-
-
 def reference_latents(G, references, truncation: float = 0.7) -> list[tuple[np.ndarray, dict]]:
     """W+ reference latents [num_ws, w_dim] with their ``reference`` metadata, from seeds or arrays.
 
     ``references``: an iterable of int seeds (mapped exactly as ``mgm discover --seed``
-    does: ``z ~ N(0, I)`` from ``torch.Generator().manual_seed(seed)``, then the
-    mapping network with ``truncation``), and/or arrays ``[num_ws, w_dim]`` or
+    does, by :func:`mgm_analysis.jobs.reference_latent`), and/or arrays ``[num_ws, w_dim]`` or
     ``[w_dim]``; or one array ``[K, num_ws, w_dim]``.
     """
-    import torch
-
     if isinstance(references, np.ndarray) and references.ndim == 3:
         references = list(references)
     out = []
     for ref in references:
         if isinstance(ref, (int, np.integer)):
-            z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(int(ref)))
-            with torch.no_grad():
-                w = G.broadcast(G.mapping(z.to(G.w_avg.device), truncation))[0].cpu().numpy()
-            out.append((w.astype(np.float32), {"seed": int(ref), "truncation": truncation, "file": None}))
+            out.append(reference_latent(G, int(ref), truncation=truncation))
             continue
         w = np.asarray(ref, np.float32)
         if w.shape == (G.w_dim,):
@@ -68,7 +57,8 @@ def reference_latents(G, references, truncation: float = 0.7) -> list[tuple[np.n
     return out
 
 
-def _check_generator(run: store.Run, G) -> None:
+def check_generator(run: store.Run, G) -> None:
+    """MGMError unless ``G`` makes latents and images of the shapes the run has."""
     if tuple(run.latents.shape[1:]) != (G.num_ws, G.w_dim):
         raise MGMError(f"run {run.run_id} has W+ latents of {list(run.latents.shape[1:])} but the generator's W+ is "
                        f"[{G.num_ws}, {G.w_dim}]; use the generator that made the run")
@@ -77,105 +67,27 @@ def _check_generator(run: store.Run, G) -> None:
                        f"{G.resolution}x{G.resolution} images; use the generator that made the run")
 
 
-def _semantic(G, frames, ref_img, regions) -> dict:
-    """Semantic locality through the toyfaces factor regressor; {} for other generators or without the regressor."""
-    if getattr(getattr(G, "info", None), "name", None) != "toyfaces":
-        return {}
-    try:
-        import torch
-
-        from ..generators.toyfaces.regressor import predict_factors
-        from ..generators.toyfaces.renderer import FACTORS
-        from ..presets import REGION_FACTORS
-        from .metrics import semantic_locality
-
-        names = sorted({n for r in regions for n in REGION_FACTORS.get(r, [])})
-        if not names:
-            return {}
-
-        def to_t(a):
-            return torch.from_numpy(np.asarray(a, np.float32)).permute(0, 3, 1, 2) * 2 - 1
-
-        f = predict_factors(to_t(frames)).numpy()
-        f_ref = predict_factors(to_t(ref_img[None])).numpy()[0]
-        return {"semantic_locality": semantic_locality(f, f_ref, [FACTORS.index(n) for n in names])}
-    except (ImportError, OSError, MGMError) as exc:  # no regressor weights: the image metrics still stand
-        warnings.warn(f"semantic locality skipped: {exc}", stacklevel=2)
-        return {}
-
-
-def _write(G, out, *, ws, w_ref, mask, source_meta, region, ref_info, seed, provenance, extra_metrics) -> Path:
-    frames = _render(G, ws)
-    ref_img = _render(G, w_ref[None])[0]
-    cfg = dict(source_meta.get("config") or {})
-    layers = (cfg.get("layer_start", 0), cfg.get("layer_end", ws.shape[1]))
-    metrics = run_metrics(ws, w_ref, frames, ref_img, mask, layers=layers, closed=bool(cfg.get("closed_loop")))
-    regions = provenance.get("regions") or [region]
-    metrics.update(_semantic(G, frames, ref_img, regions))
-    metrics.update(extra_metrics(frames, ref_img))
-    src_region = source_meta.get("region") or {}
-    meta = {
-        "status": "complete",
-        "region": {**src_region, "name": region, "spec": provenance.get("region_spec", src_region.get("spec", region)),
-                   "area_share": float(np.mean(mask))},
-        "generator": G.info.to_dict() if getattr(G, "info", None) is not None else source_meta.get("generator", {}),
-        "reference": ref_info, "seed": seed, "config": cfg, "history": {}, "timings": {},
-        "metrics": metrics, "provenance": provenance,
-    }
-    run_id = store.new_run_id(f"{provenance['kind']}_{region}", seed)
-    return store.write_run(out, meta=meta, latents=ws, reference=w_ref, reference_img=ref_img, mask=mask,
-                           frames=frames, run_id=run_id)
-
-
-# ----------------------------------------------------------------- transfer
-def transfer(run: store.Run, G, references, *, truncation: float | None = None, out=None) -> list[Path]:
-    """Apply ``run``'s deltas to other references; write and return one new run per reference.
-
-    Args:
-        run: a discovered run.
-        G: the generator that made it.
-        references: seeds and/or W+ latents (see :func:`reference_latents`); a
-            seed equal to the run's own reference seed is skipped.
-        truncation: for seeds; defaults to the run's own reference truncation (else 0.7).
-        out: store folder for the new runs (default: the run's own store).
-
-    Each new run has ``metrics.transfer_locality`` (its locality on the run's
-    mask) next to every ordinary metric, and ``metrics.source_locality``.
-    """
-    _check_generator(run, G)
-    if truncation is None:
-        truncation = (run.meta.get("reference") or {}).get("truncation") or 0.7
-    out = Path(out) if out is not None else run.path.parent
+# ------------------------------------------------ latents of a derived run
+def transfer_latents(run: store.Run, w_ref: np.ndarray) -> dict:
+    """What a transfer run of ``run`` onto the reference ``w_ref`` holds (for :func:`mgm_analysis.jobs.run_job`):
+    latents ``w_ref + Δ_i``, the run's mask and region, the extra metrics and provenance."""
     deltas = run.latents - run.reference[None]
-    own_seed = (run.meta.get("reference") or {}).get("seed")
+    ws = (np.asarray(w_ref, np.float32)[None] + deltas).astype(np.float32)
+    mask = run.mask
     src_loc = (run.meta.get("metrics") or {}).get("locality")
-    paths = []
-    for w_ref, ref_info in reference_latents(G, references, truncation):
-        if own_seed is not None and ref_info["seed"] == own_seed:
-            continue
-        ws = (w_ref[None] + deltas).astype(np.float32)
-        mask = run.mask
 
-        def extra(frames, ref_img, mask=mask):
-            return {"transfer_locality": locality(frames, ref_img, mask), "source_locality": src_loc}
+    def extra(frames, ref_img):
+        return {"transfer_locality": locality(frames, ref_img, mask), "source_locality": src_loc}
 
-        paths.append(_write(G, out, ws=ws, w_ref=w_ref, mask=mask, source_meta=run.meta, region=run.region,
-                            ref_info=ref_info, seed=ref_info["seed"], extra_metrics=extra,
-                            provenance={"kind": "transfer", "sources": [run.run_id], "source_region": run.region,
-                                        "source_reference": (run.meta.get("reference") or {}),
-                                        "regions": [run.region]}))
-    return paths
+    return {"latents": ws, "mask": mask, "region": run.region, "regions": [run.region], "extra_metrics": extra,
+            "provenance": {"source_region": run.region, "source_reference": (run.meta.get("reference") or {}),
+                           "regions": [run.region]}}
 
 
-# ---------------------------------------------------------------- combine
-def combine(run_a: store.Run, run_b: store.Run, G, *, out=None) -> Path:
-    """Add the deltas of two runs found on the same reference; write and return the combined run.
-
-    Frame i of the new run is ``w* + (w_A,i − w*) + (w_B,i − w*)`` (the first
-    min(n_A, n_B) frames), its mask the union ``max(M_A, M_B)``.
-    """
-    for r in (run_a, run_b):
-        _check_generator(r, G)
+def combine_latents(run_a: store.Run, run_b: store.Run, render) -> dict:
+    """What the combination of two runs found on the same reference holds: frame i is
+    ``w* + (w_A,i − w*) + (w_B,i − w*)`` (the first min(n_A, n_B) frames), the mask ``max(M_A, M_B)``, and the
+    scores of the module docstring (``render(ws) -> frames`` draws A and B alone)."""
     if not np.allclose(run_a.reference, run_b.reference, atol=1e-6):
         raise MGMError(f"runs {run_a.run_id} and {run_b.run_id} have different reference latents; combine runs "
                        "discovered on the same reference")
@@ -185,7 +97,7 @@ def combine(run_a: store.Run, run_b: store.Run, G, *, out=None) -> Path:
     ws = (w_ref[None] + da + db).astype(np.float32)
     ma, mb = run_a.mask, run_b.mask
     union = np.maximum(ma, mb)
-    fa, fb = _render(G, w_ref[None] + da), _render(G, w_ref[None] + db)
+    fa, fb = render(w_ref[None] + da), render(w_ref[None] + db)
 
     def rms_in(diff, mask):
         return float(np.sqrt((((diff**2).mean(-1) * mask).sum((1, 2)) / max(mask.sum(), 1e-12)).mean()))
@@ -202,36 +114,65 @@ def combine(run_a: store.Run, run_b: store.Run, G, *, out=None) -> Path:
             "interference_b": rms_in(frames - fb, mb) / b_in_b if b_in_b > 0 else float("nan"),
         }
 
-    out = Path(out) if out is not None else run_a.path.parent
-    region = f"{run_a.region}+{run_b.region}"
     spec_a = (run_a.meta.get("region") or {}).get("spec", run_a.region)
     spec_b = (run_b.meta.get("region") or {}).get("spec", run_b.region)
-    return _write(G, out, ws=ws, w_ref=w_ref, mask=union, source_meta=run_a.meta, region=region,
-                  ref_info=run_a.meta.get("reference") or {}, seed=run_a.meta.get("seed"), extra_metrics=extra,
-                  provenance={"kind": "combine", "sources": [run_a.run_id, run_b.run_id],
-                              "regions": [run_a.region, run_b.region], "region_spec": f"{spec_a} + {spec_b}"})
+    return {"latents": ws, "mask": union, "region": f"{run_a.region}+{run_b.region}",
+            "regions": [run_a.region, run_b.region], "extra_metrics": extra, "region_spec": f"{spec_a} + {spec_b}",
+            "provenance": {"regions": [run_a.region, run_b.region], "region_spec": f"{spec_a} + {spec_b}"}}
+
+
+def _spec_generator(run: store.Run) -> str:
+    return generator_spec(run.meta) or (run.meta.get("generator") or {}).get("name") or "unknown"
+
+
+# ----------------------------------------------------------------- transfer
+def transfer(run: store.Run, G, references, *, truncation: float | None = None, out=None) -> list[Path]:
+    """Apply ``run``'s deltas to other references; write and return one new run per reference (one
+    ``transfer`` job each, through :func:`mgm_analysis.jobs.run_job`).
+
+    Args:
+        run: a discovered run.
+        G: the generator that made it.
+        references: seeds and/or reference latent files (``.npy``); a seed equal to the run's own reference
+            seed is skipped.
+        truncation: for seeds; defaults to the run's own reference truncation (else 0.7).
+        out: store folder for the new runs (default: the run's own store).
+
+    Each new run has ``metrics.transfer_locality`` (its locality on the run's
+    mask) next to every ordinary metric, and ``metrics.source_locality``.
+    """
+    check_generator(run, G)
+    out = Path(out) if out is not None else run.path.parent
+    own_seed = (run.meta.get("reference") or {}).get("seed")
+    cfg = {"truncation": truncation} if truncation is not None else {}
+    paths = []
+    for ref in references:
+        if isinstance(ref, (int, np.integer)):
+            if own_seed is not None and int(ref) == own_seed:
+                continue
+            where = {"seed": int(ref)}
+        elif isinstance(ref, (str, Path)):
+            where = {"seed": None, "reference": str(ref)}
+        else:
+            raise MGMError(f"a transfer reference is a seed or a latent .npy file, got {type(ref).__name__}; save "
+                           "an array with numpy.save first")
+        spec = JobSpec(kind="transfer", generator=_spec_generator(run), region=None, sources=(str(run.path),),
+                       config=cfg, **where)
+        paths.append(run_job(spec, out, G=G))
+    return paths
+
+
+# ---------------------------------------------------------------- combine
+def combine(run_a: store.Run, run_b: store.Run, G, *, out=None) -> Path:
+    """Add the deltas of two runs found on the same reference; write and return the combined run (one
+    ``combine`` job through :func:`mgm_analysis.jobs.run_job`; see :func:`combine_latents`)."""
+    out = Path(out) if out is not None else run_a.path.parent
+    spec = JobSpec(kind="combine", generator=_spec_generator(run_a), region=None, seed=None,
+                   sources=(str(run_a.path), str(run_b.path)))
+    return run_job(spec, out, G=G)
 
 
 # ------------------------------------------------------------- whole store
-def generator_for(run: store.Run, cache: dict | None = None, device: str = "cpu"):
-    """Load the generator recorded in a run's ``run.json`` (built-in name or checkpoint path), memoised in ``cache``."""
-    from ..generators import BUILTIN, load_generator
-
-    g = run.meta.get("generator") or {}
-    spec = g.get("name") if g.get("name") in BUILTIN else g.get("path")
-    if not spec:
-        raise MGMError(f"run {run.run_id} was made by {g.get('name', 'an unknown generator')!r}, which is neither "
-                       "built in nor a checkpoint on disk; pass the generator explicitly")
-    cache = {} if cache is None else cache
-    if spec not in cache:
-        cache[spec] = load_generator(spec, device=device)
-    return cache[spec]
-
-
-def _kind(run) -> str:
-    return (run.meta.get("provenance") or {}).get("kind", "discover")
-
-
 def derive_runs(root, *, transfer_k: int = 0, combine_pairs: bool = False, G=None, seeds=None,
                 device: str = "cpu", quiet: bool = True) -> list[Path]:
     """Transfer every complete discovered run to ``transfer_k`` references and/or combine every pair of regions
@@ -241,7 +182,7 @@ def derive_runs(root, *, transfer_k: int = 0, combine_pairs: bool = False, G=Non
     store are skipped.  Transfer seeds default to 1000, 1001, …  ``G``: one
     generator for every run (default: each run's own, from its run.json).
     """
-    runs = [r for r in store.iter_runs(root) if _kind(r) == "discover" and r.status == "complete"]
+    runs = [r for r in store.iter_runs(root) if run_kind(r.meta) == "discover" and r.status == "complete"]
     done = set()
     for r in store.iter_runs(root, warn=False):
         prov = r.meta.get("provenance") or {}

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
-import numpy as np
 
 from ..errors import MGMError
 from ._common import main
@@ -54,187 +52,41 @@ def _split_regions(text: str) -> list[str]:
     return out
 
 
-def _reference(G, seed: int | None, reference: str | None, truncation: float):
-    import torch
+def run_discovery(*, generator="toyfaces", region="mouth", seed=0, reference=None, truncation=None, out="runs",
+                  layout=None, quiet=False, device="cpu", resume=None, G=None, preset=None, given=None,
+                  **overrides) -> Path:
+    """``mgm discover``'s flags as a :class:`~mgm_analysis.jobs.JobSpec`, run by :func:`~mgm_analysis.jobs.run_job`;
+    returns the run folder.
 
-    if reference:
-        path = Path(reference)
-        if not path.exists():
-            raise MGMError(f"--reference {path}: no such file; give a .npy of shape [{G.num_ws}, {G.w_dim}] or [{G.w_dim}]")
-        try:
-            w = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise MGMError(f"--reference {path}: not a readable .npy file ({exc})") from None
-        w = np.asarray(w, np.float32)
-        if w.shape == (1, G.num_ws, G.w_dim):
-            w = w[0]
-        if w.shape in ((G.w_dim,), (1, G.w_dim)):
-            w = np.broadcast_to(w.reshape(1, -1), (G.num_ws, G.w_dim)).copy()
-        if w.shape != (G.num_ws, G.w_dim):
-            raise MGMError(f"--reference {path} has shape {list(w.shape)}; the generator needs "
-                           f"[{G.num_ws}, {G.w_dim}] (W+) or [{G.w_dim}] (w)")
-        if not np.isfinite(w).all():
-            raise MGMError(f"--reference {path} contains NaN or inf")
-        return torch.from_numpy(w), {"seed": None, "truncation": None, "file": str(path.resolve())}
-    z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(int(seed)))
-    with torch.no_grad():
-        w = G.mapping(z.to(G.w_avg.device), truncation)
-    return G.broadcast(w)[0].cpu(), {"seed": int(seed), "truncation": truncation, "file": None}
-
-
-def _semantic(G, frames, ref_img, region_name):
-    """Semantic locality through the toyfaces factor regressor; None where it does not apply."""
-    if getattr(G.info, "name", None) != "toyfaces":
-        return None
-    from ..presets import REGION_FACTORS
-
-    names = REGION_FACTORS.get(region_name)
-    if not names:
-        return None
-    import torch
-
-    from ..analysis.metrics import semantic_locality
-    from ..generators.toyfaces.regressor import predict_factors
-    from ..generators.toyfaces.renderer import FACTORS
-
-    try:
-        f = predict_factors(torch.from_numpy(np.asarray(frames, np.float32)).permute(0, 3, 1, 2) * 2 - 1).numpy()
-        f_ref = predict_factors(torch.from_numpy(np.asarray(ref_img, np.float32)[None]).permute(0, 3, 1, 2) * 2 - 1)
-    except MGMError as exc:  # regressor weights missing: the run is still worth writing
-        click.echo(f"note: no semantic locality ({exc})", err=True)
-        return None
-    f_ref = f_ref.numpy()[0]
-    return {"semantic_locality": semantic_locality(f, f_ref, [FACTORS.index(n) for n in names]),
-            "factor_change": {n: float(np.abs(f[:, i] - f_ref[i]).max()) for i, n in enumerate(FACTORS)}}
-
-
-def _metrics(traj, w_ref, frames, ref_img, reg, cfg):
-    from ..analysis.metrics import metric_options, run_metrics
-
-    ws = traj.ws.numpy()
-    return run_metrics(ws, w_ref.numpy(), frames, ref_img, reg.mask, **metric_options(cfg.to_dict(), ws))
-
-
-def run_discovery(*, generator="toyfaces", region="mouth", seed=0, reference=None, truncation=0.7, out="runs",
-                  layout=None, quiet=False, device="cpu", resume=None, G=None, **overrides) -> Path:
-    """Everything ``mgm discover`` does; returns the run folder.
-
-    All input is checked (generator, region, config, reference, LPIPS weights) before anything is
-    written, so bad input leaves no run behind.  ``overrides`` are DiscoveryConfig fields (None = default).
+    ``overrides`` are DiscoveryConfig fields (None = default); ``preset`` names a configuration
+    (discovery.CONFIG_PRESETS) that they override; ``truncation`` is the config's ψ of the reference.  With
+    ``resume``, ``given`` holds the flags the user gave explicitly (a flag that differs from the saved run is
+    refused, see :func:`~mgm_analysis.jobs.resume_spec`).
     """
-    import torch
+    from ..jobs import JobSpec, resume_spec, run_job
 
-    from .. import store
-    from ..discovery import DiscoveryConfig, default_config, discover, sigterm_as_interrupt
-    from ..generators import load_generator
-    from ..losses import make_distance
-    from ..masks import default_layout, parse_region
-    from ..render import render_frames, to_unit
-
-    prev, meta_prev, run_id = None, {}, None
+    config = {**overrides, "truncation": truncation}
     if resume is not None:
-        prev = store.load_run(resume)
-        meta_prev = prev.meta
-        if meta_prev.get("status") == "complete":
-            raise MGMError(f"{resume}: the run is already complete; nothing to resume")
-        gen_meta = meta_prev["generator"]
-        generator = gen_meta.get("name") if gen_meta.get("format") == "builtin" else gen_meta.get("path")
-        region = meta_prev["region"]["spec"]
-        layout = meta_prev["region"].get("layout") or layout
-        run_id, out = prev.run_id, Path(resume).parent
-    if G is None:
-        G = load_generator(generator, device=device)
-    name = getattr(G.info, "name", None)
-    reg = parse_region(region, G.resolution, layout or default_layout(G))
-    if resume is not None:
-        saved = dict(meta_prev["config"])
-        if overrides.get("epochs"):  # the only flag that may change on resume: a new maximum
-            saved["epochs"] = overrides["epochs"]
-        cfg = DiscoveryConfig.from_dict(saved)
-    else:
-        cfg = default_config(name, overrides.pop("distance", None), region=reg.name if reg.layout else None,
-                             **overrides)
-    cfg.check_generator(G.num_ws)
-    if resume is not None:
-        w_ref = torch.from_numpy(prev.reference)
-        ref_info = meta_prev.get("reference", {})
-        state = {"ws": prev.latents, "history": meta_prev.get("history"),
-                 "epochs_done": (meta_prev.get("resume") or {}).get("epochs_done", 0)}
-    else:
-        if reference is None and seed is None:
-            raise MGMError("give --seed N or --reference W.npy")
-        w_ref, ref_info = _reference(G, seed, reference, truncation)
-        state = None
-    dist = make_distance(reg.mask, cfg.distance, cfg.mask_mode, reg.boxes)
-    done_before = state["epochs_done"] if state else 0
-
-    bar = None
-    if not quiet:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.epochs, initial=done_before, desc=f"discover {reg.name}", unit="epoch",
-                   file=sys.stderr, dynamic_ncols=True)
-
-    def progress(epoch, t):
-        if bar is not None:
-            bar.update(epoch - bar.n)
-            bar.set_postfix(E=f"{t['total']:.4g}", L_X=f"{t['l_x']:.3g}", spring=f"{t['spring']:.3g}",
-                            stiff=f"{t['stiffener']:.3g}", D_in=f"{t['d_in']:.3g}", D_out=f"{t['d_out']:.2g}")
-
-    t0 = time.perf_counter()
-    try:
-        with sigterm_as_interrupt():
-            traj = discover(G, w_ref, dist, cfg, callback=progress, state=state)
-    finally:
-        if bar is not None:
-            bar.close()
-    t_opt = time.perf_counter() - t0
-    with sigterm_as_interrupt():  # rendering and writing are short; a second Ctrl-C leaves no half run
-        frames = render_frames(G, traj.ws)
-        with torch.no_grad():
-            ref_img = to_unit(G.synthesis(w_ref[None].to(G.w_avg.device)))[0]
-        metrics = _metrics(traj, w_ref, frames, ref_img, reg, cfg)
-        sem = _semantic(G, frames, ref_img, reg.name)
-        if sem:
-            metrics.update(sem)
-        epochs_now = traj.epochs_done - done_before
-        prev_timing = (meta_prev.get("timings") or {}) if resume is not None else {}
-        meta = {
-            **({"created": meta_prev["created"]} if "created" in meta_prev else {}),
-            "status": traj.status,
-            "stop_reason": traj.stop_reason,
-            "region": reg.to_dict(),
-            "generator": G.info.to_dict(),
-            "reference": ref_info,
-            "seed": ref_info.get("seed"),
-            "config": cfg.to_dict(),
-            "history": traj.history,
-            "timings": {"optimise_s": t_opt + prev_timing.get("optimise_s", 0.0),
-                        "per_epoch_s": t_opt / max(1, epochs_now),
-                        "evaluations": traj.evaluations + prev_timing.get("evaluations", 0),
-                        "total_s": time.perf_counter() - t0 + prev_timing.get("total_s", 0.0),
-                        "device": str(G.w_avg.device), "threads": torch.get_num_threads()},
-            "metrics": metrics,
-            "provenance": {"kind": "discover", "sources": []},
-            "resume": {"epochs_done": traj.epochs_done, "resumed": resume is not None},
-        }
-        path = store.write_run(out, meta=meta, latents=traj.ws.numpy(), reference=w_ref.numpy(),
-                               reference_img=ref_img, mask=reg.mask, frames=frames, run_id=run_id,
-                               overwrite=resume is not None)
-    if not quiet:
-        sl = f", semantic locality {metrics['semantic_locality']:.3f}" if "semantic_locality" in metrics else ""
-        click.echo(f"{traj.status}: {path}  ({traj.epochs_done} epochs, {t_opt:.1f} s; locality "
-                   f"{metrics['locality']:.3f}{sl}, jump ratio {metrics['jump_ratio']:.2f}, "
-                   f"inside RMS {metrics['inside_rms']:.3f})")
-    if traj.status == "interrupted":
-        click.echo(f"interrupted ({traj.stop_reason}) after {traj.epochs_done} epochs; resume with: "
-                   f"mgm discover --resume {path}")
-    return path
+        given = dict(given or {})
+        if given.pop("out", None) is not None and Path(out).resolve() != Path(resume).resolve().parent:
+            raise MGMError(f"--resume {resume}: --out {out} differs from the run's store; a run resumes in place")
+        cfg_given = {k: v for k, v in given.items() if k not in ("generator", "region", "seed", "reference",
+                                                                 "layout", "preset")}
+        spec = resume_spec(resume, **{k: given.get(k) for k in ("generator", "region", "seed", "reference",
+                                                                 "layout", "preset")}, config=cfg_given)
+        return run_job(spec, Path(resume).parent, G=G, quiet=quiet, device=device, resume=resume)
+    spec = JobSpec(kind="discover", generator=str(generator), region=region,
+                   seed=None if reference is not None else seed, reference=reference, layout=layout, preset=preset,
+                   config=config)
+    return run_job(spec, out, G=G, quiet=quiet, device=device)
 
 
 def engine_options(f):
     """Flags mapping 1:1 to DiscoveryConfig fields; an unset flag takes the generator's default."""
     opts = [
+        click.option("--preset", type=click.Choice(["paper"]), default=None,
+                     help="A named configuration; the flags below override it. paper: exactly the reference "
+                          "code (bmolab/masked-gan-manifold run.py), see docs/discover.md."),
         click.option("--frames", "n_frames", type=int, default=None,
                      help="Latents in the chain, >= 3 [default: 16 on toyfaces, 36 otherwise (paper)]."),
         click.option("--layers", default=None, help="Free W+ layers START:END, END exclusive [default: 2:8]."),
@@ -264,8 +116,16 @@ def engine_options(f):
                      help="Maximum epochs [default: 30 on toyfaces, 500 otherwise (paper)]; with --resume, a new "
                           "maximum."),
         click.option("--init-noise", type=float, default=None,
-                     help="Std of the initial perturbation of the free layers [default: 0.01]."),
-        click.option("--init-seed", "init_seed", type=int, default=None, help="Seed of that perturbation [default: 0]."),
+                     help="Scale of the initial perturbation of the free layers [default: 0.01; 0.001 with "
+                          "--preset paper]."),
+        click.option("--init-mode", type=click.Choice(["noise", "paper"]), default=None,
+                     help="noise: independent N(0, init-noise²) per latent; paper: one shared direction scaled "
+                          "by N(0, 1) per latent, as the reference code [default: noise]."),
+        click.option("--noise-mode", type=click.Choice(["const", "random"]), default=None,
+                     help="const: the generator's fixed noise; random: noise drawn once per run from --init-seed, "
+                          "as the reference code [default: const]."),
+        click.option("--init-seed", "init_seed", type=int, default=None,
+                     help="Seed of that perturbation and of --noise-mode random [default: 0]."),
         click.option("--offset-ramp/--no-offset-ramp", default=None,
                      help="Ramp c from 0 to c along the chain [default: off]."),
         click.option("--closed-loop/--open", "closed_loop", default=None,
@@ -292,9 +152,14 @@ def _overrides(kw) -> dict:
 COMMON = [
     click.option("--generator", default="toyfaces", show_default=True,
                  help="Built-in name (toyfaces) or checkpoint path (.pt rosinality, .pkl NVIDIA)."),
-    click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="Run store root."),
-    click.option("--truncation", default=0.7, show_default=True, type=float,
-                 help="Truncation ψ in [0, 1] of the reference made from a seed."),
+    click.option("--out", default="runs", show_default=True, type=click.Path(),
+                 help="Run store root (created; it must be writable)."),
+    click.option("--truncation", default=None, type=float,
+                 help="Truncation ψ in [0, 1] of the reference made from a seed [default: 0.7; 1 with --preset "
+                      "paper]."),
+    click.option("--truncation-cutoff", type=click.IntRange(min=0), default=None,
+                 help="Truncate only the first N W+ layers of that reference (NVIDIA's truncation_cutoff) "
+                      "[default: all layers]."),
     click.option("--layout", type=click.Choice(["toyfaces", "ffhq"]), default=None,
                  help="Face layout of the region presets [default: toyfaces for the built-in model, else ffhq]."),
     click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ..."),
@@ -309,7 +174,7 @@ def common_options(f):
 
 
 def _check_truncation(truncation):
-    if not 0 <= truncation <= 1:
+    if truncation is not None and not 0 <= truncation <= 1:
         raise MGMError(f"--truncation must be in [0, 1], got {truncation}")
 
 
@@ -325,7 +190,8 @@ def _check_truncation(truncation):
               help="Finish an interrupted run (its saved config is used; --epochs may raise the maximum).")
 @common_options
 @engine_options
-def discover(region, seed, reference, resume, generator, out, truncation, layout, device, quiet, **kw):
+def discover(region, seed, reference, resume, generator, out, truncation, truncation_cutoff, layout, device, quiet,
+             **kw):
     """Find a smooth chain of latents whose images change only inside a region.
 
     \b
@@ -334,11 +200,27 @@ def discover(region, seed, reference, resume, generator, out, truncation, layout
       mgm discover --region eyes --seed 3 --frames 24
       mgm discover --region rect:19,42,45,58 --offset-ramp
       mgm discover --generator ffhq.pt --region mouth --device cuda   # paper settings, LPIPS
+      mgm discover --generator ffhq.pt --preset paper --device cuda   # exactly the paper's code
       mgm discover --resume runs/mouth-s0-20261127T010203-ab12
     """
+    from ..jobs import RunInterrupted
+
     _check_truncation(truncation)
-    run_discovery(generator=generator, region=region, seed=seed, reference=reference, truncation=truncation,
-                  out=out, layout=layout, quiet=quiet, device=device, resume=resume, **_overrides(kw))
+    given = None
+    if resume is not None:  # the flags typed on the command line: --resume refuses those it would ignore
+        ctx = click.get_current_context()
+        explicit = {name for name in ctx.params
+                    if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)}
+        given = {k: v for k, v in dict(region=region, seed=seed, reference=reference, generator=generator,
+                                       layout=layout, out=out, truncation=truncation,
+                                       truncation_cutoff=truncation_cutoff).items() if k in explicit}
+        given.update(_overrides({k: v for k, v in kw.items() if k in explicit}))
+    try:
+        run_discovery(generator=generator, region=region, seed=seed, reference=reference, truncation=truncation,
+                      out=out, layout=layout, quiet=quiet, device=device, resume=resume, given=given,
+                      truncation_cutoff=truncation_cutoff, **_overrides(kw))
+    except RunInterrupted as exc:  # saved; the exit status says which signal stopped it
+        sys.exit(exc.exit_code)
 
 
 def _sweep_job(job: dict, threads: int):
@@ -368,7 +250,7 @@ def _default_workers() -> int:
                    "2 cores 1: torch already uses both].")
 @common_options
 @engine_options
-def sweep(regions, seeds, workers, generator, out, truncation, layout, device, quiet, **kw):
+def sweep(regions, seeds, workers, generator, out, truncation, truncation_cutoff, layout, device, quiet, **kw):
     """Discover every region on every reference seed (one run each, into --out).
 
     \b
@@ -379,7 +261,7 @@ def sweep(regions, seeds, workers, generator, out, truncation, layout, device, q
 
     _check_truncation(truncation)
     jobs = [dict(generator=generator, region=r, seed=s, truncation=truncation, out=out, layout=layout,
-                 device=device, quiet=True, **_overrides(kw))
+                 device=device, quiet=True, truncation_cutoff=truncation_cutoff, **_overrides(kw))
             for s in _parse_seeds(seeds) for r in _split_regions(regions)]
     workers = min(workers or _default_workers(), len(jobs))
     from tqdm.auto import tqdm
@@ -443,11 +325,11 @@ def render(run, gif, mp4, sheet, fps, rerender, device):
 
     r = store.load_run(run)
     if rerender or not r.frame_paths:
-        from ..generators import load_generator
+        from ..jobs import generator_for
         from ..render import render_frames
 
-        g = r.meta["generator"]
-        G = load_generator(g["name"] if g.get("format") == "builtin" else g["path"], device=device)
+
+        G = generator_for(r, device=device)
         frames = render_frames(G, r.latents)
         (r.path / "frames").mkdir(exist_ok=True)
         for i, f in enumerate(frames):
@@ -473,7 +355,7 @@ DEMO_EPOCHS = 20
 
 
 @main.command()
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(),
               help="Run store for the demo runs.")
 @click.option("--report", default="report/demo", show_default=True, type=click.Path(file_okay=False),
               help="Where the analysis report goes.")
@@ -496,15 +378,18 @@ def demo(out, report, seeds, regions, epochs, transfer, combine, serve, host, po
     combines the regions found on the same face, writes an analysis report, and
     serves the dashboard on the runs.
     """
+    from .. import jobs as jobs_api
     from ..generators import load_generator
 
+    jobs_api.prepare_out(out)
     G = load_generator("toyfaces")
-    jobs = [(r, s) for s in _parse_seeds(seeds) for r in _split_regions(regions)]
+    specs = [jobs_api.JobSpec(kind="discover", generator="toyfaces", region=r, seed=s, config={"epochs": epochs})
+             for s in _parse_seeds(seeds) for r in _split_regions(regions)]
     paths = []
-    for k, (r, s) in enumerate(jobs, 1):
+    for k, spec in enumerate(specs, 1):
         if not quiet:
-            click.echo(f"[{k}/{len(jobs)}] {r}, seed {s}")
-        paths.append(run_discovery(G=G, region=r, seed=s, out=out, quiet=quiet, epochs=epochs))
+            click.echo(f"[{k}/{len(specs)}] {spec.region}, seed {spec.seed}")
+        paths.append(jobs_api.run_job(spec, out, G=G, quiet=quiet))
     click.echo(f"\n{len(paths)} runs in {out}/")
     from ..analysis.report import analyze
 

@@ -1,0 +1,799 @@
+"""Jobs: one way from "a request for a run" to "a run folder".
+
+A :class:`JobSpec` says what to compute — the kind of run (``discover``,
+``transfer``, ``combine``, ``baseline``), the generator, the reference (a seed,
+a latent file, or a source run), the region, the configuration and, for the
+derived kinds, the source runs — and has a deterministic :attr:`~JobSpec.key`
+(the SHA-256 of its canonical JSON).  :func:`run_job` runs one spec and writes
+exactly one run, atomically (temp folder + rename), recording the spec under
+``run.json`` ``provenance``; every entry point calls it: ``mgm discover``,
+``mgm sweep`` (in-process or on Dask workers), ``mgm demo``, the analysis'
+transfer and combination, and the baselines.
+
+    >>> spec = JobSpec(region="mouth", seed=3, config={"epochs": 5})
+    >>> spec.key == JobSpec(region="mouth", seed=3, config={"epochs": 5}).key
+    True
+    >>> path = run_job(spec, "runs/")            # doctest: +SKIP
+
+Failure modes are handled in one place: the output folder is created and
+write-tested before any search; Ctrl-C or SIGTERM during the search saves the
+run with status ``interrupted`` and then raises :class:`RunInterrupted`
+(``mgm`` exits 130 / 143); a non-finite trajectory is saved ``interrupted``
+(stop reason ``nan``) and a metric that raises becomes NaN, so a run is never
+lost for its numbers.
+
+Baselines (kind ``baseline``) are registered callables, see :func:`register_baseline`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import MGMError
+
+__all__ = ["KINDS", "JobSpec", "JobContext", "RunInterrupted", "run_job", "register_baseline", "BASELINES",
+           "resume_spec", "prepare_out", "reference_latent", "generator_spec", "generator_for", "run_kind",
+           "semantic_metrics", "config_fields", "parse_config_value", "FLAG_OF"]
+
+KINDS = ("discover", "transfer", "combine", "baseline")
+_N_SOURCES = {"discover": (0, 0), "transfer": (1, 1), "combine": (2, 2), "baseline": (0, 1)}
+
+#: the command-line flag of a DiscoveryConfig field, where it is not ``--`` + the name with dashes
+FLAG_OF = {"n_frames": "--frames", "seed": "--init-seed", "layer_start": "--layers", "layer_end": "--layers"}
+
+
+def _flag(name: str) -> str:
+    return FLAG_OF.get(name, "--" + name.replace("_", "-"))
+
+
+def config_fields() -> dict[str, str]:
+    """DiscoveryConfig field name -> its type name (``int``, ``float``, ``bool``, ``str``)."""
+    from .discovery import DiscoveryConfig
+
+    return {f.name: str(f.type) for f in fields(DiscoveryConfig)}
+
+
+def parse_config_value(name: str, text: str):
+    """A DiscoveryConfig field's value from text (``--set epochs=30``); MGMError for an unknown field or bad value."""
+    types = config_fields()
+    if name not in types:
+        raise MGMError(f"unknown config field {name!r}; known: {', '.join(sorted(types))}")
+    kind, t = types[name], str(text).strip()
+    try:
+        if kind == "int":
+            return int(t)
+        if kind == "float":
+            return float(t)
+        if kind == "bool":
+            low = t.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+    except ValueError:
+        raise MGMError(f"config field {name} takes a{'n' if kind == 'int' else ''} {kind}, got {t!r}") from None
+    return t
+
+
+# ------------------------------------------------------------------ specs
+def _is_builtin(generator: str) -> bool:
+    from .generators import BUILTIN  # torch-free: the loaders import torch lazily
+
+    return str(generator) in BUILTIN
+
+
+def _abs(path) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise MGMError(f"a job spec holds only JSON values (numbers, strings, lists); got {type(v).__name__}")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What one run computes.  Frozen; paths are made absolute so the key does not depend on the working folder.
+
+    Attributes:
+        kind: ``discover`` | ``transfer`` | ``combine`` | ``baseline``.
+        generator: built-in name (``toyfaces``) or checkpoint path; for transfer/combine the source run's.
+        region: region spec (``mouth``, ``rect:...``, a PNG); None for transfer/combine (the sources' masks).
+        seed: seed of the reference latent (z → w with ``config["truncation"]``).
+        reference: a latent ``.npy`` ([num_ws, w_dim] or [w_dim]) or a run folder (its ``reference.npy``);
+            overrides ``seed``.
+        layout: face layout of the region presets (None = the generator's).
+        preset: a named configuration (``discovery.CONFIG_PRESETS``) under ``config``.
+        config: DiscoveryConfig fields that differ from the defaults (None values are dropped).
+        sources: run folders a transfer (1), combination (2) or baseline (0 or 1) derives from.
+        params: extra parameters of a baseline: ``method`` (registered name), ``component``, ``scale``, ...
+    """
+
+    kind: str = "discover"
+    generator: str = "toyfaces"
+    region: str | None = "mouth"
+    seed: int | None = 0
+    reference: str | None = None
+    layout: str | None = None
+    preset: str | None = None
+    config: dict = field(default_factory=dict)
+    sources: tuple = ()
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        s = object.__setattr__
+        if self.kind not in KINDS:
+            raise MGMError(f"job kind {self.kind!r} is unknown; use one of {', '.join(KINDS)}")
+        lo, hi = _N_SOURCES[self.kind]
+        sources = tuple(_abs(p) for p in (self.sources or ()))
+        if not lo <= len(sources) <= hi:
+            need = str(lo) if lo == hi else f"{lo} to {hi}"
+            raise MGMError(f"a {self.kind} job needs {need} source run(s), got {len(sources)}")
+        s(self, "sources", sources)
+        gen = str(self.generator)
+        if not _is_builtin(gen) and Path(gen).expanduser().exists():  # a missing one keeps its name for the error
+            gen = _abs(gen)
+        s(self, "generator", gen)
+        if self.reference is not None:
+            s(self, "reference", _abs(self.reference))
+        if self.seed is not None:
+            if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+                raise MGMError(f"a job's seed is a whole number, got {self.seed!r}")
+            s(self, "seed", int(self.seed))
+        if self.kind in ("discover", "baseline"):
+            if not self.region:
+                raise MGMError(f"a {self.kind} job needs a region")
+            if self.seed is None and self.reference is None and not sources:
+                raise MGMError("give a reference: a seed (--seed N) or a latent file (--reference W.npy)")
+        if self.kind == "transfer" and self.seed is None and self.reference is None:
+            raise MGMError("a transfer job needs the seed or latent file of the face to transfer to")
+        if self.kind == "baseline" and not (self.params or {}).get("method"):
+            raise MGMError("a baseline job needs params['method'] (a registered baseline)")
+        types = config_fields()
+        cfg = {}
+        for k, v in dict(self.config or {}).items():
+            if v is None:
+                continue
+            if k not in types:
+                raise MGMError(f"unknown config field {k!r}; known: {', '.join(sorted(types))}")
+            cfg[k] = _jsonable(v)
+        s(self, "config", dict(sorted(cfg.items())))
+        s(self, "params", _jsonable(dict(self.params or {})))
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["sources"] = list(self.sources)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "JobSpec":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: (tuple(v) if k == "sources" else v) for k, v in d.items() if k in names})
+
+    @cached_property
+    def key(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of the spec: equal specs, equal keys, on any machine."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def label(self) -> str:
+        """Short readable name: the region (discover), ``transfer_<src>``, ``combine``, ``<method>_<region>``."""
+        if self.kind == "discover":
+            return str(self.region)
+        if self.kind == "baseline":
+            return f"{self.params.get('method')}_{self.region}"
+        return f"{self.kind}_" + "+".join(Path(p).name.split("-")[0] for p in self.sources)
+
+    @property
+    def run_id(self) -> str:
+        """Deterministic run folder name: ``<label>-s<seed>-<key[:12]>`` (``ref`` for a latent file)."""
+        from .store import _slug
+
+        tag = f"s{self.seed}" if self.reference is None and self.seed is not None else "ref"
+        return f"{_slug(self.label)}-{tag}-{self.key[:12]}"
+
+    def replace(self, **changes) -> "JobSpec":
+        d = self.to_dict()
+        d.update(changes)
+        return JobSpec.from_dict(d)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A signal stopped a job after its run was saved (status ``interrupted``); ``path`` is the run folder."""
+
+    def __init__(self, path: Path, signum: int):
+        super().__init__(f"{path} interrupted by signal {signum}")
+        self.path, self.signum = Path(path), int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+# ------------------------------------------------------------ one owner each
+def prepare_out(out) -> Path:
+    """Create the run store folder and check a run can be written there (before any search); MGMError if not."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise MGMError(f"--out {out}: exists and is not a folder; give a folder for the run store")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}-{threading.get_ident()}"
+        probe.mkdir(exist_ok=True)
+        (probe / "x").write_bytes(b"x")
+        (probe / "x").unlink()
+        probe.rmdir()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise MGMError(f"--out {out}: cannot write a run there ({why}); choose a writable folder") from None
+    return out
+
+
+def reference_latent(G, seed: int | None = None, file=None, truncation: float = 0.7,
+                     truncation_cutoff: int | None = None) -> tuple[np.ndarray, dict]:
+    """The W+ reference latent [num_ws, w_dim] (float32) and its ``reference`` metadata.
+
+    From ``file`` (a ``.npy`` of [num_ws, w_dim], [1, num_ws, w_dim], [w_dim] or [1, w_dim], or a run folder,
+    whose ``reference.npy`` is used), else from ``seed``: ``z ~ N(0, I)`` drawn by
+    ``torch.Generator().manual_seed(seed)``, then the mapping network with ``truncation`` (on the first
+    ``truncation_cutoff`` W+ layers only, when given: NVIDIA's meaning).
+    """
+    import torch
+
+    if file is not None:
+        path = Path(file)
+        if path.is_dir():
+            path = path / "reference.npy"
+        if not path.exists():
+            raise MGMError(f"--reference {path}: no such file; give a .npy of shape [{G.num_ws}, {G.w_dim}] or "
+                           f"[{G.w_dim}]")
+        from .store import load_float_npy
+
+        w = np.array(load_float_npy(path, f"--reference {path}"), np.float32, order="C")
+        if w.shape == (1, G.num_ws, G.w_dim):
+            w = w[0]
+        if w.shape in ((G.w_dim,), (1, G.w_dim)):
+            w = np.broadcast_to(w.reshape(1, -1), (G.num_ws, G.w_dim)).copy()
+        if w.shape != (G.num_ws, G.w_dim):
+            raise MGMError(f"--reference {path} has shape {list(w.shape)}; the generator needs "
+                           f"[{G.num_ws}, {G.w_dim}] (W+) or [{G.w_dim}] (w)")
+        return w, {"seed": None, "truncation": None, "file": str(path.resolve())}
+    if seed is None:
+        raise MGMError("give --seed N or --reference W.npy")
+    z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+    with torch.no_grad():
+        if truncation_cutoff is None:
+            w = G.mapping(z.to(G.w_avg.device), truncation)
+        else:
+            w = G.mapping(z.to(G.w_avg.device), truncation, truncation_cutoff=truncation_cutoff)
+        w = G.broadcast(w)[0].cpu().numpy()
+    info = {"seed": int(seed), "truncation": truncation, "file": None}
+    if truncation_cutoff is not None:
+        info["truncation_cutoff"] = int(truncation_cutoff)
+    return np.array(w, np.float32, order="C"), info
+
+
+def generator_spec(meta: dict) -> str | None:
+    """What ``load_generator`` needs to rebuild a run's generator from its run.json: the built-in name, or the
+    checkpoint path; None when neither is known."""
+    from .generators import BUILTIN
+
+    g = (meta or {}).get("generator") or {}
+    if g.get("name") in BUILTIN and (g.get("format") == "builtin" or not g.get("path")):
+        return g["name"]
+    return g.get("path") or None
+
+
+def generator_for(run, cache: dict | None = None, device: str = "cpu"):
+    """Load the generator recorded in a run's ``run.json``, memoised in ``cache`` (by spec and device)."""
+    from .generators import load_generator
+
+    spec = generator_spec(run.meta)
+    if not spec:
+        g = run.meta.get("generator") or {}
+        raise MGMError(f"run {run.run_id} was made by {g.get('name', 'an unknown generator')!r}, which is neither "
+                       "built in nor a checkpoint on disk; pass the generator explicitly")
+    cache = {} if cache is None else cache
+    if (spec, device) not in cache:
+        cache[(spec, device)] = load_generator(spec, device=device)
+    return cache[(spec, device)]
+
+
+def run_kind(meta: dict) -> str:
+    """A run's kind from its run.json: ``provenance.kind``, ``discover`` for runs written before provenance."""
+    return ((meta or {}).get("provenance") or {}).get("kind") or "discover"
+
+
+def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False) -> dict:
+    """``semantic_locality`` (and with ``factor_change`` the largest change of each factor) through the toyfaces
+    factor regressor, for the union of the regions' factors; {} for other generators, regions without factors,
+    or when the regressor's weights are missing (a warning says so)."""
+    if getattr(getattr(G, "info", None), "name", None) != "toyfaces":
+        return {}
+    from .presets import REGION_FACTORS
+
+    names = sorted({n for r in regions for n in REGION_FACTORS.get(r, [])})
+    if not names:
+        return {}
+    import warnings
+
+    try:
+        import torch
+
+        from .analysis.metrics import semantic_locality
+        from .generators.toyfaces.regressor import predict_factors
+        from .generators.toyfaces.renderer import FACTORS
+
+        def to_t(a):
+            return torch.from_numpy(np.asarray(a, np.float32)).permute(0, 3, 1, 2) * 2 - 1
+
+        f = predict_factors(to_t(frames)).numpy()
+        f_ref = predict_factors(to_t(np.asarray(ref_img)[None])).numpy()[0]
+    except (ImportError, OSError, MGMError) as exc:  # no regressor weights: the image metrics still stand
+        warnings.warn(f"semantic locality skipped: {exc}", stacklevel=2)
+        return {}
+    out = {"semantic_locality": semantic_locality(f, f_ref, [FACTORS.index(n) for n in names])}
+    if factor_change:
+        out["factor_change"] = {n: float(np.abs(f[:, i] - f_ref[i]).max()) for i, n in enumerate(FACTORS)}
+    return out
+
+
+# ------------------------------------------------------------- baselines
+@dataclass
+class JobContext:
+    """What a baseline gets: the spec, the generator, the reference, the region and the resolved config."""
+
+    spec: JobSpec
+    G: object
+    w_ref: np.ndarray            # [num_ws, w_dim] float32
+    region: object               # masks.Region
+    config: object               # discovery.DiscoveryConfig
+    source: object = None        # store.Run of spec.sources[0], when given
+    progress: Callable | None = None
+
+
+#: baseline method name -> callable(JobContext) -> latents [n, num_ws, w_dim] or a discovery.Trajectory
+BASELINES: dict[str, Callable] = {}
+
+
+def register_baseline(name: str, fn: Callable | None = None):
+    """Register ``fn(ctx: JobContext) -> trajectory`` as baseline ``name`` (usable as a decorator).
+
+    The callable returns W+ latents [n, num_ws, w_dim] (numpy or torch) or a
+    :class:`~mgm_analysis.discovery.Trajectory`; :func:`run_job` renders, measures and writes the run, with
+    ``provenance`` = {kind: baseline, method, component, scale, ...} from the spec's ``params``.
+    """
+    def deco(f):
+        BASELINES[str(name)] = f
+        return f
+
+    return deco(fn) if fn is not None else deco
+
+
+def _baseline(method: str) -> Callable:
+    if method not in BASELINES:
+        try:  # the baselines package registers its methods on import
+            import importlib
+
+            importlib.import_module("mgm_analysis.baselines")
+        except ImportError:
+            pass
+    if method not in BASELINES:
+        known = ", ".join(sorted(BASELINES)) or "none registered"
+        raise MGMError(f"unknown baseline method {method!r}; known: {known}")
+    return BASELINES[method]
+
+
+# ------------------------------------------------------------------ resume
+def _saved_spec(meta: dict, path: Path) -> JobSpec:
+    """The spec of a saved run: its provenance.spec, or rebuilt from the run.json of an older run."""
+    prov = meta.get("provenance") or {}
+    if prov.get("spec"):
+        return JobSpec.from_dict(prov["spec"])
+    ref = meta.get("reference") or {}
+    cfg = dict(meta.get("config") or {})
+    gen = generator_spec(meta)
+    if not gen:
+        raise MGMError(f"{path}: the run does not say which generator made it; it cannot be resumed")
+    return JobSpec(kind="discover", generator=gen, region=(meta.get("region") or {}).get("spec"),
+                   seed=ref.get("seed"), reference=ref.get("file"), layout=(meta.get("region") or {}).get("layout"),
+                   config={k: v for k, v in cfg.items() if k in config_fields()})
+
+
+def resume_spec(path, *, generator=None, region=None, seed=None, reference=None, layout=None, preset=None,
+                config: dict | None = None) -> JobSpec:
+    """The spec that continues the interrupted run at ``path``, with a new ``epochs`` maximum if given.
+
+    Every other argument is what the user asked for explicitly (None = not given); one that differs from the saved
+    run is refused (MGMError), since resuming would ignore it, and so is an ``epochs`` below the epochs done.
+    """
+    from . import store
+
+    path = Path(path)
+    run = store.load_run(path)
+    meta = run.meta
+    if meta.get("status") == "complete":
+        raise MGMError(f"{path}: the run is already complete; nothing to resume")
+    if run_kind(meta) != "discover":
+        raise MGMError(f"{path}: a {run_kind(meta)} run has no search to resume; run the job again")
+    spec = _saved_spec(meta, path)
+    saved_cfg = dict(meta.get("config") or {})
+    differ = []
+
+    def check(flag, given, saved):
+        if given is not None and given != saved:
+            differ.append(f"{flag} {given} (the run has {saved})")
+
+    check("--generator", None if generator is None else
+          (str(generator) if _is_builtin(str(generator)) else _abs(generator)), spec.generator)
+    check("--region", region, spec.region)
+    check("--seed", seed, spec.seed)
+    check("--reference", None if reference is None else _abs(reference), spec.reference)
+    check("--layout", layout, (meta.get("region") or {}).get("layout") if layout is not None else None)
+    check("--preset", preset, spec.preset)
+    new = dict(config or {})
+    epochs = new.pop("epochs", None)
+    for k, v in new.items():
+        if v is not None and k in saved_cfg and saved_cfg[k] != v:
+            differ.append(f"{_flag(k)} {v} (the run has {saved_cfg[k]})")
+    if differ:
+        raise MGMError(f"--resume {path}: {'; '.join(differ)}; resuming keeps the run's own settings, only "
+                       "--epochs may change (start a new run for other settings)")
+    done = int((meta.get("resume") or {}).get("epochs_done") or len((meta.get("history") or {}).get("epoch", [])))
+    if epochs is not None and epochs < done:
+        raise MGMError(f"--resume {path}: --epochs {epochs} is below the {done} epochs already done; give "
+                       f"--epochs {done} or more")
+    full = {k: v for k, v in saved_cfg.items() if k in config_fields()}
+    if epochs is not None:
+        full["epochs"] = epochs
+    return spec.replace(config=full, preset=None)
+
+
+# ------------------------------------------------------------------ run_job
+def _safe_metrics(fn, *args, errors: list, main: bool = True, **kw) -> dict:
+    """Metrics that raise (a degenerate trajectory) become NaN, the reason goes to ``errors``, and the run is
+    still written; ``main`` False: a secondary group (semantic, transfer scores) that only adds the reason."""
+    try:
+        return fn(*args, **kw)
+    except Exception as exc:  # noqa: BLE001 - any failure of a metric must not lose the run
+        errors.append(f"{getattr(fn, '__name__', 'metrics')}: {type(exc).__name__}: {exc}")
+        nan = float("nan")
+        return {"locality": nan, "jump_ratio": nan, "inside_rms": nan} if main else {}
+
+
+def _interrupts():
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` inside this block (main thread only), so the search
+    stops at the last completed epoch and the run is saved; yields a dict whose ``signal`` says which came."""
+    return _signals(raise_=True)
+
+
+@contextlib.contextmanager
+def _signals(raise_: bool):
+    caught = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum, frame):
+        caught["signal"] = signum
+        if raise_:
+            raise KeyboardInterrupt
+
+    old = {}
+    for s in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(s) in (signal.SIG_IGN, None):
+            continue  # a process told to ignore a signal keeps ignoring it
+        old[s] = signal.signal(s, handler)
+    try:
+        yield caught
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _existing(out: Path, run_id: str, key: str):
+    """The complete run of this key already in ``out/run_id`` (another worker finished it), else None."""
+    from . import store
+
+    try:
+        prev = store.load_run(out / run_id)
+    except store.RunReadError:
+        return None
+    same = (prev.meta.get("provenance") or {}).get("key") == key
+    return prev.path if same and prev.status == "complete" else None
+
+
+def _load_sources(spec: JobSpec):
+    from . import store
+
+    return [store.load_run(p) for p in spec.sources]
+
+
+def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, quiet: bool = True,
+            device: str = "cpu", run_id: str | None = None, resume=None) -> Path:
+    """Run one job and write exactly one run folder under ``out``, atomically; return its path.
+
+    Args:
+        spec: the job.
+        out: the run store (created and write-tested before anything else).
+        G: the generator, when the caller has it loaded (else loaded from ``spec.generator``).
+        progress: ``progress(epoch, terms)`` after every search epoch (returning False stops the search,
+            status ``interrupted``); None with ``quiet`` False shows a progress bar.
+        quiet: no progress bar and no summary line.
+        device: where to load the generator.
+        run_id: the folder name (default: a new readable id ``<region>-s<seed>-<time>-<hex>``).  When a folder
+            of that name exists: complete with the same key → returned as is; interrupted with the same key →
+            resumed; anything else → MGMError.  ``spec.run_id`` makes the folder a function of the key.
+        resume: an interrupted run folder to continue in place (``spec`` from :func:`resume_spec`).
+
+    Raises:
+        MGMError for bad input (nothing written); :class:`RunInterrupted` after saving a run that SIGINT or
+        SIGTERM stopped.
+    """
+    created = not Path(out).expanduser().exists()
+    out = prepare_out(out)
+    try:
+        return _run_job(spec, out, G=G, progress=progress, quiet=quiet, device=device, run_id=run_id, resume=resume)
+    except MGMError:
+        if created:  # bad input leaves nothing behind, not even the empty store folder made for it
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+
+
+def _run_job(spec, out, *, G, progress, quiet, device, run_id, resume) -> Path:
+    from . import store
+
+    if run_id is not None and resume is None and (out / run_id).exists():
+        try:
+            prev = store.load_run(out / run_id)
+        except store.RunReadError as exc:
+            raise MGMError(f"{out / run_id}: exists but is not a readable run ({exc}); move it away") from None
+        if (prev.meta.get("provenance") or {}).get("key") not in (spec.key, None):
+            raise MGMError(f"{out / run_id}: holds another job's run; move it away or choose another --out")
+        if prev.status == "complete":
+            return prev.path
+        if spec.kind != "discover":  # nothing to continue: run it again over the old folder
+            resume = None
+        else:
+            resume = prev.path
+    if G is None:
+        from .generators import load_generator
+
+        gen = spec.generator
+        if spec.kind in ("transfer", "combine"):
+            gen = generator_spec(_load_sources(spec)[0].meta) or gen
+        G = load_generator(gen, device=device)
+    if spec.kind in ("transfer", "combine"):
+        return _run_derived(spec, out, G, quiet=quiet, run_id=run_id)
+    return _run_search(spec, out, G, progress=progress, quiet=quiet, run_id=run_id, resume=resume)
+
+
+def _run_search(spec, out, G, *, progress, quiet, run_id, resume) -> Path:
+    """discover and baseline: reference, region, config, (search), frames, metrics, store."""
+    import torch
+
+    from . import store
+    from .discovery import DiscoveryConfig, default_config, discover, with_run_noise
+    from .losses import make_distance
+    from .masks import default_layout, parse_region
+    from .render import render_frames, to_unit
+
+    name = getattr(getattr(G, "info", None), "name", None)
+    reg = parse_region(spec.region, G.resolution, spec.layout or default_layout(G))
+    meta_prev, state = {}, None
+    if resume is not None:
+        prev = store.load_run(resume)
+        meta_prev = prev.meta
+        run_id, out = prev.run_id, Path(resume).parent
+        cfg = DiscoveryConfig.from_dict({**(meta_prev.get("config") or {}), **spec.config})
+        w_ref = np.asarray(prev.reference, np.float32)
+        ref_info = meta_prev.get("reference", {})
+        state = {"ws": prev.latents, "history": meta_prev.get("history"),
+                 "epochs_done": (meta_prev.get("resume") or {}).get("epochs_done", 0)}
+    else:
+        overrides = dict(spec.config)
+        cfg = default_config(name, overrides.pop("distance", None), region=reg.name if reg.layout else None,
+                             preset=spec.preset, **overrides)
+    cfg.check_generator(G.num_ws)
+    source = None
+    if resume is None:
+        if spec.reference is None and spec.seed is None and spec.sources:
+            source = _load_sources(spec)[0]
+            w_ref, ref_info = reference_latent(G, file=source.path)
+        else:
+            w_ref, ref_info = reference_latent(G, spec.seed, spec.reference, cfg.truncation,
+                                               getattr(cfg, "truncation_cutoff", None))
+    elif spec.sources:
+        source = _load_sources(spec)[0]
+    method = None
+    if spec.kind == "baseline":
+        method = _baseline(spec.params["method"])
+    else:
+        dist = make_distance(reg.mask, cfg.distance, cfg.mask_mode, reg.boxes)  # LPIPS weights checked here
+    done_before = state["epochs_done"] if state else 0
+
+    bar = None
+    if progress is None and not quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, initial=done_before, desc=f"{spec.label}", unit="epoch", file=sys.stderr,
+                   dynamic_ncols=True)
+
+        def progress(epoch, t):
+            bar.update(epoch - bar.n)
+            bar.set_postfix(E=f"{t['total']:.4g}", L_X=f"{t['l_x']:.3g}", spring=f"{t['spring']:.3g}",
+                            stiff=f"{t['stiffener']:.3g}", D_in=f"{t['d_in']:.3g}", D_out=f"{t['d_out']:.2g}")
+
+    from .discovery import Trajectory
+
+    t0 = time.perf_counter()
+    try:
+        with _interrupts() as caught:
+            if method is None:
+                traj = discover(G, torch.from_numpy(w_ref), dist, cfg, callback=progress, state=state)
+            else:
+                got = method(JobContext(spec=spec, G=G, w_ref=w_ref, region=reg, config=cfg, source=source,
+                                        progress=progress))
+                traj = got if isinstance(got, Trajectory) else Trajectory(
+                    ws=torch.as_tensor(np.asarray(got.detach().cpu() if hasattr(got, "detach") else got,
+                                                  np.float32)))
+    finally:
+        if bar is not None:
+            bar.close()
+    signum = caught["signal"] if traj.stop_reason == "interrupted" else None
+    t_opt = time.perf_counter() - t0
+    ws = traj.ws.detach().cpu().float().numpy()
+    expect = (G.num_ws, G.w_dim)
+    if ws.ndim != 3 or ws.shape[1:] != expect:
+        raise MGMError(f"{spec.label}: the trajectory has shape {list(ws.shape)}; expected [n, {expect[0]}, "
+                       f"{expect[1]}]")
+    status, reason = traj.status, traj.stop_reason
+    if not np.isfinite(ws).all():  # never write NaN frames as a finished run
+        status, reason = "interrupted", "nan"
+    with _signals(raise_=False) as later:  # the run is written whole even if a second signal comes
+        Gn = with_run_noise(G, cfg)  # the frames and the reference image with the noise the search used
+        frames = render_frames(Gn, np.nan_to_num(ws))
+        with torch.no_grad():
+            ref_img = to_unit(Gn.synthesis(torch.from_numpy(w_ref)[None].to(G.w_avg.device)))[0]
+        from .analysis.metrics import metric_options, run_metrics
+
+        errors: list = []
+        metrics = _safe_metrics(run_metrics, ws, w_ref, frames, ref_img, reg.mask, errors=errors,
+                                **metric_options(cfg.to_dict(), ws))
+        metrics.update(_safe_metrics(semantic_metrics, G, frames, ref_img, [reg.name], factor_change=True,
+                                     errors=errors, main=False))
+        prev_timing = (meta_prev.get("timings") or {}) if resume is not None else {}
+        epochs_now = traj.epochs_done - done_before
+        prov = {"kind": spec.kind, "sources": [Path(p).name for p in spec.sources], "key": spec.key,
+                "spec": spec.to_dict()}
+        if spec.kind == "baseline":
+            prov.update({k: spec.params.get(k) for k in ("method", "component", "scale")}, params=spec.params)
+        meta = {
+            **({"created": meta_prev["created"]} if "created" in meta_prev else {}),
+            "status": status,
+            "stop_reason": reason,
+            "region": reg.to_dict(),
+            "generator": G.info.to_dict(),
+            "reference": ref_info,
+            "seed": ref_info.get("seed"),
+            "config": cfg.to_dict(),
+            "history": traj.history,
+            "timings": {"optimise_s": t_opt + prev_timing.get("optimise_s", 0.0),
+                        "per_epoch_s": t_opt / max(1, epochs_now),
+                        "evaluations": traj.evaluations + prev_timing.get("evaluations", 0),
+                        "total_s": time.perf_counter() - t0 + prev_timing.get("total_s", 0.0),
+                        "device": str(G.w_avg.device), "threads": torch.get_num_threads()},
+            "metrics": metrics,
+            **({"metrics_errors": errors} if errors else {}),
+            "provenance": prov,
+            "resume": {"epochs_done": traj.epochs_done, "resumed": resume is not None},
+        }
+        if run_id is None:
+            run_id = store.new_run_id(spec.label, ref_info.get("seed"))
+        path = _existing(out, run_id, spec.key) if resume is None else None
+        if path is None:
+            path = store.write_run(out, meta=meta, latents=np.nan_to_num(ws), reference=w_ref, reference_img=ref_img,
+                                   mask=reg.mask, frames=frames, run_id=run_id, overwrite=(out / run_id).exists())
+    signum = later["signal"] or signum
+    if not quiet:
+        def fmt(k):
+            v = metrics.get(k)
+            return f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else "nan"
+
+        sl = f", semantic locality {fmt('semantic_locality')}" if "semantic_locality" in metrics else ""
+        print(f"{status}: {path}  ({traj.epochs_done} epochs, {t_opt:.1f} s; locality {fmt('locality')}{sl}, "
+              f"jump ratio {fmt('jump_ratio')}, inside RMS {fmt('inside_rms')})")
+    if status == "interrupted" and spec.kind == "discover":
+        print(f"interrupted ({reason}) after {traj.epochs_done} epochs; resume with: mgm discover --resume {path}")
+    if signum is not None:
+        raise RunInterrupted(path, signum)
+    return path
+
+
+def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
+    """transfer and combine: latents from the source runs' deltas, then frames, metrics, store."""
+    import torch
+
+    from . import store
+    from .analysis import transfer as tr
+    from .analysis.metrics import metric_options, run_metrics
+    from .render import render_frames
+
+    sources = _load_sources(spec)
+    for r in sources:
+        tr.check_generator(r, G)
+    src = sources[0]
+    src_ref = src.meta.get("reference") or {}
+    truncation = spec.config.get("truncation")
+    if truncation is None:
+        truncation = src_ref.get("truncation") or 0.7
+    cutoff = spec.config.get("truncation_cutoff", src_ref.get("truncation_cutoff"))
+    if spec.kind == "transfer":
+        w_ref, ref_info = reference_latent(G, spec.seed, spec.reference, truncation, cutoff)
+        built = tr.transfer_latents(src, w_ref)
+    else:
+        built = tr.combine_latents(sources[0], sources[1], lambda ws: render_frames(G, ws))
+        w_ref, ref_info = sources[0].reference, sources[0].meta.get("reference") or {}
+    ws, mask, region = built["latents"], built["mask"], built["region"]
+    with _signals(raise_=False) as later:
+        frames = render_frames(G, ws)
+        with torch.no_grad():
+            ref_img = render_frames(G, w_ref[None])[0]
+        cfg = dict(src.meta.get("config") or {})
+        errors: list = []
+        metrics = _safe_metrics(run_metrics, ws, w_ref, frames, ref_img, mask, errors=errors,
+                                **metric_options(cfg, ws))
+        metrics.update(_safe_metrics(semantic_metrics, G, frames, ref_img, built["regions"], errors=errors,
+                                     main=False))
+        metrics.update(_safe_metrics(built["extra_metrics"], frames, ref_img, errors=errors, main=False))
+        src_region = src.meta.get("region") or {}
+        prov = {"kind": spec.kind, "sources": [r.run_id for r in sources], "key": spec.key, "spec": spec.to_dict(),
+                **built["provenance"]}
+        meta = {
+            "status": "complete",
+            "region": {**src_region, "name": region, "spec": built.get("region_spec", src_region.get("spec", region)),
+                       "area_share": float(np.mean(mask))},
+            "generator": G.info.to_dict() if getattr(G, "info", None) is not None else src.meta.get("generator", {}),
+            "reference": ref_info, "seed": ref_info.get("seed"), "config": cfg, "history": {}, "timings": {},
+            "metrics": metrics, "provenance": prov, **({"metrics_errors": errors} if errors else {}),
+        }
+        if run_id is None:
+            run_id = store.new_run_id(f"{spec.kind}_{region}", ref_info.get("seed"))
+        path = _existing(out, run_id, spec.key)
+        if path is None:
+            path = store.write_run(out, meta=meta, latents=ws, reference=w_ref, reference_img=ref_img, mask=mask,
+                                   frames=frames, run_id=run_id, overwrite=(out / run_id).exists())
+    if not quiet:
+        print(f"{spec.kind}: {path}")
+    if later["signal"] is not None:
+        raise RunInterrupted(path, later["signal"])
+    return path

@@ -1,0 +1,221 @@
+"""The job API: deterministic keys, one run per job, provenance, write-tested output, NaN and errors that never lose
+a run, resume that refuses ignored flags, the baseline hook."""
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mgm_analysis import jobs, store
+from mgm_analysis.cli import main
+from mgm_analysis.errors import MGMError
+from mgm_analysis.generators.checkpoints import save_checkpoint
+from mgm_analysis.generators.stylegan2 import tiny_generator
+from mgm_analysis.jobs import JobSpec, run_job
+
+FAST = {"n_frames": 5, "epochs": 2, "layer_start": 1, "layer_end": 4, "prim_dist": 0.2, "offset": 0.05,
+        "outside_weight": 5.0, "distance": "l2"}
+FAST_FLAGS = ["--frames", "5", "--layers", "1:4", "--prim-dist", "0.2", "--offset", "0.05", "--outside-weight", "5",
+              "--distance", "l2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("g") / "tiny.pt"
+    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def G(ckpt):
+    from mgm_analysis.generators import load_generator
+
+    return load_generator(str(ckpt))
+
+
+def _spec(ckpt, **kw):
+    base = dict(kind="discover", generator=str(ckpt), region="rect:4,8,12,14", seed=3, config=FAST)
+    base.update(kw)
+    return JobSpec(**base)
+
+
+def test_key_is_canonical_and_changes_with_every_field(ckpt, tmp_path, monkeypatch):
+    a = _spec(ckpt)
+    # same content, other order of the config and a relative path: the same key
+    monkeypatch.chdir(ckpt.parent)
+    b = JobSpec(kind="discover", generator=ckpt.name, region="rect:4,8,12,14", seed=3,
+                config=dict(reversed(list(FAST.items()))))
+    assert a.key == b.key and a == b and hash(a) == hash(b) and len(a.key) == 64
+    import hashlib
+    import json
+
+    expected = hashlib.sha256(json.dumps(a.to_dict(), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert a.key == expected
+    others = [_spec(ckpt, seed=4), _spec(ckpt, region="eyes"), _spec(ckpt, config={**FAST, "epochs": 3}),
+              _spec(ckpt, layout="ffhq"), _spec(ckpt, preset="paper")]
+    assert len({a.key, *(o.key for o in others)}) == 1 + len(others)
+    assert a.run_id.startswith("rect_4_8_12_14-s3-") and a.run_id.endswith(a.key[:12])
+    assert JobSpec.from_dict(a.to_dict()) == a
+
+
+@pytest.mark.parametrize("kw, needle", [
+    (dict(kind="train"), "job kind"),
+    (dict(config={"epochs": 2, "epoch": 3}), "unknown config field 'epoch'"),
+    (dict(kind="transfer", sources=()), "needs 1 source"),
+    (dict(kind="baseline"), "params['method']"),
+    (dict(seed=None), "give a reference"),
+])
+def test_bad_specs(ckpt, kw, needle):
+    with pytest.raises(MGMError, match=None) as err:
+        _spec(ckpt, **kw)
+    assert needle in str(err.value)
+
+
+def test_run_job_equals_the_engine_called_directly(ckpt, G, tmp_path):
+    """The run's latents are what discover() gives for the same reference, region and config (computed here)."""
+    from mgm_analysis.discovery import DiscoveryConfig, discover
+    from mgm_analysis.masks import parse_region
+
+    spec = _spec(ckpt)
+    path = run_job(spec, tmp_path / "runs")
+    run = store.load_run(path)
+    z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(3))
+    w_ref = G.broadcast(G.mapping(z, 0.7))[0].contiguous()
+    cfg = DiscoveryConfig(**FAST)
+    traj = discover(G, w_ref, parse_region("rect:4,8,12,14", 16), cfg)
+    assert np.array_equal(run.latents, traj.ws.numpy())
+    assert np.array_equal(run.reference, w_ref.numpy())
+    prov = run.meta["provenance"]
+    assert prov["kind"] == "discover" and prov["key"] == spec.key and prov["sources"] == []
+    assert JobSpec.from_dict(prov["spec"]) == spec
+    assert run.meta["config"]["truncation"] == 0.7 and run.status == "complete"
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [path.name]  # exactly one folder, no temp left
+
+
+def test_deterministic_run_id_is_written_once(ckpt, G, tmp_path, monkeypatch):
+    spec = _spec(ckpt)
+    path = run_job(spec, tmp_path, G=G, run_id=spec.run_id)
+    assert path.name == spec.run_id
+    import mgm_analysis.discovery as discovery
+
+    monkeypatch.setattr(discovery, "discover", lambda *a, **k: pytest.fail("a complete job ran again"))
+    assert run_job(spec, tmp_path, G=G, run_id=spec.run_id) == path
+    with pytest.raises(MGMError, match="another job"):
+        run_job(_spec(ckpt, seed=9), tmp_path, G=G, run_id=spec.run_id)
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("bad", ["file", "/dev/null", "/proc/mgm_runs", "/proc/self/x/y"])
+def test_unwritable_out_fails_before_any_search(ckpt, tmp_path, monkeypatch, bad):
+    import mgm_analysis.generators as generators
+
+    if bad == "file":
+        bad = tmp_path / "a_file"
+        bad.write_text("not a folder")
+    monkeypatch.setattr(generators, "load_generator", lambda *a, **k: pytest.fail("loaded a generator"))
+    r = CliRunner().invoke(main, ["discover", "--generator", str(ckpt), "--out", str(bad), *FAST_FLAGS])
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --out ") and "folder" in lines[0], r.output
+
+
+def test_nan_trajectory_is_saved_interrupted(ckpt, G, tmp_path):
+    @jobs.register_baseline("test_nan")
+    def nan_line(ctx):
+        ws = np.repeat(ctx.w_ref[None], ctx.config.n_frames, 0)
+        ws[2:, 1] = np.nan
+        return ws
+
+    spec = _spec(ckpt, kind="baseline", params={"method": "test_nan", "component": 1, "scale": 2.0})
+    run = store.load_run(run_job(spec, tmp_path, G=G))
+    assert run.status == "interrupted" and run.meta["stop_reason"] == "nan"
+    prov = run.meta["provenance"]
+    assert (prov["kind"], prov["method"], prov["component"], prov["scale"]) == ("baseline", "test_nan", 1, 2.0)
+    assert np.isfinite(run.latents).all()
+
+
+def test_metrics_that_raise_become_nan(ckpt, G, tmp_path, monkeypatch):
+    import mgm_analysis.analysis.metrics as metrics
+
+    def broken(*a, **k):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(metrics, "run_metrics", broken)
+    run = store.load_run(run_job(_spec(ckpt), tmp_path, G=G))
+    m = run.meta["metrics"]
+    assert run.status == "complete" and np.isnan(m["locality"]) and "SVD did not converge" in run.meta["metrics_errors"][0]
+
+
+def test_baseline_hook_writes_a_run_with_the_method(ckpt, G, tmp_path):
+    direction = np.random.default_rng(0).normal(size=(32,)).astype(np.float32)
+
+    @jobs.register_baseline("test_line")
+    def line(ctx):
+        t = np.linspace(0, ctx.spec.params["scale"], ctx.config.n_frames, dtype=np.float32)
+        ws = np.repeat(ctx.w_ref[None], len(t), 0)
+        ws[:, ctx.config.layer_start:ctx.config.layer_end] += t[:, None, None] * direction
+        return ws
+
+    spec = _spec(ckpt, kind="baseline", params={"method": "test_line", "component": 0, "scale": 0.5})
+    run = store.load_run(run_job(spec, tmp_path, G=G))
+    t = np.linspace(0, 0.5, 5, dtype=np.float32)
+    expected = np.repeat(run.reference[None], 5, 0)
+    for i in range(5):  # independent loop: frame i moves layers 1..3 by t_i along the direction
+        for layer in (1, 2, 3):
+            expected[i, layer] = run.reference[layer] + t[i] * direction
+    assert np.allclose(run.latents, expected, atol=1e-6) and run.status == "complete"
+    assert run.meta["provenance"]["method"] == "test_line" and run.meta["provenance"]["key"] == spec.key
+    with pytest.raises(MGMError, match="unknown baseline method 'nope'"):
+        run_job(_spec(ckpt, kind="baseline", params={"method": "nope"}), tmp_path, G=G)
+
+
+def _interrupted_run(ckpt, G, out):
+    """A run stopped by its progress callback after 1 of 4 epochs (status interrupted)."""
+    spec = _spec(ckpt, config={**FAST, "epochs": 4})
+    path = run_job(spec, out, G=G, progress=lambda epoch, terms: epoch < 1)
+    assert store.load_run(path).status == "interrupted"
+    return path
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--frames", "7"], "--frames 7 (the run has 5)"),
+    (["--region", "eyes"], "--region eyes"),
+    (["--seed", "5"], "--seed 5 (the run has 3)"),
+    (["--layers", "0:3"], "--layers"),
+    (["--epochs", "0"], "below the 1 epochs already done"),
+])
+def test_resume_refuses_flags_it_would_ignore(ckpt, G, tmp_path, flags, needle):
+    path = _interrupted_run(ckpt, G, tmp_path)
+    before = (path / "run.json").read_text()
+    r = CliRunner().invoke(main, ["discover", "--resume", str(path), *flags])
+    assert r.exit_code == 2, r.output
+    assert len(r.output.strip().splitlines()) == 1 and needle in r.output, r.output
+    assert (path / "run.json").read_text() == before
+
+
+def test_resume_with_same_flags_and_more_epochs_completes(ckpt, G, tmp_path):
+    path = _interrupted_run(ckpt, G, tmp_path)
+    r = CliRunner().invoke(main, ["discover", "--resume", str(path), "--frames", "5", "--seed", "3", "--epochs", "3",
+                                  "--quiet"])
+    assert r.exit_code == 0, r.output
+    run = store.load_run(path)
+    assert run.status == "complete" and run.meta["resume"]["epochs_done"] == 3
+    assert run.meta["provenance"]["spec"]["config"]["epochs"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_transfer_and_combine_are_jobs(ckpt, G, tmp_path):
+    a = run_job(_spec(ckpt), tmp_path, G=G)
+    b = run_job(_spec(ckpt, region="rect:2,2,8,6"), tmp_path, G=G)
+    t = store.load_run(run_job(JobSpec(kind="transfer", generator=str(ckpt), region=None, seed=11, sources=(a,)),
+                               tmp_path))  # the generator comes from the source run
+    src = store.load_run(a)
+    assert t.meta["provenance"]["kind"] == "transfer" and t.meta["provenance"]["sources"] == [src.run_id]
+    z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(11))
+    w11 = G.broadcast(G.mapping(z, 0.7))[0].numpy()
+    assert np.allclose(t.latents, w11[None] + (src.latents - src.reference[None]), atol=1e-5)
+    c = store.load_run(run_job(JobSpec(kind="combine", generator=str(ckpt), region=None, seed=None, sources=(a, b)),
+                               tmp_path, G=G))
+    assert c.meta["provenance"]["kind"] == "combine" and c.region == "rect+rect"
+    rb = store.load_run(b)
+    assert np.allclose(c.latents, src.latents + rb.latents - src.reference[None], atol=1e-5)

@@ -358,6 +358,8 @@ class StyleGAN3(nn.Module):
         self.num_ws = num_layers + 2
         self.output_scale = output_scale
         self.specs = specs
+        self.n_mlp = mapping_layers
+        self.channels = {"input": inp["channels"], **{sp.name: sp.out_channels for sp in specs}}
         self.map = MappingNet(z_dim, w_dim, mapping_layers, lr_multiplier)
         self.input = FourierInput(w_dim, **inp)
         self.layers = nn.ModuleList(SynthesisLayer(s, w_dim, conv_clamp, design_filters) for s in specs)

@@ -2,8 +2,10 @@
 
 The app reads a run store and never writes it (projections are cached by the
 analysis module under ``<root>/.mgm_cache``).  Run files (frames, reference,
-mask) are served at ``/runs/<run_id>/<file>`` from inside run folders only.
-It binds to 127.0.0.1 unless told otherwise.
+mask) are served at ``/runs/<run_id>/<file>`` from inside run folders only;
+every other path that is not one of Dash's own answers 404.  A callback request
+whose body does not match a registered callback answers 400 before Dash reads
+it.  It binds to 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
@@ -41,17 +43,74 @@ def add_file_route(server, root) -> None:
         path = data.safe_run_file(root, run_id, relpath)
         if path is None:
             abort(404)
-        return send_file(path, max_age=60)
+        try:
+            return send_file(path, max_age=60)
+        except OSError:  # removed or made unreadable since the check
+            abort(404)
 
     def confine():
-        # Anything under /runs/ that the rule above does not match (e.g. "/runs/x//etc/passwd", whose
-        # absolute part no rule accepts) would reach Dash's catch-all page: answer 404 instead.
-        if request.path.startswith(FILE_ROUTE + "/") and request.endpoint != "run_file":
+        # Anything under /runs that the rule above does not match (e.g. "/runs/x//etc/passwd", whose
+        # absolute part no rule accepts) and any other path (the page is "/" only) would reach Dash's
+        # catch-all page: answer 404 instead.
+        if request.path == FILE_ROUTE or request.path.startswith(FILE_ROUTE + "/"):
+            if request.endpoint != "run_file":
+                abort(404)
+        elif request.endpoint is None or request.endpoint.endswith("<path:path>"):
             abort(404)
 
     server.add_url_rule(f"{FILE_ROUTE}/<run_id>/<path:relpath>", endpoint="run_file", view_func=run_file,
                         merge_slashes=False)
     server.before_request(confine)
+
+
+def _is_dep(d) -> bool:
+    return isinstance(d, dict) and isinstance(d.get("id"), (str, dict)) and isinstance(d.get("property"), str)
+
+
+def callback_body_problem(app: dash.Dash, body) -> str | None:
+    """Why a POST body to ``/_dash-update-component`` is not a call of one of ``app``'s callbacks, or None.
+
+    The body must be a JSON object naming a registered output, with inputs and states that are the
+    callback's own (same ids and properties, in order) and ``changedPropIds`` a list of strings.  Values
+    are not judged here; the callbacks check those.
+    """
+    if not isinstance(body, dict):
+        return "the body is not a JSON object"
+    output = body.get("output")
+    if not isinstance(output, str) or output not in app.callback_map:
+        return "no such callback output"
+    spec = app.callback_map[output]
+    for key in ("inputs", "state"):
+        got, want = body.get(key, []), spec.get(key, [])
+        if not isinstance(got, list) or len(got) != len(want) or not all(map(_is_dep, got)):
+            return f"{key} do not match the callback"
+        if [(d["id"], d["property"]) for d in got] != [(d["id"], d["property"]) for d in want]:
+            return f"{key} do not match the callback"
+    outputs = body.get("outputs")
+    if not (_is_dep(outputs) or (isinstance(outputs, list) and outputs and all(map(_is_dep, outputs)))):
+        return "outputs do not match the callback"
+    changed = body.get("changedPropIds", [])
+    if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
+        return "changedPropIds is not a list of strings"
+    return None
+
+
+def add_callback_guard(app: dash.Dash) -> None:
+    """Answer 400 to a callback request whose body :func:`callback_body_problem` refuses (Dash would fail with
+    a server error on it)."""
+    route = app.config.routes_pathname_prefix + "_dash-update-component"
+
+    def guard():
+        if request.path == route and request.method == "POST":
+            try:
+                body = request.get_json(silent=True)
+            except RecursionError:  # "[[[[…" nested past the parser's depth
+                abort(400, description="the body nests too deeply")
+            problem = callback_body_problem(app, body)
+            if problem:
+                abort(400, description=problem)
+
+    app.server.before_request(guard)
 
 
 def create_app(root, *, cache_dir=None) -> dash.Dash:
@@ -68,6 +127,7 @@ def create_app(root, *, cache_dir=None) -> dash.Dash:
     app.layout = lambda: layout.build_layout(data.snapshot(root))
     register_callbacks(app, root, cache_dir)
     add_file_route(app.server, root)
+    add_callback_guard(app)
     return app
 
 

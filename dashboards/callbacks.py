@@ -5,6 +5,11 @@ and the frame on show in ``dcc.Store`` components, the server memoises heavy
 data by store signature.  The decisions callbacks make are plain functions
 (``selection_from_table``, ``next_frame``, ``tooltip_target``, ``frame_url``)
 that tests call without a server.
+
+Every value a callback receives comes from the browser, so anyone can post
+anything: each is checked by one of the ``valid_*`` functions below, and a value
+of the wrong type or out of range leaves the view as it was (``PreventUpdate``,
+HTTP 204) instead of failing with a server error.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from dash import Input, Output, State, ctx, html, no_update
+from dash.exceptions import PreventUpdate
 
 from . import data, figures
 from . import layout as L
@@ -21,6 +27,77 @@ from . import layout as L
 log = logging.getLogger(__name__)
 
 FILE_ROUTE = "/runs"  # run files are served at /runs/<run_id>/<path inside the run folder>
+MAX_K = 16  # the overlap's subspace dimension, as the number input allows
+_MAX_FRAME = 1_000_000
+
+
+# ---------------------------------------------------------------- input checks
+def _integral(value) -> int | None:
+    """``value`` as an int when it is a JSON number with an integer value (not a bool, string, NaN or 1e300)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not (value.is_integer() and abs(value) <= 2**53):
+        return None
+    return int(value)
+
+
+def valid_int(value, low: int, high: int, default: int | None = None) -> int:
+    """An integer in [low, high] (None gives ``default``); anything else leaves the view as it was."""
+    if value is None and default is not None:
+        return default
+    v = _integral(value)
+    if v is None or not low <= v <= high:
+        raise PreventUpdate
+    return v
+
+
+def valid_names(value) -> list[str]:
+    """A list of names (run ids, metric columns); None is none; anything else leaves the view as it was."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PreventUpdate
+    return value
+
+
+def valid_choice(value, choices):
+    """One of ``choices`` (e.g. the projection methods); anything else leaves the view as it was."""
+    if not isinstance(value, str) or value not in choices:
+        raise PreventUpdate
+    return value
+
+
+def valid_frame(value) -> dict | None:
+    """A frame on show, ``{"run_id": str, "frame": int >= 0}``, or None; anything else leaves the view as it was."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("run_id"), str):
+        raise PreventUpdate
+    frame = _integral(value.get("frame"))
+    if frame is None or not 0 <= frame <= _MAX_FRAME:
+        raise PreventUpdate
+    return {"run_id": value["run_id"], "frame": frame}
+
+
+def event_point(event) -> tuple[str, int, dict] | None:
+    """(run_id, frame, bbox) of the first point of a plotly click/hover event, or None when the event is
+    not one (a gap between runs carries no run; a malformed event carries nothing)."""
+    if not isinstance(event, dict):
+        return None
+    points = event.get("points")
+    if not isinstance(points, list) or not points or not isinstance(points[0], dict):
+        return None
+    custom = points[0].get("customdata")
+    if not isinstance(custom, list) or len(custom) < 2 or not isinstance(custom[0], str):
+        return None
+    frame = _integral(custom[1])
+    if frame is None or not 0 <= frame <= _MAX_FRAME:
+        return None
+    bbox = points[0].get("bbox")
+    if not (isinstance(bbox, dict) and bbox and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                    for v in bbox.values())):
+        bbox = {"x0": 0, "x1": 0, "y0": 0, "y1": 0}  # 3-D points may come without one
+    return custom[0], frame, bbox
 
 
 # ------------------------------------------------------------ pure decisions
@@ -32,8 +109,8 @@ def selection_from_table(ticked, visible, known) -> list[str]:
     table does not change the selection.
     """
     known = set(known)
-    visible = [r for r in (known if visible is None else visible) if r in known]
-    ticked = [r for r in (ticked or []) if r in known]
+    visible = [r for r in (known if visible is None else visible) if isinstance(r, str) and r in known]
+    ticked = [r for r in (ticked or []) if isinstance(r, str) and r in known]
     chosen = [r for r in ticked if r in set(visible)] if ticked else visible
     return sorted(set(chosen))
 
@@ -46,37 +123,30 @@ def next_frame(trigger, selection, click, run_value, slider, current, count) -> 
             play moves the slider, so a play step arrives as a slider event.
         count: run_id -> number of frames of that run.
     """
-    sel = list(selection or [])
-    cur = dict(current) if current and current.get("run_id") in sel else None
+    sel = [r for r in (selection or []) if isinstance(r, str)]
+    cur = dict(current) if isinstance(current, dict) and current.get("run_id") in sel else None
     if trigger == L.PROJECTION and click:
-        custom = ((click.get("points") or [{}])[0]).get("customdata")
-        if custom and custom[0] is not None:
-            return {"run_id": str(custom[0]), "frame": int(custom[1])}
-    if trigger == L.VIEWER_RUN and run_value in sel:
+        point = event_point(click)
+        if point is not None and point[0] in sel:  # the projection shows only selected runs
+            return {"run_id": point[0], "frame": point[1]}
+    if trigger == L.VIEWER_RUN and isinstance(run_value, str) and run_value in sel:
         return cur if cur and cur["run_id"] == run_value else {"run_id": run_value, "frame": 0}
     if cur is None:
         return {"run_id": sel[0], "frame": 0} if sel else None
     n = max(int(count(cur["run_id"])), 1)
-    if trigger == L.SLIDER and slider is not None:
-        return {**cur, "frame": int(min(max(int(slider), 0), n - 1))}
+    if trigger == L.SLIDER and _integral(slider) is not None:
+        return {**cur, "frame": int(min(max(_integral(slider), 0), n - 1))}
     return cur
 
 
 def tooltip_target(hover) -> tuple[str, int, dict] | None:
     """(run_id, frame, bbox) of the hovered projection point, or None (the gaps between runs carry no run)."""
-    if not hover or not hover.get("points"):
-        return None
-    pt = hover["points"][0]
-    custom = pt.get("customdata")
-    if not custom or custom[0] is None:
-        return None
-    bbox = pt.get("bbox") or {"x0": 0, "x1": 0, "y0": 0, "y1": 0}  # 3-D points may come without one
-    return str(custom[0]), int(custom[1]), bbox
+    return event_point(hover)
 
 
 def frame_url(snap: data.Snapshot, run_id: str, frame: int) -> str | None:
     """URL path (below the app) of a run's frame PNG, or None when the run has no such frame."""
-    run = snap.runs.get(run_id)
+    run = snap.runs.get(run_id) if isinstance(run_id, str) else None
     paths = run.frame_paths if run is not None else []
     if not 0 <= frame < len(paths):
         return None
@@ -163,19 +233,31 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         # Both props: the table keeps selected_row_ids in step with clicks, not with callbacks.
         if ctx.triggered_id == L.CLEAR:
             return [], []
-        return list(visible_indices or []), list(visible_ids or [])
+        indices = visible_indices or []
+        if not isinstance(indices, list) or any(_integral(i) is None or _integral(i) < 0 for i in indices):
+            raise PreventUpdate
+        return [_integral(i) for i in indices], list(valid_names(visible_ids))
 
     @app.callback(Output(L.SELECTION, "data"),
                   Input(L.TABLE, "selected_row_ids"), Input(L.TABLE, "derived_virtual_row_ids"),
                   State(L.SELECTION, "data"))
     def select(ticked, visible, previous):
-        chosen = selection_from_table(ticked, visible, snap().runs)
+        chosen = selection_from_table(valid_names(ticked), None if visible is None else valid_names(visible),
+                                      snap().runs)
         return no_update if chosen == previous else chosen
 
     @app.callback(Output(L.PROJECTION, "figure"), Output(L.PROJECTION_NOTE, "children"),
                   Input(L.SELECTION, "data"), Input(L.METHOD, "value"), Input(L.DIMS, "value"),
                   Input(L.SPACE, "value"), Input(L.RELATIVE, "value"), State(L.FRAME, "data"))
     def draw_projection(sel, method, dims, space, relative, frame):
+        sel, method = valid_names(sel), valid_choice(method, ("pca", "umap"))
+        dims, space = valid_int(dims, 2, 3), valid_choice(space, data.SPACES)
+        if not isinstance(relative, (list, bool, type(None))):
+            raise PreventUpdate
+        try:
+            frame = valid_frame(frame)
+        except PreventUpdate:
+            frame = None  # a state, not the event: draw without the ring
         s = snap()
         try:
             df = data.projection(s, sel, method, int(dims), space, cache_dir, bool(relative))
@@ -214,6 +296,9 @@ def register_callbacks(app, root, cache_dir=None) -> None:
                   Input(L.DRAWN, "data"), Input(L.PROJECTION, "clickData"), Input(L.VIEWER_RUN, "value"),
                   Input(L.SLIDER, "value"), State(L.FRAME, "data"))
     def navigate(sel, click, run_value, slider, current):
+        sel, current = valid_names(sel), valid_frame(current)
+        if not isinstance(run_value, (str, type(None))) or not (slider is None or _integral(slider) is not None):
+            raise PreventUpdate
         s = snap()
         trigger = ctx.triggered_id
         new = next_frame(trigger, sel, click, run_value, slider, current, lambda r: data.n_frames(s, r))
@@ -228,6 +313,7 @@ def register_callbacks(app, root, cache_dir=None) -> None:
     @app.callback(Output(L.VIEWER, "figure"), Output(L.VIEWER_NOTE, "children"), Output(L.SHOWN, "data"),
                   Input(L.FRAME, "data"))
     def show_frame(frame):
+        frame = valid_frame(frame)
         if not frame:
             return figures.message_figure("Pick a run, or click a point in the projection."), "", frame
         s = snap()
@@ -251,16 +337,18 @@ def register_callbacks(app, root, cache_dir=None) -> None:
     @app.callback(Output(L.TICK, "disabled"), Output(L.PLAY, "children"), Input(L.PLAY, "n_clicks"),
                   prevent_initial_call=True)
     def play(n_clicks):
-        playing = bool((n_clicks or 0) % 2)
+        playing = bool(valid_int(n_clicks, 0, 2**53, default=0) % 2)
         return not playing, "⏸ pause" if playing else "▶ play"
 
     @app.callback(Output(L.METRIC_BARS, "figure"), Input(L.DRAWN, "data"), Input(L.METRICS_PICK, "value"))
     def metric_bars(sel, metrics):
+        sel, metrics = valid_names(sel), valid_names(metrics)
         s = snap()
-        return figures.metric_bars(data.metric_frame(s, discovered(s, sel)), list(metrics or []), colors(s))
+        return figures.metric_bars(data.metric_frame(s, discovered(s, sel)), list(metrics), colors(s))
 
     @app.callback(Output(L.LAYERS, "figure"), Input(L.DRAWN, "data"))
     def layers(sel):
+        sel = valid_names(sel)
         s = snap()
         try:
             return figures.layer_heatmap(data.layer_profiles(s, discovered(s, sel)))
@@ -269,8 +357,8 @@ def register_callbacks(app, root, cache_dir=None) -> None:
 
     @app.callback(Output(L.OVERLAP, "figure"), Input(L.DRAWN, "data"), Input(L.OVERLAP_K, "value"))
     def overlap(sel, k):
+        sel, k = valid_names(sel), valid_int(k, 1, MAX_K, default=3)
         s = snap()
-        k = max(1, int(k or 3))
         ids = discovered(s, sel)
         try:
             mat, baseline = data.overlap(s, ids, k), data.overlap_baseline(s, ids, k)
@@ -280,6 +368,7 @@ def register_callbacks(app, root, cache_dir=None) -> None:
 
     @app.callback(Output(L.DERIVED, "figure"), Output(L.DERIVED_BOX, "style"), Input(L.DRAWN, "data"))
     def derived(sel):
+        sel = valid_names(sel)
         s = snap()
         if not len(data.derived_runs(s)):
             return figures.message_figure("No transfer or combination runs."), {"display": "none"}

@@ -95,11 +95,9 @@ def snapshot(root) -> Snapshot:
 def _snapshot(root: str, signature: str) -> Snapshot:
     path = Path(root)
     runs, problems = {}, []
-    for p, run, reason in store.scan_runs(path):  # the reasons go to the warning banner
+    for p, run, reason in store.scan_runs(path):  # the reasons (duplicate run_ids too) go to the warning banner
         if run is None:
             problems.append(f"{p.name}: {reason}")
-        elif run.run_id in runs:
-            problems.append(f"{p.name}: same run_id as {runs[run.run_id].path.name}; left out")
         else:
             runs[run.run_id] = run
     cat = store.catalog_of(sorted(runs.values(), key=lambda r: r.path.name))
@@ -109,6 +107,22 @@ def _snapshot(root: str, signature: str) -> Snapshot:
 def selected_runs(snap: Snapshot, run_ids) -> list:
     """The :class:`store.Run` objects for ``run_ids`` that exist, in the given order."""
     return [snap.runs[r] for r in (run_ids or []) if r in snap.runs]
+
+
+def usable_runs(runs) -> tuple[list, list[str]]:
+    """(runs whose latents and reference load and are finite, one line per run that is left out).
+
+    The snapshot checks only run.json and the arrays' headers (fast for hundreds of runs); the data
+    is checked here, when a view first needs it (the arrays stay cached on the run)."""
+    ok, bad = [], []
+    for r in runs:
+        try:
+            store.check_run_data(r)
+        except store.RunReadError as exc:
+            bad.append(f"{r.run_id}: {str(exc).split(': ', 1)[-1]}")
+            continue
+        ok.append(r)
+    return ok, bad
 
 
 def _ids(snap: Snapshot, run_ids) -> tuple:
@@ -172,13 +186,16 @@ def projection(snap: Snapshot, run_ids, method: str = "pca", dims: int = 2, spac
 def _projection(root, signature, ids, method, dims, space, cache_dir, relative) -> pd.DataFrame:
     from mgm_analysis.analysis.projection import project  # imports scikit-learn: seconds, so not at start-up
 
-    runs = selected_runs(_snapshot(root, signature), ids)
+    runs, unusable = usable_runs(selected_runs(_snapshot(root, signature), ids))
     df = project(runs, method=method, space=space, n_components=dims, cache_dir=cache_dir, relative=relative)
     left_out = sorted(set(ids) - set(df["run_id"]))
     df = df.sort_values(["run_id", "frame"], kind="stable").reset_index(drop=True)
     if left_out:
         df.attrs["note"] = (f"left out {len(left_out)} run(s) that cannot share this projection (another generator, "
-                            f"or no frames): {', '.join(left_out[:5])}{' …' if len(left_out) > 5 else ''}")
+                            f"no frames, or unreadable arrays): {', '.join(left_out[:5])}"
+                            f"{' …' if len(left_out) > 5 else ''}")
+    if unusable:
+        df.attrs["note"] = df.attrs.get("note", "") + f" ({'; '.join(unusable[:3])})"
     return df
 
 
@@ -190,7 +207,7 @@ def layer_profiles(snap: Snapshot, run_ids) -> pd.DataFrame:
 
 @lru_cache(maxsize=32)
 def _layer_profiles(root, signature, ids) -> pd.DataFrame:
-    return compare.layer_profiles(selected_runs(_snapshot(root, signature), ids))
+    return compare.layer_profiles(usable_runs(selected_runs(_snapshot(root, signature), ids))[0])
 
 
 OVERLAP_RUNS_PER_REGION = 50  # the region × region means use at most this many runs of each region
@@ -211,7 +228,7 @@ def overlap(snap: Snapshot, run_ids, k: int = 3) -> pd.DataFrame:
 
 @lru_cache(maxsize=32)
 def _overlap(root, signature, ids, k) -> pd.DataFrame:
-    runs = selected_runs(_snapshot(root, signature), ids)
+    runs = usable_runs(selected_runs(_snapshot(root, signature), ids))[0]
     if runs:
         shape = Counter(r.latents.shape[1:] for r in runs).most_common(1)[0][0]
         runs = [r for r in runs if r.latents.shape[1:] == shape]
@@ -299,7 +316,7 @@ def region_average(mat: pd.DataFrame, region_of: dict) -> pd.DataFrame:
 def overlap_baseline(snap: Snapshot, run_ids, k: int) -> float | None:
     """Expected overlap of two random k-dimensional subspaces of the free latent space: k / d, with d the union
     of the runs' free layers × w_dim (as :func:`compare.overlap_matrix` has it)."""
-    runs = selected_runs(snap, run_ids)
+    runs = usable_runs(selected_runs(snap, run_ids))[0]
     if not runs:
         return None
     a, b = min(r.layers[0] for r in runs), max(r.layers[1] for r in runs)
@@ -354,13 +371,13 @@ def safe_run_file(root, run_id: str, relpath: str) -> Path | None:
     if not run_id or not relpath or run_id.startswith(".") or any(c in run_id for c in "/\\\x00") \
             or "\x00" in relpath:
         return None
-    try:
+    try:  # a name too long for the file system, a loop of links, an unreadable folder: not a file in a run
         root = Path(root).resolve()
         run_dir = (root / run_id).resolve()
         target = (run_dir / relpath).resolve()
+        if run_dir.parent != root or not (run_dir / "run.json").is_file() or not target.is_relative_to(run_dir) \
+                or not target.is_file():
+            return None
     except (OSError, ValueError, RuntimeError):
-        return None
-    if run_dir.parent != root or not (run_dir / "run.json").is_file() or not target.is_relative_to(run_dir) \
-            or not target.is_file():
         return None
     return target

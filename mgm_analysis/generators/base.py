@@ -22,8 +22,15 @@ class Generator(Protocol):
     resolution: int
     w_avg: torch.Tensor
 
-    def mapping(self, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
-        """z [B, z_dim] -> w [B, w_dim]; truncation ψ < 1 pulls w towards ``w_avg``."""
+    def mapping(self, z: torch.Tensor, truncation: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
+        """z [B, z_dim] -> w [B, w_dim]; truncation ψ < 1 pulls w towards ``w_avg``.
+
+        With ``truncation_cutoff`` only the first ``cutoff`` layers are truncated
+        (NVIDIA's meaning) and the result is W+ [B, num_ws, w_dim].
+        """
+
+    def broadcast(self, w: torch.Tensor) -> torch.Tensor:
+        """w [B, w_dim] -> ws [B, num_ws, w_dim]; W+ passes through."""
 
     def synthesis(self, ws: torch.Tensor) -> torch.Tensor:
         """ws [B, num_ws, w_dim] -> images [B, 3, H, W], nominally in [-1, 1]."""

@@ -31,6 +31,7 @@ import torch
 
 from ..errors import CheckpointError, UnsafePickleError
 from . import _numpy_pickle as _np_pickle
+from ._safe_torch import check_torch_file
 from .base import GeneratorInfo
 from .stylegan2 import StyleGAN2
 from .stylegan3 import StyleGAN3, is_stylegan3
@@ -120,6 +121,7 @@ def _fail_load(path: Path, exc: Exception) -> CheckpointError:
 
 # ------------------------------------------------------------- rosinality .pt
 def _load_rosinality(path: Path) -> tuple[dict, str, torch.Tensor | None, dict | None]:
+    check_torch_file(path)  # before torch.load allocates what the header claims
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -177,6 +179,9 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, *state):
 
 
 def _load_from_bytes(b):
+    if not isinstance(b, bytes):
+        raise UnsafePickleError(f"a tensor's storage is a {type(b).__name__}, not bytes")
+    check_torch_file(b, "a tensor in the pickle")  # sizes claimed by its header vs the bytes present
     return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
 
 
@@ -231,12 +236,90 @@ def _flatten(obj: _Persistent, prefix: str = "") -> dict[str, torch.Tensor]:
     return out
 
 
+#: what each repository's StyleGAN2 Generator uses when a setting was not passed (and so was never saved)
+_REPO_DEFAULTS = {
+    "NVlabs/stylegan2-ada-pytorch training/networks.py": dict(conv_clamp=None, num_fp16_res=0, architecture="skip"),
+    "NVlabs/stylegan3 training/networks_stylegan2.py": dict(conv_clamp=256, num_fp16_res=4, architecture="skip"),
+}
+_GENERATOR_OWN_KWARGS = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs"}
+
+
+def _submodules(obj) -> dict:
+    return {k: v for k, v in ((obj.state.get("_modules") or {}) if isinstance(obj, _Persistent) else {}).items()
+            if isinstance(v, _Persistent)}
+
+
+def _nvidia_settings(path: Path, G_ema: _Persistent) -> dict:
+    """conv_clamp, fp16 blocks and architecture of an NVIDIA StyleGAN2 generator, and where each came from.
+
+    What NVIDIA's forward pass uses is what its modules hold: each
+    SynthesisLayer/ToRGBLayer's ``conv_clamp``, each SynthesisBlock's
+    ``use_fp16`` and ``architecture``. Only when a module lacks the attribute do
+    the saved constructor kwargs count (stylegan2-ada-pytorch keeps them under
+    ``synthesis_kwargs``, stylegan3's networks_stylegan2 at the top level), then
+    the repository's default for a kwarg that was never passed and so never saved.
+    """
+    kwargs = dict(G_ema.state.get("_init_kwargs") or {})
+    syn = _submodules(G_ema).get("synthesis")
+    blocks = {int(k[1:]): b for k, b in _submodules(syn).items() if re.fullmatch(r"b\d+", k)}
+    # stylegan3's SynthesisNetwork stores num_fp16_res and its blocks fused_modconv_default; the ada repo's do not
+    sg3 = (isinstance(syn, _Persistent) and "num_fp16_res" in syn.state) or \
+        any("fused_modconv_default" in b.state for b in blocks.values())
+    repo = list(_REPO_DEFAULTS)[1 if sg3 else 0]
+    if "synthesis_kwargs" in kwargs:
+        saved = dict(kwargs["synthesis_kwargs"] or {})
+    else:
+        saved = {k: v for k, v in kwargs.items() if k not in _GENERATOR_OWN_KWARGS}
+    defaults = _REPO_DEFAULTS[repo]
+
+    def fallback(key):
+        if key in saved:
+            return saved[key], "saved kwargs"
+        return defaults[key], "default, never saved"
+
+    layers = {f"b{r}.{n}": m for r, b in blocks.items() for n, m in _submodules(b).items()
+              if m.class_name in ("SynthesisLayer", "ToRGBLayer") and "conv_clamp" in m.state}
+    clamps = {m.state["conv_clamp"] for m in layers.values()}
+    if len(clamps) > 1:
+        found = ", ".join(f"{n}: {m.state['conv_clamp']}" for n, m in list(layers.items())[:4])
+        raise CheckpointError(f"{path}: layers have different conv_clamp values ({found}, ...); only one clamp for "
+                              "all layers is supported")
+    conv_clamp, clamp_from = (clamps.pop(), "layer attributes") if clamps else fallback("conv_clamp")
+    archs = {r: b.state["architecture"] for r, b in blocks.items() if "architecture" in b.state}
+    for r, arch in sorted(archs.items()):
+        if arch != "skip":
+            raise CheckpointError(f"{path}: synthesis architecture {arch!r} (block synthesis.b{r}) is not supported; "
+                                  "only 'skip', the StyleGAN2 generator's default")
+    if not archs and fallback("architecture")[0] != "skip":
+        raise CheckpointError(f"{path}: synthesis architecture {fallback('architecture')[0]!r} (from the "
+                              f"{fallback('architecture')[1]}) is not supported; only 'skip', the StyleGAN2 "
+                              "generator's default")
+    num_fp16_res = syn.state.get("num_fp16_res") if isinstance(syn, _Persistent) else None
+    fp16_from = "synthesis attribute"
+    if num_fp16_res is None:
+        num_fp16_res, fp16_from = fallback("num_fp16_res")
+    if blocks and all("use_fp16" in b.state for b in blocks.values()):
+        fp16 = sorted(r for r, b in blocks.items() if b.state["use_fp16"])
+    else:  # NVIDIA's rule: fp16 for the num_fp16_res highest resolutions, never below 8
+        top = max(blocks) if blocks else 4
+        fp16_res = max(2 ** (int(top).bit_length() - int(num_fp16_res or 0)), 8)
+        fp16 = sorted(r for r in blocks if r >= fp16_res)
+    for key, flt in _flatten(syn).items():
+        if key.endswith("resample_filter") and not torch.allclose(flt.float(), _RESAMPLE_FILTER, atol=1e-7):
+            raise CheckpointError(f"{path}: synthesis.{key} is not the [1,3,3,1] low-pass filter; other resampling "
+                                  "filters are not supported")
+    return dict(source=repo, conv_clamp=conv_clamp, conv_clamp_from=clamp_from, num_fp16_res=num_fp16_res,
+                num_fp16_res_from=fp16_from, fp16_layers=" ".join(f"b{r}" for r in fp16) or "none")
+
+
+_RESAMPLE_FILTER = torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 64
+
+
 def _nvidia_to_rosinality(path: Path, G_ema: _Persistent) -> tuple[dict, dict, torch.Tensor, dict]:
     if not isinstance(G_ema, _Persistent) or G_ema.class_name != "Generator":
         what = getattr(G_ema, "class_name", type(G_ema).__name__)
         raise CheckpointError(f"{path}: G_ema is a {what}, not a StyleGAN2 Generator")
     kwargs = dict(G_ema.state.get("_init_kwargs") or {})
-    syn_kwargs = dict(kwargs.get("synthesis_kwargs") or {})
     map_kwargs = dict(kwargs.get("mapping_kwargs") or {})
     if int(kwargs.get("c_dim", 0) or 0) > 0:
         raise CheckpointError(f"{path}: conditional generators (c_dim={kwargs['c_dim']}) are not supported; "
@@ -247,10 +330,7 @@ def _nvidia_to_rosinality(path: Path, G_ema: _Persistent) -> tuple[dict, dict, t
     if any(k.startswith("synthesis.input.") or re.match(r"synthesis\.L\d+_", k) for k in flat):
         raise CheckpointError(f"{path}: a StyleGAN3 (alias-free) synthesis network without its Fourier input "
                               "(synthesis.input.freqs); the pickle is incomplete, export it again")
-    arch = syn_kwargs.get("architecture", "skip")
-    if arch != "skip" or any(".skip." in k for k in flat):
-        raise CheckpointError(f"{path}: synthesis architecture {arch!r} is not supported; only 'skip' "
-                              "(the StyleGAN2 default)")
+    settings = _nvidia_settings(path, G_ema)
     sd: dict[str, torch.Tensor] = {}
     n_fc = 0
     while f"mapping.fc{n_fc}.weight" in flat:
@@ -283,14 +363,12 @@ def _nvidia_to_rosinality(path: Path, G_ema: _Persistent) -> tuple[dict, dict, t
             sd[f"{dst}.noise.weight"] = strength.reshape(1)
             if p + "noise_const" in flat:
                 sd[f"noises.noise_{noise_names[src]}"] = flat[p + "noise_const"][None, None]
-    fc0 = (G_ema.state.get("_modules") or {}).get("mapping")
-    lr_mul = map_kwargs.get("lr_multiplier")
-    if lr_mul is None and isinstance(fc0, _Persistent):
-        fc = (fc0.state.get("_modules") or {}).get("fc0")
-        lr_mul = getattr(fc, "state", {}).get("lr_multiplier") if fc is not None else None
-    conv_clamp = syn_kwargs.get("conv_clamp")
-    extra = {"num_fp16_res": syn_kwargs.get("num_fp16_res", 0), "conv_clamp": conv_clamp,
-             "note": "fp16 layers run in fp32; conv_clamp honoured"}
+    fc0 = _submodules(_submodules(G_ema).get("mapping")).get("fc0")
+    lr_mul = fc0.state.get("lr_multiplier") if fc0 is not None else None  # what NVIDIA's forward uses
+    if lr_mul is None:
+        lr_mul = map_kwargs.get("lr_multiplier")
+    conv_clamp = settings["conv_clamp"]
+    extra = {**settings, "note": "fp16 layers run in fp32 (as NVIDIA's force_fp32=True); conv_clamp honoured"}
     cfg = state_dict_config(sd)
     cfg.update(lr_mlp=float(lr_mul if lr_mul is not None else 0.01),
                conv_clamp=float(conv_clamp) if conv_clamp is not None else None)
@@ -301,8 +379,10 @@ def _load_nvidia(path: Path):
     try:
         with open(path, "rb") as f:
             data = _NetworkUnpickler(f, path).load()
-    except CheckpointError:
-        raise
+    except CheckpointError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None  # raised inside a tensor's storage, which knows no path
     except Exception as exc:
         raise _fail_load(path, exc) from None
     if isinstance(data, tuple):

@@ -349,16 +349,27 @@ class StyleGAN2(nn.Module):
         return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
 
     # ------------------------------------------------------------------ mapping
-    def mapping(self, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
-        """z [B, z_dim] -> w [B, w_dim]; ψ = ``truncation`` < 1 pulls w towards ``w_avg``."""
+    def mapping(self, z: torch.Tensor, truncation: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
+        """z [B, z_dim] -> w [B, w_dim]; ψ = ``truncation`` ≠ 1 moves w towards (ψ < 1) or away from ``w_avg``.
+
+        With ``truncation_cutoff`` (NVIDIA's argument) only the first ``cutoff`` of
+        the ``num_ws`` layers are truncated, so the result is W+ [B, num_ws, w_dim]
+        (``broadcast`` passes W+ through unchanged).
+        """
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be [B, {self.z_dim}], got {list(z.shape)}")
         w = self.style(z)
-        return self.truncate(w, truncation)
+        if truncation_cutoff is None:
+            return self.truncate(w, truncation)
+        if isinstance(truncation_cutoff, bool) or not isinstance(truncation_cutoff, int) or truncation_cutoff < 0:
+            raise ValueError(f"truncation_cutoff must be an integer >= 0 (layers to truncate), got {truncation_cutoff!r}")
+        ws = self.broadcast(w).clone()
+        ws[:, :truncation_cutoff] = self.truncate(ws[:, :truncation_cutoff], truncation)
+        return ws
 
     def truncate(self, w: torch.Tensor, truncation: float = 1.0, w_avg: torch.Tensor | None = None) -> torch.Tensor:
-        """``w_avg + ψ·(w − w_avg)`` for ψ < 1 (w of shape [B, w_dim] or W+ [B, num_ws, w_dim])."""
-        if truncation >= 1:
+        """``w_avg + ψ·(w − w_avg)`` for ψ ≠ 1 (w of shape [B, w_dim] or W+ [B, num_ws, w_dim])."""
+        if truncation == 1:
             return w
         t = (self.w_avg if w_avg is None else w_avg).reshape(-1)
         return t + truncation * (w - t)
@@ -371,7 +382,9 @@ class StyleGAN2(nn.Module):
             return self.style(z).mean(0)
 
     def broadcast(self, w: torch.Tensor) -> torch.Tensor:
-        """w [B, w_dim] -> ws [B, num_ws, w_dim]."""
+        """w [B, w_dim] -> ws [B, num_ws, w_dim]; a W+ [B, num_ws, w_dim] (a cut-off truncation) is returned as is."""
+        if w.ndim == 3 and w.shape[1:] == (self.num_ws, self.w_dim):
+            return w
         return w[:, None, :].expand(-1, self.num_ws, -1)
 
     def style_mix(self, w1: torch.Tensor, w2: torch.Tensor, inject_index: int) -> torch.Tensor:
@@ -412,9 +425,9 @@ class StyleGAN2(nn.Module):
                 trace[f"dbg_skip.{skip.shape[-1]}"] = skip
         return skip
 
-    def forward(self, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, truncation: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
         """z [B, z_dim] -> img [B, 3, H, W] through mapping, broadcast and synthesis."""
-        return self.synthesis(self.broadcast(self.mapping(z, truncation)))
+        return self.synthesis(self.broadcast(self.mapping(z, truncation, truncation_cutoff)))
 
 
 def tiny_generator(resolution: int = 16, w_dim: int = 32, seed: int = 0, n_mlp: int = 2,

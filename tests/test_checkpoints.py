@@ -1,9 +1,14 @@
 """Loading checkpoints of both formats, `mgm info`, and refusing bad or malicious files."""
 
 import argparse
+import collections
+import io
 import pickle
+import struct
 import sys
 import types
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -61,6 +66,22 @@ def test_style_mixing_and_truncation(tiny):
     assert torch.allclose(tiny.truncate(w1, 0.0), tiny.w_avg[None])
 
 
+def test_truncation_cutoff_as_nvidia(tiny):
+    """Only the first `cutoff` layers move towards w_avg (a per-layer loop here); ψ > 1 extrapolates as NVIDIA's lerp."""
+    z = torch.randn(3, tiny.z_dim, generator=torch.Generator().manual_seed(5))
+    w = tiny.mapping(z)
+    for psi, cutoff in ((0.6, 2), (0.6, 0), (0.6, tiny.num_ws + 3), (1.5, 4)):
+        ws = tiny.mapping(z, psi, truncation_cutoff=cutoff)
+        assert ws.shape == (3, tiny.num_ws, tiny.w_dim)
+        for i in range(tiny.num_ws):
+            want = tiny.w_avg + psi * (w - tiny.w_avg) if i < cutoff else w
+            assert torch.allclose(ws[:, i], want, atol=1e-6), (psi, cutoff, i)
+        assert torch.equal(tiny.broadcast(ws), ws)
+    assert torch.allclose(tiny.mapping(z, 1.5), tiny.w_avg + 1.5 * (w - tiny.w_avg), atol=1e-6)
+    with pytest.raises(ValueError, match="truncation_cutoff must be an integer >= 0"):
+        tiny.mapping(z, 0.5, truncation_cutoff=-1)
+
+
 def test_shape_errors_name_the_dimension(tiny):
     with pytest.raises(ValueError, match=r"ws must be \[B, 6, 32\]"):
         tiny.synthesis(torch.zeros(1, 5, 32))
@@ -97,119 +118,23 @@ def test_mgm_info_prints_summary(tiny, tmp_path):
 
 
 # ----------------------------------------------------------- NVIDIA pickles
-def _persistence_modules(monkeypatch):
-    """Fake `torch_utils.persistence` and `dnnlib.util` so that pickle records NVIDIA's global names."""
-    persistence = types.ModuleType("torch_utils.persistence")
-
-    def _reconstruct_persistent_obj(meta):  # never called by the loader under test
-        raise AssertionError("the real reconstructor must not run")
-
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    util = types.ModuleType("dnnlib.util")
-
-    class EasyDict(dict):
-        pass
-
-    EasyDict.__module__, EasyDict.__qualname__ = "dnnlib.util", "EasyDict"
-    util.EasyDict = EasyDict
-    for name, mod in {"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": persistence,
-                      "dnnlib": types.ModuleType("dnnlib"), "dnnlib.util": util}.items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    return persistence, EasyDict
+# Real pickles written by NVIDIA's code (tests/fixtures/nvidia, see make.py there); their outputs, settings and
+# refusals are tested in tests/test_nvidia_fixtures.py.
+NVIDIA = Path(__file__).resolve().parent / "fixtures" / "nvidia"
 
 
-class _Obj:
-    """An object that pickles the way NVIDIA's persistent classes do."""
-
-    def __init__(self, recon, class_name, params=None, buffers=None, modules=None, src="", **attrs):
-        self.recon, self.meta = recon, dict(
-            type="class", version=6, module_src=src, class_name=class_name,
-            state=dict(_parameters=params or {}, _buffers=buffers or {}, _modules=modules or {},
-                       _non_persistent_buffers_set=set(), training=False, **attrs))
-
-    def __reduce__(self):
-        return (self.recon, (self.meta,))
-
-
-def _nvidia_pickle(G, path, monkeypatch, marker, c_dim=0, architecture="skip", conv_clamp=None, stylegan3=False):
-    persistence, EasyDict = _persistence_modules(monkeypatch)
-    recon = persistence._reconstruct_persistent_obj
-    src = f"open({str(marker)!r}, 'w').write('pwned')\n"  # what NVIDIA's loader would exec
-    sd = G.state_dict()
-    P = torch.nn.Parameter
-
-    def layer(prefix, torgb=False, noise_index=None):
-        params = {"weight": P(sd[prefix + ".conv.weight"][0].clone()),
-                  "bias": P(sd[prefix + ".bias"].reshape(3).clone() if torgb else sd[prefix + ".activate.bias"].clone())}
-        buffers = {}
-        if not torgb:
-            params["noise_strength"] = P(sd[prefix + ".noise.weight"].reshape([]).clone())
-            buffers["noise_const"] = sd[f"noises.noise_{noise_index}"][0, 0].clone()
-        affine = _Obj(recon, "FullyConnectedLayer", {"weight": P(sd[prefix + ".conv.modulation.weight"].clone()),
-                                                      "bias": P(sd[prefix + ".conv.modulation.bias"].clone())},
-                      src=src, lr_multiplier=1)
-        return _Obj(recon, "ToRGBLayer" if torgb else "SynthesisLayer", params, buffers, {"affine": affine}, src=src)
-
-    fcs = {f"fc{i}": _Obj(recon, "FullyConnectedLayer", {"weight": P(sd[f"style.{i + 1}.weight"].clone()),
-                                                         "bias": P(sd[f"style.{i + 1}.bias"].clone())},
-                          src=src, lr_multiplier=0.01) for i in range(G.n_mlp)}
-    mapping = _Obj(recon, "MappingNetwork", buffers={"w_avg": G.w_avg.clone()}, modules=fcs, src=src)
-    blocks = {"b4": _Obj(recon, "SynthesisBlock", {"const": P(sd["input.input"][0].clone())},
-                         modules={"conv1": layer("conv1", noise_index=0), "torgb": layer("to_rgb1", torgb=True)}, src=src)}
-    for j, r in enumerate(list(G.channels)[1:]):
-        blocks[f"b{r}"] = _Obj(recon, "SynthesisBlock", modules={
-            "conv0": layer(f"convs.{2 * j}", noise_index=2 * j + 1), "conv1": layer(f"convs.{2 * j + 1}", noise_index=2 * j + 2),
-            "torgb": layer(f"to_rgbs.{j}", torgb=True)}, src=src)
-    if stylegan3:
-        blocks["input"] = _Obj(recon, "SynthesisInput", {"freqs": P(torch.zeros(4, 2))}, src=src)
-    synthesis = _Obj(recon, "SynthesisNetwork", modules=blocks, src=src)
-    kwargs = EasyDict(z_dim=G.z_dim, c_dim=c_dim, w_dim=G.w_dim, img_resolution=G.resolution, img_channels=3,
-                      mapping_kwargs=EasyDict(num_layers=G.n_mlp),
-                      synthesis_kwargs=EasyDict(channel_base=1024, channel_max=16, num_fp16_res=2,
-                                                conv_clamp=conv_clamp, architecture=architecture))
-    G_ema = _Obj(recon, "Generator", modules={"mapping": mapping, "synthesis": synthesis}, src=src,
-                 _init_args=(), _init_kwargs=kwargs)
-    with open(path, "wb") as f:
-        pickle.dump(dict(training_set_kwargs=None, G=G_ema, D=None, G_ema=G_ema, augment_pipe=None), f, protocol=4)
-    return path
-
-
-def test_nvidia_pickle_loads_same_images_and_never_runs_module_src(tiny, tmp_path, monkeypatch):
-    marker = tmp_path / "ran.txt"
-    path = _nvidia_pickle(tiny, tmp_path / "net.pkl", monkeypatch, marker)
-    monkeypatch.undo()  # the loader must work without the fake modules
-    G = load_generator(path)
-    assert G.info.format == "nvidia-pickle" and G.info.extra["num_fp16_res"] == 2
-    assert torch.equal(G.w_avg, tiny.w_avg)
-    assert torch.allclose(_images(G), _images(tiny), atol=1e-6)
-    assert not marker.exists()
-    r = _mgm("info", path)
-    assert r.exit_code == 0 and "nvidia-pickle" in r.output, r.output
-
-
-def test_nvidia_conv_clamp_is_honoured(tiny, tmp_path, monkeypatch):
-    path = _nvidia_pickle(tiny, tmp_path / "net.pkl", monkeypatch, tmp_path / "m", conv_clamp=0.05)
-    G = load_generator(path)
-    assert G.conv_clamp == 0.05
-    trace = {}
-    with torch.no_grad():
-        G.synthesis(G.broadcast(G.mapping(torch.randn(2, 32))), trace=trace)
-    assert trace["dbg_conv1_out"].abs().max() <= 0.05 + 1e-7
-    assert not torch.allclose(_images(G), _images(tiny), atol=1e-3)
-
-
-@pytest.mark.parametrize("kw, needle", [
-    (dict(c_dim=5), "conditional"),
-    (dict(architecture="resnet"), "'resnet' is not supported"),
-    (dict(stylegan3=True), "StyleGAN3"),
-])
-def test_unsupported_networks(tiny, tmp_path, monkeypatch, kw, needle):
-    path = _nvidia_pickle(tiny, tmp_path / "net.pkl", monkeypatch, tmp_path / "m", **kw)
-    with pytest.raises(CheckpointError, match=needle):
-        load_generator(path)
-    _assert_one_line_error(_mgm("info", path), needle)
+def test_nvidia_pickle_never_runs_its_module_source(tmp_path, monkeypatch):
+    """NVIDIA's loader exec()s each class's stored module source; put code there and check that ours never runs it."""
+    data = (NVIDIA / "ada_fp32.pkl").read_bytes()
+    placeholder = b"mgm-fixture: source of training.networks not embedded"
+    code = b"open('pwned', 'w').write('x')"
+    assert placeholder in data
+    evil = data.replace(placeholder, code + b"#" * (len(placeholder) - len(code)))  # same length: frames stay valid
+    (tmp_path / "net.pkl").write_bytes(evil)
+    monkeypatch.chdir(tmp_path)
+    G = load_generator(tmp_path / "net.pkl")
+    assert G.info.format == "nvidia-pickle" and G.resolution == 16
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_old_tensorflow_pickle_is_unsupported(tmp_path, monkeypatch):
@@ -254,6 +179,120 @@ def test_malicious_torch_file_refused_without_side_effect(tmp_path):
     torch.save({"g_ema": _Evil(marker)}, path)
     _assert_one_line_error(_mgm("info", path), "refused")
     assert not marker.exists()
+
+
+# ------------------------------------- sizes claimed by a file, checksums
+class _StorageMarker:
+    pass
+
+
+class _TensorRef:
+    """Pickles as torch does a tensor: _rebuild_tensor_v2(storage, offset, size, stride, ...)."""
+
+    def __init__(self, storage, size, stride):
+        self.storage, self.size, self.stride = storage, size, stride
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2,
+                (self.storage, 0, self.size, self.stride, False, collections.OrderedDict()))
+
+
+def _tensor_pickle(obj, numel, key="0", legacy=False) -> bytes:
+    """A torch data pickle whose one storage claims ``numel`` float32 elements (legacy ids add view metadata)."""
+    pid = ("storage", torch.FloatStorage, key, "cpu", numel) + ((None,) if legacy else ())
+
+    class P(pickle.Pickler):
+        def persistent_id(self, o):
+            return pid if isinstance(o, _StorageMarker) else None
+
+    buf = io.BytesIO()
+    P(buf, protocol=2).dump(obj)
+    return buf.getvalue()
+
+
+def _torch_zip(path, numel, size, stride, data: bytes):
+    """A torch.save zip file (entries as torch writes them) holding {'g_ema': {'style.1.weight': tensor}}."""
+    obj = {"g_ema": {"style.1.weight": _TensorRef(_StorageMarker(), size, stride)}}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", _tensor_pickle(obj, numel))
+        z.writestr("archive/byteorder", "little")
+        z.writestr("archive/data/0", data)
+        z.writestr("archive/version", "3\n")
+    return path
+
+
+def test_huge_storage_claim_refused_before_allocation(tmp_path):
+    values = torch.arange(4, dtype=torch.float32)
+    ok = _torch_zip(tmp_path / "ok.pt", 4, (4,), (1,), values.numpy().tobytes())
+    assert torch.equal(torch.load(ok, weights_only=True)["g_ema"]["style.1.weight"], values)  # a real torch file
+    huge = _torch_zip(tmp_path / "huge.pt", 10**14, (10**7, 10**7), (10**7, 1), values.numpy().tobytes())
+    assert huge.stat().st_size < 2048
+    with pytest.raises(CheckpointError, match=r"storage 0 claims 100,000,000,000,000 × 4 bytes .* holds 16 bytes"):
+        load_generator(huge)
+    _assert_one_line_error(_mgm("info", huge), "claims", "nothing was allocated")
+
+
+def test_zip_entry_larger_than_the_file_is_refused(tmp_path):
+    path = _torch_zip(tmp_path / "g.pt", 4, (4,), (1,), bytes(16))
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("archive/data/0")
+    # central directory record of archive/data/0: compressed and uncompressed sizes at offsets 20 and 24
+    rec = data.find(b"PK\x01\x02", 0)
+    while data[rec + 46:rec + 46 + len(info.filename)] != info.filename.encode():
+        rec = data.find(b"PK\x01\x02", rec + 4)
+    struct.pack_into("<II", data, rec + 20, 10**9, 10**9)
+    (tmp_path / "lie.pt").write_bytes(bytes(data))
+    _assert_one_line_error(_mgm("info", tmp_path / "lie.pt"), "archive/data/0", "more than the whole file")
+
+
+def test_flipped_byte_inside_a_tensor_fails_the_checksum(tiny, tmp_path):
+    path = tmp_path / "g.pt"
+    save_checkpoint(tiny, path)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if "/data/" in i.filename and i.file_size >= 64)
+    name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start + 17] ^= 0x10  # one bit of one float of one tensor
+    (tmp_path / "flipped.pt").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=f"zip entry '{info.filename}' fails its checksum"):
+        load_generator(tmp_path / "flipped.pt")
+    _assert_one_line_error(_mgm("info", tmp_path / "flipped.pt"), "fails its checksum", "copy it again")
+
+
+def _legacy_storage_bytes(numel: int, values: bytes, count: int | None = None) -> bytes:
+    """torch.save(storage, _use_new_zipfile_serialization=False) as NVIDIA's pickles embed it per tensor."""
+    out = io.BytesIO()
+    for head in (0x1950A86A20F9469CFC6C, 1001, dict(protocol_version=1001, little_endian=True,
+                                                    type_sizes=dict(short=2, int=4, long=4))):
+        pickle.dump(head, out, protocol=2)
+    out.write(_tensor_pickle(_StorageMarker(), numel, key="k", legacy=True))
+    pickle.dump(["k"], out, protocol=2)
+    out.write(struct.pack("<q", numel if count is None else count) + values)
+    return out.getvalue()
+
+
+class _BytesStorage:
+    def __init__(self, blob):
+        self.blob = blob
+
+    def __reduce__(self):
+        return (torch.storage._load_from_bytes, (self.blob,))
+
+
+def test_nvidia_pickle_storage_claim_refused(tmp_path):
+    values = torch.arange(4, dtype=torch.float32)
+    good = pickle.dumps({"G_ema": _TensorRef(_BytesStorage(_legacy_storage_bytes(4, values.numpy().tobytes())), (4,), (1,))})
+    assert torch.equal(pickle.loads(good)["G_ema"], values)  # the layout is torch's own
+    (tmp_path / "good.pkl").write_bytes(good)
+    _assert_one_line_error(_mgm("info", tmp_path / "good.pkl"), "G_ema is a Tensor")  # read through, then refused
+    for numel, count in ((10**10, None), (10**10, 4)):  # header and data count both lie / only the pickle lies
+        blob = _legacy_storage_bytes(numel, values.numpy().tobytes(), count)
+        (tmp_path / "huge.pkl").write_bytes(pickle.dumps({"G_ema": _TensorRef(_BytesStorage(blob), (10**10,), (1,))}))
+        with pytest.raises(CheckpointError, match=r"huge.pkl: a tensor in the pickle: tensor storage k claims "
+                                                  r"10,000,000,000 × 4 bytes"):
+            load_generator(tmp_path / "huge.pkl")
 
 
 # ---------------------------------------------------------------- bad input

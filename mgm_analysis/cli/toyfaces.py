@@ -7,7 +7,11 @@ from pathlib import Path
 
 import click
 
+from ..errors import MGMError
 from ._common import main
+
+POSITIVE = click.IntRange(min=1)
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 
 
 def _logger(log_file: Path | None, quiet: bool):
@@ -28,8 +32,6 @@ def _channels(text: str | None) -> dict | None:
     try:
         return {int(a): int(b) for a, b in (p.split(":") for p in text.split(","))}
     except ValueError:
-        from ..errors import MGMError
-
         raise MGMError(f"--channels {text!r} is not a list like 4:128,8:128,16:128,32:64,64:32; "
                        "give resolution:channels pairs separated by commas") from None
 
@@ -37,18 +39,21 @@ def _channels(text: str | None) -> dict | None:
 @main.command("toyfaces-train")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_G.pt"),
               help="Checkpoint to write (rewritten at every evaluation, so a stopped run is usable).")
-@click.option("--minutes", type=float, default=90.0, help="Time budget; the learning-rate schedule fits into it.")
-@click.option("--steps", type=int, default=100_000, help="Step budget (whichever budget ends first stops training).")
-@click.option("--batch", type=int, default=16, help="Faces per optimiser step.")
-@click.option("--seed", type=int, default=0, help="Seeds the initialisation and the stream of training z.")
+@click.option("--minutes", type=POSITIVE_FLOAT, default=90.0,
+              help="Time budget; the learning-rate schedule fits into it.")
+@click.option("--steps", type=POSITIVE, default=100_000,
+              help="Step budget (whichever budget ends first stops training).")
+@click.option("--batch", type=POSITIVE, default=16, help="Faces per optimiser step.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0,
+              help="Seeds the initialisation and the stream of training z.")
 @click.option("--channels", default=None, help="Channels per resolution, e.g. 4:128,8:128,16:128,32:64,64:32.")
-@click.option("--eval-every", type=int, default=500, help="Steps between held-out evaluations and checkpoints.")
-@click.option("--threads", type=int, default=2, help="torch CPU threads.")
+@click.option("--eval-every", type=POSITIVE, default=500, help="Steps between held-out evaluations and checkpoints.")
+@click.option("--threads", type=POSITIVE, default=2, help="torch CPU threads.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
-@click.option("--lr", type=float, default=None, help="Adam learning rate [default: the recipe's 2e-3].")
+@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="Adam learning rate [default: the recipe's 2e-3].")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Start from this checkpoint (same architecture): the recipe's second, fine-tuning stage.")
-@click.option("--consistency-weight", type=float, default=0.0, show_default=True,
+@click.option("--consistency-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Weight of the factor-regressor consistency term (uses data/toyfaces_regressor.pt).")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also append the log lines (JSON) to this file.")
@@ -79,7 +84,10 @@ def toyfaces_train(out, minutes, steps, batch, seed, channels, eval_every, threa
     ch = _channels(channels)
     if ch:
         kw["channels"] = ch
-    cfg = TrainConfig(**kw)
+    try:
+        cfg = TrainConfig(**kw)
+    except ValueError as exc:
+        raise MGMError(str(exc)) from None
     log = _logger(log_file, quiet)
     log(json.dumps({"config": asdict(cfg), "minutes": minutes}))
     res = train(cfg, out, log=log, max_minutes=minutes, threads=threads, device=device, init=init)
@@ -89,12 +97,12 @@ def toyfaces_train(out, minutes, steps, batch, seed, channels, eval_every, threa
 @main.command("toyfaces-regressor")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_regressor.pt"),
               help="Regressor weights to write.")
-@click.option("--steps", type=int, default=3000, help="Optimiser steps.")
-@click.option("--minutes", type=float, default=None, help="Optional time budget.")
-@click.option("--seed", type=int, default=0, help="Seed.")
-@click.option("--threads", type=int, default=2, help="torch CPU threads.")
-@click.option("--batch", type=int, default=64, show_default=True, help="Renders per step.")
-@click.option("--blur", type=float, default=1.0, show_default=True,
+@click.option("--steps", type=POSITIVE, default=3000, help="Optimiser steps.")
+@click.option("--minutes", type=POSITIVE_FLOAT, default=None, help="Optional time budget.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, help="Seed.")
+@click.option("--threads", type=POSITIVE, default=2, help="torch CPU threads.")
+@click.option("--batch", type=POSITIVE, default=64, show_default=True, help="Renders per step.")
+@click.option("--blur", type=click.FloatRange(0, 16), default=1.0, show_default=True,
               help="Largest Gaussian blur sigma (px) of the training augmentation.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
 def toyfaces_regressor(out, steps, minutes, seed, threads, batch, blur, device):
@@ -111,14 +119,14 @@ def toyfaces_regressor(out, steps, minutes, seed, threads, batch, blur, device):
 @main.command("toyfaces-report")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Generator checkpoint (default: the shipped data/toyfaces_G.pt).")
-@click.option("--n", type=int, default=512, help="Held-out z for the PSNR figures.")
+@click.option("--n", type=click.IntRange(1, 100_000), default=512, help="Held-out z for the PSNR figures.")
 @click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_recipe.json"),
               help="Recipe record to write (config, time, hardware, figures).")
 @click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_samples.png"),
               help="PNG to write: renders (top) next to generator outputs (bottom) for the same z.")
 @click.option("--from-bench", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Take the figures from a benchmarks/bench_toyfaces.py JSON instead of measuring again.")
-@click.option("--threads", type=int, default=2, help="torch CPU threads.")
+@click.option("--threads", type=POSITIVE, default=2, help="torch CPU threads.")
 def toyfaces_report(weights, n, recipe, samples, from_bench, threads):
     """Measure the toyfaces generator against its renders; write the recipe record and the sample picture."""
     import torch
@@ -126,12 +134,16 @@ def toyfaces_report(weights, n, recipe, samples, from_bench, threads):
     from ..generators import load_generator
     from ..generators.toyfaces.evaluate import heldout_psnr, regressor_r2, sample_grid, write_recipe
 
+    bench = _bench_json(from_bench) if from_bench else None  # before the slow part
     torch.set_num_threads(threads)
     G = load_generator(str(weights) if weights else "toyfaces")
     path = weights or Path(G.info.path)
-    extra = torch.load(path, map_location="cpu", weights_only=True).get("mgm_extra", {})
-    if from_bench:
-        bench = json.loads(from_bench.read_text())
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # an NVIDIA pickle or a bare state dict loads as a generator but carries no recipe
+        saved = None
+    extra = saved.get("mgm_extra", {}) if isinstance(saved, dict) else {}
+    if bench is not None:
         figures = {k: bench[k] for k in ("psnr_n", "psnr", "regressor_r2", "sweep_share", "fwd_bwd_24_s",
                                          "acceptance", "hardware", "regressor_r2_independent") if k in bench}
     else:
@@ -140,3 +152,20 @@ def toyfaces_report(weights, n, recipe, samples, from_bench, threads):
     sample_grid(G, samples)
     click.echo(json.dumps(figures["psnr"]))
     click.echo(f"wrote {recipe} and {samples}")
+
+
+def _bench_json(path: Path) -> dict:
+    """The figures of a benchmarks/bench_toyfaces.py JSON file; MGMError (one line) when it is not one."""
+    try:
+        if path.stat().st_size > 64 * 2**20:
+            raise MGMError(f"--from-bench {path} is larger than 64 MiB; give the JSON that "
+                           "benchmarks/bench_toyfaces.py writes")
+        bench = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MGMError(f"--from-bench {path} is not a JSON file ({why}); give the JSON that "
+                       "benchmarks/bench_toyfaces.py writes") from None
+    if not isinstance(bench, dict) or not isinstance(bench.get("psnr"), dict):
+        raise MGMError(f"--from-bench {path} is not a toyfaces benchmark (no 'psnr' figures); give the JSON that "
+                       "benchmarks/bench_toyfaces.py writes")
+    return bench

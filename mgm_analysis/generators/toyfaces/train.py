@@ -159,7 +159,13 @@ def train(cfg: TrainConfig, out: Path, log=print, max_minutes: float | None = No
     if init is not None:  # continue from a checkpoint of the same architecture (fine-tuning)
         from ..checkpoints import load_checkpoint
 
-        G.load_state_dict(load_checkpoint(init).state_dict())
+        try:
+            G.load_state_dict(load_checkpoint(init).state_dict())
+        except RuntimeError as exc:  # another architecture: missing keys, other shapes
+            from ...errors import MGMError
+
+            raise MGMError(f"--init {init}: its weights do not fit this generator ({str(exc).splitlines()[0]} "
+                           "...); give a checkpoint written by mgm toyfaces-train with the same --channels") from None
         G.train().requires_grad_(True)
         fit_head(G, head, cfg)
         log(json.dumps({"stage": "init", "from": str(init)}))

@@ -62,8 +62,9 @@ class RunSkippedWarning(UserWarning):
 
 # ----------------------------------------------------------------- images
 def to_uint8(img: np.ndarray) -> np.ndarray:
-    """float in [0, 1] -> uint8 (clipped)."""
-    return (np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    """float in [0, 1] -> uint8 (clipped; NaN, e.g. the images of a diverged search, -> 0)."""
+    img = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def write_png(path: Path, img: np.ndarray) -> None:
@@ -263,7 +264,7 @@ def load_float_npy(path, what: str | None = None, shape: tuple | None = None) ->
         raise MGMError(f"{what}: no such file") from None
     except (ValueError, OSError, EOFError) as exc:  # object arrays, truncated or not .npy at all
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "allow_pickle" in msg:
+        if "allow_pickle" in msg or "Python objects" in msg:
             msg = "it holds Python objects, not numbers"
         raise MGMError(f"{what}: not a readable array of numbers ({msg})") from None
     try:

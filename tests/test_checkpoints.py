@@ -295,6 +295,16 @@ def test_nvidia_pickle_storage_claim_refused(tmp_path):
             load_generator(tmp_path / "huge.pkl")
 
 
+@pytest.mark.parametrize("opcode, protocol", [(b"\x8e", 4), (b"\x96", 5)])  # BINBYTES8, BYTEARRAY8
+def test_pickle_length_prefix_beyond_the_file_refused(tmp_path, opcode, protocol):
+    """The C unpickler allocates a bytes8/bytearray8 argument at its claimed length before reading it."""
+    path = tmp_path / "claim.pkl"
+    path.write_bytes(bytes([0x80, protocol]) + opcode + struct.pack("<Q", 10**12) + b"x" * 100)
+    with pytest.raises(CheckpointError, match="expected 1000000000000 bytes in a (bytes8|bytearray8), but only 100 remain"):
+        load_generator(path)
+    _assert_one_line_error(_mgm("info", path), "claims more bytes than the file holds")
+
+
 # ---------------------------------------------------------------- bad input
 def test_bad_inputs_give_one_line(tiny, tmp_path):
     _assert_one_line_error(_mgm("info", tmp_path / "nope.pt"), "no such file")

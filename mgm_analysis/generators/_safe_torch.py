@@ -15,13 +15,19 @@ silently. :func:`check_torch_file` reads only the file's structure:
   the same way, then the data area is walked storage by storage (an 8-byte
   element count, then the bytes), without reading the data.
 
-Both raise :class:`CheckpointError` with one line naming the entry and sizes.
+A network pickle itself can claim, in a length prefix, more bytes than it
+holds, and the C unpickler allocates that length before reading:
+:func:`check_pickle_lengths` walks its opcodes first (``pickletools``, which
+builds nothing) through a reader that never asks for more than the file holds.
+
+All raise :class:`CheckpointError` with one line naming the entry and sizes.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 import struct
 import warnings
 import zipfile
@@ -31,7 +37,7 @@ import torch
 
 from ..errors import CheckpointError
 
-__all__ = ["check_torch_file", "LEGACY_MAGIC"]
+__all__ = ["check_torch_file", "check_pickle_lengths", "LEGACY_MAGIC"]
 
 #: the first pickle of a legacy torch.save file (protocol 2, the magic number 0x1950a86a20f9469cfc6c)
 LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
@@ -233,3 +239,40 @@ def check_torch_file(source: str | Path | bytes, where: str | Path | None = None
             return
     if head == LEGACY_MAGIC:
         _check_legacy(path.read_bytes(), where)
+
+
+class _BoundedReader:
+    """A file whose ``read(n)`` never asks for more than what is left in it (reads never allocate a claimed size)."""
+
+    def __init__(self, f, size: int):
+        self.f, self.size = f, size
+
+    def read(self, n: int = -1) -> bytes:
+        left = self.size - self.f.tell()
+        return self.f.read(left if n is None or n < 0 else min(n, left))
+
+    def readline(self) -> bytes:
+        return self.f.readline()
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+
+def check_pickle_lengths(path: str | Path) -> None:
+    """Refuse a pickle whose length-prefixed arguments (bytes, strings) claim more than the file holds.
+
+    Reads every opcode with ``pickletools.genops`` (nothing is built or imported);
+    the tensors' own storages are checked later, one by one, by :func:`check_torch_file`.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        try:
+            for _ in pickletools.genops(_BoundedReader(f, size)):
+                pass
+        except ValueError as exc:
+            text = str(exc)
+            if "remain" in text or "but only" in text:
+                raise CheckpointError(f"{path}: the pickle claims more bytes than the file holds ({text[:120]}); "
+                                      "it is truncated, corrupt or malicious, nothing was allocated") from None
+            raise CheckpointError(f"{path}: not a valid pickle ({text[:120]})") from None

@@ -31,7 +31,7 @@ import torch
 
 from ..errors import CheckpointError, UnsafePickleError
 from . import _numpy_pickle as _np_pickle
-from ._safe_torch import check_torch_file
+from ._safe_torch import check_pickle_lengths, check_torch_file
 from .base import GeneratorInfo
 from .stylegan2 import StyleGAN2
 from .stylegan3 import StyleGAN3, is_stylegan3
@@ -376,6 +376,7 @@ def _nvidia_to_rosinality(path: Path, G_ema: _Persistent) -> tuple[dict, dict, t
 
 
 def _load_nvidia(path: Path):
+    check_pickle_lengths(path)  # no length prefix may claim more than the file holds
     try:
         with open(path, "rb") as f:
             data = _NetworkUnpickler(f, path).load()

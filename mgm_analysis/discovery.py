@@ -70,6 +70,7 @@ class DiscoveryConfig:
     tol: float = 1e-4                  # relative improvement that counts as progress for `patience`
     seed: int = 0                      # seeds the initial perturbation (and the per-run noise, noise_mode random)
     truncation: float = 0.7            # ψ of a reference made from a seed (the paper's code: 1, no truncation)
+    truncation_cutoff: int | None = None  # truncate only the first N W+ layers (NVIDIA's truncation_cutoff); None = all
     init_mode: str = "noise"           # "noise": N(0, init_noise²) per latent | "paper": the reference code's start
     noise_mode: str = "const"          # "const": the generator's fixed noise | "random": per-run noise from seed
 
@@ -98,6 +99,11 @@ class DiscoveryConfig:
             raise MGMError(f"--line-search must be strong_wolfe or none, got {self.line_search!r}")
         if not (math.isfinite(self.truncation) and 0 <= self.truncation <= 1):
             raise MGMError(f"--truncation must be in [0, 1], got {self.truncation}")
+        if self.truncation_cutoff is not None and (isinstance(self.truncation_cutoff, bool) or
+                                                   not isinstance(self.truncation_cutoff, int) or
+                                                   self.truncation_cutoff < 0):
+            raise MGMError(f"--truncation-cutoff must be an integer >= 0 (W+ layers to truncate), "
+                           f"got {self.truncation_cutoff!r}")
         if self.init_mode not in ("noise", "paper"):
             raise MGMError(f"--init-mode must be noise or paper, got {self.init_mode!r}")
         if self.noise_mode not in ("const", "random"):

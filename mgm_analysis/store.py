@@ -290,7 +290,7 @@ class Run:
 
     def _array(self, name: str) -> np.ndarray:
         try:
-            return load_float_npy(self.path / name, f"{self.path / name}")
+            return load_float_npy(self.path / name, f"{self.path}: {name}")
         except RunReadError:
             raise
         except MGMError as exc:

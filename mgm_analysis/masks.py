@@ -29,7 +29,7 @@ import numpy as np
 from .errors import MGMError
 from .presets import PRESETS, preset_boxes
 
-__all__ = ["Region", "parse_region", "rect_mask", "default_layout", "SPEC_HELP"]
+__all__ = ["Region", "parse_region", "split_regions", "rect_mask", "default_layout", "polygon_area", "SPEC_HELP"]
 
 SPEC_HELP = ("a preset (mouth, eyes, left_eye, right_eye, brows, nose, chin), rect:x0,y0,x1,y1, "
              "rects:x0,y0,x1,y1;..., ellipse:cx,cy,rx,ry, poly:x,y,x,y,x,y,... or a PNG mask file")
@@ -118,6 +118,27 @@ def _validate(spec: str, mask: np.ndarray, resolution: int) -> np.ndarray:
     if share >= 0.999:
         raise MGMError(f"region {_short(spec)} covers the whole image; the method needs an outside to keep fixed")
     return mask.astype(np.float32)
+
+
+def split_regions(text: str, flag: str = "--regions") -> list[str]:
+    """Split a comma-separated list of region specs, keeping the commas inside a spec (``rect:1,2,3,4``).
+
+    Raises MGMError when nothing is left (``",,,"``) or the list is longer than :data:`MAX_RECTS`.
+    """
+    out: list[str] = []
+    for tok in str(text).split(","):
+        tok = tok.strip()
+        if not tok:
+            continue
+        if out and (tok[0].isdigit() or tok[0] in "-.") and ":" in out[-1]:
+            out[-1] += "," + tok
+        else:
+            out.append(tok)
+    if not out:
+        raise MGMError(f"{flag} {_short(str(text))} names no region; give e.g. mouth,eyes or rect:19,42,45,58")
+    if len(out) > MAX_RECTS:
+        raise MGMError(f"{flag} names {len(out)} regions, more than the {MAX_RECTS} allowed")
+    return out
 
 
 def parse_region(spec: str, resolution: int, layout: str = "toyfaces") -> Region:

@@ -36,7 +36,8 @@ from .errors import MGMError
 from .losses import make_distance, offsets_for, spring_energy
 
 __all__ = ["DiscoveryConfig", "Trajectory", "discover", "default_config", "energy", "auto_prim_dist",
-           "chunk_sizes", "sigterm_as_interrupt", "PAPER_FFHQ", "TOYFACES_L2", "TOYFACES_OFFSETS"]
+           "chunk_sizes", "sigterm_as_interrupt", "initial_free", "run_noise", "with_run_noise", "PAPER",
+           "CHECKPOINT_DEFAULTS", "CONFIG_PRESETS", "TOYFACES_L2", "TOYFACES_OFFSETS"]
 
 HISTORY_KEYS = ("epoch", "total", "l_x", "spring", "stiffener", "d_in", "d_out", "seconds")
 
@@ -62,7 +63,7 @@ class DiscoveryConfig:
     max_iter: int = 8                  # L-BFGS iterations per epoch (the paper: 8)
     line_search: str = "strong_wolfe"  # L-BFGS line search: "strong_wolfe" | "none" (fixed step lr, the paper's code)
     epochs: int = 500                  # maximum epochs (the paper: 500)
-    init_noise: float = 0.01           # std of the initial perturbation of the free layers (all but latent 0)
+    init_noise: float = 0.01           # scale of the initial perturbation of the free layers (all but latent 0)
     offset_ramp: bool = False          # c_i ramps linearly from 0 to c along the chain
     closed_loop: bool = False          # springs wrap around: the chain is a loop
     chunk_size: int = 0                # latents per generator call; 0 = automatic (see chunk_sizes)
@@ -71,7 +72,7 @@ class DiscoveryConfig:
     seed: int = 0                      # seeds the initial perturbation (and the per-run noise, noise_mode random)
     truncation: float = 0.7            # ψ of a reference made from a seed (the paper's code: 1, no truncation)
     truncation_cutoff: int | None = None  # truncate only the first N W+ layers (NVIDIA's truncation_cutoff); None = all
-    init_mode: str = "noise"           # "noise": N(0, init_noise²) per latent | "paper": the reference code's start
+    init_mode: str = "noise"           # "noise": N(0, init_noise²) per latent | "paper": a_i·d, d ~ init_noise·N shared
     noise_mode: str = "const"          # "const": the generator's fixed noise | "random": per-run noise from seed
 
     def __post_init__(self):
@@ -129,9 +130,22 @@ class DiscoveryConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-#: the paper's values for StyleGAN2-FFHQ at 1024² with LPIPS (DESIGN §1)
-PAPER_FFHQ = dict(n_frames=36, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=4.0,
-                  offset=0.25, outside_weight=1.0, distance="lpips", epochs=500)
+#: our defaults for a checkpoint: the paper's weights and chain (α, β, γ, σ, c, 36 frames, 500 epochs, LPIPS) with
+#: our choices elsewhere (strong-Wolfe line search, any mask, ψ 0.7, independent start, constant noise);
+#: docs/discover.md tabulates each against the paper's code
+CHECKPOINT_DEFAULTS = dict(n_frames=36, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=4.0,
+                           offset=0.25, outside_weight=1.0, distance="lpips", epochs=500)
+
+#: exactly the reference code's algorithm (bmolab/masked-gan-manifold, run.py): L-BFGS (history 20, 8 iterations,
+#: step 1, no line search), LPIPS on the crop and the four area-weighted outside strips, an untruncated reference,
+#: a start w* + a_i·d with one shared d ~ 0.001·N(0, I) and a_i ~ N(0, 1) per latent, noise drawn once per run
+PAPER = dict(n_frames=36, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=4.0, offset=0.25,
+             outside_weight=1.0, distance="lpips", mask_mode="paper", optimizer="lbfgs", lr=1.0, history_size=20,
+             max_iter=8, line_search="none", epochs=500, init_mode="paper", init_noise=0.001, offset_ramp=False,
+             closed_loop=False, patience=0, truncation=1.0, noise_mode="random")
+
+#: named configurations for ``--preset`` / ``default_config(preset=...)``
+CONFIG_PRESETS = {"paper": PAPER}
 
 #: toyfaces + l2, calibrated on the built-in model (docs/discover.md, "Calibration"):
 #: σ ≈ 0.05 × mean ‖w(z₁) − w(z₂)‖ over layers 2..8, λ = 10, 30 epochs.
@@ -145,18 +159,25 @@ TOYFACES_OFFSETS = {"mouth": 0.023, "eyes": 0.056, "left_eye": 0.058, "right_eye
 
 
 def default_config(generator_name: str | None, distance: str | None = None, region: str | None = None,
-                   **overrides) -> DiscoveryConfig:
-    """Defaults per generator and distance, then ``overrides`` (None values are ignored).
+                   preset: str | None = None, **overrides) -> DiscoveryConfig:
+    """Defaults per generator and distance (or a named ``preset``), then ``overrides`` (None values are ignored).
 
-    toyfaces + l2: calibrated here (per-region c for the presets); anything else: the paper's values, with
-    ``distance`` as given (lpips by default; l2 on toyfaces).
+    ``preset`` (see :data:`CONFIG_PRESETS`, e.g. "paper") sets every field whatever the generator; ``distance``
+    and ``overrides`` still win.  Otherwise toyfaces + l2: calibrated here (per-region c for the presets);
+    anything else: :data:`CHECKPOINT_DEFAULTS`, with ``distance`` as given (lpips by default; l2 on toyfaces).
     """
-    if generator_name == "toyfaces" and distance in (None, "l2"):
+    if preset is not None:
+        if preset not in CONFIG_PRESETS:
+            raise MGMError(f"unknown preset {preset!r}; known: {', '.join(sorted(CONFIG_PRESETS))}")
+        base = dict(CONFIG_PRESETS[preset])
+        if distance is not None:
+            base["distance"] = distance
+    elif generator_name == "toyfaces" and distance in (None, "l2"):
         base = dict(TOYFACES_L2)
         if region in TOYFACES_OFFSETS:
             base["offset"] = TOYFACES_OFFSETS[region]
     else:
-        base = dict(PAPER_FFHQ)
+        base = dict(CHECKPOINT_DEFAULTS)
         if generator_name == "toyfaces":  # lpips on toyfaces: the toyfaces chain, the paper's image weights
             base.update(n_frames=16, epochs=30, prim_dist=TOYFACES_L2["prim_dist"])
         base["distance"] = distance or ("l2" if generator_name == "toyfaces" else "lpips")
@@ -263,6 +284,67 @@ def energy(G, w_free: torch.Tensor, w_ref: torch.Tensor, ref_img: torch.Tensor, 
             "stiffener": stiff_v, "d_in": float(d_in_sum) / n, "d_out": float(d_out_sum) / n}
 
 
+def initial_free(w_ref: torch.Tensor, cfg: DiscoveryConfig) -> torch.Tensor:
+    """The starting chain's free layers [n, layer_end − layer_start, w_dim] (seeded by ``cfg.seed``).
+
+    Latent 0 starts exactly at w*; the others need a perturbation (|D_in − c| has no gradient at x*):
+    ``init_mode`` "noise" adds independent N(0, init_noise²) to each; "paper" (the reference code) draws one
+    direction d ~ init_noise·N(0, I) over the free layers, then a_i ~ N(0, 1) per latent, and adds a_i·d.
+    """
+    n, ls, le = cfg.n_frames, cfg.layer_start, cfg.layer_end
+    g = torch.Generator().manual_seed(cfg.seed)
+    w_dim = w_ref.shape[-1]
+    if cfg.init_mode == "paper":
+        direction = torch.randn(le - ls, w_dim, generator=g) * cfg.init_noise
+        weights = torch.randn(n - 1, 1, 1, generator=g)
+        noise = torch.cat([torch.zeros(1, le - ls, w_dim), weights * direction[None]])
+    else:
+        noise = torch.randn(n, le - ls, w_dim, generator=g) * cfg.init_noise
+        noise[0] = 0.0
+    return w_ref[ls:le].expand(n, -1, -1) + noise.to(w_ref.device)
+
+
+#: added to the config's seed for the per-run noise, so that it is not the same stream as the start
+NOISE_SEED_OFFSET = 1_000_003
+
+
+def run_noise(G, cfg: DiscoveryConfig) -> list[torch.Tensor] | None:
+    """The noise inputs of a run: None (``noise_mode`` "const": the generator's constant buffers), or for
+    "random" one N(0, 1) draw per buffer from ``cfg.seed`` — fixed for the whole run, as the reference code
+    draws ``make_noise()`` once per run."""
+    if cfg.noise_mode == "const":
+        return None
+    buffers = getattr(G, "noise_buffers", None)
+    if buffers is None:
+        raise MGMError("--noise-mode random: this generator has no noise inputs; use --noise-mode const")
+    g = torch.Generator().manual_seed(cfg.seed + NOISE_SEED_OFFSET)
+    return [torch.randn(b.shape, generator=g).to(b.device, b.dtype) for b in buffers()]
+
+
+class _WithNoise:
+    """A generator whose ``synthesis`` uses fixed noise inputs instead of its buffers; everything else is G's."""
+
+    def __init__(self, G, noise: list[torch.Tensor]):
+        self._G, self._noise = G, noise
+
+    def __getattr__(self, name):
+        return getattr(self._G, name)
+
+    def synthesis(self, ws: torch.Tensor, noise=None, **kw) -> torch.Tensor:
+        return self._G.synthesis(ws, self._noise if noise is None else noise, **kw)
+
+
+def with_run_noise(G, cfg: DiscoveryConfig):
+    """G itself (``noise_mode`` "const"), or G rendering with :func:`run_noise` — use it for the reference image,
+    the search and the frames of a run alike (:func:`discover` does so itself)."""
+    noise = run_noise(G, cfg)
+    if noise is None:
+        return G
+    if isinstance(G, _WithNoise):
+        G = G._G
+    return _WithNoise(G, [t.to(G.w_avg.device) for t in noise])
+
+
 def _as_distance(mask, cfg: DiscoveryConfig, resolution: int):
     """A distance module from a Region, an [H, W] mask, or an already built distance."""
     if isinstance(mask, torch.nn.Module):
@@ -281,7 +363,7 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
     """Search the chain of latents (see the module docstring).  No file I/O.
 
     Args:
-        G: a generator (DESIGN §2); frozen here (``requires_grad_(False)``).
+        G: a generator (``generators.base.Generator``); frozen here (``requires_grad_(False)``).
         w_ref: [num_ws, w_dim] the reference latent w*.
         mask: a :class:`~mgm_analysis.masks.Region`, an [H, W] mask in [0, 1] at G's resolution, or a
             distance module ``(img, ref) -> (d_in, d_out)`` (e.g. ``losses.make_distance(...)``).
@@ -302,6 +384,7 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
                        f"[{G.num_ws}, {G.w_dim}]")
     dist = _as_distance(mask, cfg, G.resolution).to(device)
     G.requires_grad_(False)
+    G = with_run_noise(G, cfg)
     with torch.no_grad():
         ref_img = G.synthesis(w_ref[None])
     n, ls, le = cfg.n_frames, cfg.layer_start, cfg.layer_end
@@ -319,10 +402,7 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
                 history[k] = list(v)
         start_epoch = int(state.get("epochs_done") or 0)
     else:
-        g = torch.Generator().manual_seed(cfg.seed)
-        noise = torch.randn(n, le - ls, G.w_dim, generator=g) * cfg.init_noise
-        noise[0] = 0.0  # latent 0 starts exactly at w*; the others need the noise: |D_in − c| has no gradient at x*
-        w_free = w_ref[ls:le].expand(n, -1, -1) + noise.to(device)
+        w_free = initial_free(w_ref, cfg)
     w_free = w_free.detach().clone().requires_grad_(True)
     offsets = offsets_for(n, cfg.offset, cfg.offset_ramp).to(device)
     chunks = chunk_sizes(n, cfg.chunk_size, device.type, G.resolution)

@@ -1,4 +1,4 @@
-"""The masked distance and the spring energy of the paper (DESIGN §1).
+"""The masked distance and the spring energy of the paper.
 
     E = Σ_i γ·L_X(w_i) + α·Σ_i (‖w_{i+1} − w_i‖ − σ)² + β·Σ_i (‖w_{i+2} − w_i‖ − 2σ)²
     L_X(w) = λ·D_out(G(w), x*) + |D_in(G(w), x*) − c|
@@ -6,7 +6,8 @@
 ``D_in`` compares the region of change, ``D_out`` the rest.  Distances:
 
 * ``l2`` — mean squared error over the region's pixels and channels (images in [-1, 1]).
-* ``lpips`` — the ``lpips`` package with AlexNet, as the paper.
+* ``lpips`` — the ``lpips`` package with AlexNet, as the paper (torchvision's AlexNet weights, downloaded
+  into the torch hub folder on first use).
 
 Modes: ``map`` weights a per-pixel distance map by the mask (any mask);
 ``paper`` (rectangles only) crops the box for ``D_in`` and splits the outside
@@ -23,7 +24,8 @@ import torch.nn.functional as F
 
 from .errors import MGMError
 
-__all__ = ["MaskedDistance", "make_distance", "spring_energy", "offsets_for", "LPIPS_BACKBONE_FILE"]
+__all__ = ["MaskedDistance", "make_distance", "spring_energy", "offsets_for", "load_lpips", "lpips_backbone_path",
+           "fetch_lpips_backbone", "LPIPS_BACKBONE_FILE"]
 
 LPIPS_BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
 
@@ -108,16 +110,45 @@ def lpips_backbone_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONE_FILE
 
 
+def lpips_backbone_url() -> str:
+    """The address torchvision downloads the AlexNet weights from (its ``AlexNet_Weights.IMAGENET1K_V1``)."""
+    try:
+        from torchvision.models import AlexNet_Weights
+
+        return AlexNet_Weights.IMAGENET1K_V1.url
+    except ImportError:  # pragma: no cover - torchvision comes with the lpips extra
+        return f"https://download.pytorch.org/models/{LPIPS_BACKBONE_FILE}"
+
+
+def fetch_lpips_backbone() -> Path:
+    """The AlexNet weights on disk, downloaded as torchvision does when absent (its URL, hash check and progress
+    bar, written atomically into the hub folder); one line naming the file, the folder and ``--distance l2``
+    when that fails (offline, a read-only folder, a bad hash)."""
+    path = lpips_backbone_path()
+    if path.exists():
+        return path
+    url = lpips_backbone_url()
+    hash_prefix = LPIPS_BACKBONE_FILE.rsplit("-", 1)[-1].split(".")[0]  # torchvision's check_hash: "7be5be79"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=hash_prefix, progress=True)
+    except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError; a wrong hash a RuntimeError
+        reason = " ".join(str(getattr(exc, "reason", None) or exc).split())
+        raise MGMError(f"LPIPS needs the AlexNet weights {LPIPS_BACKBONE_FILE} in {path.parent} and downloading "
+                       f"them from {url} failed ({reason}); copy the file there or use --distance l2") from None
+    return path
+
+
 def load_lpips(spatial: bool = True, random_backbone: bool = False):
-    """The lpips package's AlexNet LPIPS (frozen).  Offline, the AlexNet backbone must already be on disk."""
+    """The lpips package's AlexNet LPIPS (frozen); the AlexNet weights are downloaded when absent (see
+    :func:`fetch_lpips_backbone`).  ``random_backbone``: an untrained AlexNet (tests; no download)."""
     try:
         import lpips
     except ImportError:
         raise MGMError("--distance lpips needs the lpips extra: pip install 'mgm-analysis[lpips]' "
                        "(or use --distance l2)") from None
-    if not random_backbone and not lpips_backbone_path().exists():
-        raise MGMError(f"LPIPS needs the AlexNet weights {LPIPS_BACKBONE_FILE}, not found at {lpips_backbone_path()}; "
-                       "copy the file there (torchvision's alexnet download) or use --distance l2")
+    if not random_backbone:
+        fetch_lpips_backbone()
     import contextlib
     import io
     import warnings

@@ -381,24 +381,29 @@ class StyleGAN3(nn.Module):
         return [s.name for s in self.specs]
 
     # ------------------------------------------------------------------ mapping
-    def mapping(self, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
-        """z [B, z_dim] -> w [B, w_dim]; ψ = ``truncation`` < 1 pulls w towards ``w_avg``."""
+    def mapping(self, z: torch.Tensor, truncation: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
+        """z [B, z_dim] -> w [B, w_dim]; ψ = ``truncation`` ≠ 1 moves w towards (ψ < 1) or away from ``w_avg``.
+
+        With ``truncation_cutoff`` (NVIDIA's argument) only the first ``cutoff``
+        of the ``num_ws`` layers are truncated and the result is W+ [B, num_ws, w_dim].
+        """
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be [B, {self.z_dim}], got {list(z.shape)}")
-        return self.truncate(self.map(z.float()), truncation)
-
-    def mapping_ws(self, z: torch.Tensor, truncation: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
-        """z -> ws [B, num_ws, w_dim] with ψ applied to the first ``truncation_cutoff`` layers only (None = all)."""
-        ws = self.broadcast(self.mapping(z)).clone()
-        cut = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
-        ws[:, :cut] = self.truncate(ws[:, :cut], truncation)
+        w = self.map(z.float())
+        if truncation_cutoff is None:
+            return self.truncate(w, truncation)
+        if isinstance(truncation_cutoff, bool) or not isinstance(truncation_cutoff, int) or truncation_cutoff < 0:
+            raise ValueError(f"truncation_cutoff must be an integer >= 0 (layers to truncate), got {truncation_cutoff!r}")
+        ws = self.broadcast(w).clone()
+        ws[:, :truncation_cutoff] = self.truncate(ws[:, :truncation_cutoff], truncation)
         return ws
 
-    def truncate(self, w: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+    def truncate(self, w: torch.Tensor, truncation: float = 1.0, w_avg: torch.Tensor | None = None) -> torch.Tensor:
         """``w_avg + ψ·(w − w_avg)`` (w [B, w_dim] or W+ [B, num_ws, w_dim]); ψ == 1 returns w."""
         if truncation == 1:
             return w
-        return self.w_avg + truncation * (w - self.w_avg)
+        t = (self.w_avg if w_avg is None else w_avg).reshape(-1)
+        return t + truncation * (w - t)
 
     def mean_latent(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
         """Mean of the mapped w of ``n`` seeded normal z, [w_dim]."""
@@ -408,8 +413,8 @@ class StyleGAN3(nn.Module):
             return self.map(z).mean(0)
 
     def broadcast(self, w: torch.Tensor) -> torch.Tensor:
-        """w [B, w_dim] -> ws [B, num_ws, w_dim]."""
-        return w[:, None, :].expand(-1, self.num_ws, -1)
+        """w [B, w_dim] -> ws [B, num_ws, w_dim]; W+ passes through."""
+        return w if w.ndim == 3 else w[:, None, :].expand(-1, self.num_ws, -1)
 
     # ---------------------------------------------------------------- synthesis
     def synthesis(self, ws: torch.Tensor) -> torch.Tensor:

@@ -204,10 +204,11 @@ def parse_region(spec: str, resolution: int, layout: str = "toyfaces") -> Region
     if spec in PRESETS[layout]:
         boxes = tuple(preset_boxes(spec, layout, resolution))
         return Region(spec, spec, _validate(spec, rect_mask(boxes, resolution), resolution), boxes, layout)
+    path = Path(spec)
     try:
-        path = Path(spec).expanduser()
+        path = path.expanduser()
         is_file = path.is_file()
-    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+    except (OSError, ValueError, RuntimeError):  # a name too long for the file system, a NUL byte, "~nobody"
         is_file = False
     if spec.lower().endswith(".png") or is_file:
         if not is_file:

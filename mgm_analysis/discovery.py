@@ -34,6 +34,12 @@ import torch
 
 from .errors import MGMError
 from .losses import make_distance, offsets_for, spring_energy
+from .run_schema import MAX_FRAMES
+
+#: upper bound of the energy weights, σ and the step size (their float32 products must stay finite)
+MAX_WEIGHT = 1e6
+#: seeds are 32-bit (numpy's and torch's common range, the same on every machine)
+MAX_SEED = 2**32 - 1
 
 __all__ = ["DiscoveryConfig", "Trajectory", "discover", "default_config", "energy", "auto_prim_dist",
            "chunk_sizes", "sigterm_as_interrupt", "initial_free", "run_noise", "with_run_noise", "PAPER",
@@ -109,6 +115,27 @@ class DiscoveryConfig:
             raise MGMError(f"--init-mode must be noise or paper, got {self.init_mode!r}")
         if self.noise_mode not in ("const", "random"):
             raise MGMError(f"--noise-mode must be const or random, got {self.noise_mode!r}")
+        # Upper bounds: far beyond any useful setting, they turn a typo (1e308, 10**9 frames) into one line
+        # before anything is allocated or searched.
+        if self.n_frames > MAX_FRAMES:
+            raise MGMError(f"--frames must be <= {MAX_FRAMES} (a longer chain does not fit in memory for a real "
+                           f"generator), got {self.n_frames}")
+        if self.offset > 4:
+            raise MGMError(f"--offset must be <= 4 (the largest l2 distance of images in [-1, 1]; LPIPS distances "
+                           f"are about 1 at most), got {self.offset}")
+        for name in ("alpha", "beta", "gamma", "prim_dist", "outside_weight", "lr"):
+            if getattr(self, name) > MAX_WEIGHT:
+                raise MGMError(f"--{name.replace('_', '-')} must be <= {MAX_WEIGHT:g} (larger values overflow the "
+                               f"float32 energy), got {getattr(self, name)}")
+        if self.init_noise > 100:
+            raise MGMError(f"--init-noise must be <= 100 (w values are of order 1; more noise starts the chain "
+                           f"nowhere near the reference), got {self.init_noise}")
+        for name, high in (("epochs", 1_000_000), ("history_size", 1000), ("max_iter", 10_000),
+                           ("chunk_size", MAX_FRAMES), ("patience", 1_000_000)):
+            if getattr(self, name) > high:
+                raise MGMError(f"--{name.replace('_', '-')} must be <= {high}, got {getattr(self, name)}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise MGMError(f"--init-seed must be in 0..{MAX_SEED} (32-bit seeds), got {self.seed}")
 
     @property
     def n_free(self) -> int:

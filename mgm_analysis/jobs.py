@@ -163,6 +163,8 @@ class JobSpec:
         if self.seed is not None:
             if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
                 raise MGMError(f"a job's seed is a whole number, got {self.seed!r}")
+            if not 0 <= self.seed <= 2**32 - 1:  # what every seeded generator accepts, the same on every machine
+                raise MGMError(f"--seed must be in 0..{2**32 - 1} (32-bit seeds), got {self.seed}")
             s(self, "seed", int(self.seed))
         if self.kind in ("discover", "baseline"):
             if not self.region:

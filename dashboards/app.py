@@ -113,29 +113,40 @@ def add_callback_guard(app: dash.Dash) -> None:
     app.server.before_request(guard)
 
 
-def create_app(root, *, cache_dir=None) -> dash.Dash:
+def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     """The dashboard over the run store at ``root`` (an existing folder, possibly empty).
 
     Args:
         cache_dir: where projections are cached (default ``<root>/.mgm_cache``).
+        discover: a :class:`dashboards.discover.DiscoverOptions` to add the Discover view (its worker
+            process starts now); None leaves it out.
     Raises:
         MGMError: ``root`` is not a folder.
     """
     root = check_root(root).resolve()
     app = dash.Dash(__name__, title="mgm dashboard", assets_folder=str(ASSETS), update_title=None)
-    # A function, so every page load shows the store as it is now (memoised by store signature).
-    app.layout = lambda: layout.build_layout(data.snapshot(root))
+    from . import discover as disc
+
+    def page():  # a function, so every page load shows the store as it is now (memoised by store signature)
+        snap = data.snapshot(root)
+        return layout.build_layout(snap, None if discover is None else disc.card(snap, discover))
+
+    app.layout = page
     register_callbacks(app, root, cache_dir)
+    if discover is not None and discover.enabled:
+        disc.register(app, root, discover)
     add_file_route(app.server, root)
     add_callback_guard(app)
     return app
 
 
-def serve(root, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, *, cache_dir=None) -> None:
+def serve(root, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, *, cache_dir=None,
+          discover=None) -> None:
     """Build the app for ``root`` and serve it until interrupted (Flask's threaded server).
 
     Listens at once; the heavy imports of the first projection load in a background thread meanwhile.
+    ``discover``: see :func:`create_app`.
     """
-    app = create_app(root, cache_dir=cache_dir)
+    app = create_app(root, cache_dir=cache_dir, discover=discover)
     threading.Thread(target=data.preload, name="mgm-preload", daemon=True).start()
     app.run(host=host, port=int(port), debug=debug)

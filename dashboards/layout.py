@@ -107,8 +107,9 @@ def _radio(id_, options, value):
                           inputStyle={"marginRight": "3px"}, labelStyle={"marginRight": "12px"})
 
 
-def build_layout(snap: data.Snapshot) -> html.Div:
-    """The page for one store snapshot.
+def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
+    """The page for one store snapshot; ``discover``: the Discover card (dashboards.discover), shown above the
+    views and even for an empty store.
 
     The views exist even for an empty store (hidden under the how-to message), so
     every callback always finds its components.
@@ -177,7 +178,8 @@ def build_layout(snap: data.Snapshot) -> html.Div:
         compare_box,
     ])
     return html.Div(id="page", style=_PAGE, children=[
-        header, *([banner] if banner else []), *([empty_store_message(snap.root)] if snap.empty else []), views,
+        header, *([banner] if banner else []), *([discover] if discover is not None else []),
+        *([empty_store_message(snap.root)] if snap.empty else []), views,
         dcc.Store(id=SELECTION, data=[]),
         dcc.Store(id=FRAME, data=None),
         dcc.Store(id=SHOWN, data=None),

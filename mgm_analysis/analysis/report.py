@@ -18,6 +18,7 @@ import html
 import io
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -288,7 +289,7 @@ def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, com
     timings["total"] = time.perf_counter() - t0
     if not quiet:
         for msg in notes:
-            print(f"warning: {msg}")
+            print(f"warning: {msg}", file=sys.stderr)
         for line in lines:
             print(line)
         print(f"analysed {n_runs} runs in {timings['total']:.1f} s -> {paths['report']}")

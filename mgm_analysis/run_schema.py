@@ -86,9 +86,26 @@ class Config(_Part):
     closed_loop: bool | None = None
 
 
+class JobSpecPart(_Part):
+    """The job spec a run was made from (what ``--resume`` rebuilds the job with)."""
+
+    kind: Text = "discover"
+    generator: Text = "toyfaces"
+    region: str | None = None
+    seed: int | None = None
+    reference: str | None = None
+    layout: str | None = None
+    preset: str | None = None
+    config: dict[str, Any] = {}
+    sources: list[str] = []
+    params: dict[str, Any] = {}
+
+
 class Provenance(_Part):
     kind: Text = "discover"
     sources: list[str] = []
+    key: str | None = None
+    spec: JobSpecPart | None = None
 
 
 class Resume(_Part):

@@ -99,8 +99,8 @@ def combine_latents(run_a: store.Run, run_b: store.Run, render) -> dict:
     union = np.maximum(ma, mb)
     fa, fb = render(w_ref[None] + da), render(w_ref[None] + db)
 
-    def rms_in(diff, mask):
-        return float(np.sqrt((((diff**2).mean(-1) * mask).sum((1, 2)) / max(mask.sum(), 1e-12)).mean()))
+    def rms_in(diff, mask):  # mean_i of each frame's RMS inside the mask, as inside_change's "rms"
+        return float(np.sqrt(((diff**2).mean(-1) * mask).sum((1, 2)) / max(mask.sum(), 1e-12)).mean())
 
     def extra(frames, ref_img):
         a_in_a, b_in_b = inside_change(fa, ref_img, ma)["rms"], inside_change(fb, ref_img, mb)["rms"]

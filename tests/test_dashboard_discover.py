@@ -1,0 +1,321 @@
+"""The Discover view without a browser: drawn shapes → region specs against masks computed here pixel by pixel,
+the page's messages for bad input (nothing written, nothing sent to the worker), the view switched off on a
+public address, the worker's checks (``mgm discover``'s), the progress text and the frame strip.
+
+The browser test (drawing with the mouse, launching, cancelling) is test_dashboard_discover_browser.py.
+"""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from dashboards import discover as D
+from dashboards.app import create_app
+from dashboards.synthetic import callback_body
+from mgm_analysis.errors import MGMError
+from mgm_analysis.masks import parse_region
+
+RES = 64
+
+
+def hand_rect(x0, y0, x1, y1):
+    m = np.zeros((RES, RES), np.float32)
+    for y in range(RES):
+        for x in range(RES):
+            if x0 <= x < x1 and y0 <= y < y1:
+                m[y, x] = 1
+    return m
+
+
+def hand_ellipse(cx, cy, rx, ry):
+    """Pixels whose centre (x + ½, y + ½) is inside the ellipse."""
+    m = np.zeros((RES, RES), np.float32)
+    for y in range(RES):
+        for x in range(RES):
+            if ((x + 0.5 - cx) / rx) ** 2 + ((y + 0.5 - cy) / ry) ** 2 <= 1:
+                m[y, x] = 1
+    return m
+
+
+# ------------------------------------------------------------ shapes -> spec
+def test_a_dragged_rectangle_snaps_to_pixels_and_is_the_mask():
+    shape = {"type": "rect", "x0": 46.7, "y0": 54.9, "x1": 17.6, "y1": 40.2}  # dragged from bottom right
+    spec = D.shape_spec(shape, RES)
+    assert spec == "rect:18,40,47,55"
+    assert np.array_equal(parse_region(spec, RES).mask, hand_rect(18, 40, 47, 55))
+
+
+def test_a_rectangle_past_the_edge_is_clipped_to_the_image():
+    assert D.shape_spec({"type": "rect", "x0": -5, "y0": -3.2, "x1": 10.4, "y1": 70}, RES) == "rect:0,0,10,64"
+
+
+def test_an_ellipse_shape_is_the_ellipse_mask():
+    spec = D.shape_spec({"type": "circle", "x0": 10, "y0": 20, "x1": 30.5, "y1": 30}, RES)
+    assert spec == "ellipse:20.25,25,10.25,5"
+    assert np.array_equal(parse_region(spec, RES).mask, hand_ellipse(20.25, 25, 10.25, 5))
+
+
+def test_a_closed_path_is_a_polygon_with_its_vertices_clipped():
+    assert D.shape_spec({"type": "path", "path": "M10,12L30,12.5L20,30Z"}, RES) == "poly:10,12,30,12.5,20,30"
+    assert D.shape_spec({"type": "path", "path": "M-3,5L70,5L30.333,40Z"}, RES) == "poly:0,5,64,5,30.33,40"
+    assert D.path_vertices("M1e1,2 L 3,4.5L5,6Z") == [(10.0, 2.0), (3.0, 4.5), (5.0, 6.0)]
+
+
+def test_several_rectangles_are_their_union():
+    shapes = [{"type": "rect", "x0": 2, "y0": 3, "x1": 10, "y1": 12}, {"type": "rect", "x0": 8, "y0": 10, "x1": 20,
+                                                                      "y1": 14}]
+    spec, mask = D.region_spec_of_shapes(shapes, RES, "toyfaces")
+    assert spec == "rects:2,3,10,12;8,10,20,14" and mask is None
+    want = np.maximum(hand_rect(2, 3, 10, 12), hand_rect(8, 10, 20, 14))
+    assert np.array_equal(parse_region(spec, RES).mask, want)
+
+
+def test_shapes_of_different_kinds_are_their_union_as_a_png(tmp_path):
+    shapes = [{"type": "rect", "x0": 2, "y0": 3, "x1": 10, "y1": 12},
+              {"type": "circle", "x0": 30, "y0": 30, "x1": 50, "y1": 40}]
+    want = np.maximum(hand_rect(2, 3, 10, 12), hand_ellipse(40, 35, 10, 5))
+    spec, mask = D.region_spec_of_shapes(shapes, RES, "toyfaces")
+    assert spec is None and np.array_equal(mask, want)
+    name, region = D.resolve_region(shapes, RES, "toyfaces")  # checked, nothing kept
+    assert name.startswith("drawn-") and np.array_equal(region.mask, want) and not list(tmp_path.iterdir())
+    path, region = D.resolve_region(shapes, RES, "toyfaces", mask_dir=tmp_path / "masks")
+    assert path == str(tmp_path / "masks" / name) and np.array_equal(parse_region(path, RES).mask, want)
+
+
+def test_a_presets_unmoved_boxes_are_the_preset():
+    shapes = D.preset_shapes("mouth", RES, "toyfaces")
+    assert D.region_spec_of_shapes(shapes, RES, "toyfaces") == ("mouth", None)
+    moved = [{**shapes[0], "x0": shapes[0]["x0"] + 2}]
+    assert D.region_spec_of_shapes(moved, RES, "toyfaces")[0].startswith("rect:")
+
+
+@pytest.mark.parametrize("shapes, message", [
+    ([], "no region"),
+    (None, "no region"),
+    ([{"type": "rect", "x0": 0, "y0": 0, "x1": 64, "y1": 64}], "covers the whole image"),
+    ([{"type": "rect", "x0": -9, "y0": -9, "x1": 99, "y1": 99}], "covers the whole image"),
+    ([{"type": "rect", "x0": 5.2, "y0": 3, "x1": 5.4, "y1": 9}], "outside the 64x64 image or empty"),
+    ([{"type": "rect", "x0": "nan", "y0": 3, "x1": 5, "y1": 9}], "not a finite number"),
+    ([{"type": "rect", "x0": None, "y0": 3, "x1": 5, "y1": 9}], "not a number"),
+    ([{"type": "line", "x0": 1, "y0": 3, "x1": 5, "y1": 9}], "not a region"),
+    ([{"type": "path", "path": "M1,2Q3,4,5,6Z"}], "unexpected segment"),
+    ([{"type": "path", "path": "M1,2L3,4Z"}], "fewer than 3 points"),
+    ([{"type": "path", "path": "M1,1L1,1L1,1Z"}], "encloses"),
+    ("rect", "not a list"),
+])
+def test_bad_regions_are_one_clear_line(shapes, message):
+    with pytest.raises(MGMError, match=message) as err:
+        D.resolve_region(shapes, RES, "toyfaces")
+    assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------ settings
+GOOD = {D.FRAMES: 16, D.EPOCHS: 3, D.OFFSET: 0.03, D.OUTSIDE: 10, D.LAYERS: "2:8", D.DISTANCE: "l2"}
+
+
+def test_settings_map_to_the_engines_fields():
+    assert D.settings_config(GOOD) == {"n_frames": 16, "epochs": 3, "offset": 0.03, "outside_weight": 10.0,
+                                       "layer_start": 2, "layer_end": 8, "distance": "l2"}
+    assert D.settings_config({**GOOD, D.EPOCHS: 4.0})["epochs"] == 4
+
+
+@pytest.mark.parametrize("key, value, message", [
+    (D.EPOCHS, None, "epochs: give a whole number"),
+    (D.FRAMES, 2.5, "frames: give a whole number"),
+    (D.FRAMES, True, "frames: give a whole number"),
+    (D.OFFSET, float("nan"), "offset: give a finite number"),
+    (D.OUTSIDE, "10", "outside weight: give a finite number"),
+    (D.LAYERS, "2-8", "layers '2-8': expected START:END"),
+    (D.LAYERS, 28, "layers: give START:END"),
+    (D.DISTANCE, "cosine", "distance: choose one of l2, lpips"),
+])
+def test_bad_settings_name_the_setting(key, value, message):
+    with pytest.raises(MGMError, match=message):
+        D.settings_config({**GOOD, key: value})
+
+
+def test_references():
+    assert D.valid_reference({"seed": 3.0}, {}) == {"seed": 3}
+    assert D.valid_reference({"run": "a"}, {"a": object()}) == {"run": "a"}
+    for bad in (None, {"seed": -1}, {"seed": 2**40}, {"run": "gone"}, {"seed": 1, "run": "a"}, {"file": ""}):
+        with pytest.raises(MGMError, match="no reference face"):
+            D.valid_reference(bad, {"a": object()})
+
+
+def test_on_only_on_loopback_unless_allowed():
+    assert D.DiscoverOptions.for_host("127.0.0.1").enabled and D.DiscoverOptions.for_host("localhost").enabled
+    off = D.DiscoverOptions.for_host("0.0.0.0")
+    assert not off.enabled and "0.0.0.0" in off.reason and "--allow-discover" in off.reason
+    assert D.DiscoverOptions.for_host("0.0.0.0", allow=True).enabled
+
+
+def test_progress_text_shows_epoch_and_terms():
+    from dash import html
+
+    states = [{"state": "complete", "label": "mouth", "seed": 1, "message": "complete: mouth-s1-x",
+               "progress": {"epoch": 3, "epochs": 3}},
+              {"state": "running", "label": "rect:1,2,3,4", "seed": 3,
+               "progress": {"epoch": 2, "epochs": 30, "terms": {"total": 0.5, "l_x": 0.25, "d_in": 1e-3}}}]
+    ul = D.progress_children(states)
+
+    def text(c):
+        if isinstance(c, (list, tuple)):
+            return "".join(text(x) for x in c)
+        if isinstance(c, html.Br):
+            return "\n"
+        return text(c.children) if hasattr(c, "children") else ("" if c is None else str(c))
+
+    lines = [text(li) for li in ul.children]
+    assert lines[0] == "running rect:1,2,3,4 (seed 3) — epoch 2/30\nE 0.5  L_X 0.25  D_in 0.001"
+    assert lines[1] == "complete mouth (seed 1) — 3/3 epochs — complete: mouth-s1-x"
+
+
+# ------------------------------------------------------------------ the page over HTTP (no worker)
+@pytest.fixture
+def offline_app(tmp_path, monkeypatch):
+    """The app with the Discover view whose worker never starts: it knows the generator's facts, and a request
+    to it fails the test (bad input must be refused before it reaches the worker)."""
+    monkeypatch.setattr(D.WorkerClient, "start", lambda self: None)
+    root = tmp_path / "runs"
+    root.mkdir()
+    app = create_app(root, discover=D.DiscoverOptions("toyfaces"))
+    client = app.discover_client
+    client.info = {"op": "hello", "generator": "toyfaces", "resolution": RES, "num_ws": 10, "w_dim": 256,
+                   "layout": "toyfaces", "presets": sorted(D.PRESET_NAMES), "defaults": {"truncation": 0.7}}
+    client.ready.set()
+    sent = []
+
+    def request(msg, timeout=None):
+        sent.append(msg)
+        raise AssertionError(f"sent to the worker: {msg}")
+
+    monkeypatch.setattr(client, "request", request)
+    yield app, root, sent
+    D._CLIENTS.pop(next(k for k, v in D._CLIENTS.items() if v is client))
+
+
+def post(app, output, values, trigger=None):
+    body = callback_body(app, output, values, trigger)
+    res = app.server.test_client().post("/_dash-update-component", json=body)
+    if res.status_code == 204:
+        return None
+    assert res.status_code == 200, res.data[:500]
+    return json.loads(res.data)["response"]
+
+
+def launch_values(**change):
+    v = {f"{k}.value": x for k, x in GOOD.items()}
+    v.update({f"{D.SHAPES}.data": [{"type": "rect", "x0": 18, "y0": 40, "x1": 47, "y1": 55}],
+              f"{D.REFERENCE}.data": {"seed": 3}, f"{D.JOBS}.data": [], f"{D.LAUNCH}.n_clicks": 1})
+    v.update({k.replace("__", "."): x for k, x in change.items()})
+    return v
+
+
+@pytest.mark.parametrize("change, message", [
+    ({f"{D.SHAPES}__data": []}, "no region"),
+    ({f"{D.SHAPES}__data": [{"type": "rect", "x0": 0, "y0": 0, "x1": 64, "y1": 64}]}, "covers the whole image"),
+    ({f"{D.SHAPES}__data": [{"type": "circle", "x0": 3, "y0": 3, "x1": 3.1, "y1": 3.1}]}, "is empty"),
+    ({f"{D.EPOCHS}__value": None}, "epochs: give a whole number"),
+    ({f"{D.LAYERS}__value": "x"}, "layers 'x': expected START:END"),
+    ({f"{D.REFERENCE}__data": None}, "no reference face"),
+    ({f"{D.REFERENCE}__data": {"run": "not-a-run"}}, "no reference face"),
+])
+def test_a_bad_launch_is_a_message_and_writes_nothing(offline_app, change, message):
+    app, root, sent = offline_app
+    got = post(app, "discover-error.children...discover-jobs", launch_values(**change), f"{D.LAUNCH}.n_clicks")
+    text = got["discover-error"]["children"]["props"]["children"]
+    assert message in text and "\n" not in text
+    assert "discover-jobs" not in got  # no job added
+    assert list(root.iterdir()) == [] and sent == []  # no folder, hidden or not; nothing sent to the worker
+
+
+@pytest.mark.parametrize("change", [{f"{D.LAUNCH}__n_clicks": "1"}, {f"{D.JOBS}__data": "abc"}])
+def test_a_malformed_launch_leaves_the_view_as_it_was(offline_app, change):
+    app, root, sent = offline_app
+    assert post(app, "discover-error.children...discover-jobs", launch_values(**change), f"{D.LAUNCH}.n_clicks") is None
+    assert sent == []
+
+
+def test_poll_and_cancel_with_bad_or_unknown_jobs(offline_app):
+    app, root, sent = offline_app
+    values = {f"{D.POLL}.n_intervals": 1, f"{D.JOBS}.data": ["../../etc", "20260101T000000-0000-abcd"],
+              f"{D.LANDED}.data": [], "run-table.selected_row_ids": None}
+    got = post(app, "discover-progress.children", values, f"{D.POLL}.n_intervals")
+    assert got["discover-progress"]["children"] == "no jobs yet" and got["discover-poll"]["disabled"] is True
+    assert post(app, "discover-progress.children", {**values, f"{D.JOBS}.data": {"x": 1}}) is None
+    got = post(app, "discover-error.children@", {f"{D.CANCEL}.n_clicks": 1, f"{D.JOBS}.data": []},
+               f"{D.CANCEL}.n_clicks")
+    assert "nothing to cancel" in got["discover-error"]["children"]["props"]["children"] and sent == []
+
+
+def test_off_on_a_public_address(tmp_path):
+    app = create_app(tmp_path, discover=D.DiscoverOptions.for_host("0.0.0.0"))
+    page = app.server.test_client().get("/_dash-layout").get_data(as_text=True)
+    assert "Discover is off" in page and "--allow-discover" in page
+    assert not any("discover" in k for k in app.callback_map)  # nothing to launch with
+    assert not hasattr(app, "discover_client") and not (tmp_path / D.HIDDEN).exists()
+
+
+def test_cli_turns_discover_on_for_loopback_only(tmp_path, monkeypatch):
+    import dashboards.app
+
+    from mgm_analysis.cli import main
+
+    seen = {}
+    monkeypatch.setattr(dashboards.app, "serve", lambda root, **kw: seen.update(kw))
+    runner = CliRunner()
+    r = runner.invoke(main, ["dashboard", str(tmp_path)])
+    assert r.exit_code == 0 and seen["discover"].enabled and seen["discover"].generator == "toyfaces"
+    r = runner.invoke(main, ["dashboard", str(tmp_path), "--host", "0.0.0.0"])
+    assert r.exit_code == 0 and not seen["discover"].enabled and "Discover view is off" in r.output
+    r = runner.invoke(main, ["dashboard", str(tmp_path), "--host", "0.0.0.0", "--allow-discover"])
+    assert r.exit_code == 0 and seen["discover"].enabled
+    r = runner.invoke(main, ["dashboard", str(tmp_path), "--no-discover"])
+    assert r.exit_code == 0 and seen["discover"] is None
+    r = runner.invoke(main, ["dashboard", str(tmp_path), "--generator", str(tmp_path / "nope.pkl")])
+    assert r.exit_code == 2 and "--generator" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ the worker's side (the generator)
+@pytest.fixture(scope="module")
+def G():
+    from mgm_analysis.generators import load_generator
+
+    return load_generator("toyfaces")
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"n_frames": 2}, "--frames must be >= 3"),
+    ({"layer_start": 2, "layer_end": 20}, r"outside the generator's 10 W\+ layers"),
+    ({"offset": -1.0}, "--offset must be a finite number >= 0"),
+    ({"distance": "cosine"}, "--distance must be l2 or lpips"),
+])
+def test_the_worker_checks_settings_as_mgm_discover_does(G, config, message):
+    with pytest.raises(MGMError, match=message):
+        D.check_job(G, {"region": "rect:18,40,47,55", "seed": 3, "config": config})
+
+
+def test_the_worker_checks_an_uploaded_reference(G, tmp_path):
+    bad = tmp_path / "w.npy"
+    np.save(bad, np.zeros((3, 7), np.float32))
+    with pytest.raises(MGMError, match=r"has shape \[3, 7\]"):
+        D.check_job(G, {"region": "mouth", "seed": None, "reference": str(bad)})
+    spec, cfg = D.check_job(G, {"region": "mouth", "seed": 3, "config": {"epochs": 3}})
+    assert spec.region == "mouth" and cfg.epochs == 3 and cfg.offset == pytest.approx(0.023)  # mouth's own c
+
+
+def test_the_strip_is_the_chains_frames_side_by_side(G):
+    import torch
+
+    from mgm_analysis.render import render_frames
+
+    ws = G.broadcast(G.mapping(torch.randn(5, G.z_dim, generator=torch.Generator().manual_seed(1))))
+    strip = np.asarray(Image.open(io.BytesIO(D._strip_png(G, ws, n=3))).convert("RGB"), np.float32) / 255
+    assert strip.shape == (RES, 3 * RES, 3)
+    for tile, i in enumerate((0, 2, 4)):  # evenly spaced: first, middle, last
+        want = render_frames(G, ws[[i]])[0]
+        assert np.abs(strip[:, tile * RES:(tile + 1) * RES] - want).max() <= 1 / 255 + 1e-6

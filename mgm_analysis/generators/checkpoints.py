@@ -13,7 +13,14 @@ Two formats arrive from researchers:
   stand-in for the persistence hook that keeps the metadata and never runs the
   embedded source; everything else is refused before it is constructed.
 
-Both are mapped onto :class:`~mgm_analysis.generators.stylegan2.StyleGAN2`.
+Both are mapped onto :class:`~mgm_analysis.generators.stylegan2.StyleGAN2`
+(StyleGAN3 networks onto :class:`~mgm_analysis.generators.stylegan3.StyleGAN3`).
+An NVIDIA StyleGAN2's synthesis settings (``conv_clamp``, fp16 blocks,
+architecture) are read where its modules hold them, else from the saved kwargs
+of either repository, else from that repository's defaults
+(:func:`_nvidia_settings`).  Before anything is unpickled or allocated,
+:mod:`._safe_torch` checks every size a file claims against the bytes it holds
+and verifies zip checksums.
 """
 
 from __future__ import annotations

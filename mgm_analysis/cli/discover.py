@@ -22,34 +22,40 @@ def _parse_layers(text: str) -> tuple[int, int]:
         raise MGMError(f"--layers {text!r}: expected START:END, e.g. 2:8") from None
 
 
-def _parse_seeds(text: str) -> list[int]:
-    out = []
+#: at most this many seeds in one --seeds (a sweep of 100000 runs is days of work; more is a typo)
+MAX_SEEDS = 100_000
+MAX_SEED = 2**32 - 1
+
+
+def _parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
+    """Seeds and ranges ("0-9,12") -> a list; each in 0..2**32-1, at most MAX_SEEDS (checked before any list
+    is built, so "0-1000000000" costs nothing)."""
+    out: list[int] = []
     try:
         for part in str(text).split(","):
             if "-" in part.strip()[1:]:
-                a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1))
+                a, b = (int(v) for v in part.split("-", 1))
+                if not 0 <= a <= b <= MAX_SEED:
+                    raise MGMError(f"{flag} range {part.strip()!r}: give START-END with 0 <= START <= END <= {MAX_SEED}")
+                if len(out) + b - a + 1 > MAX_SEEDS:
+                    raise MGMError(f"{flag} {text!r} names more than {MAX_SEEDS} seeds; give fewer")
+                out.extend(range(a, b + 1))
             elif part.strip():
                 out.append(int(part))
+                if not 0 <= out[-1] <= MAX_SEED or len(out) > MAX_SEEDS:
+                    raise MGMError(f"{flag} {text!r}: seeds are 0..{MAX_SEED}, at most {MAX_SEEDS} of them")
     except ValueError:
-        raise MGMError(f"--seeds {text!r}: expected numbers and ranges, e.g. 0-9 or 1,4,7") from None
+        raise MGMError(f"{flag} {text!r}: expected numbers and ranges, e.g. 0-9 or 1,4,7") from None
     if not out:
-        raise MGMError("--seeds is empty")
+        raise MGMError(f"{flag} is empty")
     return out
 
 
 def _split_regions(text: str) -> list[str]:
-    """Split a comma-separated list of region specs, keeping the commas inside a spec (rect:1,2,3,4)."""
-    out: list[str] = []
-    for tok in str(text).split(","):
-        tok = tok.strip()
-        if not tok:
-            continue
-        if out and (tok[0].isdigit() or tok[0] in "-.") and ":" in out[-1]:
-            out[-1] += "," + tok
-        else:
-            out.append(tok)
-    return out
+    """Split a comma-separated list of region specs (see :func:`mgm_analysis.masks.split_regions`)."""
+    from ..masks import split_regions
+
+    return split_regions(text)
 
 
 def run_discovery(*, generator="toyfaces", region="mouth", seed=0, reference=None, truncation=None, out="runs",

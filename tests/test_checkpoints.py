@@ -295,6 +295,14 @@ def test_nvidia_pickle_storage_claim_refused(tmp_path):
             load_generator(tmp_path / "huge.pkl")
 
 
+def test_legacy_format_pt_loads_and_its_claims_are_checked(tiny, tmp_path):
+    sd = {k: v for k, v in tiny.state_dict().items() if k != "w_avg"}
+    torch.save({"g_ema": sd, "latent_avg": tiny.w_avg}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    assert torch.equal(_images(load_generator(tmp_path / "old.pt")), _images(tiny))
+    (tmp_path / "huge.pt").write_bytes(_legacy_storage_bytes(10**10, bytes(16)))
+    _assert_one_line_error(_mgm("info", tmp_path / "huge.pt"), "claims 10,000,000,000 × 4 bytes", "holds 16 bytes")
+
+
 @pytest.mark.parametrize("opcode, protocol", [(b"\x8e", 4), (b"\x96", 5)])  # BINBYTES8, BYTEARRAY8
 def test_pickle_length_prefix_beyond_the_file_refused(tmp_path, opcode, protocol):
     """The C unpickler allocates a bytes8/bytearray8 argument at its claimed length before reading it."""

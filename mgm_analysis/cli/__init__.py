@@ -8,3 +8,4 @@ from . import discover  # noqa: F401,E402
 from . import analyze  # noqa: F401,E402
 from . import dashboard  # noqa: F401,E402
 from . import toyfaces  # noqa: F401,E402
+from . import baselines  # noqa: F401,E402

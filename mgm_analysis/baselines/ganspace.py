@@ -1,0 +1,89 @@
+"""GANSpace: principal components of W as edit directions.
+
+Härkönen, Hertzmann, Lehtinen, Paris, "GANSpace: Discovering Interpretable GAN
+Controls", NeurIPS 2020 (arXiv 2004.02546).
+
+Sample ``z_j ~ N(0, I)`` (j = 1..N, N ≥ 10 000), map ``w_j = f(z_j)`` and take
+the principal directions of the w's:
+
+    μ = (1/N) Σ_j w_j,    C = (1/N) Σ_j (w_j − μ)(w_j − μ)ᵀ = V Λ Vᵀ,
+
+the columns ``v_k`` of V by decreasing variance ``λ_k``.  An edit is
+``w' = w + x·v_k`` on a range of layers (here: the free W+ layers).  The PCA
+depends only on the generator, so it is computed once per generator and cached
+(keyed by the weights' sha256) in a cache folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import MGMError
+from .common import generator_key
+
+__all__ = ["ganspace_components", "pca_components", "MIN_SAMPLES"]
+
+MIN_SAMPLES = 10_000
+
+
+def pca_components(w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-``k`` principal directions of samples w [N, D]: (components [k, D] unit rows, variances [k], mean [D]).
+
+    Eigen-decomposition of the sample covariance (D ≤ a few thousand), signs
+    fixed so each component's largest-magnitude entry is positive.
+    """
+    w = np.asarray(w, np.float64)
+    if w.ndim != 2 or len(w) < 2:
+        raise ValueError(f"expected samples [N >= 2, D], got shape {list(w.shape)}")
+    mu = w.mean(0)
+    x = w - mu
+    cov = x.T @ x / len(w)
+    lam, vec = np.linalg.eigh(cov)
+    order = np.argsort(lam)[::-1][:k]
+    comps = vec[:, order].T
+    flip = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])
+    return comps * flip[:, None], lam[order], mu
+
+
+@torch.no_grad()
+def ganspace_components(G, k: int = 10, n_samples: int = MIN_SAMPLES, seed: int = 0, cache_dir=None,
+                        batch: int = 2048) -> dict:
+    """PCA of W for generator ``G``: {"components" [k, w_dim], "variance" [k], "explained" [k], "mean", "n_samples"}.
+
+    Cached as ``<cache_dir>/ganspace-<sha256[:16]>-n<N>-s<seed>.npz`` when ``cache_dir`` is given.
+    """
+    if n_samples < MIN_SAMPLES:
+        raise MGMError(f"GANSpace needs at least {MIN_SAMPLES} samples of w, got {n_samples}")
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"ganspace-{generator_key(G)[:16]}-n{n_samples}-s{seed}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as z:
+                if len(z["components"]) >= k:
+                    return {"components": z["components"][:k], "variance": z["variance"][:k],
+                            "explained": z["explained"][:k], "mean": z["mean"], "n_samples": int(z["n_samples"]),
+                            "cached": True}
+    g = torch.Generator().manual_seed(seed)
+    dev = G.w_avg.device
+    ws = []
+    for i in range(0, n_samples, batch):
+        z = torch.randn(min(batch, n_samples - i), G.z_dim, generator=g).to(dev)
+        ws.append(G.mapping(z).double().cpu().numpy())
+    w = np.concatenate(ws)
+    kk = max(k, 10)
+    comps, lam, mu = pca_components(w, kk)
+    total = float(((w - mu) ** 2).sum(1).mean())
+    out = {"components": comps, "variance": lam, "explained": lam / total, "mean": mu, "n_samples": n_samples}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **{k_: np.asarray(v) for k_, v in out.items()},
+                 meta=np.asarray(json.dumps({"generator": generator_key(G), "seed": seed})))
+        tmp.replace(path)
+    out = {k_: (v[:k] if k_ in ("components", "variance", "explained") else v) for k_, v in out.items()}
+    out["cached"] = False
+    return out

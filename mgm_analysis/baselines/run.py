@@ -1,0 +1,280 @@
+"""One baseline run: a method's candidate directions -> the oracle's pick at equal strength -> an ordinary run.
+
+:func:`baseline_trajectory` is pure (no files): it returns the latents, the
+chosen component, the scale and what was tried.  :func:`run_baseline` writes it
+into a store like any discovered run (``provenance.kind = "baseline"``), so
+``mgm render``, ``mgm analyze`` and the dashboard read it unchanged.
+
+Fairness rules (the same for every method):
+
+* the same free layers, number of frames and target offset c as a discovery
+  run on that region (``discovery.default_config``);
+* equal strength: the straight path through w* is scaled so that its mean
+  inside distance equals c (:func:`.common.equal_strength`);
+* unsupervised methods (GANSpace, SeFa, the masked Jacobian) offer their top 10
+  components and the one with the best locality on the region at equal
+  strength is kept — an oracle choice that favours the baseline; InterFaceGAN
+  offers one boundary per factor of the region and the same rule picks among
+  them.  The index (or factor) is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import MGMError
+from .common import broadcast_direction, equal_strength, line_latents, path_t, unit_directions
+
+__all__ = ["METHODS", "DEFAULT_METHODS", "BaselineResult", "candidate_directions", "baseline_trajectory",
+           "run_baseline", "job_baseline", "parse_methods"]
+
+from . import DEFAULT_METHODS, METHODS  # noqa: E402  (the names live in the torch-free package root)
+
+TOP_K = 10
+
+
+def parse_methods(text) -> list[str]:
+    """``"ganspace,sefa"`` -> ["ganspace", "sefa"]; an unknown name is one MGMError line."""
+    names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m and m.strip()]
+    bad = [m for m in names if m not in METHODS]
+    if bad:
+        raise MGMError(f"unknown method(s) {', '.join(bad)}; known: {', '.join(METHODS)}")
+    if not names:
+        raise MGMError(f"--methods is empty; give some of {', '.join(METHODS)}")
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class BaselineResult:
+    """What :func:`baseline_trajectory` returns."""
+
+    method: str
+    ws: np.ndarray                     # [n, num_ws, w_dim]
+    component: str                     # chosen component ("PC3", "EV0", "mouth_open", "J0")
+    component_index: int               # its index among the candidates
+    scale: float                       # latent distance of the path's ends from w* (free layers)
+    d_in: float                        # mean D_in over the frames reached (≈ c)
+    candidates: list = field(default_factory=list)   # [{component, scale, d_in, reached, locality}]
+    info: dict = field(default_factory=dict)         # method-specific figures (explained variance, ratios, ...)
+    timings: dict = field(default_factory=dict)      # directions_s, strength_s, total_s
+
+
+def _region_factors(region_name: str | None) -> list[str]:
+    from ..presets import REGION_FACTORS
+
+    return list(REGION_FACTORS.get(region_name or "", []))
+
+
+def candidate_directions(method: str, G, w_ref, region, layers: tuple[int, int], *, cache_dir=None, labels=None,
+                         attributes=None, truncation: float = 0.7, k: int = TOP_K, seed: int = 0):
+    """(directions [K, F, w_dim] unit, names [K], info) offered by ``method`` for ``region`` at w*."""
+    n_free = layers[1] - layers[0]
+    if method == "ganspace":
+        from .ganspace import ganspace_components
+
+        pcs = ganspace_components(G, k=k, seed=seed, cache_dir=cache_dir)
+        dirs = np.stack([broadcast_direction(v, n_free) for v in pcs["components"]])
+        return unit_directions(dirs), [f"PC{i}" for i in range(len(dirs))], {
+            "explained_variance": [float(v) for v in pcs["explained"]], "n_samples": pcs["n_samples"],
+            "cached": pcs["cached"]}
+    if method == "sefa":
+        from .sefa import sefa_components
+
+        ev = sefa_components(G, layers, k=k)
+        dirs = np.stack([broadcast_direction(v, n_free) for v in ev["components"]])
+        return unit_directions(dirs), [f"EV{i}" for i in range(len(dirs))], {
+            "eigenvalues": [float(v) for v in ev["eigenvalues"]], "style_layers": ev["layers"]}
+    if method in ("interfacegan", "interfacegan_cond"):
+        from .interfacegan import boundaries_for, conditional_normal
+
+        if labels is None and getattr(getattr(G, "info", None), "name", None) != "toyfaces":
+            raise MGMError(f"{method} needs labels on this generator: pass --labels CSV (columns seed or w, and one "
+                           "per attribute); only toyfaces has ground-truth factors built in")
+        if labels is None:  # toyfaces: the region's own factors; a region without any cannot be reached
+            wanted = _region_factors(getattr(region, "name", None) if getattr(region, "layout", None) else None)
+            if not wanted:
+                raise MGMError(f"{method} cannot reach region {getattr(region, 'spec', region)!r}: no labelled factor "
+                               "belongs to it (toyfaces presets with factors: mouth, eyes, left_eye, right_eye, "
+                               "brows, nose); pass --labels with attributes of that region")
+        b = boundaries_for(G, labels=labels, seed=seed, cache_dir=cache_dir, truncation=truncation, layers=layers)
+        names = b["names"]
+        if labels is not None:
+            wanted = list(attributes) if attributes else list(names)
+        missing = [a for a in wanted if a not in names]
+        if missing:
+            raise MGMError(f"{method}: attribute(s) {', '.join(missing)} are not in the labels "
+                           f"({', '.join(names)})")
+        if not wanted:
+            raise MGMError(f"{method} cannot reach region {getattr(region, 'spec', region)!r}: no labelled factor "
+                           "belongs to it (toyfaces presets with factors: mouth, eyes, left_eye, right_eye, brows, "
+                           "nose); pass --labels with attributes of that region")
+        idx = [names.index(a) for a in wanted]
+        if method == "interfacegan_cond":
+            others = [i for i in range(len(names)) if i not in idx]
+            normals = [conditional_normal(b["normals"], i, others) for i in idx]
+        else:
+            normals = [b["normals"][i] for i in idx]
+        dirs = np.stack([broadcast_direction(v, n_free) for v in normals])
+        return unit_directions(dirs), wanted, {
+            "accuracy": {a: float(b["accuracy"][i]) for a, i in zip(wanted, idx, strict=True)},
+            "labels": b["source"], "conditional_on": [names[i] for i in range(len(names)) if i not in idx]
+            if method == "interfacegan_cond" else []}
+    if method == "jacobian":
+        from .jacobian import masked_jacobian
+
+        res = masked_jacobian(G, w_ref, region.mask, layers, k=k, seed=seed, cache_dir=cache_dir)
+        return unit_directions(res["directions"]), [f"J{i}" for i in range(len(res["directions"]))], {
+            "ratios": [float(v) for v in res["ratios"]], "jvp_vjp_vectors": int(res["products"]),
+            "rank": int(res["rank"])}
+    raise MGMError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+
+
+def baseline_trajectory(method: str, G, w_ref, region, cfg, *, cache_dir=None, labels=None, attributes=None,
+                        truncation: float = 0.7, seed: int = 0, k: int = TOP_K) -> BaselineResult:
+    """The method's trajectory at equal strength on ``region`` around ``w_ref`` (no files).
+
+    Args:
+        cfg: the :class:`~mgm_analysis.discovery.DiscoveryConfig` of the region (frames, free layers, c,
+            distance, mask mode) — the same a discovery run would use.
+        region: a :class:`~mgm_analysis.masks.Region`.
+    Raises MGMError when the method cannot reach the region (no direction's path gets to c).
+    """
+    from ..losses import make_distance
+
+    t0 = time.perf_counter()
+    cfg.check_generator(G.num_ws)
+    layers = (cfg.layer_start, cfg.layer_end)
+    w_ref = np.asarray(w_ref, np.float32)
+    if w_ref.shape != (G.num_ws, G.w_dim):
+        raise MGMError(f"reference latent has shape {list(w_ref.shape)}; the generator needs [{G.num_ws}, {G.w_dim}]")
+    dirs, names, info = candidate_directions(method, G, w_ref, region, layers, cache_dir=cache_dir, labels=labels,
+                                             attributes=attributes, truncation=truncation, k=k, seed=seed)
+    t1 = time.perf_counter()
+    dist = make_distance(torch.as_tensor(region.mask, dtype=torch.float32), cfg.distance, cfg.mask_mode,
+                         tuple(region.boxes or ())).to(G.w_avg.device)
+    t = path_t(cfg.n_frames)
+    coarse = equal_strength(G, w_ref, dirs, cfg.offset, t, layers, dist, tol=0.03, mask=region.mask)
+    cands = [{"component": name, "scale": float(coarse.scales[i]), "d_in": float(coarse.d_in[i]),
+              "reached": bool(coarse.reached[i]),
+              "locality": float(coarse.locality[i]) if coarse.reached[i] else None} for i, name in enumerate(names)]
+    ok = [i for i, r in enumerate(cands) if r["locality"] is not None and np.isfinite(r["locality"])]
+    if not ok:
+        raise MGMError(f"{method} cannot reach region {region.spec!r}: none of its {len(names)} directions changes "
+                       f"the region by the target offset c = {cfg.offset:g} (largest mean D_in "
+                       f"{np.nanmax(coarse.d_in):.3g}); no run written")
+    best = max(ok, key=lambda i: cands[i]["locality"])
+    fine = equal_strength(G, w_ref, dirs[best:best + 1], cfg.offset, t, layers, dist, tol=1e-3,
+                          start=float(coarse.scales[best]) * 0.98)
+    if not fine.reached[0]:
+        raise MGMError(f"{method}: the path of {names[best]} does not settle at c = {cfg.offset:g} "
+                       f"(reached {fine.d_in[0]:.4g}); no run written")
+    t2 = time.perf_counter()
+    ws = line_latents(w_ref, dirs[best], float(fine.scales[0]), t, layers)
+    return BaselineResult(method=method, ws=ws, component=str(names[best]), component_index=int(best),
+                          scale=float(fine.scales[0]), d_in=float(fine.d_in[0]), candidates=cands, info=info,
+                          timings={"directions_s": t1 - t0, "strength_s": t2 - t1,
+                                   "strength_passes": coarse.evaluations + fine.evaluations})
+
+
+def job_baseline(ctx) -> np.ndarray:
+    """The registered ``baseline`` job (see :func:`mgm_analysis.jobs.register_baseline`): latents [n, num_ws, w_dim].
+
+    With ``params`` ``component_index`` and ``scale`` (what :func:`run_baseline` found) the path is rebuilt from
+    the method's cached directions; without them the whole search runs here.
+    """
+    p = ctx.spec.params
+    method = p["method"]
+    cfg = ctx.config
+    layers = (cfg.layer_start, cfg.layer_end)
+    kw = dict(cache_dir=p.get("cache_dir"), labels=p.get("labels"), attributes=p.get("attributes"),
+              truncation=cfg.truncation, seed=int(p.get("search_seed", 0)))
+    if p.get("component_index") is not None and p.get("scale") is not None:
+        dirs, names, _ = candidate_directions(method, ctx.G, ctx.w_ref, ctx.region, layers, **kw)
+        i = int(p["component_index"])
+        if not 0 <= i < len(names) or (p.get("component") is not None and names[i] != p["component"]):
+            raise MGMError(f"{method}: component {p.get('component')} (index {i}) is not among this generator's "
+                           f"candidates ({', '.join(names)})")
+        return line_latents(ctx.w_ref, dirs[i], float(p["scale"]), path_t(cfg.n_frames), layers)
+    return baseline_trajectory(method, ctx.G, ctx.w_ref, ctx.region, cfg, **kw).ws
+
+
+def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference=None, out="runs",
+                 layout: str | None = None, cache_dir=None, labels=None, attributes=None, config: dict | None = None,
+                 quiet: bool = True) -> Path:
+    """Everything ``mgm baselines`` does for one method: check input, search, and write the run through
+    :func:`mgm_analysis.jobs.run_job` (``kind = "baseline"``).
+
+    Args:
+        region: a region spec (preset, rect:..., PNG mask, ...).
+        seed / reference: the reference latent (a seed mapped with the config's truncation, or a .npy / run folder).
+        cache_dir: where per-generator caches go (default ``<out>/.mgm_cache/baselines``).
+        config: DiscoveryConfig overrides (offset c, n_frames, layer_start/layer_end, truncation, ...) — the
+            same a discovery run of this region would take.
+    Returns the run folder.  Bad input or an unreachable region: MGMError, nothing written.
+    """
+    from .. import store
+    from ..discovery import default_config
+    from ..jobs import JobSpec, generator_spec, prepare_out, reference_latent, run_job
+    from ..masks import default_layout, parse_region
+
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise MGMError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    name = getattr(getattr(G, "info", None), "name", None)
+    gen = generator_spec({"generator": G.info.to_dict()}) if getattr(G, "info", None) is not None else None
+    if not gen:
+        raise MGMError("the generator has no name or checkpoint path to record in the run")
+    config = {k: v for k, v in (config or {}).items() if v is not None}
+    reg = parse_region(region, G.resolution, layout or default_layout(G))
+    cfg = default_config(name, config.get("distance"), region=reg.name if reg.layout else None,
+                         **{k: v for k, v in config.items() if k != "distance"})
+    cfg.check_generator(G.num_ws)
+    if labels is not None:
+        labels = str(Path(labels).expanduser().resolve())
+    w_ref, _ = reference_latent(G, seed, reference, cfg.truncation)
+    out_path = Path(out).expanduser()
+    created = not out_path.exists()
+    out_path = prepare_out(out_path)
+    cache_dir = Path(cache_dir) if cache_dir is not None else out_path / ".mgm_cache" / "baselines"
+    try:
+        from ..discovery import with_run_noise
+    except ImportError:  # a DiscoveryConfig without noise modes
+        def with_run_noise(G, cfg):
+            return G
+    try:
+        res = baseline_trajectory(method, with_run_noise(G, cfg), w_ref, reg, cfg, cache_dir=cache_dir,
+                                  labels=labels, attributes=attributes, truncation=cfg.truncation)
+    except MGMError:
+        if created:
+            import shutil
+
+            shutil.rmtree(out_path / ".mgm_cache", ignore_errors=True)
+            try:
+                out_path.rmdir()
+            except OSError:
+                pass
+        raise
+    params = {"method": method, "component": res.component, "component_index": res.component_index,
+              "scale": res.scale, "d_in": res.d_in, "candidates": res.candidates, "info": res.info,
+              "cache_dir": str(cache_dir.resolve()), "labels": labels,
+              "attributes": list(attributes) if attributes else None}
+    spec = JobSpec(kind="baseline", generator=gen, region=region, seed=None if reference is not None else seed,
+                   reference=str(reference) if reference is not None else None, layout=layout, config=config,
+                   params=params)
+    path = run_job(spec, out_path, G=G, quiet=True)
+    total = time.perf_counter() - t0
+    meta = store.update_run_meta(path, {"timings": {**res.timings, "baseline_s": total},
+                                        "metrics": {"equal_strength_d_in": res.d_in}})
+    if not quiet:
+        import click
+
+        m = meta.get("metrics", {})
+        sl = f", semantic locality {m['semantic_locality']:.3f}" if "semantic_locality" in m else ""
+        click.echo(f"{method}: {path}  ({res.component}, scale {res.scale:.3g}, {total:.1f} s; locality "
+                   f"{m.get('locality', float('nan')):.3f}{sl}, jump ratio {m.get('jump_ratio', float('nan')):.2f})")
+    return path

@@ -1,0 +1,130 @@
+"""``mgm baselines`` and ``mgm compare-methods``: the established direction finders beside mask-guided discovery."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import MGMError
+from ._common import main
+
+_METHODS_HELP = ("Comma-separated: ganspace, sefa, interfacegan, jacobian (the default set), interfacegan_cond "
+                 "(InterFaceGAN's conditional variant).")
+
+
+def _layers(text):
+    if text is None:
+        return {}
+    from .discover import _parse_layers
+
+    a, b = _parse_layers(text)
+    return {"layer_start": a, "layer_end": b}
+
+
+@main.command()
+@click.option("--region", default="mouth", show_default=True,
+              help="Region spec: a preset (mouth, eyes, brows, ...), rect:x0,y0,x1,y1, ellipse:..., or a PNG mask.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the reference latent (z -> w).")
+@click.option("--reference", type=click.Path(dir_okay=True), default=None,
+              help="Reference latent .npy ([num_ws, w_dim] or [w_dim]) or a run folder; overrides --seed.")
+@click.option("--methods", default="ganspace,sefa,interfacegan,jacobian", show_default=True, help=_METHODS_HELP)
+@click.option("--generator", default="toyfaces", show_default=True,
+              help="Built-in name (toyfaces) or checkpoint path (.pt rosinality, .pkl NVIDIA).")
+@click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="Run store root.")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None,
+              help="InterFaceGAN labels CSV: a 'seed' or 'w' (.npy path) column and one numeric column per "
+                   "attribute [default on toyfaces: the ground-truth factors of the region].")
+@click.option("--attributes", default=None, help="With --labels: the attribute columns of the region [default: all].")
+@click.option("--offset", type=float, default=None,
+              help="Target mean inside distance c of the path [default: the region's discovery default].")
+@click.option("--frames", "n_frames", type=int, default=None, help="Frames of the path [default: as discovery].")
+@click.option("--layers", default=None, help="Free W+ layers START:END [default: as discovery, 2:8].")
+@click.option("--truncation", type=float, default=None, help="Truncation ψ of the reference from a seed [default: 0.7].")
+@click.option("--layout", type=click.Choice(["toyfaces", "ffhq"]), default=None,
+              help="Face layout of the region presets [default: the generator's].")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help="Cache folder for per-generator directions [default: STORE/.mgm_cache/baselines].")
+@click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--quiet", is_flag=True, help="Print only errors.")
+def baselines(region, seed, reference, methods, generator, out, labels, attributes, offset, n_frames, layers,
+              truncation, layout, cache_dir, device, quiet):
+    """Runs of the established direction finders at equal strength, one per method, on one face and region.
+
+    Each method offers directions (GANSpace: PCA of W; SeFa: eigenvectors of the style
+    affine weights; InterFaceGAN: a linear boundary per factor of the region; jacobian:
+    the masked Jacobian's generalised eigenvectors at the reference). The straight path
+    through the reference is scaled so that its mean inside distance equals the region's
+    target offset c, as a discovery run's; of the top 10 components the one with the best
+    locality is kept (an oracle choice that favours the baseline). Each run is an ordinary
+    run (provenance.kind = baseline): render, analyze and the dashboard read it.
+
+    \b
+    Examples:
+      mgm baselines --region mouth --seed 3
+      mgm baselines --region eyes --methods jacobian,sefa --out runs/cmp
+      mgm baselines --generator ffhq.pt --region mouth --labels smile.csv --methods interfacegan
+    """
+    from ..baselines.run import parse_methods, run_baseline
+    from ..generators import load_generator
+
+    names = parse_methods(methods)
+    if attributes and not labels:
+        raise MGMError("--attributes needs --labels (the CSV whose columns they name)")
+    G = load_generator(generator, device=device)
+    config = {"offset": offset, "n_frames": n_frames, "truncation": truncation, **_layers(layers)}
+    attrs = [a.strip() for a in attributes.split(",") if a.strip()] if attributes else None
+    failed = []
+    for m in names:
+        try:
+            run_baseline(G, m, region, seed=None if reference else seed, reference=reference, out=out,
+                         layout=layout, cache_dir=cache_dir, labels=labels, attributes=attrs, config=config,
+                         quiet=quiet)
+        except MGMError as exc:
+            if len(names) == 1:
+                raise
+            failed.append(f"{m}: {exc}")
+    if failed:
+        raise MGMError("; ".join(failed))
+
+
+@main.command("compare-methods")
+@click.option("--regions", default="mouth,eyes,brows", show_default=True, help="Comma-separated region specs.")
+@click.option("--seeds", default="0-4", show_default=True, help="Reference seeds: ranges and lists, e.g. 0-4 or 1,4,7.")
+@click.option("--methods", default="ganspace,sefa,interfacegan,jacobian", show_default=True, help=_METHODS_HELP)
+@click.option("--generator", default="toyfaces", show_default=True, help="Built-in name or checkpoint path.")
+@click.option("--out", default="runs/methods", show_default=True, type=click.Path(file_okay=False),
+              help="Run store (what it already holds is kept and not made again).")
+@click.option("--report", default=None, type=click.Path(file_okay=False),
+              help="Also write the analysis report (methods.csv, report.html) into this folder.")
+@click.option("--transfer", "transfer_k", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Apply each run's deltas to this many other faces (seeds 1000, ...) for the transfer locality.")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None, help="InterFaceGAN labels CSV (see baselines).")
+@click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--quiet", is_flag=True, help="Print only the table and errors.")
+def compare_methods(regions, seeds, methods, generator, out, report, transfer_k, labels, device, quiet):
+    """Discovered manifolds beside the baselines at equal strength: the method table.
+
+    Makes what the store lacks — a discovery run, then one run per method, for every
+    region and seed, and transfers of each to other faces — and prints the mean per
+    method and region of locality, semantic locality, outside change, inside RMS, jump
+    ratio, image-step CV, transfer locality and seconds per run.
+
+    \b
+    Example:
+      mgm compare-methods --regions mouth,eyes,brows --seeds 0-4 --out runs/methods --report report/methods
+    """
+    from ..baselines.compare import compare_methods as run_compare
+    from ..baselines.run import parse_methods
+    from .discover import _parse_seeds, _split_regions
+
+    names = parse_methods(methods)
+    res = run_compare(_split_regions(regions), _parse_seeds(seeds), out, report=report, methods=names,
+                      generator=generator, transfer_k=transfer_k, labels=labels, quiet=quiet, device=device)
+    table = res["table"]
+    if table.empty:
+        click.echo("no baseline runs were made")
+    else:
+        click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for line in res["failed"]:
+        click.echo(f"  not made: {line}", err=True)
+    if res["paths"]:
+        click.echo(f"report: {res['paths'].get('report', report)}")

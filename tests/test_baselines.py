@@ -1,0 +1,330 @@
+"""Known-answer tests of the baseline direction finders (GANSpace, SeFa, InterFaceGAN, masked Jacobian), equal
+strength, the baseline runs in the store, and the command's bad-input lines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mgm_analysis.baselines import common
+from mgm_analysis.baselines.ganspace import ganspace_components, pca_components
+from mgm_analysis.baselines.interfacegan import conditional_normal, fit_boundaries, labels_from_csv
+from mgm_analysis.baselines.jacobian import JacobianOperator, masked_jacobian
+from mgm_analysis.baselines.sefa import sefa_components, style_affines
+from mgm_analysis.errors import MGMError
+from mgm_analysis.generators.base import GeneratorInfo
+from mgm_analysis.generators.stylegan2 import tiny_generator
+from mgm_analysis.losses import make_distance
+
+
+# ------------------------------------------------------------------ a linear "generator" with planted structure
+class LinearGenerator(torch.nn.Module):
+    """img = base + reshape(J · free layers), w = mu + z·L: every answer is known in closed form.
+
+    Inside the mask (rows 0..2) the image depends only on a planted subspace S of the free layers; outside, only
+    on S's orthogonal complement.
+    """
+
+    def __init__(self, w_dim=12, num_ws=4, layers=(1, 3), res=8, s_dim=2, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w_dim, self.num_ws, self.resolution, self.z_dim = w_dim, num_ws, res, w_dim
+        self.layers = layers
+        n = (layers[1] - layers[0]) * w_dim
+        q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+        self.S, self.C = q[:, :s_dim], q[:, s_dim:]                       # planted subspace and its complement
+        self.mask = torch.zeros(res, res)
+        self.mask[:3] = 1
+        m_in = self.mask.bool().expand(3, res, res).reshape(-1)
+        n_pix = 3 * res * res
+        J = torch.zeros(n_pix, n, dtype=torch.float64)
+        J[m_in] = torch.randn(int(m_in.sum()), s_dim, generator=g, dtype=torch.float64) @ self.S.T
+        decay = torch.logspace(0, -2, n - s_dim, dtype=torch.float64)      # outside: a decaying spectrum
+        J[~m_in] = (torch.randn(int((~m_in).sum()), n - s_dim, generator=g, dtype=torch.float64) * decay) @ self.C.T
+        self.J = J * 0.05
+        self.base = torch.randn(3, res, res, generator=g) * 0.2
+        lam = torch.tensor([9.0, 4.0, 1.0] + [0.04] * (w_dim - 3), dtype=torch.float64)
+        self.V, _ = torch.linalg.qr(torch.randn(w_dim, w_dim, generator=g, dtype=torch.float64))
+        self.lam = lam
+        self.L = (self.V * lam.sqrt()).T                                    # z @ L has covariance V diag(lam) Vᵀ
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+        self.info = GeneratorInfo(name="linear", format="builtin", path=None, sha256=None, resolution=res,
+                                  num_ws=num_ws, w_dim=w_dim, num_params=0)
+
+    def mapping(self, z, truncation=1.0):
+        return (z.double() @ self.L).float() + 0.5
+
+    def broadcast(self, w):
+        return w[:, None].expand(-1, self.num_ws, -1)
+
+    def synthesis(self, ws):
+        ls, le = self.layers
+        x = ws[:, ls:le].reshape(len(ws), -1)
+        return self.base + (x @ self.J.T.to(x.dtype)).reshape(len(ws), 3, self.resolution, self.resolution)
+
+
+@pytest.fixture(scope="module")
+def lin():
+    return LinearGenerator()
+
+
+def _cos_to_span(d, basis):
+    d = np.asarray(d, np.float64).ravel()
+    return float(np.linalg.norm(basis.T @ d) / np.linalg.norm(d))
+
+
+# ------------------------------------------------------------------ jacobian
+def test_jacobian_products_match_the_dense_jacobian(lin):
+    w_ref = torch.randn(lin.num_ws, lin.w_dim, generator=torch.Generator().manual_seed(1))
+    op = JacobianOperator(lin, w_ref, lin.mask, lin.layers)
+    V = np.random.default_rng(0).standard_normal((3, op.shape[0] * op.shape[1]))
+    got = op.apply(V)
+    m = lin.mask.expand(3, -1, -1).reshape(-1).double().numpy()
+    J = lin.J.numpy()
+    A = J.T @ (J * (m / (3 * lin.mask.sum().item()))[:, None])        # written out, from the planted matrix
+    B = J.T @ (J * ((1 - m) / (3 * (1 - lin.mask).sum().item()))[:, None])
+    np.testing.assert_allclose(got["A"], V @ A, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(got["B"], V @ B, rtol=1e-4, atol=1e-9)
+
+
+def test_jacobian_recovers_the_planted_subspace(lin):
+    w_ref = torch.zeros(lin.num_ws, lin.w_dim)
+    res = masked_jacobian(lin, w_ref, lin.mask, lin.layers, k=4, rank=8, oversample=4, power=2)  # rank 8 < 22
+    S = lin.S.numpy()
+    assert res["directions"].shape == (4, 2, lin.w_dim)
+    for d in res["directions"][:2]:                 # the planted S is 2-dimensional: both top directions lie in it
+        assert _cos_to_span(d, S) >= 0.99
+    assert _cos_to_span(res["directions"][2], S) < 0.9
+    assert res["ratios"][0] >= res["ratios"][1] >= res["ratios"][2]
+
+
+def test_forward_mode_through_stylegan2_matches_finite_differences():
+    G = tiny_generator(resolution=16, w_dim=16, seed=0).double()
+    w = G.broadcast(G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(2),
+                                          dtype=torch.float64)))[0]
+    op = JacobianOperator(G, w, np.ones((16, 16)) * 0.5, (1, 4))
+    op.w_ref = w                                           # keep float64 for the comparison
+    V = torch.randn(2, 3, 16, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    T = op.jvp(V)
+    h = 1e-6
+    fd = []
+    for v in V:
+        wp, wm = w.clone(), w.clone()
+        wp[1:4] += h * v
+        wm[1:4] -= h * v
+        fd.append((G.synthesis(wp[None]) - G.synthesis(wm[None]))[0] / (2 * h))
+    torch.testing.assert_close(T, torch.stack(fd), rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------------ sefa
+def test_sefa_finds_the_planted_affine_directions():
+    G = tiny_generator(resolution=16, w_dim=32, seed=0)
+    rng = np.random.default_rng(0)
+    u1, u2 = np.linalg.qr(rng.standard_normal((32, 2)))[0].T
+    for name, _, _ in style_affines(G, (2, 5)):
+        lin = G.get_submodule(name).conv.modulation
+        out = lin.weight.shape[0]
+        a, b = rng.standard_normal(out), rng.standard_normal(out)
+        planted = 5 * np.outer(a, u1) + 3 * np.outer(b, u2) + 1e-3 * rng.standard_normal((out, 32))
+        with torch.no_grad():
+            lin.weight.copy_(torch.as_tensor(planted / lin.scale, dtype=torch.float32))
+    comps = sefa_components(G, (2, 5), k=3)["components"]
+    assert abs(comps[0] @ u1) >= 0.99
+    assert abs(comps[1] @ u2) >= 0.99
+
+
+def test_style_affines_are_the_layers_that_read_each_w_plus_layer():
+    G = tiny_generator(resolution=16, w_dim=16, seed=1)
+    ws = G.broadcast(G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(0))))
+    for layer in range(G.num_ws):
+        t0, t1 = {}, {}
+        G.synthesis(ws, trace=t0)
+        ws2 = ws.clone()
+        ws2[:, layer] += 1.0
+        G.synthesis(ws2, trace=t1)
+        moved = {k.split(".", 1)[1] for k in t0 if k.startswith("dbg_style.") and not torch.equal(t0[k], t1[k])}
+        assert moved == {n for n, _, _ in style_affines(G, (layer, layer + 1))}
+
+
+# ------------------------------------------------------------------ ganspace
+def test_ganspace_recovers_the_planted_w_covariance(lin, tmp_path):
+    res = ganspace_components(lin, k=3, cache_dir=tmp_path)
+    V = lin.V.numpy()
+    for i in range(3):
+        assert abs(res["components"][i] @ V[:, i]) >= 0.99
+    np.testing.assert_allclose(res["variance"], [9.0, 4.0, 1.0], rtol=0.05)
+    again = ganspace_components(lin, k=3, cache_dir=tmp_path)
+    assert again["cached"] and not res["cached"]
+    np.testing.assert_array_equal(again["components"], res["components"])
+    with pytest.raises(MGMError):
+        ganspace_components(lin, n_samples=500)
+
+
+def test_pca_components_against_a_covariance_written_out():
+    x = np.random.default_rng(1).standard_normal((400, 5)) @ np.diag([3, 2, 1, 0.5, 0.1])
+    comps, lam, mu = pca_components(x, 2)
+    c = np.zeros((5, 5))
+    for row in x - x.mean(0):
+        c += np.outer(row, row)
+    c /= len(x)
+    for v, l_ in zip(comps, lam, strict=True):
+        np.testing.assert_allclose(c @ v, l_ * v, atol=1e-9)
+
+
+# ------------------------------------------------------------------ interfacegan
+def test_interfacegan_recovers_a_planted_boundary():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6000, 16)) * np.linspace(0.5, 2, 16) + 3.0   # anisotropic, off-centre
+    n_true = rng.standard_normal(16)
+    n_true /= np.linalg.norm(n_true)
+    cont = w @ n_true + 0.05 * rng.standard_normal(len(w))
+    binary = (w @ n_true > np.median(w @ n_true)).astype(float)
+    fit = fit_boundaries(w, np.stack([cont, binary], 1))
+    assert fit["normals"][0] @ n_true >= 0.95
+    assert fit["normals"][1] @ n_true >= 0.95
+    assert (fit["accuracy"] >= 0.95).all()
+
+
+def test_conditional_normal_projects_out_the_others_by_gram_schmidt():
+    rng = np.random.default_rng(2)
+    normals = rng.standard_normal((3, 8))
+    got = conditional_normal(normals, 0, [1, 2])
+    q1 = normals[1] / np.linalg.norm(normals[1])                      # Gram–Schmidt by hand
+    q2 = normals[2] - (normals[2] @ q1) * q1
+    q2 /= np.linalg.norm(q2)
+    want = normals[0] - (normals[0] @ q1) * q1 - (normals[0] @ q2) * q2
+    np.testing.assert_allclose(got, want / np.linalg.norm(want), atol=1e-10)
+
+
+def test_labels_csv_missing_columns_is_one_line(lin, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,smile\n" + "".join(f"{i},{i % 2}\n" for i in range(30)))
+    with pytest.raises(MGMError, match="missing column 'seed' or 'w'"):
+        labels_from_csv(bad, lin)
+    only = tmp_path / "only.csv"
+    only.write_text("seed\n" + "".join(f"{i}\n" for i in range(30)))
+    with pytest.raises(MGMError, match="no attribute columns"):
+        labels_from_csv(only, lin)
+    ok = tmp_path / "ok.csv"
+    ok.write_text("seed,smile\n" + "".join(f"{i},{i % 2}\n" for i in range(30)))
+    with pytest.raises(MGMError, match="missing attribute column"):
+        labels_from_csv(ok, lin, attributes=["age"])
+    w, y, names = labels_from_csv(ok, lin)
+    assert w.shape == (30, lin.w_dim) and names == ["smile"] and y.shape == (30, 1)
+
+
+# ------------------------------------------------------------------ equal strength
+def test_equal_strength_hits_c_against_the_closed_form(lin):
+    w_ref = torch.zeros(lin.num_ws, lin.w_dim)
+    dist = make_distance(lin.mask, "l2", "map")
+    S = lin.S.numpy()
+    d = common.unit_directions(np.stack([(S @ [1.0, 0.3]).reshape(2, -1), (S @ [-0.2, 1.0]).reshape(2, -1)]))
+    t, c = common.path_t(7), 0.02
+    st = common.equal_strength(lin, w_ref, d, c, t, lin.layers, dist, tol=1e-5)
+    m = lin.mask.expand(3, -1, -1).reshape(-1).double().numpy()
+    J = lin.J.numpy()
+    for k in range(2):
+        q = float(((J @ d[k].ravel()) ** 2 * m).sum() / (3 * lin.mask.sum().item()))  # D_in per unit², by hand
+        s_star = np.sqrt(c / (q * np.mean(t**2)))
+        assert st.reached[k]
+        assert st.scales[k] == pytest.approx(s_star, rel=1e-4)
+        assert st.d_in[k] == pytest.approx(c, rel=1e-5)
+
+
+def test_a_direction_that_never_touches_the_region_is_not_reached(lin):
+    w_ref = torch.zeros(lin.num_ws, lin.w_dim)
+    dist = make_distance(lin.mask, "l2", "map")
+    outside_only = common.unit_directions(lin.C.numpy()[:, :1].T.reshape(1, 2, -1))
+    st = common.equal_strength(lin, w_ref, outside_only, 0.02, common.path_t(5), lin.layers, dist, max_scale=50)
+    assert not st.reached[0]
+
+
+# ------------------------------------------------------------------ runs in the store
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    from mgm_analysis.generators import load_generator
+    from mgm_analysis.generators.checkpoints import save_checkpoint
+
+    path = tmp_path_factory.mktemp("g") / "tiny16.pt"
+    save_checkpoint(tiny_generator(resolution=16, w_dim=16, seed=0), path)
+    return path, load_generator(path)
+
+
+CFG = {"distance": "l2", "n_frames": 6, "offset": 0.004, "layer_start": 1, "layer_end": 4}
+
+
+@pytest.mark.parametrize("method", ["sefa", "jacobian"])
+def test_baseline_runs_are_ordinary_runs_at_equal_strength(tiny_ckpt, tmp_path, method):
+    from mgm_analysis import store
+    from mgm_analysis.baselines.run import run_baseline
+
+    _, G = tiny_ckpt
+    path = run_baseline(G, method, "rect:3,3,11,9", seed=0, out=tmp_path / "runs", config=CFG)
+    run = store.load_run(path)
+    prov = run.meta["provenance"]
+    assert prov["kind"] == "baseline" and prov["method"] == method
+    assert prov["component"] == prov["params"]["candidates"][prov["params"]["component_index"]]["component"]
+    cat = store.catalog(tmp_path / "runs")
+    assert list(cat.kind) == ["baseline"]
+    free = run.latents[:, 1:4] - run.reference[None, 1:4]          # a straight line through w*
+    sv = np.linalg.svd(free.reshape(len(free), -1), compute_uv=False)
+    assert sv[1] <= 1e-4 * sv[0]
+    d_in = []                                                     # equal strength, measured by a loop here
+    mask = torch.as_tensor(run.mask)
+    with torch.no_grad():
+        ref = G.synthesis(torch.as_tensor(run.reference)[None])
+        for w in run.latents:
+            diff = (G.synthesis(torch.as_tensor(w)[None]) - ref).square().mean(1)[0]
+            d_in.append(float((diff * mask).sum() / mask.sum()))
+    assert np.mean(d_in) == pytest.approx(CFG["offset"], rel=2e-3)
+
+
+def test_analyze_reads_a_store_with_baselines(tiny_ckpt, tmp_path):
+    from mgm_analysis.analysis.report import analyze
+    from mgm_analysis.baselines.run import run_baseline
+    from mgm_analysis.jobs import JobSpec, run_job
+
+    ckpt, G = tiny_ckpt
+    out = tmp_path / "runs"
+    run_job(JobSpec(kind="discover", generator=str(ckpt), region="rect:3,3,11,9", seed=0,
+                    config={**CFG, "epochs": 2}), out, G=G)
+    run_baseline(G, "sefa", "rect:3,3,11,9", seed=0, out=out, config=CFG)
+    paths = analyze(out, tmp_path / "report", quiet=True)
+    assert paths["report"].exists()
+    from mgm_analysis.baselines.table import method_table
+    from mgm_analysis.store import catalog
+
+    table = method_table(catalog(out))
+    assert sorted(table.method) == ["discovery", "sefa"]
+    assert (table.runs == 1).all()
+
+
+# ------------------------------------------------------------------ the command's bad input
+def test_cli_bad_input_is_one_line_exit_2(tiny_ckpt, tmp_path):
+    from mgm_analysis.cli import main
+
+    ckpt, _ = tiny_ckpt
+    r = CliRunner()
+    res = r.invoke(main, ["baselines", "--methods", "pca", "--generator", str(ckpt), "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "unknown method(s) pca" in res.output and len(res.output.strip().splitlines()) == 1
+    res = r.invoke(main, ["baselines", "--methods", "interfacegan", "--generator", str(ckpt), "--region",
+                          "rect:3,3,11,9", "--layers", "1:4", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "needs labels" in res.output
+    bad = tmp_path / "labels.csv"
+    bad.write_text("id,smile\n1,0\n")
+    res = r.invoke(main, ["baselines", "--methods", "interfacegan", "--generator", str(ckpt), "--labels", str(bad),
+                          "--region", "rect:3,3,11,9", "--layers", "1:4", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "missing column 'seed' or 'w'" in res.output
+    for name in "abc":
+        assert not (tmp_path / name).exists()                      # no run, not even an empty store, left behind
+
+
+def test_a_region_interfacegan_cannot_reach_leaves_no_run(tmp_path):
+    from mgm_analysis.cli import main
+
+    res = CliRunner().invoke(main, ["baselines", "--methods", "interfacegan", "--region", "chin", "--out",
+                                    str(tmp_path / "s")])
+    assert res.exit_code == 2 and "cannot reach region 'chin'" in res.output
+    assert not (tmp_path / "s").exists()

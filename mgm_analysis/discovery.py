@@ -27,7 +27,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -42,10 +42,11 @@ MAX_WEIGHT = 1e6
 MAX_SEED = 2**32 - 1
 
 __all__ = ["DiscoveryConfig", "Trajectory", "discover", "default_config", "energy", "auto_prim_dist",
-           "chunk_sizes", "sigterm_as_interrupt", "initial_free", "run_noise", "with_run_noise", "PAPER",
+           "chunk_sizes", "sigterm_as_interrupt", "initial_free", "quality_reached", "coarse_config",
+           "subdivide", "run_noise", "with_run_noise", "PAPER",
            "CHECKPOINT_DEFAULTS", "CONFIG_PRESETS", "TOYFACES_L2", "TOYFACES_OFFSETS"]
 
-HISTORY_KEYS = ("epoch", "total", "l_x", "spring", "stiffener", "d_in", "d_out", "seconds")
+HISTORY_KEYS = ("epoch", "total", "l_x", "spring", "stiffener", "d_in", "d_out", "d_in_gap", "seconds")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ class DiscoveryConfig:
     truncation_cutoff: int | None = None  # truncate only the first N W+ layers (NVIDIA's truncation_cutoff); None = all
     init_mode: str = "noise"           # "noise": N(0, init_noise²) per latent | "paper": a_i·d, d ~ init_noise·N shared
     noise_mode: str = "const"          # "const": the generator's fixed noise | "random": per-run noise from seed
+    stop_tol: float = 0.0              # quality stop: every frame's |D_in − c_i| <= stop_tol·c ... (0 = off)
+    stop_window: int = 3               # ... and D_out and the springs fell < stop_rel over this many epochs
+    stop_rel: float = 0.01             # relative fall over stop_window epochs that still counts as falling
+    coarse_frames: int = 0             # coarse-to-fine: first a chain of this many frames (0 = off), then subdivide
+    coarse_epochs: int = 0             # epoch cap of that coarse chain (its own quality stop may end it sooner)
 
     def __post_init__(self):
         if self.n_frames < 3:
@@ -87,13 +93,15 @@ class DiscoveryConfig:
         if not 0 <= self.layer_start < self.layer_end:
             raise MGMError(f"--layers {self.layer_start}:{self.layer_end} is empty or negative; use START:END "
                            "with 0 <= START < END")
-        for name in ("alpha", "beta", "gamma", "prim_dist", "offset", "outside_weight", "init_noise", "tol"):
+        for name in ("alpha", "beta", "gamma", "prim_dist", "offset", "outside_weight", "init_noise", "tol",
+                     "stop_tol", "stop_rel"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise MGMError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
         if not math.isfinite(self.lr) or self.lr <= 0:
             raise MGMError(f"--lr must be > 0, got {self.lr}")
-        for name, low in (("epochs", 1), ("history_size", 1), ("max_iter", 1), ("chunk_size", 0), ("patience", 0)):
+        for name, low in (("epochs", 1), ("history_size", 1), ("max_iter", 1), ("chunk_size", 0), ("patience", 0),
+                          ("stop_window", 1)):
             if getattr(self, name) < low:
                 raise MGMError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
         if self.distance not in ("l2", "lpips"):
@@ -131,9 +139,21 @@ class DiscoveryConfig:
             raise MGMError(f"--init-noise must be <= 100 (w values are of order 1; more noise starts the chain "
                            f"nowhere near the reference), got {self.init_noise}")
         for name, high in (("epochs", 1_000_000), ("history_size", 1000), ("max_iter", 10_000),
-                           ("chunk_size", MAX_FRAMES), ("patience", 1_000_000)):
+                           ("chunk_size", MAX_FRAMES), ("patience", 1_000_000), ("stop_window", 1_000_000),
+                           ("coarse_epochs", 1_000_000)):
             if getattr(self, name) > high:
                 raise MGMError(f"--{name.replace('_', '-')} must be <= {high}, got {getattr(self, name)}")
+        for name in ("stop_tol", "stop_rel"):
+            if getattr(self, name) > 1:
+                raise MGMError(f"--{name.replace('_', '-')} must be <= 1 (a share of c or of a term), "
+                               f"got {getattr(self, name)}")
+        if self.coarse_frames and not 3 <= self.coarse_frames < self.n_frames:
+            raise MGMError(f"--coarse-frames must be 0 (off) or between 3 and --frames - 1 ({self.n_frames - 1}), "
+                           f"got {self.coarse_frames}")
+        if self.coarse_frames and self.coarse_epochs < 1:
+            raise MGMError("--coarse-frames needs --coarse-epochs >= 1 (the coarse chain's epoch cap)")
+        if self.coarse_epochs < 0:
+            raise MGMError(f"--coarse-epochs must be >= 0, got {self.coarse_epochs}")
         if not 0 <= self.seed <= MAX_SEED:
             raise MGMError(f"--init-seed must be in 0..{MAX_SEED} (32-bit seeds), got {self.seed}")
 
@@ -229,7 +249,7 @@ class Trajectory:
     ws: torch.Tensor                                  # [n, num_ws, w_dim] float32 on CPU
     history: dict = field(default_factory=dict)       # per epoch: epoch, total, l_x, spring, stiffener, d_in, d_out, seconds
     status: str = "complete"                          # complete | interrupted
-    stop_reason: str = "epochs"                       # epochs | stalled | interrupted | nan | callback
+    stop_reason: str = "epochs"                       # epochs | quality | stalled | interrupted | nan | callback
     epochs_done: int = 0                              # epochs completed, counting those before a resume
     seconds: float = 0.0                              # wall time of this call
     evaluations: int = 0                              # energy + gradient evaluations in this call
@@ -276,7 +296,8 @@ def energy(G, w_free: torch.Tensor, w_ref: torch.Tensor, ref_img: torch.Tensor, 
         chunks: latents per generator call (a list of sizes summing to n, or one size); None = all at once.
         per_latent: one latent per generator call, as the reference implementation does.
 
-    Returns floats: total, l_x (Σ_i L_X), spring, stiffener (weighted), d_in, d_out (means over frames).
+    Returns floats: total, l_x (Σ_i L_X), spring, stiffener (weighted), d_in, d_out (means over frames),
+    d_in_gap (max_i |D_in,i − c_i|, the worst frame's distance from its target).
     """
     n = w_free.shape[0]
     if per_latent:
@@ -295,6 +316,7 @@ def energy(G, w_free: torch.Tensor, w_ref: torch.Tensor, ref_img: torch.Tensor, 
         l_x_sum = w_free.new_zeros(())
         d_in_sum = w_free.new_zeros(())
         d_out_sum = w_free.new_zeros(())
+        gap = w_free.new_zeros(())
         i = 0
         for size in sizes:
             img = G.synthesis(_assemble(w_ref, w_free[i:i + size], cfg.layer_start, cfg.layer_end))
@@ -305,10 +327,55 @@ def energy(G, w_free: torch.Tensor, w_ref: torch.Tensor, ref_img: torch.Tensor, 
             l_x_sum += l_x.detach().sum()
             d_in_sum += d_in.detach().sum()
             d_out_sum += d_out.detach().sum()
+            gap = torch.maximum(gap, (d_in.detach() - offsets[i:i + size]).abs().max())
             i += size
     l_x_total, spring_v, stiff_v = float(l_x_sum), float(spring.detach()), float(stiff.detach())
     return {"total": cfg.gamma * l_x_total + spring_v + stiff_v, "l_x": l_x_total, "spring": spring_v,
-            "stiffener": stiff_v, "d_in": float(d_in_sum) / n, "d_out": float(d_out_sum) / n}
+            "stiffener": stiff_v, "d_in": float(d_in_sum) / n, "d_out": float(d_out_sum) / n,
+            "d_in_gap": float(gap)}
+
+
+def quality_reached(history: dict, cfg: DiscoveryConfig) -> bool:
+    """The stopping rule by quality, from a trajectory's ``history`` alone (so it holds across a resume).
+
+    True when ``cfg.stop_tol`` > 0, the history has more than ``stop_window`` epochs, and at the last one
+
+    * every frame's inside distance is within ``stop_tol``·c of its target: ``d_in_gap`` <= stop_tol·c;
+    * the outside term ``d_out`` and the spring residuals ``spring + stiffener`` have stopped falling: each fell
+      by at most ``stop_rel`` × its value ``stop_window`` epochs earlier (a rise counts as stopped).
+    """
+    if cfg.stop_tol <= 0:
+        return False
+    w = cfg.stop_window
+    gaps, d_out = history.get("d_in_gap") or [], history.get("d_out") or []
+    spring, stiff = history.get("spring") or [], history.get("stiffener") or []
+    if not len(gaps) == len(d_out) == len(spring) == len(stiff) or len(d_out) <= w:
+        return False
+    springs = [a + b for a, b in zip(spring, stiff, strict=True)]
+    if not gaps[-1] <= cfg.stop_tol * cfg.offset:
+        return False
+    return all(old - new <= cfg.stop_rel * abs(old) for old, new in ((d_out[-1 - w], d_out[-1]),
+                                                                    (springs[-1 - w], springs[-1])))
+
+
+def coarse_config(cfg: DiscoveryConfig) -> DiscoveryConfig:
+    """The coarse chain of a coarse-to-fine search: ``coarse_frames`` frames whose rest length σ is scaled so
+    that the chain is as long as the fine one, ``coarse_epochs`` epochs, everything else as ``cfg``."""
+    n, k = cfg.n_frames, cfg.coarse_frames
+    scale = n / k if cfg.closed_loop else (n - 1) / (k - 1)
+    return replace(cfg, n_frames=k, prim_dist=cfg.prim_dist * scale, epochs=cfg.coarse_epochs, coarse_frames=0,
+                   coarse_epochs=0)
+
+
+def subdivide(w_free: torch.Tensor, n: int, closed: bool = False) -> torch.Tensor:
+    """A chain [k, ...] resampled to ``n`` latents evenly spaced in index (linear between neighbours); the ends
+    stay where they are (open), or the loop closes from the last latent back to the first (``closed``)."""
+    k = w_free.shape[0]
+    pts = torch.cat([w_free, w_free[:1]]) if closed else w_free
+    t = torch.arange(n, dtype=torch.float64) * (k / n if closed else (k - 1) / (n - 1))
+    lo = t.floor().long().clamp(max=pts.shape[0] - 2)
+    frac = (t - lo).to(w_free.dtype).reshape(n, *([1] * (w_free.dim() - 1))).to(w_free.device)
+    return pts[lo] * (1 - frac) + pts[lo + 1] * frac
 
 
 def initial_free(w_ref: torch.Tensor, cfg: DiscoveryConfig) -> torch.Tensor:
@@ -385,8 +452,8 @@ def _as_distance(mask, cfg: DiscoveryConfig, resolution: int):
     return make_distance(arr, cfg.distance, cfg.mask_mode, boxes)
 
 
-def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict | Trajectory | None = None
-             ) -> Trajectory:
+def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict | Trajectory | None = None,
+             watch=None) -> Trajectory:
     """Search the chain of latents (see the module docstring).  No file I/O.
 
     Args:
@@ -396,8 +463,14 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
             distance module ``(img, ref) -> (d_in, d_out)`` (e.g. ``losses.make_distance(...)``).
         cfg: the configuration.
         callback: ``callback(epoch, terms)`` after every epoch (terms: total, l_x, spring, stiffener, d_in,
-            d_out); returning False stops the search (status ``interrupted``, reason ``callback``).
+            d_out, d_in_gap); returning False stops the search (status ``interrupted``, reason ``callback``).
         state: a :class:`Trajectory` or ``{"ws", "history", "epochs_done"}`` to continue (same cfg).
+        watch: ``watch(epoch, ws)`` after every epoch with the chain so far, W+ [n, num_ws, w_dim] on CPU (a new
+            tensor each time): checkpoints for a benchmark or a live view.
+
+    The search ends after ``cfg.epochs``, or earlier when :func:`quality_reached` holds (``stop_reason``
+    ``quality``, status ``complete``), when the energy stalls (``patience``, reason ``stalled``), or on the
+    interruptions above.
 
     Returns:
         a :class:`Trajectory`; ``status`` is ``interrupted`` after Ctrl-C, a callback stop or a NaN
@@ -430,10 +503,21 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
         start_epoch = int(state.get("epochs_done") or 0)
     else:
         w_free = initial_free(w_ref, cfg)
+    t0 = time.perf_counter()
+    coarse = None
+    if state is None and cfg.coarse_frames:  # coarse-to-fine: a short chain first, then subdivided
+        coarse = discover(G, w_ref, dist, coarse_config(cfg))
+        if coarse.stop_reason == "interrupted":  # Ctrl-C in the coarse phase: the run is at its start
+            with torch.no_grad():
+                ws = _assemble(w_ref, w_free, ls, le)
+            return Trajectory(ws=ws.cpu(), history=history, status="interrupted", stop_reason="interrupted",
+                              epochs_done=0, seconds=time.perf_counter() - t0, evaluations=coarse.evaluations)
+        if coarse.stop_reason != "nan":  # a diverged coarse chain is dropped: the fine search starts as usual
+            w_free = subdivide(coarse.ws[:, ls:le].to(device), n, cfg.closed_loop)
     w_free = w_free.detach().clone().requires_grad_(True)
     offsets = offsets_for(n, cfg.offset, cfg.offset_ramp).to(device)
     chunks = chunk_sizes(n, cfg.chunk_size, device.type, G.resolution)
-    evaluations = 0
+    evaluations = coarse.evaluations if coarse is not None else 0
 
     def closure():
         nonlocal evaluations
@@ -449,10 +533,12 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
         opt = torch.optim.Adam([w_free], lr=cfg.lr)
 
     status, reason, epoch = "complete", "epochs", start_epoch
-    t0 = time.perf_counter()
     good = w_free.detach().clone()
+    first = start_epoch + 1
+    if quality_reached(history, cfg):  # a resumed run that had already stopped by quality
+        reason, first = "quality", cfg.epochs + 1
     try:
-        for e in range(start_epoch + 1, cfg.epochs + 1):
+        for e in range(first, cfg.epochs + 1):
             if cfg.optimizer == "lbfgs":
                 opt.step(closure)
             else:
@@ -471,8 +557,14 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
             for k in HISTORY_KEYS[1:-1]:
                 history[k].append(terms[k])
             history["seconds"].append(time.perf_counter() - t0)
+            if watch is not None:
+                with torch.no_grad():
+                    watch(e, _assemble(w_ref, w_free.detach(), ls, le).cpu())
             if callback is not None and callback(e, terms) is False:
                 status, reason = "interrupted", "callback"
+                break
+            if quality_reached(history, cfg):
+                reason = "quality"
                 break
             p = cfg.patience
             if p and len(history["total"]) > p:

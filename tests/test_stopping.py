@@ -1,0 +1,270 @@
+"""The stopping rule by quality and the coarse-to-fine start: where the rule fires (computed here, independently
+of the engine), where it must not, resume of a run stopped by quality, subdivision of a coarse chain."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mgm_analysis import store
+from mgm_analysis.cli import main
+from mgm_analysis.discovery import (
+    DiscoveryConfig,
+    coarse_config,
+    default_config,
+    discover,
+    quality_reached,
+    subdivide,
+)
+from mgm_analysis.errors import MGMError
+from mgm_analysis.generators.checkpoints import save_checkpoint
+from mgm_analysis.generators.stylegan2 import tiny_generator
+from mgm_analysis.masks import parse_region
+
+REGION = "rect:4,8,12,14"
+
+
+@pytest.fixture(scope="module")
+def G():
+    return tiny_generator(resolution=16, w_dim=32, seed=1)
+
+
+@pytest.fixture(scope="module")
+def w_ref(G):
+    with torch.no_grad():
+        return G.broadcast(G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(5))))[0]
+
+
+@pytest.fixture(scope="module")
+def region():
+    return parse_region(REGION, 16)
+
+
+def _cfg(**kw):
+    base = dict(n_frames=6, layer_start=1, layer_end=4, prim_dist=0.2, offset=0.05, outside_weight=5.0, epochs=12,
+                distance="l2", init_noise=0.05)
+    base.update(kw)
+    return DiscoveryConfig(**base)
+
+
+# ------------------------------------------------------------- the rule on a constructed history
+def _history(n, gap_halvings_from, d_out_falls_until, springs_fall_until, c=0.1):
+    """Epochs 1..n: the worst gap c·2^-(e - gap_halvings_from) (c while e <= gap_halvings_from); D_out falls 10 % a
+    epoch up to ``d_out_falls_until`` and is flat after; the springs fall 5 % a epoch up to ``springs_fall_until``."""
+    h = {k: [] for k in ("epoch", "d_in_gap", "d_out", "spring", "stiffener")}
+    for e in range(1, n + 1):
+        h["epoch"].append(e)
+        h["d_in_gap"].append(c * 2.0 ** -max(0, e - gap_halvings_from))
+        h["d_out"].append(0.9 ** min(e, d_out_falls_until))
+        s = 0.95 ** min(e, springs_fall_until)
+        h["spring"].append(0.75 * s)
+        h["stiffener"].append(0.25 * s)
+    return h
+
+
+def _first_firing(h, cfg):
+    for e in range(1, len(h["epoch"]) + 1):
+        if quality_reached({k: v[:e] for k, v in h.items()}, cfg):
+            return e
+    return None
+
+
+@pytest.mark.parametrize("gap_from, d_out_until, springs_until", [(0, 7, 3), (0, 2, 12), (10, 2, 2), (4, 4, 4)])
+def test_rule_fires_at_the_epoch_worked_out_by_hand(gap_from, d_out_until, springs_until):
+    # stop_tol 0.05: the gap c·2^-k is <= 0.05·c from k = 5 (2^-5 = 0.031; 2^-4 = 0.0625 is not), i.e. epoch
+    # gap_from + 5.  Window 3: a term that falls until epoch u has fallen 10 % / 5 % (> stop_rel 1 %) between
+    # epochs e - 3 and e while e - 3 < u, and not at all once e - 3 >= u: it has stopped from epoch u + 3.
+    cfg = _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.01, offset=0.1)
+    expected = max(gap_from + 5, d_out_until + 3, springs_until + 3)
+    h = _history(40, gap_from, d_out_until, springs_until)
+    assert _first_firing(h, cfg) == expected
+
+
+def test_rule_must_not_fire():
+    cfg = _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.01, offset=0.1)
+    assert _first_firing(_history(40, 0, 50, 2), cfg) is None    # D_out still falls 10 % a epoch
+    assert _first_firing(_history(40, 0, 2, 50), cfg) is None    # the springs still fall 5 % a epoch
+    assert _first_firing(_history(40, 38, 2, 2), cfg) is None    # the worst frame is still off its target
+    assert _first_firing(_history(40, 0, 2, 2), _cfg(stop_tol=0.0, offset=0.1)) is None  # rule off
+    # a slow fall: 5 % a epoch over a window of 3 is 14 %, so stop_rel 0.2 calls it stopped, 0.1 does not
+    h = _history(40, 0, 2, 50)
+    assert _first_firing(h, _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.2, offset=0.1)) == 5
+    assert _first_firing(h, _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.1, offset=0.1)) is None
+    assert not quality_reached({}, cfg)
+
+
+# ------------------------------------------------------------- the rule in the engine
+def _terms_by_hand(G, w_ref, region, ws, cfg):
+    """Per epoch: worst |D_in,i − c|, mean D_out and the weighted springs, computed from the images and latents."""
+    with torch.no_grad():
+        ref = G.synthesis(w_ref[None])
+        img = G.synthesis(ws)
+    m = torch.as_tensor(region.mask, dtype=torch.float32)
+    e = (img - ref).square().mean(1)                           # [n, H, W], images in [-1, 1]
+    d_in = (e * m).sum((1, 2)) / m.sum()
+    d_out = (e * (1 - m)).sum((1, 2)) / (1 - m).sum()
+    free = ws[:, cfg.layer_start:cfg.layer_end].reshape(len(ws), -1).double()
+    s1 = (free[1:] - free[:-1]).norm(dim=1)
+    s2 = (free[2:] - free[:-2]).norm(dim=1)
+    springs = cfg.alpha * float(((s1 - cfg.prim_dist) ** 2).sum()) + cfg.beta * float(((s2 - 2 * cfg.prim_dist) ** 2).sum())
+    return float((d_in - cfg.offset).abs().max()), float(d_out.mean()), springs
+
+
+def _expected_stop(series, cfg):
+    """First epoch (1-based) where the rule holds, written out from its definition."""
+    w = cfg.stop_window
+    for e in range(w + 1, len(series) + 1):
+        gap, d_out, springs = series[e - 1]
+        _, d_out0, springs0 = series[e - 1 - w]
+        if (gap <= cfg.stop_tol * cfg.offset and d_out0 - d_out <= cfg.stop_rel * d_out0
+                and springs0 - springs <= cfg.stop_rel * springs0):
+            return e
+    return None
+
+
+@pytest.fixture(scope="module")
+def free_run(G, w_ref, region):
+    """12 epochs without the rule, with the chain after every epoch."""
+    chain = []
+    t = discover(G, w_ref, region, _cfg(), watch=lambda e, ws: chain.append(ws))
+    return t, chain
+
+
+def test_engine_stops_where_the_rule_first_holds(G, w_ref, region, free_run):
+    t_free, chain = free_run
+    cfg = _cfg(stop_tol=0.3, stop_window=3, stop_rel=0.01)
+    series = [_terms_by_hand(G, w_ref, region, ws, cfg) for ws in chain]
+    expected = _expected_stop(series, cfg)
+    assert expected is not None and 4 <= expected < 12, series  # the case must be a real early stop
+    t = discover(G, w_ref, region, cfg)
+    assert (t.status, t.stop_reason, t.epochs_done) == ("complete", "quality", expected)
+    assert torch.equal(t.ws, chain[expected - 1])  # the same search up to there: the rule only stops it
+    assert t.history["d_in_gap"][-1] == pytest.approx(series[expected - 1][0], rel=1e-4)
+
+
+def test_engine_runs_to_the_cap_when_the_rule_never_holds(G, w_ref, region, free_run):
+    t_free, chain = free_run
+    cfg = _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.01)
+    series = [_terms_by_hand(G, w_ref, region, ws, cfg) for ws in chain]
+    assert _expected_stop(series, cfg) is None
+    t = discover(G, w_ref, region, cfg)
+    assert (t.status, t.stop_reason, t.epochs_done) == ("complete", "epochs", 12)
+    assert torch.equal(t.ws, t_free.ws)
+
+
+def test_resume_of_a_run_stopped_by_quality(G, w_ref, region):
+    cfg = _cfg(stop_tol=0.3, stop_window=3, stop_rel=0.01)
+    done = discover(G, w_ref, region, cfg)
+    assert done.stop_reason == "quality"
+    # resumed with a higher cap: the history already meets the rule, so no epoch is added and nothing moves
+    again = discover(G, w_ref, region, _cfg(stop_tol=0.3, stop_window=3, stop_rel=0.01, epochs=40), state=done)
+    assert (again.stop_reason, again.epochs_done, again.evaluations) == ("quality", done.epochs_done, 0)
+    assert torch.equal(again.ws, done.ws) and again.history == done.history
+
+    # interrupted before the rule held: the resumed search stops by quality, judged over the whole history
+    def stop_after_two(epoch, terms):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    cut = discover(G, w_ref, region, cfg, callback=stop_after_two)
+    assert cut.status == "interrupted" and cut.epochs_done == 2
+    rest = discover(G, w_ref, region, cfg, state=cut)
+    assert (rest.status, rest.stop_reason) == ("complete", "quality") and 2 < rest.epochs_done < 12
+    assert rest.history["epoch"] == list(range(1, rest.epochs_done + 1))
+    assert quality_reached(rest.history, cfg)
+    assert not quality_reached({k: v[:-1] for k, v in rest.history.items()}, cfg)
+
+
+def test_cli_records_why_a_run_stopped(tmp_path, w_ref):
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=1), ckpt)
+    np.save(tmp_path / "w.npy", w_ref.numpy())  # the reference of the engine tests, where the rule fires
+    args = ["discover", "--generator", str(ckpt), "--region", REGION, "--reference", str(tmp_path / "w.npy"),
+            "--frames", "6",
+            "--layers", "1:4", "--prim-dist", "0.2", "--offset", "0.05", "--outside-weight", "5", "--distance", "l2",
+            "--init-noise", "0.05", "--epochs", "12", "--stop-tol", "0.3", "--quiet", "--out", str(tmp_path / "runs")]
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "complete" and meta["stop_reason"] == "quality"
+    assert meta["config"]["stop_tol"] == 0.3 and len(meta["history"]["epoch"]) < 12
+    assert len(meta["history"]["d_in_gap"]) == len(meta["history"]["epoch"])
+    assert store.load_run(run_dir).status == "complete"
+    r = CliRunner().invoke(main, ["discover", "--resume", str(run_dir)])
+    assert r.exit_code == 2 and "already complete" in r.output
+    r = CliRunner().invoke(main, args[:-2] + ["--stop-tol", "-1", "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "--stop-tol" in r.output and not (tmp_path / "bad").exists()
+
+
+# ------------------------------------------------------------- coarse to fine
+def test_subdivide_known_answers():
+    w = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]])
+    got = subdivide(w, 5)
+    assert torch.allclose(got, torch.tensor([[0.0, 0.0], [0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]))
+    loop = subdivide(w, 6, closed=True)  # back from the last latent to the first
+    assert torch.allclose(loop, torch.tensor([[0.0, 0.0], [0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [1.0, 2.0],
+                                              [0.5, 1.0]]))
+    assert torch.equal(subdivide(w, 3), w)
+
+
+def test_coarse_config_keeps_the_chain_length():
+    cfg = _cfg(n_frames=16, prim_dist=0.35, coarse_frames=6, coarse_epochs=4)
+    c = coarse_config(cfg)
+    assert (c.n_frames, c.epochs, c.coarse_frames) == (6, 4, 0)
+    assert c.prim_dist * 5 == pytest.approx(0.35 * 15)      # 5 coarse springs as long as 15 fine ones
+    loop = coarse_config(_cfg(n_frames=16, prim_dist=0.35, coarse_frames=4, coarse_epochs=4, closed_loop=True))
+    assert loop.prim_dist * 4 == pytest.approx(0.35 * 16)
+
+
+def test_coarse_to_fine_runs_deterministically(G, w_ref, region):
+    cfg = _cfg(n_frames=9, coarse_frames=4, coarse_epochs=3, epochs=2)
+    a, b = discover(G, w_ref, region, cfg), discover(G, w_ref, region, cfg)
+    assert a.status == "complete" and a.epochs_done == 2 and torch.equal(a.ws, b.ws)
+    coarse = discover(G, w_ref, region, coarse_config(cfg))
+    assert a.evaluations > coarse.evaluations  # the coarse search is part of the run
+    # the fine search starts from the subdivided coarse chain: one epoch of each start differs
+    one = discover(G, w_ref, region, _cfg(n_frames=9, coarse_frames=4, coarse_epochs=3, epochs=1))
+    plain = discover(G, w_ref, region, _cfg(n_frames=9, epochs=1))
+    assert not torch.equal(one.ws, plain.ws)
+    assert float((one.ws[-1] - w_ref).norm()) > float((plain.ws[-1] - w_ref).norm())
+
+
+def test_interrupt_in_the_coarse_phase_keeps_the_start(G, w_ref, region):
+    class Boom(torch.nn.Module):
+        calls = 0
+
+        def forward(self, img, ref):
+            Boom.calls += 1
+            if Boom.calls == 3:
+                raise KeyboardInterrupt
+            v = (img - ref).square().mean((1, 2, 3))
+            return v, v
+
+    t = discover(G, w_ref, Boom(), _cfg(n_frames=9, coarse_frames=4, coarse_epochs=3))
+    assert (t.status, t.stop_reason, t.epochs_done) == ("interrupted", "interrupted", 0)
+    assert torch.isfinite(t.ws).all() and t.ws.shape[0] == 9
+
+
+@pytest.mark.parametrize("kw, needle", [
+    (dict(stop_tol=-0.1), "--stop-tol"),
+    (dict(stop_tol=float("nan")), "--stop-tol"),
+    (dict(stop_tol=2.0), "--stop-tol"),
+    (dict(stop_rel=-1.0), "--stop-rel"),
+    (dict(stop_window=0), "--stop-window"),
+    (dict(coarse_frames=2, coarse_epochs=3), "--coarse-frames"),
+    (dict(coarse_frames=6, coarse_epochs=3), "--coarse-frames"),   # not fewer than --frames 6
+    (dict(coarse_frames=4, coarse_epochs=0), "--coarse-epochs"),
+    (dict(coarse_epochs=-1), "--coarse-epochs"),
+])
+def test_stop_and_coarse_validation(kw, needle):
+    with pytest.raises(MGMError, match=needle):
+        _cfg(**kw)
+
+
+def test_toyfaces_defaults_name_their_stop():
+    cfg = default_config("toyfaces", region="mouth")
+    assert cfg.epochs >= 1 and cfg.stop_tol >= 0
+    assert DiscoveryConfig.from_dict(cfg.to_dict()) == cfg

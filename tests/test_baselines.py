@@ -4,6 +4,7 @@ strength, the baseline runs in the store, and the command's bad-input lines."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -292,7 +293,10 @@ def test_analyze_reads_a_store_with_baselines(tiny_ckpt, tmp_path):
                     config={**CFG, "epochs": 2}), out, G=G)
     run_baseline(G, "sefa", "rect:3,3,11,9", seed=0, out=out, config=CFG)
     paths = analyze(out, tmp_path / "report", quiet=True)
-    assert paths["report"].exists()
+    assert paths["report"].exists() and "Methods at equal strength" in paths["report"].read_text()
+    assert sorted(pd.read_csv(paths["methods"]).method) == ["discovery", "sefa"]
+    deltas, positions = pd.read_csv(paths["projection_pca"]), pd.read_csv(paths["projection_pca_positions"])
+    assert len(deltas) == len(positions) == 2 * CFG["n_frames"] - CFG["n_frames"]  # the discovered run only
     from mgm_analysis.baselines.table import method_table
     from mgm_analysis.store import catalog
 

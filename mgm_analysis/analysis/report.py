@@ -381,12 +381,15 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
         warnings.simplefilter("always")
         if discovered:
             for method, title in [("pca", "Joint projection"), *([("umap", "UMAP")] if umap else [])]:
-                t = time.perf_counter()
-                proj = project(discovered, method, "w_free", cache_dir=root / ".mgm_cache")
-                timings[method] = time.perf_counter() - t
-                save(f"projection_{method}", proj, parquet=True)
-                figs.append((title, fig_projection(proj, f"{method.upper()} of the free W+ layers, all runs fitted "
-                                                         "jointly")))
+                # deltas w − w* first: on positions the faces' differences dominate and every manifold is a speck
+                for relative, view in ((True, "deltas w − w*"), (False, "positions")):
+                    t = time.perf_counter()
+                    proj = project(discovered, method, "w_free", cache_dir=root / ".mgm_cache", relative=relative)
+                    timings[method + ("" if relative else "_positions")] = time.perf_counter() - t
+                    save(f"projection_{method}" + ("" if relative else "_positions"), proj, parquet=True)
+                    figs.append((f"{title} of the {view}",
+                                 fig_projection(proj, f"{method.upper()} of the free W+ layers' {view}, all runs "
+                                                      "fitted jointly")))
             figs.append(("Metrics by region", fig_metric_bars(cat)))
             lp = layer_profiles(discovered)
             save("layer_profiles", lp)
@@ -410,6 +413,18 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
         sections.append(("Combination: the deltas of two regions added", ct,
                          "combined_locality on the union of masks; x_change_in_y = RMS change run x alone causes "
                          "inside region y; interference = how much the other run disturbs each edit (0 = none)."))
+    from ..baselines.table import fig_methods, method_table, run_methods
+
+    mt = method_table(cat)
+    if not mt.empty:  # a store with baseline runs (mgm baselines, mgm compare-methods)
+        save("methods", mt)
+        figs.append(("Methods at equal strength", fig_methods(mt, run_methods(cat))))
+        sections.append(("Methods: discovered manifolds beside the baselines at equal strength", mt,
+                         "Mean per method and region. Baselines are straight paths through the reference scaled so "
+                         "their mean inside distance equals the region's c; unsupervised methods keep the best-"
+                         "locality component of their top 10 (an oracle). semantic_locality: independent second "
+                         "reader; _shipped: the regressor the generator was tuned against. seconds: wall time per "
+                         "run; cpu_seconds: process CPU time."))
     title = f"mgm_analysis report: {root}"
     html_text = _html(title, cat, regions, figs, sections, runs[:max_strips], notes, len(runs))
     (out / "report.html").write_text(html_text, encoding="utf-8")

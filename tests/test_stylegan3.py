@@ -171,6 +171,18 @@ def test_unsupported_options_refused_in_one_line(change, words):
     assert words in msg and "\n" not in msg and msg.startswith("x.pkl: ")
 
 
+def test_per_layer_clamp_read_from_the_pickle():
+    """NVIDIA's forward uses each layer's stored conv_clamp; a small one must bind."""
+    G_ema = _raw_g_ema()
+    G, _ = from_nvidia("x.pkl", G_ema, _flatten(G_ema), CheckpointError)
+    G_ema.state["_modules"]["synthesis"].state["_modules"]["L3_52_24"].state["conv_clamp"] = 0.05
+    Gc, extra = from_nvidia("x.pkl", G_ema, _flatten(G_ema), CheckpointError)
+    assert Gc.layers[3].conv_clamp == 0.05 and G.layers[3].conv_clamp == 256 and extra["conv_clamp"] == [0.05, 256.0]
+    ref = torch.load(FIX / "sg3_t.out.pt", weights_only=True)
+    with torch.no_grad():
+        assert (Gc.synthesis(ref["ws"]) - G.synthesis(ref["ws"])).abs().max() > 1e-3
+
+
 def _unpickle(data: bytes):
     obj = _NetworkUnpickler(io.BytesIO(data), "test").load()
     return _numpy_pickle.unwrap(obj)

@@ -532,20 +532,28 @@ def from_nvidia(path, G_ema, flat: dict[str, torch.Tensor], fail) -> tuple[Style
     if _as_int_pair(inp.get("size"))[0] != G.input.size or float(inp.get("sampling_rate")) != G.input.sampling_rate \
             or abs(float(inp.get("bandwidth")) - G.input.bandwidth) > 1e-9:
         raise fail(f"{path}: the Fourier input's size or bandwidth differ from the StyleGAN3 design")
+    clamps = []
     for spec, name in zip(G.specs, stored_names, strict=True):
         layer_obj = _sub(synthesis, name)
         if getattr(layer_obj, "class_name", None) != "SynthesisLayer":
             raise fail(f"{path}: layer {name} is a {getattr(layer_obj, 'class_name', None)}, not NVIDIA's "
                        "SynthesisLayer; a non-default StyleGAN3 architecture is not supported")
         st = _state(layer_obj)
-        stored = (_as_int_pair(st.get("in_size"))[0], _as_int_pair(st.get("out_size"))[0], int(st.get("up_factor")),
-                  int(st.get("down_factor")), tuple(int(p) for p in st.get("padding")), int(st.get("conv_kernel")),
-                  bool(st.get("is_torgb")))
+        try:
+            stored = (_as_int_pair(st["in_size"])[0], _as_int_pair(st["out_size"])[0], int(st["up_factor"]),
+                      int(st["down_factor"]), tuple(int(p) for p in st["padding"]), int(st["conv_kernel"]),
+                      bool(st["is_torgb"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise fail(f"{path}: layer {name} lacks its geometry ({type(exc).__name__}: {exc}); "
+                       "not a StyleGAN3 SynthesisLayer") from None
         ours = (spec.in_size, spec.out_size, spec.up_factor, spec.down_factor, spec.padding, spec.conv_kernel,
                 spec.is_torgb)
         if stored != ours:
             raise fail(f"{path}: layer {name} has geometry {stored} but the StyleGAN3 design gives {ours}; "
-                              "a non-default architecture is not supported")
+                       "a non-default architecture is not supported")
+        clamps.append(st.get("conv_clamp", G.hparams["conv_clamp"]))  # what NVIDIA's forward uses
+    for layer, clamp in zip(G.layers, clamps, strict=True):
+        layer.conv_clamp = None if clamp is None else float(clamp)
     # tensors: NVIDIA's names -> ours
     rename = {"mapping.w_avg": "w_avg"}
     for i in range(n_map):
@@ -582,7 +590,9 @@ def from_nvidia(path, G_ema, flat: dict[str, torch.Tensor], fail) -> tuple[Style
                                   f"{list(own[dst].shape)}")
             own[dst].copy_(flat[src].float())
     fp16 = [s.name for s in G.specs if s.use_fp16]
+    clamp_values = sorted({float(c) for c in clamps if c is not None})
+    clamp_shown = None if not clamp_values else clamp_values[0] if len(clamp_values) == 1 else clamp_values
     extra = {"config": G.config_name, "layers": G.layer_names, "num_fp16_res": int(syn_kw.get("num_fp16_res", 4)),
-             "fp16_layers": fp16, "conv_clamp": G.hparams["conv_clamp"],
+             "fp16_layers": fp16, "conv_clamp": clamp_shown,
              "note": "StyleGAN3; fp16 layers run in fp32; no noise inputs"}
     return G, extra

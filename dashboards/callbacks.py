@@ -265,7 +265,14 @@ def register_callbacks(app, root, cache_dir=None) -> None:
             log.warning("projection failed: %s", exc)
             return figures.message_figure(f"Cannot project these runs: {exc}"), str(exc)
         current = (frame["run_id"], frame["frame"]) if frame else None
-        fig = figures.projection_figure(df, dims=int(dims), method=method, colors=colors(s), current=current,
+        pal = colors(s)
+        methods = dict(zip(s.catalog["run_id"], s.catalog["method"], strict=True)) if "method" in s.catalog else {}
+        if len(df) and any(isinstance(m, str) and m != "discovery" for m in map(methods.get, df["run_id"])):
+            # baselines among the runs: one colour (and legend entry: click to hide) per region · method
+            df = df.assign(region=[f"{g} · {methods.get(r) or '-'}" for g, r in zip(df["region"], df["run_id"],
+                                                                                    strict=True)])
+            pal = None
+        fig = figures.projection_figure(df, dims=int(dims), method=method, colors=pal, current=current,
                                         space=data.SPACES.get(space, space))
         return fig, df.attrs.get("note", "")
 

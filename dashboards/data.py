@@ -32,7 +32,8 @@ __all__ = ["Snapshot", "snapshot", "preload", "store_signature", "selected_runs"
            "safe_run_file", "TABLE_COLUMNS", "SPACES"]
 
 # Catalog columns shown first in the run table, in this order; metric columns follow.
-TABLE_COLUMNS = ["run_id", "region", "generator", "reference", "status", "kind", "layers", "n_frames", "distance"]
+TABLE_COLUMNS = ["run_id", "region", "generator", "reference", "status", "kind", "method", "layers", "n_frames",
+                 "distance"]
 _NOT_METRICS = {"seed", "n_frames"}
 SPACES = {"w_free": "free W+ layers", "w_all": "all W+ layers", "frames": "frame pixels"}
 

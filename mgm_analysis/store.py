@@ -498,6 +498,12 @@ def catalog(root, warn: bool = True):
     return catalog_of(iter_runs(root, warn=warn))
 
 
+def _method(prov: dict) -> str | None:
+    """How a run's latents were found: ``discovery``, a baseline's method (GANSpace, ...), None for derived runs."""
+    kind = prov.get("kind", "discover")
+    return "discovery" if kind == "discover" else prov.get("method") if kind == "baseline" else None
+
+
 def catalog_of(runs):
     """:func:`catalog` of runs already read (e.g. from :func:`iter_runs`)."""
     import pandas as pd
@@ -513,10 +519,11 @@ def catalog_of(runs):
             "reference": ref_label, "seed": m.get("seed"), "n_frames": cfg.get("n_frames"),
             "layers": f"{cfg.get('layer_start')}:{cfg.get('layer_end')}", "distance": cfg.get("distance"),
             "created": m.get("created"), "kind": (m.get("provenance") or {}).get("kind", "discover"),
+            "method": _method(m.get("provenance") or {}),
             **_flat_scalar_metrics(m.get("metrics")),
         })
     cols = ["run_id", "path", "status", "region", "generator", "reference", "seed", "n_frames", "layers",
-            "distance", "created", "kind"]
+            "distance", "created", "kind", "method"]
     return pd.DataFrame(rows, columns=cols if not rows else None)
 
 

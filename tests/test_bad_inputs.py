@@ -422,3 +422,43 @@ def test_store_never_loads_a_huge_image(tmp_path):
     _png_header_only(tmp_path / "h.png", 100_000, 100_000)
     with pytest.raises(store.MGMError if hasattr(store, "MGMError") else Exception, match="larger than"):
         store.read_png(tmp_path / "h.png")
+
+
+# ------------------------------------------------------------ store limits
+def _npy_header_only(path: Path, shape: tuple, dtype="<f4") -> None:
+    """A sparse .npy whose header claims ``shape`` and whose size matches it (no data is written)."""
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.truncate(f.tell() + int(np.prod(shape)) * np.dtype(dtype).itemsize)
+
+
+@pytest.mark.parametrize("shape, needle", [((5000, 4, 5), "more than the 4096"),
+                                           ((4096, 256, 1024), "MiB"),
+                                           ((6, 4, 5, 2), "expected [n, num_ws, w_dim]")])
+def test_array_headers_are_checked_before_anything_is_read(tmp_path, shape, needle):
+    run = make_run(tmp_path, run_id="r")
+    _npy_header_only(run / "latents.npy", shape)
+    _npy_header_only(run / "reference.npy", shape[1:3])
+    with pytest.raises(store.RunReadError, match=needle.replace("[", r"\[")):
+        store.load_run(run)
+
+
+def test_a_huge_run_json_is_not_read(tmp_path):
+    run = make_run(tmp_path, run_id="r")
+    with open(run / "run.json", "r+b") as f:
+        f.truncate(40 * 2**20)  # sparse: costs nothing on disk
+    with pytest.raises(store.RunReadError, match="40 MiB, more than the 32 MiB"):
+        store.load_run(run)
+
+
+def test_duplicate_run_ids_keep_the_folder_named_after_the_id(tmp_path):
+    make_run(tmp_path, run_id="zz-run")
+    shutil.copytree(tmp_path / "zz-run", tmp_path / "aa-copy")  # sorts first, same run_id inside
+    found = {p.name: (run, reason) for p, run, reason in store.scan_runs(tmp_path)}
+    assert found["zz-run"][0] is not None and found["zz-run"][0].run_id == "zz-run"
+    assert found["aa-copy"][0] is None and "same run_id as zz-run" in found["aa-copy"][1]
+    from dashboards.data import snapshot
+
+    snap = snapshot(tmp_path)
+    assert list(snap.runs) == ["zz-run"] and len(snap.problems) == 1 and "aa-copy" in snap.problems[0]

@@ -1,0 +1,244 @@
+"""The Discover view in a real browser (headless Chromium through dash[testing]'s ``dash_duo``).
+
+Run with ``pytest --headless tests/test_dashboard_discover_browser.py`` (needs Debian's chromium and
+chromium-driver).  With the built-in generator: draw a rectangle over the mouth of the face of seed 3 with the
+mouse, set 3 epochs, Launch; the progress shows epoch numbers; the run lands complete with that rectangle as
+its mask and appears in the run table and the frame viewer.  A second launch is cancelled and lands
+``interrupted``.  No region, or a region that covers the whole image, shows the error and writes nothing.
+A screenshot of the view goes to $MGM_ARTIFACTS (default ``artifacts/``) as ``dashboard_discover.png``.
+"""
+
+import io
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if shutil.which("chromedriver") is None:  # pragma: no cover - CI installs it
+    pytest.skip("chromedriver is not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
+
+from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+from dashboards import discover as D  # noqa: E402
+from dashboards import layout as L  # noqa: E402
+from dashboards.app import create_app  # noqa: E402
+from mgm_analysis import store  # noqa: E402
+
+TIMEOUT = 30       # seconds for page updates (CI machines are slow and shared)
+JOB_TIMEOUT = 300  # seconds for a 3-epoch search on 2 busy cores
+RES = 64           # the built-in generator's resolution
+
+
+def _artifacts() -> Path:
+    out = Path(os.environ.get("MGM_ARTIFACTS") or Path(__file__).resolve().parents[1] / "artifacts")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _wait(dash_duo, cond, what, timeout=TIMEOUT):
+    from dash.testing.errors import TestingTimeoutError
+    from dash.testing.wait import until
+
+    try:
+        until(cond, timeout=timeout, poll=0.2, msg=f"timed out waiting for {what}")
+    except TestingTimeoutError:
+        dash_duo.driver.save_screenshot(str(_artifacts() / "dashboard-discover-timeout.png"))
+        raise
+
+
+def _text(dash_duo, selector) -> str:
+    els = dash_duo.find_elements(selector)
+    return els[0].text if els else ""
+
+
+def _face_traces(dash_duo):
+    return dash_duo.driver.execute_script(
+        "const g = document.querySelector('#discover-face .js-plotly-plot');"
+        "return g && g.data ? g.data.map(t => t.type) : [];")
+
+
+def _screen_of(dash_duo, x, y, exact=False):
+    """Viewport pixel (integers) of the face's data point (x, y), and the data point that pixel really is;
+    with ``exact`` the unrounded viewport position."""
+    return dash_duo.driver.execute_script("""
+        const g = document.querySelector('#discover-face .js-plotly-plot');
+        const xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis, r = g.getBoundingClientRect();
+        const ex = r.left + xa._offset + xa.l2p(arguments[0]), ey = r.top + ya._offset + ya.l2p(arguments[1]);
+        if (arguments[2]) { return [ex, ey]; }
+        const px = Math.round(ex), py = Math.round(ey);
+        return [px, py, xa.p2l(px - r.left - xa._offset), ya.p2l(py - r.top - ya._offset)];
+    """, x, y, exact)
+
+
+def _drag(dash_duo, start, end, steps=8):
+    """Press the mouse at viewport pixel ``start``, move in steps to ``end``, release (plotly's draw gesture)."""
+    ab = ActionBuilder(dash_duo.driver)
+    ab.pointer_action.move_to_location(*start)
+    ab.pointer_action.pointer_down()
+    for i in range(1, steps + 1):
+        ab.pointer_action.move_to_location(round(start[0] + (end[0] - start[0]) * i / steps),
+                                           round(start[1] + (end[1] - start[1]) * i / steps))
+    ab.pointer_action.pointer_up()
+    ab.perform()
+
+
+def _set_input(dash_duo, selector, text):
+    el = dash_duo.find_element(selector)
+    el.click()
+    el.send_keys(Keys.CONTROL, "a")
+    el.send_keys(Keys.BACKSPACE)
+    el.send_keys(text)
+
+
+def _visible_entries(root):
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+
+
+def _jobs(root):
+    d = root / D.HIDDEN / "jobs"
+    return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+
+def _run_id_in_progress(dash_duo, state):
+    m = re.search(rf"{state}: (\S+)", _text(dash_duo, f"#{D.PROGRESS}"))
+    return m.group(1) if m else None
+
+
+def _projected_runs(dash_duo):
+    return dash_duo.driver.execute_script(
+        "const g = document.querySelector('#projection .js-plotly-plot'); if (!g || !g.data) { return []; }"
+        "return [...new Set(g.data.flatMap(t => Array.isArray(t.customdata) ? t.customdata.map(c => c && c[0]) "
+        ": []).filter(Boolean))];")
+
+
+def _table_ids(dash_duo):
+    return [c.text.strip() for c in dash_duo.find_elements(f"#{L.TABLE} td[data-dash-column='run_id']")]
+
+
+def _strip_shown(dash_duo, timeout=5.0) -> bool:
+    from dash.testing.errors import TestingTimeoutError
+    from dash.testing.wait import until
+
+    try:
+        return until(lambda: dash_duo.driver.execute_script(
+            "const i = document.getElementById(arguments[0]); return !!(i && i.complete && i.naturalWidth > 0 "
+            "&& getComputedStyle(i).display !== 'none');", D.STRIP), timeout=timeout)
+    except TestingTimeoutError:
+        return False
+
+
+def test_discover_in_a_browser(dash_duo, tmp_path):
+    root = tmp_path / "runs"
+    root.mkdir()  # an empty store: the page starts with the how-to and the Discover view
+    app = create_app(root, discover=D.DiscoverOptions("toyfaces"))
+    dash_duo.driver.set_window_size(1400, 1500)
+    dash_duo.start_server(app)
+
+    # The settings arrive with the generator's defaults, then the face of seed 3 is drawn.
+    _wait(dash_duo, lambda: dash_duo.find_element(f"#{D.EPOCHS}").get_attribute("value") == "30",
+          "the generator's default settings", timeout=240)
+    assert dash_duo.find_element(f"#{D.FRAMES}").get_attribute("value") == "16"
+    _set_input(dash_duo, f"#{D.SEED}", "3")
+    dash_duo.wait_for_contains_text(f"#{D.REF_NOTE}", "seed 3", timeout=TIMEOUT)
+    _wait(dash_duo, lambda: _face_traces(dash_duo) == ["image"], "the face of seed 3")
+    size = dash_duo.driver.execute_script(
+        "const i = document.querySelector('#discover-face .layer-below image, #discover-face image');"
+        "const r = i.getBoundingClientRect(); return [r.width, r.height, getComputedStyle(i).imageRendering];")
+    assert size[0] >= 384 and size[1] >= 384 and size[2] == "pixelated", size
+
+    # What the screen shows at the centre of image pixel (x, y), for a grid of pixels (compared with the run's
+    # reference image below: the face is drawn where the region's coordinates say)
+    modebar = "const m = document.querySelector('#discover-face .modebar-container'); if (m) { m.style.visibility = "
+    dash_duo.driver.execute_script(modebar + "'hidden'; }")  # the tool buttons sit over the top right pixels
+    shot = np.asarray(Image.open(io.BytesIO(dash_duo.driver.get_screenshot_as_png())).convert("RGB"),
+                      np.float32) / 255
+    dash_duo.driver.execute_script(modebar + "''; }")
+    ratio = dash_duo.driver.execute_script("return window.devicePixelRatio;")
+    (ax, ay), (bx, by) = _screen_of(dash_duo, 0, 0, exact=True), _screen_of(dash_duo, RES, RES, exact=True)
+    centres = (np.arange(RES) + 0.5) / RES
+    cols = np.floor((ax + centres * (bx - ax)) * ratio).astype(int)
+    rows = np.floor((ay + centres * (by - ay)) * ratio).astype(int)
+    on_screen = shot[rows][:, cols]  # [RES, RES, 3]: the screen at every image pixel's centre
+
+    # Drag a rectangle over the mouth (the toyfaces mouth sits in x 16-48, y 40-56 at 64 px).
+    p0, p1 = _screen_of(dash_duo, 18.3, 41.4), _screen_of(dash_duo, 45.6, 53.7)
+    _drag(dash_duo, p0[:2], p1[:2])
+    # what the mouse drew, in pixels of the image (x1/y1 exclusive), computed here from the pointer positions
+    want = [int(round(min(p0[2], p1[2]))), int(round(min(p0[3], p1[3]))), int(round(max(p0[2], p1[2]))),
+            int(round(max(p0[3], p1[3])))]
+    dash_duo.wait_for_contains_text(f"#{D.REGION}", "rect:", timeout=TIMEOUT)
+    spec = _text(dash_duo, f"#{D.REGION}").split(" — ")[0]
+    drawn = [int(v) for v in spec[len("rect:"):].split(",")]
+    assert all(abs(a - b) <= 1 for a, b in zip(drawn, want, strict=True)), (drawn, want)
+
+    # 3 epochs, Launch: the progress shows epoch numbers, then the run lands complete.
+    _set_input(dash_duo, f"#{D.EPOCHS}", "3")
+    _wait(dash_duo, lambda: dash_duo.find_element(f"#{D.EPOCHS}").get_attribute("value") == "3", "epochs = 3")
+    before = set(_visible_entries(root))
+    dash_duo.find_element(f"#{D.LAUNCH}").click()
+    _wait(dash_duo, lambda: re.search(r"epoch [1-3]/3", _text(dash_duo, f"#{D.PROGRESS}")),
+          "an epoch number in the progress", timeout=JOB_TIMEOUT)
+    _wait(dash_duo, lambda: _run_id_in_progress(dash_duo, "complete"), "the run to complete", timeout=JOB_TIMEOUT)
+    assert _text(dash_duo, f"#{D.ERROR}") == ""
+    run_id = _run_id_in_progress(dash_duo, "complete")
+    assert set(_visible_entries(root)) - before == {run_id}
+    run = store.load_run(root / run_id)
+    assert run.status == "complete" and run.meta["config"]["epochs"] == 3 and run.meta["seed"] == 3
+    # mask.png is the rectangle the mouse drew, to within a pixel of the generator's resolution
+    mask = run.mask > 0.5
+    ys, xs = np.nonzero(mask)
+    got = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    assert mask.shape == (RES, RES) and mask.sum() == (got[2] - got[0]) * (got[3] - got[1])  # a filled rectangle
+    assert all(abs(int(a) - b) <= 1 for a, b in zip(got, want, strict=True)), (got, want)
+    off = np.argwhere(np.abs(on_screen - run.reference_img).max(-1) > 2 / 255)  # (y, x) of pixels shown wrong
+    assert len(off) == 0, f"{len(off)} pixels differ, e.g. (y, x) {off[:5].tolist()}"
+    # it appears in the run table, the projection and the frame viewer, without a reload
+    _wait(dash_duo, lambda: run_id in _table_ids(dash_duo), "the new run in the table")
+    _wait(dash_duo, lambda: run_id in _projected_runs(dash_duo), "the new run in the projection")
+    dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", run_id, timeout=TIMEOUT)
+    assert dash_duo.find_element("#views").is_displayed()
+
+    # A second launch (longer) is cancelled: the run lands interrupted.
+    _set_input(dash_duo, f"#{D.EPOCHS}", "40")
+    dash_duo.find_element(f"#{D.LAUNCH}").click()
+    _wait(dash_duo, lambda: re.search(r"epoch [1-9]\d*/40", _text(dash_duo, f"#{D.PROGRESS}")),
+          "the second job's first epoch", timeout=JOB_TIMEOUT)
+    _strip_shown(dash_duo)  # for the screenshot: give the strip of current frames a moment to arrive
+    dash_duo.find_element(f"#{D.PANEL}").screenshot(str(_artifacts() / "dashboard_discover.png"))
+    dash_duo.find_element(f"#{D.CANCEL}").click()
+    _wait(dash_duo, lambda: _run_id_in_progress(dash_duo, "interrupted"), "the interrupted run",
+          timeout=JOB_TIMEOUT)
+    stopped = _run_id_in_progress(dash_duo, "interrupted")
+    run2 = store.load_run(root / stopped)
+    assert run2.status == "interrupted" and run2.meta["config"]["epochs"] == 40
+    assert 1 <= run2.meta["resume"]["epochs_done"] < 40
+    _wait(dash_duo, lambda: stopped in _table_ids(dash_duo), "the interrupted run in the table")
+    _wait(dash_duo, lambda: {run_id, stopped} <= set(_projected_runs(dash_duo)), "both runs in the projection")
+
+    # No region: the error, and nothing is written.
+    entries, jobs = _visible_entries(root), _jobs(root)
+    dash_duo.find_element(f"#{D.CLEAR_SHAPES}").click()
+    dash_duo.wait_for_contains_text(f"#{D.REGION}", "no region", timeout=TIMEOUT)
+    dash_duo.find_element(f"#{D.LAUNCH}").click()
+    dash_duo.wait_for_contains_text(f"#{D.ERROR}", "no region", timeout=TIMEOUT)
+    # A rectangle over the whole face: the error, and nothing is written.
+    _drag(dash_duo, _screen_of(dash_duo, 0.01, 0.01)[:2], _screen_of(dash_duo, RES - 0.01, RES - 0.01)[:2])
+    dash_duo.wait_for_contains_text(f"#{D.REGION}", "whole image", timeout=TIMEOUT)
+    dash_duo.find_element(f"#{D.LAUNCH}").click()
+    dash_duo.wait_for_contains_text(f"#{D.ERROR}", "covers the whole image", timeout=TIMEOUT)
+    assert _visible_entries(root) == entries and _jobs(root) == jobs
+
+    statuses = [json.loads((root / D.HIDDEN / "jobs" / j / "status.json").read_text())["state"] for j in jobs]
+    assert statuses == ["complete", "interrupted"]
+    logs = [e for e in dash_duo.get_logs() if e.get("level") == "SEVERE"]
+    for entry in logs:
+        print("CONSOLE:", entry["message"])
+    assert logs == []

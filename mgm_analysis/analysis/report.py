@@ -17,6 +17,7 @@ import base64
 import html
 import io
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -44,12 +45,10 @@ SUMMARY_METRICS = ["locality", "semantic_locality", "locality_gain", "outside_ch
                    "intrinsic_dim_90", "participation_ratio"]
 BAR_METRICS = ["locality", "semantic_locality", "outside_change", "inside_rms", "jump_ratio", "image_step_cv",
                "step_cv", "perceptual_straightness"]
-#: the files :func:`analyze` may write; an earlier report's files of these names are replaced, any other
-#: file in the folder (the user's) is kept
-REPORT_FILES = frozenset(f"{name}.{ext}" for name in ("metrics", "projection_pca", "projection_umap")
-                         for ext in ("csv", "parquet")) | frozenset(
-    f"{name}.csv" for name in ("regions", "layer_profiles", "overlap", "overlap_summary", "transfer", "combine")) \
-    | {"report.html"}
+#: the names of the files :func:`analyze` writes (tables as CSV and Parquet, the HTML); an earlier report's files
+#: of these names are replaced, any other file in the folder (the user's) is kept
+REPORT_FILE = re.compile(r"(report\.html|(metrics|regions|projection_\w+|layer_profiles|overlap|overlap_summary|"
+                         r"transfer|combine|methods)\.(csv|parquet))")
 
 
 # -------------------------------------------------------------------- tables
@@ -326,7 +325,7 @@ def _publish(staging: Path, out: Path) -> None:
     os.rename(out, old)
     os.rename(staging, out)  # between the two renames, the old report is complete under .old-*
     for p in old.iterdir():
-        if p.name not in REPORT_FILES and not (out / p.name).exists():
+        if not REPORT_FILE.fullmatch(p.name) and not (out / p.name).exists():
             os.replace(p, out / p.name)
     shutil.rmtree(old, ignore_errors=True)
 

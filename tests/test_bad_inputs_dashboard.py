@@ -194,3 +194,26 @@ def test_a_bad_run_appearing_while_the_dashboard_runs(app, store, tmp_path):
             assert "zz-bad" in page and all(i in page for i in ids)
     finally:
         shutil.rmtree(bad, ignore_errors=True)
+
+
+HOSTILE = ["abc", "", -1, 2.5, 1e300, True, None, [[1]], [None], [1, "x"], {"a": 1}, {"run_id": 3, "frame": "x"},
+           {"points": [{"customdata": [None, "abc"]}]}]
+
+
+def test_every_callback_survives_any_value_in_any_input(app, store):
+    """Each server callback, each of its inputs and states in turn set to each hostile value: never a 500."""
+    client = app.server.test_client()
+    good = _good_values(store[1])
+    posted = 0
+    for key, spec in app.callback_map.items():
+        if "callback" not in spec:  # clientside: runs in the browser
+            continue
+        deps = [f"{d['id']}.{d['property']}" for d in spec["inputs"] + spec["state"]]
+        for dep in deps:
+            for bad in HOSTILE:
+                values = {**good, dep: bad}
+                body = callback_body(app, key, values, dep)
+                res = client.post(ROUTE, json=body)
+                posted += 1
+                assert res.status_code in (200, 204), (key[:60], dep, bad, res.status_code, res.data[:200])
+    assert posted >= 300

@@ -1,10 +1,21 @@
-"""The engine: batched == per-latent, the loss goes down, determinism, early stop, NaN, interruption, resume."""
+"""The engine: energy and gradient against a loop written here, descent, determinism, early stop, NaN
+rollback, interruption, resume, the paper preset."""
 
 import numpy as np
 import pytest
 import torch
 
-from mgm_analysis.discovery import DiscoveryConfig, Trajectory, chunk_sizes, default_config, discover, energy
+from mgm_analysis.discovery import (
+    PAPER,
+    DiscoveryConfig,
+    Trajectory,
+    chunk_sizes,
+    default_config,
+    discover,
+    energy,
+    initial_free,
+    run_noise,
+)
 from mgm_analysis.errors import MGMError
 from mgm_analysis.generators.stylegan2 import tiny_generator
 from mgm_analysis.losses import make_distance, offsets_for
@@ -36,28 +47,65 @@ def _cfg(**kw):
     return DiscoveryConfig(**base)
 
 
-@pytest.mark.parametrize("closed, ramp", [(False, False), (True, True)])
-def test_batched_equals_per_latent_loss_and_gradient(G, w_ref, region, closed, ramp):
+def _springs_by_hand(w, alpha, beta, sigma, closed):
+    """α·Σ(‖w_{i+1} − w_i‖ − σ)² and β·Σ(‖w_{i+2} − w_i‖ − 2σ)², one pair at a time (wrapping when closed)."""
+    n = len(w)
+    spring = stiff = 0.0
+    for i in range(n if closed else n - 1):
+        spring += alpha * (float((w[(i + 1) % n] - w[i]).norm()) - sigma) ** 2
+    for i in range(n if closed else n - 2):
+        stiff += beta * (float((w[(i + 2) % n] - w[i]).norm()) - 2 * sigma) ** 2
+    return spring, stiff
+
+
+def _energy_by_hand(G, w_free, w_ref, ref_img, mask, cfg, offsets):
+    """E of the chain written out: one latent per generator call, l2 D_in/D_out as mask-weighted means of the
+    squared difference, the springs as a loop; returns the terms and dE/dw_free by autograd."""
+    w = w_free.detach().clone().requires_grad_(True)
+    m = torch.as_tensor(mask, dtype=torch.float32)
+    terms = {"l_x": 0.0, "d_in": 0.0, "d_out": 0.0}
+    total = torch.zeros((), dtype=torch.float64)
+    for i in range(len(w)):
+        ws = torch.cat([w_ref[:cfg.layer_start], w[i], w_ref[cfg.layer_end:]])[None]
+        sq = (G.synthesis(ws) - ref_img).square().mean(1)[0]  # [H, W]
+        d_in = (sq * m).sum() / m.sum()
+        d_out = (sq * (1 - m)).sum() / (1 - m).sum()
+        l_x = cfg.outside_weight * d_out + (d_in - float(offsets[i])).abs()
+        total = total + cfg.gamma * l_x.double()
+        terms["l_x"] += l_x.item()
+        terms["d_in"] += d_in.item() / len(w)
+        terms["d_out"] += d_out.item() / len(w)
+    n = len(w)
+    pairs = [(i, (i + k) % n, k) for k in (1, 2) for i in range(n if cfg.closed_loop else n - k)]
+    for i, j, k in pairs:  # the same springs, differentiable
+        weight = cfg.alpha if k == 1 else cfg.beta
+        total = total + weight * ((w[j] - w[i]).norm() - k * cfg.prim_dist).double() ** 2
+    total.backward()
+    terms["spring"], terms["stiffener"] = _springs_by_hand(w.detach(), cfg.alpha, cfg.beta, cfg.prim_dist,
+                                                           cfg.closed_loop)
+    terms["total"] = total.item()
+    return terms, w.grad
+
+
+@pytest.mark.parametrize("closed, ramp, sigma", [(False, False, 0.2), (True, True, 0.7)])
+def test_energy_and_gradient_match_a_loop_written_here(G, w_ref, region, closed, ramp, sigma):
     n = 7
-    cfg = _cfg(n_frames=n, closed_loop=closed, offset_ramp=ramp)
+    cfg = _cfg(n_frames=n, closed_loop=closed, offset_ramp=ramp, prim_dist=sigma, alpha=0.3, beta=0.45, gamma=0.6)
     dist = make_distance(region.mask, boxes=region.boxes)
     with torch.no_grad():
         ref_img = G.synthesis(w_ref[None])
     w0 = w_ref[1:4].expand(n, -1, -1) + 0.1 * torch.randn(n, 3, 32, generator=torch.Generator().manual_seed(0))
     offsets = offsets_for(n, cfg.offset, cfg.offset_ramp)
-    out = {}
+    ref_terms, ref_grad = _energy_by_hand(G, w0, w_ref, ref_img, region.mask, cfg, offsets)
+    assert ref_terms["spring"] > 1e-3 and ref_terms["stiffener"] > 1e-3 and ref_terms["d_out"] > 1e-6
     for name, kw in {"batch": dict(chunks=None), "chunks": dict(chunks=[3, 2, 2]), "auto": dict(chunks=3),
-                     "loop": dict(per_latent=True)}.items():
+                     "per_latent": dict(per_latent=True)}.items():
         w = w0.clone().requires_grad_(True)
         terms = energy(G, w, w_ref, ref_img, dist, cfg, offsets, backward=True, **kw)
-        out[name] = (terms, w.grad.clone())
-    ref_terms, ref_grad = out["loop"]
-    for name in ("batch", "chunks", "auto"):
-        terms, grad = out[name]
         for k in ("total", "l_x", "spring", "stiffener", "d_in", "d_out"):
             assert terms[k] == pytest.approx(ref_terms[k], rel=1e-5), (name, k)
-        rel = float((grad - ref_grad).norm() / ref_grad.norm())
-        assert rel < 1e-5, f"{name}: gradient differs from the per-latent loop by {rel:.2e} (relative)"
+        rel = float((w.grad - ref_grad).norm() / ref_grad.norm())
+        assert rel < 1e-5, f"{name}: gradient differs from the loop written here by {rel:.2e} (relative)"
 
 
 def test_energy_without_backward_matches(G, w_ref, region):
@@ -169,6 +217,14 @@ def test_nan_rolls_back_and_stops(G, w_ref):
     t = discover(G, w_ref, NaNDist(), _cfg(epochs=6))
     assert t.status == "interrupted" and t.stop_reason == "nan" and torch.isfinite(t.ws).all()
     assert len(t.history["total"]) == t.epochs_done and all(np.isfinite(t.history["total"]))
+    assert 1 <= t.epochs_done < 6
+    # rolled back to the last finite epoch: the latents of a clean search stopped after that many epochs
+    # (the distance is the same until the NaN, the search deterministic)
+    NaNDist.calls = -10**9
+    clean = discover(G, w_ref, NaNDist(), _cfg(epochs=t.epochs_done))
+    assert clean.status == "complete" and clean.history["total"] == t.history["total"]
+    assert torch.equal(t.ws, clean.ws)
+    assert not torch.equal(t.ws, discover(G, w_ref, NaNDist(), _cfg(epochs=t.epochs_done + 1)).ws)
 
 
 @pytest.mark.parametrize("kw, needle", [
@@ -219,3 +275,84 @@ def test_defaults_per_generator_and_distance():
 def test_trajectory_state_roundtrip():
     t = Trajectory(ws=torch.zeros(3, 2, 2), history={"total": [1.0]}, epochs_done=1)
     assert set(t.state()) == {"ws", "history", "epochs_done"}
+
+
+# ------------------------------------------------------------ the paper's code: --preset paper
+def test_paper_preset_is_the_reference_code():
+    cfg = default_config("anything", preset="paper")
+    assert (cfg.line_search, cfg.mask_mode, cfg.truncation, cfg.init_mode, cfg.init_noise, cfg.noise_mode,
+            cfg.distance, cfg.n_frames, cfg.epochs, cfg.optimizer, cfg.lr, cfg.history_size, cfg.max_iter) == (
+        "none", "paper", 1.0, "paper", 0.001, "random", "lpips", 36, 500, "lbfgs", 1.0, 20, 8)
+    assert (cfg.alpha, cfg.beta, cfg.gamma, cfg.prim_dist, cfg.offset, cfg.outside_weight) == (0.3, 0.1, 0.5, 4.0,
+                                                                                               0.25, 1.0)
+    assert default_config("toyfaces", preset="paper") == cfg  # the preset wins over the generator's defaults
+    # explicit settings win over the preset
+    mine = default_config("toyfaces", "l2", preset="paper", truncation=0.5, epochs=3)
+    assert (mine.distance, mine.truncation, mine.epochs, mine.line_search) == ("l2", 0.5, 3, "none")
+    with pytest.raises(MGMError, match="unknown preset"):
+        default_config(None, preset="papr")
+    assert set(PAPER) <= {f for f in DiscoveryConfig.__dataclass_fields__}
+
+
+def test_paper_start_is_one_shared_direction_scaled_per_latent(w_ref):
+    cfg = _cfg(n_frames=9, init_mode="paper", init_noise=0.001, seed=4)
+    delta = (initial_free(w_ref, cfg) - w_ref[1:4]).reshape(9, -1).double()
+    assert float(delta[0].abs().max()) == 0.0  # latent 0 is w*
+    # every other latent is a_i·d for one d: the deltas have rank 1
+    sv = torch.linalg.svdvals(delta[1:])
+    assert float(sv[1]) < 1e-3 * float(sv[0])  # (float32 rounding of w* + a_i·d: ~1e-7)
+    # run.py's draws, in its order, from the seed: d ~ 0.001·N(0, I) [free, w_dim], then a ~ N(0, 1) [n − 1]
+    g = torch.Generator().manual_seed(4)
+    d = torch.randn(3, 32, generator=g) * 0.001
+    a = torch.randn(8, 1, 1, generator=g)
+    assert torch.allclose(delta[1:].float(), (a * d).reshape(8, -1), atol=1e-6)
+    # ours: independent noise per latent (full rank), scale init_noise
+    ours = (initial_free(w_ref, _cfg(n_frames=9, init_noise=0.05, seed=4)) - w_ref[1:4]).reshape(9, -1)
+    assert float(ours[0].abs().max()) == 0.0 and int(torch.linalg.matrix_rank(ours[1:])) == 8
+    assert float(ours[1:].std()) == pytest.approx(0.05, rel=0.1)
+
+
+def test_random_noise_is_drawn_once_per_run_from_the_seed(G, w_ref, region):
+    import copy
+
+    cfg = _cfg(epochs=2, noise_mode="random", seed=3)
+    noise = run_noise(G, cfg)
+    assert [tuple(t.shape) for t in noise] == [tuple(b.shape) for b in G.noise_buffers()]
+    assert all(not torch.equal(a, b) for a, b in zip(noise, G.noise_buffers(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(noise, run_noise(G, cfg), strict=True))  # the seed decides
+    assert not torch.equal(noise[0], run_noise(G, _cfg(noise_mode="random", seed=4))[0])
+    assert run_noise(G, _cfg()) is None
+    # the search with random noise = the search with constant noise on a generator whose buffers hold that draw
+    G2 = copy.deepcopy(G)
+    for b, t in zip(G2.noise_buffers(), noise, strict=True):
+        b.copy_(t)
+    a = discover(G, w_ref, region, cfg)
+    b = discover(G2, w_ref, region, _cfg(epochs=2, noise_mode="const", seed=3))
+    assert torch.equal(a.ws, b.ws) and a.history["total"] == b.history["total"]
+    assert not torch.equal(a.ws, discover(G, w_ref, region, _cfg(epochs=2, seed=3)).ws)
+    assert all(torch.equal(x, y) for x, y in zip(G.noise_buffers(), tiny_generator(16, 32, seed=1).noise_buffers(),
+                                                  strict=True))  # G itself untouched
+
+
+def test_cli_paper_preset_writes_its_config(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from mgm_analysis.cli import main
+    from mgm_analysis.generators.checkpoints import save_checkpoint
+
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), ckpt)
+    # at 16² LPIPS cannot see the paper's crops, so l2 here; every other setting is the preset's
+    r = CliRunner().invoke(main, ["discover", "--preset", "paper", "--generator", str(ckpt), "--region",
+                                  "rect:4,8,12,14", "--layers", "1:4", "--distance", "l2", "--frames", "4",
+                                  "--epochs", "1", "--out", str(tmp_path / "runs"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    (run,) = (tmp_path / "runs").iterdir()
+    meta = json.loads((run / "run.json").read_text())
+    c = meta["config"]
+    assert (c["line_search"], c["mask_mode"], c["truncation"], c["init_mode"], c["noise_mode"], c["distance"],
+            c["n_frames"]) == ("none", "paper", 1.0, "paper", "random", "l2", 4)
+    assert meta["reference"]["truncation"] == 1.0
+

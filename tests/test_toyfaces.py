@@ -89,7 +89,12 @@ def test_training_recipe_smoke(tmp_path):
     res = train(cfg, tmp_path / "g.pt", log=logs.append)
     assert res["steps_done"] == 12 and len(logs) == 3  # stage 1 + two evaluations
     G = load_checkpoint(tmp_path / "g.pt")
-    assert G.resolution == 16 and G.info.extra == {} or "notes" not in G.info.extra
+    assert G.resolution == 16 and G.num_ws == 6
+    assert "notes" not in G.info.extra, G.info.extra["notes"]  # nothing the loader had to make up
+    saved = torch.load(tmp_path / "g.pt", weights_only=True)
+    assert torch.equal(G.w_avg, saved["latent_avg"])
+    own = G.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in saved["g_ema"].items())
 
 
 def test_training_stage_b_starts_from_a_checkpoint_with_the_consistency_term(tmp_path):

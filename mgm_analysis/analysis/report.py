@@ -275,6 +275,8 @@ def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, com
     """
     t0 = time.perf_counter()
     root, out = Path(root), Path(out)
+    if out.is_symlink():  # the report replaces the folder the link points to, not the link
+        out = out.resolve()
     timings = {}
     staging = _staging(out)  # before any work: an unwritable --out costs nothing
     try:

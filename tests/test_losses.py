@@ -88,12 +88,64 @@ def test_lpips_paper_mode_refuses_tiny_crops():
     assert float(d_in[0]) == pytest.approx(0, abs=1e-6) and float(d_out[1]) > 0
 
 
-def test_lpips_without_backbone_names_the_file(tmp_path, monkeypatch):
+def _offline(url, dst, hash_prefix=None, progress=True):
+    import urllib.error
+
+    raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+
+def test_lpips_offline_names_the_file_the_folder_and_l2(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _offline)
     with pytest.raises(MGMError) as info:
         load_lpips()
     msg = str(info.value)
     assert LPIPS_BACKBONE_FILE in msg and str(tmp_path / "hub" / "checkpoints") in msg and "--distance l2" in msg
+    assert "Name or service not known" in msg and "\n" not in msg
+    assert not any((tmp_path / "hub" / "checkpoints").iterdir())  # nothing half-written
+
+
+def test_lpips_downloads_the_backbone_as_torchvision_does(tmp_path, monkeypatch):
+    """Online: torchvision's URL and hash prefix, its progress bar, into the hub folder; then lpips loads it."""
+    import torchvision
+
+    calls = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):
+        calls.append((url, dst, hash_prefix, progress))
+        torch.save(torchvision.models.alexnet(weights=None).state_dict(), dst)  # stands in for the real file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    model = load_lpips(spatial=False)
+    dst = tmp_path / "hub" / "checkpoints" / LPIPS_BACKBONE_FILE
+    assert calls == [(torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url, str(dst), "7be5be79", True)]
+    assert calls[0][0].endswith("/" + LPIPS_BACKBONE_FILE)
+    img = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert float(model(img[:1], img[:1]).sum()) == pytest.approx(0, abs=1e-6)
+    assert float(model(img[:1], img[1:]).sum()) > 0
+    load_lpips()  # the file is there now: no second download
+    assert len(calls) == 1
+
+
+@pytest.mark.slow
+def test_lpips_offline_cli_is_one_line_and_exit_2(tmp_path):
+    """The real download path, made to fail by an unreachable proxy: one line on stderr, exit 2, no run."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TORCH_HOME=str(tmp_path / "torch"), https_proxy="http://127.0.0.1:9",
+               HTTPS_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
+    r = subprocess.run([sys.executable, "-m", "mgm_analysis.cli", "discover", "--distance", "lpips", "--epochs", "1",
+                        "--out", str(tmp_path / "runs"), "--quiet"], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert LPIPS_BACKBONE_FILE in lines[0] and str(tmp_path / "torch" / "hub" / "checkpoints") in lines[0]
+    assert "--distance l2" in lines[0]
+    assert not (tmp_path / "runs").exists()
 
 
 def test_spring_energy_known_values():

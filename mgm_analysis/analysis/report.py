@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from datetime import datetime, timezone
@@ -311,7 +310,9 @@ def _staging(out: Path) -> Path:
                        "(nothing was written)")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
+        staging = out.parent / f".tmp-{out.name}-{os.getpid()}-{os.urandom(3).hex()}"
+        staging.mkdir()  # (not mkdtemp: its mode 0700 would make the report private; this follows the umask)
+        return staging
     except OSError as exc:
         raise MGMError(f"cannot write the report to {out} ({exc.strerror or exc}); give a writable --out "
                        "(nothing was written)") from None

@@ -540,18 +540,25 @@ class _Worker:
                 os.kill(os.getpid(), signal.SIGINT)
         self.queue.put(None)
 
-    def progress_callback(self, job_id: str, d: Path, epochs: int):
-        last = {"strip": 0.0}
+    def strip_watcher(self, job_id: str, d: Path):
+        """``watch(epoch, ws)`` for the search: redraw the strip of current frames, at most every STRIP_EVERY_S."""
+        last = {"t": 0.0}
 
-        def progress(epoch, terms):
-            lat = terms.get("latents") if isinstance(terms, dict) else None
+        def watch(epoch, ws):
             now = time.time()
-            if lat is not None and now - last["strip"] >= STRIP_EVERY_S:
-                try:
-                    _atomic_write(d / "strip.png", _strip_png(self.G, lat))
-                    last["strip"] = now
-                except Exception:  # noqa: BLE001 - a strip is a view; the search goes on
-                    log.exception("strip of %s failed", job_id)
+            if now - last["t"] < STRIP_EVERY_S:
+                return
+            try:
+                _atomic_write(d / "strip.png", _strip_png(self.G, ws))
+                last["t"] = now
+            except Exception:  # noqa: BLE001 - a strip is a view; the search goes on
+                log.exception("strip of %s failed", job_id)
+
+        return watch
+
+    def progress_callback(self, job_id: str, d: Path, epochs: int):
+        def progress(epoch, terms):
+            now = time.time()
             scalars = {k: float(v) for k, v in terms.items()
                        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
             _write_json(d / "progress.json", {"epoch": int(epoch), "epochs": int(epochs), "terms": scalars,
@@ -576,9 +583,14 @@ class _Worker:
                                           "t": time.time()})
         result = {"state": "failed"}
         try:
+            import inspect
+
+            extra = {}
+            if "watch" in inspect.signature(run_job).parameters:  # the job API passes the chain to a watcher
+                extra["watch"] = self.strip_watcher(job_id, d)
             try:
                 path = run_job(spec, self.root, G=self.G, progress=self.progress_callback(job_id, d, epochs),
-                               run_id=spec.run_id)
+                               run_id=spec.run_id, **extra)
             except RunInterrupted as exc:
                 path = exc.path
             from mgm_analysis.store import load_run

@@ -5,6 +5,7 @@ public address, the worker's checks (``mgm discover``'s), the progress text and 
 The browser test (drawing with the mouse, launching, cancelling) is test_dashboard_discover_browser.py.
 """
 
+import base64
 import io
 import json
 
@@ -250,6 +251,46 @@ def test_poll_and_cancel_with_bad_or_unknown_jobs(offline_app):
     got = post(app, "discover-error.children@", {f"{D.CANCEL}.n_clicks": 1, f"{D.JOBS}.data": []},
                f"{D.CANCEL}.n_clicks")
     assert "nothing to cancel" in got["discover-error"]["children"]["props"]["children"] and sent == []
+
+
+HOSTILE = ["abc", "", -1, 2.5, 1e300, True, None, [[1]], [None], [1, "x"], {"a": 1}, {"seed": "3"}, {"run": 5},
+           {"file": ["x"]}, [{"type": "rect", "x0": "1e999", "y0": 0, "x1": 1, "y1": 1}],
+           [{"type": "path", "path": "M" * 5000}], [{"type": "circle"}], ["20260101T000000-0000-abcd"],
+           "data:application/octet-stream;base64,!!!", "data:x;base64," + "QUJD" * 10]
+
+
+def test_every_discover_callback_survives_any_value_in_any_input(offline_app, monkeypatch):
+    """Each Discover callback, each of its inputs and states in turn set to each hostile value: never a 500,
+    and nothing written in the store (the worker, offline here, refuses whatever reaches it)."""
+    app, root, sent = offline_app
+
+    def offline(msg, timeout=None):
+        raise MGMError("the worker is offline")
+
+    monkeypatch.setattr(app.discover_client, "request", offline)
+    client = app.server.test_client()
+    good = {**launch_values(), f"{D.SEED}.value": 3, f"{D.REF_KIND}.value": "seed", f"{D.INIT}.data": {"x": 1},
+            f"{D.POLL}.n_intervals": 1, f"{D.LANDED}.data": [], f"{D.CANCEL}.n_clicks": 1,
+            f"{D.CLEAR_SHAPES}.n_clicks": 1, f"{D.FACE}.figure": D.face_figure(None, RES, 1)}
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((10, 256), np.float32))
+    upload = {f"{D.REF_KIND}.value": "upload", f"{D.UPLOAD}.filename": "w.npy",
+              f"{D.UPLOAD}.contents": "data:application/octet-stream;base64," + base64.b64encode(buf.getvalue()).decode()}
+    posted = 0
+    for base in (good, {**good, **upload}):
+        for key, spec in app.callback_map.items():
+            if "discover" not in key or "callback" not in spec:  # the other views: test_bad_inputs_dashboard.py
+                continue
+            deps = [f"{d['id']}.{d['property']}" for d in spec["inputs"] + spec["state"]]
+            for dep in deps:
+                for bad in HOSTILE:
+                    body = callback_body(app, key, {**base, dep: bad}, dep)
+                    res = client.post("/_dash-update-component", json=body)
+                    posted += 1
+                    assert res.status_code in (200, 204), (key[:60], dep, bad, res.status_code, res.data[:200])
+    assert posted >= 1000
+    assert [p.name for p in root.iterdir()] in ([], [D.HIDDEN])
+    assert not (root / D.HIDDEN / "jobs").exists()
 
 
 def test_off_on_a_public_address(tmp_path):

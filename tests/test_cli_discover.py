@@ -110,7 +110,10 @@ def test_signal_saves_interrupted_run_and_resume_completes(ckpt, tmp_path, sig):
            "rect:4,8,12,14", "--out", str(out), "--frames", "5", "--epochs", "100000", "--layers", "1:4",
            "--prim-dist", "0.2", "--offset", "0.05", "--patience", "0", "--distance", "l2"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # SIGINT back to the default in the child: started from a background job it inherits "ignored", and
+    # Python then never raises KeyboardInterrupt (the run would go on for its 100000 epochs)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read1(256), b"")), daemon=True)
     reader.start()
@@ -120,8 +123,13 @@ def test_signal_saves_interrupted_run_and_resume_completes(ckpt, tmp_path, sig):
             break
         time.sleep(0.2)
     proc.send_signal(sig)
+    try:
+        proc.wait(timeout=120)  # stdout is a few lines: the pipe cannot fill up before the exit
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+        pytest.fail(f"discover did not exit within 120 s of signal {sig!r}")
     stdout = proc.stdout.read().decode()
-    proc.wait(timeout=60)
     reader.join(timeout=5)
     assert proc.returncode == 128 + sig, b"".join(seen)[-2000:]  # saved, then the signal's exit status
     (run_dir,) = list(out.iterdir())
@@ -200,10 +208,12 @@ def test_demo_wires_discover_analyze_and_serve(tmp_path, monkeypatch):
 
 
 def test_sweep_job_reports_errors_instead_of_raising(ckpt, tmp_path):
-    from mgm_analysis.cli.discover import _sweep_job
+    from mgm_analysis.jobs import JobSpec
+    from mgm_analysis.sweep import execute
 
-    path, err = _sweep_job(dict(generator=str(ckpt), region="lips", seed=0, out=str(tmp_path), quiet=True), 1)
-    assert path is None and "unknown region" in err
+    got = execute(JobSpec(generator=str(ckpt), region="lips", seed=0).to_dict(), str(tmp_path), threads=1)
+    assert got["status"] == "failed" and "unknown region" in got["error"]
+    assert not any(tmp_path.iterdir())
 
 
 def test_offset_ramp_gap_uses_the_per_frame_targets(ckpt, tmp_path):

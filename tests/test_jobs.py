@@ -183,6 +183,8 @@ def _interrupted_run(ckpt, G, out):
     (["--seed", "5"], "--seed 5 (the run has 3)"),
     (["--layers", "0:3"], "--layers"),
     (["--epochs", "0"], "below the 1 epochs already done"),
+    (["--init-seed", "4"], "--init-seed 4 (the run has 0)"),
+    (["--truncation", "0.5"], "--truncation 0.5 (the run has 0.7)"),
 ])
 def test_resume_refuses_flags_it_would_ignore(ckpt, G, tmp_path, flags, needle):
     path = _interrupted_run(ckpt, G, tmp_path)

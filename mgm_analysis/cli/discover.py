@@ -1,4 +1,4 @@
-"""``mgm discover``, ``mgm sweep``, ``mgm render`` and ``mgm demo``: run the engine and write runs."""
+"""``mgm discover``, ``mgm render`` and ``mgm demo``: run the engine and write runs (``mgm sweep``: cli/sweep.py)."""
 
 from __future__ import annotations
 
@@ -59,27 +59,25 @@ def _split_regions(text: str) -> list[str]:
 
 
 def run_discovery(*, generator="toyfaces", region="mouth", seed=0, reference=None, truncation=None, out="runs",
-                  layout=None, quiet=False, device="cpu", resume=None, G=None, preset=None, given=None,
-                  **overrides) -> Path:
+                  layout=None, quiet=False, device="cpu", resume=None, G=None, preset=None, config=None, given=None,
+                  given_config=None, **overrides) -> Path:
     """``mgm discover``'s flags as a :class:`~mgm_analysis.jobs.JobSpec`, run by :func:`~mgm_analysis.jobs.run_job`;
     returns the run folder.
 
-    ``overrides`` are DiscoveryConfig fields (None = default); ``preset`` names a configuration
-    (discovery.CONFIG_PRESETS) that they override; ``truncation`` is the config's ψ of the reference.  With
-    ``resume``, ``given`` holds the flags the user gave explicitly (a flag that differs from the saved run is
-    refused, see :func:`~mgm_analysis.jobs.resume_spec`).
+    ``config`` and ``overrides`` are DiscoveryConfig fields (None = default; ``seed`` there is the init seed,
+    ``seed`` here the reference's); ``preset`` names a configuration (discovery.CONFIG_PRESETS) that they
+    override; ``truncation`` is the config's ψ of the reference.  With ``resume``, ``given`` (generator, region,
+    seed, reference, layout, preset, out) and ``given_config`` (config fields) hold what the user gave
+    explicitly: what differs from the saved run is refused (see :func:`~mgm_analysis.jobs.resume_spec`).
     """
     from ..jobs import JobSpec, resume_spec, run_job
 
-    config = {**overrides, "truncation": truncation}
+    config = {**(config or {}), **overrides, "truncation": truncation}
     if resume is not None:
         given = dict(given or {})
         if given.pop("out", None) is not None and Path(out).resolve() != Path(resume).resolve().parent:
             raise MGMError(f"--resume {resume}: --out {out} differs from the run's store; a run resumes in place")
-        cfg_given = {k: v for k, v in given.items() if k not in ("generator", "region", "seed", "reference",
-                                                                 "layout", "preset")}
-        spec = resume_spec(resume, **{k: given.get(k) for k in ("generator", "region", "seed", "reference",
-                                                                 "layout", "preset")}, config=cfg_given)
+        spec = resume_spec(resume, **given, config=dict(given_config or {}))
         return run_job(spec, Path(resume).parent, G=G, quiet=quiet, device=device, resume=resume)
     spec = JobSpec(kind="discover", generator=str(generator), region=region,
                    seed=None if reference is not None else seed, reference=reference, layout=layout, preset=preset,
@@ -140,6 +138,19 @@ def engine_options(f):
         click.option("--patience", type=int, default=None,
                      help="Stop when E improved less than --tol over this many epochs, 0 = never [default: 0]."),
         click.option("--tol", type=float, default=None, help="Relative improvement for --patience [default: 1e-4]."),
+        click.option("--stop-tol", type=float, default=None,
+                     help="Stop by quality: every frame's |D_in - c| <= this x c and the outside and spring terms "
+                          "no longer falling (--stop-window, --stop-rel); --epochs stays the cap; 0 = off "
+                          "[default: see docs/discover.md]."),
+        click.option("--stop-window", type=int, default=None,
+                     help="Epochs over which 'no longer falling' is judged [default: 3]."),
+        click.option("--stop-rel", type=float, default=None,
+                     help="A fall below this share of a term's value over the window counts as stopped "
+                          "[default: 0.01]."),
+        click.option("--coarse-frames", type=int, default=None,
+                     help="Coarse-to-fine: search a chain of this many frames first, then subdivide it to "
+                          "--frames; 0 = off [default: see docs/discover.md]."),
+        click.option("--coarse-epochs", type=int, default=None, help="Epoch cap of the coarse chain."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -212,102 +223,25 @@ def discover(region, seed, reference, resume, generator, out, truncation, trunca
     from ..jobs import RunInterrupted
 
     _check_truncation(truncation)
-    given = None
+    config = _overrides(kw)
+    preset = config.pop("preset", None)
+    config["truncation_cutoff"] = truncation_cutoff
+    given = given_config = None
     if resume is not None:  # the flags typed on the command line: --resume refuses those it would ignore
         ctx = click.get_current_context()
         explicit = {name for name in ctx.params
                     if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)}
         given = {k: v for k, v in dict(region=region, seed=seed, reference=reference, generator=generator,
-                                       layout=layout, out=out, truncation=truncation,
-                                       truncation_cutoff=truncation_cutoff).items() if k in explicit}
-        given.update(_overrides({k: v for k, v in kw.items() if k in explicit}))
+                                       layout=layout, out=out, preset=preset).items() if k in explicit}
+        given_config = _overrides({k: v for k, v in kw.items() if k in explicit and k != "preset"})
+        given_config.update({k: v for k, v in dict(truncation=truncation,
+                                                   truncation_cutoff=truncation_cutoff).items() if k in explicit})
     try:
         run_discovery(generator=generator, region=region, seed=seed, reference=reference, truncation=truncation,
-                      out=out, layout=layout, quiet=quiet, device=device, resume=resume, given=given,
-                      truncation_cutoff=truncation_cutoff, **_overrides(kw))
+                      out=out, layout=layout, quiet=quiet, device=device, resume=resume, preset=preset,
+                      config=config, given=given, given_config=given_config)
     except RunInterrupted as exc:  # saved; the exit status says which signal stopped it
         sys.exit(exc.exit_code)
-
-
-def _sweep_job(job: dict, threads: int):
-    """One sweep run in a worker process: (run folder or None, error line or None)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    try:
-        return str(run_discovery(**job)), None
-    except MGMError as exc:
-        return None, str(exc)
-
-
-def _default_workers() -> int:
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // 4)
-
-
-@main.command()
-@click.option("--regions", default=",".join(DEMO_REGIONS), show_default=True,
-              help="Comma-separated region specs (commas inside rect:..., ellipse:... are kept).")
-@click.option("--seeds", default="0-1", show_default=True, help="Reference seeds: ranges and lists, e.g. 0-9,12.")
-@click.option("--workers", default=None, type=click.IntRange(min=1),
-              help="Runs in parallel, one process each, sharing the cores [default: cores // 4, at least 1; on "
-                   "2 cores 1: torch already uses both].")
-@common_options
-@engine_options
-def sweep(regions, seeds, workers, generator, out, truncation, truncation_cutoff, layout, device, quiet, **kw):
-    """Discover every region on every reference seed (one run each, into --out).
-
-    \b
-    Example:
-      mgm sweep --regions mouth,eyes,brows --seeds 0-9 --out runs/
-    """
-    import os
-
-    _check_truncation(truncation)
-    jobs = [dict(generator=generator, region=r, seed=s, truncation=truncation, out=out, layout=layout,
-                 device=device, quiet=True, truncation_cutoff=truncation_cutoff, **_overrides(kw))
-            for s in _parse_seeds(seeds) for r in _split_regions(regions)]
-    workers = min(workers or _default_workers(), len(jobs))
-    from tqdm.auto import tqdm
-
-    done, failed = [], []
-
-    def record(job, result):
-        path, err = result
-        if path:
-            done.append(path)
-        else:
-            failed.append(f"{job['region']} / seed {job['seed']}: {err}")
-
-    with tqdm(total=len(jobs), desc="sweep", unit="run", disable=quiet, file=sys.stderr) as bar:
-        if workers == 1:
-            from ..generators import load_generator
-
-            G = load_generator(generator, device=device)  # bad generator: one line, nothing written
-            for job in jobs:
-                try:
-                    record(job, (str(run_discovery(G=G, **job)), None))
-                except MGMError as exc:
-                    record(job, (None, str(exc)))
-                bar.update()
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            threads = max(1, cores // workers)
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futs = {pool.submit(_sweep_job, job, threads): job for job in jobs}
-                for fut in as_completed(futs):
-                    record(futs[fut], fut.result())
-                    bar.update()
-    click.echo(f"{len(done)} runs written to {out}" + (f"; {len(failed)} failed:" if failed else ""))
-    for line in failed:
-        click.echo(f"  {line}", err=True)
-    if failed:
-        sys.exit(1)
 
 
 @main.command()

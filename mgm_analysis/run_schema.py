@@ -106,6 +106,7 @@ class Provenance(_Part):
     sources: list[str] = []
     key: str | None = None
     spec: JobSpecPart | None = None
+    method: str | None = None  # a baseline's method (GANSpace, ...): a column of the run table
 
 
 class Resume(_Part):

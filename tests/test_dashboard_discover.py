@@ -360,3 +360,71 @@ def test_the_strip_is_the_chains_frames_side_by_side(G):
     for tile, i in enumerate((0, 2, 4)):  # evenly spaced: first, middle, last
         want = render_frames(G, ws[[i]])[0]
         assert np.abs(strip[:, tile * RES:(tile + 1) * RES] - want).max() <= 1 / 255 + 1e-6
+
+
+# ------------------------------------------------------------------ the real worker (slow)
+def _wait_final(root, job, timeout=600):
+    import time
+
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        st = D.job_state(root, job)
+        if st.get("state") in D.FINAL:
+            return st
+        time.sleep(0.2)
+    raise AssertionError(f"job {job} did not end: {D.job_state(root, job)}")
+
+
+@pytest.mark.slow
+def test_references_from_a_seed_a_run_and_an_upload_through_the_worker(tmp_path):
+    """Launch over HTTP with a real worker: a seed's run, then a run from that run's reference and one from an
+    uploaded copy of it; each lands complete with exactly that reference latent."""
+    from mgm_analysis import store
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    app = create_app(root, discover=D.DiscoverOptions("toyfaces", threads=1))
+    try:
+        jobs = []
+
+        def launch(ref, epochs):
+            got = post(app, "discover-error.children...discover-jobs",
+                       launch_values(**{f"{D.REFERENCE}__data": ref, f"{D.EPOCHS}__value": epochs,
+                                        f"{D.JOBS}__data": jobs}), f"{D.LAUNCH}.n_clicks")
+            assert "discover-jobs" in got, got
+            jobs.append(got["discover-jobs"]["data"][-1])
+            return _wait_final(root, jobs[-1])
+
+        first = launch({"seed": 5}, 1)
+        assert first["state"] == "complete"
+        src = store.load_run(root / first["run_id"])
+        assert src.meta["seed"] == 5 and src.region == "rect"
+
+        # the face of that run's reference, as the page asks for it
+        got = post(app, "discover-face.figure", {f"{D.INIT}.data": {"x": 1}, f"{D.REF_KIND}.value": "run",
+                                                 f"{D.REF_RUN}.value": src.run_id, f"{D.SHAPES}.data": []},
+                   f"{D.REF_RUN}.value")
+        assert got["discover-reference"]["data"] == {"run": src.run_id}
+        png = got["discover-face"]["figure"]["data"][0]["source"].split(",", 1)[1]
+        face = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB"), np.float32)
+        scale = face.shape[0] // RES
+        assert np.abs(face[::scale, ::scale] / 255 - src.reference_img).max() <= 1 / 255 + 1e-6
+
+        from_run = store.load_run(root / launch({"run": src.run_id}, 2)["run_id"])
+        assert np.array_equal(from_run.reference, src.reference) and from_run.meta["reference"]["seed"] is None
+
+        buf = io.BytesIO()
+        np.save(buf, src.reference)
+        up = post(app, "discover-face.figure", {f"{D.INIT}.data": {"x": 1}, f"{D.REF_KIND}.value": "upload",
+                                                f"{D.UPLOAD}.contents": "data:application/octet-stream;base64,"
+                                                + base64.b64encode(buf.getvalue()).decode(),
+                                                f"{D.UPLOAD}.filename": "w.npy", f"{D.SHAPES}.data": []},
+                  f"{D.UPLOAD}.contents")
+        ref = up["discover-reference"]["data"]
+        assert ref["file"].startswith(str(root / D.HIDDEN / "uploads"))
+        from_upload = store.load_run(root / launch(ref, 3)["run_id"])
+        assert np.array_equal(from_upload.reference, src.reference)
+        assert [D.job_state(root, j)["state"] for j in jobs] == ["complete"] * 3
+    finally:
+        app.discover_client.stop()
+        D._CLIENTS.pop(next(k for k, v in D._CLIENTS.items() if v is app.discover_client))

@@ -33,6 +33,7 @@ import numpy as np
 from . import __version__
 from .errors import MGMError
 from .run_schema import (
+    MAX_FRAMES,
     MAX_RUN_JSON_BYTES,
     SCHEMA_VERSION,
     SchemaError,
@@ -42,7 +43,7 @@ from .run_schema import (
 )
 
 __all__ = ["SCHEMA_VERSION", "Run", "RunReadError", "new_run_id", "write_run", "load_run", "scan_runs", "iter_runs",
-           "catalog", "update_run_meta", "to_uint8", "read_png", "write_png", "write_gif", "load_float_npy",
+           "catalog", "run_kind", "update_run_meta", "to_uint8", "read_png", "write_png", "write_gif", "load_float_npy",
            "RunSkippedWarning", "MAX_IMAGE_PIXELS"]
 
 REQUIRED_FILES = ("run.json", "latents.npy", "reference.npy", "mask.png")
@@ -50,6 +51,8 @@ REQUIRED_FILES = ("run.json", "latents.npy", "reference.npy", "mask.png")
 #: images larger than this are refused before they are decoded: 16 times a 1024² generator's frames and
 #: masks, and 64 MB as float32 (a 20000² PNG would ask for 4.8 GB)
 MAX_IMAGE_PIXELS = 4096 * 4096
+#: the most memory a run's frames may take as float32 (36 frames at 1024² take 0.45 GiB)
+MAX_FRAMES_BYTES = 4 * 2**30
 
 
 class RunReadError(MGMError):
@@ -327,15 +330,32 @@ class Run:
         paths = self.frame_paths
         if not paths:
             raise RunReadError(f"{self.path}: no frames/ (render them with `mgm render {self.path}`)")
-        frames = [self._image(p.relative_to(self.path).as_posix()) for p in paths]
-        if len({f.shape for f in frames}) > 1:
-            raise RunReadError(f"{self.path}: frames/ holds images of different sizes; re-render them with "
-                               f"`mgm render {self.path} --rerender`")
+        if len(paths) > MAX_FRAMES:
+            raise RunReadError(f"{self.path}: frames/ holds {len(paths)} images, more than the {MAX_FRAMES} frames a "
+                               "run may have")
+        h, w = self.mask.shape  # every frame is an image at the mask's (the generator's) resolution
+        need = len(paths) * h * w * 3 * 4
+        if need > MAX_FRAMES_BYTES:
+            raise RunReadError(f"{self.path}: its {len(paths)} frames of {w}x{h} would take {need / 2**30:.1f} GiB; "
+                               "read them one at a time (Run.frame_paths)")
+        frames = []
+        for p in paths:
+            try:
+                frames.append(read_png(p, max_pixels=h * w))
+            except MGMError as exc:
+                raise RunReadError(str(exc)) from None
+            if frames[-1].shape[:2] != (h, w):
+                raise RunReadError(f"{p}: a frame of {frames[-1].shape[1]}x{frames[-1].shape[0]} in a run of "
+                                   f"{w}x{h}; re-render the frames with `mgm render {self.path} --rerender`")
         return np.stack(frames)
 
     @property
     def region(self) -> str:
         return self.meta["region"]["name"]
+
+    @property
+    def kind(self) -> str:
+        return run_kind(self.meta)
 
     @property
     def status(self) -> str:
@@ -498,9 +518,15 @@ def catalog(root, warn: bool = True):
     return catalog_of(iter_runs(root, warn=warn))
 
 
+def run_kind(meta: dict) -> str:
+    """A run's kind from its run.json: ``provenance.kind`` (discover | transfer | combine | baseline), ``discover``
+    for runs written before provenance existed.  The one place that says so."""
+    return ((meta or {}).get("provenance") or {}).get("kind") or "discover"
+
+
 def _method(prov: dict) -> str | None:
     """How a run's latents were found: ``discovery``, a baseline's method (GANSpace, ...), None for derived runs."""
-    kind = prov.get("kind", "discover")
+    kind = run_kind({"provenance": prov})
     return "discovery" if kind == "discover" else prov.get("method") if kind == "baseline" else None
 
 
@@ -518,7 +544,7 @@ def catalog_of(runs):
             "region": m["region"]["name"], "generator": gen.get("name"),
             "reference": ref_label, "seed": m.get("seed"), "n_frames": cfg.get("n_frames"),
             "layers": f"{cfg.get('layer_start')}:{cfg.get('layer_end')}", "distance": cfg.get("distance"),
-            "created": m.get("created"), "kind": (m.get("provenance") or {}).get("kind", "discover"),
+            "created": m.get("created"), "kind": run_kind(m),
             "method": _method(m.get("provenance") or {}),
             **_flat_scalar_metrics(m.get("metrics")),
         })

@@ -121,7 +121,11 @@ def _variant(d: Path, dest: Path, name: str) -> Path:
         (run / "latents.npy").write_bytes((run / "latents.npy").read_bytes()[:500])
     elif name == "bad_frame":
         (run / "frames" / "002.png").write_bytes(b"\x89PNG garbage")
-    if name not in ("nan_latents", "obj_latents", "trunc_latents", "bad_frame", "complete", "plain"):
+    elif name in ("small_frame", "big_frame"):
+        side = 16 if name == "small_frame" else 2048
+        Image.new("RGB", (side, side)).save(run / "frames" / "001.png")
+    if name not in ("nan_latents", "obj_latents", "trunc_latents", "bad_frame", "small_frame", "big_frame",
+                    "complete", "plain"):
         (run / "run.json").write_text(json.dumps(meta))
     return run
 
@@ -214,6 +218,8 @@ CASES = [
     Case("resume_fewer_epochs", f"{R} --resume {{run}} --epochs 1", "below", run="plain"),
     # render
     Case("render_bad_frame", "render {run}", "not a readable image", run="bad_frame"),
+    Case("render_small_frame", "render {run}", "a frame of 16x16 in a run of 64x64", run="small_frame"),
+    Case("render_big_frame", "render {run}", "larger than the 4096 pixels", run="big_frame"),
     Case("render_rerender_nan", "render {run} --rerender", "NaN", run="nan_latents"),
     Case("render_rerender_objects", "render {run} --rerender", "real floating point", run="obj_latents"),
     Case("render_bad_run_json", "render {run}", "region", run="region_str"),

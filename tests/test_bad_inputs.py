@@ -386,6 +386,9 @@ def test_a_failed_analysis_leaves_the_previous_report_whole(tmp_path, monkeypatc
         make_run(root, seed=s)
     out = tmp_path / "report"
     assert CliRunner().invoke(main, ["analyze", str(root), "--out", str(out)]).exit_code == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # a folder like any other, not a private temp folder
     (out / "notes.txt").write_text("my own notes")  # the user's file in the report folder
     assert CliRunner().invoke(main, ["analyze", str(root), "--out", str(out)]).exit_code == 0
     before = _tree(out)

@@ -217,10 +217,9 @@ OVERLAP_RUNS_PER_REGION = 50  # the region × region means use at most this many
 def overlap(snap: Snapshot, run_ids, k: int = 3) -> pd.DataFrame:
     """Region × region subspace overlap of the runs' deltas w_i − w*, in [0, 1].
 
-    Each run's top-k principal subspace is the one :func:`compare.principal_subspace`
-    finds, and pairs are scored as :func:`compare.overlap_matrix` scores them (mean
-    cos² of the principal angles), batched; the run × run matrix is then averaged
-    per pair of regions (a run's overlap with itself left out).  Regions with more
+    The run × run matrix is :func:`compare.overlap_matrix` (mean cos² of the principal
+    angles of the top-k subspaces), averaged per pair of regions by
+    :func:`compare.region_average` (a run's overlap with itself left out).  Regions with more
     than :data:`OVERLAP_RUNS_PER_REGION` selected runs are represented by that many,
     evenly spread over their ids; ``df.attrs["runs_per_region"]`` says how many were used.
     """
@@ -240,77 +239,10 @@ def _overlap(root, signature, ids, k) -> pd.DataFrame:
     used = [rs if len(rs) <= cap else [rs[int(i)] for i in np.linspace(0, len(rs) - 1, cap).round()]
             for rs in by_region.values()]
     runs = [r for rs in used for r in rs]
-    out = region_average(run_overlap(runs, k), {r.run_id: r.region for r in runs})
+    out = compare.region_average(compare.overlap_matrix(runs, k), {r.run_id: r.region for r in runs})
     out.attrs["runs_per_region"] = {region: len(rs) for region, rs in zip(by_region, used, strict=True)}
     if any(len(rs) > cap for rs in by_region.values()):
         out.attrs["note"] = f"at most {cap} runs per region"
-    return out
-
-
-def _bases(runs, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k principal directions of each run's centred deltas w_i − w*: ([R, k, D] orthonormal rows, ranks [R]).
-
-    The subspaces :func:`compare.principal_subspace` finds (same rank rule), from the small n × n Gram
-    matrices of a batch of runs instead of one n × D SVD per run: milliseconds for hundreds of runs, and
-    no oversubscribed BLAS threads on a busy machine.  Only W+ layers where some run moves are kept in D
-    (the others hold zeros for every run).  Rows beyond a run's rank are zero.
-    """
-    a, b = min(r.layers[0] for r in runs), max(r.layers[1] for r in runs)
-    moving = slice(a, b) if all(np.array_equal(r.latents[:, :a], np.broadcast_to(r.reference[:a], r.latents[:, :a].shape))
-                                and np.array_equal(r.latents[:, b:], np.broadcast_to(r.reference[b:], r.latents[:, b:].shape))
-                                for r in runs) else slice(None)
-    dim = int(np.prod(runs[0].latents[:, moving].shape[1:]))
-    bases, ranks = np.zeros((len(runs), k, dim), np.float32), np.zeros(len(runs), int)
-    for start in range(0, len(runs), 32):  # a batch at a time keeps memory small for big W+ spaces
-        batch = runs[start:start + 32]
-        for n in sorted({len(r.latents) for r in batch}):
-            idx = [i for i, r in enumerate(batch) if len(r.latents) == n]
-            x = np.stack([(batch[i].latents[:, moving] - batch[i].reference[None, moving]).reshape(n, -1)
-                          for i in idx]).astype(np.float64)
-            x -= x.mean(1, keepdims=True)
-            lam, u = np.linalg.eigh(x @ x.transpose(0, 2, 1))  # ascending
-            lam, u = lam[:, ::-1][:, :k], u[:, :, ::-1][:, :, :k]
-            sv = np.sqrt(np.clip(lam, 0, None))  # singular values of x
-            keep = sv > sv[:, :1] * 1e-4  # compare.principal_subspace's rule: the rest is round-off
-            with np.errstate(invalid="ignore", divide="ignore"):
-                v = np.where(keep[..., None], (u.transpose(0, 2, 1) @ x) / sv[..., None], 0.0)
-            for j, i in enumerate(idx):
-                bases[start + i, : v.shape[1]] = v[j]
-                ranks[start + i] = int(keep[j].sum())
-    return bases, ranks
-
-
-def run_overlap(runs, k: int) -> pd.DataFrame:
-    """Run × run overlap matrix of the deltas over all W+ layers: what :func:`compare.overlap_matrix` gives
-    (mean cos² of the principal angles of the top-k subspaces), batched."""
-    ids = [r.run_id for r in runs]
-    if not ids:
-        return pd.DataFrame()
-    stack, ranks = _bases(runs, k)
-    flat = stack.reshape(-1, stack.shape[-1])
-    gram = (flat @ flat.T).astype(np.float64).reshape(len(ids), k, len(ids), k)  # blocks Qa^T Qb
-    # Σ cos² of the principal angles = ‖Qa^T Qb‖_F² for orthonormal bases (zero rows add nothing): no SVDs.
-    energy = (gram**2).sum((1, 3))
-    denom = np.minimum(ranks[:, None], ranks[None, :]).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mat = np.where(denom > 0, np.clip(energy / denom, 0, 1), np.nan)
-    return pd.DataFrame(mat, index=ids, columns=ids)
-
-
-def region_average(mat: pd.DataFrame, region_of: dict) -> pd.DataFrame:
-    """Average a run × run matrix into region × region; a run's entry with itself is left out."""
-    if not len(mat):
-        return mat
-    regions = sorted({region_of[r] for r in mat.index})
-    lab = np.array([region_of[r] for r in mat.index])
-    vals = mat.to_numpy(dtype=float).copy()
-    np.fill_diagonal(vals, np.nan)
-    out = pd.DataFrame(np.nan, index=regions, columns=regions)
-    for a in regions:
-        for b in regions:
-            block = vals[np.ix_(lab == a, lab == b)]
-            if np.isfinite(block).any():
-                out.loc[a, b] = float(np.nanmean(block))
     return out
 
 

@@ -106,13 +106,17 @@ def test_projection_is_joint_and_cached_on_disk(store_root):
     assert any((store_root / ".mgm_cache").glob("projection-*.parquet"))
 
 
-def test_batched_overlap_equals_compare_overlap_matrix(store_root):
+def test_batched_overlap_equals_pairwise_svd(store_root):
+    """The dashboard's overlap is compare.overlap_matrix (batched Gram bases), checked against one SVD per run and
+    per pair (compare.subspace_overlap)."""
     snap = data.snapshot(store_root)
     runs = data.selected_runs(snap, sorted(snap.runs))
     for k in (1, 3, 10):  # 10 > frames - 1: rank-limited subspaces
-        ours = data.run_overlap(runs, k).to_numpy()
-        theirs = compare.overlap_matrix(runs, k).to_numpy()
-        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+        ours = compare.overlap_matrix(runs, k)
+        deltas = {r.run_id: (r.latents - r.reference[None]).reshape(len(r.latents), -1) for r in runs}
+        for a in ours.index:
+            for b in ours.columns:
+                assert ours.loc[a, b] == pytest.approx(compare.subspace_overlap(deltas[a], deltas[b], k), abs=1e-5)
 
 
 def test_overlap_caps_runs_per_region(store_root, monkeypatch):
@@ -130,7 +134,7 @@ def test_overlap_caps_runs_per_region(store_root, monkeypatch):
 
 def test_region_overlap_leaves_out_self_pairs():
     mat = pd.DataFrame(np.array([[1, .5, .1], [.5, 1, .2], [.1, .2, 1]]), index=list("abc"), columns=list("abc"))
-    out = data.region_average(mat, {"a": "mouth", "b": "mouth", "c": "eyes"})
+    out = compare.region_average(mat, {"a": "mouth", "b": "mouth", "c": "eyes"})
     assert out.loc["mouth", "mouth"] == pytest.approx(0.5)
     assert out.loc["mouth", "eyes"] == pytest.approx(0.15)
     assert np.isnan(out.loc["eyes", "eyes"])  # one run: no pair

@@ -16,8 +16,8 @@ import pandas as pd
 
 from .metrics import layer_profile
 
-__all__ = ["principal_subspace", "basis_overlap", "subspace_overlap", "random_overlap", "overlap_matrix",
-           "region_overlap_summary", "layer_profiles", "reference_label"]
+__all__ = ["principal_subspace", "principal_bases", "basis_overlap", "subspace_overlap", "random_overlap",
+           "overlap_matrix", "region_average", "region_overlap_summary", "layer_profiles", "reference_label"]
 
 
 def principal_subspace(deltas, k: int = 3, center: bool = True) -> np.ndarray:
@@ -117,35 +117,95 @@ def _comparable(runs):
     return kept, deltas, layers
 
 
+def _moving(runs) -> slice:
+    """The W+ layers where some run moves: the union of the free layers when every run is pinned outside it
+    (the other layers hold zeros for every run and add nothing to an overlap), else all layers."""
+    a, b = min(r.layers[0] for r in runs), max(r.layers[1] for r in runs)
+    pinned = all(np.array_equal(r.latents[:, :a], np.broadcast_to(r.reference[:a], r.latents[:, :a].shape))
+                 and np.array_equal(r.latents[:, b:], np.broadcast_to(r.reference[b:], r.latents[:, b:].shape))
+                 for r in runs)
+    return slice(a, b) if pinned else slice(None)
+
+
+def principal_bases(runs, k: int = 3, center: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k principal directions of each run's deltas ``w_i − w*`` at once: ([R, k, D] orthonormal rows, ranks [R]).
+
+    The subspaces :func:`principal_subspace` finds (same rank rule), from the small n × n Gram matrices of a
+    batch of runs instead of one n × D SVD per run: milliseconds for hundreds of runs.  D covers the layers
+    where some run moves (:func:`_moving`); rows beyond a run's rank are zero.  Runs share one W+ shape.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    runs = list(runs)
+    if not runs:
+        return np.zeros((0, k, 0), np.float32), np.zeros(0, int)
+    moving = _moving(runs)
+    dim = int(np.prod(runs[0].latents[:, moving].shape[1:]))
+    bases, ranks = np.zeros((len(runs), k, dim), np.float32), np.zeros(len(runs), int)
+    for start in range(0, len(runs), 32):  # a batch at a time keeps memory small for big W+ spaces
+        batch = runs[start:start + 32]
+        for n in sorted({len(r.latents) for r in batch}):
+            idx = [i for i, r in enumerate(batch) if len(r.latents) == n]
+            x = np.stack([(batch[i].latents[:, moving] - batch[i].reference[None, moving]).reshape(n, -1)
+                          for i in idx]).astype(np.float64)
+            if center:
+                x -= x.mean(1, keepdims=True)
+            lam, u = np.linalg.eigh(x @ x.transpose(0, 2, 1))  # ascending
+            lam, u = lam[:, ::-1][:, :k], u[:, :, ::-1][:, :, :k]
+            sv = np.sqrt(np.clip(lam, 0, None))  # singular values of x
+            keep = sv > sv[:, :1] * 1e-4  # principal_subspace's rule: the rest is round-off
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v = np.where(keep[..., None], (u.transpose(0, 2, 1) @ x) / sv[..., None], 0.0)
+            for j, i in enumerate(idx):
+                bases[start + i, : v.shape[1]] = v[j]
+                ranks[start + i] = int(keep[j].sum())
+    return bases, ranks
+
+
 def overlap_matrix(runs, k: int = 3, center: bool = True) -> pd.DataFrame:
     """Square DataFrame (index and columns = run ids) of subspace overlaps between the runs' deltas.
 
     All W+ layers are compared (pinned layers have zero deltas), so runs with
     different free layers stay comparable; runs with another W+ shape are left
-    out.  ``df.attrs``: ``random_baseline`` (k/d with d = the union of free
-    layers × w_dim), ``k``, ``regions`` and ``references`` (run id -> label).
+    out.  Every pair at once: with orthonormal bases Qa, Qb (:func:`principal_bases`),
+    Σ cos² of the principal angles is ‖Qa^T Qb‖_F², so no SVD per pair.  ``df.attrs``:
+    ``random_baseline`` (k/d with d = the union of free layers × w_dim), ``k``,
+    ``regions`` and ``references`` (run id -> label).
     """
-    kept, deltas, (a, b) = _comparable(runs)
-    bases = [principal_subspace(d, k, center) for d in deltas]
+    kept, _, (a, b) = _comparable(runs)
     ids = [r.run_id for r in kept]
     M = np.full((len(ids), len(ids)), np.nan)
-    if ids:  # all pairs at once: the SVD bases are orthonormal already, so cos θ = singular values of Qa^T Qb
-        ranks = np.array([q.shape[1] for q in bases])
-        stack = np.zeros((len(ids), max(1, ranks.max()), bases[0].shape[0]))
-        for i, q in enumerate(bases):
-            stack[i, :q.shape[1]] = q.T
-        flat = stack.reshape(-1, stack.shape[-1])
-        gram = (flat @ flat.T).reshape(len(ids), stack.shape[1], len(ids), stack.shape[1]).transpose(0, 2, 1, 3)
-        cos = np.clip(np.linalg.svd(gram, compute_uv=False), 0, 1)
+    if ids:
+        stack, ranks = principal_bases(kept, k, center)
+        flat = stack.reshape(-1, stack.shape[-1]).astype(np.float64)
+        gram = (flat @ flat.T).reshape(len(ids), k, len(ids), k)  # blocks Qa^T Qb
+        energy = (gram**2).sum((1, 3))
         denom = np.minimum(ranks[:, None], ranks[None, :]).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
-            M = np.where(denom > 0, (cos**2).sum(-1) / denom, np.nan)
+            M = np.where(denom > 0, np.clip(energy / denom, 0, 1), np.nan)
     df = pd.DataFrame(M, index=pd.Index(ids, name="run_id"), columns=ids)
     d_eff = (b - a) * kept[0].reference.shape[1] if kept else 0
     df.attrs = {"k": k, "random_baseline": random_overlap(min(k, d_eff), d_eff) if d_eff else float("nan"),
                 "regions": {r.run_id: r.region for r in kept},
                 "references": {r.run_id: reference_label(r) for r in kept}}
     return df
+
+
+def region_average(mat: pd.DataFrame, region_of: dict) -> pd.DataFrame:
+    """Average a run × run matrix into region × region; a run's entry with itself is left out."""
+    if not len(mat):
+        return mat
+    regions = sorted({region_of[r] for r in mat.index})
+    lab = np.array([region_of[r] for r in mat.index])
+    vals = mat.to_numpy(dtype=float).copy()
+    np.fill_diagonal(vals, np.nan)
+    out = pd.DataFrame(np.nan, index=regions, columns=regions)
+    for x in regions:
+        for y in regions:
+            block = vals[np.ix_(lab == x, lab == y)]
+            if np.isfinite(block).any():
+                out.loc[x, y] = float(np.nanmean(block))
+    return out
 
 
 def region_overlap_summary(runs_or_matrix, k: int = 3) -> pd.DataFrame:

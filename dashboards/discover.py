@@ -251,13 +251,9 @@ def region_spec_of_shapes(shapes, resolution: int, layout: str) -> tuple[str, np
 
 def mask_png_bytes(mask: np.ndarray) -> bytes:
     """An 8-bit grey PNG of a 0/1 mask (what ``--region mask.png`` reads back exactly)."""
-    from PIL import Image
+    from mgm_analysis.store import png_bytes
 
-    from mgm_analysis.store import to_uint8
-
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(mask)).save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(mask)
 
 
 def resolve_region(shapes, resolution: int, layout: str, mask_dir: Path | None = None):
@@ -391,30 +387,19 @@ def job_state(root, job_id: str) -> dict:
 # ================================================================ the worker (its own process; imports torch)
 def _strip_png(G, latents, n: int = STRIP_FRAMES) -> bytes:
     """A PNG of ``n`` frames of the chain (evenly spaced), side by side at the generator's resolution."""
-    from PIL import Image
-
     from mgm_analysis.render import render_frames
-    from mgm_analysis.store import to_uint8
+    from mgm_analysis.store import png_bytes
 
     lat = latents.detach().float().cpu() if hasattr(latents, "detach") else np.asarray(latents, np.float32)
     idx = np.unique(np.linspace(0, len(lat) - 1, min(n, len(lat))).round().astype(int))
     frames = render_frames(G, lat[idx])
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(np.concatenate(list(frames), axis=1))).save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(np.concatenate(list(frames), axis=1))
 
 
 def _face_png(img: np.ndarray, scale: int) -> bytes:
-    from PIL import Image
+    from mgm_analysis.store import png_bytes
 
-    from mgm_analysis.store import to_uint8
-
-    im = Image.fromarray(to_uint8(img))
-    if scale > 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(img, scale)
 
 
 def check_job(G, spec_dict: dict):
@@ -578,7 +563,8 @@ class _Worker:
                                                 "message": "cancelled before it started"})
                 return
             self.running = job_id
-        _write_json(d / "status.json", {**status, "state": "running", "started": time.time()})
+        status = {**status, "state": "running", "started": time.time()}
+        _write_json(d / "status.json", status)
         _write_json(d / "progress.json", {"epoch": 0, "epochs": epochs, "terms": {}, "strip": False,
                                           "t": time.time()})
         result = {"state": "failed"}
@@ -791,7 +777,9 @@ atexit.register(_stop_all)
 
 # ================================================================ page
 def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode()
+    from mgm_analysis.store import png_data_uri
+
+    return png_data_uri(png)
 
 
 def face_figure(png_b64: str | None, resolution: int, scale: int, shapes=None, message: str = "") -> dict:
@@ -831,21 +819,14 @@ def preset_shapes(name: str, resolution: int, layout: str) -> list[dict]:
 
 def mask_preview_png(face: np.ndarray | None, mask: np.ndarray, scale: int) -> bytes:
     """The mask as the engine uses it: the face (or grey) with the outside dimmed, at the generator's pixels."""
-    from PIL import Image
-
-    from mgm_analysis.store import to_uint8
+    from mgm_analysis.store import png_bytes
 
     base = np.full(mask.shape + (3,), 0.8, np.float32) if face is None else face
     if base.shape[:2] != mask.shape:
         base = np.full(mask.shape + (3,), 0.8, np.float32)
     img = base * (0.25 + 0.75 * mask[..., None])
     img = img * (1 - 0.25 * mask[..., None]) + np.array([1.0, 0.18, 0.33]) * 0.25 * mask[..., None]
-    im = Image.fromarray(to_uint8(img))
-    if scale > 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(img, scale)
 
 
 def card(snap, options: DiscoverOptions):

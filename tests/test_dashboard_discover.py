@@ -387,13 +387,16 @@ def test_references_from_a_seed_a_run_and_an_upload_through_the_worker(tmp_path)
     try:
         jobs = []
 
-        def launch(ref, epochs):
+        def submit(ref, epochs):
             got = post(app, "discover-error.children...discover-jobs",
                        launch_values(**{f"{D.REFERENCE}__data": ref, f"{D.EPOCHS}__value": epochs,
                                         f"{D.JOBS}__data": jobs}), f"{D.LAUNCH}.n_clicks")
             assert "discover-jobs" in got, got
             jobs.append(got["discover-jobs"]["data"][-1])
-            return _wait_final(root, jobs[-1])
+            return jobs[-1]
+
+        def launch(ref, epochs):
+            return _wait_final(root, submit(ref, epochs))
 
         first = launch({"seed": 5}, 1)
         assert first["state"] == "complete"
@@ -410,9 +413,6 @@ def test_references_from_a_seed_a_run_and_an_upload_through_the_worker(tmp_path)
         scale = face.shape[0] // RES
         assert np.abs(face[::scale, ::scale] / 255 - src.reference_img).max() <= 1 / 255 + 1e-6
 
-        from_run = store.load_run(root / launch({"run": src.run_id}, 2)["run_id"])
-        assert np.array_equal(from_run.reference, src.reference) and from_run.meta["reference"]["seed"] is None
-
         buf = io.BytesIO()
         np.save(buf, src.reference)
         up = post(app, "discover-face.figure", {f"{D.INIT}.data": {"x": 1}, f"{D.REF_KIND}.value": "upload",
@@ -422,7 +422,13 @@ def test_references_from_a_seed_a_run_and_an_upload_through_the_worker(tmp_path)
                   f"{D.UPLOAD}.contents")
         ref = up["discover-reference"]["data"]
         assert ref["file"].startswith(str(root / D.HIDDEN / "uploads"))
-        from_upload = store.load_run(root / launch(ref, 3)["run_id"])
+        # two launches back to back: the second waits in the queue, then runs after the first
+        a, b = submit({"run": src.run_id}, 2), submit(ref, 3)
+        assert D.job_state(root, b)["state"] == "queued"
+        st_a, st_b = _wait_final(root, a), _wait_final(root, b)
+        assert st_a["finished"] <= st_b["started"]
+        from_run, from_upload = store.load_run(root / st_a["run_id"]), store.load_run(root / st_b["run_id"])
+        assert np.array_equal(from_run.reference, src.reference) and from_run.meta["reference"]["seed"] is None
         assert np.array_equal(from_upload.reference, src.reference)
         assert [D.job_state(root, j)["state"] for j in jobs] == ["complete"] * 3
     finally:

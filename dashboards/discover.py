@@ -326,17 +326,23 @@ def settings_config(values: dict) -> dict:
     return cfg
 
 
-def valid_reference(ref, runs) -> dict:
-    """The reference the page holds: {"seed": int}, {"run": known run id} or {"file": str}; MGMError otherwise."""
+def valid_reference(ref, runs, uploads: Path | None = None) -> dict:
+    """The reference the page holds: {"seed": int}, {"run": known run id} or {"file": a file the page uploaded
+    into ``uploads``} (never any other path: the browser could send one); MGMError otherwise."""
     if isinstance(ref, dict) and len(ref) == 1:
         (k, v), = ref.items()
         if k == "seed" and _integral(v) is not None and 0 <= _integral(v) <= MAX_SEED:
             return {"seed": _integral(v)}
         if k == "run" and isinstance(v, str) and v in runs:
             return {"run": v}
-        if k == "file" and isinstance(v, str) and v:
-            return {"file": v}
+        if k == "file" and isinstance(v, str) and uploads is not None and len(v) < 4096 and "\x00" not in v:
+            path = Path(v)
+            if path.parent == Path(uploads) and _UPLOAD_NAME.match(path.name) and path.is_file():
+                return {"file": str(path)}
     raise MGMError("no reference face: give a seed, pick a run or upload a w.npy")
+
+
+_UPLOAD_NAME = re.compile(r"^w-[0-9a-f]{16}\.npy$")
 
 
 # ================================================================ files of a job
@@ -848,6 +854,11 @@ def _number(id_, value=None, step="any", min_=None, width="80px"):
                      style={"width": width})
 
 
+def run_options(snap) -> list[dict]:
+    """The runs whose reference a search can start from: those made by a generator (they have a reference)."""
+    return [{"label": r, "value": r} for r in sorted(snap.runs)]
+
+
 def panel(snap, info: dict | None = None):
     """The Discover card for one store snapshot (the settings are filled in once the worker has started)."""
     from dash import dcc, html
@@ -855,7 +866,6 @@ def panel(snap, info: dict | None = None):
     def field(label, comp):
         return html.Label([html.Span(label, className="discover-label"), comp], className="discover-field")
 
-    run_options = [{"label": r, "value": r} for r in sorted(snap.runs)]
     presets = [html.Button(n.replace("_", " "), id=PRESET_PREFIX + n, n_clicks=0, className="discover-preset")
                for n in PRESET_NAMES]
     reference = html.Div(className="discover-col", children=[
@@ -867,7 +877,7 @@ def panel(snap, info: dict | None = None):
             labelStyle={"marginRight": "10px"}),
         html.Div(className="discover-row", children=[
             field("seed", _number(SEED, 0, step=1, min_=0)),
-            dcc.Dropdown(id=REF_RUN, options=run_options, value=None, placeholder="run", clearable=False,
+            dcc.Dropdown(id=REF_RUN, options=run_options(snap), value=None, placeholder="run", clearable=False,
                          style={"minWidth": "240px", "flex": "1"}),
             dcc.Upload(id=UPLOAD, children=html.Button("w.npy…"), max_size=MAX_UPLOAD_BYTES, multiple=False)]),
         html.Div(id=REF_NOTE, className="discover-note"),
@@ -982,7 +992,10 @@ def register(app, root, options: DiscoverOptions) -> None:
                   Output(OUTSIDE, "value"), Output(LAYERS, "value"), Output(DISTANCE, "value"),
                   Input(PANEL, "id"))
     def init(_):
-        got = info()
+        try:
+            got = client.wait_ready()
+        except MGMError as exc:  # the generator did not load: say so where the face would be
+            return ({"error": str(exc)}, *([no_update] * 6))
         d = got.get("defaults") or {}
         return ({"resolution": got["resolution"], "layout": got["layout"], "presets": got.get("presets", [])},
                 d.get("n_frames"), d.get("epochs"), d.get("offset"), d.get("outside_weight"),
@@ -994,6 +1007,8 @@ def register(app, root, options: DiscoverOptions) -> None:
     def reference(init_data, seed, kind, run_id, contents, filename, shapes):
         if init_data is None:  # the first call comes again once the generator's facts are in
             raise PreventUpdate
+        if isinstance(init_data, dict) and isinstance(init_data.get("error"), str):
+            return face_figure(None, 64, 1, message="no generator"), no_update, html_error(init_data["error"])
         got = info()
         res = got["resolution"]
         if kind not in ("seed", "run", "upload") or not isinstance(shapes, (list, type(None))):
@@ -1118,6 +1133,7 @@ def register(app, root, options: DiscoverOptions) -> None:
                   Output(L.TABLE, "selected_rows", allow_duplicate=True),
                   Output(L.TABLE, "selected_row_ids", allow_duplicate=True),
                   Output(L.FRAME, "data", allow_duplicate=True), Output("views", "style"),
+                  Output(REF_RUN, "options"),
                   Input(POLL, "n_intervals"), Input(JOBS, "data"), State(LANDED, "data"),
                   State(L.TABLE, "selected_row_ids"), prevent_initial_call=True)
     def poll(_n, jobs, landed, ticked):
@@ -1139,7 +1155,7 @@ def register(app, root, options: DiscoverOptions) -> None:
         busy = any(s.get("state") in ("queued", "running") for s in states)
         new = [s for s in states if s.get("state") in ("complete", "interrupted") and s.get("run_id")
                and s["job"] not in landed]
-        out = [children, strip_src, strip_style, no_update, not busy, *([no_update] * 6)]
+        out = [children, strip_src, strip_style, no_update, not busy, *([no_update] * 7)]
         if new:
             snap = data.snapshot(root)
             new = [s for s in new if s["run_id"] in snap.runs]  # listed once the snapshot holds the run
@@ -1152,7 +1168,7 @@ def register(app, root, options: DiscoverOptions) -> None:
             index = {r["id"]: i for i, r in enumerate(records)}
             out[3] = [*landed, *(s["job"] for s in new)]
             out[5:] = [records, L.table_columns(cat), [index[t] for t in ticks if t in index], ticks,
-                       {"run_id": last, "frame": 0}, {}]
+                       {"run_id": last, "frame": 0}, {}, run_options(snap)]
         return tuple(out)
 
 
@@ -1219,7 +1235,7 @@ def page_spec(root, got: dict, generator: str, shapes, ref, values: dict, runs) 
     The region is checked here with ``--region``'s parser (nothing written for a bad one); the settings'
     ranges and the reference by the worker with ``mgm discover``'s checks.
     """
-    ref = valid_reference(ref, runs)
+    ref = valid_reference(ref, runs, hidden_dir(root) / "uploads")
     cfg = settings_config(values)
     res, layout_name = got["resolution"], got["layout"]
     spec, _ = resolve_region(shapes, res, layout_name)  # no shape, empty, whole image: nothing written yet

@@ -139,12 +139,21 @@ def test_bad_settings_name_the_setting(key, value, message):
         D.settings_config({**GOOD, key: value})
 
 
-def test_references():
+def test_references(tmp_path):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "w-0123456789abcdef.npy").write_bytes(b"x")
+    (tmp_path / "w-0123456789abcdef.npy").write_bytes(b"x")
     assert D.valid_reference({"seed": 3.0}, {}) == {"seed": 3}
     assert D.valid_reference({"run": "a"}, {"a": object()}) == {"run": "a"}
-    for bad in (None, {"seed": -1}, {"seed": 2**40}, {"run": "gone"}, {"seed": 1, "run": "a"}, {"file": ""}):
+    mine = str(uploads / "w-0123456789abcdef.npy")
+    assert D.valid_reference({"file": mine}, {}, uploads) == {"file": mine}
+    for bad in (None, {"seed": -1}, {"seed": 2**40}, {"run": "gone"}, {"seed": 1, "run": "a"}, {"file": ""},
+                {"file": "/etc/passwd"}, {"file": str(tmp_path / "w-0123456789abcdef.npy")},  # not an upload
+                {"file": str(uploads / "w-0123456789abcdee.npy")},  # no such upload
+                {"file": str(uploads / ".." / "uploads" / "w-0123456789abcdef.npy")}):
         with pytest.raises(MGMError, match="no reference face"):
-            D.valid_reference(bad, {"a": object()})
+            D.valid_reference(bad, {"a": object()}, uploads)
 
 
 def test_on_only_on_loopback_unless_allowed():

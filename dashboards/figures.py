@@ -7,8 +7,6 @@ called and checked directly in tests.
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 
 import numpy as np
@@ -17,21 +15,18 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from mgm_analysis.presets import region_colors
+from mgm_analysis.store import png_data_uri
+
 __all__ = ["region_colors", "message_figure", "projection_figure", "current_point", "frame_figure", "metric_bars",
            "layer_heatmap", "overlap_figure", "derived_figure", "png_data_uri", "CURRENT"]
 
-_PALETTE = qualitative.D3 + qualitative.Set2 + qualitative.Pastel1
 _MARGIN = dict(l=40, r=10, t=40, b=40)
 CURRENT = "current frame"  # name of the ring on the frame on show: a layout shape in 2-D, the last trace in 3-D
 MAX_IMAGE_SIDE = 256  # frames are sent at most this many pixels wide
 MAX_HEATMAP_SIDE = 128  # the difference heat-map is sent at most this many cells wide
 MASK_COLOR = "#00e5ff"  # the mask outline
 MAX_MARKED_POINTS = 2000  # a projection with more points draws lines without frame markers (browser time)
-
-
-def region_colors(regions) -> dict[str, str]:
-    """A stable colour per region: regions sorted by name take the palette in order."""
-    return {r: _PALETTE[i % len(_PALETTE)] for i, r in enumerate(sorted({str(r) for r in regions}))}
 
 
 def message_figure(text: str, title: str = "") -> go.Figure:
@@ -136,16 +131,6 @@ def current_point(df: pd.DataFrame, current, dims: int = 2) -> dict:
 
 
 # ------------------------------------------------------------ frame viewer
-def png_data_uri(img: np.ndarray) -> str:
-    """[H, W, 3] (or [H, W]) float in [0, 1] -> ``data:image/png;base64,...``."""
-    from PIL import Image
-
-    arr = (np.clip(np.asarray(img, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _stride(side: int, limit: int) -> int:
     return max(1, math.ceil(side / limit))
 
@@ -264,7 +249,7 @@ def derived_figure(df: pd.DataFrame, metric: str = "locality") -> go.Figure:
     """Bars of ``metric`` for transfer and combination runs, labelled by kind and their sources' regions."""
     if df is None or not len(df) or metric not in df:
         return message_figure("No transfer or combination runs in the selection.", "Transfer and combination")
-    colors = {"transfer": _PALETTE[0], "combine": _PALETTE[1]}
+    colors = {"transfer": qualitative.D3[0], "combine": qualitative.D3[1]}
     fig = go.Figure()
     for kind, sub in df.groupby("kind", sort=True):
         label = [f"{k}: {s or r}" for k, s, r in zip(sub["kind"], sub["source_regions"], sub["region"], strict=True)]

@@ -44,6 +44,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import MGMError
+from .store import run_kind  # noqa: F401 (re-exported: a run's kind has one owner, the store)
 
 __all__ = ["KINDS", "JobSpec", "JobContext", "RunInterrupted", "run_job", "register_baseline", "BASELINES",
            "resume_spec", "prepare_out", "reference_latent", "generator_spec", "generator_for", "run_kind",
@@ -329,11 +330,6 @@ def generator_for(run, cache: dict | None = None, device: str = "cpu"):
     return cache[(spec, device)]
 
 
-def run_kind(meta: dict) -> str:
-    """A run's kind from its run.json: ``provenance.kind``, ``discover`` for runs written before provenance."""
-    return ((meta or {}).get("provenance") or {}).get("kind") or "discover"
-
-
 def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False) -> dict:
     """``semantic_locality`` (and with ``factor_change`` the largest change of each factor) through the toyfaces
     factor regressor, for the union of the regions' factors; {} for other generators, regions without factors,
@@ -540,7 +536,7 @@ def _load_sources(spec: JobSpec):
 
 
 def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, quiet: bool = True,
-            device: str = "cpu", run_id: str | None = None, resume=None) -> Path:
+            device: str = "cpu", run_id: str | None = None, resume=None, watch: Callable | None = None) -> Path:
     """Run one job and write exactly one run folder under ``out``, atomically; return its path.
 
     Args:
@@ -555,6 +551,7 @@ def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, qui
             of that name exists: complete with the same key → returned as is; interrupted with the same key →
             resumed; anything else → MGMError.  ``spec.run_id`` makes the folder a function of the key.
         resume: an interrupted run folder to continue in place (``spec`` from :func:`resume_spec`).
+        watch: ``watch(epoch, ws)`` with the chain after every search epoch (e.g. a live preview).
 
     Raises:
         MGMError for bad input (nothing written); :class:`RunInterrupted` after saving a run that SIGINT or
@@ -563,7 +560,8 @@ def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, qui
     created = not Path(out).expanduser().exists()
     out = prepare_out(out)
     try:
-        return _run_job(spec, out, G=G, progress=progress, quiet=quiet, device=device, run_id=run_id, resume=resume)
+        return _run_job(spec, out, G=G, progress=progress, quiet=quiet, device=device, run_id=run_id, resume=resume,
+                        watch=watch)
     except MGMError:
         if created:  # bad input leaves nothing behind, not even the empty store folder made for it
             with contextlib.suppress(OSError):
@@ -571,7 +569,7 @@ def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, qui
         raise
 
 
-def _run_job(spec, out, *, G, progress, quiet, device, run_id, resume) -> Path:
+def _run_job(spec, out, *, G, progress, quiet, device, run_id, resume, watch) -> Path:
     from . import store
 
     if run_id is not None and resume is None and (out / run_id).exists():
@@ -596,10 +594,10 @@ def _run_job(spec, out, *, G, progress, quiet, device, run_id, resume) -> Path:
         G = load_generator(gen, device=device)
     if spec.kind in ("transfer", "combine"):
         return _run_derived(spec, out, G, quiet=quiet, run_id=run_id)
-    return _run_search(spec, out, G, progress=progress, quiet=quiet, run_id=run_id, resume=resume)
+    return _run_search(spec, out, G, progress=progress, quiet=quiet, run_id=run_id, resume=resume, watch=watch)
 
 
-def _run_search(spec, out, G, *, progress, quiet, run_id, resume) -> Path:
+def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path:
     """discover and baseline: reference, region, config, (search), frames, metrics, store."""
     import torch
 
@@ -661,7 +659,8 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume) -> Path:
     try:
         with _interrupts() as caught:
             if method is None:
-                traj = discover(G, torch.from_numpy(w_ref), dist, cfg, callback=progress, state=state)
+                extra = {"watch": watch} if watch is not None else {}
+                traj = discover(G, torch.from_numpy(w_ref), dist, cfg, callback=progress, state=state, **extra)
             else:
                 got = method(JobContext(spec=spec, G=G, w_ref=w_ref, region=reg, config=cfg, source=source,
                                         progress=progress))

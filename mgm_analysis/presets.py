@@ -13,7 +13,7 @@ resolution.  Layouts:
 
 from __future__ import annotations
 
-__all__ = ["PRESETS", "REGION_FACTORS", "LAYOUTS", "preset_boxes", "preset_names"]
+__all__ = ["PRESETS", "REGION_FACTORS", "LAYOUTS", "preset_boxes", "preset_names", "region_colors"]
 
 
 def _rel(box, size):
@@ -70,3 +70,12 @@ def preset_boxes(name: str, layout: str, resolution: int) -> list[tuple[int, int
         x0p, y0p, x1p, y1p = box
         out.append((x0p, y0p, max(x1p, x0p + 1), max(y1p, y0p + 1)))
     return out
+
+
+def region_colors(regions) -> dict[str, str]:
+    """A stable colour per region, the same in the report and the dashboard: regions sorted by name take
+    plotly's D3, Set2 and Pastel1 palettes in order."""
+    from plotly.colors import qualitative
+
+    palette = qualitative.D3 + qualitative.Set2 + qualitative.Pastel1
+    return {r: palette[i % len(palette)] for i, r in enumerate(sorted({str(r) for r in regions}))}

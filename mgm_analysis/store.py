@@ -43,7 +43,7 @@ from .run_schema import (
 )
 
 __all__ = ["SCHEMA_VERSION", "Run", "RunReadError", "new_run_id", "write_run", "load_run", "scan_runs", "iter_runs",
-           "catalog", "run_kind", "update_run_meta", "to_uint8", "read_png", "write_png", "write_gif", "load_float_npy",
+           "catalog", "run_kind", "run_method", "update_run_meta", "to_uint8", "read_png", "write_png", "png_bytes", "png_data_uri", "write_gif", "load_float_npy",
            "RunSkippedWarning", "MAX_IMAGE_PIXELS"]
 
 REQUIRED_FILES = ("run.json", "latents.npy", "reference.npy", "mask.png")
@@ -70,11 +70,32 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def write_png(path: Path, img: np.ndarray) -> None:
-    """float [H, W, 3] or [H, W] in [0, 1] -> 8-bit PNG."""
+def png_bytes(img: np.ndarray, scale: int = 1) -> bytes:
+    """float [H, W, 3] or [H, W] in [0, 1] -> 8-bit PNG bytes (RGB or grey), enlarged ``scale``× by nearest
+    neighbour.  The one PNG encoder of the package: run files, the report and the dashboard use it."""
+    import io
+
     from PIL import Image
 
-    Image.fromarray(to_uint8(img)).save(path)  # [H, W, 3] -> RGB, [H, W] -> L
+    im = Image.fromarray(to_uint8(img))  # [H, W, 3] -> RGB, [H, W] -> L
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_data_uri(img) -> str:
+    """``data:image/png;base64,...`` of an image (see :func:`png_bytes`) or of PNG bytes."""
+    import base64
+
+    data = img if isinstance(img, (bytes, bytearray)) else png_bytes(img)
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def write_png(path: Path, img: np.ndarray) -> None:
+    """float [H, W, 3] or [H, W] in [0, 1] -> 8-bit PNG file."""
+    Path(path).write_bytes(png_bytes(img))
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -528,6 +549,11 @@ def _method(prov: dict) -> str | None:
     """How a run's latents were found: ``discovery``, a baseline's method (GANSpace, ...), None for derived runs."""
     kind = run_kind({"provenance": prov})
     return "discovery" if kind == "discover" else prov.get("method") if kind == "baseline" else None
+
+
+def run_method(meta: dict) -> str | None:
+    """How a run's latents were found, from its run.json: ``discovery``, a baseline's method, None if derived."""
+    return _method((meta or {}).get("provenance") or {})
 
 
 def catalog_of(runs):

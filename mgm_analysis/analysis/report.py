@@ -13,9 +13,7 @@ Every ``fig_*`` function takes a DataFrame and returns a plotly figure;
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 import re
 import shutil
@@ -30,7 +28,8 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import MGMError
-from ..store import Run, catalog, catalog_of, iter_runs, to_uint8
+from ..presets import region_colors
+from ..store import Run, catalog, catalog_of, iter_runs, png_data_uri, run_kind
 from .compare import layer_profiles, overlap_matrix, reference_label, region_overlap_summary
 from .projection import project
 
@@ -58,11 +57,7 @@ def load_runs(root) -> pd.DataFrame:
 
 def runs_of(root, kind: str | None = "discover") -> list[Run]:
     """The readable runs of a store (only those of provenance ``kind`` unless None), sorted by id."""
-    return [r for r in iter_runs(root, warn=False) if kind is None or _kind(r) == kind]
-
-
-def _kind(run: Run) -> str:
-    return (run.meta.get("provenance") or {}).get("kind", "discover")
+    return [r for r in iter_runs(root, warn=False) if kind is None or run_kind(r.meta) == kind]
 
 
 def region_summary(cat: pd.DataFrame, metrics=SUMMARY_METRICS) -> pd.DataFrame:
@@ -113,13 +108,6 @@ def _sources(t: pd.DataFrame) -> dict:
 
 
 # ------------------------------------------------------------------- figures
-def _colours(regions) -> dict:
-    import plotly.express as px
-
-    palette = px.colors.qualitative.Plotly
-    return {r: palette[i % len(palette)] for i, r in enumerate(sorted(set(regions)))}
-
-
 def fig_projection(df: pd.DataFrame, title: str = "Joint projection of all runs"):
     """One line per run through its frames in order, coloured by region; 3-D when ``df`` has a ``z`` column.
 
@@ -130,7 +118,7 @@ def fig_projection(df: pd.DataFrame, title: str = "Joint projection of all runs"
     fig = go.Figure()
     if df.empty:
         return fig.update_layout(title="no runs to project")
-    colours = _colours(df.region)
+    colours = region_colors(df.region)
     three_d = "z" in df.columns
     shown = set()
     for run_id, g in df.groupby("run_id", sort=False):
@@ -166,7 +154,7 @@ def fig_metric_bars(cat: pd.DataFrame, metrics=BAR_METRICS):
     cols = min(4, len(metrics))
     rows = -(-len(metrics) // cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=metrics)
-    colours = _colours(d.region)
+    colours = region_colors(d.region)
     for k, m in enumerate(metrics):
         g = d.groupby("region")[m].agg(["mean", "std"]).reset_index()
         fig.add_trace(go.Bar(x=g.region, y=g["mean"], error_y=dict(type="data", array=g["std"].fillna(0)),
@@ -213,14 +201,6 @@ def fig_overlap(M: pd.DataFrame):
         title += f" (random baseline {base:.3g})"
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), height=200 + 28 * len(M))
     return fig
-
-
-def _png_b64(img: np.ndarray) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(img)).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def _outline(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -376,7 +356,7 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
     save("metrics", cat, parquet=True)
     regions = region_summary(cat)
     save("regions", regions)
-    discovered = [r for r in runs if _kind(r) == "discover"]
+    discovered = [r for r in runs if run_kind(r.meta) == "discover"]
     figs, sections = [], []
     overlap_summary = pd.DataFrame()
     with warnings.catch_warnings(record=True) as caught:
@@ -498,10 +478,10 @@ def _html(title, cat, regions, figs, sections, runs, notes, n_runs) -> str:
         parts.append("<h2>Frame strips</h2><p class='note'>reference (mask outlined in red), then frames spread "
                      "over each run</p>")
         for r in runs:
-            label = f"{r.run_id} · {r.region} · {reference_label(r)} · {_kind(r)}"
+            label = f"{r.run_id} · {r.region} · {reference_label(r)} · {run_kind(r.meta)}"
             try:
                 parts.append(f"<div class='strip'>{html.escape(label)}<br>"
-                             f"<img src='data:image/png;base64,{_png_b64(frame_strip(r))}'></div>")
+                             f"<img src='{png_data_uri(frame_strip(r))}'></div>")
             except Exception as exc:  # a run without frames still has its rows above
                 parts.append(f"<p class='note'>{html.escape(label)}: no frames ({html.escape(str(exc))})</p>")
     parts.append("</body></html>")

@@ -26,7 +26,7 @@ def _have(root: Path) -> tuple[set, set, set]:
     disc, base, transferred = set(), set(), set()
     for r in iter_runs(root, warn=False):
         prov = r.meta.get("provenance") or {}
-        kind = prov.get("kind", "discover")
+        kind = r.kind
         seed = (r.meta.get("reference") or {}).get("seed")
         if kind == "discover" and r.status == "complete":
             disc.add((r.region, seed))
@@ -84,7 +84,7 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
 
         _, _, transferred = _have(out)
         todo = [r for r in store.iter_runs(out, warn=False)
-                if (r.meta.get("provenance") or {}).get("kind", "discover") in ("discover", "baseline")
+                if r.kind in ("discover", "baseline")
                 and r.status == "complete" and r.run_id not in transferred]
         for r in tqdm(todo, desc="transfer", unit="run", disable=quiet, file=sys.stderr):
             try:

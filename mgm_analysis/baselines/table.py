@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..store import run_kind, run_method
+
 __all__ = ["TABLE_METRICS", "run_methods", "method_table", "fig_methods", "METHOD_ORDER"]
 
 #: the columns of the table, in order (mean over the runs of each method × region)
@@ -40,14 +42,12 @@ def run_methods(cat: pd.DataFrame) -> pd.DataFrame:
     metas = {r: _meta(p) for r, p in zip(cat.run_id, cat.path, strict=True)}
     by_name = {}
     for r, m in metas.items():
-        prov = m.get("provenance") or {}
-        kind = prov.get("kind", "discover")
-        by_name[r] = "discovery" if kind == "discover" else prov.get("method") if kind == "baseline" else None
+        by_name[r] = run_method(m)
     method, source, seconds, cpu = [], [], [], []
     for r in cat.run_id:
         m = metas[r]
         prov = m.get("provenance") or {}
-        kind = prov.get("kind", "discover")
+        kind = run_kind(m)
         t = m.get("timings") or {}
         if kind == "transfer":
             src = (prov.get("sources") or [None])[0]

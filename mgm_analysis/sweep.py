@@ -492,8 +492,15 @@ def run_sweep(phases: list[list[JobSpec]], out, *, grid: dict | None = None, wor
     return result
 
 
-def _attempt(record, spec):
+def _start(record, bar, spec) -> bool:
+    """Mark a job running (one more attempt); False, and the job failed, when a source run it derives from is
+    missing (its own job failed)."""
+    if not all(Path(p).exists() for p in spec.sources):
+        _finish(record, bar, {"key": spec.key, "status": "failed", "error": "a source run is missing"})
+        bar.update(1)
+        return False
     record.set(spec.key, status="running", attempts=record.jobs[spec.key]["attempts"] + 1, error=None)
+    return True
 
 
 def _finish(record, bar, outcome: dict) -> None:
@@ -510,11 +517,8 @@ def _run_here(phases, out, record, result, bar, device) -> None:
     """One job after the other in this process; Ctrl-C saves the running one (run_job) and stops."""
     for phase in phases:
         for spec in phase:
-            if not all(Path(p).exists() for p in spec.sources):
-                _finish(record, bar, {"key": spec.key, "status": "failed", "error": "a source run is missing"})
-                bar.update(1)
+            if not _start(record, bar, spec):
                 continue
-            _attempt(record, spec)
             bar.update(0, running=1)
             outcome = None
             for attempt in (1, 2):  # an unexpected error is retried once
@@ -563,11 +567,8 @@ def _run_dask(phases, out, record, result, bar, client, threads, device, gpus_pe
     for phase in phases:
         futures = {}
         for spec in phase:
-            if not all(Path(p).exists() for p in spec.sources):
-                _finish(record, bar, {"key": spec.key, "status": "failed", "error": "a source run is missing"})
-                bar.update(1)
+            if not _start(record, bar, spec):
                 continue
-            _attempt(record, spec)
             fut = client.submit(execute, spec.to_dict(), str(out), device, threads, stop_name, pure=False,
                                 retries=1, resources=resources, key=f"mgm-job-{spec.key[:20]}-{time.time_ns()}")
             futures[fut] = spec

@@ -278,3 +278,26 @@ def test_ctrl_c_saves_the_running_job_and_a_rerun_finishes(ckpt, tmp_path):
     for name, r in runs.items():  # the interrupted run was resumed in place, the complete ones left alone
         assert runs2[name].meta["resume"]["resumed"] is (r.status == "interrupted")
     assert sorted(os.listdir(out)) == sorted([*runs2, ".sweeps"])
+
+
+def test_derived_kinds_follow_their_sources(ckpt, tmp_path):
+    out = tmp_path / "runs"
+    r = _mgm("sweep", "--generator", ckpt, "--regions", "rect:4,8,12,14,ellipse:8,5,4,3", "--seeds", "0", "--kinds",
+             "discover,transfer,combine", "--transfer-seeds", "0,7", "--out", out, *FAST)
+    assert r.exit_code == 0, r.output
+    runs = _runs(out)
+    by_kind = {}
+    for run in runs.values():
+        by_kind.setdefault(run.kind, []).append(run)
+    # 2 searches; each transferred to seed 7 (its own seed 0 is skipped); the one pair of regions combined
+    assert {k: len(v) for k, v in by_kind.items()} == {"discover": 2, "transfer": 2, "combine": 1}
+    disc = {r.run_id: r for r in by_kind["discover"]}
+    for t in by_kind["transfer"]:
+        (src,) = t.meta["provenance"]["sources"]
+        assert t.meta["seed"] == 7 and np.allclose(t.latents - t.reference[None],
+                                                   disc[src].latents - disc[src].reference[None], atol=1e-5)
+    (c,) = by_kind["combine"]
+    assert sorted(c.meta["provenance"]["sources"]) == sorted(disc)
+    r = _mgm("sweep", "--generator", ckpt, "--regions", "rect:4,8,12,14,ellipse:8,5,4,3", "--seeds", "0", "--kinds",
+             "discover,transfer,combine", "--transfer-seeds", "0,7", "--out", out, *FAST)
+    assert "0 run now, 5 already complete" in r.output and len(_runs(out)) == 5

@@ -443,3 +443,33 @@ def test_references_from_a_seed_a_run_and_an_upload_through_the_worker(tmp_path)
     finally:
         app.discover_client.stop()
         D._CLIENTS.pop(next(k for k, v in D._CLIENTS.items() if v is app.discover_client))
+
+
+def test_the_dashboard_process_stays_torch_free(tmp_path):
+    """The page, the region checks and the launch path import no torch (the worker process does the rest)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import json, sys
+from dashboards import discover as D
+D.WorkerClient.start = lambda self: None
+from dashboards.app import create_app
+from dashboards.synthetic import callback_body
+app = create_app({str(tmp_path)!r}, discover=D.DiscoverOptions())
+c = app.discover_client
+c.info = {{"resolution": 64, "layout": "toyfaces", "presets": ["mouth"], "defaults": {{}}}}
+c.ready.set()
+client = app.server.test_client()
+assert client.get("/_dash-layout").status_code == 200
+values = {{"discover-shapes.data": [{{"type": "circle", "x0": 1, "y0": 1, "x1": 20, "y1": 9}},
+                                    {{"type": "rect", "x0": 0, "y0": 0, "x1": 64, "y1": 64}}],
+          "discover-reference.data": {{"seed": 1}}, "discover-frames.value": 16, "discover-epochs.value": 3,
+          "discover-offset.value": 0.1, "discover-outside-weight.value": 1, "discover-layers.value": "2:8",
+          "discover-distance.value": "l2", "discover-jobs.data": [], "discover-launch.n_clicks": 1}}
+body = callback_body(app, "discover-error.children...discover-jobs", values, "discover-launch.n_clicks")
+res = client.post("/_dash-update-component", json=body)
+assert "covers the whole image" in res.get_data(as_text=True), res.get_data(as_text=True)
+assert "torch" not in sys.modules, "torch imported"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -17,6 +17,7 @@ depends only on the generator, so it is computed once per generator and cached
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,7 @@ def ganspace_components(G, k: int = 10, n_samples: int = MIN_SAMPLES, seed: int 
     out = {"components": comps, "variance": lam, "explained": lam / total, "mean": mu, "n_samples": n_samples}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.npz")
         np.savez(tmp, **{k_: np.asarray(v) for k_, v in out.items()},
                  meta=np.asarray(json.dumps({"generator": generator_key(G), "seed": seed})))
         tmp.replace(path)

@@ -24,6 +24,7 @@ the SVM and the normal mapped back to w.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +202,7 @@ def boundaries_for(G, *, labels=None, n_samples: int = 20_000, seed: int = 0, ca
     fit = fit_boundaries(w, y, extreme=extreme, seed=seed)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.npz")
         np.savez(tmp, normals=fit["normals"], accuracy=fit["accuracy"], n=fit["n"],
                  meta=np.asarray(json.dumps({"generator": generator_key(G), "seed": seed})))
         tmp.replace(path)

@@ -157,7 +157,7 @@ def masked_jacobian(G, w_ref, mask, layers: tuple[int, int], *, k: int = 10, ran
     res = _solve(G, w_ref, mask, layers, k=k, rank=rank, oversample=oversample, power=power, seed=seed)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.npz")
         np.savez(tmp, **{key: np.asarray(v) for key, v in res.items()})
         os.replace(tmp, path)
     return res | {"cached": False}

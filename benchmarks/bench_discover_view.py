@@ -49,6 +49,33 @@ def _until(cond, timeout=600.0, step=0.01) -> float:
     raise TimeoutError("the job did not get there in time")
 
 
+class _PageClock:
+    """The page's side: its poll callback posted every POLL_MS from the launch on (the Interval starts with the
+    launch's answer), noting when its progress text first shows ``epoch 0/`` and ``epoch 1/``."""
+
+    def __init__(self, app, jobs, t0):
+        from dashboards import discover as D
+
+        self.app, self.jobs, self.t0, self.D = app, list(jobs), t0, D
+        self.next, self.n, self.seen = t0 + D.POLL_MS / 1000, 0, {}
+
+    def tick(self) -> bool:
+        D = self.D
+        if time.perf_counter() < self.next:
+            return False
+        self.next += D.POLL_MS / 1000
+        self.n += 1
+        got = _post(self.app, "discover-progress.children", {f"{D.POLL}.n_intervals": self.n,
+                                                             f"{D.JOBS}.data": self.jobs, f"{D.LANDED}.data": [],
+                                                             "run-table.selected_row_ids": []},
+                    f"{D.POLL}.n_intervals")
+        text = json.dumps(got)
+        for key in ("epoch 0/", "epoch 1/"):
+            if key in text and key not in self.seen:
+                self.seen[key] = time.perf_counter() - self.t0
+        return False
+
+
 def _launch(app, epochs: int, jobs: list[str]) -> str:
     from dashboards import discover as D
 
@@ -101,9 +128,12 @@ def main(argv=None) -> int:
             jobs.append(_launch(app, 40 + i, jobs))  # a new spec each time (a repeated spec lands at once)
             t_post = time.perf_counter() - t0
             job = jobs[-1]
-            t_start = _until(lambda: "epoch" in D.job_state(root, job)) - t0
-            t_first = _until(lambda: (D.job_state(root, job).get("epoch") or 0) >= 1) - t0
-            first = {"launch_callback_s": t_post, "to_running_epoch_0_s": t_start, "to_epoch_1_s": t_first}
+            page = _PageClock(app, jobs, t0)
+            t_start = _until(lambda: page.tick() or "epoch" in D.job_state(root, job)) - t0
+            t_first = _until(lambda: page.tick() or (D.job_state(root, job).get("epoch") or 0) >= 1) - t0
+            _until(lambda: page.tick() or page.seen.get("epoch 1/"), timeout=30)
+            first = {"launch_callback_s": t_post, "to_running_epoch_0_s": t_start, "to_epoch_1_s": t_first,
+                     "page_shows_epoch_0_s": page.seen.get("epoch 0/"), "page_shows_epoch_1_s": page.seen.get("epoch 1/")}
             if i == 0:  # while this job runs: the other views' callbacks, and the Discover poll
                 busy = callback_latencies(root, ids, repeats=2)
                 polls = []
@@ -151,8 +181,10 @@ def main(argv=None) -> int:
          f"<= {TARGETS['launch_to_first_progress_s']:.0f} s (median of {len(launches)}; page polls every "
          f"{D.POLL_MS / 1000:.0f} s)"),
         ("  every try", " ".join(f"{t['to_running_epoch_0_s']:.2f}" for t in launches), ""),
+        ("  the page shows it (polls every 1 s)", f"{statistics.median(t['page_shows_epoch_0_s'] for t in launches):.2f} s", ""),
         ("launch -> first epoch done (epoch 1/N)", f"{med['to_epoch_1_s']:.2f} s", ""),
         ("  every try", " ".join(f"{t['to_epoch_1_s']:.2f}" for t in launches), ""),
+        ("  the page shows it (polls every 1 s)", f"{statistics.median(t['page_shows_epoch_1_s'] for t in launches):.2f} s", ""),
         ("median callback of the other views, job running", f"{busy['median_ms']:.1f} ms",
          f"<= {TARGETS['median_callback_while_job_ms']:.0f} ms (p90 {busy['p90_ms']:.0f} ms)"),
         ("median callback of the other views, no job", f"{idle['median_ms']:.1f} ms", f"(p90 {idle['p90_ms']:.0f} ms)"),

@@ -143,9 +143,14 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     dash_duo.start_server(app)
 
     # The settings arrive with the generator's defaults, then the face of seed 3 is drawn.
-    _wait(dash_duo, lambda: dash_duo.find_element(f"#{D.EPOCHS}").get_attribute("value") == "30",
+    from mgm_analysis.discovery import default_config
+
+    want_cfg = default_config("toyfaces")
+    _wait(dash_duo, lambda: dash_duo.find_element(f"#{D.EPOCHS}").get_attribute("value") == str(want_cfg.epochs),
           "the generator's default settings", timeout=240)
-    assert dash_duo.find_element(f"#{D.FRAMES}").get_attribute("value") == "16"
+    assert dash_duo.find_element(f"#{D.FRAMES}").get_attribute("value") == str(want_cfg.n_frames)
+    assert dash_duo.find_element(f"#{D.LAYERS}").get_attribute("value") == f"{want_cfg.layer_start}:{want_cfg.layer_end}"
+    assert float(dash_duo.find_element(f"#{D.OUTSIDE}").get_attribute("value")) == want_cfg.outside_weight
     _set_input(dash_duo, f"#{D.SEED}", "3")
     dash_duo.wait_for_contains_text(f"#{D.REF_NOTE}", "seed 3", timeout=TIMEOUT)
     _wait(dash_duo, lambda: _face_traces(dash_duo) == ["image"], "the face of seed 3")

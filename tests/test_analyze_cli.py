@@ -114,7 +114,7 @@ print(len(projection.project(runs)))
 analyze({str(root)!r}, {str(tmp_path / 'rep')!r}, quiet=True)
 assert "torch" not in sys.modules
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "39"
     assert (tmp_path / "rep" / "report.html").exists()

@@ -134,7 +134,7 @@ def test_pca_does_not_import_umap(tmp_path):
     _store(tmp_path, ("mouth", "eyes"))
     code = (f"import sys\nfrom mgm_analysis.analysis.projection import project\n"
             f"project({str(tmp_path)!r})\nassert 'umap' not in sys.modules\nprint('ok')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
 
@@ -148,5 +148,6 @@ def test_cached_projection_does_not_import_scikit_learn(tmp_path):
             "from mgm_analysis.analysis.projection import project\n"
             f"df = project({str(tmp_path)!r}, 'pca')\n"
             "print(len(df), 'sklearn' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=300).stdout.split()
     assert out == [str(len(first)), "False"]

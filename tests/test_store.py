@@ -162,7 +162,7 @@ def test_store_needs_no_torch():
 
     code = BLOCK_TORCH + ("from mgm_analysis import store\n"
                           "assert store.catalog('/nonexistent').empty and 'torch' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1], timeout=300)
 
 
 def test_new_run_id_never_repeats_in_a_process(monkeypatch):

@@ -35,7 +35,7 @@ IMG_TOL = 1e-4
 def case_a(tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt") / "ckpt_A.pt"
     subprocess.run([sys.executable, str(FIXTURES / "make_weights.py"), str(FIXTURES / "keys_A.json"),
-                    "--seed", "1000", "--out", str(out)], check=True, capture_output=True)
+                    "--seed", "1000", "--out", str(out)], check=True, capture_output=True, timeout=300)
     manifest = json.loads((FIXTURES / "manifest.json").read_text())
     G = load_generator(out)
     ref = torch.load(FIXTURES / "fixtures_A.pt", weights_only=True)
@@ -51,7 +51,8 @@ def _close(a, b, tol, name):
 def test_weights_digest_matches_manifest(case_a):
     _, _, manifest, _ = case_a
     out = subprocess.run([sys.executable, str(FIXTURES / "make_weights.py"), str(FIXTURES / "keys_A.json"),
-                          "--seed", "1000", "--digest"], check=True, capture_output=True, text=True).stdout.strip()
+                          "--seed", "1000", "--digest"], check=True, capture_output=True, text=True,
+                         timeout=300).stdout.strip()
     digests = json.dumps(manifest)
     assert out in digests, "weight digest differs from the manifest: torch's CPU random stream changed"
 

@@ -488,7 +488,7 @@ class _Worker:
         d.mkdir(parents=True, exist_ok=False)
         _write_json(d / "spec.json", spec.to_dict())
         _write_json(d / "status.json", {"state": "queued", "label": spec.label, "seed": spec.seed,
-                                        "epochs": cfg.epochs, "submitted": time.time()})
+                                        "epochs": cfg.epochs, "submitted": time.time(), "worker": os.getpid()})
         self.queue.put((job_id, spec, cfg.epochs))
         return {"ok": True, "epochs": cfg.epochs}
 
@@ -650,6 +650,19 @@ def worker_main(argv=None) -> int:
 
 
 # ================================================================ the dashboard's side
+def _alive(pid) -> bool:
+    """Whether a process with this id runs (a worker of another dashboard on the same store)."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class WorkerClient:
     """The dashboard's handle on the worker process: starts it (and again if it died), sends requests, waits."""
 
@@ -687,13 +700,14 @@ class WorkerClient:
             threading.Thread(target=self._read, args=(self.proc,), name="mgm-discover-reader", daemon=True).start()
 
     def _fail_orphans(self) -> None:
-        """Jobs left queued or running by a worker that is gone will not run: say so in their status."""
+        """Jobs left queued or running by a worker that is gone will not run: say so in their status (a job of
+        another dashboard's live worker on the same store is left alone)."""
         jobs = hidden_dir(self.root) / "jobs"
         if not jobs.is_dir():
             return
         for d in jobs.iterdir():
             st = _read_json(d / "status.json")
-            if st and st.get("state") in ("queued", "running"):
+            if st and st.get("state") in ("queued", "running") and not _alive(st.get("worker")):
                 _write_json(d / "status.json", {**st, "state": "failed", "finished": time.time(),
                                                 "message": "the worker stopped before this job ended; launch it again"})
 
@@ -1034,9 +1048,14 @@ def register(app, root, options: DiscoverOptions) -> None:
             else:
                 if not isinstance(contents, str):
                     raise MGMError("upload a w.npy ([num_ws, w_dim] or [w_dim] floats)")
-                path = save_upload(root, contents, filename)
+                path, new_file = save_upload(root, contents, filename)
                 ref = {"file": str(path)}
-                reply = client.request({"op": "face", "file": str(path)})
+                try:
+                    reply = client.request({"op": "face", "file": str(path)})
+                except MGMError:  # e.g. the wrong shape for this generator: keep nothing
+                    if new_file:
+                        path.unlink(missing_ok=True)
+                    raise
                 note = f"uploaded {filename if isinstance(filename, str) else 'w.npy'}"
         except MGMError as exc:
             return no_update, no_update, html_error(str(exc))
@@ -1205,9 +1224,10 @@ def _cached_face(client: WorkerClient, ref: dict) -> np.ndarray | None:
     return _FACE_CACHE[key]
 
 
-def save_upload(root, contents: str, filename) -> Path:
+def save_upload(root, contents: str, filename) -> tuple[Path, bool]:
     """Keep an uploaded latent file in the store's hidden folder (named by its content) after checking it is a
-    finite float ``.npy`` (the store's reader); MGMError (one line) otherwise."""
+    finite float ``.npy`` (the store's reader); its path and whether it is new there.  MGMError (one line) for
+    anything else."""
     from mgm_analysis.store import load_float_npy
 
     head, _, b64 = contents.partition(",")
@@ -1224,9 +1244,10 @@ def save_upload(root, contents: str, filename) -> Path:
     d = hidden_dir(root) / "uploads"
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"w-{hashlib.sha256(raw).hexdigest()[:16]}.npy"
-    if not path.exists():
+    new = not path.exists()
+    if new:
         _atomic_write(path, raw)
-    return path
+    return path, new
 
 
 def page_spec(root, got: dict, generator: str, shapes, ref, values: dict, runs) -> dict:

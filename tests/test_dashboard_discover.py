@@ -302,6 +302,44 @@ def test_every_discover_callback_survives_any_value_in_any_input(offline_app, mo
     assert not (root / D.HIDDEN / "jobs").exists()
 
 
+def test_an_upload_the_worker_refuses_is_not_kept(offline_app, monkeypatch):
+    app, root, sent = offline_app
+
+    def refuse(msg, timeout=None):
+        raise MGMError("--reference w.npy has shape [3, 7]; the generator needs [10, 256] (W+) or [256] (w)")
+
+    monkeypatch.setattr(app.discover_client, "request", refuse)
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((3, 7), np.float32))
+    values = {f"{D.INIT}.data": {"x": 1}, f"{D.REF_KIND}.value": "upload", f"{D.UPLOAD}.filename": "w.npy",
+              f"{D.UPLOAD}.contents": "data:;base64," + base64.b64encode(buf.getvalue()).decode(),
+              f"{D.SHAPES}.data": []}
+    got = post(app, "discover-face.figure", values, f"{D.UPLOAD}.contents")
+    assert "has shape [3, 7]" in got["discover-ref-note"]["children"]["props"]["children"]
+    assert "discover-reference" not in got and list((root / D.HIDDEN / "uploads").iterdir()) == []
+    np.save(buf := io.BytesIO(), np.array([[np.nan]], np.float32))  # refused before the worker: not finite
+    values[f"{D.UPLOAD}.contents"] = "data:;base64," + base64.b64encode(buf.getvalue()).decode()
+    got = post(app, "discover-face.figure", values, f"{D.UPLOAD}.contents")
+    assert "discover-reference" not in got and list((root / D.HIDDEN / "uploads").iterdir()) == []
+
+
+def test_jobs_of_a_dead_worker_are_failed_and_a_live_ones_left(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    jobs = tmp_path / D.HIDDEN / "jobs"
+    for name, pid in (("a", dead.pid), ("b", os.getpid()), ("c", None)):
+        (jobs / name).mkdir(parents=True)
+        (jobs / name / "status.json").write_text(json.dumps({"state": "running", "worker": pid}))
+    D.WorkerClient(tmp_path, D.DiscoverOptions())._fail_orphans()
+    states = {n: json.loads((jobs / n / "status.json").read_text()) for n in "abc"}
+    assert states["a"]["state"] == "failed" and "worker stopped" in states["a"]["message"]
+    assert states["b"]["state"] == "running" and states["c"]["state"] == "failed"
+
+
 def test_off_on_a_public_address(tmp_path):
     app = create_app(tmp_path, discover=D.DiscoverOptions.for_host("0.0.0.0"))
     page = app.server.test_client().get("/_dash-layout").get_data(as_text=True)

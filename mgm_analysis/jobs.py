@@ -28,6 +28,7 @@ Baselines (kind ``baseline``) are registered callables, see :func:`register_base
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -61,11 +62,20 @@ def _flag(name: str) -> str:
     return FLAG_OF.get(name, "--" + name.replace("_", "-"))
 
 
+@functools.lru_cache(maxsize=1)
 def config_fields() -> dict[str, str]:
-    """DiscoveryConfig field name -> its type name (``int``, ``float``, ``bool``, ``str``)."""
-    from .discovery import DiscoveryConfig
+    """DiscoveryConfig field name -> its type name (``int``, ``float``, ``bool``, ``str``, ``int | None``).
 
-    return {f.name: str(f.type) for f in fields(DiscoveryConfig)}
+    Read from the class's annotations in discovery.py's source, so that a spec, a sweep grid and a rerun that
+    has nothing to do never import torch (10 s on a busy 2-core machine); tests/test_jobs.py checks it against
+    ``dataclasses.fields(DiscoveryConfig)``.
+    """
+    import ast
+
+    tree = ast.parse((Path(__file__).with_name("discovery.py")).read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "DiscoveryConfig")
+    return {n.target.id: ast.unparse(n.annotation) for n in cls.body
+            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
 
 
 def parse_config_value(name: str, text: str):
@@ -74,6 +84,10 @@ def parse_config_value(name: str, text: str):
     if name not in types:
         raise MGMError(f"unknown config field {name!r}; known: {', '.join(sorted(types))}")
     kind, t = types[name], str(text).strip()
+    if kind.endswith("| None"):
+        if t.lower() in ("none", ""):
+            return None
+        kind = kind.split("|")[0].strip()
     try:
         if kind == "int":
             return int(t)
@@ -331,9 +345,15 @@ def generator_for(run, cache: dict | None = None, device: str = "cpu"):
 
 
 def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False) -> dict:
-    """``semantic_locality`` (and with ``factor_change`` the largest change of each factor) through the toyfaces
-    factor regressor, for the union of the regions' factors; {} for other generators, regions without factors,
-    or when the regressor's weights are missing (a warning says so)."""
+    """Semantic locality of a toyfaces run for the union of the regions' factors; {} for other generators or
+    regions without factors.
+
+    ``semantic_locality`` (and with ``factor_change`` the largest change of each factor) is read by the
+    independent second reader (:mod:`mgm_analysis.generators.toyfaces.reader2`, never used in training the
+    generator); ``semantic_locality_shipped`` by the shipped factor regressor, which stage B of the generator's
+    recipe was tuned against.  When the second reader's weights are missing, ``semantic_locality`` falls back to
+    the shipped regressor with a warning (``semantic_reader`` says which read it); without either, {}.
+    """
     if getattr(getattr(G, "info", None), "name", None) != "toyfaces":
         return {}
     from .presets import REGION_FACTORS
@@ -353,12 +373,21 @@ def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False) -
         def to_t(a):
             return torch.from_numpy(np.asarray(a, np.float32)).permute(0, 3, 1, 2) * 2 - 1
 
-        f = predict_factors(to_t(frames)).numpy()
-        f_ref = predict_factors(to_t(np.asarray(ref_img)[None])).numpy()[0]
+        x, x_ref = to_t(frames), to_t(np.asarray(ref_img)[None])
+        f, f_ref = predict_factors(x).numpy(), predict_factors(x_ref).numpy()[0]
     except (ImportError, OSError, MGMError) as exc:  # no regressor weights: the image metrics still stand
         warnings.warn(f"semantic locality skipped: {exc}", stacklevel=2)
         return {}
-    out = {"semantic_locality": semantic_locality(f, f_ref, [FACTORS.index(n) for n in names])}
+    idx = [FACTORS.index(n) for n in names]
+    out = {"semantic_locality_shipped": semantic_locality(f, f_ref, idx), "semantic_reader": "reader2"}
+    try:
+        from .generators.toyfaces.reader2 import predict_factors2
+
+        f, f_ref = predict_factors2(x).numpy(), predict_factors2(x_ref).numpy()[0]
+    except (OSError, MGMError) as exc:
+        warnings.warn(f"semantic locality from the shipped regressor only: {exc}", stacklevel=2)
+        out["semantic_reader"] = "shipped"
+    out["semantic_locality"] = semantic_locality(f, f_ref, idx)
     if factor_change:
         out["factor_change"] = {n: float(np.abs(f[:, i] - f_ref[i]).max()) for i, n in enumerate(FACTORS)}
     return out

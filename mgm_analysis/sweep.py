@@ -38,7 +38,7 @@ from .errors import MGMError
 from .jobs import JobSpec, RunInterrupted, config_fields, parse_config_value, prepare_out, run_job
 
 __all__ = ["Grid", "parse_sets", "parse_params", "build_jobs", "check_jobs", "search_generator", "SweepRecord",
-           "run_sweep", "SweepResult", "connect", "execute", "summary_table"]
+           "run_sweep", "SweepResult", "connect", "execute", "summary_table", "pending"]
 
 SWEEP_DIR = ".sweeps"
 CONNECT_TIMEOUT_S = 8  # an unreachable scheduler is reported within this (and the 10 s the CLI promises)
@@ -243,6 +243,12 @@ def _complete(out: Path, spec: JobSpec) -> bool:
     except store.RunReadError:
         return False
     return run.status == "complete" and (run.meta.get("provenance") or {}).get("key") == spec.key
+
+
+def pending(phases, out) -> list[list[JobSpec]]:
+    """The jobs of each phase that are not complete in the store yet (found by key; nothing is written)."""
+    out = Path(out).expanduser()
+    return [[s for s in phase if not _complete(out, s)] for phase in phases]
 
 
 def _cleanup(out: Path, specs) -> None:

@@ -221,3 +221,16 @@ def test_transfer_and_combine_are_jobs(ckpt, G, tmp_path):
     assert c.meta["provenance"]["kind"] == "combine" and c.region == "rect+rect"
     rb = store.load_run(b)
     assert np.allclose(c.latents, src.latents + rb.latents - src.reference[None], atol=1e-5)
+
+
+def test_config_fields_are_the_dataclass_fields():
+    """jobs.config_fields reads DiscoveryConfig's annotations from the source (no torch import): the same names
+    and types as the dataclass itself."""
+    from dataclasses import fields
+
+    from mgm_analysis.discovery import DiscoveryConfig
+
+    assert jobs.config_fields() == {f.name: str(f.type) for f in fields(DiscoveryConfig)}
+    assert jobs.parse_config_value("epochs", "12") == 12 and jobs.parse_config_value("offset_ramp", "on") is True
+    with pytest.raises(MGMError, match="epochs takes an int, got 'x'"):
+        jobs.parse_config_value("epochs", "x")

@@ -70,7 +70,9 @@ def sweep(regions, seeds, sets, kinds, params, transfer_seeds, workers, schedule
                    sets=sw.parse_sets(sets), params=sw.parse_params(params),
                    transfer_seeds=tuple(_parse_seeds(transfer_seeds)) if transfer_seeds else ())
     phases = sw.build_jobs(grid, out)
-    sw.check_jobs([s for p in phases for s in p], sw.search_generator(phases))  # regions too, before any job
+    todo = sw.pending(phases, out)
+    if any(todo):  # what will run is checked whole (config, regions, layers) before any job; a rerun with
+        sw.check_jobs([s for p in todo for s in p], sw.search_generator(todo))  # nothing to do loads nothing
     command = shlex.join(["mgm", *sys.argv[1:]]) if sys.argv[1:2] == ["sweep"] else None
     n = sum(len(p) for p in phases)
     if not quiet:

@@ -345,6 +345,17 @@ def _gpu_of_worker(device: str) -> str:
     return device
 
 
+def _ignore_sigint() -> bool:
+    """On a local worker process: ignore SIGINT (the sweep's own Ctrl-C handling stops the jobs)."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread of that process
+        return False
+    return True
+
+
 def _check_store(out: str, token: str) -> str | None:
     """On a worker: None when the store is there (the client's token file is visible) and writable."""
     p = Path(out)
@@ -483,7 +494,13 @@ def run_sweep(phases: list[list[JobSpec]], out, *, grid: dict | None = None, wor
         else:
             link = _dashboard(client)
             where = f"{len(client.scheduler_info()['workers'])} Dask workers at {client.scheduler.address}"
-            echo(f"{where}; dashboard: {link}" if link else f"{where} (install bokeh for the Dask dashboard)")
+            import importlib.util
+
+            note = "" if importlib.util.find_spec("bokeh") else " (its plots need `pip install bokeh`)"
+            echo(f"{where}; Dask dashboard: {link}{note}" if link else where)
+            if cluster is not None:  # Ctrl-C in the terminal reaches our worker processes too: they leave it
+                with contextlib.suppress(Exception):  # to the sweep, which stops the searches cleanly
+                    client.run(_ignore_sigint)
             _run_dask(todo_phases, out, record, result, bar, client, threads, device, gpus_per_job)
     finally:
         bar.close()

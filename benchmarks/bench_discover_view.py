@@ -129,9 +129,9 @@ def main(argv=None) -> int:
             t_post = time.perf_counter() - t0
             job = jobs[-1]
             page = _PageClock(app, jobs, t0)
-            t_start = _until(lambda: page.tick() or "epoch" in D.job_state(root, job)) - t0
-            t_first = _until(lambda: page.tick() or (D.job_state(root, job).get("epoch") or 0) >= 1) - t0
-            _until(lambda: page.tick() or page.seen.get("epoch 1/"), timeout=30)
+            t_start = _until(lambda page=page, job=job: page.tick() or "epoch" in D.job_state(root, job)) - t0
+            t_first = _until(lambda page=page, job=job: page.tick() or (D.job_state(root, job).get("epoch") or 0) >= 1) - t0
+            _until(lambda page=page, job=job: page.tick() or page.seen.get("epoch 1/"), timeout=30)
             first = {"launch_callback_s": t_post, "to_running_epoch_0_s": t_start, "to_epoch_1_s": t_first,
                      "page_shows_epoch_0_s": page.seen.get("epoch 0/"), "page_shows_epoch_1_s": page.seen.get("epoch 1/")}
             if i == 0:  # while this job runs: the other views' callbacks, and the Discover poll
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
             t1 = time.perf_counter()
             _post(app, "discover-error.children@", {f"{D.CANCEL}.n_clicks": 1, f"{D.JOBS}.data": jobs},
                   f"{D.CANCEL}.n_clicks")
-            first["cancel_to_saved_s"] = _until(lambda: D.job_state(root, job).get("state") in D.FINAL) - t1
+            first["cancel_to_saved_s"] = _until(lambda job=job: D.job_state(root, job).get("state") in D.FINAL) - t1
             st = D.job_state(root, job)
             first["cancelled_state"] = st["state"]
             first["epochs_before_cancel"] = st.get("epoch")

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from mgm_analysis.errors import MGMError
+from mgm_analysis.store import png_bytes, png_data_uri
 
 log = logging.getLogger(__name__)
 
@@ -249,13 +250,6 @@ def region_spec_of_shapes(shapes, resolution: int, layout: str) -> tuple[str, np
     return None, mask
 
 
-def mask_png_bytes(mask: np.ndarray) -> bytes:
-    """An 8-bit grey PNG of a 0/1 mask (what ``--region mask.png`` reads back exactly)."""
-    from mgm_analysis.store import png_bytes
-
-    return png_bytes(mask)
-
-
 def resolve_region(shapes, resolution: int, layout: str, mask_dir: Path | None = None):
     """``(spec, Region)`` for the drawn shapes, checked by :func:`~mgm_analysis.masks.parse_region` exactly as
     ``mgm discover --region`` checks it; MGMError (one line) for no region, an empty or whole-image one.
@@ -268,7 +262,7 @@ def resolve_region(shapes, resolution: int, layout: str, mask_dir: Path | None =
     spec, mask = region_spec_of_shapes(shapes, resolution, layout)
     if spec is not None:
         return spec, parse_region(spec, resolution, layout)
-    png = mask_png_bytes(mask)
+    png = png_bytes(mask)  # 8-bit grey: what --region mask.png reads back exactly
     name = f"drawn-{hashlib.sha256(png).hexdigest()[:10]}.png"
     if mask_dir is None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -394,18 +388,11 @@ def job_state(root, job_id: str) -> dict:
 def _strip_png(G, latents, n: int = STRIP_FRAMES) -> bytes:
     """A PNG of ``n`` frames of the chain (evenly spaced), side by side at the generator's resolution."""
     from mgm_analysis.render import render_frames
-    from mgm_analysis.store import png_bytes
 
     lat = latents.detach().float().cpu() if hasattr(latents, "detach") else np.asarray(latents, np.float32)
     idx = np.unique(np.linspace(0, len(lat) - 1, min(n, len(lat))).round().astype(int))
     frames = render_frames(G, lat[idx])
     return png_bytes(np.concatenate(list(frames), axis=1))
-
-
-def _face_png(img: np.ndarray, scale: int) -> bytes:
-    from mgm_analysis.store import png_bytes
-
-    return png_bytes(img, scale)
 
 
 def check_job(G, spec_dict: dict):
@@ -477,7 +464,7 @@ class _Worker:
         with torch.no_grad():
             img = to_unit(G.synthesis(torch.from_numpy(w)[None].to(G.w_avg.device)))[0]
         scale = max(1, math.ceil(FACE_PX / G.resolution))
-        return {"png": base64.b64encode(_face_png(img, scale)).decode(), "scale": scale}
+        return {"png": base64.b64encode(png_bytes(img, scale)).decode(), "scale": scale}
 
     def submit(self, msg: dict) -> dict:
         job_id = msg.get("job")
@@ -796,12 +783,6 @@ atexit.register(_stop_all)
 
 
 # ================================================================ page
-def _data_uri(png: bytes) -> str:
-    from mgm_analysis.store import png_data_uri
-
-    return png_data_uri(png)
-
-
 def face_figure(png_b64: str | None, resolution: int, scale: int, shapes=None, message: str = "") -> dict:
     """The face as a plotly figure in pixel coordinates (x right, y down, pixel i spans [i, i+1]), in
     rectangle-drawing mode, with ``shapes`` drawn on it."""
@@ -834,13 +815,12 @@ def _styled(shape: dict) -> dict:
 def preset_shapes(name: str, resolution: int, layout: str) -> list[dict]:
     from mgm_analysis.presets import preset_boxes
 
-    return [_styled({"type": "rect", "x0": x0, "y0": y0, "x1": x1, "y1": y1}) for x0, y0, x1, y1 in preset_boxes(name, layout, resolution)]
+    return [_styled({"type": "rect", "x0": x0, "y0": y0, "x1": x1, "y1": y1})
+            for x0, y0, x1, y1 in preset_boxes(name, layout, resolution)]
 
 
 def mask_preview_png(face: np.ndarray | None, mask: np.ndarray, scale: int) -> bytes:
     """The mask as the engine uses it: the face (or grey) with the outside dimmed, at the generator's pixels."""
-    from mgm_analysis.store import png_bytes
-
     base = np.full(mask.shape + (3,), 0.8, np.float32) if face is None else face
     if base.shape[:2] != mask.shape:
         base = np.full(mask.shape + (3,), 0.8, np.float32)
@@ -1102,7 +1082,7 @@ def register(app, root, options: DiscoverOptions) -> None:
         elif isinstance(ref, dict):
             face = _cached_face(client, ref)
         scale = max(1, math.ceil(224 / res))
-        src = _data_uri(mask_preview_png(face, reg.mask, scale))
+        src = png_data_uri(mask_preview_png(face, reg.mask, scale))
         shown = spec if len(spec) <= 120 else spec[:117] + "…"
         text = f"{shown} — {reg.mask.sum():.0f} pixels, {100 * reg.area_share:.1f} % of the image"
         # a preset brings its own default offset (calibrated per region); otherwise keep what is there
@@ -1167,7 +1147,7 @@ def register(app, root, options: DiscoverOptions) -> None:
         strip_src, strip_style = None, {"display": "none"}
         if running and (job_dir(root, running[0]["job"]) / "strip.png").is_file():
             try:
-                strip_src = _data_uri((job_dir(root, running[0]["job"]) / "strip.png").read_bytes())
+                strip_src = png_data_uri((job_dir(root, running[0]["job"]) / "strip.png").read_bytes())
                 strip_style = {}
             except OSError:
                 pass

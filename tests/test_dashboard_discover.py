@@ -350,7 +350,6 @@ def test_off_on_a_public_address(tmp_path):
 
 def test_cli_turns_discover_on_for_loopback_only(tmp_path, monkeypatch):
     import dashboards.app
-
     from mgm_analysis.cli import main
 
     seen = {}

@@ -123,16 +123,10 @@ def _table_ids(dash_duo):
     return [c.text.strip() for c in dash_duo.find_elements(f"#{L.TABLE} td[data-dash-column='run_id']")]
 
 
-def _strip_shown(dash_duo, timeout=5.0) -> bool:
-    from dash.testing.errors import TestingTimeoutError
-    from dash.testing.wait import until
-
-    try:
-        return until(lambda: dash_duo.driver.execute_script(
-            "const i = document.getElementById(arguments[0]); return !!(i && i.complete && i.naturalWidth > 0 "
-            "&& getComputedStyle(i).display !== 'none');", D.STRIP), timeout=timeout)
-    except TestingTimeoutError:
-        return False
+def _strip_shown(dash_duo) -> bool:
+    return dash_duo.driver.execute_script(
+        "const i = document.getElementById(arguments[0]); return !!(i && i.complete && i.naturalWidth > 0 "
+        "&& getComputedStyle(i).display !== 'none');", D.STRIP)
 
 
 def test_discover_in_a_browser(dash_duo, tmp_path):
@@ -216,8 +210,17 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     dash_duo.find_element(f"#{D.LAUNCH}").click()
     _wait(dash_duo, lambda: re.search(r"epoch [1-9]\d*/40", _text(dash_duo, f"#{D.PROGRESS}")),
           "the second job's first epoch", timeout=JOB_TIMEOUT)
-    _strip_shown(dash_duo)  # for the screenshot: give the strip of current frames a moment to arrive
+    # the strip of the chain's current frames: 8 frames side by side, redrawn as the search goes on
+    _wait(dash_duo, lambda: _strip_shown(dash_duo), "the strip of current frames")
+    assert dash_duo.driver.execute_script(
+        "const i = document.getElementById(arguments[0]); return [i.naturalWidth, i.naturalHeight];",
+        D.STRIP) == [D.STRIP_FRAMES * RES, RES]
     dash_duo.find_element(f"#{D.PANEL}").screenshot(str(_artifacts() / "dashboard_discover.png"))
+    strip = dash_duo.find_element(f"#{D.STRIP}").get_attribute("src")
+    _wait(dash_duo, lambda: re.search(r"epoch ([3-9]|\d\d+)/40", _text(dash_duo, f"#{D.PROGRESS}")),
+          "a later epoch of the second job", timeout=JOB_TIMEOUT)
+    _wait(dash_duo, lambda: dash_duo.find_element(f"#{D.STRIP}").get_attribute("src") != strip,
+          "the strip to be redrawn")
     dash_duo.find_element(f"#{D.CANCEL}").click()
     _wait(dash_duo, lambda: _run_id_in_progress(dash_duo, "interrupted"), "the interrupted run",
           timeout=JOB_TIMEOUT)

@@ -13,7 +13,6 @@ from mgm_analysis.cli import main
 from mgm_analysis.discovery import (
     DiscoveryConfig,
     coarse_config,
-    default_config,
     discover,
     quality_reached,
     subdivide,
@@ -50,15 +49,19 @@ def _cfg(**kw):
 
 
 # ------------------------------------------------------------- the rule on a constructed history
-def _history(n, gap_halvings_from, d_out_falls_until, springs_fall_until, c=0.1):
-    """Epochs 1..n: the worst gap c·2^-(e - gap_halvings_from) (c while e <= gap_halvings_from); D_out falls 10 % a
-    epoch up to ``d_out_falls_until`` and is flat after; the springs fall 5 % a epoch up to ``springs_fall_until``."""
-    h = {k: [] for k in ("epoch", "d_in_gap", "d_out", "spring", "stiffener")}
+def _history(n, gap_halvings_from, d_out_falls_until, springs_fall_until, c=0.1, cfg=None, springs_step=0.3):
+    """Epochs 1..n with the energy E = 10: the worst gap c·2^-(e - gap_halvings_from) (c while e <=
+    gap_halvings_from); the outside term γ·λ·n·D_out falls by 0.4 (4 % of E) a epoch up to ``d_out_falls_until``
+    and is flat after; the springs fall by ``springs_step`` a epoch up to ``springs_fall_until``."""
+    cfg = cfg or _cfg()
+    per_unit = cfg.gamma * cfg.outside_weight * cfg.n_frames  # outside term per unit of mean D_out
+    h = {k: [] for k in ("epoch", "total", "d_in_gap", "d_out", "spring", "stiffener")}
     for e in range(1, n + 1):
         h["epoch"].append(e)
+        h["total"].append(10.0)
         h["d_in_gap"].append(c * 2.0 ** -max(0, e - gap_halvings_from))
-        h["d_out"].append(0.9 ** min(e, d_out_falls_until))
-        s = 0.95 ** min(e, springs_fall_until)
+        h["d_out"].append((30.0 - 0.4 * min(e, d_out_falls_until)) / per_unit)
+        s = 20.0 - springs_step * min(e, springs_fall_until)
         h["spring"].append(0.75 * s)
         h["stiffener"].append(0.25 * s)
     return h
@@ -74,8 +77,9 @@ def _first_firing(h, cfg):
 @pytest.mark.parametrize("gap_from, d_out_until, springs_until", [(0, 7, 3), (0, 2, 12), (10, 2, 2), (4, 4, 4)])
 def test_rule_fires_at_the_epoch_worked_out_by_hand(gap_from, d_out_until, springs_until):
     # stop_tol 0.05: the gap c·2^-k is <= 0.05·c from k = 5 (2^-5 = 0.031; 2^-4 = 0.0625 is not), i.e. epoch
-    # gap_from + 5.  Window 3: a term that falls until epoch u has fallen 10 % / 5 % (> stop_rel 1 %) between
-    # epochs e - 3 and e while e - 3 < u, and not at all once e - 3 >= u: it has stopped from epoch u + 3.
+    # gap_from + 5.  Window 3, E = 10, stop_rel 0.01 (a fall of at most 0.1): a term that falls by 0.3 or 0.4 a
+    # epoch until epoch u has fallen by at least that between epochs e - 3 and e while e - 3 < u, and not at all
+    # once e - 3 >= u: it has stopped from epoch u + 3.
     cfg = _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.01, offset=0.1)
     expected = max(gap_from + 5, d_out_until + 3, springs_until + 3)
     h = _history(40, gap_from, d_out_until, springs_until)
@@ -88,16 +92,22 @@ def test_rule_must_not_fire():
     assert _first_firing(_history(40, 0, 2, 50), cfg) is None    # the springs still fall 5 % a epoch
     assert _first_firing(_history(40, 38, 2, 2), cfg) is None    # the worst frame is still off its target
     assert _first_firing(_history(40, 0, 2, 2), _cfg(stop_tol=0.0, offset=0.1)) is None  # rule off
-    # a slow fall: 5 % a epoch over a window of 3 is 14 %, so stop_rel 0.2 calls it stopped, 0.1 does not
-    h = _history(40, 0, 2, 50)
-    assert _first_firing(h, _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.2, offset=0.1)) == 5
-    assert _first_firing(h, _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.1, offset=0.1)) is None
+    # a slow fall: the springs lose 0.05 a epoch, 0.15 = 1.5 % of E over a window of 3, so stop_rel 0.02 calls
+    # it stopped (at epoch 5, where the gap is in), 0.01 does not
+    h = _history(40, 0, 2, 50, springs_step=0.05)
+    assert _first_firing(h, _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.02, offset=0.1)) == 5
+    assert _first_firing(h, _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.01, offset=0.1)) is None
+    # relative to the energy, not to the term: the same fall in a larger energy has stopped
+    h = _history(40, 0, 2, 50, springs_step=0.05)
+    h["total"] = [20.0] * 40
+    assert _first_firing(h, _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.01, offset=0.1)) == 5
     assert not quality_reached({}, cfg)
 
 
 # ------------------------------------------------------------- the rule in the engine
 def _terms_by_hand(G, w_ref, region, ws, cfg):
-    """Per epoch: worst |D_in,i − c|, mean D_out and the weighted springs, computed from the images and latents."""
+    """Per epoch: worst |D_in,i − c|, the outside term γ·λ·Σ D_out,i, the weighted springs and the energy E,
+    computed from the images and latents."""
     with torch.no_grad():
         ref = G.synthesis(w_ref[None])
         img = G.synthesis(ws)
@@ -109,17 +119,19 @@ def _terms_by_hand(G, w_ref, region, ws, cfg):
     s1 = (free[1:] - free[:-1]).norm(dim=1)
     s2 = (free[2:] - free[:-2]).norm(dim=1)
     springs = cfg.alpha * float(((s1 - cfg.prim_dist) ** 2).sum()) + cfg.beta * float(((s2 - 2 * cfg.prim_dist) ** 2).sum())
-    return float((d_in - cfg.offset).abs().max()), float(d_out.mean()), springs
+    outside = cfg.gamma * cfg.outside_weight * float(d_out.sum())
+    total = outside + cfg.gamma * float((d_in - cfg.offset).abs().sum()) + springs
+    return float((d_in - cfg.offset).abs().max()), outside, springs, total
 
 
 def _expected_stop(series, cfg):
     """First epoch (1-based) where the rule holds, written out from its definition."""
     w = cfg.stop_window
     for e in range(w + 1, len(series) + 1):
-        gap, d_out, springs = series[e - 1]
-        _, d_out0, springs0 = series[e - 1 - w]
-        if (gap <= cfg.stop_tol * cfg.offset and d_out0 - d_out <= cfg.stop_rel * d_out0
-                and springs0 - springs <= cfg.stop_rel * springs0):
+        gap, outside, springs, _ = series[e - 1]
+        _, outside0, springs0, total0 = series[e - 1 - w]
+        if (gap <= cfg.stop_tol * cfg.offset and outside0 - outside <= cfg.stop_rel * total0
+                and springs0 - springs <= cfg.stop_rel * total0):
             return e
     return None
 
@@ -258,13 +270,41 @@ def test_interrupt_in_the_coarse_phase_keeps_the_start(G, w_ref, region):
     (dict(coarse_frames=6, coarse_epochs=3), "--coarse-frames"),   # not fewer than --frames 6
     (dict(coarse_frames=4, coarse_epochs=0), "--coarse-epochs"),
     (dict(coarse_epochs=-1), "--coarse-epochs"),
+    (dict(init_mode="svd"), "--init-mode"),
 ])
 def test_stop_and_coarse_validation(kw, needle):
     with pytest.raises(MGMError, match=needle):
         _cfg(**kw)
 
 
-def test_toyfaces_defaults_name_their_stop():
-    cfg = default_config("toyfaces", region="mouth")
-    assert cfg.epochs >= 1 and cfg.stop_tol >= 0
-    assert DiscoveryConfig.from_dict(cfg.to_dict()) == cfg
+# ------------------------------------------------------------- the masked-Jacobian start
+def test_jacobian_start_lies_on_the_target_and_is_spaced_by_sigma(G, w_ref, region):
+    from mgm_analysis.discovery import jacobian_start
+    from mgm_analysis.losses import make_distance
+
+    cfg = _cfg(n_frames=7, init_mode="jacobian", prim_dist=0.1)
+    free = jacobian_start(G, w_ref, make_distance(torch.as_tensor(region.mask), "l2"), cfg)
+    assert free.shape == (7, 3, 32)
+    ws = w_ref[None].repeat(7, 1, 1)
+    ws[:, 1:4] = free
+    with torch.no_grad():
+        img, ref = G.synthesis(ws), G.synthesis(w_ref[None])
+    m = torch.as_tensor(region.mask, dtype=torch.float32)
+    e = (img - ref).square().mean(1)
+    d_in = (e * m).sum((1, 2)) / m.sum()
+    d_out = (e * (1 - m)).sum((1, 2)) / (1 - m).sum()
+    # every frame near the target inside distance (the ellipse is exact only to second order), little outside
+    assert torch.all((d_in - cfg.offset).abs() < 0.35 * cfg.offset), d_in
+    assert float(d_out.max()) < 0.5 * cfg.offset
+    steps = (free[1:] - free[:-1]).reshape(6, -1).norm(dim=1)
+    assert torch.allclose(steps, torch.full((6,), 0.1), rtol=0.05), steps  # equal arc steps ≈ chords of σ
+    # the noise start of the same chain is nowhere near the target
+    noise = discover(G, w_ref, region, _cfg(n_frames=7, epochs=1, init_mode="noise"))
+    assert float(noise.history["d_in_gap"][0]) > 0.5 * cfg.offset
+
+
+def test_jacobian_start_runs_and_is_deterministic(G, w_ref, region):
+    cfg = _cfg(init_mode="jacobian", epochs=2)
+    a, b = discover(G, w_ref, region, cfg), discover(G, w_ref, region, cfg)
+    assert a.status == "complete" and torch.equal(a.ws, b.ws)
+    assert a.history["d_in_gap"][-1] < 0.5 * cfg.offset

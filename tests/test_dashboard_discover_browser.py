@@ -215,12 +215,12 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     assert dash_duo.driver.execute_script(
         "const i = document.getElementById(arguments[0]); return [i.naturalWidth, i.naturalHeight];",
         D.STRIP) == [D.STRIP_FRAMES * RES, RES]
-    dash_duo.find_element(f"#{D.PANEL}").screenshot(str(_artifacts() / "dashboard_discover.png"))
     strip = dash_duo.find_element(f"#{D.STRIP}").get_attribute("src")
     _wait(dash_duo, lambda: re.search(r"epoch ([3-9]|\d\d+)/40", _text(dash_duo, f"#{D.PROGRESS}")),
           "a later epoch of the second job", timeout=JOB_TIMEOUT)
     _wait(dash_duo, lambda: dash_duo.find_element(f"#{D.STRIP}").get_attribute("src") != strip,
           "the strip to be redrawn")
+    dash_duo.find_element(f"#{D.PANEL}").screenshot(str(_artifacts() / "dashboard_discover.png"))
     dash_duo.find_element(f"#{D.CANCEL}").click()
     _wait(dash_duo, lambda: _run_id_in_progress(dash_duo, "interrupted"), "the interrupted run",
           timeout=JOB_TIMEOUT)

@@ -352,7 +352,8 @@ def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False) -
     independent second reader (:mod:`mgm_analysis.generators.toyfaces.reader2`, never used in training the
     generator); ``semantic_locality_shipped`` by the shipped factor regressor, which stage B of the generator's
     recipe was tuned against.  When the second reader's weights are missing, ``semantic_locality`` falls back to
-    the shipped regressor with a warning (``semantic_reader`` says which read it); without either, {}.
+    the shipped regressor with a warning (``semantic_reader`` says which read it; :func:`run_job` stores that
+    name in run.json beside ``metrics``, which hold numbers only); without either, {}.
     """
     if getattr(getattr(G, "info", None), "name", None) != "toyfaces":
         return {}
@@ -721,6 +722,7 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
                                 **metric_options(cfg.to_dict(), ws))
         metrics.update(_safe_metrics(semantic_metrics, G, frames, ref_img, [reg.name], factor_change=True,
                                      errors=errors, main=False))
+        reader = metrics.pop("semantic_reader", None)  # a name, not a number: run.json keeps it beside metrics
         prev_timing = (meta_prev.get("timings") or {}) if resume is not None else {}
         epochs_now = traj.epochs_done - done_before
         prov = {"kind": spec.kind, "sources": [Path(p).name for p in spec.sources], "key": spec.key,
@@ -744,6 +746,7 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
                         "device": str(G.w_avg.device), "threads": torch.get_num_threads()},
             "metrics": metrics,
             **({"metrics_errors": errors} if errors else {}),
+            **({"semantic_reader": reader} if reader else {}),
             "provenance": prov,
             "resume": {"epochs_done": traj.epochs_done, "resumed": resume is not None},
         }
@@ -804,6 +807,7 @@ def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
                                 **metric_options(cfg, ws))
         metrics.update(_safe_metrics(semantic_metrics, G, frames, ref_img, built["regions"], errors=errors,
                                      main=False))
+        reader = metrics.pop("semantic_reader", None)
         metrics.update(_safe_metrics(built["extra_metrics"], frames, ref_img, errors=errors, main=False))
         src_region = src.meta.get("region") or {}
         prov = {"kind": spec.kind, "sources": [r.run_id for r in sources], "key": spec.key, "spec": spec.to_dict(),
@@ -815,6 +819,7 @@ def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
             "generator": G.info.to_dict() if getattr(G, "info", None) is not None else src.meta.get("generator", {}),
             "reference": ref_info, "seed": ref_info.get("seed"), "config": cfg, "history": {}, "timings": {},
             "metrics": metrics, "provenance": prov, **({"metrics_errors": errors} if errors else {}),
+            **({"semantic_reader": reader} if reader else {}),
         }
         if run_id is None:
             run_id = store.new_run_id(f"{spec.kind}_{region}", ref_info.get("seed"))

@@ -234,3 +234,14 @@ def test_config_fields_are_the_dataclass_fields():
     assert jobs.parse_config_value("epochs", "12") == 12 and jobs.parse_config_value("offset_ramp", "on") is True
     with pytest.raises(MGMError, match="epochs takes an int, got 'x'"):
         jobs.parse_config_value("epochs", "x")
+
+
+def test_a_toyfaces_run_reads_back_with_its_semantic_metrics(tmp_path):
+    """The built-in model's runs carry semantic locality (the factor readers); the written run.json must pass the
+    store's schema (metrics are numbers; the reader's name sits beside them)."""
+    spec = JobSpec(region="mouth", seed=0, config={"n_frames": 3, "epochs": 1, "init_mode": "noise", "stop_tol": 0.0})
+    run = store.load_run(run_job(spec, tmp_path))
+    m = run.meta["metrics"]
+    assert 0 <= m["semantic_locality"] <= 1 and set(m["factor_change"]) and run.meta["semantic_reader"] in (
+        "reader2", "shipped")
+    assert all(not isinstance(v, str) for v in m.values())

@@ -237,6 +237,14 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     dash_duo.wait_for_contains_text(f"#{D.REGION}", "no region", timeout=TIMEOUT)
     dash_duo.find_element(f"#{D.LAUNCH}").click()
     dash_duo.wait_for_contains_text(f"#{D.ERROR}", "no region", timeout=TIMEOUT)
+    # A preset button puts the preset's box on the face: the region is the preset, with its calibrated offset.
+    dash_duo.find_element(f"#{D.PRESET_PREFIX}mouth").click()
+    dash_duo.wait_for_contains_text(f"#{D.REGION}", "mouth — ", timeout=TIMEOUT)
+    mouth_offset = default_config("toyfaces", region="mouth").offset
+    _wait(dash_duo, lambda: float(dash_duo.find_element(f"#{D.OFFSET}").get_attribute("value")) == mouth_offset,
+          "the mouth's offset")
+    dash_duo.find_element(f"#{D.CLEAR_SHAPES}").click()
+    dash_duo.wait_for_contains_text(f"#{D.REGION}", "no region", timeout=TIMEOUT)
     # A rectangle over the whole face: the error, and nothing is written.
     _drag(dash_duo, _screen_of(dash_duo, 0.01, 0.01)[:2], _screen_of(dash_duo, RES - 0.01, RES - 0.01)[:2])
     dash_duo.wait_for_contains_text(f"#{D.REGION}", "whole image", timeout=TIMEOUT)

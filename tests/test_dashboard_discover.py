@@ -510,3 +510,44 @@ assert "covers the whole image" in res.get_data(as_text=True), res.get_data(as_t
 assert "torch" not in sys.modules, "torch imported"
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_cancel_keeps_an_interrupted_run_and_the_same_launch_resumes_it(tmp_path):
+    import time
+
+    from mgm_analysis import store
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    app = create_app(root, discover=D.DiscoverOptions("toyfaces", threads=1))
+    try:
+        jobs = []
+
+        def submit():
+            got = post(app, "discover-error.children...discover-jobs",
+                       launch_values(**{f"{D.EPOCHS}__value": 4, f"{D.JOBS}__data": jobs}), f"{D.LAUNCH}.n_clicks")
+            jobs.append(got["discover-jobs"]["data"][-1])
+            return jobs[-1]
+
+        first = submit()
+        t_end = time.monotonic() + 600
+        while (D.job_state(root, first).get("epoch") or 0) < 1 and time.monotonic() < t_end:
+            time.sleep(0.1)
+        got = post(app, "discover-error.children@", {f"{D.CANCEL}.n_clicks": 1, f"{D.JOBS}.data": jobs},
+                   f"{D.CANCEL}.n_clicks")
+        assert got["discover-error"]["children"] == ""
+        st = _wait_final(root, first)
+        run = store.load_run(root / st["run_id"])
+        done = run.meta["resume"]["epochs_done"]
+        assert st["state"] == run.status == "interrupted" and 1 <= done < 4
+        assert len(run.meta["history"]["epoch"]) == done
+
+        st2 = _wait_final(root, submit())  # the same settings: the same run folder, continued
+        again = store.load_run(root / st2["run_id"])
+        assert st2["run_id"] == st["run_id"] and again.status == "complete"
+        assert again.meta["resume"] == {"epochs_done": 4, "resumed": True}
+        assert again.meta["history"]["epoch"] == [1, 2, 3, 4]
+    finally:
+        app.discover_client.stop()
+        D._CLIENTS.pop(next(k for k, v in D._CLIENTS.items() if v is app.discover_client))

@@ -200,9 +200,10 @@ CONFIG_PRESETS = {"paper": PAPER}
 TOYFACES_L2 = dict(n_frames=16, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=0.35,
                    offset=0.03, outside_weight=10.0, distance="l2", epochs=30, patience=0)
 
-#: the fast toyfaces setting (``--init-mode jacobian --stop-tol 0.05 --epochs 12``): a good manifold 2-6x sooner
-#: in CPU time, but final locality 0.004-0.03 below TOYFACES_L2's 30 epochs in 4 of 6 paired runs, so not the
-#: default (docs/discover.md, "Time to a good manifold")
+#: the fast toyfaces setting (``--init-mode jacobian --stop-tol 0.05 --epochs 12``): 2.9x less CPU time per run
+#: and a good manifold 4.4x sooner (medians of 9 paired runs), but final locality 0.004-0.03 below TOYFACES_L2's
+#: 30 epochs in 5 of them and semantic locality lower on every eyes run, so not the default (docs/discover.md,
+#: "Time to a good manifold")
 TOYFACES_FAST = dict(init_mode="jacobian", stop_tol=0.05, stop_window=3, stop_rel=0.01, epochs=12)
 
 #: c per toyfaces preset: ½ × the mean inside MSE ([-1, 1] images) between renders whose region factors are
@@ -391,7 +392,7 @@ def subdivide(w_free: torch.Tensor, n: int, closed: bool = False) -> torch.Tenso
 
 
 #: rank of the outside operator and directions of the masked-Jacobian start (init_mode "jacobian"): small, since the
-#: start only needs a local direction, not the precise spectrum (32 Jacobian products, ~1.5 epochs on toyfaces)
+#: start only needs a local direction, not the precise spectrum (32 Jacobian products, ~3/4 epoch on toyfaces)
 JACOBIAN_START = dict(k=2, rank=8, oversample=2, power=0)
 
 

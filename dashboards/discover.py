@@ -16,8 +16,8 @@ what a job does is written to files in the store's hidden folder
 * ``progress.json`` — epoch k of N and the energy terms, rewritten after every epoch;
 * ``strip.png`` — a strip of the chain's current frames, redrawn at most every :data:`STRIP_EVERY_S`.
 
-The page polls these files (every :data:`POLL_MS`), so it holds no state a
-reload would lose.  Cancel sends the worker SIGINT while that job runs: the job
+The page polls these files (every :data:`POLL_MS`); a reloaded page (or another
+tab) follows the jobs queued or running at the time.  Cancel sends the worker SIGINT while that job runs: the job
 API saves the run as ``interrupted`` (resumable with ``mgm discover --resume``)
 and the worker goes on with the next job.
 
@@ -372,6 +372,16 @@ _COUNTER = itertools.count()
 
 def new_job_id() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{next(_COUNTER) % 10000:04d}-{os.urandom(2).hex()}"
+
+
+def open_jobs(root, newest: int = 200) -> list[str]:
+    """Ids of the jobs queued or running in the store now (of the ``newest`` job folders), oldest first."""
+    d = hidden_dir(root) / "jobs"
+    try:
+        names = sorted(n for n in os.listdir(d) if _JOB_ID.match(n))[-newest:]
+    except OSError:
+        return []
+    return [n for n in names if (_read_json(d / n / "status.json") or {}).get("state") in ("queued", "running")]
 
 
 def job_state(root, job_id: str) -> dict:
@@ -984,16 +994,19 @@ def register(app, root, options: DiscoverOptions) -> None:
 
     @app.callback(Output(INIT, "data"), Output(FRAMES, "value"), Output(EPOCHS, "value"), Output(OFFSET, "value"),
                   Output(OUTSIDE, "value"), Output(LAYERS, "value"), Output(DISTANCE, "value"),
-                  Input(PANEL, "id"))
+                  Output(JOBS, "data", allow_duplicate=True), Output(POLL, "disabled", allow_duplicate=True),
+                  Input(PANEL, "id"), prevent_initial_call="initial_duplicate")
     def init(_):
+        # a reload (or another tab) follows the jobs that are queued or running now
+        jobs = open_jobs(root)
         try:
             got = client.wait_ready()
         except MGMError as exc:  # the generator did not load: say so where the face would be
-            return ({"error": str(exc)}, *([no_update] * 6))
+            return ({"error": str(exc)}, *([no_update] * 6), jobs, not jobs)
         d = got.get("defaults") or {}
         return ({"resolution": got["resolution"], "layout": got["layout"], "presets": got.get("presets", [])},
                 d.get("n_frames"), d.get("epochs"), d.get("offset"), d.get("outside_weight"),
-                f"{d.get('layer_start')}:{d.get('layer_end')}", d.get("distance"))
+                f"{d.get('layer_start')}:{d.get('layer_end')}", d.get("distance"), jobs, not jobs)
 
     @app.callback(Output(FACE, "figure"), Output(REFERENCE, "data"), Output(REF_NOTE, "children"),
                   Input(INIT, "data"), Input(SEED, "value"), Input(REF_KIND, "value"), Input(REF_RUN, "value"),

@@ -323,6 +323,19 @@ def test_an_upload_the_worker_refuses_is_not_kept(offline_app, monkeypatch):
     assert "discover-reference" not in got and list((root / D.HIDDEN / "uploads").iterdir()) == []
 
 
+def test_open_jobs_are_the_queued_and_running_ones_oldest_first(tmp_path):
+    jobs = tmp_path / D.HIDDEN / "jobs"
+    states = {"20260101T000003-0000-aaaa": "running", "20260101T000001-0000-aaaa": "queued",
+              "20260101T000002-0000-aaaa": "complete", "20260101T000004-0000-aaaa": "interrupted",
+              "not-a-job": "running"}
+    for name, state in states.items():
+        (jobs / name).mkdir(parents=True)
+        (jobs / name / "status.json").write_text(json.dumps({"state": state}))
+    assert D.open_jobs(tmp_path) == ["20260101T000001-0000-aaaa", "20260101T000003-0000-aaaa"]
+    assert D.open_jobs(tmp_path, newest=2) == ["20260101T000003-0000-aaaa"]
+    assert D.open_jobs(tmp_path / "elsewhere") == []
+
+
 def test_jobs_of_a_dead_worker_are_failed_and_a_live_ones_left(tmp_path):
     import os
     import subprocess

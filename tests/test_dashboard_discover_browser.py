@@ -254,6 +254,19 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
 
     statuses = [json.loads((root / D.HIDDEN / "jobs" / j / "status.json").read_text())["state"] for j in jobs]
     assert statuses == ["complete", "interrupted"]
+
+    # A reloaded page follows the job running now, and can cancel it.
+    dash_duo.find_element(f"#{D.PRESET_PREFIX}mouth").click()
+    dash_duo.wait_for_contains_text(f"#{D.REGION}", "mouth — ", timeout=TIMEOUT)
+    dash_duo.find_element(f"#{D.LAUNCH}").click()
+    _wait(dash_duo, lambda: len(_jobs(root)) == 3, "the third job")
+    dash_duo.driver.refresh()
+    _wait(dash_duo, lambda: re.search(r"running mouth \(seed 3\) — epoch \d+/40", _text(dash_duo, f"#{D.PROGRESS}")),
+          "the running job after the reload", timeout=JOB_TIMEOUT)
+    dash_duo.find_element(f"#{D.CANCEL}").click()
+    _wait(dash_duo, lambda: _run_id_in_progress(dash_duo, "interrupted"), "the third job interrupted",
+          timeout=JOB_TIMEOUT)
+    assert store.load_run(root / _run_id_in_progress(dash_duo, "interrupted")).region == "mouth"
     logs = [e for e in dash_duo.get_logs() if e.get("level") == "SEVERE"]
     for entry in logs:
         print("CONSOLE:", entry["message"])

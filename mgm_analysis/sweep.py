@@ -226,7 +226,13 @@ class SweepRecord:
         with self._lock:
             self.jobs[key].update(fields)
 
-    def save(self) -> None:
+    def save(self, force: bool = True, every_s: float = 1.0) -> None:
+        """Rewrite the record atomically; with ``force`` False at most once per ``every_s`` (a sweep of thousands
+        of jobs would otherwise rewrite a large file after every job)."""
+        now = time.monotonic()
+        if not force and now - getattr(self, "_saved_at", -1e9) < every_s:
+            return
+        self._saved_at = now
         with self._lock:
             self.data["updated"] = _now()
             self.path.parent.mkdir(exist_ok=True)
@@ -533,7 +539,7 @@ def _finish(record, bar, outcome: dict) -> None:
                stop_reason=outcome.get("stop_reason"))
     if outcome["status"] == "failed":
         bar.failed += 1
-    record.save()
+    record.save(force=False)
 
 
 def _run_here(phases, out, record, result, bar, device) -> None:
@@ -542,6 +548,7 @@ def _run_here(phases, out, record, result, bar, device) -> None:
         for spec in phase:
             if not _start(record, bar, spec):
                 continue
+            record.save()  # the record says which job is running
             bar.update(0, running=1)
             outcome = None
             for attempt in (1, 2):  # an unexpected error is retried once
@@ -595,6 +602,7 @@ def _run_dask(phases, out, record, result, bar, client, threads, device, gpus_pe
             fut = client.submit(execute, spec.to_dict(), str(out), device, threads, stop_name, pure=False,
                                 retries=1, resources=resources, key=f"mgm-job-{spec.key[:20]}-{time.time_ns()}")
             futures[fut] = spec
+        record.save()
         pending = set(futures)
         try:
             while pending:

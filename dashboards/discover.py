@@ -852,6 +852,7 @@ def off_panel(reason: str):
 
 
 def _number(id_, value=None, step="any", min_=None, width="80px"):
+    """A number input.  No bounds but the seed's: the server's checks (``mgm discover``'s) word the ranges."""
     from dash import dcc
 
     return dcc.Input(id=id_, type="number", value=value, step=step, min=min_, debounce=False,
@@ -903,10 +904,10 @@ def panel(snap, info: dict | None = None):
         html.Div(id=REGION, className="discover-note"),
         html.Div(html.B("Settings"), style={"marginTop": "8px"}),
         html.Div(className="discover-settings", children=[
-            field("frames", _number(FRAMES, step=1, min_=3)),
-            field("epochs", _number(EPOCHS, step=1, min_=1)),
-            field("offset", _number(OFFSET, min_=0)),
-            field("outside weight", _number(OUTSIDE, min_=0)),
+            field("frames", _number(FRAMES, step=1)),
+            field("epochs", _number(EPOCHS, step=1)),
+            field("offset", _number(OFFSET)),
+            field("outside weight", _number(OUTSIDE)),
             field("layers", dcc.Input(id=LAYERS, type="text", value=None, placeholder="2:8",
                                       style={"width": "80px"})),
             field("distance", dcc.RadioItems(id=DISTANCE, value=None, inline=True,

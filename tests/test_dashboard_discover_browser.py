@@ -251,13 +251,19 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     dash_duo.find_element(f"#{D.LAUNCH}").click()
     dash_duo.wait_for_contains_text(f"#{D.ERROR}", "covers the whole image", timeout=TIMEOUT)
     assert _visible_entries(root) == entries and _jobs(root) == jobs
+    # A setting out of range (checked by the worker with mgm discover's checks): the error, nothing written.
+    dash_duo.find_element(f"#{D.PRESET_PREFIX}mouth").click()
+    dash_duo.wait_for_contains_text(f"#{D.REGION}", "mouth — ", timeout=TIMEOUT)
+    _set_input(dash_duo, f"#{D.FRAMES}", "2")
+    dash_duo.find_element(f"#{D.LAUNCH}").click()
+    dash_duo.wait_for_contains_text(f"#{D.ERROR}", "--frames must be >= 3", timeout=TIMEOUT)
+    assert _visible_entries(root) == entries and _jobs(root) == jobs
+    _set_input(dash_duo, f"#{D.FRAMES}", str(want_cfg.n_frames))
 
     statuses = [json.loads((root / D.HIDDEN / "jobs" / j / "status.json").read_text())["state"] for j in jobs]
     assert statuses == ["complete", "interrupted"]
 
     # A reloaded page follows the job running now, and can cancel it.
-    dash_duo.find_element(f"#{D.PRESET_PREFIX}mouth").click()
-    dash_duo.wait_for_contains_text(f"#{D.REGION}", "mouth — ", timeout=TIMEOUT)
     dash_duo.find_element(f"#{D.LAUNCH}").click()
     _wait(dash_duo, lambda: len(_jobs(root)) == 3, "the third job")
     dash_duo.driver.refresh()

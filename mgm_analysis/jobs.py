@@ -381,14 +381,16 @@ def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False) -
         return {}
     idx = [FACTORS.index(n) for n in names]
     out = {"semantic_locality_shipped": semantic_locality(f, f_ref, idx), "semantic_reader": "reader2"}
+    keep = list(range(len(FACTORS)))
     try:
-        from .generators.toyfaces.reader2 import predict_factors2
+        from .generators.toyfaces.reader2 import predict_factors2, readable_factors
 
         f, f_ref = predict_factors2(x).numpy(), predict_factors2(x_ref).numpy()[0]
+        keep = [i for i, ok in enumerate(readable_factors()) if ok]  # a factor it cannot read is only noise
     except (OSError, MGMError) as exc:
         warnings.warn(f"semantic locality from the shipped regressor only: {exc}", stacklevel=2)
         out["semantic_reader"] = "shipped"
-    out["semantic_locality"] = semantic_locality(f, f_ref, idx)
+    out["semantic_locality"] = semantic_locality(f[:, keep], f_ref[keep], [keep.index(i) for i in idx if i in keep])
     if factor_change:
         out["factor_change"] = {n: float(np.abs(f[:, i] - f_ref[i]).max()) for i, n in enumerate(FACTORS)}
     return out

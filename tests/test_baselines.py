@@ -17,6 +17,7 @@ from mgm_analysis.baselines.sefa import sefa_components, style_affines
 from mgm_analysis.errors import MGMError
 from mgm_analysis.generators.base import GeneratorInfo
 from mgm_analysis.generators.stylegan2 import tiny_generator
+from mgm_analysis.generators.toyfaces.renderer import FACTORS
 from mgm_analysis.losses import make_distance
 
 
@@ -337,3 +338,60 @@ def test_a_region_interfacegan_cannot_reach_leaves_no_run(tmp_path):
                                     str(tmp_path / "s")])
     assert res.exit_code == 2 and "cannot reach region 'chin'" in res.output
     assert not (tmp_path / "s").exists()
+
+
+# ------------------------------------------------------------------ the second, independent reader
+def test_semantic_metrics_read_by_both_readers():
+    from mgm_analysis.analysis.metrics import semantic_locality
+    from mgm_analysis.generators import load_generator
+    from mgm_analysis.generators.toyfaces import data_path
+    from mgm_analysis.generators.toyfaces.reader2 import READER2_WEIGHTS, predict_factors2
+    from mgm_analysis.generators.toyfaces.regressor import predict_factors
+    from mgm_analysis.jobs import semantic_metrics
+    from mgm_analysis.render import render_frames
+
+    if not data_path(READER2_WEIGHTS).exists():
+        pytest.skip(f"{READER2_WEIGHTS} is not in data/")
+    G = load_generator("toyfaces")
+    z = torch.randn(5, G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ws = G.broadcast(G.mapping(z, 0.7))
+    frames = render_frames(G, ws)
+    got = semantic_metrics(G, frames[1:], frames[0], ["mouth"], factor_change=True)
+    idx = [0, 1, 2]                                                 # mouth_open, mouth_smile, mouth_width
+
+    record = torch.load(data_path(READER2_WEIGHTS), weights_only=True)["heldout_render_r2"]
+    readable = [i for i, name in enumerate(FACTORS) if record[name] >= 0.5]   # the reader's own record
+
+    def read(fn, cols):
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2) * 2 - 1
+        f = fn(x).numpy()[:, cols]
+        return semantic_locality(f[1:], f[0], [cols.index(i) for i in idx])
+
+    assert got["semantic_reader"] == "reader2"
+    assert got["semantic_locality"] == pytest.approx(read(predict_factors2, readable), abs=1e-6)
+    assert got["semantic_locality_shipped"] == pytest.approx(read(predict_factors, list(range(17))), abs=1e-6)
+
+
+def test_readable_factors_follow_the_recorded_r2(tmp_path):
+    from mgm_analysis.generators.toyfaces.reader2 import readable_factors
+
+    r2 = {name: 0.9 for name in FACTORS}
+    r2["nose_length"], r2["gaze_x"] = 0.02, 0.49
+    torch.save({"heldout_render_r2": r2}, tmp_path / "r.pt")
+    got = readable_factors(str(tmp_path / "r.pt"))
+    assert [FACTORS[i] for i, ok in enumerate(got) if not ok] == ["gaze_x", "nose_length"]
+
+
+@pytest.mark.slow
+def test_second_reader_reads_renders():
+    from mgm_analysis.generators.toyfaces import data_path
+    from mgm_analysis.generators.toyfaces.reader2 import READER2_WEIGHTS, predict_factors2
+    from mgm_analysis.generators.toyfaces.renderer import NUM_FACTORS, render
+
+    if not data_path(READER2_WEIGHTS).exists():
+        pytest.skip(f"{READER2_WEIGHTS} is not in data/")
+    f = torch.rand(400, NUM_FACTORS, generator=torch.Generator().manual_seed(4242))
+    pred = predict_factors2(render(f))
+    r2 = 1 - ((pred - f) ** 2).sum(0) / ((f - f.mean(0)) ** 2).sum(0)   # written out: R² per factor
+    assert float(r2.min()) >= 0.8, r2

@@ -16,7 +16,32 @@ from pathlib import Path
 
 from ..errors import MGMError
 
-__all__ = ["compare_methods"]
+__all__ = ["compare_methods", "refresh_semantic"]
+
+
+def refresh_semantic(root, G=None, force: bool = False) -> int:
+    """Re-read the semantic metrics of every toyfaces run in ``root`` that lacks ``semantic_locality_shipped``
+    (made before the second reader existed; with ``force`` every one, e.g. after new reader weights) with
+    :func:`mgm_analysis.jobs.semantic_metrics`; returns the count."""
+    from .. import store
+    from ..jobs import semantic_metrics
+
+    n = 0
+    for r in store.iter_runs(root, warn=False):
+        m = r.meta.get("metrics") or {}
+        if (r.meta.get("generator") or {}).get("name") != "toyfaces" or ("semantic_locality_shipped" in m
+                                                                           and not force):
+            continue
+        if G is None:
+            from ..generators import load_generator
+
+            G = load_generator("toyfaces")
+        regions = (r.meta.get("provenance") or {}).get("regions") or [r.region]
+        new = semantic_metrics(G, r.frames, r.reference_img, regions, factor_change="factor_change" in m)
+        if new:
+            store.update_run_meta(r.path, {"metrics": new})
+            n += 1
+    return n
 
 
 def _have(root: Path) -> tuple[set, set, set]:
@@ -69,6 +94,10 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
     with tqdm(total=len(jobs), desc="compare-methods", unit="run", disable=quiet, file=sys.stderr) as bar:
         for what, r, s in jobs:
             bar.set_postfix_str(f"{what} {r} s{s}")
+            disc, base, _ = _have(out) if out.is_dir() else (set(), set(), set())
+            if (what == "discover" and (r, s) in disc) or (what != "discover" and (what, r, s) in base):
+                bar.update()  # another worker on the same store made it meanwhile
+                continue
             c0 = time.process_time()
             try:
                 if what == "discover":
@@ -91,6 +120,7 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
                 transfer(r, G, list(range(1000, 1000 + transfer_k)), out=out)
             except MGMError as exc:
                 failed.append(f"transfer of {r.run_id}: {exc}")
+    refresh_semantic(out, G)
     table = method_table(store.catalog(out, warn=False))
     paths = {}
     if report is not None:

@@ -41,9 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import CheckpointError
-from .renderer import NUM_FACTORS, render
+from .renderer import FACTORS, NUM_FACTORS, render
 
-__all__ = ["Reader2", "READER2_WEIGHTS", "load_reader2", "predict_factors2", "train_reader2"]
+__all__ = ["Reader2", "READER2_WEIGHTS", "load_reader2", "predict_factors2", "readable_factors", "train_reader2"]
 
 READER2_WEIGHTS = "toyfaces_reader2.pt"
 
@@ -104,10 +104,13 @@ def _augment(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def train_reader2(minutes: float = 20.0, steps: int = 20000, batch: int = 48, lr: float = 2e-3, seed: int = 2,
-                  log=print, checkpoint: Path | None = None) -> tuple[Reader2, int]:
-    """Train on renders only (AdamW, cosine decay over the time budget); returns (model, steps done)."""
+                  log=print, checkpoint: Path | None = None, init: str | None = None) -> tuple[Reader2, int]:
+    """Train on renders only (AdamW, cosine decay over the time budget); returns (model, steps done).
+
+    ``init``: continue from a saved reader (its weights; a new optimiser and schedule).
+    """
     torch.manual_seed(seed)
-    model = Reader2()
+    model = Reader2() if init is None else load_reader2.__wrapped__(str(init)).train().requires_grad_(True)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(seed + 1)
     t0 = time.perf_counter()
@@ -160,6 +163,22 @@ def load_reader2(path: str | None = None) -> Reader2:
     return model.eval().requires_grad_(False)
 
 
+@functools.lru_cache(maxsize=2)
+def readable_factors(path: str | None = None, min_r2: float = 0.5) -> tuple[bool, ...]:
+    """Per factor: does the reader read it (held-out R² on renders, recorded with its weights, ≥ ``min_r2``)?
+
+    A factor it cannot read would only add noise to the denominator of semantic locality, so that score
+    leaves it out (``mgm_analysis.jobs.semantic_metrics``); the shipped reader reads every factor.
+    """
+    from . import data_path
+
+    p = Path(path) if path else data_path(READER2_WEIGHTS)
+    if not p.exists():
+        raise CheckpointError(f"the second toyfaces factor reader is missing ({p})")
+    r2 = torch.load(p, map_location="cpu", weights_only=True).get("heldout_render_r2") or {}
+    return tuple(float(r2.get(name, 1.0)) >= min_r2 for name in FACTORS)
+
+
 @torch.no_grad()
 def predict_factors2(img: torch.Tensor, batch: int = 128, reader: Reader2 | None = None) -> torch.Tensor:
     """img [B, 3, H, W] in [-1, 1] -> factors [B, NUM_FACTORS] in [0, 1], read by the second reader."""
@@ -178,21 +197,27 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--init", default=None, help="continue from this saved reader")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     t0 = time.perf_counter()
-    model, steps = train_reader2(args.minutes, args.steps, args.batch, seed=args.seed,
-                                 log=lambda s: print(s, flush=True), checkpoint=out)
+    prev = torch.load(args.init, map_location="cpu", weights_only=True) if args.init else {}
+    model, steps = train_reader2(args.minutes, args.steps, args.batch, lr=args.lr, seed=args.seed,
+                                 log=lambda s: print(s, flush=True), checkpoint=out, init=args.init)
     from .regressor import r2_per_factor
 
     f = torch.rand(2000, NUM_FACTORS, generator=torch.Generator().manual_seed(999))
     pred = torch.cat([model(render(f[i:i + 200])) for i in range(0, 2000, 200)])
     r2 = r2_per_factor(pred, f)
     print(json.dumps({"heldout_render_r2": {k: round(v, 4) for k, v in r2.items()}}), flush=True)
-    _save(model, out, {"steps": steps, "seed": args.seed, "batch": args.batch, "minutes": args.minutes,
-                       "train_seconds": round(time.perf_counter() - t0, 1), "heldout_render_r2": r2,
-                       "command": "python -m mgm_analysis.generators.toyfaces.reader2 " + " ".join(argv or sys.argv[1:])})
+    command = "python -m mgm_analysis.generators.toyfaces.reader2 " + " ".join(argv or sys.argv[1:])
+    _save(model, out, {"steps": steps + int(prev.get("steps", 0)), "seed": args.seed, "batch": args.batch,
+                       "minutes": args.minutes + float(prev.get("minutes", 0.0)),
+                       "train_seconds": round(time.perf_counter() - t0 + float(prev.get("train_seconds", 0.0)), 1),
+                       "heldout_render_r2": r2,
+                       "commands": list(prev.get("commands", [prev["command"]] if "command" in prev else [])) + [command]})
     return 0
 
 

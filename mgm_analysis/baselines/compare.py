@@ -38,8 +38,9 @@ def refresh_semantic(root, G=None, force: bool = False) -> int:
             G = load_generator("toyfaces")
         regions = (r.meta.get("provenance") or {}).get("regions") or [r.region]
         new = semantic_metrics(G, r.frames, r.reference_img, regions, factor_change="factor_change" in m)
+        reader = new.pop("semantic_reader", None)  # a name: run.json keeps it beside metrics, as run_job does
         if new:
-            store.update_run_meta(r.path, {"metrics": new})
+            store.update_run_meta(r.path, {"metrics": new, **({"semantic_reader": reader} if reader else {})})
             n += 1
     return n
 

@@ -14,6 +14,7 @@ from mgm_analysis.analysis.compare import (
     overlap_matrix,
     principal_subspace,
     random_overlap,
+    region_average,
     region_overlap_summary,
     subspace_overlap,
 )
@@ -99,3 +100,75 @@ def test_layer_profiles_table(tmp_path):
     assert list(lp.columns) == ["run_id", "region", "layer", "share"] and len(lp) == 4
     assert lp.share.sum() == pytest.approx(1.0)
     assert lp.set_index("layer").share[[0, 3]].sum() == 0  # only the free layers 1:3 move
+
+
+# ---------------------------------------------------------- asymmetric inputs (found by mutation testing)
+def _by_hand_overlap(da, db, k):
+    """mean cos² of the principal angles between the top-k centred principal subspaces, one SVD each."""
+    def basis(d):
+        x = d - d.mean(0)
+        _, s, vt = np.linalg.svd(x, full_matrices=False)
+        r = int((s > s[0] * 1e-4).sum())
+        return vt[:min(k, r)]
+
+    qa, qb = basis(da), basis(db)
+    return float((np.linalg.svd(qa @ qb.T, compute_uv=False) ** 2).sum() / min(len(qa), len(qb)))
+
+
+def test_overlap_of_subspaces_of_different_rank():
+    e = np.eye(6)
+    t = np.linspace(-1, 2, 7)[:, None]
+    plane = 3.0 + t * e[0] + t**2 * e[1]  # rank 2 after centring, off the origin
+    tilted = t * (e[0] + e[2]) / np.sqrt(2)  # rank 1, half inside the plane
+    assert principal_subspace(plane, k=3).shape == (6, 2) and principal_subspace(tilted, k=3).shape == (6, 1)
+    assert subspace_overlap(plane, tilted, k=3) == pytest.approx(0.5)  # cos² 45° over min(2, 1)
+    assert subspace_overlap(tilted, plane, k=3) == pytest.approx(0.5)
+    assert basis_overlap(e[:, :2], e[:, [0]]) == pytest.approx(1.0)
+    assert basis_overlap(e[:, :3], e[:, [0, 4]]) == pytest.approx(0.5)
+    # without centring the offset 3·(1, …) of `plane` from the reference is a direction of its own
+    assert principal_subspace(plane, k=3, center=False).shape == (6, 3)
+
+
+def test_overlap_matrix_and_summary_counts(tmp_path):
+    rng = np.random.default_rng(3)
+    runs, deltas = [], []
+    for i, (region, seed, n) in enumerate([("mouth", 0, 6), ("mouth", 1, 5), ("eyes", 0, 7), ("eyes", 1, 6),
+                                           ("brows", 0, 4)]):
+        d = rng.normal(size=(2, 5)) if i != 4 else np.outer([1.0, -0.5], rng.normal(size=5))  # brows: rank 1
+        run = store.load_run(make_run(tmp_path, region, seed, n=n, direction=d, meta=fake_meta(region, seed)))
+        runs.append(run)
+        deltas.append((run.latents - run.reference[None]).reshape(n, -1))
+    M = overlap_matrix(runs, k=2)
+    for a in range(5):
+        for b in range(5):
+            assert M.iloc[a, b] == pytest.approx(_by_hand_overlap(deltas[a], deltas[b], 2), abs=1e-5), (a, b)
+    assert 0.05 < M.iloc[0, 2] < 0.95  # not a trivial 0 or 1
+    summary = region_overlap_summary(M).set_index("pair")
+    pairs = {"same region, other reference": [(0, 1), (2, 3)],
+             "different regions, same reference": [(0, 2), (0, 4), (2, 4), (1, 3)],
+             "different regions, other reference": [(0, 3), (1, 2), (1, 4), (3, 4)]}
+    assert set(summary.index) == set(pairs)
+    for pair, members in pairs.items():
+        vals = [M.iloc[a, b] for a, b in members]
+        assert summary.loc[pair, "count"] == len(members)
+        assert summary.loc[pair, "mean"] == pytest.approx(np.mean(vals))
+        assert summary.loc[pair, "std"] == pytest.approx(np.std(vals, ddof=1))
+    assert np.allclose(summary["random_baseline"], 2 / 10)
+    avg = region_average(M, {r.run_id: r.region for r in runs})
+    assert list(avg.index) == ["brows", "eyes", "mouth"]
+    assert avg.loc["mouth", "eyes"] == pytest.approx(np.mean([M.iloc[a, b] for a in (0, 1) for b in (2, 3)]))
+    assert avg.loc["mouth", "mouth"] == pytest.approx(M.iloc[0, 1])  # a run with itself is left out
+    assert np.isnan(avg.loc["brows", "brows"])  # one run: no pair
+
+
+def test_principal_bases_in_batches_match_one_svd_per_run(tmp_path):
+    rng = np.random.default_rng(5)
+    runs = [store.load_run(make_run(tmp_path, "mouth", s, n=4 + s % 3, direction=rng.normal(size=(2, 5))))
+            for s in range(34)]  # more than one batch of 32, three chain lengths
+    bases, ranks = compare.principal_bases(runs, k=3)
+    assert bases.shape == (34, 3, 10)  # only the moving layers 1:3 (2 x w_dim 5)
+    for run, b, r in zip(runs, bases, ranks, strict=True):
+        d = (run.latents - run.reference[None])[:, 1:3].reshape(len(run.latents), -1)
+        q = principal_subspace(d, k=3)
+        assert r == q.shape[1]
+        assert np.allclose(b[:r].T @ b[:r], q @ q.T, atol=1e-5) and not b[r:].any()

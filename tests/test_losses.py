@@ -169,3 +169,55 @@ def test_springs_use_flattened_norms():
 def test_offset_ramp():
     assert offsets_for(3, 0.4, True).tolist() == pytest.approx([0.0, 0.2, 0.4])
     assert offsets_for(3, 0.4, False).tolist() == pytest.approx([0.4] * 3)
+
+
+def test_springs_at_sigma_other_than_one():
+    w = torch.tensor([[0.0], [1.0], [3.0], [3.5]])
+    s, st = spring_energy(w, alpha=0.3, beta=0.7, sigma=0.5)
+    exp_s = 0.3 * sum((d - 0.5) ** 2 for d in (1.0, 2.0, 0.5))
+    exp_st = 0.7 * sum((d - 2 * 0.5) ** 2 for d in (3.0, 2.5))
+    assert float(s) == pytest.approx(exp_s) and float(st) == pytest.approx(exp_st)
+    s, st = spring_energy(w, alpha=1.0, beta=1.0, sigma=2.0, closed=True)
+    assert float(s) == pytest.approx(sum((d - 2) ** 2 for d in (1.0, 2.0, 0.5, 3.5)))
+    assert float(st) == pytest.approx(sum((d - 4) ** 2 for d in (3.0, 2.5, 3.0, 2.5)))
+
+
+@pytest.mark.parametrize("mode", ["map", "paper"])
+def test_lpips_modes_load_their_own_network(monkeypatch, mode):
+    """Without a given model the distance loads LPIPS itself: spatial for map mode, one value per crop for paper."""
+    import mgm_analysis.losses as L
+
+    real, asked = L.load_lpips, []
+
+    def random_lpips(spatial=True, random_backbone=False):  # no AlexNet weights needed
+        asked.append(spatial)
+        torch.manual_seed(0)
+        return real(spatial=spatial, random_backbone=True)
+
+    monkeypatch.setattr(L, "load_lpips", random_lpips)
+    box = (32, 40, 96, 92)
+    mask = rect_mask([box], 128)
+    d = make_distance(mask, "lpips", mode, (box,))
+    assert asked == [mode == "map"] and d.lpips.spatial == (mode == "map")
+    g = torch.Generator().manual_seed(1)
+    ref = torch.rand(1, 3, 128, 128, generator=g) * 2 - 1
+    img = (ref + 0.3 * torch.randn(2, 3, 128, 128, generator=g)).clamp(-1, 1)
+    d_in, d_out = d(img, ref)
+    m = torch.as_tensor(mask)
+    with torch.no_grad():
+        if mode == "map":
+            dmap = d.lpips(img, ref.expand_as(img), normalize=False)[:, 0]  # [B, H, W] at full size
+            assert dmap.shape[-2:] == (128, 128)
+            exp_in = (dmap * m).sum((1, 2)) / m.sum()
+            exp_out = (dmap * (1 - m)).sum((1, 2)) / (1 - m).sum()
+        else:
+            def lp(y0, y1, x0, x1):
+                return d.lpips(img[..., y0:y1, x0:x1], ref.expand_as(img)[..., y0:y1, x0:x1]).reshape(-1)
+
+            exp_in = lp(40, 92, 32, 96)
+            strips = [((0, 40, 0, 128), 40 * 128), ((92, 128, 0, 128), 36 * 128), ((40, 92, 0, 32), 52 * 32),
+                      ((40, 92, 96, 128), 52 * 32)]
+            area = sum(a for _, a in strips)
+            exp_out = sum(lp(*s) * a / area for s, a in strips)
+    assert torch.allclose(d_in, exp_in, rtol=1e-5) and torch.allclose(d_out, exp_out, rtol=1e-5)
+    assert float(d_in.min()) > 0 and float(d_out.min()) > 0

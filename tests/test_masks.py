@@ -90,3 +90,31 @@ def test_rect_mask_and_layout_choice():
     assert default_layout(G) == "ffhq"
     G.info.extra = {"layout": "toyfaces"}
     assert default_layout(G) == "toyfaces"
+
+
+# ---------------------------------------------------------- asymmetric inputs (found by mutation testing)
+def test_ellipse_off_centre_matches_pixel_centres():
+    r = parse_region("ellipse:5,9.5,3.5,2", 16)
+    expected = np.zeros((16, 16), np.float32)
+    for y in range(16):
+        for x in range(16):  # pixel (x, y) has its centre at (x + 0.5, y + 0.5)
+            expected[y, x] = ((x + 0.5 - 5) / 3.5) ** 2 + ((y + 0.5 - 9.5) / 2) ** 2 <= 1
+    assert np.array_equal(r.mask, expected) and 10 < expected.sum() < 30
+    assert r.area_share == pytest.approx(expected.mean())
+
+
+def test_four_vertex_polygons():
+    from mgm_analysis.masks import polygon_area
+
+    r = parse_region("poly:2,3,13,3,13,9,2,9", 16)  # an axis-aligned rectangle: PIL fills its edges too
+    expected = np.zeros((16, 16), np.float32)
+    expected[3:10, 2:14] = 1
+    assert np.array_equal(r.mask, expected) and r.name == "poly" and r.boxes == ()
+    assert polygon_area([(2, 3), (13, 3), (13, 9), (2, 9)]) == pytest.approx(66.0)
+    quad = [(1, 1), (14, 4), (10, 12), (3, 9)]  # shoelace by hand: |−10 + 128 + 54 − 6| / 2
+    assert polygon_area(quad) == pytest.approx(83.0) and polygon_area(quad[::-1]) == pytest.approx(83.0)
+    q = parse_region("poly:" + ",".join(f"{x},{y}" for x, y in quad), 16).mask
+    assert q[6, 8] == 1 and q[12, 1] == 0 and q[1, 14] == 0 and q[14, 14] == 0
+    assert 83 <= q.sum() <= 83 + 40  # the area plus at most the boundary pixels
+    with pytest.raises(MGMError, match="encloses"):
+        parse_region("poly:2,2,6,6,10,10,4,4", 16)  # four collinear vertices

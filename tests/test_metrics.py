@@ -175,3 +175,53 @@ def test_recompute_metrics_for_a_store(tmp_path):
     assert m["semantic_locality"] == 0.7  # kept: needs a model
     assert m["locality"] == pytest.approx(1.0) and m["step_cv"] == pytest.approx(0, abs=1e-5)
     assert m["inside_gap"] >= 0
+
+
+# ---------------------------------------------------------- asymmetric, non-zero inputs (found by mutation testing)
+def test_outside_change_against_a_nonzero_reference_and_soft_mask():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0.2, 0.8, (6, 5, 3))
+    frames = ref[None] + rng.normal(0, 0.1, (4, 6, 5, 3))  # changes of both signs
+    mask = np.zeros((6, 5))
+    mask[1:3, 1:4] = 1.0
+    mask[4, 0] = 0.25
+    expected = []
+    for f in frames:  # mean_c |x − x*| per pixel, weighted by 1 − M
+        num = den = 0.0
+        for y in range(6):
+            for x in range(5):
+                num += (1 - mask[y, x]) * np.abs(f[y, x] - ref[y, x]).mean()
+                den += 1 - mask[y, x]
+        expected.append(num / den)
+    assert M.outside_change(frames, ref, mask) == pytest.approx(np.mean(expected), rel=1e-12)
+
+
+def test_change_f1_on_darkening_changes():
+    ref = np.full((4, 4, 3), 0.6)
+    mask = np.zeros((4, 4))
+    mask[0, :] = 1  # 4 region pixels
+    frames = np.repeat(ref[None], 2, 0)
+    frames[0, 0, 0] -= 0.5  # strong darkening on two region pixels ...
+    frames[1, 0, 1] -= 0.45
+    frames[0, 3, 3] -= 0.4  # ... and on two pixels outside, stronger than the weak ones inside
+    frames[1, 2, 1] -= 0.35
+    frames[0, 0, 2] -= 0.05
+    frames[1, 0, 3] -= 0.02
+    # top 4 of Σ_i Σ_c (x − x*)²: (0,0), (0,1), (3,3), (2,1) -> 2 of them in the region: F1 = 2·2 / (4 + 4)
+    assert M.change_f1(frames, ref, mask) == pytest.approx(0.5)
+    frames[0, 0, 2] -= 0.5  # now three region pixels lead
+    assert M.change_f1(frames, ref, mask) == pytest.approx(2 * 3 / 8)
+
+
+def test_intrinsic_dim_off_the_origin():
+    t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    centre = np.array([5.0, -3.0, 2.0, 7.0])
+    circle = centre + np.stack([np.cos(t), 0.5 * np.sin(t), 0 * t, 0 * t], 1)
+    out = M.intrinsic_dim(circle)
+    # the centred spectrum: variances 1/2 and 1/8 -> participation (5/8)² / (1/4 + 1/64) = 25/17
+    assert out["n90"] == 2 and out["participation_ratio"] == pytest.approx(25 / 17)
+    line = centre + np.linspace(-1, 2, 9)[:, None] * np.array([1.0, 2.0, 0.0, -1.0])
+    out = M.intrinsic_dim(line)
+    assert out["n90"] == 1 and out["participation_ratio"] == pytest.approx(1.0)
+    assert M.intrinsic_dim(line, var=0.5)["n90"] == 1
+    assert M.intrinsic_dim(np.repeat(centre[None], 5, 0)) == {"n90": 0, "participation_ratio": 0.0}

@@ -1,6 +1,8 @@
 # mgm_analysis — set-up, demo, tests, benchmarks.
 #   make demo    set up (first time) and run the whole pipeline on the built-in model
 #   make test    set up (first time) and run the test suite
+#   make mutation  mutation testing (mutmut) of metrics, masks, losses and compare, each against its own
+#                  tests; kill rates in a table, survivors in build/mutation/<module>/survivors.txt (not in CI)
 # The virtual environment lives in .venv; `make install` is re-run when pyproject.toml changes.
 
 PYTHON  ?= python3
@@ -12,7 +14,7 @@ TORCH   ?= torch==2.14.1 torchvision==0.29.1
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench mutation clean
 
 install: $(STAMP)
 
@@ -36,6 +38,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# MUTATION_ARGS: modules and options of tools/mutation.py, e.g. `make mutation MUTATION_ARGS="masks -j 1"`
+MUTATION_ARGS ?=
+mutation: $(STAMP)
+	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install -q "mutmut>=3.3"
+	nice -n 10 $(PY) tools/mutation.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache bench_results artifacts

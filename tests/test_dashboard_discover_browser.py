@@ -90,6 +90,13 @@ def _drag(dash_duo, start, end, steps=8):
     ab.perform()
 
 
+def _tool(dash_duo, title):
+    """Pick a drawing tool of the face's tool bar (shown on hover, so clicked from script)."""
+    dash_duo.driver.execute_script(
+        "document.querySelector('#discover-face .modebar-btn[data-title=\"' + arguments[0] + '\"]').click();",
+        title)
+
+
 def _set_input(dash_duo, selector, text):
     el = dash_duo.find_element(selector)
     el.click()
@@ -237,6 +244,37 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     dash_duo.wait_for_contains_text(f"#{D.REGION}", "no region", timeout=TIMEOUT)
     dash_duo.find_element(f"#{D.LAUNCH}").click()
     dash_duo.wait_for_contains_text(f"#{D.ERROR}", "no region", timeout=TIMEOUT)
+    # The ellipse and the closed free-hand path tools; shapes of different kinds are their union (a PNG mask).
+    _tool(dash_duo, "Draw circle")
+    _drag(dash_duo, _screen_of(dash_duo, 20, 20)[:2], _screen_of(dash_duo, 26, 24)[:2])
+    dash_duo.wait_for_contains_text(f"#{D.REGION}", "ellipse:", timeout=TIMEOUT)
+    _tool(dash_duo, "Draw closed freeform")
+    corners = [(40, 8), (60, 8), (60, 30), (40, 30), (40, 9)]
+    ab = ActionBuilder(dash_duo.driver)
+    ab.pointer_action.move_to_location(*_screen_of(dash_duo, *corners[0])[:2])
+    ab.pointer_action.pointer_down()
+    for a, b in zip(corners, corners[1:]):
+        for t in np.linspace(0.2, 1, 4):
+            ab.pointer_action.move_to_location(*_screen_of(dash_duo, a[0] + t * (b[0] - a[0]),
+                                                           a[1] + t * (b[1] - a[1]))[:2])
+    ab.pointer_action.pointer_up()
+    ab.perform()
+    dash_duo.wait_for_contains_text(f"#{D.REGION}", ".png — ", timeout=TIMEOUT)
+    assert _text(dash_duo, f"#{D.REGION}").startswith("drawn-")
+    pixels = int(re.search(r"— (\d+) pixels", _text(dash_duo, f"#{D.REGION}")).group(1))
+    # the ellipse as plotly drew it (its bounding box), counted here pixel centre by pixel centre, and the box
+    # the path went round (20 x 22 pixels; the polygon fill may add its boundary row and column)
+    x0, y0, x1, y1 = dash_duo.driver.execute_script(
+        "const s = document.querySelector('#discover-face .js-plotly-plot').layout.shapes[0];"
+        "return [s.x0, s.y0, s.x1, s.y1];")
+    cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2, abs(y1 - y0) / 2
+    ellipse = sum(((x + 0.5 - cx) / rx) ** 2 + ((y + 0.5 - cy) / ry) ** 2 <= 1 for x in range(RES) for y in range(RES))
+    assert ellipse > 50 and cx + rx < 40  # a real ellipse, apart from the box
+    assert 20 * 22 + ellipse <= pixels <= 21 * 23 + ellipse, (pixels, ellipse)
+    dash_duo.find_element(f"#{D.CLEAR_SHAPES}").click()
+    dash_duo.wait_for_contains_text(f"#{D.REGION}", "no region", timeout=TIMEOUT)
+    _tool(dash_duo, "Draw rectangle")
+
     # A preset button puts the preset's box on the face: the region is the preset, with its calibrated offset.
     dash_duo.find_element(f"#{D.PRESET_PREFIX}mouth").click()
     dash_duo.wait_for_contains_text(f"#{D.REGION}", "mouth — ", timeout=TIMEOUT)

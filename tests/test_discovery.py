@@ -355,4 +355,9 @@ def test_cli_paper_preset_writes_its_config(tmp_path):
     assert (c["line_search"], c["mask_mode"], c["truncation"], c["init_mode"], c["noise_mode"], c["distance"],
             c["n_frames"]) == ("none", "paper", 1.0, "paper", "random", "l2", 4)
     assert meta["reference"]["truncation"] == 1.0
+    # re-rendered from the latents, the frames come out the same: the run's noise is drawn again from its config
+    before = [p.read_bytes() for p in sorted((run / "frames").glob("*.png"))]
+    r = CliRunner().invoke(main, ["render", str(run), "--rerender", "--no-gif"])
+    assert r.exit_code == 0, r.output
+    assert [p.read_bytes() for p in sorted((run / "frames").glob("*.png"))] == before and len(before) == 4
 

@@ -270,6 +270,9 @@ def render(run, gif, mp4, sheet, fps, rerender, device):
 
 
         G = generator_for(r, device=device)
+        from ..discovery import DiscoveryConfig, with_run_noise
+
+        G = with_run_noise(G, DiscoveryConfig.from_dict(r.meta.get("config") or {}))  # the noise of the run
         frames = render_frames(G, r.latents)
         (r.path / "frames").mkdir(exist_ok=True)
         for i, f in enumerate(frames):

@@ -172,3 +172,29 @@ def test_principal_bases_in_batches_match_one_svd_per_run(tmp_path):
         q = principal_subspace(d, k=3)
         assert r == q.shape[1]
         assert np.allclose(b[:r].T @ b[:r], q @ q.T, atol=1e-5) and not b[r:].any()
+
+
+def test_tables_carry_their_labels_and_empty_inputs(tmp_path):
+    a = store.load_run(make_run(tmp_path, "mouth", 0))
+    b = store.load_run(make_run(tmp_path, "eyes", 1, meta=fake_meta("eyes", 1)))
+    lp = layer_profiles([a, b])
+    assert set(lp.run_id) == {a.run_id, b.run_id} and set(lp.region) == {"mouth", "eyes"}
+    assert list(lp.layer[:4]) == [0, 1, 2, 3]
+    M = overlap_matrix([a, b], k=2)
+    assert M.index.name == "run_id" and M.attrs["k"] == 2
+    assert M.attrs["regions"] == {a.run_id: "mouth", b.run_id: "eyes"}
+    assert M.attrs["references"] == {a.run_id: "seed 0", b.run_id: "seed 1"}
+    empty = overlap_matrix([])
+    assert empty.empty and np.isnan(empty.attrs["random_baseline"])
+    bases, ranks = compare.principal_bases([], k=2)
+    assert bases.shape == (0, 2, 0) and bases.dtype == np.float32 and ranks.shape == (0,)
+    one, r1 = compare.principal_bases([a], k=1)
+    assert one.shape == (1, 1, 10) and list(r1) == [1]
+    with pytest.raises(ValueError, match="k must be"):
+        compare.principal_bases([a], k=0)
+    with pytest.raises(ValueError, match="expected bases"):
+        basis_overlap(np.eye(4)[:, :2], np.eye(5)[:, :2])
+    with pytest.raises(ValueError, match="expected bases"):
+        basis_overlap(np.eye(4)[0], np.eye(4)[:, :2])
+    assert np.isnan(basis_overlap(np.zeros((4, 0)), np.eye(4)[:, :1]))
+    assert np.isnan(basis_overlap(np.eye(4)[:, :1], np.zeros((4, 0))))

@@ -723,7 +723,14 @@ class WorkerClient:
                 ev, box = self.pending[msg["req"]]
                 box.update(msg)
                 ev.set()
-        # the worker ended: wake everyone waiting on it
+        # the worker ended: its unfinished jobs will not finish (a stop on purpose leaves none), and everyone
+        # waiting on it is woken
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        else:
+            self._fail_orphans()
         if self.info is None:
             self.info = {"op": "hello", "error": "the worker stopped while starting; see "
                                                  f"{hidden_dir(self.root) / 'worker.log'}"}

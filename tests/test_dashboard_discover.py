@@ -564,3 +564,39 @@ def test_cancel_keeps_an_interrupted_run_and_the_same_launch_resumes_it(tmp_path
     finally:
         app.discover_client.stop()
         D._CLIENTS.pop(next(k for k, v in D._CLIENTS.items() if v is app.discover_client))
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_fails_its_job_and_the_next_launch_starts_a_new_one(tmp_path):
+    import os
+    import signal
+    import time
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    app = create_app(root, discover=D.DiscoverOptions("toyfaces", threads=1))
+    client = app.discover_client
+    try:
+        jobs = []
+
+        def submit(epochs):
+            got = post(app, "discover-error.children...discover-jobs",
+                       launch_values(**{f"{D.EPOCHS}__value": epochs, f"{D.JOBS}__data": jobs}),
+                       f"{D.LAUNCH}.n_clicks")
+            jobs.append(got["discover-jobs"]["data"][-1])
+            return jobs[-1]
+
+        first = submit(40)
+        t_end = time.monotonic() + 300
+        while D.job_state(root, first).get("state") != "running" and time.monotonic() < t_end:
+            time.sleep(0.1)
+        old_pid = client.proc.pid
+        os.kill(old_pid, signal.SIGKILL)  # killed outright: nothing can be saved
+        st = _wait_final(root, first, timeout=60)
+        assert st["state"] == "failed" and "worker stopped" in st["message"]
+        assert [p.name for p in root.iterdir()] == [D.HIDDEN]  # no half-written run
+        second = _wait_final(root, submit(1))  # a new worker starts for it
+        assert second["state"] == "complete" and client.proc.pid != old_pid
+    finally:
+        client.stop()
+        D._CLIENTS.pop(next(k for k, v in D._CLIENTS.items() if v is client))

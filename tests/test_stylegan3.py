@@ -21,7 +21,13 @@ from mgm_analysis.cli import main
 from mgm_analysis.errors import CheckpointError, UnsafePickleError
 from mgm_analysis.generators import _numpy_pickle, load_generator
 from mgm_analysis.generators.checkpoints import _flatten, _NetworkUnpickler
-from mgm_analysis.generators.stylegan3 import design_lowpass_filter, from_nvidia, tiny_stylegan3
+from mgm_analysis.generators.stylegan3 import (
+    design_lowpass_filter,
+    from_nvidia,
+    tiny_stylegan3,
+    upfirdn2d,
+    upfirdn2d_ref,
+)
 
 FIX = Path(__file__).parent / "fixtures" / "nvidia_sg3"
 CONFIGS = {"T": "sg3_t", "R": "sg3_r"}
@@ -234,6 +240,31 @@ def test_no_nvidia_source_in_shipped_files():
 
 
 # ------------------------------------------------------------------ built here
+@pytest.mark.parametrize("up, taps, pad", [(2, 12, (9, 8, 9, 8)), (4, 24, (-6, -9, -6, -9)), (2, 12, (1, 0, 3, 2)),
+                                           (4, 24, (30, 30, -20, 0))])
+def test_transposed_upsampling_equals_zero_insertion(up, taps, pad):
+    """The up-sampling path (per-axis transposed convolutions) against a loop over the definition: insert
+    zeros, pad or crop, convolve with the taps along each axis."""
+    g = torch.Generator().manual_seed(up + taps)
+    x = torch.randn(2, 3, 17, 15, generator=g, dtype=torch.float64)
+    f = torch.randn(taps, generator=g, dtype=torch.float64)
+    got = upfirdn2d(x, f, up=up, pad=pad, gain=up ** 2)
+    px0, px1, py0, py1 = pad
+    u = np.zeros((2, 3, 17 * up, 15 * up))
+    u[:, :, ::up, ::up] = x.numpy()
+    u = np.pad(u, [(0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))])
+    u = u[:, :, max(-py0, 0): u.shape[2] - max(-py1, 0), max(-px0, 0): u.shape[3] - max(-px1, 0)]
+    fk = f.numpy()[::-1] * up  # convolution = correlation with the reversed taps; gain up per axis
+    h, w = u.shape[2] - taps + 1, u.shape[3] - taps + 1
+    want = np.zeros((2, 3, h, w))
+    for i in range(h):
+        for j in range(w):
+            want[:, :, i, j] = np.einsum("bcyx,y,x->bc", u[:, :, i:i + taps, j:j + taps], fk, fk)
+    assert got.shape == want.shape and np.abs(got.numpy() - want).max() < 1e-9
+    assert torch.allclose(got, upfirdn2d_ref(x, f, up=up, pad=pad, gain=up ** 2), atol=1e-9)
+
+
+
 def test_tiny_models_run_and_are_seeded():
     for cfg in ("T", "R"):
         a, b = tiny_stylegan3(cfg, seed=3), tiny_stylegan3(cfg, seed=3)

@@ -38,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["StyleGAN3", "LayerSpec", "layer_specs", "design_lowpass_filter", "filtered_lrelu", "upfirdn2d_ref",
+__all__ = ["StyleGAN3", "LayerSpec", "layer_specs", "design_lowpass_filter", "filtered_lrelu", "upfirdn2d",
+           "upfirdn2d_ref",
            "tiny_stylegan3", "CONFIGS"]
 
 _SQRT2 = math.sqrt(2.0)
@@ -116,6 +117,30 @@ def upfirdn2d_ref(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: in
     return F.conv2d(x, f[None, None].repeat(c, 1, 1, 1), groups=c, stride=down)
 
 
+def _upsample_axis(x: torch.Tensor, f: torch.Tensor, up: int, p0: int, p1: int, axis: int) -> torch.Tensor:
+    """Along one axis (3 = width, 2 = height): zero insertion by ``up``, pad p0/p1 (negative crops), convolve
+    with the 1-D taps ``f`` times ``up`` — as one depthwise transposed convolution, which never multiplies the
+    inserted zeros."""
+    c, n, k = x.shape[1], x.shape[axis], f.numel()
+    w = (f.to(x.dtype) * up).reshape((1, 1, 1, k) if axis == 3 else (1, 1, k, 1)).repeat(c, 1, 1, 1)
+    y = F.conv_transpose2d(x, w, stride=(1, up) if axis == 3 else (up, 1), groups=c)  # length (n − 1)·up + k
+    start, length = k - 1 - p0, n * up + p0 + p1 - k + 1
+    lo, hi = max(-start, 0), max(start + length - y.shape[axis], 0)
+    if lo or hi:
+        y = F.pad(y, [lo, hi, 0, 0] if axis == 3 else [0, 0, lo, hi])
+    return y.narrow(axis, start + lo, length)
+
+
+def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 1,
+              pad: tuple[int, int, int, int] = (0, 0, 0, 0), gain: float = 1.0) -> torch.Tensor:
+    """:func:`upfirdn2d_ref`, with up-sampling by separable taps done per axis as transposed convolutions
+    (the same function; ~×N fewer multiplications for up-sampling by N)."""
+    if up > 1 and f is not None and f.ndim == 1 and down == 1 and gain == up ** 2:
+        px0, px1, py0, py1 = pad
+        return _upsample_axis(_upsample_axis(x, f, up, px0, px1, 3), f, up, py0, py1, 2)
+    return upfirdn2d_ref(x, f, up=up, down=down, pad=pad, gain=gain)
+
+
 def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None, bias: torch.Tensor | None,
                    up: int = 1, down: int = 1, padding: tuple[int, int, int, int] = (0, 0, 0, 0),
                    gain: float = _SQRT2, slope: float = 0.2, clamp: float | None = None) -> torch.Tensor:
@@ -123,7 +148,7 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | 
     ±``clamp``, filter ``fd`` and down-sample: the non-linearity of a StyleGAN3 layer."""
     if bias is not None:
         x = x + bias.to(x.dtype)[None, :, None, None]
-    x = upfirdn2d_ref(x, fu, up=up, pad=padding, gain=up ** 2)
+    x = upfirdn2d(x, fu, up=up, pad=padding, gain=up ** 2)
     if slope != 1:
         x = F.leaky_relu(x, slope)
     if gain != 1:

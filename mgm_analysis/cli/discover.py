@@ -122,9 +122,10 @@ def engine_options(f):
         click.option("--init-noise", type=float, default=None,
                      help="Scale of the initial perturbation of the free layers [default: 0.01; 0.001 with "
                           "--preset paper]."),
-        click.option("--init-mode", type=click.Choice(["noise", "paper"]), default=None,
+        click.option("--init-mode", type=click.Choice(["noise", "paper", "jacobian"]), default=None,
                      help="noise: independent N(0, init-noise²) per latent; paper: one shared direction scaled "
-                          "by N(0, 1) per latent, as the reference code [default: noise]."),
+                          "by N(0, 1) per latent, as the reference code; jacobian: frames on the masked-Jacobian "
+                          "ellipse where D_in = c, a start near the answer [default: noise]."),
         click.option("--noise-mode", type=click.Choice(["const", "random"]), default=None,
                      help="const: the generator's fixed noise; random: noise drawn once per run from --init-seed, "
                           "as the reference code [default: const]."),

@@ -301,3 +301,34 @@ def test_derived_kinds_follow_their_sources(ckpt, tmp_path):
     r = _mgm("sweep", "--generator", ckpt, "--regions", "rect:4,8,12,14,ellipse:8,5,4,3", "--seeds", "0", "--kinds",
              "discover,transfer,combine", "--transfer-seeds", "0,7", "--out", out, *FAST)
     assert "0 run now, 5 already complete" in r.output and len(_runs(out)) == 5
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_dask_sweep_saves_running_jobs(ckpt, tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group (the sweep and its local workers)."""
+    out = tmp_path / "runs"
+    args = ["sweep", "--generator", str(ckpt), "--regions", "rect:4,8,12,14", "--seeds", "0-3", "--out", str(out),
+            "--workers", "2", *FAST, "--epochs", "60"]
+    proc = subprocess.Popen([sys.executable, "-m", "mgm_analysis.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:  # a first job done: the workers are on the next
+            if any(r.status == "complete" for r in _runs(out).values()) if out.exists() else False:
+                break
+            time.sleep(0.3)
+        time.sleep(2)  # a few epochs into the next searches
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "resume with: mgm sweep" in stderr
+    runs = _runs(out)
+    assert all(r.status in ("complete", "interrupted") for r in runs.values())
+    p = _cli(*args)  # the same command finishes the sweep
+    assert p.returncode == 0, p.stderr[-2000:]
+    runs2 = _runs(out)
+    assert len(runs2) == 4 and all(r.status == "complete" for r in runs2.values())
+    assert sorted(os.listdir(out)) == sorted([*runs2, ".sweeps"])

@@ -207,6 +207,11 @@ def test_cli_records_why_a_run_stopped(tmp_path, w_ref):
     assert store.load_run(run_dir).status == "complete"
     r = CliRunner().invoke(main, ["discover", "--resume", str(run_dir)])
     assert r.exit_code == 2 and "already complete" in r.output
+    r = CliRunner().invoke(main, args[:-2] + ["--init-mode", "jacobian", "--epochs", "1", "--out",
+                                              str(tmp_path / "jac")])
+    assert r.exit_code == 0, r.output
+    (jac,) = list((tmp_path / "jac").iterdir())
+    assert json.loads((jac / "run.json").read_text())["config"]["init_mode"] == "jacobian"
     r = CliRunner().invoke(main, args[:-2] + ["--stop-tol", "-1", "--out", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "--stop-tol" in r.output and not (tmp_path / "bad").exists()
 

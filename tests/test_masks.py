@@ -118,3 +118,73 @@ def test_four_vertex_polygons():
     assert 83 <= q.sum() <= 83 + 40  # the area plus at most the boundary pixels
     with pytest.raises(MGMError, match="encloses"):
         parse_region("poly:2,2,6,6,10,10,4,4", 16)  # four collinear vertices
+
+
+def test_split_regions_keeps_commas_inside_specs():
+    from mgm_analysis.masks import split_regions
+
+    assert split_regions("mouth, rect:1,2,3,4,eyes,ellipse:5,-6,.5,2 ,,poly:1,2,3,4,5,6") == [
+        "mouth", "rect:1,2,3,4", "eyes", "ellipse:5,-6,.5,2", "poly:1,2,3,4,5,6"]
+    assert split_regions("7,mouth") == ["7", "mouth"]  # a number after a name without ':' starts a spec
+    with pytest.raises(MGMError, match="--regions ',, ,' names no region"):
+        split_regions(",, ,")
+    with pytest.raises(MGMError, match="--sweep-regions"):
+        split_regions("", flag="--sweep-regions")
+    with pytest.raises(MGMError, match="1001 regions, more than the 1000 allowed"):
+        split_regions(",".join(["mouth"] * 1001))
+    assert len(split_regions(",".join(["mouth"] * 1000))) == 1000
+
+
+def test_region_names_boxes_and_to_dict():
+    r = parse_region("rects:0,0,4,4;8,8,12,12", 16)
+    assert r.name == "rects" and r.boxes == ((0, 0, 4, 4), (8, 8, 12, 12)) and r.layout is None
+    assert r.to_dict() == {"name": "rects", "spec": "rects:0,0,4,4;8,8,12,12", "layout": None,
+                           "boxes": [[0, 0, 4, 4], [8, 8, 12, 12]], "area_share": 32 / 256}
+    assert parse_region("rect:1,2,5,6", 16).name == "rect"
+    e = parse_region("ellipse:8,8,3,2", 16)
+    assert (e.name, e.spec, e.boxes) == ("ellipse", "ellipse:8,8,3,2", ())
+    p = parse_region("mouth", 64, "toyfaces")
+    assert (p.name, p.layout, p.to_dict()["layout"]) == ("mouth", "toyfaces", "toyfaces")
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("poly:1,1,9,1,9", "at least 3 x,y pairs"),
+    ("poly:1,1,9,1,9,9,4", "at least 3 x,y pairs"),
+    ("poly:1,1,17,1,9,9", r"vertex \(17.0, 1.0\) is outside the 16x16"),
+    ("poly:1,1,9,-1,9,9", r"vertex \(9.0, -1.0\) is outside"),
+    ("poly:2,2,6,6,10,10", "encloses 0 pixel"),
+    ("ellipse:8,8,2,-1", "radii must be > 0"),
+    ("rect:1,nan,5,6", "nan is not a finite number"),
+    ("rects:0,0,2,2;1,1,2", "rects:x0,y0,x1,y1"),
+])
+def test_more_bad_specs(spec, needle):
+    with pytest.raises(MGMError, match=needle):
+        parse_region(spec, 16)
+
+
+def test_polygon_vertices_on_the_border_and_limits():
+    r = parse_region("poly:0,0,16,0,16,8", 16)  # vertices on the image border are allowed
+    assert r.mask[0, 15] == 1 and r.mask[15, 0] == 0
+    assert parse_region("poly:0,0,3,0,0,3", 16).mask.sum() > 0  # area 4.5 >= 1 pixel
+    many = "poly:" + ",".join(f"{x},{y}" for x, y in [(1, 1), (9, 1), (9, 9)] * 3334)
+    with pytest.raises(MGMError, match="10002 vertices, more than the 10000 allowed"):
+        parse_region(many, 16)
+    long = "rect:" + "1" * 100_001
+    with pytest.raises(MGMError, match="100006 characters") as info:
+        parse_region(long, 16)
+    assert "\n" not in str(info.value)
+    with pytest.raises(MGMError, match=r"'lipsXXXXXXXX.*\.\.\.'") as info:
+        parse_region("lips" + "X" * 200, 16)  # a long spec is cut to 80 characters in the message
+    assert "X" * 100 not in str(info.value)
+    with pytest.raises(ValueError, match="resolution"):
+        parse_region("rect:0,0,1,1", 1)
+    assert parse_region("rect:0,0,1,1", 2).mask.sum() == 1
+
+
+def test_png_mask_that_is_missing_or_not_a_png(tmp_path):
+    with pytest.raises(MGMError, match="does not exist"):
+        parse_region(str(tmp_path / "nope.png"), 16)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(MGMError, match="mask file .*bad.png.*white = region"):
+        parse_region(str(bad), 16)

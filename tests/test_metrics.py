@@ -225,3 +225,43 @@ def test_intrinsic_dim_off_the_origin():
     assert out["n90"] == 1 and out["participation_ratio"] == pytest.approx(1.0)
     assert M.intrinsic_dim(line, var=0.5)["n90"] == 1
     assert M.intrinsic_dim(np.repeat(centre[None], 5, 0)) == {"n90": 0, "participation_ratio": 0.0}
+
+
+def test_path_metrics_against_loops_written_here():
+    rng = np.random.default_rng(7)
+    w = rng.normal(size=(6, 2, 3)) + np.array([3.0, -1.0, 2.0])  # off the origin, uneven steps
+    flat = w.reshape(6, -1)
+    f = rng.uniform(0, 1, size=(5, 4, 3, 3))
+
+    def norm(v):
+        return float(np.sqrt((v**2).sum()))
+
+    def rms(v):
+        return float(np.sqrt((v**2).mean()))
+
+    for closed in (False, True):
+        idx = list(range(6)) + ([0] if closed else [])
+        steps = [norm(flat[b] - flat[a]) for a, b in zip(idx[:-1], idx[1:], strict=True)]
+        assert np.allclose(M.step_sizes(w, closed), steps)
+        assert M.step_cv(w, closed) == pytest.approx(np.std(steps) / np.mean(steps))
+        trip = [(i - 1, i, i + 1) for i in range(1, 5)] if not closed else [((i - 1) % 6, i, (i + 1) % 6)
+                                                                            for i in range(6)]
+        second = [norm(flat[c] - 2 * flat[b] + flat[a]) for a, b, c in trip]
+        assert M.curvature(w, closed) == pytest.approx(np.mean(second) / np.mean(steps))
+        angles = []
+        for a, b, c in trip:
+            u, v = flat[b] - flat[a], flat[c] - flat[b]
+            angles.append(np.degrees(np.arccos(np.dot(u, v) / (norm(u) * norm(v)))))
+        assert M.turning_angle(w, closed) == pytest.approx(np.mean(angles))
+    d = [rms(f[i + 1] - f[i]) for i in range(4)]
+    assert np.allclose(M.image_steps(f), d)
+    assert M.image_step_cv(f) == pytest.approx(np.std(d) / np.mean(d))
+    assert M.jump_ratio(f) == pytest.approx(max(d) / np.median(d))
+    assert M.path_length(f) == pytest.approx(sum(d))
+    assert M.loop_closure(f) == pytest.approx(rms(f[4] - f[0]) / np.median(d))
+    straight = [rms(f[i + 1] - f[i - 1]) / (d[i - 1] + d[i]) for i in range(1, 4)]
+    assert M.perceptual_straightness(f) == pytest.approx(np.mean(straight))
+    # too short or not moving: NaN, not an error
+    assert np.isnan(M.curvature(w[:2])) and np.isnan(M.perceptual_straightness(f[:2]))
+    assert np.isnan(M.turning_angle(np.zeros((4, 2)))) and np.isnan(M.jump_ratio(f[:1]))
+    assert np.isnan(M.loop_closure(np.zeros((3, 2, 2, 3)))) and np.isnan(M.step_cv(np.zeros((3, 2))))

@@ -16,6 +16,7 @@ layers), StyleGAN2 with channels 512..64 (14 W+ layers, 8 mapping layers).
 
     python benchmarks/bench_stylegan3.py                    # both, 2 threads, batch 2
     python benchmarks/bench_stylegan3.py --batch 4 --threads 2 --repeats 3
+    python benchmarks/bench_stylegan3.py --no-speed --resolution 32     # the layer table only
 
 Writes ``bench_results/stylegan3-<timestamp>.json``.
 """
@@ -104,6 +105,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--step", type=float, default=0.5)
     ap.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
+    ap.add_argument("--no-speed", action="store_true", help="skip the timing")
     args = ap.parse_args(argv)
     import torch
 
@@ -113,14 +115,17 @@ def main(argv=None) -> int:
     print(f"forward+backward of G.synthesis, batch {args.batch}, {args.resolution}², {args.threads} threads")
     print(f"{'model':<12} {'num_ws':>6} {'params':>10} {'median s':>9} {'tries':>22}")
     for name, G in models.items():
+        if args.no_speed:
+            break
         times = _time_fwd_bwd(G, args.batch, args.repeats)
         med = statistics.median(times)
         rows.append({"model": name, "num_ws": G.num_ws, "params": sum(p.numel() for p in G.parameters()),
                      "median_s": med, "tries_s": times})
         print(f"{name:<12} {G.num_ws:>6} {rows[-1]['params']:>10,} {med:>9.2f} "
               f"{' '.join(f'{t:.2f}' for t in times):>22}", flush=True)
-    ratio = rows[0]["median_s"] / rows[1]["median_s"]
-    print(f"stylegan3-t / stylegan2: {ratio:.2f}x")
+    ratio = rows[0]["median_s"] / rows[1]["median_s"] if rows else None
+    if rows:
+        print(f"stylegan3-t / stylegan2: {ratio:.2f}x")
     layers = []
     if not args.no_layers:
         layers = _layer_effects(models["stylegan3-t"], args.step)

@@ -332,3 +332,24 @@ def test_ctrl_c_on_a_dask_sweep_saves_running_jobs(ckpt, tmp_path):
     runs2 = _runs(out)
     assert len(runs2) == 4 and all(r.status == "complete" for r in runs2.values())
     assert sorted(os.listdir(out)) == sorted([*runs2, ".sweeps"])
+
+
+def test_overlap_figure_of_a_sweep_sized_store_shows_region_means():
+    """Above 300 runs the report's overlap figure is the region x region mean (a loop here), not a 301² heat-map."""
+    import pandas as pd
+
+    from mgm_analysis.analysis.report import MAX_OVERLAP_FIGURE_RUNS, fig_overlap
+
+    n = MAX_OVERLAP_FIGURE_RUNS + 1
+    ids = [f"run{i:04d}" for i in range(n)]
+    vals = np.random.default_rng(0).random((n, n))
+    M = pd.DataFrame(vals, index=ids, columns=ids)
+    region = {r: ("eyes", "mouth")[i % 2] for i, r in enumerate(ids)}
+    M.attrs = {"regions": region, "references": {r: "seed 0" for r in ids}, "k": 3}
+    (trace,) = fig_overlap(M).data
+    assert list(trace.x) == ["eyes", "mouth"] and list(trace.y) == ["eyes", "mouth"]
+    for a, ra in enumerate(["eyes", "mouth"]):
+        for b, rb in enumerate(["eyes", "mouth"]):
+            cells = [vals[i, j] for i in range(n) for j in range(n)
+                     if i != j and region[ids[i]] == ra and region[ids[j]] == rb]
+            assert trace.z[a][b] == pytest.approx(sum(cells) / len(cells))

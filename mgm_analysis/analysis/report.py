@@ -181,6 +181,10 @@ def fig_layer_heatmap(lp: pd.DataFrame):
     return fig
 
 
+#: above this many runs the overlap figure shows the region x region means (the run x run matrix stays in the CSV)
+MAX_OVERLAP_FIGURE_RUNS = 300
+
+
 def fig_overlap(M: pd.DataFrame):
     """Subspace-overlap matrix between runs (0 = orthogonal, 1 = the same directions), labelled region · reference."""
     import plotly.graph_objects as go
@@ -188,6 +192,17 @@ def fig_overlap(M: pd.DataFrame):
     if M.empty:
         return go.Figure().update_layout(title="no runs to compare")
     regions, refs = M.attrs.get("regions", {}), M.attrs.get("references", {})
+    if len(M) > MAX_OVERLAP_FIGURE_RUNS:  # a run x run heat-map of thousands of runs is unreadable (and huge)
+        from .compare import region_average
+
+        R = region_average(M, {i: str(regions.get(i, "?")) for i in M.index})
+        fig = go.Figure(go.Heatmap(z=R.values, x=list(R.columns), y=list(R.index), zmin=0, zmax=1,
+                                   colorscale="Magma", colorbar=dict(title="overlap"),
+                                   hovertemplate="%{y} · %{x}<br>mean overlap %{z:.3f}<extra></extra>"))
+        fig.update_layout(title=f"Mean subspace overlap per pair of regions ({len(M)} runs; the run x run "
+                                f"matrix is in overlap.csv)", margin=dict(l=10, r=10, t=50, b=10),
+                          height=200 + 28 * len(R))
+        return fig
     order = sorted(M.index, key=lambda i: (str(regions.get(i, "")), str(refs.get(i, "")), i))
     M = M.loc[order, order]
     names = [f"{regions.get(i, '?')} · {refs.get(i, '?')} · {i[-4:]}" for i in M.index]

@@ -71,3 +71,13 @@ def test_presets_use_the_ffhq_layout_at_any_resolution():
         reg = parse_region("mouth", res, default_layout(G))
         (x0, y0, x1, y1), = PRESETS["ffhq"]["mouth"]
         assert reg.boxes == ((round(x0 * res), round(y0 * res), round(x1 * res), round(y1 * res)),)
+
+
+def test_random_noise_mode_refused_in_one_line(tmp_path):
+    """StyleGAN3 has no noise inputs: --noise-mode random is a usage error, and no run folder is left."""
+    r = CliRunner().invoke(main, ["discover", "--generator", str(PKL), "--region", "rect:4,8,12,12",
+                                  "--noise-mode", "random", "--out", str(tmp_path / "runs"), *FAST])
+    assert r.exit_code == 2 and "no noise inputs" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not [p for p in runs.iterdir() if not p.name.startswith(".")]

@@ -8,7 +8,7 @@ layers), StyleGAN2 with channels 512..64 (14 W+ layers, 8 mapping layers).
 * speed: ``G.synthesis(ws)`` forward + backward to ``ws`` for a batch of W+
   latents (what one discovery chunk costs), one warm-up, then the median of
   ``--repeats`` tries; peak memory as ru_maxrss.
-* layers (StyleGAN3 only): each W+ layer's latent is moved by a random
+* layers (StyleGAN3 only, at ``--layer-resolution``, default 32²): each W+ layer's latent is moved by a random
   direction (norm ``--step`` × ‖w − w_avg‖), everything else fixed; reported per
   layer: the layer's designed cut-off frequency, the RMS image change, and the
   share of the change's energy below 1/8 of the Nyquist frequency (coarse
@@ -16,7 +16,7 @@ layers), StyleGAN2 with channels 512..64 (14 W+ layers, 8 mapping layers).
 
     python benchmarks/bench_stylegan3.py                    # both, 2 threads, batch 2
     python benchmarks/bench_stylegan3.py --batch 4 --threads 2 --repeats 3
-    python benchmarks/bench_stylegan3.py --no-speed --resolution 32     # the layer table only
+    python benchmarks/bench_stylegan3.py --no-speed                     # the layer table only (32²)
 
 Writes ``bench_results/stylegan3-<timestamp>.json``.
 """
@@ -104,6 +104,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--step", type=float, default=0.5)
+    ap.add_argument("--layer-resolution", type=int, default=32,
+                    help="resolution of the per-layer table's model (256² took > 50 min on 2 shared cores)")
     ap.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
     ap.add_argument("--no-speed", action="store_true", help="skip the timing")
     args = ap.parse_args(argv)
@@ -128,8 +130,10 @@ def main(argv=None) -> int:
         print(f"stylegan3-t / stylegan2: {ratio:.2f}x")
     layers = []
     if not args.no_layers:
-        layers = _layer_effects(models["stylegan3-t"], args.step)
-        print(f"\nStyleGAN3-T: moving one W+ layer by {args.step}·‖w − w_avg‖")
+        G3 = models["stylegan3-t"] if args.layer_resolution == args.resolution else \
+            _models(args.layer_resolution)["stylegan3-t"]
+        layers = _layer_effects(G3, args.step)
+        print(f"\nStyleGAN3-T at {args.layer_resolution}²: moving one W+ layer by {args.step}·‖w − w_avg‖")
         print(f"{'ws':>3} {'layer':<12} {'cutoff':>7} {'rms change':>11} {'low-freq share':>15}")
         for r in layers:
             print(f"{r['layer']:>3} {r['name']:<12} {r['cutoff']:>7.1f} {r['rms_change']:>11.4f} "

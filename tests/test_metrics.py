@@ -265,3 +265,48 @@ def test_path_metrics_against_loops_written_here():
     assert np.isnan(M.curvature(w[:2])) and np.isnan(M.perceptual_straightness(f[:2]))
     assert np.isnan(M.turning_angle(np.zeros((4, 2)))) and np.isnan(M.jump_ratio(f[:1]))
     assert np.isnan(M.loop_closure(np.zeros((3, 2, 2, 3)))) and np.isnan(M.step_cv(np.zeros((3, 2))))
+
+
+def test_metric_options_from_a_config():
+    lat = np.zeros((5, 6, 2))
+    assert M.metric_options({"layer_start": 2, "layer_end": 5, "offset": 0.2, "closed_loop": True,
+                             "distance": "lpips"}, lat) == {"layers": (2, 5), "offset": 0.2, "closed": True,
+                                                           "distance": "lpips"}
+    ramp = M.metric_options({"offset": 0.4, "offset_ramp": True}, lat)
+    assert np.allclose(ramp["offset"], [0.0, 0.1, 0.2, 0.3, 0.4])
+    assert ramp["layers"] == (0, 6) and ramp["closed"] is False and ramp["distance"] == "l2"  # the defaults
+    assert M.metric_options({"offset_ramp": True}, lat)["offset"] is None
+
+
+def test_run_metrics_wires_each_metric_to_its_inputs():
+    rng = np.random.default_rng(11)
+    lat = rng.normal(size=(5, 4, 3))  # every layer moves, so the free layers 1:3 make a difference
+    w_ref = rng.normal(size=(4, 3))
+    ref = rng.uniform(0.2, 0.8, (6, 6, 3))
+    frames = np.clip(ref + rng.normal(0, 0.1, (5, 6, 6, 3)), 0, 1)
+    mask = np.zeros((6, 6))
+    mask[1:4, 2:5] = 1
+    m = M.run_metrics(lat, w_ref, frames, ref, mask, layers=(1, 3), offset=0.05, closed=True)
+    free = lat[:, 1:3]
+    inside = M.inside_change(frames, ref, mask, 0.05)
+    expected = {"locality": M.locality(frames, ref, mask), "locality_gain": M.locality_gain(frames, ref, mask),
+                "area_share": 9 / 36, "outside_change": M.outside_change(frames, ref, mask),
+                "inside_rms": inside["rms"], "inside_mse": inside["mse"], "inside_d": inside["d_in"],
+                "inside_gap": inside["gap"], "change_f1": M.change_f1(frames, ref, mask),
+                "step_cv": M.step_cv(free, True), "image_step_cv": M.image_step_cv(frames),
+                "jump_ratio": M.jump_ratio(frames), "curvature": M.curvature(free, True),
+                "turning_angle": M.turning_angle(free, True),
+                "perceptual_straightness": M.perceptual_straightness(frames), "path_length": M.path_length(frames),
+                "intrinsic_dim_90": M.intrinsic_dim(free)["n90"],
+                "participation_ratio": M.intrinsic_dim(free)["participation_ratio"],
+                "layer_profile": M.layer_profile(lat, w_ref), "loop_closure": M.loop_closure(frames)}
+    assert set(m) == set(expected)
+    for key, value in expected.items():
+        assert m[key] == pytest.approx(value), key
+    assert m["step_cv"] != pytest.approx(M.step_cv(lat, True))  # the free layers are what counts
+    assert m["step_cv"] != pytest.approx(M.step_cv(free, False))  # and the closing step
+    open_run = M.run_metrics(lat, w_ref, frames, ref, mask)
+    assert "loop_closure" not in open_run and "inside_gap" not in open_run
+    assert open_run["step_cv"] == pytest.approx(M.step_cv(lat))
+    with pytest.raises(ValueError, match="one frame per latent"):
+        M.run_metrics(lat[:4], w_ref, frames, ref, mask)

@@ -310,3 +310,43 @@ def test_run_metrics_wires_each_metric_to_its_inputs():
     assert open_run["step_cv"] == pytest.approx(M.step_cv(lat))
     with pytest.raises(ValueError, match="one frame per latent"):
         M.run_metrics(lat[:4], w_ref, frames, ref, mask)
+
+
+def test_inside_change_layer_profile_against_nonzero_references():
+    rng = np.random.default_rng(12)
+    ref = rng.uniform(0.2, 0.8, (5, 4, 3))
+    frames = np.clip(ref[None] + rng.normal(0, 0.1, (3, 5, 4, 3)), 0, 1)
+    mask = np.zeros((5, 4))
+    mask[1:3, 1:3] = 1
+    mask[4, 3] = 0.5
+    mse = []
+    for f in frames:  # per frame: Σ_p M_p mean_c (x − x*)² / Σ_p M_p
+        num = sum(mask[y, x] * ((f[y, x] - ref[y, x]) ** 2).mean() for y in range(5) for x in range(4))
+        mse.append(num / mask.sum())
+    c = np.array([0.01, 0.02, 0.06])
+    out = M.inside_change(frames, ref, mask, offset=c)
+    assert out["rms"] == pytest.approx(np.mean(np.sqrt(mse))) and out["mse"] == pytest.approx(np.mean(mse))
+    assert out["d_in"] == pytest.approx(4 * np.mean(mse)) and out["gap"] == pytest.approx(abs(4 * np.mean(mse) - c.mean()))
+    assert "gap" not in M.inside_change(frames, ref, mask, offset=0.1, distance="lpips")
+    empty = M.inside_change(frames, ref, np.zeros((5, 4)), offset=0.1)
+    assert set(empty) == {"rms", "mse", "d_in", "gap"} and all(np.isnan(v) for v in empty.values())
+    assert set(M.inside_change(frames[:0], ref, mask)) == {"rms", "mse", "d_in"}
+    # layer_profile: each layer's share of Σ_i ‖w_i − w*‖², deltas of both signs around a non-zero w*
+    w_ref = rng.normal(size=(4, 3)) + 2.0
+    lat = w_ref[None] + rng.normal(size=(5, 4, 3)) * np.array([0.0, 1.0, -2.0, 0.5])[None, :, None]
+    e = [sum(((lat[i, j] - w_ref[j]) ** 2).sum() for i in range(5)) for j in range(4)]
+    assert M.layer_profile(lat, w_ref) == pytest.approx([v / sum(e) for v in e])
+
+
+def test_intrinsic_dim_edges():
+    assert M.intrinsic_dim(np.array([[1.0, np.nan], [0.0, 1.0]])).keys() == {"n90", "participation_ratio"}
+    assert all(np.isnan(v) for v in M.intrinsic_dim(np.zeros((0, 3))).values())
+    line = np.outer(np.arange(5.0), [1.0, 2.0]) + 1.0
+    assert M.intrinsic_dim(line, var=1.0)["n90"] == 1
+    plane = np.array([[0, 0], [1, 0], [0, 1], [1, 1], [2, 0.5]], float) + 4.0
+    assert M.intrinsic_dim(plane, var=1.0)["n90"] == 2
+    small = np.outer(np.arange(4.0), [1e-6, 0.0])  # a tiny but real motion is not "constant"
+    assert M.intrinsic_dim(small) == {"n90": 1, "participation_ratio": pytest.approx(1.0)}
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="var must be in"):
+            M.intrinsic_dim(line, var=bad)

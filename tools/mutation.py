@@ -70,7 +70,8 @@ def _survivors(meta_path: Path) -> list[str]:
     """The changed lines of every mutant that was not killed, read from mutmut's trampolined copy."""
     src = meta_path.with_suffix("").read_text()
     codes = json.loads(meta_path.read_text())["exit_code_by_key"]
-    funcs = {n.name: ast.get_source_segment(src, n) for n in ast.walk(ast.parse(src))
+    lines = src.splitlines()
+    funcs = {n.name: "\n".join(lines[n.lineno - 1:n.end_lineno]) for n in ast.walk(ast.parse(src))
              if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     out = []
     for key, code in sorted(codes.items()):

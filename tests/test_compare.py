@@ -3,6 +3,7 @@
 import doctest
 
 import numpy as np
+import pandas as pd
 import pytest
 from _fake_runs import fake_meta, make_run
 
@@ -198,3 +199,40 @@ def test_tables_carry_their_labels_and_empty_inputs(tmp_path):
         basis_overlap(np.eye(4)[0], np.eye(4)[:, :2])
     assert np.isnan(basis_overlap(np.zeros((4, 0)), np.eye(4)[:, :1]))
     assert np.isnan(basis_overlap(np.eye(4)[:, :1], np.zeros((4, 0))))
+
+
+def test_reference_labels_random_overlap_bounds_and_k(tmp_path):
+    import hashlib
+
+    from mgm_analysis.analysis.compare import reference_label
+
+    class R:
+        def __init__(self, ref, w):
+            self.meta, self.reference = {"reference": ref}, w
+
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert reference_label(R({"seed": 0, "file": "x.npy"}, w)) == "seed 0"  # seed 0 is a seed, not "none"
+    assert reference_label(R({"seed": None, "file": "C:\\refs\\faces\\w7.npy"}, w)) == "w7.npy"
+    assert reference_label(R({"seed": None, "file": "/data/a/b.npy"}, w)) == "b.npy"
+    assert reference_label(R({"seed": None, "file": None}, w)) == "w " + hashlib.sha1(w.tobytes()).hexdigest()[:8]
+    assert reference_label(R({}, w)).startswith("w ") and len(reference_label(R({}, w))) == 10
+    assert random_overlap(5, 5) == 1.0 and random_overlap(1, 4) == 0.25
+    for k, d in ((0, 4), (5, 4)):
+        with pytest.raises(ValueError, match="need 0 < k <= d"):
+            random_overlap(k, d)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        principal_subspace(np.eye(3), k=0)
+    assert principal_subspace(np.eye(3), k=1).shape == (3, 1)
+    assert principal_subspace(np.zeros((4, 3))).shape == (3, 0)
+    # the summary from runs uses the k it is given
+    rng = np.random.default_rng(2)
+    runs = [store.load_run(make_run(tmp_path, r, s, direction=rng.normal(size=(2, 5)), meta=fake_meta(r, s)))
+            for r, s in (("mouth", 0), ("eyes", 0), ("mouth", 1))]
+    for k in (1, 2):
+        direct = region_overlap_summary(runs, k=k).set_index("pair")["mean"]
+        via = region_overlap_summary(overlap_matrix(runs, k=k)).set_index("pair")["mean"]
+        assert np.allclose(direct.sort_index(), via.sort_index())
+    assert np.isnan(region_overlap_summary(pd.DataFrame(np.eye(2), index=["a", "b"], columns=["a", "b"]))
+                    ["random_baseline"]).all()
+    plain = pd.DataFrame([[1.0, 0.3], [0.3, 1.0]], index=["a", "b"], columns=["a", "b"])  # no attrs
+    assert region_overlap_summary(plain)["pair"].tolist() == ["same region, same reference"]

@@ -188,3 +188,35 @@ def test_png_mask_that_is_missing_or_not_a_png(tmp_path):
     bad.write_bytes(b"not a png")
     with pytest.raises(MGMError, match="mask file .*bad.png.*white = region"):
         parse_region(str(bad), 16)
+
+
+def test_limits_are_inclusive_and_hints_name_the_way_out():
+    assert parse_region("ellipse:8.5,8.5,0.5,3", 16).mask.sum() > 0  # radii below one pixel are fine
+    assert parse_region("ellipse:8.5,8.5,3,0.5", 16).mask.sum() > 0
+    with pytest.raises(MGMError, match="radii must be > 0"):
+        parse_region("ellipse:8,8,3,0", 16)
+    assert parse_region("poly:0,0,2,0,0,1", 16).name == "poly"  # encloses exactly one pixel²: allowed
+    assert parse_region("poly:0,0,3,0,0,1", 16).name == "poly"  # 1.5 pixel²
+    assert parse_region("poly:0,0,16,16,0,16", 16).mask[15, 0] == 1  # a vertex at y = resolution
+    rects = "rects:" + ";".join(["0,0,2,2"] * 1000)
+    assert parse_region(rects, 16).boxes == ((0, 0, 2, 2),) * 1000  # exactly the limit
+    with pytest.raises(MGMError, match="1001 rectangles, more than the 1000 allowed; give a PNG mask file"):
+        parse_region(rects + ";0,0,2,2", 16)
+    with pytest.raises(MGMError, match="no rectangles given"):
+        parse_region("rects:;", 16)
+    with pytest.raises(MGMError, match="give a PNG mask file for a complex region"):
+        parse_region("poly:" + "1" * 100_000, 16)
+    with pytest.raises(MGMError, match="allowed; give a PNG mask file"):
+        parse_region("poly:" + ",".join(["1,1,9,1,9,9"] * 3334), 16)
+    with pytest.raises(MGMError, match=r"repeated vertices\); give vertices that enclose at least one pixel"):
+        parse_region("poly:2,2,6,6,10,10", 16)
+    with pytest.raises(MGMError, match=r"expected 4 numbers \(ellipse:cx,cy,rx,ry\)|ellipse:cx,cy,rx,ry"):
+        parse_region("ellipse:1,2,3", 16)
+    with pytest.raises(MGMError, match="poly:x,y,x,y,x,y"):
+        parse_region("poly:1,2,x", 16)
+    with pytest.raises(MGMError, match="rect:x0,y0,x1,y1"):
+        parse_region("rect:1,2,3", 16)
+    with pytest.raises(MGMError, match="known: toyfaces, ffhq"):
+        parse_region("mouth", 16, "cats")
+    for spec in ("rect:1,2,5,6", "mouth", "poly:2,2,12,2,7,12"):
+        assert parse_region(spec, 64).spec == spec

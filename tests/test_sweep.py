@@ -136,7 +136,8 @@ def _worker_pids(parent_pid):
             cmd = " ".join(c.cmdline())
         except psutil.Error:
             continue
-        if "multiprocessing" in cmd and "resource_tracker" not in cmd:
+        # a worker process: spawned by multiprocessing, or retitled "dask worker [...]" (with setproctitle)
+        if ("multiprocessing" in cmd or cmd.startswith("dask worker")) and "resource_tracker" not in cmd:
             out.append(c.pid)
     return out
 
@@ -145,26 +146,26 @@ def _worker_pids(parent_pid):
 def test_sigkill_of_a_worker_mid_sweep(ckpt, tmp_path):
     out = tmp_path / "runs"
     args = [sys.executable, "-m", "mgm_analysis.cli", "sweep", "--generator", str(ckpt), "--regions",
-            "rect:4,8,12,14", "--seeds", "0-5", "--out", str(out), "--workers", "2", *FAST, "--epochs", "12"]
+            "rect:4,8,12,14", "--seeds", "0-5", "--out", str(out), "--workers", "2", *FAST, "--epochs", "40"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     killed = None
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None and killed is None:
-            rec = out / ".sweeps"
-            jobs = json.loads(next(rec.glob("*.json")).read_text())["jobs"] if rec.exists() and any(rec.glob("*.json")) else []
             pids = _worker_pids(proc.pid)
-            # once a job is complete (the cluster is up and working), kill a worker that is busy with the next ones
-            if any(j["status"] == "complete" for j in jobs) and len(pids) >= 2:
+            submitted = (out / ".sweeps").exists() and any((out / ".sweeps").glob("*.json"))
+            # the jobs are on the workers (the record is written after submission): kill one while it works
+            if submitted and len(pids) >= 2:
+                time.sleep(4)
                 killed = pids[0]
                 os.kill(killed, signal.SIGKILL)
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         stdout, stderr = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert killed is not None, "the sweep ended before a worker could be killed"
+    assert killed is not None, f"the sweep ended before a worker could be killed: {stderr[-1500:]}"
     assert proc.returncode == 0, stderr[-3000:]
     runs = _runs(out)
     assert len(runs) == 6 and all(r.status == "complete" for r in runs.values())

@@ -38,7 +38,7 @@ from .errors import MGMError
 from .jobs import JobSpec, RunInterrupted, config_fields, parse_config_value, prepare_out, run_job
 
 __all__ = ["Grid", "parse_sets", "parse_params", "build_jobs", "check_jobs", "search_generator", "SweepRecord",
-           "run_sweep", "SweepResult", "connect", "execute", "summary_table", "pending"]
+           "run_sweep", "SweepResult", "connect", "probe_scheduler", "execute", "summary_table", "pending"]
 
 SWEEP_DIR = ".sweeps"
 CONNECT_TIMEOUT_S = 8  # an unreachable scheduler is reported within this (and the 10 s the CLI promises)
@@ -380,6 +380,26 @@ def _check_store(out: str, token: str) -> str | None:
 # ------------------------------------------------------------------ clusters
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def probe_scheduler(scheduler: str, timeout: float = 3.0) -> None:
+    """MGMError at once when nothing listens at a ``tcp://HOST:PORT`` scheduler (or the one a scheduler file
+    names), before the sweep loads anything; other addresses are left to :func:`connect`."""
+    import socket
+
+    addr = scheduler
+    if Path(scheduler).is_file():
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            addr = json.loads(Path(scheduler).read_text()).get("address", "")
+    if not str(addr).startswith("tcp://"):
+        return
+    host, _, port = str(addr)[len("tcp://"):].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        raise MGMError(f"--scheduler {scheduler}: no Dask scheduler answered at {addr} ({exc.strerror or exc}); "
+                       "start one with `dask scheduler` or check the address") from None
 
 
 def connect(*, workers: int = 1, scheduler: str | None = None, gpus_per_job: float = 0):

@@ -70,6 +70,8 @@ def sweep(regions, seeds, sets, kinds, params, transfer_seeds, workers, schedule
                    sets=sw.parse_sets(sets), params=sw.parse_params(params),
                    transfer_seeds=tuple(_parse_seeds(transfer_seeds)) if transfer_seeds else ())
     phases = sw.build_jobs(grid, out)
+    if scheduler:  # an unreachable scheduler is one line at once, before the generator is loaded
+        sw.probe_scheduler(scheduler)
     todo = sw.pending(phases, out)
     if any(todo):  # what will run is checked whole (config, regions, layers) before any job; a rerun with
         sw.check_jobs([s for p in todo for s in p], sw.search_generator(todo))  # nothing to do loads nothing

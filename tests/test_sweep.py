@@ -245,12 +245,17 @@ def test_bad_input_one_line_nothing_written(ckpt, tmp_path, args, needle):
 
 
 @pytest.mark.slow
+def _sigint_default():
+    """A child of a background job inherits SIGINT as ignored, and Python then never sees Ctrl-C: restore it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_saves_the_running_job_and_a_rerun_finishes(ckpt, tmp_path):
     out = tmp_path / "runs"
     args = ["sweep", "--generator", str(ckpt), "--regions", "rect:4,8,12,14", "--seeds", "0-1", "--out", str(out),
             *FAST, "--epochs", "40"]
     proc = subprocess.Popen([sys.executable, "-m", "mgm_analysis.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+                            stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_sigint_default)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:  # the first job is running (a search started)
@@ -311,7 +316,8 @@ def test_ctrl_c_on_a_dask_sweep_saves_running_jobs(ckpt, tmp_path):
     args = ["sweep", "--generator", str(ckpt), "--regions", "rect:4,8,12,14", "--seeds", "0-3", "--out", str(out),
             "--workers", "2", *FAST, "--epochs", "60"]
     proc = subprocess.Popen([sys.executable, "-m", "mgm_analysis.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True,
+                            preexec_fn=_sigint_default)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:  # a first job done: the workers are on the next

@@ -350,3 +350,31 @@ def test_intrinsic_dim_edges():
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="var must be in"):
             M.intrinsic_dim(line, var=bad)
+
+
+def test_semantic_locality_layer_profile_and_shape_errors_in_detail():
+    f = np.array([[0.5, 0.9, 0.2], [0.1, 0.7, 0.2]])
+    ref = np.array([0.5, 0.5, 0.4])
+    d = (f - ref) ** 2 / np.array([0.5, 2.0, 1.0]) ** 2
+    assert M.semantic_locality(f, ref, [1], scale=[0.5, 2.0, 1.0]) == pytest.approx(d[:, 1].sum() / d.sum())
+    assert M.semantic_locality(f, ref, [0, 2]) == pytest.approx(
+        (((f - ref) ** 2)[:, [0, 2]]).sum() / ((f - ref) ** 2).sum())
+    assert np.isnan(M.semantic_locality(np.tile(ref, (2, 1)), ref, [0]))
+    with pytest.raises(ValueError, match=r"region_factor_idx \[3\] outside 0..2"):
+        M.semantic_locality(f, ref, [3])
+    with pytest.raises(ValueError, match=r"got \[2, 3\] and \[2\]"):
+        M.semantic_locality(f, ref[:2], [0])
+    with pytest.raises(ValueError, match=r"got \[3\] and \[3\]"):
+        M.semantic_locality(ref, ref, [0])
+    # small changes (Σ below 1) still give shares; no change gives zeros; non-finite latents NaN per layer
+    w_ref = np.ones((3, 2))
+    lat = w_ref[None] + np.array([0.0, 0.01, 0.02])[None, :, None]
+    assert M.layer_profile(lat, w_ref) == pytest.approx([0.0, 0.2, 0.8])
+    assert M.layer_profile(np.repeat(w_ref[None], 2, 0), w_ref) == [0.0, 0.0, 0.0]
+    bad = lat.copy()
+    bad[0, 0, 0] = np.nan
+    assert len(M.layer_profile(bad, w_ref)) == 3 and all(np.isnan(M.layer_profile(bad, w_ref)))
+    with pytest.raises(ValueError, match=r"got \[2, 2, 3\] and \[2, 3\]"):
+        M.locality(np.zeros((2, 2, 3)), np.zeros((2, 3)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"got \(3, 3, 3\) and \(2, 2, 3\)"):
+        M.locality(np.zeros((1, 3, 3, 3)), np.zeros((2, 2, 3)), np.ones((2, 2)))

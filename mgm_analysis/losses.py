@@ -20,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .errors import MGMError
 
@@ -82,9 +81,7 @@ class MaskedDistance(torch.nn.Module):
             raise ValueError(f"expected images of {tuple(self.inside.shape)}, got {tuple(img.shape[-2:])}")
         ref = ref.expand_as(img)
         if self.mode == "map":
-            dmap = self._d(img, ref)
-            if dmap.shape[-2:] != img.shape[-2:]:
-                dmap = F.interpolate(dmap, size=img.shape[-2:], mode="bilinear", align_corners=False)
+            dmap = self._d(img, ref)  # [B, 1, H, W]: spatial LPIPS upsamples its layers to the input's size
             d_in = (dmap * self.inside).sum((1, 2, 3)) / self.inside.sum()
             d_out = (dmap * self.outside).sum((1, 2, 3)) / self.outside.sum()
             return d_in, d_out
@@ -95,8 +92,7 @@ class MaskedDistance(torch.nn.Module):
             return t[..., b[1]:b[3], b[0]:b[2]]
 
         def dist(a, b):
-            d = self._d(a, b)
-            return d.mean((1, 2, 3)) if d.ndim == 4 else d.reshape(len(a))
+            return self._d(a, b).mean((1, 2, 3))  # [B, 1, h, w] (l2) or [B, 1, 1, 1] (LPIPS) -> [B]
 
         d_in = dist(crop(img, self.box), crop(ref, self.box))
         strips = _strips(self.box, res)

@@ -221,3 +221,21 @@ def test_lpips_modes_load_their_own_network(monkeypatch, mode):
             exp_out = sum(lp(*s) * a / area for s, a in strips)
     assert torch.allclose(d_in, exp_in, rtol=1e-5) and torch.allclose(d_out, exp_out, rtol=1e-5)
     assert float(d_in.min()) > 0 and float(d_out.min()) > 0
+
+
+def test_springs_on_wide_latents_and_coincident_neighbours():
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(5, 2, 3, generator=g)  # 5 latents of 6 numbers: norms over all of them, rows not mixed
+    flat = w.reshape(5, -1)
+    for closed in (False, True):
+        pairs1 = [(i, (i + 1) % 5) for i in range(5 if closed else 4)]
+        pairs2 = [(i, (i + 2) % 5) for i in range(5 if closed else 3)]
+        s, st = spring_energy(w, 0.3, 0.2, 0.7, closed)
+        assert float(s) == pytest.approx(0.3 * sum((float((flat[j] - flat[i]).norm()) - 0.7) ** 2 for i, j in pairs1),
+                                         rel=1e-5)
+        assert float(st) == pytest.approx(0.2 * sum((float((flat[j] - flat[i]).norm()) - 1.4) ** 2
+                                                    for i, j in pairs2), rel=1e-5)
+    same = torch.zeros(3, 4, requires_grad=True)  # the first epoch: every latent at w*
+    s, st = spring_energy(same, 1.0, 1.0, 0.5)
+    (s + st).backward()
+    assert float(s) == pytest.approx(2 * 0.25, rel=1e-4) and torch.isfinite(same.grad).all()

@@ -111,12 +111,13 @@ def test_lpips_downloads_the_backbone_as_torchvision_does(tmp_path, monkeypatch)
 
     calls = []
 
-    def fake_download(url, dst, hash_prefix=None, progress=True):
+    def fake_download(url, dst, hash_prefix=None, progress=False):  # (torch's default is True: ask for it anyway)
         calls.append((url, dst, hash_prefix, progress))
         torch.save(torchvision.models.alexnet(weights=None).state_dict(), dst)  # stands in for the real file
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)  # the folder may exist without the file
     model = load_lpips(spatial=False)
     dst = tmp_path / "hub" / "checkpoints" / LPIPS_BACKBONE_FILE
     assert calls == [(torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url, str(dst), "7be5be79", True)]

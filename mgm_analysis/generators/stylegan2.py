@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .base import LatentSpace
+
 __all__ = ["StyleGAN2", "tiny_generator", "rosinality_channels", "num_ws_for"]
 
 _SQRT2 = math.sqrt(2.0)
@@ -268,7 +270,7 @@ class ConstantInput(nn.Module):
         return self.input.repeat(batch, 1, 1, 1)
 
 
-class StyleGAN2(nn.Module):
+class StyleGAN2(LatentSpace, nn.Module):
     """StyleGAN2 generator with a W+ interface (DESIGN §2).
 
     Args:
@@ -349,43 +351,9 @@ class StyleGAN2(nn.Module):
         return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
 
     # ------------------------------------------------------------------ mapping
-    def mapping(self, z: torch.Tensor, truncation: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
-        """z [B, z_dim] -> w [B, w_dim]; ψ = ``truncation`` ≠ 1 moves w towards (ψ < 1) or away from ``w_avg``.
-
-        With ``truncation_cutoff`` (NVIDIA's argument) only the first ``cutoff`` of
-        the ``num_ws`` layers are truncated, so the result is W+ [B, num_ws, w_dim]
-        (``broadcast`` passes W+ through unchanged).
-        """
-        if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"z must be [B, {self.z_dim}], got {list(z.shape)}")
-        w = self.style(z)
-        if truncation_cutoff is None:
-            return self.truncate(w, truncation)
-        if isinstance(truncation_cutoff, bool) or not isinstance(truncation_cutoff, int) or truncation_cutoff < 0:
-            raise ValueError(f"truncation_cutoff must be an integer >= 0 (layers to truncate), got {truncation_cutoff!r}")
-        ws = self.broadcast(w).clone()
-        ws[:, :truncation_cutoff] = self.truncate(ws[:, :truncation_cutoff], truncation)
-        return ws
-
-    def truncate(self, w: torch.Tensor, truncation: float = 1.0, w_avg: torch.Tensor | None = None) -> torch.Tensor:
-        """``w_avg + ψ·(w − w_avg)`` for ψ ≠ 1 (w of shape [B, w_dim] or W+ [B, num_ws, w_dim])."""
-        if truncation == 1:
-            return w
-        t = (self.w_avg if w_avg is None else w_avg).reshape(-1)
-        return t + truncation * (w - t)
-
-    def mean_latent(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
-        """Mean of ``mapping(z)`` over ``n`` seeded normal z, [w_dim]."""
-        g = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, self.z_dim, generator=g).to(self.w_avg.device)
-        with torch.no_grad():
-            return self.style(z).mean(0)
-
-    def broadcast(self, w: torch.Tensor) -> torch.Tensor:
-        """w [B, w_dim] -> ws [B, num_ws, w_dim]; a W+ [B, num_ws, w_dim] (a cut-off truncation) is returned as is."""
-        if w.ndim == 3 and w.shape[1:] == (self.num_ws, self.w_dim):
-            return w
-        return w[:, None, :].expand(-1, self.num_ws, -1)
+    def z_to_w(self, z: torch.Tensor) -> torch.Tensor:
+        """The mapping network alone: z [B, z_dim] -> w [B, w_dim] (``mapping`` adds truncation)."""
+        return self.style(z)
 
     def style_mix(self, w1: torch.Tensor, w2: torch.Tensor, inject_index: int) -> torch.Tensor:
         """W+ taking layers < ``inject_index`` from w1 and the rest from w2 (both [B, w_dim])."""

@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import LatentSpace
+
 __all__ = ["StyleGAN3", "LayerSpec", "layer_specs", "design_lowpass_filter", "filtered_lrelu", "upfirdn2d",
            "upfirdn2d_ref",
            "tiny_stylegan3", "CONFIGS"]
@@ -351,7 +353,7 @@ class SynthesisLayer(nn.Module):
                               slope=1.0 if sp.is_torgb else 0.2, clamp=self.conv_clamp)
 
 
-class StyleGAN3(nn.Module):
+class StyleGAN3(LatentSpace, nn.Module):
     """StyleGAN3 generator with the mgm_analysis W+ interface (see ``base.Generator``).
 
     Hyper-parameters are NVIDIA's (``networks_stylegan3``); config T is the
@@ -408,40 +410,9 @@ class StyleGAN3(nn.Module):
         return [s.name for s in self.specs]
 
     # ------------------------------------------------------------------ mapping
-    def mapping(self, z: torch.Tensor, truncation: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
-        """z [B, z_dim] -> w [B, w_dim]; ψ = ``truncation`` ≠ 1 moves w towards (ψ < 1) or away from ``w_avg``.
-
-        With ``truncation_cutoff`` (NVIDIA's argument) only the first ``cutoff``
-        of the ``num_ws`` layers are truncated and the result is W+ [B, num_ws, w_dim].
-        """
-        if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"z must be [B, {self.z_dim}], got {list(z.shape)}")
-        w = self.map(z.float())
-        if truncation_cutoff is None:
-            return self.truncate(w, truncation)
-        if isinstance(truncation_cutoff, bool) or not isinstance(truncation_cutoff, int) or truncation_cutoff < 0:
-            raise ValueError(f"truncation_cutoff must be an integer >= 0 (layers to truncate), got {truncation_cutoff!r}")
-        ws = self.broadcast(w).clone()
-        ws[:, :truncation_cutoff] = self.truncate(ws[:, :truncation_cutoff], truncation)
-        return ws
-
-    def truncate(self, w: torch.Tensor, truncation: float = 1.0, w_avg: torch.Tensor | None = None) -> torch.Tensor:
-        """``w_avg + ψ·(w − w_avg)`` (w [B, w_dim] or W+ [B, num_ws, w_dim]); ψ == 1 returns w."""
-        if truncation == 1:
-            return w
-        t = (self.w_avg if w_avg is None else w_avg).reshape(-1)
-        return t + truncation * (w - t)
-
-    def mean_latent(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
-        """Mean of the mapped w of ``n`` seeded normal z, [w_dim]."""
-        g = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, self.z_dim, generator=g).to(self.w_avg.device)
-        with torch.no_grad():
-            return self.map(z).mean(0)
-
-    def broadcast(self, w: torch.Tensor) -> torch.Tensor:
-        """w [B, w_dim] -> ws [B, num_ws, w_dim]; W+ passes through."""
-        return w if w.ndim == 3 else w[:, None, :].expand(-1, self.num_ws, -1)
+    def z_to_w(self, z: torch.Tensor) -> torch.Tensor:
+        """The mapping network alone: z [B, z_dim] -> w [B, w_dim] (``mapping`` adds truncation)."""
+        return self.map(z.float())
 
     # ---------------------------------------------------------------- synthesis
     def synthesis(self, ws: torch.Tensor) -> torch.Tensor:

@@ -350,6 +350,17 @@ def _write_json(path: Path, obj: dict) -> None:
     _atomic_write(path, json.dumps(obj, allow_nan=False, default=float).encode())
 
 
+def _messages(stream):
+    """The JSON objects of a line-per-message stream between the dashboard and its worker; other lines are skipped."""
+    for line in stream:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(msg, dict):
+            yield msg
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         got = json.loads(path.read_text())
@@ -500,13 +511,7 @@ class _Worker:
 
     def read_requests(self, stream) -> None:
         """Answer each request line; at the end of input (the dashboard stopped) interrupt the job and quit."""
-        for line in stream:
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(msg, dict):
-                continue
+        for msg in _messages(stream):
             op, reply = msg.get("op"), {"op": "reply", "req": msg.get("req")}
             try:
                 handler = {"face": self.face, "submit": self.submit, "cancel": self.cancel}.get(op)
@@ -709,13 +714,7 @@ class WorkerClient:
                                                 "message": "the worker stopped before this job ended; launch it again"})
 
     def _read(self, proc) -> None:
-        for line in proc.stdout:
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(msg, dict):
-                continue
+        for msg in _messages(proc.stdout):
             if msg.get("op") == "hello":
                 self.info = msg
                 self.ready.set()

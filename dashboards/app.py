@@ -1,4 +1,4 @@
-"""The dashboard application (DESIGN §6): ``create_app(root)`` builds it, ``serve(root)`` runs it.
+"""The dashboard application: ``create_app(root)`` builds it, ``serve(root)`` runs it.
 
 The app reads a run store and never writes it (projections are cached by the
 analysis module under ``<root>/.mgm_cache``).  Run files (frames, reference,

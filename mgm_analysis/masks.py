@@ -1,4 +1,4 @@
-"""Regions of change: masks from presets, rectangles, ellipses, polygons and PNG files (DESIGN §3).
+"""Regions of change: masks from presets, rectangles, ellipses, polygons and PNG files.
 
 Spec syntax (``--region``):
 

@@ -1,4 +1,4 @@
-"""Named region presets per face layout, in relative coordinates (DESIGN §3).
+"""Named region presets per face layout, in relative coordinates.
 
 A preset is a list of boxes ``(x0, y0, x1, y1)`` as fractions of the image
 side, x1/y1 exclusive; :func:`preset_boxes` scales them to pixels at any

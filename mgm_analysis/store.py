@@ -1,4 +1,4 @@
-"""The run store (DESIGN §4): one folder per run, written atomically, read with numpy/pandas/json only.
+"""The run store: one folder per run, written atomically, read with numpy/pandas/json only.
 
     runs/<run_id>/
       run.json        config, generator, region, seed, status, loss history, timings, metrics, provenance

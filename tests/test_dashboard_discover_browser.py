@@ -253,7 +253,7 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     ab = ActionBuilder(dash_duo.driver)
     ab.pointer_action.move_to_location(*_screen_of(dash_duo, *corners[0])[:2])
     ab.pointer_action.pointer_down()
-    for a, b in zip(corners, corners[1:]):
+    for a, b in zip(corners, corners[1:], strict=False):
         for t in np.linspace(0.2, 1, 4):
             ab.pointer_action.move_to_location(*_screen_of(dash_duo, a[0] + t * (b[0] - a[0]),
                                                            a[1] + t * (b[1] - a[1]))[:2])

@@ -1,4 +1,4 @@
-"""Metrics with known answers (DESIGN §5), plus the docstring examples."""
+"""Metrics with known answers, plus the docstring examples."""
 
 import doctest
 import warnings

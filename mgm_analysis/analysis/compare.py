@@ -1,4 +1,4 @@
-"""Comparing regions: how much two runs' trajectories share directions, and which W+ layers carry them (DESIGN §5).
+"""Comparing regions: how much two runs' trajectories share directions, and which W+ layers carry them.
 
 A run's *deltas* are ``w_i − w*`` [n, num_ws·w_dim].  Their top-k principal
 directions span a subspace; two runs overlap by the mean cos² of the principal

@@ -1,4 +1,4 @@
-"""Metrics of a discovered manifold (DESIGN §5): pure numpy functions, no torch.
+"""Metrics of a discovered manifold: pure numpy functions, no torch.
 
 Notation: frames ``x_i`` [n, H, W, 3] in [0, 1], reference ``x*`` [H, W, 3],
 mask ``M`` [H, W] in [0, 1] with area share ``A = mean(M)``, latents ``w_i``

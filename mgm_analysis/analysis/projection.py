@@ -1,4 +1,4 @@
-"""Joint PCA / UMAP projections of many runs in shared coordinates (DESIGN §5).
+"""Joint PCA / UMAP projections of many runs in shared coordinates.
 
 One projection is fitted over the frames of all selected runs, so the
 trajectories of different regions and references land in the same plane and

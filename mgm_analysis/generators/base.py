@@ -1,4 +1,4 @@
-"""The generator interface (DESIGN §2): the only thing the engine and analysis know about a model."""
+"""The generator interface: the only thing the engine and analysis know about a model."""
 
 from __future__ import annotations
 

@@ -271,7 +271,7 @@ class ConstantInput(nn.Module):
 
 
 class StyleGAN2(LatentSpace, nn.Module):
-    """StyleGAN2 generator with a W+ interface (DESIGN §2).
+    """StyleGAN2 generator with a W+ interface.
 
     Args:
         resolution:          image side, a power of two >= 4.

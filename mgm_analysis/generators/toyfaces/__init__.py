@@ -1,5 +1,5 @@
 """The built-in ``toyfaces`` model: procedural faces with known factors, a small StyleGAN2 trained on
-them, and a factor regressor that reads the factors back from any image (DESIGN §2).
+them, and a factor regressor that reads the factors back from any image.
 
 * :mod:`.renderer` — ``render(factors)``: the ground-truth face drawer; ``FACTORS``, ``FACTOR_REGION``.
 * :mod:`.prior` — ``factors_from_z(z)``: the fixed, entangling z -> factors map.

@@ -5,7 +5,7 @@ it changes.  Shapes are signed-distance functions turned into coverage with a
 soft anti-aliasing ramp (``ramp_px`` pixels), so images are smooth, the
 renderer is differentiable almost everywhere, and a small generator can learn
 it.  Features are large and high-contrast: thin, small eyes were never learned
-by a small StyleGAN2 (see shared/FINDINGS.md).
+by a small StyleGAN2.
 
 Geometry is in relative coordinates (fractions of the image side), so any
 power-of-two resolution renders the same face.  Region-factor features stay

@@ -19,6 +19,19 @@ WEIGHTS = "toyfaces_G.pt"
 REGRESSOR_WEIGHTS = "toyfaces_regressor.pt"
 
 
+def load_shipped_weights(path: str | None, default: str, what: str, module: str) -> dict:
+    """The saved dict of a shipped model (``path`` or ``data/<default>``), read with ``weights_only=True``.
+
+    A missing file is a :class:`CheckpointError` naming ``what`` and how to retrain it (``python -m module``).
+    """
+    import torch
+
+    p = Path(path) if path else data_path(default)
+    if not p.exists():
+        raise CheckpointError(f"{what} weights are missing ({p}); retrain with `python -m {module}`")
+    return torch.load(p, map_location="cpu", weights_only=True)
+
+
 def data_path(name: str) -> Path:
     """Path of a shipped data file: the installed package data, else ``<checkout>/data``."""
     try:

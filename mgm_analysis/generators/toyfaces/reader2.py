@@ -150,13 +150,9 @@ def _save(model: Reader2, path: Path, extra: dict) -> None:
 @functools.lru_cache(maxsize=2)
 def load_reader2(path: str | None = None) -> Reader2:
     """The shipped second reader (frozen, eval mode); ``torch.load(weights_only=True)``."""
-    from . import data_path
+    from . import load_shipped_weights
 
-    p = Path(path) if path else data_path(READER2_WEIGHTS)
-    if not p.exists():
-        raise CheckpointError(f"the second toyfaces factor reader is missing ({p}); retrain it with "
-                              "`python -m mgm_analysis.generators.toyfaces.reader2`")
-    obj = torch.load(p, map_location="cpu", weights_only=True)
+    obj = load_shipped_weights(path, READER2_WEIGHTS, "the second toyfaces factor reader's", __name__)
     cfg = obj.get("config", {})
     model = Reader2(widths=tuple(cfg.get("widths", (16, 32, 64, 96))), resolution=int(cfg.get("resolution", 32)))
     model.load_state_dict(obj["state_dict"])

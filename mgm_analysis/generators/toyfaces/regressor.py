@@ -14,13 +14,11 @@ import functools
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import CheckpointError
 from .renderer import FACTORS, NUM_FACTORS, render
 
 __all__ = ["FactorRegressor", "load_regressor", "predict_factors", "train_regressor", "r2_per_factor", "r2_scores"]
@@ -113,13 +111,9 @@ def train_regressor(steps: int = 3000, batch: int = 64, lr: float = 2e-3, seed: 
 @functools.lru_cache(maxsize=2)
 def load_regressor(path: str | None = None) -> FactorRegressor:
     """The shipped factor regressor (frozen, eval mode)."""
-    from . import REGRESSOR_WEIGHTS, data_path
+    from . import REGRESSOR_WEIGHTS, load_shipped_weights
 
-    p = Path(path) if path else data_path(REGRESSOR_WEIGHTS)
-    if not p.exists():
-        raise CheckpointError(f"toyfaces factor regressor weights are missing ({p}); retrain with "
-                              "`python -m mgm_analysis.generators.toyfaces.regressor`")
-    obj = torch.load(p, map_location="cpu", weights_only=True)
+    obj = load_shipped_weights(path, REGRESSOR_WEIGHTS, "toyfaces factor regressor", __name__)
     model = FactorRegressor(**obj.get("config", {}))
     model.load_state_dict(obj["state_dict"])
     return model.eval().requires_grad_(False)

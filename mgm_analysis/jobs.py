@@ -66,16 +66,12 @@ def _flag(name: str) -> str:
 def config_fields() -> dict[str, str]:
     """DiscoveryConfig field name -> its type name (``int``, ``float``, ``bool``, ``str``, ``int | None``).
 
-    Read from the class's annotations in discovery.py's source, so that a spec, a sweep grid and a rerun that
-    has nothing to do never import torch (10 s on a busy 2-core machine); tests/test_jobs.py checks it against
-    ``dataclasses.fields(DiscoveryConfig)``.
+    DiscoveryConfig lives in the torch-free :mod:`mgm_analysis.config`, so checking ``--set`` values
+    imports no torch (10 s on a busy 2-core machine).
     """
-    import ast
+    from .config import DiscoveryConfig
 
-    tree = ast.parse((Path(__file__).with_name("discovery.py")).read_text())
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "DiscoveryConfig")
-    return {n.target.id: ast.unparse(n.annotation) for n in cls.body
-            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    return {f.name: str(f.type) for f in fields(DiscoveryConfig)}
 
 
 def parse_config_value(name: str, text: str):

@@ -1,6 +1,8 @@
 """The job API: deterministic keys, one run per job, provenance, write-tested output, NaN and errors that never lose
 a run, resume that refuses ignored flags, the baseline hook."""
 
+from dataclasses import fields
+
 import numpy as np
 import pytest
 import torch
@@ -223,14 +225,21 @@ def test_transfer_and_combine_are_jobs(ckpt, G, tmp_path):
     assert np.allclose(c.latents, src.latents + rb.latents - src.reference[None], atol=1e-5)
 
 
-def test_config_fields_are_the_dataclass_fields():
-    """jobs.config_fields reads DiscoveryConfig's annotations from the source (no torch import): the same names
-    and types as the dataclass itself."""
-    from dataclasses import fields
+def test_config_fields_are_the_dataclass_fields_and_need_no_torch():
+    """jobs.config_fields gives the engine's DiscoveryConfig fields with their types, without importing torch."""
+    import subprocess
+    import sys
 
-    from mgm_analysis.discovery import DiscoveryConfig
+    from mgm_analysis.discovery import DiscoveryConfig as EngineConfig
 
-    assert jobs.config_fields() == {f.name: str(f.type) for f in fields(DiscoveryConfig)}
+    types = jobs.config_fields()
+    assert list(types) == [f.name for f in fields(EngineConfig)]  # the engine's class is the config's
+    assert (types["n_frames"], types["offset"], types["offset_ramp"], types["distance"],
+            types["truncation_cutoff"]) == ("int", "float", "bool", "str", "int | None")
+    code = ("import sys; from mgm_analysis import jobs; t = jobs.config_fields(); "
+            "assert 'torch' not in sys.modules, 'torch imported'; print(len(t))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and int(p.stdout) == len(types), p.stderr[-2000:]
     assert jobs.parse_config_value("epochs", "12") == 12 and jobs.parse_config_value("offset_ramp", "on") is True
     with pytest.raises(MGMError, match="epochs takes an int, got 'x'"):
         jobs.parse_config_value("epochs", "x")

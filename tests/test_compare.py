@@ -236,3 +236,231 @@ def test_reference_labels_random_overlap_bounds_and_k(tmp_path):
                     ["random_baseline"]).all()
     plain = pd.DataFrame([[1.0, 0.3], [0.3, 1.0]], index=["a", "b"], columns=["a", "b"])  # no attrs
     assert region_overlap_summary(plain)["pair"].tolist() == ["same region, same reference"]
+
+
+# ---------------------------------------------- curved runs of rank >= 2 (found by mutation testing)
+def _chain_run(root, region, seed, deltas, run_id=None):
+    """A stored run that moves a random w* by ``deltas``: [n, 10] on the free W+ layers 1:3, or [n, 4, 5] anywhere."""
+    rng = np.random.default_rng(1000 + seed)
+    ref = rng.normal(size=(4, 5)).astype(np.float32)
+    deltas = np.asarray(deltas, np.float64)
+    lat = np.repeat(ref[None], len(deltas), 0)
+    if deltas.ndim == 2:
+        lat[:, 1:3] += deltas.reshape(len(deltas), 2, 5).astype(np.float32)
+    else:
+        lat += deltas.astype(np.float32)
+    mask = np.zeros((8, 8), np.float32)
+    mask[2:5, 2:6] = 1
+    return store.load_run(store.write_run(root, meta=fake_meta(region, seed), latents=lat, reference=ref,
+                                          reference_img=np.full((8, 8, 3), 0.5, np.float32), mask=mask,
+                                          run_id=run_id or f"{region}-{seed}"))
+
+
+def _curve(rng, n, rank, d=10, scale=1.0):
+    """n points of a chain from w* that bends, Σ_m a_m (1 − cos(mπt)) u_m (m = 1..rank, random u_m, falling a_m):
+    rank ``rank`` after centring, principal directions with clearly different energies, a mean offset from w*."""
+    t = np.linspace(0, 1, n)[:, None]
+    out = np.zeros((n, d))
+    for m in range(1, rank + 1):
+        out += scale * 3.0 / m * (1 - np.cos(m * np.pi * t)) * rng.normal(size=d)
+    return out
+
+
+def _deltas(run):
+    return (run.latents.astype(np.float64) - run.reference[None]).reshape(len(run.latents), -1)
+
+
+def _svd_basis(x, k, center=True):
+    """Top-k right singular vectors [d, k'] of x (rows centred first), one SVD, k' = min(k, rank); the chains here
+    have singular values either of order one or at float32 round-off, the rank is the count above 1e-3 of the top."""
+    x = x - x.mean(0) if center else x
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    rank = int((s > 1e-3 * s[0]).sum()) if s.size and s[0] > 0 else 0
+    return vt[:min(k, rank)].T
+
+
+def _angle_overlap(qa, qb):
+    """mean cos² of the principal angles (scipy's own algorithm); NaN when a basis is empty."""
+    from scipy.linalg import subspace_angles
+
+    if qa.shape[1] == 0 or qb.shape[1] == 0:
+        return np.nan
+    return float(np.mean(np.cos(subspace_angles(qa, qb)) ** 2))
+
+
+def _quietly(fn, *args, **kw):
+    """fn(*args, **kw) with every warning an error: NaN for a still run is an answer, not a RuntimeWarning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return fn(*args, **kw)
+
+
+#: (region, reference seed, frames, rank after centring): ranks 0..5 around the default k = 3, 2 to 9 frames
+CURVED = [("mouth", 0, 9, 4), ("mouth", 1, 8, 2), ("eyes", 0, 7, 3), ("eyes", 1, 2, 1), ("brows", 0, 6, 5),
+          ("brows", 1, 8, 1), ("nose", 0, 5, 0)]
+
+
+def _curved_runs(root):
+    rng = np.random.default_rng(11)
+    return [_chain_run(root, region, seed, _curve(rng, n, rank)) for region, seed, n, rank in CURVED]
+
+
+def test_overlap_matrix_of_curved_runs_is_the_principal_angles(tmp_path):
+    runs = _curved_runs(tmp_path)
+    ranks = [rank for *_, rank in CURVED]
+    bases = [_svd_basis(_deltas(r), k=3) for r in runs]
+    assert [q.shape[1] for q in bases] == [min(3, rank) for rank in ranks]  # the chains are as built
+    M = _quietly(overlap_matrix, runs)  # the defaults: k = 3, centred
+    for a in range(len(runs)):
+        for b in range(len(runs)):
+            want = _angle_overlap(bases[a], bases[b])
+            if np.isnan(want):  # the still run: no direction, no overlap
+                assert np.isnan(M.iloc[a, b]), (a, b)
+            else:
+                assert M.iloc[a, b] == pytest.approx(want, abs=1e-5), (a, b)
+    vals = M.to_numpy()
+    assert np.isfinite(vals).sum() == 6 * 6  # every pair of moving runs
+    assert 0.01 < np.nanmin(vals) and np.nanmax(vals[~np.eye(7, dtype=bool)]) < 0.95  # none trivially 0 or 1
+    assert ((vals[np.isfinite(vals)] >= 0) & (vals[np.isfinite(vals)] <= 1)).all()  # an overlap is in [0, 1], exactly
+    assert M.attrs["random_baseline"] == pytest.approx(3 / 10)
+    # without centring the mean offset of each chain from w* is a direction too
+    plain = overlap_matrix(runs, k=3, center=False)
+    loose = [_svd_basis(_deltas(r), k=3, center=False) for r in runs]
+    for a, b in ((0, 1), (0, 4), (1, 3), (2, 5)):
+        assert plain.iloc[a, b] == pytest.approx(_angle_overlap(loose[a], loose[b]), abs=1e-5), (a, b)
+    assert np.abs(plain.to_numpy() - vals)[:6, :6].max() > 0.01  # and that is another answer
+    # one run alone: overlap 1 with itself, and the baseline of its free layers
+    one = overlap_matrix(runs[:1], k=2)
+    assert one.shape == (1, 1) and one.iloc[0, 0] == pytest.approx(1.0) and one.attrs["random_baseline"] == 0.2
+
+
+def test_summary_and_region_average_of_curved_runs(tmp_path):
+    runs = _curved_runs(tmp_path)[:-1]  # the moving ones
+    bases = [_svd_basis(_deltas(r), k=3) for r in runs]
+    groups = {}
+    for a in range(len(runs)):
+        for b in range(a + 1, len(runs)):
+            (ra, sa, *_), (rb, sb, *_) = CURVED[a], CURVED[b]
+            pair = ("same region" if ra == rb else "different regions") + ", " + \
+                   ("same reference" if sa == sb else "other reference")
+            groups.setdefault(pair, []).append(_angle_overlap(bases[a], bases[b]))
+    summary = region_overlap_summary(runs).set_index("pair")  # default k = 3
+    assert sorted(summary.index) == sorted(groups)
+    for pair, vals in groups.items():
+        assert summary.loc[pair, "count"] == len(vals)
+        assert summary.loc[pair, "mean"] == pytest.approx(np.mean(vals), abs=1e-5)
+        assert summary.loc[pair, "std"] == pytest.approx(np.std(vals, ddof=1), abs=1e-5)
+    k1 = region_overlap_summary(runs, k=1).set_index("pair")  # top direction only
+    top = [_svd_basis(_deltas(r), k=1) for r in runs]
+    assert k1.loc["same region, other reference", "mean"] == pytest.approx(
+        np.mean([_angle_overlap(top[0], top[1]), _angle_overlap(top[2], top[3]), _angle_overlap(top[4], top[5])]),
+        abs=1e-5)
+    M = overlap_matrix(runs)
+    avg = region_average(M, {r.run_id: r.region for r in runs})
+    assert (avg.dtypes == np.float64).all()
+    assert avg.loc["brows", "mouth"] == pytest.approx(np.mean([_angle_overlap(bases[a], bases[b])
+                                                               for a in (4, 5) for b in (0, 1)]), abs=1e-5)
+
+
+def test_principal_bases_of_curved_runs_and_the_moving_layers(tmp_path):
+    runs = _curved_runs(tmp_path)
+    bases, ranks = _quietly(compare.principal_bases, runs)  # defaults: k = 3, centred
+    assert bases.shape == (7, 3, 10) and bases.dtype == np.float32 and ranks.dtype.kind == "i"
+    assert list(ranks) == [min(3, rank) for *_, rank in CURVED]
+    for run, b, r in zip(runs, bases, ranks, strict=True):
+        q = _svd_basis(_deltas(run)[:, 5:15], k=3)
+        assert np.allclose(b[:r].T @ b[:r], q @ q.T, atol=1e-5) and not b[r:].any()
+    # uncentred: the subspace of the deltas themselves, mean offset included
+    plain, pranks = compare.principal_bases(runs[:3], k=2, center=False)
+    for run, b, r in zip(runs[:3], plain, pranks, strict=True):
+        q = _svd_basis(_deltas(run)[:, 5:15], k=2, center=False)
+        assert r == 2 and np.allclose(b.T @ b, q @ q.T, atol=1e-5)
+    # a run that also moves W+ layer 3, outside its free layers 1:3: every layer counts for every run
+    rng = np.random.default_rng(4)
+    full = np.zeros((6, 4, 5))
+    full[:, 1:] = _curve(rng, 6, 2, d=15).reshape(6, 3, 5)
+    wide = _chain_run(tmp_path, "jaw", 0, full)
+    wb, wr = compare.principal_bases([runs[0], wide], k=2)
+    assert wb.shape == (2, 2, 20) and list(wr) == [2, 2]
+    for run, b in zip([runs[0], wide], wb, strict=True):
+        q = _svd_basis(_deltas(run), k=2)
+        assert np.allclose(b.T @ b, q @ q.T, atol=1e-5)
+    below = np.zeros((6, 4, 5))
+    below[:, :3] = _curve(rng, 6, 2, d=15).reshape(6, 3, 5)  # moves layer 0, below the free layers
+    assert compare.principal_bases([_chain_run(tmp_path, "chin", 0, below)], k=2)[0].shape == (1, 2, 20)
+
+
+def test_principal_bases_of_many_runs_in_batches(tmp_path):
+    rng = np.random.default_rng(6)
+    spec = [(3 + i % 4, 1 + i % 3) for i in range(70)]  # more than two batches of 32, four chain lengths
+    runs = [_chain_run(tmp_path, "mouth", i, _curve(rng, n, rank)) for i, (n, rank) in enumerate(spec)]
+    bases, ranks = compare.principal_bases(runs, k=2)
+    assert list(ranks) == [min(2, rank) for _, rank in spec]
+    for run, b, r in zip(runs, bases, ranks, strict=True):
+        q = _svd_basis(_deltas(run)[:, 5:15], k=2)
+        assert np.allclose(b[:r].T @ b[:r], q @ q.T, atol=1e-5), run.run_id
+
+
+def test_subspaces_of_rank_above_k_small_steps_and_float32(tmp_path):
+    rng = np.random.default_rng(8)
+    A, B = _curve(rng, 9, 5), _curve(rng, 8, 4)
+    qa, qb = _svd_basis(A, k=3), _svd_basis(B, k=3)
+    assert principal_subspace(A).shape == (10, 3)  # default k = 3 of rank 5
+    assert subspace_overlap(A, B) == pytest.approx(_angle_overlap(qa, qb), abs=1e-12)
+    assert subspace_overlap(A, B, k=2, center=False) == pytest.approx(
+        _angle_overlap(_svd_basis(A, k=2, center=False), _svd_basis(B, k=2, center=False)), abs=1e-12)
+    # a search's steps are small: scale does not change the directions
+    tiny = principal_subspace(A * 1e-3, k=3)
+    assert tiny.shape == (10, 3) and np.allclose(tiny @ tiny.T, qa @ qa.T, atol=1e-10)
+    # float32 deltas (as runs store them) are analysed in float64
+    A32 = A.astype(np.float32)
+    exact = _svd_basis(A32.astype(np.float64), k=3)
+    q32 = principal_subspace(A32, k=3)
+    assert q32.dtype == np.float64 and np.allclose(q32 @ q32.T, exact @ exact.T, atol=1e-10)
+    Qa, Qb = rng.normal(size=(10, 3)).astype(np.float32), rng.normal(size=(10, 2)).astype(np.float32)
+    want = _angle_overlap(np.linalg.qr(Qa.astype(np.float64))[0], np.linalg.qr(Qb.astype(np.float64))[0])
+    assert basis_overlap(Qa, Qb) == pytest.approx(want, abs=1e-12)
+    assert basis_overlap(Qb, Qa) == pytest.approx(want, abs=1e-12)
+    # a block of no layers at all has no direction
+    assert principal_subspace(np.zeros((3, 0))).shape == (0, 0)
+
+
+def test_basis_overlap_stays_in_0_1_and_empty_bases_are_quiet():
+    rng = np.random.default_rng(9)
+    for _ in range(50):
+        q = rng.normal(size=(12, 4))
+        rot = np.linalg.qr(rng.normal(size=(4, 4)))[0]
+        ov = basis_overlap(q, q @ rot)  # the same subspace
+        assert 0 <= ov <= 1 and ov == pytest.approx(1.0)
+    assert np.isnan(_quietly(basis_overlap, np.zeros((4, 0)), np.eye(4)[:, :2]))
+    assert np.isnan(_quietly(basis_overlap, np.eye(4)[:, :2], np.zeros((4, 0))))
+
+
+def test_principal_subspace_memory_grows_with_n_times_d():
+    import tracemalloc
+
+    x = np.random.default_rng(0).normal(size=(5, 3000))  # 5 frames in a 3 000-d W+ block: 120 kB
+    tracemalloc.start()
+    try:
+        q = principal_subspace(x, k=3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert q.shape == (3000, 3)
+    assert peak < 5e6  # a full d x d SVD would hold 72 MB (680 MB for StyleGAN2's 18 x 512)
+
+
+def test_empty_tables_keep_their_columns_and_odd_inputs():
+    assert list(layer_profiles([]).columns) == ["run_id", "region", "layer", "share"]
+    assert list(region_overlap_summary([]).columns) == ["pair", "mean", "std", "count", "random_baseline"]
+    ints = pd.DataFrame([[1, 0, 1], [0, 1, 1], [1, 1, 1]], index=list("abc"), columns=list("abc"))
+    avg = region_average(ints, {"a": "x", "b": "x", "c": "y"})
+    assert avg.loc["x", "x"] == 0 and avg.loc["x", "y"] == 1 and np.isnan(avg.loc["y", "y"])
+    from mgm_analysis.analysis.compare import reference_label
+
+    class R:
+        meta, reference = {"reference": {"seed": None, "file": "w7.npy"}}, np.zeros((2, 3), np.float32)
+
+    assert reference_label(R()) == "w7.npy"  # a bare file name, no folder

@@ -187,9 +187,14 @@ def projection(snap: Snapshot, run_ids, method: str = "pca", dims: int = 2, spac
 def _projection(root, signature, ids, method, dims, space, cache_dir, relative) -> pd.DataFrame:
     from mgm_analysis.analysis.projection import project  # imports scikit-learn: seconds, so not at start-up
 
-    runs, unusable = usable_runs(selected_runs(_snapshot(root, signature), ids))
-    df = project(runs, method=method, space=space, n_components=dims, cache_dir=cache_dir, relative=relative)
+    # Every selected run goes to project(): a cached projection is then read without loading any run's arrays
+    # (seconds for thousands of runs), and a fit leaves out the runs whose arrays do not load.  Only those runs
+    # are loaded again here, to say why.
+    snap = _snapshot(root, signature)
+    df = project(selected_runs(snap, ids), method=method, space=space, n_components=dims, cache_dir=cache_dir,
+                 relative=relative)
     left_out = sorted(set(ids) - set(df["run_id"]))
+    unusable = usable_runs(selected_runs(snap, left_out))[1]
     df = df.sort_values(["run_id", "frame"], kind="stable").reset_index(drop=True)
     if left_out:
         df.attrs["note"] = (f"left out {len(left_out)} run(s) that cannot share this projection (another generator, "

@@ -106,6 +106,35 @@ def test_projection_is_joint_and_cached_on_disk(store_root):
     assert any((store_root / ".mgm_cache").glob("projection-*.parquet"))
 
 
+def test_cached_projection_reads_no_run_arrays(tmp_path):
+    """A projection already on disk is read without loading any run's latents or reference (the first paint of a
+    store of thousands of runs spent seconds there), and gives the coordinates of the fit that cached it."""
+    make_store(tmp_path, 4)
+    ids = _ids(tmp_path)
+    fitted = data.projection(data.snapshot(tmp_path), ids)
+    data._projection.cache_clear()
+    data._snapshot.cache_clear()  # a fresh process: new Run objects, nothing loaded
+    snap = data.snapshot(tmp_path)
+    again = data.projection(snap, ids)
+    assert not [r for r in ids if {"latents", "reference"} & set(vars(snap.runs[r]))]
+    pd.testing.assert_frame_equal(again[["run_id", "frame", "x", "y"]], fitted[["run_id", "frame", "x", "y"]])
+
+
+def test_projection_leaves_out_a_run_with_nan_latents_and_says_why(tmp_path):
+    make_store(tmp_path, 4)
+    ids = _ids(tmp_path)
+    bad = ids[1]
+    lat = np.load(tmp_path / bad / "latents.npy")
+    lat[3, 0, 0] = np.nan
+    np.save(tmp_path / bad / "latents.npy", lat)
+    snap = data.snapshot(tmp_path)
+    assert bad in snap.runs  # the snapshot reads headers only
+    with pytest.warns(UserWarning, match=bad):
+        df = data.projection(snap, ids)
+    assert sorted(df["run_id"].unique()) == [r for r in ids if r != bad]
+    assert bad in df.attrs["note"] and "NaN" in df.attrs["note"]
+
+
 def test_batched_overlap_equals_pairwise_svd(store_root):
     """The dashboard's overlap is compare.overlap_matrix (batched Gram bases), checked against one SVD per run and
     per pair (compare.subspace_overlap)."""

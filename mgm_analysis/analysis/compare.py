@@ -57,12 +57,6 @@ def basis_overlap(A, B) -> float:
         return float("nan")
     qa, _ = np.linalg.qr(A)
     qb, _ = np.linalg.qr(B)
-    return _orthonormal_overlap(qa, qb)
-
-
-def _orthonormal_overlap(qa, qb) -> float:
-    if qa.shape[1] == 0 or qb.shape[1] == 0:
-        return float("nan")
     cos = np.clip(np.linalg.svd(qa.T @ qb, compute_uv=False), 0, 1)
     return float((cos**2).sum() / min(qa.shape[1], qb.shape[1]))
 
@@ -105,16 +99,14 @@ def reference_label(run) -> str:
 
 
 def _comparable(runs):
-    """The runs sharing the most common W+ shape, their deltas and the union of their free layers."""
+    """The runs sharing the most common W+ shape and the union of their free layers."""
     runs = list(runs)
     if not runs:
-        return [], [], (0, 0)
+        return [], (0, 0)
     shapes = [r.reference.shape for r in runs]
     common = max(set(shapes), key=shapes.count)
     kept = [r for r, s in zip(runs, shapes, strict=True) if s == common]
-    layers = (min(r.layers[0] for r in kept), max(r.layers[1] for r in kept))
-    deltas = [(r.latents - r.reference[None]).reshape(len(r.latents), -1) for r in kept]
-    return kept, deltas, layers
+    return kept, (min(r.layers[0] for r in kept), max(r.layers[1] for r in kept))
 
 
 def _moving(runs) -> slice:
@@ -172,7 +164,7 @@ def overlap_matrix(runs, k: int = 3, center: bool = True) -> pd.DataFrame:
     ``random_baseline`` (k/d with d = the union of free layers × w_dim), ``k``,
     ``regions`` and ``references`` (run id -> label).
     """
-    kept, _, (a, b) = _comparable(runs)
+    kept, (a, b) = _comparable(runs)
     ids = [r.run_id for r in kept]
     M = np.full((len(ids), len(ids)), np.nan)
     if ids:
@@ -181,7 +173,7 @@ def overlap_matrix(runs, k: int = 3, center: bool = True) -> pd.DataFrame:
         gram = (flat @ flat.T).reshape(len(ids), k, len(ids), k)  # blocks Qa^T Qb
         energy = (gram**2).sum((1, 3))
         denom = np.minimum(ranks[:, None], ranks[None, :]).astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore"):  # 0/0 for a run that does not move (its rows are zero)
             M = np.where(denom > 0, np.clip(energy / denom, 0, 1), np.nan)
     df = pd.DataFrame(M, index=pd.Index(ids, name="run_id"), columns=ids)
     d_eff = (b - a) * kept[0].reference.shape[1] if kept else 0

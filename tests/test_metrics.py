@@ -378,3 +378,168 @@ def test_semantic_locality_layer_profile_and_shape_errors_in_detail():
         M.locality(np.zeros((2, 2, 3)), np.zeros((2, 3)), np.ones((2, 2)))
     with pytest.raises(ValueError, match=r"got \(3, 3, 3\) and \(2, 2, 3\)"):
         M.locality(np.zeros((1, 3, 3, 3)), np.zeros((2, 2, 3)), np.ones((2, 2)))
+
+
+def test_locality_squares_changes_of_both_signs():
+    rng = np.random.default_rng(21)
+    ref = rng.uniform(0.2, 0.8, (5, 6, 3))
+    frames = ref[None] + rng.normal(0, 0.1, (3, 5, 6, 3))  # brightening and darkening, uneven sizes
+    mask = np.zeros((5, 6))
+    mask[1:3, 2:5] = 1.0
+    mask[4, 0] = 0.3
+    num = den = 0.0
+    for f in frames:
+        for y in range(5):
+            for x in range(6):
+                e = sum((f[y, x, c] - ref[y, x, c]) ** 2 for c in range(3))
+                num += mask[y, x] * e
+                den += e
+    assert M.locality(frames, ref, mask) == pytest.approx(num / den, rel=1e-12)
+    assert M.locality_gain(frames, ref, mask) == pytest.approx(num / den / (6.3 / 30), rel=1e-12)
+
+
+def test_one_frame_one_pixel_regions():
+    """The smallest cases are defined: one frame, a one-pixel region, an outside of half a pixel."""
+    rng = np.random.default_rng(22)
+    ref = rng.uniform(0.2, 0.8, (3, 3, 3))
+    frame = ref + rng.normal(0, 0.1, (3, 3, 3))
+    one = np.zeros((3, 3))
+    one[2, 1] = 1.0
+    r = M.inside_change(frame[None], ref, one, offset=0.01)
+    mse = np.mean((frame[2, 1] - ref[2, 1]) ** 2)
+    assert r["mse"] == pytest.approx(mse, rel=1e-12) and r["rms"] == pytest.approx(np.sqrt(mse), rel=1e-12)
+    assert r["gap"] == pytest.approx(abs(4 * mse - 0.01), rel=1e-12)
+    almost_all = np.ones((3, 3))
+    almost_all[0, 2] = 0.5  # the outside is half of one pixel
+    assert M.outside_change(frame[None], ref, almost_all) == pytest.approx(np.mean(np.abs(frame[0, 2] - ref[0, 2])),
+                                                                            rel=1e-12)
+    change = np.zeros((1, 3, 3, 3))
+    change[0, 2, 1] = 0.4  # the strongest change on the region's one pixel ...
+    change[0, 0, 0] = 0.2
+    assert M.change_f1(ref + change, ref, one) == 1.0
+    change[0, 2, 1] = 0.1  # ... or not
+    assert M.change_f1(ref + change, ref, one) == 0.0
+
+
+def test_change_f1_counts_region_pixels_above_one_half():
+    ref = np.full((4, 4, 3), 0.5)
+    mask = np.zeros((4, 4))
+    mask[0, 0] = 1.0
+    mask[0, 1] = 0.5  # an edge pixel at exactly 0.5 is not part of the region
+    frames = np.repeat(ref[None], 2, 0)
+    frames[0, 0, 0] += 0.4
+    frames[1, 3, 3] -= 0.3  # second-strongest change, outside
+    assert M.change_f1(frames, ref, mask) == 1.0  # |M| = 1: the top pixel is (0, 0)
+    mask[0, 1] = 0.51  # now |M| = 2 and the top two are (0, 0) and (3, 3): F1 = 2·1 / (2 + 2)
+    assert M.change_f1(frames, ref, mask) == 0.5
+
+
+def test_change_f1_breaks_ties_in_raster_order():
+    """Equal changes at the cut: the earlier pixels (row by row) count, on every platform."""
+    rng = np.random.default_rng(0)
+    level = rng.integers(1, 3, size=(5, 4)).astype(float)  # many ties at two levels
+    ref = np.zeros((5, 4, 3))
+    frames = np.sqrt(level / 3)[None, :, :, None] * np.ones((1, 1, 1, 3))  # Σ_c (x − x*)² = level
+    mask = np.zeros((5, 4))
+    mask.ravel()[rng.permutation(20)[:9]] = 1.0
+    k = 9
+    order = sorted(range(20), key=lambda p: (-level.ravel()[p], p))  # strongest first, then raster order
+    tp = sum(mask.ravel()[p] > 0.5 for p in order[:k])
+    assert level.ravel()[order[k - 1]] == level.ravel()[order[k]]  # the cut falls among ties
+    assert M.change_f1(frames, ref, mask) == pytest.approx(2 * tp / (2 * k), rel=1e-12)
+
+
+def test_change_f1_of_non_finite_frames_is_nan():
+    frames = np.zeros((2, 4, 4, 3))
+    frames[0, 0, 0, 0] = np.nan
+    frames[1, 0, 1] = 0.5
+    assert np.isnan(M.change_f1(frames, np.zeros((4, 4, 3)), _mask()))
+
+
+def test_short_paths_have_their_values():
+    two = np.array([[0.5, 1.0], [2.0, -1.0]])
+    assert M.step_cv(two) == 0.0  # one step: no spread
+    f2 = np.zeros((2, 2, 2, 3))
+    f2[1] = 0.3
+    assert M.jump_ratio(f2) == pytest.approx(1.0) and M.loop_closure(f2) == pytest.approx(1.0)
+    three = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]])  # second difference (−1, 2), steps 1 and 2
+    assert M.curvature(three) == pytest.approx(np.sqrt(5) / 1.5, rel=1e-12)
+    assert M.turning_angle(three) == pytest.approx(90.0)
+
+
+def test_paths_that_pause():
+    """Zero steps are skipped where a ratio needs them, and a zero median makes a ratio undefined."""
+    a, b, c = (np.full((1, 2, 3), v) for v in (0.1, 0.4, 0.2))
+    paused = np.stack([a, a, a, b, c])  # steps 0, 0, 0.3, 0.2: the first triple does not count
+    assert M.perceptual_straightness(paused) == pytest.approx(np.mean([0.3 / (0 + 0.3), 0.1 / (0.3 + 0.2)]))
+    assert M.perceptual_straightness(np.stack([a, a, c, c, c])) == pytest.approx(1.0)  # 2 of its 3 triples count
+    jump = np.stack([a, a, a, c])  # steps 0, 0, 0.1: median 0
+    assert np.isnan(M.jump_ratio(jump)) and np.isnan(M.loop_closure(jump))
+    w = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])  # a repeated latent, then a right angle
+    assert M.turning_angle(w) == pytest.approx(90.0)
+
+
+def test_turning_angle_of_a_reversal_is_180():
+    v = np.array([0.905, 0.446, -0.537])  # the cosine of the two steps rounds to −1 − 2e-16
+    w = np.stack([np.zeros(3), v, v - 1.52 * v])
+    assert M.turning_angle(w) == pytest.approx(180.0)
+
+
+def test_empty_static_and_huge_inputs_give_nan_silently():
+    ref, mask = np.zeros((4, 4, 3)), _mask()
+    none = np.zeros((0, 4, 4, 3))
+    static = np.full((4, 4, 4, 3), 0.3)
+    huge = np.array([[0.0, 0.0], [1e200, 0.0], [-1e200, 1e199]])  # finite, but the spectrum overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Mean of empty slice" and the like would fail here
+        assert np.isnan(M.outside_change(none, ref, mask)) and np.isnan(M.path_length(none))
+        assert all(np.isnan(v) for v in M.inside_change(none, ref, mask).values())
+        assert np.isnan(M.curvature(np.zeros((0, 3)), closed=True))
+        assert np.isnan(M.perceptual_straightness(static)) and np.isnan(M.image_step_cv(static))
+        out = M.intrinsic_dim(huge)
+    assert set(out) == {"n90", "participation_ratio"} and all(np.isnan(v) for v in out.values())
+
+
+def test_integer_images_are_numbers_not_bytes():
+    f = np.zeros((3, 1, 2, 3), np.uint8)
+    f[0] = 200
+    f[1] = 50  # a darkening step: 50 − 200 must not wrap around to 106
+    f[2] = 50
+    assert M.image_steps(f).tolist() == [150.0, 0.0]
+    assert M.path_length(f) == 150.0
+
+
+def test_shape_errors_name_what_was_expected():
+    with pytest.raises(ValueError, match=r"^expected latents \[n, \.\.\.\] with n >= 1, got shape \[3\]$"):
+        M.step_sizes(np.zeros(3))
+    with pytest.raises(ValueError, match=r"^expected frames \[n, H, W, C\], got shape \[2, 3\]$"):
+        M.image_steps(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"^expected frames \[n, H, W, C\] and a reference \[H, W, C\], got "
+                                         r"\[4, 4, 3\] and \[4, 4, 3\]$"):
+        M.locality(np.zeros((4, 4, 3)), np.zeros((4, 4, 3)), np.ones((4, 4)))
+
+
+def test_step_sizes_are_open_by_default():
+    w = np.array([[0.0], [1.0], [3.0]])
+    assert M.step_sizes(w).tolist() == [1.0, 2.0] and M.step_sizes(w, True).tolist() == [1.0, 2.0, 3.0]
+
+
+def test_recompute_metrics_goes_on_after_a_bad_run_and_reports(tmp_path, capsys):
+    paths = sorted(make_run(tmp_path, seed=s) for s in range(3))
+    for q in (paths[0] / "frames").iterdir():  # the first run in the store's order cannot be read
+        q.unlink()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert M.recompute_metrics(tmp_path) == 2
+    assert capsys.readouterr().out == ""  # quiet by default
+    assert [str(w.message).split(" not recomputed")[0] for w in caught] == [f"metrics of {paths[0].name}"]
+    assert caught[0].filename == __file__  # points at the caller
+    with pytest.warns(UserWarning, match="not recomputed"):
+        assert M.recompute_metrics(tmp_path, quiet=False) == 2
+    lines = capsys.readouterr().out.splitlines()
+    expected = []
+    for p in paths[1:]:
+        run = store.load_run(p)
+        loc = M.locality(run.frames, run.reference_img, run.mask)  # the frames change only inside the box
+        expected.append(f"{p.name}: locality {loc:.3f}")
+    assert lines == expected and expected[0].endswith("locality 1.000")

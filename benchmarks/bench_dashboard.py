@@ -12,8 +12,9 @@
 * browser round trips (informative): hover -> thumbnail shown, click -> frame shown.
 
 Runs are W+ [10, 256] with free layers 2:8, 16 frames of 64x64 (the toyfaces shapes), three regions on 100
-references, plus one transfer and one combination run.  Prints a table and writes
-bench_results/dashboard.json.  Usage: python benchmarks/bench_dashboard.py [--runs 300] [--keep DIR]
+references, plus one transfer and one combination run; with ``--keep`` an existing store is reused as it is
+(benchmarks/bench_sweep.py's 2 000 runs x 36 frames) and ``shape`` in the result is read from its files.
+The load average is recorded with each cold start.  Prints a table and writes bench_results/dashboard.json.  Usage: python benchmarks/bench_dashboard.py [--runs 300] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -68,7 +69,27 @@ def build_store(root: Path, n_runs: int) -> list[str]:
     return ids
 
 
-def callback_latencies(root: Path, ids: list[str], repeats: int = 3) -> dict:
+def store_shape(root: Path, ids: list[str]) -> dict:
+    """The shape of the runs actually measured (a reused store need not have :data:`SHAPE`): frames per run
+    (most common, and the range), the latents' [num_ws, w_dim] and the frame size, from the files."""
+    from collections import Counter
+
+    import numpy as np
+
+    from dashboards import data
+    from mgm_analysis import store
+
+    snap = data.snapshot(root)
+    runs = [snap.runs[r] for r in ids if r in snap.runs]
+    frames = Counter(len(r.frame_paths) for r in runs)
+    lat = np.load(runs[0].path / "latents.npy", mmap_mode="r").shape
+    side = store.read_png(runs[0].frame_paths[0]).shape[:2] if runs[0].frame_paths else None
+    return {"n_frames": frames.most_common(1)[0][0], "n_frames_range": [min(frames), max(frames)],
+            "num_ws": int(lat[1]), "w_dim": int(lat[2]), "points": int(sum(k * v for k, v in frames.items())),
+            "resolution": list(side) if side else None}
+
+
+def callback_latencies(root: Path, ids: list[str], repeats: int = 3, n_frames: int = SHAPE["n_frames"]) -> dict:
     """Median and spread of every callback over a mix of interactions, on a warm app."""
     import numpy as np
 
@@ -112,14 +133,14 @@ def callback_latencies(root: Path, ids: list[str], repeats: int = 3) -> dict:
                                                         "projection-dims.value": 3}, f"{L.SELECTION}.data", "3d")
         for _ in range(10):
             run = ids[int(rng.integers(len(ids)))]
-            frame = int(rng.integers(SHAPE["n_frames"]))
+            frame = int(rng.integers(n_frames))
             point = {"points": [{"customdata": [run, frame], "bbox": {"x0": 1, "x1": 2, "y0": 1, "y1": 2}}]}
             timed("hover (thumbnail)", "..projection-tooltip.show", {f"{L.PROJECTION}.hoverData": point},
                   f"{L.PROJECTION}.hoverData")
             timed("click (navigate)", "..current-frame.data",
                   {f"{L.DRAWN}.data": ids, f"{L.PROJECTION}.clickData": point}, f"{L.PROJECTION}.clickData")
             timed("slider (navigate)", "..current-frame.data",
-                  {f"{L.DRAWN}.data": ids, f"{L.SLIDER}.value": (frame + 1) % 16, f"{L.VIEWER_RUN}.value": run,
+                  {f"{L.DRAWN}.data": ids, f"{L.SLIDER}.value": (frame + 1) % n_frames, f"{L.VIEWER_RUN}.value": run,
                    f"{L.FRAME}.data": {"run_id": run, "frame": frame}}, f"{L.SLIDER}.value")
             timed("frame viewer", "..frame-viewer.figure", {f"{L.FRAME}.data": {"run_id": run, "frame": frame}},
                   f"{L.FRAME}.data")
@@ -228,6 +249,7 @@ def cold_start(root: Path) -> dict:
     from selenium.webdriver.common.action_chains import ActionChains
 
     port = _free_port()
+    load = os.getloadavg()  # other work on the machine slows every figure below
     driver = _browser()
     driver.set_script_timeout(300)  # a starved browser can take long; the time is what we measure
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _MARKS_JS})
@@ -239,7 +261,7 @@ def cold_start(root: Path) -> dict:
         driver.get(f"http://127.0.0.1:{port}/")
         _until(lambda: driver.execute_script("return !!window.__mgm_marks.paint;"), timeout=300, step=0.25)
         marks = driver.execute_script("return window.__mgm_marks;")
-        out = {"server_listening_s": t_listen - t0, "table_painted_s": (marks["table"] - t0_epoch_ms) / 1000,
+        out = {"load_avg_1_5_15": [round(v, 2) for v in load], "server_listening_s": t_listen - t0, "table_painted_s": (marks["table"] - t0_epoch_ms) / 1000,
                "cold_start_to_first_paint_s": (marks["paint"] - t0_epoch_ms) / 1000}
         # Round trips in the browser (informative): hover a point -> thumbnail; click it -> the frame viewer.
         point = driver.find_elements("css selector", "#projection .scatterlayer .trace .points path")[40]
@@ -303,7 +325,9 @@ def main(argv=None) -> int:
     fit_s = time.perf_counter() - t0
     print(f"projection of {len(ids)} runs fitted and cached in {fit_s:.2f} s", flush=True)
 
-    result = {"runs": len(ids), "cpu_check_before": cpu_check(), "shape": {k: list(v) if isinstance(v, tuple) else v for k, v in SHAPE.items()},
+    shape = store_shape(root, ids)
+    print(f"store shape: {shape}", flush=True)
+    result = {"runs": len(ids), "cpu_check_before": cpu_check(), "shape": shape,
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                           "load_avg_1m": os.getloadavg()[0]},
               "first_projection_fit_s": fit_s, "targets": TARGETS}
@@ -313,9 +337,10 @@ def main(argv=None) -> int:
         key = "cold_start_to_first_paint_s"
         cs = dict(sorted(tries, key=lambda t: t[key])[len(tries) // 2])  # the median try, all of its figures
         cs["first_paint_all_s"] = [round(t[key], 3) for t in tries]
+        cs["load_avg_1m_all"] = [t["load_avg_1_5_15"][0] for t in tries]
         cs["console_errors"] = sum(t["console_errors"] for t in tries)
         result["cold_start"] = cs
-    result["callbacks"] = callback_latencies(root, ids)
+    result["callbacks"] = callback_latencies(root, ids, n_frames=shape["n_frames"])
     result["machine"]["load_avg_1m_after"] = os.getloadavg()[0]
     result["cpu_check_after"] = cpu_check()
 
@@ -330,7 +355,8 @@ def main(argv=None) -> int:
                  ("run table painted", f"{cs['table_painted_s']:.2f} s", ""),
                  ("cold start to first paint (projection drawn)", f"{cs['cold_start_to_first_paint_s']:.2f} s",
                   f"<= {TARGETS['cold_start_to_first_paint_s']:.0f} s (median of {len(cs['first_paint_all_s'])})"),
-                 ("  every try", " ".join(f"{v:.2f}" for v in cs["first_paint_all_s"]), ""),
+                 ("  every try", " ".join(f"{v:.2f}" for v in cs["first_paint_all_s"]),
+                  "load average " + " ".join(f"{v:.1f}" for v in cs["load_avg_1m_all"])),
                  ("browser: hover -> thumbnail", f"{cs['hover_to_thumbnail_s'] * 1000:.0f} ms", ""),
                  ("browser: click -> frame shown", f"{cs['click_to_frame_s'] * 1000:.0f} ms", ""),
                  ("browser console errors", str(cs["console_errors"]), "0")]

@@ -145,12 +145,10 @@ def load_lpips(spatial: bool = True, random_backbone: bool = False):
                        "(or use --distance l2)") from None
     if not random_backbone:
         fetch_lpips_backbone()
-    import contextlib
-    import io
     import warnings
 
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # lpips prints a banner and
-        warnings.simplefilter("ignore", UserWarning)                          # torchvision deprecation notes
+    with warnings.catch_warnings():  # torchvision's deprecation notes; verbose=False: no banner on stdout
+        warnings.simplefilter("ignore", UserWarning)
         model = lpips.LPIPS(net="alex", spatial=spatial, pnet_rand=random_backbone, verbose=False)
     return model.eval().requires_grad_(False)
 

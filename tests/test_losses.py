@@ -240,3 +240,115 @@ def test_springs_on_wide_latents_and_coincident_neighbours():
     s, st = spring_energy(same, 1.0, 1.0, 0.5)
     (s + st).backward()
     assert float(s) == pytest.approx(2 * 0.25, rel=1e-4) and torch.isfinite(same.grad).all()
+
+
+# ---------------------------------------------------------- edges and messages (found by mutation testing)
+@pytest.mark.parametrize("box", [(0, 4, 8, 12), (8, 4, 16, 12), (0, 0, 16, 6)])
+def test_paper_mode_box_on_a_side_edge(box):
+    """A box touching the left/right edge (or spanning the width) has no strip there: no empty crop, no NaN."""
+    g = torch.Generator().manual_seed(5)
+    ref = torch.rand(1, 3, 16, 16, generator=g) * 2 - 1
+    img = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
+    d_in, d_out = _dist(box=box, mode="paper")(img, ref)
+    x0, y0, x1, y1 = box
+    inside = torch.zeros(16, 16, dtype=torch.bool)
+    inside[y0:y1, x0:x1] = True
+    sq = (img - ref).square().mean(1)  # [B, H, W]
+    assert torch.allclose(d_in, sq[:, inside].mean(1), atol=1e-6)
+    assert torch.allclose(d_out, sq[:, ~inside].mean(1), atol=1e-6)
+
+
+def test_masked_distance_defaults_are_l2_map():
+    from mgm_analysis.losses import MaskedDistance
+
+    m = torch.zeros(6, 6)
+    m[1:4, 2:6] = 1.0
+    m[5, 0] = 0.25
+    g = torch.Generator().manual_seed(2)
+    ref, img = torch.rand(1, 3, 6, 6, generator=g), torch.rand(2, 3, 6, 6, generator=g)
+    d_in, d_out = MaskedDistance(m)(img, ref)
+    for b in range(2):
+        num_in = num_out = 0.0
+        for y in range(6):
+            for x in range(6):
+                e = float(((img[b, :, y, x] - ref[0, :, y, x]) ** 2).mean())
+                num_in += float(m[y, x]) * e
+                num_out += (1 - float(m[y, x])) * e
+        assert float(d_in[b]) == pytest.approx(num_in / float(m.sum()), rel=1e-5)
+        assert float(d_out[b]) == pytest.approx(num_out / float((1 - m).sum()), rel=1e-5)
+
+
+def test_bad_masks_images_and_options_say_what_and_what_to_do():
+    with pytest.raises(ValueError, match=r"^mask must be \[H, W\] square, got \[4, 6\]$"):
+        make_distance(torch.zeros(4, 6))
+    with pytest.raises(ValueError, match=r"^mask must be \[H, W\] square, got \[4, 4, 4\]$"):
+        make_distance(torch.zeros(4, 4, 4))
+    with pytest.raises(MGMError, match=r"^unknown distance 'l1'; use l2 or lpips$"):
+        make_distance(torch.zeros(4, 4), distance="l1")
+    with pytest.raises(MGMError, match=r"^unknown mask mode 'crop'; use map or paper$"):
+        make_distance(torch.zeros(4, 4), mode="crop")
+    with pytest.raises(MGMError, match=r"^the paper-faithful mask mode needs exactly one rectangle \(rect:x0,y0,x1,y1 "
+                                       r"or a one-box preset\); use --mask-mode map for other regions$"):
+        make_distance(torch.zeros(4, 4), mode="paper")
+    with pytest.raises(ValueError, match=r"^expected images of \(16, 16\), got \(8, 8\)$"):
+        _dist()(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("box, crop", [((32, 32, 100, 96), "28x64"), ((32, 32, 96, 100), "128x28")])
+def test_lpips_paper_mode_names_the_small_crop(box, crop):
+    """The first crop under 32 px (the box, then above, below, left, right) and the image size."""
+    with pytest.raises(MGMError, match=rf"^LPIPS \(AlexNet\) needs crops of at least 32x32 pixels but the "
+                                       rf"paper-faithful mode makes a {crop} crop at 128x128; use --mask-mode map "
+                                       rf"or --distance l2$"):
+        _dist(128, box, distance="lpips", mode="paper", lpips_model=torch.nn.Identity())  # never a download
+
+
+def test_lpips_without_the_package_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lpips", None)  # `import lpips` raises ImportError
+    with pytest.raises(MGMError, match=r"^--distance lpips needs the lpips extra: pip install "
+                                       r"'mgm-analysis\[lpips\]' \(or use --distance l2\)$"):
+        load_lpips(random_backbone=True)
+
+
+def test_load_lpips_is_frozen_and_quiet(capsys):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_lpips(random_backbone=True)
+    assert capsys.readouterr().out == "" and caught == []  # no banner, no torchvision deprecation notes
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert model.spatial  # by default a distance map (the map mode)
+
+
+def test_lpips_download_failure_reasons_are_one_line(tmp_path, monkeypatch):
+    """The URLError's reason (not its '<urlopen error ...>' wrapper); other errors (a bad hash) by their text."""
+    import urllib.error
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    folder = tmp_path / "hub" / "checkpoints"
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _offline)
+    with pytest.raises(MGMError) as info:
+        load_lpips()
+    assert "failed ([Errno -2] Name or service not known); copy the file there" in str(info.value)
+    assert "urlopen" not in str(info.value)
+
+    def bad_hash(url, dst, hash_prefix=None, progress=True):
+        raise RuntimeError(f'invalid hash value (expected "{hash_prefix}",\n  got "0123abcd")')
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", bad_hash)
+    with pytest.raises(MGMError, match=rf'^LPIPS needs the AlexNet weights {LPIPS_BACKBONE_FILE} in '
+                                       rf'.+ failed \(invalid hash value \(expected "7be5be79", got "0123abcd"\)\); '
+                                       r"copy the file there or use --distance l2$") as info:
+        load_lpips()
+    assert str(folder) in str(info.value) and "\n" not in str(info.value)
+
+    def refused(url, dst, hash_prefix=None, progress=True):
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refused)
+    with pytest.raises(MGMError, match=r"failed \(\[Errno 111\] Connection refused\);"):
+        load_lpips()
+    assert not any(folder.iterdir())

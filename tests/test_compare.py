@@ -188,7 +188,7 @@ def test_tables_carry_their_labels_and_empty_inputs(tmp_path):
     empty = overlap_matrix([])
     assert empty.empty and np.isnan(empty.attrs["random_baseline"])
     bases, ranks = compare.principal_bases([], k=2)
-    assert bases.shape == (0, 2, 0) and bases.dtype == np.float32 and ranks.shape == (0,)
+    assert bases.shape == (0, 2, 0) and bases.dtype == np.float32 and ranks.shape == (0,) and ranks.dtype.kind == "i"
     one, r1 = compare.principal_bases([a], k=1)
     assert one.shape == (1, 1, 10) and list(r1) == [1]
     with pytest.raises(ValueError, match="k must be"):
@@ -390,6 +390,16 @@ def test_principal_bases_of_curved_runs_and_the_moving_layers(tmp_path):
     below = np.zeros((6, 4, 5))
     below[:, :3] = _curve(rng, 6, 2, d=15).reshape(6, 3, 5)  # moves layer 0, below the free layers
     assert compare.principal_bases([_chain_run(tmp_path, "chin", 0, below)], k=2)[0].shape == (1, 2, 20)
+
+
+def test_principal_bases_of_straight_runs_quietly(tmp_path):
+    # a line has one direction; the Gram matrix's other eigenvalues are round-off, with three frames often below 0
+    runs = [store.load_run(make_run(tmp_path, "mouth", s, n=2 + s % 2)) for s in range(12)]
+    bases, ranks = _quietly(compare.principal_bases, runs, k=3)
+    assert list(ranks) == [1] * 12
+    for run, b in zip(runs, bases, strict=True):
+        line = _deltas(run)[-1, 5:15]
+        assert np.allclose(np.abs(b[0] @ line), np.linalg.norm(line), rtol=1e-5) and not b[1:].any()
 
 
 def test_principal_bases_of_many_runs_in_batches(tmp_path):

@@ -135,10 +135,10 @@ def callback_latencies(root: Path, ids: list[str], repeats: int = 3, n_frames: i
             run = ids[int(rng.integers(len(ids)))]
             frame = int(rng.integers(n_frames))
             point = {"points": [{"customdata": [run, frame], "bbox": {"x0": 1, "x1": 2, "y0": 1, "y1": 2}}]}
-            timed("hover (thumbnail)", "..projection-tooltip.show", {f"{L.PROJECTION}.hoverData": point},
-                  f"{L.PROJECTION}.hoverData")
+            # the events as the browser passes them on: run ids, not the figure's run indices
+            timed("hover (thumbnail)", "..projection-tooltip.show", {f"{L.HOVER}.data": point}, f"{L.HOVER}.data")
             timed("click (navigate)", "..current-frame.data",
-                  {f"{L.DRAWN}.data": ids, f"{L.PROJECTION}.clickData": point}, f"{L.PROJECTION}.clickData")
+                  {f"{L.DRAWN}.data": ids, f"{L.CLICK}.data": point}, f"{L.CLICK}.data")
             timed("slider (navigate)", "..current-frame.data",
                   {f"{L.DRAWN}.data": ids, f"{L.SLIDER}.value": (frame + 1) % n_frames, f"{L.VIEWER_RUN}.value": run,
                    f"{L.FRAME}.data": {"run_id": run, "frame": frame}}, f"{L.SLIDER}.value")

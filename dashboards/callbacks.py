@@ -80,8 +80,12 @@ def valid_frame(value) -> dict | None:
 
 
 def event_point(event) -> tuple[str, int, dict] | None:
-    """(run_id, frame, bbox) of the first point of a plotly click/hover event, or None when the event is
-    not one (a gap between runs carries no run; a malformed event carries nothing)."""
+    """(run_id, frame, bbox) of the first point of a projection click/hover event, or None when the event is
+    not one (a gap between runs carries no run; a malformed event carries nothing).
+
+    The event is plotly's, as the browser translated it (:data:`_EVENT_RUN_JS`): each point's
+    ``customdata`` is ``[run_id, frame]``.
+    """
     if not isinstance(event, dict):
         return None
     points = event.get("points")
@@ -121,11 +125,12 @@ def next_frame(trigger, selection, click, run_value, slider, current, count) -> 
     Args:
         trigger: id of the component that fired (projection click, run dropdown, slider, the selection);
             play moves the slider, so a play step arrives as a slider event.
+        click: the projection's click event with run ids (:data:`L.CLICK`).
         count: run_id -> number of frames of that run.
     """
     sel = [r for r in (selection or []) if isinstance(r, str)]
     cur = dict(current) if isinstance(current, dict) and current.get("run_id") in sel else None
-    if trigger == L.PROJECTION and click:
+    if trigger == L.CLICK and click:
         point = event_point(click)
         if point is not None and point[0] in sel:  # the projection shows only selected runs
             return {"run_id": point[0], "frame": point[1]}
@@ -155,14 +160,35 @@ def frame_url(snap: data.Snapshot, run_id: str, frame: int) -> str | None:
 
 
 # ------------------------------------------------------------------ wiring
+# The projection's points carry customdata [run index, frame], the index into the figure's layout.meta.runs
+# (figures.projection_figure: the ids are not repeated in every point).  Hover and click events are translated
+# here, in the browser, from the figure they came from, into customdata [run_id, frame] (a gap or anything else:
+# null), and go to the server through the HOVER and CLICK stores.
+_EVENT_RUN_JS = """
+function (event, fig) {
+    if (!event || !Array.isArray(event.points)) { return null; }
+    const runs = (fig && fig.layout && fig.layout.meta && Array.isArray(fig.layout.meta.runs))
+        ? fig.layout.meta.runs : [];
+    const points = event.points.map(p => {
+        const c = p ? p.customdata : null;
+        const ok = Array.isArray(c) && c.length === 2 && Number.isInteger(c[0]) && c[0] >= 0 && c[0] < runs.length;
+        return Object.assign({}, p, {customdata: ok ? [runs[c[0]], c[1]] : null});
+    });
+    return Object.assign({}, event, {points: points});
+}
+"""
+
 _MARK_FRAME_JS = """
 function (frame, fig) {
     const skip = window.dash_clientside.no_update;
     if (!frame || !fig || !Array.isArray(fig.data) || !fig.data.length || !fig.layout) { return skip; }
+    const runs = (fig.layout.meta && Array.isArray(fig.layout.meta.runs)) ? fig.layout.meta.runs : [];
+    const run = runs.indexOf(frame.run_id);
     let at = null;
     for (const t of fig.data) {
+        if (run < 0) { break; }
         if (t.name === "%(name)s" || !Array.isArray(t.customdata)) { continue; }
-        const i = t.customdata.findIndex(c => c && c[0] === frame.run_id && c[1] === frame.frame);
+        const i = t.customdata.findIndex(c => c && c[0] === run && c[1] === frame.frame);
         if (i >= 0) { at = {x: t.x[i], y: t.y[i], z: t.z ? t.z[i] : null}; break; }
     }
     const shapes = fig.layout.shapes || [];
@@ -238,9 +264,11 @@ def register_callbacks(app, root, cache_dir=None) -> None:
             raise PreventUpdate
         return [_integral(i) for i in indices], list(valid_names(visible_ids))
 
+    # Not called on page load: the page starts with every run selected (layout), which is what the table gives
+    # until it is ticked or filtered; its first render then confirms it (no update).
     @app.callback(Output(L.SELECTION, "data"),
                   Input(L.TABLE, "selected_row_ids"), Input(L.TABLE, "derived_virtual_row_ids"),
-                  State(L.SELECTION, "data"))
+                  State(L.SELECTION, "data"), prevent_initial_call=True)
     def select(ticked, visible, previous):
         chosen = selection_from_table(valid_names(ticked), None if visible is None else valid_names(visible),
                                       snap().runs)
@@ -286,8 +314,12 @@ def register_callbacks(app, root, cache_dir=None) -> None:
     app.clientside_callback(_MARK_FRAME_JS, Output(L.PROJECTION, "figure", allow_duplicate=True),
                             Input(L.FRAME, "data"), State(L.PROJECTION, "figure"), prevent_initial_call=True)
 
+    for event, store in (("hoverData", L.HOVER), ("clickData", L.CLICK)):
+        app.clientside_callback(_EVENT_RUN_JS, Output(store, "data"), Input(L.PROJECTION, event),
+                                State(L.PROJECTION, "figure"), prevent_initial_call=True)
+
     @app.callback(Output(L.TOOLTIP, "show"), Output(L.TOOLTIP, "bbox"), Output(L.TOOLTIP, "children"),
-                  Input(L.PROJECTION, "hoverData"))
+                  Input(L.HOVER, "data"))
     def hover(hover_data):
         target = tooltip_target(hover_data)
         if target is None:
@@ -300,7 +332,7 @@ def register_callbacks(app, root, cache_dir=None) -> None:
 
     @app.callback(Output(L.FRAME, "data"), Output(L.VIEWER_RUN, "options"), Output(L.VIEWER_RUN, "value"),
                   Output(L.SLIDER, "max"), Output(L.SLIDER, "value"),
-                  Input(L.DRAWN, "data"), Input(L.PROJECTION, "clickData"), Input(L.VIEWER_RUN, "value"),
+                  Input(L.DRAWN, "data"), Input(L.CLICK, "data"), Input(L.VIEWER_RUN, "value"),
                   Input(L.SLIDER, "value"), State(L.FRAME, "data"))
     def navigate(sel, click, run_value, slider, current):
         sel, current = valid_names(sel), valid_frame(current)

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 from mgm_analysis.presets import region_colors
 from mgm_analysis.store import png_data_uri
 
-__all__ = ["region_colors", "message_figure", "projection_figure", "current_point", "frame_figure", "metric_bars",
+__all__ = ["region_colors", "message_figure", "projection_figure", "point_run", "current_point", "frame_figure", "metric_bars",
            "layer_heatmap", "overlap_figure", "derived_figure", "png_data_uri", "CURRENT"]
 
 _MARGIN = dict(l=40, r=10, t=40, b=40)
@@ -57,7 +57,10 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     markers (only when there are at most :data:`MAX_MARKED_POINTS` points; lines
     alone beyond), so hundreds of runs stay quick to draw; frame 0 of each run is a
     larger dot in a second trace per region.  Every point of both carries
-    ``customdata = [run_id, frame]`` for hover and click.
+    ``customdata = [run index, frame]``, the index into ``layout.meta.runs`` (the run ids,
+    sorted; :func:`point_run` reads it), so thousands of runs do not repeat their ids in
+    every point; the gaps carry ``None``.  Coordinates are rounded to 1/10 000 of the
+    axis span (:func:`_decimals`), well below a pixel.
     """
     if df is None or not len(df):
         return message_figure("Select runs in the table to see their trajectories.").to_dict()
@@ -68,25 +71,28 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     kind = "scatter3d" if dims == 3 else "scatter"
     big, small = (7, 4) if dims == 2 else (4, 2)
     mode = "lines+markers" if len(df) <= MAX_MARKED_POINTS else "lines"
-    lines, starts = [], []
     df = df.sort_values(["region", "run_id", "frame"], kind="stable")
-    for region, sub in df.groupby("region", sort=True):
-        runs = sub["run_id"].to_numpy()
-        first = np.r_[True, runs[1:] != runs[:-1]]  # frame 0 of each run
+    index, runs = pd.factorize(df["run_id"], sort=True)
+    runs = [str(r) for r in runs]
+    frames = df["frame"].to_numpy(int)
+    decimals = {c: _decimals(df[c].to_numpy(float)) for c in cols}
+    regions = df["region"].to_numpy(dtype=object)
+    lines, starts = [], []
+    for region in pd.unique(regions):  # in sorted order: df is sorted by region
+        rows = np.flatnonzero(regions == region)
+        idx, frm = index[rows], frames[rows]
+        first = np.r_[True, idx[1:] != idx[:-1]]  # frame 0 of each run
         gaps = np.flatnonzero(first[1:]) + 1  # a gap before each run but the first, and one at the end
-        custom = [[r, int(f)] for r, f in zip(runs, sub["frame"].to_numpy(), strict=True)]
-        for g in gaps[::-1]:
-            custom.insert(int(g), [None, None])
-        custom.append([None, None])
+        custom = np.stack([idx, frm], 1).tolist()
         color = colors.get(region, "#444")
-        lines.append(dict(type=kind, **{c: _with_gaps(sub[c].to_numpy(float), gaps) for c in cols}, mode=mode,
-                          name=str(region), legendgroup=str(region), customdata=custom, connectgaps=False,
-                          hoverinfo="none", hovertemplate=None, line=dict(color=color, width=1.5 if dims == 2 else 3),
-                          marker=dict(color=color, size=small)))
-        head = sub[first]
-        starts.append(dict(type=kind, **{c: np.round(head[c].to_numpy(float), 4).tolist() for c in cols},
+        coords = {c: df[c].to_numpy(float)[rows] for c in cols}
+        lines.append(dict(type=kind, **{c: _with_gaps(v, gaps, decimals[c]) for c, v in coords.items()}, mode=mode,
+                          name=str(region), legendgroup=str(region), customdata=_with_gaps(custom, gaps),
+                          connectgaps=False, hoverinfo="none", hovertemplate=None,
+                          line=dict(color=color, width=1.5 if dims == 2 else 3), marker=dict(color=color, size=small)))
+        starts.append(dict(type=kind, **{c: np.round(v[first], decimals[c]).tolist() for c, v in coords.items()},
                            mode="markers", name=f"{region}, frame 0", legendgroup=str(region), showlegend=False,
-                           customdata=[[r, int(f)] for r, f in zip(head["run_id"], head["frame"], strict=True)],
+                           customdata=[c for c, f in zip(custom, first, strict=True) if f],
                            hoverinfo="none", hovertemplate=None, marker=dict(color=color, size=big)))
     traces = lines + starts
     point = current_point(df, current, dims)
@@ -103,20 +109,46 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
                     xanchor=(point["x"] or [0])[0], yanchor=(point["y"] or [0])[0], x0=-8, x1=8, y0=-8, y1=8,
                     line=dict(color="black", width=2), visible=bool(point["x"]))
         frame = {k: {**v, **grid} for k, v in axes.items()} | dict(plot_bgcolor="white", shapes=[ring])
-    n_runs = df["run_id"].nunique()
+    n_runs = len(runs)
     layout = dict(title=dict(text=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{', ' + space if space else ''}"
                                   "<br><sup>one joint fit; big dot = frame 0</sup>", x=0.01),
                   legend=dict(title=dict(text="region")), hovermode="closest", clickmode="event", margin=_MARGIN,
-                  height=480, uirevision=f"{method}-{dims}-{space}", **frame)
+                  height=480, uirevision=f"{method}-{dims}-{space}", meta=dict(runs=runs), **frame)
     # A plain figure dict: plotly's figure objects validate and deep-copy every point, which costs seconds
     # for hundreds of runs; tests check that go.Figure accepts it.
     return {"data": traces, "layout": layout}
 
 
-def _with_gaps(values: np.ndarray, gaps: np.ndarray) -> list:
-    """``values`` as a JSON-ready list with None inserted at ``gaps`` and at the end (line breaks between runs)."""
-    out = np.insert(np.round(values, 4), gaps, np.nan).tolist() + [None]
-    return [None if v != v else v for v in out]
+def point_run(fig: dict, custom) -> tuple[str, int] | None:
+    """(run_id, frame) of a point's ``customdata`` in a :func:`projection_figure`, or None (a gap, or not a point
+    of that figure).  The browser does the same in dashboards.callbacks' event translation."""
+    runs = ((fig.get("layout") or {}).get("meta") or {}).get("runs") or []
+    if not isinstance(custom, list) or len(custom) != 2 or not all(isinstance(v, int) for v in custom):
+        return None
+    return (runs[custom[0]], custom[1]) if 0 <= custom[0] < len(runs) else None
+
+
+def _decimals(values: np.ndarray) -> int:
+    """Decimals that keep 1/10 000 of the span of ``values`` (at least 0, at most 12)."""
+    span = float(np.nanmax(values) - np.nanmin(values)) if len(values) else 0.0
+    if not np.isfinite(span) or span <= 0:
+        span = float(np.nanmax(np.abs(values))) if len(values) and np.isfinite(values).any() else 1.0
+    return int(min(12, max(0, math.ceil(-math.log10(max(span, 1e-12) / 1e4)))))
+
+
+def _with_gaps(values, gaps: np.ndarray, decimals: int | None = None) -> list:
+    """``values`` as a JSON-ready list with None inserted at ``gaps`` and at the end (line breaks between runs);
+    numbers are rounded to ``decimals`` when given, other items (customdata pairs) are kept."""
+    if decimals is not None:
+        out = np.insert(np.round(np.asarray(values, float), decimals), gaps, np.nan).tolist() + [None]
+        return [None if v != v else v for v in out]
+    out = [None] * (len(values) + len(gaps) + 1)
+    keep = np.ones(len(out), bool)
+    keep[gaps + np.arange(len(gaps))] = False
+    keep[-1] = False
+    for k, v in zip(np.flatnonzero(keep).tolist(), values, strict=True):
+        out[k] = v
+    return out
 
 
 def current_point(df: pd.DataFrame, current, dims: int = 2) -> dict:

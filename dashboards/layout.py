@@ -21,6 +21,8 @@ FRAME = "current-frame"          # dcc.Store: {"run_id": ..., "frame": ...} or N
 SHOWN = "shown-frame"            # dcc.Store: the frame the viewer last drew (play waits for it)
 DRAWN = "projection-drawn"       # dcc.Store: the selection whose projection has arrived (drives the other views)
 PROJECTION = "projection"
+HOVER = "projection-hover"       # dcc.Store: the projection's hoverData with each point's run id (see callbacks)
+CLICK = "projection-click"       # dcc.Store: the same for clickData
 TOOLTIP = "projection-tooltip"
 METHOD, DIMS, SPACE, RELATIVE = "projection-method", "projection-dims", "projection-space", "projection-relative"
 PROJECTION_NOTE = "projection-note"
@@ -180,8 +182,12 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
     return html.Div(id="page", style=_PAGE, children=[
         header, *([banner] if banner else []), *([discover] if discover is not None else []),
         *([empty_store_message(snap.root)] if snap.empty else []), views,
-        dcc.Store(id=SELECTION, data=[]),
+        # Every run: what the table selects with no ticks and no filters (callbacks.selection_from_table), so the
+        # projection is asked for as soon as the page loads, without waiting for the table to render first.
+        dcc.Store(id=SELECTION, data=sorted(snap.runs)),
         dcc.Store(id=FRAME, data=None),
         dcc.Store(id=SHOWN, data=None),
         dcc.Store(id=DRAWN, data=None),
+        dcc.Store(id=HOVER, data=None),
+        dcc.Store(id=CLICK, data=None),
     ])

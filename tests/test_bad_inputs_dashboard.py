@@ -43,9 +43,9 @@ def _good_values(ids):
         f"{L.METRICS_PICK}.value": ["locality"], f"{L.PLAY}.n_clicks": 1,
         f"{L.TABLE}.selected_row_ids": ids[:1], f"{L.TABLE}.derived_virtual_row_ids": ids,
         f"{L.TABLE}.derived_virtual_indices": [0, 1, 2],
-        f"{L.PROJECTION}.clickData": {"points": [{"customdata": [ids[1], 2]}]},
-        f"{L.PROJECTION}.hoverData": {"points": [{"customdata": [ids[1], 2], "bbox": {"x0": 1, "x1": 2,
-                                                                                        "y0": 3, "y1": 4}}]},
+        f"{L.CLICK}.data": {"points": [{"customdata": [ids[1], 2]}]},
+        f"{L.HOVER}.data": {"points": [{"customdata": [ids[1], 2], "bbox": {"x0": 1, "x1": 2,
+                                                                              "y0": 3, "y1": 4}}]},
     }
 
 
@@ -114,15 +114,15 @@ BAD_EVENTS = ["abc", 5, [], {"points": "abc"}, {"points": []}, {"points": [5]}, 
 @pytest.mark.parametrize("event", BAD_EVENTS, ids=[json.dumps(e) for e in BAD_EVENTS])
 def test_malformed_click_and_hover_data(app, store, event):
     values = _good_values(store[1])
-    values[f"{L.PROJECTION}.hoverData"] = event
-    res = _post(app, callback_body(app, f"{L.TOOLTIP}.show", values, f"{L.PROJECTION}.hoverData"))
+    values[f"{L.HOVER}.data"] = event
+    res = _post(app, callback_body(app, f"{L.TOOLTIP}.show", values, f"{L.HOVER}.data"))
     assert res.status_code in (200, 204), res.data[:300]
     if res.status_code == 200 and not (isinstance(event, dict) and "bbox" in json.dumps(event)):
         shown = res.get_json()["response"][L.TOOLTIP]["show"]
         assert shown is False  # no point: no tooltip
     values = _good_values(store[1])
-    values[f"{L.PROJECTION}.clickData"] = event
-    res = _post(app, callback_body(app, f"{L.FRAME}.data", values, f"{L.PROJECTION}.clickData"))
+    values[f"{L.CLICK}.data"] = event
+    res = _post(app, callback_body(app, f"{L.FRAME}.data", values, f"{L.CLICK}.data"))
     assert res.status_code in (200, 204), res.data[:300]
     if res.status_code == 200:  # the frame on show stays the current one
         assert L.FRAME not in res.get_json()["response"]

@@ -186,27 +186,78 @@ def test_frame_images_and_missing_frames(store_root, tmp_path):
 
 
 # ---------------------------------------------------------------- figures
+def _decoded_points(fig):
+    """Every point of every trace of a projection figure as (trace name, run_id, frame, x, y), decoding the
+    integer customdata through layout.meta.runs here (a loop, as the browser does); gaps as None."""
+    runs = fig["layout"]["meta"]["runs"]
+    out = []
+    for tr in fig["data"]:
+        assert len(tr["customdata"]) == len(tr["x"]) == len(tr["y"])
+        for c, x, y in zip(tr["customdata"], tr["x"], tr["y"], strict=True):
+            if c is None:
+                assert x is None and y is None  # a gap between runs
+                out.append((tr["name"], None, None, None, None))
+            else:
+                assert all(type(v) is int for v in c)  # no run ids repeated in every point
+                out.append((tr["name"], runs[c[0]], c[1], x, y))
+    return out
+
+
 def test_projection_figure_one_line_per_run_coloured_by_region(store_root):
     snap = data.snapshot(store_root)
     ids = [r for r in sorted(snap.runs) if snap.runs[r].meta["provenance"]["kind"] == "discover"]
     df = data.projection(snap, ids)
     colors = figures.region_colors(["mouth", "eyes", "brows"])
-    fig = go.Figure(figures.projection_figure(df, colors=colors, current=(ids[0], 2)))  # validates the dict
+    raw = figures.projection_figure(df, colors=colors, current=(ids[0], 2))
+    fig = go.Figure(raw)  # validates the dict
     regions = [t.name for t in fig.data]
     assert regions == ["brows", "eyes", "mouth", "brows, frame 0", "eyes, frame 0", "mouth, frame 0"]
+    assert raw["layout"]["meta"]["runs"] == sorted(ids)
+    points = _decoded_points(raw)
     for tr in fig.data[:3]:
         assert tr.line.color == colors[tr.name] and tr.mode == "lines+markers"
-        runs = [c[0] for c in tr.customdata if c[0] is not None]
+        mine = [p for p in points if p[0] == tr.name]
+        runs = [p[1] for p in mine if p[1] is not None]
         assert len(set(runs)) == 2 and len(runs) == 16  # 2 runs of 8 frames, separated by a gap
-        frames = [c[1] for c in tr.customdata if c[0] == runs[0]]
-        assert frames == list(range(8))  # frame order
+        assert [p[2] for p in mine if p[1] == runs[0]] == list(range(8))  # frame order
     for tr in fig.data[3:]:
-        assert [c[1] for c in tr.customdata] == [0, 0] and tr.marker.color == colors[tr.legendgroup]
+        assert [p[2] for p in points if p[0] == tr.name] == [0, 0] and tr.marker.color == colors[tr.legendgroup]
+    # Each point's run and frame (what hover and click report) has the coordinates of that row of the
+    # projection, and every row is drawn once in the lines.
+    by_key = {(r, f): (x, y) for r, f, x, y in df[["run_id", "frame", "x", "y"]].itertuples(index=False)}
+    drawn = [p for p in points if p[1] is not None and "frame 0" not in p[0]]
+    assert sorted((p[1], p[2]) for p in drawn) == sorted(by_key)
+    span = float(df["x"].max() - df["x"].min())
+    for _, run, frame, x, y in points:
+        if run is not None:
+            assert (x, y) == (pytest.approx(by_key[run, frame][0], abs=span * 1e-4),
+                              pytest.approx(by_key[run, frame][1], abs=span * 1e-4))
     at = df[(df["run_id"] == ids[0]) & (df["frame"] == 2)].iloc[0]
     ring = fig.layout.shapes[0]  # a shape, so moving it redraws no trace
     assert ring.name == figures.CURRENT and ring.visible
     assert (ring.xanchor, ring.yanchor) == (pytest.approx(at["x"]), pytest.approx(at["y"]))
     assert not go.Figure(figures.projection_figure(df)).layout.shapes[0].visible
+
+
+def test_point_run_reads_the_figures_run_list(store_root):
+    snap = data.snapshot(store_root)
+    ids = sorted(snap.runs)[:3]
+    fig = figures.projection_figure(data.projection(snap, ids))
+    assert figures.point_run(fig, [1, 4]) == (ids[1], 4)
+    for bad in (None, [3, 0], [-1, 0], ["a", 0], [0], [0, 1.5], [0, True, 1]):
+        assert figures.point_run(fig, bad) is None
+
+
+def test_projection_figure_keeps_small_scales(store_root):
+    """Coordinates are rounded relative to their span: a projection of tiny motions keeps its shape."""
+    n = 40
+    df = pd.DataFrame({"run_id": ["a"] * n, "region": ["mouth"] * n, "frame": range(n),
+                       "x": np.arange(n) * 1e-7, "y": np.sin(np.arange(n)) * 1e-7})
+    tr = figures.projection_figure(df)["data"][0]
+    x, y = np.array(tr["x"][:-1], float), np.array(tr["y"][:-1], float)
+    np.testing.assert_allclose(x, df["x"], atol=1e-11)
+    np.testing.assert_allclose(y, df["y"], atol=2e-11)
+    assert len(set(tr["x"][:-1])) == n
 
 
 def test_projection_figure_drops_frame_markers_for_many_points(store_root, monkeypatch):
@@ -279,7 +330,7 @@ def test_selection_from_table():
 def test_next_frame():
     count = {"a": 8, "b": 4}.get
     click = {"points": [{"customdata": ["b", 3]}]}
-    assert cb.next_frame(L.PROJECTION, ["a", "b"], click, "a", 0, {"run_id": "a", "frame": 0}, count) == \
+    assert cb.next_frame(L.CLICK, ["a", "b"], click, "a", 0, {"run_id": "a", "frame": 0}, count) == \
         {"run_id": "b", "frame": 3}
     assert cb.next_frame(L.SELECTION, ["b"], None, "a", 5, {"run_id": "a", "frame": 5}, count) == \
         {"run_id": "b", "frame": 0}  # the run on show left the selection
@@ -309,21 +360,53 @@ def test_callbacks_over_http(store_root):
     out = call(app, "..projection.figure", base, "selection.data")
     traces = out["projection"]["figure"]["data"]
     assert [t["name"] for t in traces] == ["brows", "mouth", "brows, frame 0", "mouth, frame 0"]
-    frame = call(app, "..current-frame.data", {"projection-drawn.data": sel, "projection.clickData": {"points": [
-        {"customdata": [two[1], 5]}]}}, "projection.clickData")
+    # Events as the browser passes them on (the run index translated into the run id: test_dashboard_browser.py)
+    frame = call(app, "..current-frame.data", {"projection-drawn.data": sel, "projection-click.data": {"points": [
+        {"customdata": [two[1], 5]}]}}, "projection-click.data")
     assert frame["current-frame"]["data"] == {"run_id": two[1], "frame": 5}
     assert frame["frame-slider"]["value"] == 5 and frame["viewer-run"]["value"] == two[1]
     view = call(app, "..frame-viewer.figure", {"current-frame.data": {"run_id": two[1], "frame": 5}},
                 "current-frame.data")
     assert "frame 5" in view["viewer-note"]["children"]
-    tip = call(app, "..projection-tooltip.show", {"projection.hoverData": {"points": [
-        {"customdata": [ids[0], 1], "bbox": {"x0": 0, "x1": 1, "y0": 0, "y1": 1}}]}}, "projection.hoverData")
+    tip = call(app, "..projection-tooltip.show", {"projection-hover.data": {"points": [
+        {"customdata": [ids[0], 1], "bbox": {"x0": 0, "x1": 1, "y0": 0, "y1": 1}}]}}, "projection-hover.data")
     img = tip["projection-tooltip"]["children"]["props"]["children"][0]["props"]["src"]
     assert app.server.test_client().get(img).status_code == 200
     for output in ("metric-bars", "layer-heatmap", "overlap-matrix", "..derived-runs"):
         res = call(app, output, {"projection-drawn.data": ids, "metrics-pick.value": ["locality"],
                                  "overlap-k.value": 3}, "projection-drawn.data")
         assert res and all("figure" in v or "style" in v for v in res.values())
+
+
+def _find(component, id_):
+    """The component with ``id_`` in a /_dash-layout JSON tree, or None."""
+    if isinstance(component, dict):
+        if component.get("props", {}).get("id") == id_:
+            return component
+        for v in component.get("props", {}).values():
+            found = _find(v, id_)
+            if found is not None:
+                return found
+    elif isinstance(component, list):
+        for c in component:
+            found = _find(c, id_)
+            if found is not None:
+                return found
+    return None
+
+
+def test_page_starts_with_every_run_selected(broken_root):
+    """The page asks for the projection of every run at once (not after the table's first render): the selection it
+    starts with is what the table selects with no ticks and no filters, the good run folders here."""
+    app = create_app(broken_root)
+    page = app.server.test_client().get("/_dash-layout").get_json()
+    good = sorted(p.name for p in broken_root.iterdir() if "-synthetic-" in p.name and not p.name.startswith("."))
+    assert good == ["brows-s0-synthetic-0002", "eyes-s0-synthetic-0001", "mouth-s0-synthetic-0000"]
+    assert _find(page, L.SELECTION)["props"]["data"] == good
+    assert cb.selection_from_table(None, None, data.snapshot(broken_root).runs) == good
+    # the table's first render (its rows in any order) confirms it: no update, so no second projection
+    assert not call(app, "selection.data", {"run-table.derived_virtual_row_ids": good[::-1],
+                                            "selection.data": good}, "run-table.derived_virtual_row_ids")
 
 
 def test_callbacks_on_an_empty_store(tmp_path):

@@ -24,6 +24,8 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from dashboards import layout as L  # noqa: E402
 from dashboards.app import create_app  # noqa: E402
 from dashboards.synthetic import make_store  # noqa: E402
+from mgm_analysis.analysis.projection import project  # noqa: E402
+from mgm_analysis.store import load_run  # noqa: E402
 
 TIMEOUT = 30  # seconds; CI machines are slow and shared
 
@@ -35,11 +37,14 @@ def _artifacts() -> Path:
 
 
 def _graph_data(dash_duo, graph_id):
-    """The traces Plotly is drawing in a dcc.Graph, as the browser holds them ([] before the first draw)."""
+    """The traces Plotly is drawing in a dcc.Graph, as the browser holds them ([] before the first draw); ``runs``:
+    the run ids of a projection trace's points (customdata [run index, frame] into layout.meta.runs)."""
     return dash_duo.driver.execute_script(
         "const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+        "const ids = (g && g.layout && g.layout.meta && g.layout.meta.runs) || [];"
         "return g && g.data ? g.data.map(t => ({name: t.name || null, type: t.type, "
-        "runs: Array.isArray(t.customdata) ? [...new Set(t.customdata.map(c => c && c[0]).filter(Boolean))] : []})) : [];", f"#{graph_id}")
+        "runs: Array.isArray(t.customdata) ? [...new Set(t.customdata.filter(c => c).map(c => ids[c[0]]))] : []}))"
+        " : [];", f"#{graph_id}")
 
 
 def _wait(dash_duo, cond, what):
@@ -108,9 +113,16 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
     dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", "frame 5 (of", timeout=TIMEOUT)
     ring = dash_duo.driver.execute_script(
         "const g = document.querySelector('#projection .js-plotly-plot'); const s = g.layout.shapes[0];"
-        "const t = g.data[1]; const i = t.customdata.findIndex(c => c && c[0] === arguments[0] && c[1] === 5);"
-        "return [s.visible, s.xanchor === t.x[i], s.yanchor === t.y[i]];", mouth)
-    assert ring == [True, True, True]  # the clicked frame is ringed
+        "const r = g.layout.meta.runs.indexOf(arguments[0]);"
+        "const t = g.data[1]; const i = t.customdata.findIndex(c => c && c[0] === r && c[1] === 5);"
+        "return [s.visible, s.xanchor === t.x[i], s.yanchor === t.y[i], s.xanchor, s.yanchor];", mouth)
+    assert ring[:3] == [True, True, True]  # the clicked frame is ringed
+    # ... where the projection of the two runs, fitted here by the analysis, puts mouth's frame 5
+    runs = [load_run(root / r) for r in sorted([mouth, eyes])]
+    ref = project(runs).set_index(["run_id", "frame"])
+    span = float(ref["x"].max() - ref["x"].min())
+    assert ring[3:] == [pytest.approx(ref.loc[(mouth, 5), "x"], abs=span * 1e-4),
+                        pytest.approx(ref.loc[(mouth, 5), "y"], abs=span * 1e-4)]
     viewer = [t["type"] for t in _graph_data(dash_duo, L.VIEWER)]
     assert viewer.count("image") == 2 and "heatmap" in viewer and viewer.count("contour") == 3
 

@@ -122,7 +122,8 @@ def _run_id_in_progress(dash_duo, state):
 def _projected_runs(dash_duo):
     return dash_duo.driver.execute_script(
         "const g = document.querySelector('#projection .js-plotly-plot'); if (!g || !g.data) { return []; }"
-        "return [...new Set(g.data.flatMap(t => Array.isArray(t.customdata) ? t.customdata.map(c => c && c[0]) "
+        "const ids = (g.layout && g.layout.meta && g.layout.meta.runs) || [];"  # customdata: [run index, frame]
+        "return [...new Set(g.data.flatMap(t => Array.isArray(t.customdata) ? t.customdata.map(c => c && ids[c[0]]) "
         ": []).filter(Boolean))];")
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -397,6 +398,23 @@ def _as_distance(mask, cfg: DiscoveryConfig, resolution: int):
     return make_distance(arr, cfg.distance, cfg.mask_mode, boxes)
 
 
+def _skip_dynamo_import() -> None:
+    """Spare each search process torch._dynamo's import (~1.2 CPU-s, 2–6 s of wall time on a busy 2-core machine).
+
+    Every torch optimizer's constructor calls ``Optimizer.add_param_group``, which torch wraps in
+    ``torch._disable_dynamo``: on its first call that wrapper imports torch._dynamo only to mark the method as
+    never-compiled, and caches the result on the wrapped function.  The engine never compiles, so it stores
+    the plain function as that cached result itself.  Nothing changes once torch._dynamo is loaded anyway
+    (then torch's own wrapper runs), nor on a torch whose wrapper has another shape (the attributes are absent).
+    """
+    if "torch._dynamo" in sys.modules:
+        return
+    for name in ("add_param_group", "zero_grad"):
+        fn = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
+        if callable(fn) and getattr(fn, "__dynamo_disable", None) is None:
+            setattr(fn, "__dynamo_disable", fn)
+
+
 def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict | Trajectory | None = None,
              watch=None) -> Trajectory:
     """Search the chain of latents (see the module docstring).  No file I/O.
@@ -478,6 +496,7 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
         terms = energy(G, w_free, w_ref, ref_img, dist, cfg, offsets, chunks=chunks, backward=True)
         return torch.tensor(terms["total"], dtype=torch.float64)
 
+    _skip_dynamo_import()
     if cfg.optimizer == "lbfgs":
         opt = torch.optim.LBFGS([w_free], lr=cfg.lr, history_size=cfg.history_size, max_iter=cfg.max_iter,
                                 line_search_fn=None if cfg.line_search == "none" else cfg.line_search)

@@ -361,3 +361,43 @@ def test_cli_paper_preset_writes_its_config(tmp_path):
     assert r.exit_code == 0, r.output
     assert [p.read_bytes() for p in sorted((run / "frames").glob("*.png"))] == before and len(before) == 4
 
+
+
+def test_a_search_does_not_import_torch_dynamo():
+    """The optimizer's constructor would import torch._dynamo (~1.2 CPU-s per process) only to mark a method as
+    never-compiled; the engine spares that import, and the search still descends."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, torch
+from mgm_analysis.discovery import DiscoveryConfig, discover
+from mgm_analysis.generators.stylegan2 import tiny_generator
+from mgm_analysis.masks import parse_region
+G = tiny_generator(resolution=16, w_dim=32, seed=1)
+w = G.broadcast(G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(5))))[0].detach()
+cfg = DiscoveryConfig(n_frames=5, layer_start=1, layer_end=4, prim_dist=0.2, offset=0.05, epochs=2,
+                      distance="l2", init_noise=0.05)
+t = discover(G, w, parse_region("rect:4,8,12,14", 16), cfg)
+print("dynamo" if "torch._dynamo" in sys.modules else "no-dynamo", t.history["total"][0] > t.history["total"][-1])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["no-dynamo", "True"]
+
+
+def test_the_dynamo_shortcut_leaves_a_loaded_dynamo_alone():
+    """Once torch._dynamo is imported (someone compiles), torch's own wrapper is left to do its work."""
+    import subprocess
+    import sys
+
+    code = """
+import torch, torch._dynamo
+from mgm_analysis.discovery import _skip_dynamo_import
+_skip_dynamo_import()
+fn = torch.optim.Optimizer.add_param_group.__wrapped__
+print(getattr(fn, "__dynamo_disable", None) is fn)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False"]

@@ -14,12 +14,12 @@ import threading
 from pathlib import Path
 
 import dash
-from flask import abort, request, send_file
+from flask import abort, has_request_context, request, send_file
 
 from mgm_analysis.errors import MGMError
 
 from . import data, layout
-from .callbacks import FILE_ROUTE, register_callbacks
+from .callbacks import FILE_ROUTE, register_callbacks, warm_up
 
 __all__ = ["create_app", "serve"]
 
@@ -127,10 +127,20 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     app = dash.Dash(__name__, title="mgm dashboard", assets_folder=str(ASSETS), update_title=None)
     from . import discover as disc
 
-    def page():  # a function, so every page load shows the store as it is now (memoised by store signature)
-        snap = data.snapshot(root)
+    def build(snap):
         return layout.build_layout(snap, None if discover is None else disc.card(snap, discover))
 
+    # The page's structure: what an empty store shows has every component.  Dash checks callbacks and the layout
+    # against it and sends it inside every page; with the runs in it, Dash read the whole store before the server
+    # listened and again on its first request, and sent each browser the run table twice (1.5 MB for 2 000 runs).
+    structure = build(data.empty_snapshot(root))
+
+    def page():  # a function, so every page load shows the store as it is now (memoised by store signature)
+        if not (has_request_context() and request.path.endswith("/_dash-layout")):
+            return structure  # Dash checking the structure
+        return build(data.snapshot(root))
+
+    app.validation_layout = structure
     app.layout = page
     register_callbacks(app, root, cache_dir)
     if discover is not None and discover.enabled:
@@ -144,9 +154,10 @@ def serve(root, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, 
           discover=None) -> None:
     """Build the app for ``root`` and serve it until interrupted (Flask's threaded server).
 
-    Listens at once; the heavy imports of the first projection load in a background thread meanwhile.
+    Listens at once; :func:`dashboards.callbacks.warm_up` runs in a background thread meanwhile.
     ``discover``: see :func:`create_app`.
     """
     app = create_app(root, cache_dir=cache_dir, discover=discover)
-    threading.Thread(target=data.preload, name="mgm-preload", daemon=True).start()
+    threading.Thread(target=warm_up, args=(check_root(root).resolve(), cache_dir), name="mgm-warm-up",
+                     daemon=True).start()
     app.run(host=host, port=int(port), debug=debug)

@@ -159,6 +159,24 @@ def frame_url(snap: data.Snapshot, run_id: str, frame: int) -> str | None:
     return f"{FILE_ROUTE}/{quote(run_id)}/{quote(rel)}"
 
 
+# ------------------------------------------------------------------ start-up
+def warm_up(root, cache_dir=None) -> None:
+    """What the first page load needs, done while the browser loads the page's scripts: the store's snapshot,
+    the imports that reading a cached projection needs, and the projection the page opens with (every run,
+    :data:`layout.FIRST_VIEW`; read from the cache on disk, or fitted).  Requests that need one of these
+    meanwhile wait for it (see :mod:`dashboards.data`) instead of doing it again.  Problems are logged: the
+    page's own requests meet (and show) them."""
+    try:
+        snap = data.snapshot(root)
+        data.preload()
+        if snap.runs:
+            view = L.FIRST_VIEW
+            data.projection(snap, sorted(snap.runs), view["method"], view["dims"], view["space"], cache_dir,
+                            view["relative"])
+    except Exception as exc:
+        log.warning("warming up for the first page failed: %s", exc)
+
+
 # ------------------------------------------------------------------ wiring
 # The projection's points carry customdata [run index, frame], the index into the figure's layout.meta.runs
 # (figures.projection_figure: the ids are not repeated in every point).  Hover and click events are translated

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,7 +28,7 @@ import pandas as pd
 from mgm_analysis import store
 from mgm_analysis.analysis import compare
 
-__all__ = ["Snapshot", "snapshot", "preload", "store_signature", "selected_runs", "projection", "frame_images", "n_frames",
+__all__ = ["Snapshot", "snapshot", "empty_snapshot", "preload", "store_signature", "selected_runs", "projection", "frame_images", "n_frames",
            "metric_columns", "metric_frame", "layer_profiles", "overlap", "overlap_baseline", "derived_runs",
            "safe_run_file", "TABLE_COLUMNS", "SPACES"]
 
@@ -86,10 +87,23 @@ class Snapshot:
         return not self.runs
 
 
+_SNAPSHOT_LOCK = threading.Lock()  # one reader of a new store state at a time; the others wait for its result
+
+
 def snapshot(root) -> Snapshot:
-    """The current :class:`Snapshot` of ``root`` (re-read only when the store changes)."""
+    """The current :class:`Snapshot` of ``root`` (re-read only when the store changes).
+
+    Thread-safe: while one request reads a new state of the store (seconds for thousands of runs), the others
+    wait for it instead of reading it again."""
     root = Path(root).resolve()
-    return _snapshot(str(root), store_signature(root))
+    signature = store_signature(root)
+    with _SNAPSHOT_LOCK:
+        return _snapshot(str(root), signature)
+
+
+def empty_snapshot(root) -> Snapshot:
+    """A :class:`Snapshot` of ``root`` with no runs (what the page's structure is checked against)."""
+    return Snapshot(root=Path(root).resolve(), signature="", catalog=store.catalog_of([]), runs={})
 
 
 @lru_cache(maxsize=4)
@@ -180,7 +194,15 @@ def projection(snap: Snapshot, run_ids, method: str = "pca", dims: int = 2, spac
     if not ids:
         return pd.DataFrame(columns=["run_id", "region", "frame", "x", "y"] + (["z"] if dims == 3 else []))
     cache_dir = Path(cache_dir) if cache_dir is not None else snap.root / ".mgm_cache"
-    return _projection(str(snap.root), snap.signature, ids, method, int(dims), space, str(cache_dir), bool(relative))
+    key = (str(snap.root), snap.signature, ids, method, int(dims), space, str(cache_dir), bool(relative))
+    with _PROJECTION_LOCKS_GUARD:  # one fit per projection: a second request for it waits for the first
+        lock = _PROJECTION_LOCKS.setdefault(hash(key), threading.Lock())
+    with lock:
+        return _projection(*key)
+
+
+_PROJECTION_LOCKS: dict[int, threading.Lock] = {}
+_PROJECTION_LOCKS_GUARD = threading.Lock()
 
 
 @lru_cache(maxsize=32)

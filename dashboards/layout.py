@@ -36,6 +36,7 @@ CLEAR, TICK_ALL = "clear-selection", "tick-filtered"
 EMPTY, WARNINGS = "empty-store", "store-warnings"
 
 PLAY_MS = 200  # frame interval while playing
+FIRST_VIEW = {"method": "pca", "dims": 2, "space": "w_free", "relative": False}  # the projection a page opens with
 PAGE_SIZE = 12
 
 _CARD = {"border": "1px solid #ddd", "borderRadius": "6px", "padding": "10px", "margin": "8px 0",
@@ -137,11 +138,13 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
     ])
     projection_box = html.Div(style={**_CARD, "flex": "1 1 520px", "minWidth": "0"}, children=[
         html.Div([html.B("Projection"),
-                  _radio(METHOD, [{"label": "PCA", "value": "pca"}, {"label": "UMAP", "value": "umap"}], "pca"),
-                  _radio(DIMS, [{"label": "2-D", "value": 2}, {"label": "3-D", "value": 3}], 2),
-                  _radio(SPACE, [{"label": v, "value": k} for k, v in data.SPACES.items()], "w_free"),
-                  dcc.Checklist(id=RELATIVE, options=[{"label": "deltas w − w*", "value": "relative"}], value=[],
-                                inline=True, inputStyle={"marginRight": "3px"})],
+                  _radio(METHOD, [{"label": "PCA", "value": "pca"}, {"label": "UMAP", "value": "umap"}],
+                         FIRST_VIEW["method"]),
+                  _radio(DIMS, [{"label": "2-D", "value": 2}, {"label": "3-D", "value": 3}], FIRST_VIEW["dims"]),
+                  _radio(SPACE, [{"label": v, "value": k} for k, v in data.SPACES.items()], FIRST_VIEW["space"]),
+                  dcc.Checklist(id=RELATIVE, options=[{"label": "deltas w − w*", "value": "relative"}],
+                                value=["relative"] if FIRST_VIEW["relative"] else [], inline=True,
+                                inputStyle={"marginRight": "3px"})],
                  style={"display": "flex", "gap": "10px", "alignItems": "center", "flexWrap": "wrap"}),
         dcc.Loading(dcc.Graph(id=PROJECTION, clear_on_unhover=True, config=_GRAPH_CONFIG), delay_show=400),
         dcc.Tooltip(id=TOOLTIP, direction="right"),

@@ -7,6 +7,7 @@ every test takes well under a second.  The browser test is test_dashboard_browse
 import json
 import os
 import shutil
+import threading
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,9 @@ from dashboards import data, figures
 from dashboards import layout as L
 from dashboards.app import create_app
 from dashboards.synthetic import callback_body, make_store
+from mgm_analysis import store
 from mgm_analysis.analysis import compare
+from mgm_analysis.analysis import projection as projection_module
 from mgm_analysis.errors import MGMError
 
 
@@ -407,6 +410,96 @@ def test_page_starts_with_every_run_selected(broken_root):
     # the table's first render (its rows in any order) confirms it: no update, so no second projection
     assert not call(app, "selection.data", {"run-table.derived_virtual_row_ids": good[::-1],
                                             "selection.data": good}, "run-table.derived_virtual_row_ids")
+
+
+def _first_view(ids):
+    return {"selection.data": ids, "projection-method.value": "pca", "projection-dims.value": 2,
+            "projection-space.value": "w_free", "projection-relative.value": []}
+
+
+def test_app_reads_the_store_on_the_first_page_only(tmp_path, monkeypatch):
+    """create_app reads no run (the server listens at once) and the page it sends leaves the runs to the layout
+    request (Dash used to embed the whole page, run table included, in every page it sent)."""
+    ids = make_store(tmp_path, 3)
+    scans = []
+    real = store.scan_runs
+    monkeypatch.setattr(store, "scan_runs", lambda *a, **k: scans.append(a) or real(*a, **k))
+    app = create_app(tmp_path)
+    assert scans == []
+    client = app.server.test_client()
+    index = client.get("/").get_data(as_text=True)  # the first request: Dash checks the page's structure
+    assert scans == [] and not any(r in index for r in ids)
+    page = client.get("/_dash-layout").get_json()
+    assert len(scans) == 1 and _find(page, L.SELECTION)["props"]["data"] == sorted(ids)
+
+
+def test_warm_up_makes_the_first_view(tmp_path, monkeypatch):
+    """After warm_up the page's first projection is served without another fit or cache read."""
+    ids = make_store(tmp_path, 3)
+    cb.warm_up(tmp_path)
+    app = create_app(tmp_path)
+
+    def no_more(*a, **k):
+        raise AssertionError("projected again")
+
+    monkeypatch.setattr(projection_module, "project", no_more)
+    out = call(app, "..projection.figure", _first_view(sorted(ids)), "selection.data")
+    fig = out["projection"]["figure"]
+    assert sorted(fig["layout"]["meta"]["runs"]) == sorted(ids) and not out["projection-note"]["children"]
+
+
+def test_a_failing_warm_up_logs_one_line(tmp_path, monkeypatch, caplog):
+    """The warm-up runs in a background thread: a failure there is one logged line (the page's own requests show
+    the problem), never an exception."""
+    make_store(tmp_path, 2)
+
+    def broken():
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(data, "preload", broken)
+    cb.warm_up(tmp_path)
+    assert [r.getMessage() for r in caplog.records] == ["warming up for the first page failed: disk gone"]
+
+
+def _two_at_once(fn):
+    """Call ``fn`` in two threads, the second started while the first is inside the patched step."""
+    threads = [threading.Thread(target=fn) for _ in range(2)]
+    threads[0].start()
+    assert _INSIDE.wait(30)
+    threads[1].start()
+    for t in threads:
+        t.join(60)
+
+
+_INSIDE = threading.Event()
+
+
+def _slow_spy(real, calls):
+    def spy(*a, **k):
+        calls.append(1)
+        _INSIDE.set()
+        threading.Event().wait(0.3)  # long enough for the second thread to arrive (it waits, or reads again)
+        return real(*a, **k)
+    return spy
+
+
+def test_two_requests_read_a_new_store_state_once(tmp_path, monkeypatch):
+    make_store(tmp_path, 2)
+    calls = []
+    _INSIDE.clear()
+    monkeypatch.setattr(store, "scan_runs", _slow_spy(store.scan_runs, calls))
+    _two_at_once(lambda: data.snapshot(tmp_path))
+    assert len(calls) == 1
+
+
+def test_two_requests_for_one_projection_fit_it_once(tmp_path, monkeypatch):
+    ids = make_store(tmp_path, 2)
+    snap = data.snapshot(tmp_path)
+    calls = []
+    _INSIDE.clear()
+    monkeypatch.setattr(projection_module, "project", _slow_spy(projection_module.project, calls))
+    _two_at_once(lambda: data.projection(snap, ids, cache_dir=tmp_path / "cache"))
+    assert len(calls) == 1
 
 
 def test_callbacks_on_an_empty_store(tmp_path):

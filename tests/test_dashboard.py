@@ -433,6 +433,17 @@ def test_app_reads_the_store_on_the_first_page_only(tmp_path, monkeypatch):
     assert len(scans) == 1 and _find(page, L.SELECTION)["props"]["data"] == sorted(ids)
 
 
+def test_page_loads_plotly_while_it_waits_for_the_layout(store_root):
+    """plotly.js is a script of the page itself, after the renderer (which asks for the layout first), so it
+    compiles while the server reads the store; dcc.Graph then uses window.Plotly instead of loading it again."""
+    client = create_app(store_root).server.test_client()
+    index = client.get("/").get_data(as_text=True)
+    src = "/_dash-component-suites/plotly/package_data/plotly.min.js"
+    assert index.index("new DashRenderer()") < index.index(f'<script src="{src}"></script>')
+    js = client.get(src)
+    assert js.status_code == 200 and b"plotly.js v" in js.data[:2000]
+
+
 def test_warm_up_makes_the_first_view(tmp_path, monkeypatch):
     """After warm_up the page's first projection is served without another fit or cache read."""
     ids = make_store(tmp_path, 3)

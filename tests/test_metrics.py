@@ -543,3 +543,21 @@ def test_recompute_metrics_goes_on_after_a_bad_run_and_reports(tmp_path, capsys)
         loc = M.locality(run.frames, run.reference_img, run.mask)  # the frames change only inside the box
         expected.append(f"{p.name}: locality {loc:.3f}")
     assert lines == expected and expected[0].endswith("locality 1.000")
+
+
+def test_float32_arrays_as_runs_store_them_are_measured_in_float64():
+    """Runs store latents and masks as float32; the metrics still compute in float64 (no float32 sums)."""
+    rng = np.random.default_rng(31)
+    w = (rng.normal(size=(7, 3, 512)) + 1.0).astype(np.float32)
+    w64 = w.astype(np.float64).reshape(7, -1)
+    steps = [np.sqrt(sum((float(b) - float(a)) ** 2 for a, b in zip(w64[i], w64[i + 1], strict=True)))
+             for i in range(6)]
+    assert M.step_sizes(w) == pytest.approx(steps, rel=1e-12)
+    yy, xx = np.mgrid[:64, :64]
+    mask = np.clip(1.3 - np.hypot(yy - 30.5, xx - 27.0) / 12.0, 0, 1).astype(np.float32)  # a feathered disc
+    ref = rng.uniform(0.2, 0.8, (64, 64, 3))
+    frames = ref[None] + rng.normal(0, 0.05, (2, 64, 64, 3))
+    m64 = mask.astype(np.float64)
+    mse = [float(np.einsum("yx,yxc->", m64, (f - ref) ** 2)) / 3 / sum(m64.ravel().tolist())
+           for f in frames]
+    assert M.inside_change(frames, ref, mask)["mse"] == pytest.approx(np.mean(mse), rel=1e-12)

@@ -178,17 +178,18 @@ def warm_up(root, cache_dir=None) -> None:
 
 
 # ------------------------------------------------------------------ wiring
-# The projection's points carry customdata [run index, frame], the index into the figure's layout.meta.runs
-# (figures.projection_figure: the ids are not repeated in every point).  Hover and click events are translated
+# The projection's points carry customdata [run index, frame], the index into their trace's meta, the ids of its
+# runs (figures.projection_figure: the ids are not repeated in every point).  Hover and click events are translated
 # here, in the browser, from the figure they came from, into customdata [run_id, frame] (a gap or anything else:
 # null), and go to the server through the HOVER and CLICK stores.
 _EVENT_RUN_JS = """
 function (event, fig) {
     if (!event || !Array.isArray(event.points)) { return null; }
-    const runs = (fig && fig.layout && fig.layout.meta && Array.isArray(fig.layout.meta.runs))
-        ? fig.layout.meta.runs : [];
+    const traces = (fig && Array.isArray(fig.data)) ? fig.data : [];
     const points = event.points.map(p => {
         const c = p ? p.customdata : null;
+        const t = (p && Number.isInteger(p.curveNumber)) ? traces[p.curveNumber] : null;
+        const runs = (t && Array.isArray(t.meta)) ? t.meta : [];
         const ok = Array.isArray(c) && c.length === 2 && Number.isInteger(c[0]) && c[0] >= 0 && c[0] < runs.length;
         return Object.assign({}, p, {customdata: ok ? [runs[c[0]], c[1]] : null});
     });
@@ -200,12 +201,11 @@ _MARK_FRAME_JS = """
 function (frame, fig) {
     const skip = window.dash_clientside.no_update;
     if (!frame || !fig || !Array.isArray(fig.data) || !fig.data.length || !fig.layout) { return skip; }
-    const runs = (fig.layout.meta && Array.isArray(fig.layout.meta.runs)) ? fig.layout.meta.runs : [];
-    const run = runs.indexOf(frame.run_id);
     let at = null;
     for (const t of fig.data) {
-        if (run < 0) { break; }
-        if (t.name === "%(name)s" || !Array.isArray(t.customdata)) { continue; }
+        if (t.name === "%(name)s" || !Array.isArray(t.customdata) || !Array.isArray(t.meta)) { continue; }
+        const run = t.meta.indexOf(frame.run_id);
+        if (run < 0) { continue; }
         const i = t.customdata.findIndex(c => c && c[0] === run && c[1] === frame.frame);
         if (i >= 0) { at = {x: t.x[i], y: t.y[i], z: t.z ? t.z[i] : null}; break; }
     }

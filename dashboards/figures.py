@@ -57,9 +57,10 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     markers (only when there are at most :data:`MAX_MARKED_POINTS` points; lines
     alone beyond), so hundreds of runs stay quick to draw; frame 0 of each run is a
     larger dot in a second trace per region.  Every point of both carries
-    ``customdata = [run index, frame]``, the index into ``layout.meta.runs`` (the run ids,
-    sorted; :func:`point_run` reads it), so thousands of runs do not repeat their ids in
-    every point; the gaps carry ``None``.  Coordinates are rounded to 1/10 000 of the
+    ``customdata = [run index, frame]``, the index into its trace's ``meta``: the ids of the
+    trace's runs (:func:`point_run` reads it), so thousands of runs do not repeat their ids in
+    every point; the gaps carry ``None``.  (Not in the layout: dcc.Graph copies the layout on
+    every update, and plotly would then redraw every trace to move the ring.)  Coordinates are rounded to 1/10 000 of the
     axis span (:func:`_decimals`), well below a pixel.
     """
     if df is None or not len(df):
@@ -72,27 +73,27 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     big, small = (7, 4) if dims == 2 else (4, 2)
     mode = "lines+markers" if len(df) <= MAX_MARKED_POINTS else "lines"
     df = df.sort_values(["region", "run_id", "frame"], kind="stable")
-    index, runs = pd.factorize(df["run_id"], sort=True)
-    runs = [str(r) for r in runs]
+    run_ids = df["run_id"].to_numpy(dtype=object)
     frames = df["frame"].to_numpy(int)
     decimals = {c: _decimals(df[c].to_numpy(float)) for c in cols}
     regions = df["region"].to_numpy(dtype=object)
     lines, starts = [], []
     for region in pd.unique(regions):  # in sorted order: df is sorted by region
         rows = np.flatnonzero(regions == region)
-        idx, frm = index[rows], frames[rows]
-        first = np.r_[True, idx[1:] != idx[:-1]]  # frame 0 of each run
+        ids, frm = run_ids[rows], frames[rows]
+        first = np.r_[True, ids[1:] != ids[:-1]]  # frame 0 of each run
         gaps = np.flatnonzero(first[1:]) + 1  # a gap before each run but the first, and one at the end
-        custom = np.stack([idx, frm], 1).tolist()
+        names = [str(r) for r in ids[first]]  # the trace's runs, in the order of their index
+        custom = np.stack([np.cumsum(first) - 1, frm], 1).tolist()
         color = colors.get(region, "#444")
         coords = {c: df[c].to_numpy(float)[rows] for c in cols}
         lines.append(dict(type=kind, **{c: _with_gaps(v, gaps, decimals[c]) for c, v in coords.items()}, mode=mode,
-                          name=str(region), legendgroup=str(region), customdata=_with_gaps(custom, gaps),
+                          name=str(region), legendgroup=str(region), customdata=_with_gaps(custom, gaps), meta=names,
                           connectgaps=False, hoverinfo="none", hovertemplate=None,
                           line=dict(color=color, width=1.5 if dims == 2 else 3), marker=dict(color=color, size=small)))
         starts.append(dict(type=kind, **{c: np.round(v[first], decimals[c]).tolist() for c, v in coords.items()},
                            mode="markers", name=f"{region}, frame 0", legendgroup=str(region), showlegend=False,
-                           customdata=[c for c, f in zip(custom, first, strict=True) if f],
+                           customdata=[c for c, f in zip(custom, first, strict=True) if f], meta=names,
                            hoverinfo="none", hovertemplate=None, marker=dict(color=color, size=big)))
     traces = lines + starts
     point = current_point(df, current, dims)
@@ -109,21 +110,24 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
                     xanchor=(point["x"] or [0])[0], yanchor=(point["y"] or [0])[0], x0=-8, x1=8, y0=-8, y1=8,
                     line=dict(color="black", width=2), visible=bool(point["x"]))
         frame = {k: {**v, **grid} for k, v in axes.items()} | dict(plot_bgcolor="white", shapes=[ring])
-    n_runs = len(runs)
+    n_runs = df["run_id"].nunique()
     layout = dict(title=dict(text=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{', ' + space if space else ''}"
                                   "<br><sup>one joint fit; big dot = frame 0</sup>", x=0.01),
                   legend=dict(title=dict(text="region")), hovermode="closest", clickmode="event", margin=_MARGIN,
-                  height=480, uirevision=f"{method}-{dims}-{space}", meta=dict(runs=runs), **frame)
+                  height=480, uirevision=f"{method}-{dims}-{space}", **frame)
     # A plain figure dict: plotly's figure objects validate and deep-copy every point, which costs seconds
     # for hundreds of runs; tests check that go.Figure accepts it.
     return {"data": traces, "layout": layout}
 
 
-def point_run(fig: dict, custom) -> tuple[str, int] | None:
-    """(run_id, frame) of a point's ``customdata`` in a :func:`projection_figure`, or None (a gap, or not a point
-    of that figure).  The browser does the same in dashboards.callbacks' event translation."""
-    runs = ((fig.get("layout") or {}).get("meta") or {}).get("runs") or []
-    if not isinstance(custom, list) or len(custom) != 2 or not all(isinstance(v, int) for v in custom):
+def point_run(fig: dict, curve: int, custom) -> tuple[str, int] | None:
+    """(run_id, frame) of the point of trace number ``curve`` with ``customdata`` in a :func:`projection_figure`,
+    or None (a gap, or not a point of that figure).  The browser does the same in dashboards.callbacks' event
+    translation."""
+    traces = fig.get("data") or []
+    runs = traces[curve].get("meta") if isinstance(curve, int) and 0 <= curve < len(traces) else None
+    if not isinstance(runs, list) or not isinstance(custom, list) or len(custom) != 2 \
+            or not all(type(v) is int for v in custom):
         return None
     return (runs[custom[0]], custom[1]) if 0 <= custom[0] < len(runs) else None
 

@@ -191,10 +191,10 @@ def test_frame_images_and_missing_frames(store_root, tmp_path):
 # ---------------------------------------------------------------- figures
 def _decoded_points(fig):
     """Every point of every trace of a projection figure as (trace name, run_id, frame, x, y), decoding the
-    integer customdata through layout.meta.runs here (a loop, as the browser does); gaps as None."""
-    runs = fig["layout"]["meta"]["runs"]
+    integer customdata through the trace's meta (its runs) here (a loop, as the browser does); gaps as None."""
     out = []
     for tr in fig["data"]:
+        runs = tr["meta"]
         assert len(tr["customdata"]) == len(tr["x"]) == len(tr["y"])
         for c, x, y in zip(tr["customdata"], tr["x"], tr["y"], strict=True):
             if c is None:
@@ -215,7 +215,9 @@ def test_projection_figure_one_line_per_run_coloured_by_region(store_root):
     fig = go.Figure(raw)  # validates the dict
     regions = [t.name for t in fig.data]
     assert regions == ["brows", "eyes", "mouth", "brows, frame 0", "eyes, frame 0", "mouth, frame 0"]
-    assert raw["layout"]["meta"]["runs"] == sorted(ids)
+    for tr in raw["data"]:  # each trace names the runs of its region
+        region = tr["name"].split(",")[0]
+        assert tr["meta"] == sorted(r for r in ids if snap.runs[r].region == region)
     points = _decoded_points(raw)
     for tr in fig.data[:3]:
         assert tr.line.color == colors[tr.name] and tr.mode == "lines+markers"
@@ -246,9 +248,11 @@ def test_point_run_reads_the_figures_run_list(store_root):
     snap = data.snapshot(store_root)
     ids = sorted(snap.runs)[:3]
     fig = figures.projection_figure(data.projection(snap, ids))
-    assert figures.point_run(fig, [1, 4]) == (ids[1], 4)
-    for bad in (None, [3, 0], [-1, 0], ["a", 0], [0], [0, 1.5], [0, True, 1]):
-        assert figures.point_run(fig, bad) is None
+    curve = next(i for i, t in enumerate(fig["data"]) if t["name"] == snap.runs[ids[1]].region)
+    assert figures.point_run(fig, curve, [fig["data"][curve]["meta"].index(ids[1]), 4]) == (ids[1], 4)
+    for bad in (None, [3, 0], [-1, 0], ["a", 0], [0], [0, 1.5], [0, True, 1], [True, 0]):
+        assert figures.point_run(fig, curve, bad) is None
+    assert figures.point_run(fig, len(fig["data"]), [0, 0]) is None and figures.point_run(fig, None, [0, 0]) is None
 
 
 def test_projection_figure_keeps_small_scales(store_root):
@@ -456,7 +460,7 @@ def test_warm_up_makes_the_first_view(tmp_path, monkeypatch):
     monkeypatch.setattr(projection_module, "project", no_more)
     out = call(app, "..projection.figure", _first_view(sorted(ids)), "selection.data")
     fig = out["projection"]["figure"]
-    assert sorted(fig["layout"]["meta"]["runs"]) == sorted(ids) and not out["projection-note"]["children"]
+    assert {r for t in fig["data"] for r in t["meta"]} == set(ids) and not out["projection-note"]["children"]
 
 
 def test_a_failing_warm_up_logs_one_line(tmp_path, monkeypatch, caplog):

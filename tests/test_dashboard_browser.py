@@ -38,12 +38,12 @@ def _artifacts() -> Path:
 
 def _graph_data(dash_duo, graph_id):
     """The traces Plotly is drawing in a dcc.Graph, as the browser holds them ([] before the first draw); ``runs``:
-    the run ids of a projection trace's points (customdata [run index, frame] into layout.meta.runs)."""
+    the run ids of a projection trace's points (customdata [run index, frame] into the trace's meta)."""
     return dash_duo.driver.execute_script(
         "const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
-        "const ids = (g && g.layout && g.layout.meta && g.layout.meta.runs) || [];"
         "return g && g.data ? g.data.map(t => ({name: t.name || null, type: t.type, "
-        "runs: Array.isArray(t.customdata) ? [...new Set(t.customdata.filter(c => c).map(c => ids[c[0]]))] : []}))"
+        "runs: Array.isArray(t.customdata) && Array.isArray(t.meta) ? "
+        "[...new Set(t.customdata.filter(c => c).map(c => t.meta[c[0]]))] : []}))"
         " : [];", f"#{graph_id}")
 
 
@@ -82,6 +82,17 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
     assert {"brows", "eyes", "mouth"} <= set(names)
     assert len({r for t in _graph_data(dash_duo, L.PROJECTION) for r in t["runs"]}) == len(ids)
 
+    # Hovering a point of a trace that holds several runs shows that run's frame: the mouth line holds the mouth
+    # runs (read from the store here) in id order, 8 frames each, so its 14th point is the second run's frame 5.
+    mouth_runs = sorted(r for r in ids if load_run(root / r).region == "mouth")
+    assert len(mouth_runs) >= 2
+    line = dash_duo.find_elements("#projection .scatterlayer .trace")[names.index("mouth")]
+    ActionChains(dash_duo.driver).move_to_element(line.find_elements("css selector", ".points path")[8 + 5]).perform()
+    _wait(dash_duo, lambda: f"/runs/{mouth_runs[1]}/frames/005.png" in (dash_duo.driver.execute_script(
+        "const i = document.querySelector(arguments[0]); return i ? i.src : '';", f"#{L.TOOLTIP} img") or ""),
+          f"the thumbnail of {mouth_runs[1]} frame 5")
+    ActionChains(dash_duo.driver).move_by_offset(0, 300).perform()  # away from the plot
+
     # Selecting runs changes the projection's traces: tick the rows of one mouth run and one eyes run.
     mouth, eyes = "mouth-s0-synthetic-0000", "eyes-s0-synthetic-0001"
     for run_id in (mouth, eyes):
@@ -113,8 +124,8 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
     dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", "frame 5 (of", timeout=TIMEOUT)
     ring = dash_duo.driver.execute_script(
         "const g = document.querySelector('#projection .js-plotly-plot'); const s = g.layout.shapes[0];"
-        "const r = g.layout.meta.runs.indexOf(arguments[0]);"
-        "const t = g.data[1]; const i = t.customdata.findIndex(c => c && c[0] === r && c[1] === 5);"
+        "const t = g.data[1]; const r = t.meta.indexOf(arguments[0]);"
+        "const i = t.customdata.findIndex(c => c && c[0] === r && c[1] === 5);"
         "return [s.visible, s.xanchor === t.x[i], s.yanchor === t.y[i], s.xanchor, s.yanchor];", mouth)
     assert ring[:3] == [True, True, True]  # the clicked frame is ringed
     # ... where the projection of the two runs, fitted here by the analysis, puts mouth's frame 5

@@ -122,8 +122,9 @@ def _run_id_in_progress(dash_duo, state):
 def _projected_runs(dash_duo):
     return dash_duo.driver.execute_script(
         "const g = document.querySelector('#projection .js-plotly-plot'); if (!g || !g.data) { return []; }"
-        "const ids = (g.layout && g.layout.meta && g.layout.meta.runs) || [];"  # customdata: [run index, frame]
-        "return [...new Set(g.data.flatMap(t => Array.isArray(t.customdata) ? t.customdata.map(c => c && ids[c[0]]) "
+        # customdata: [index into the trace's runs (its meta), frame]
+        "return [...new Set(g.data.flatMap(t => Array.isArray(t.customdata) && Array.isArray(t.meta) ? "
+        "t.customdata.map(c => c && t.meta[c[0]]) "
         ": []).filter(Boolean))];")
 
 

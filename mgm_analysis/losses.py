@@ -77,8 +77,9 @@ class MaskedDistance(torch.nn.Module):
         return self.lpips(a, b, normalize=False)
 
     def forward(self, img, ref):
-        if img.shape[-2:] != self.inside.shape:
-            raise ValueError(f"expected images of {tuple(self.inside.shape)}, got {tuple(img.shape[-2:])}")
+        if img.dim() != 4 or img.shape[-2:] != self.inside.shape:
+            raise ValueError(f"expected images [B, C, {', '.join(map(str, self.inside.shape))}], "
+                             f"got {list(img.shape)}")
         ref = ref.expand_as(img)
         if self.mode == "map":
             dmap = self._d(img, ref)  # [B, 1, H, W]: spatial LPIPS upsamples its layers to the input's size

@@ -290,8 +290,10 @@ def test_bad_masks_images_and_options_say_what_and_what_to_do():
     with pytest.raises(MGMError, match=r"^the paper-faithful mask mode needs exactly one rectangle \(rect:x0,y0,x1,y1 "
                                        r"or a one-box preset\); use --mask-mode map for other regions$"):
         make_distance(torch.zeros(4, 4), mode="paper")
-    with pytest.raises(ValueError, match=r"^expected images of \(16, 16\), got \(8, 8\)$"):
+    with pytest.raises(ValueError, match=r"^expected images \[B, C, 16, 16\], got \[1, 3, 8, 8\]$"):
         _dist()(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"^expected images \[B, C, 16, 16\], got \[3, 16, 16\]$"):
+        _dist()(torch.zeros(3, 16, 16), torch.zeros(1, 3, 16, 16))  # one image without its batch axis
 
 
 @pytest.mark.parametrize("box, crop", [((32, 32, 100, 96), "28x64"), ((32, 32, 96, 100), "128x28")])

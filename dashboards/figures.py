@@ -60,8 +60,8 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     ``customdata = [run index, frame]``, the index into its trace's ``meta``: the ids of the
     trace's runs (:func:`point_run` reads it), so thousands of runs do not repeat their ids in
     every point; the gaps carry ``None``.  (Not in the layout: dcc.Graph copies the layout on
-    every update, and plotly would then redraw every trace to move the ring.)  Coordinates are rounded to 1/10 000 of the
-    axis span (:func:`_decimals`), well below a pixel.
+    every update, and plotly would then redraw every trace to move the ring.)  Coordinates are
+    rounded to 1/10 000 of the axis span (:func:`_decimals`), well below a pixel.
     """
     if df is None or not len(df):
         return message_figure("Select runs in the table to see their trajectories.").to_dict()

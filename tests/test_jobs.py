@@ -226,7 +226,8 @@ def test_transfer_and_combine_are_jobs(ckpt, G, tmp_path):
 
 
 def test_config_fields_are_the_dataclass_fields_and_need_no_torch():
-    """jobs.config_fields gives the engine's DiscoveryConfig fields with their types, without importing torch."""
+    """jobs.config_fields gives the engine's DiscoveryConfig fields with their types, and a job spec its key,
+    without importing torch."""
     import subprocess
     import sys
 
@@ -240,6 +241,12 @@ def test_config_fields_are_the_dataclass_fields_and_need_no_torch():
             "assert 'torch' not in sys.modules, 'torch imported'; print(len(t))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and int(p.stdout) == len(types), p.stderr[-2000:]
+    code = ("import sys; from mgm_analysis.jobs import JobSpec; "
+            "s = JobSpec(kind='discover', generator='toyfaces', region='mouth', seed=3, config={'epochs': 2}); "
+            "assert 'torch' not in sys.modules, 'torch imported'; print(s.key)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    spec = jobs.JobSpec(kind="discover", generator="toyfaces", region="mouth", seed=3, config={"epochs": 2})
+    assert p.returncode == 0 and p.stdout.strip() == spec.key, p.stderr[-2000:]  # a spec and its key need no torch
     assert jobs.parse_config_value("epochs", "12") == 12 and jobs.parse_config_value("offset_ramp", "on") is True
     with pytest.raises(MGMError, match="epochs takes an int, got 'x'"):
         jobs.parse_config_value("epochs", "x")

@@ -9,9 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CheckpointError
-from .base import Generator, GeneratorInfo
 
 __all__ = ["Generator", "GeneratorInfo", "load_generator", "BUILTIN"]
+
+
+def __getattr__(name):
+    """``Generator`` and ``GeneratorInfo`` come from :mod:`.base` on first use, so that importing this package
+    (for :data:`BUILTIN`, e.g. to build a job spec and its key) does not import torch."""
+    if name in ("Generator", "GeneratorInfo"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _load_toyfaces(device):

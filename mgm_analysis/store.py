@@ -545,15 +545,13 @@ def run_kind(meta: dict) -> str:
     return ((meta or {}).get("provenance") or {}).get("kind") or "discover"
 
 
-def _method(prov: dict) -> str | None:
-    """How a run's latents were found: ``discovery``, a baseline's method (GANSpace, ...), None for derived runs."""
-    kind = run_kind({"provenance": prov})
-    return "discovery" if kind == "discover" else prov.get("method") if kind == "baseline" else None
-
-
 def run_method(meta: dict) -> str | None:
-    """How a run's latents were found, from its run.json: ``discovery``, a baseline's method, None if derived."""
-    return _method((meta or {}).get("provenance") or {})
+    """How a run's latents were found, from its run.json: ``discovery``, a baseline's method (GANSpace, ...),
+    None for derived runs (transfer, combine)."""
+    kind = run_kind(meta)
+    if kind == "discover":
+        return "discovery"
+    return ((meta or {}).get("provenance") or {}).get("method") if kind == "baseline" else None
 
 
 def catalog_of(runs):
@@ -571,7 +569,7 @@ def catalog_of(runs):
             "reference": ref_label, "seed": m.get("seed"), "n_frames": cfg.get("n_frames"),
             "layers": f"{cfg.get('layer_start')}:{cfg.get('layer_end')}", "distance": cfg.get("distance"),
             "created": m.get("created"), "kind": run_kind(m),
-            "method": _method(m.get("provenance") or {}),
+            "method": run_method(m),
             **_flat_scalar_metrics(m.get("metrics")),
         })
     cols = ["run_id", "path", "status", "region", "generator", "reference", "seed", "n_frames", "layers",

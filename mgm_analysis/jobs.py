@@ -48,7 +48,7 @@ from .errors import MGMError
 from .store import run_kind  # noqa: F401 (re-exported: a run's kind has one owner, the store)
 
 __all__ = ["KINDS", "JobSpec", "JobContext", "RunInterrupted", "run_job", "register_baseline", "BASELINES",
-           "resume_spec", "prepare_out", "reference_latent", "generator_spec", "generator_for", "run_kind",
+           "resume_spec", "prepare_out", "complete_run", "reference_latent", "generator_spec", "generator_for", "run_kind",
            "semantic_metrics", "config_fields", "parse_config_value", "FLAG_OF"]
 
 KINDS = ("discover", "transfer", "combine", "baseline")
@@ -545,8 +545,9 @@ def _signals(raise_: bool):
             signal.signal(s, h)
 
 
-def _existing(out: Path, run_id: str, key: str):
-    """The complete run of this key already in ``out/run_id`` (another worker finished it), else None."""
+def complete_run(out: Path, run_id: str, key: str):
+    """The path of the complete run of job ``key`` in ``out/run_id`` (finished earlier or by another worker),
+    else None."""
     from . import store
 
     try:
@@ -750,7 +751,7 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
         }
         if run_id is None:
             run_id = store.new_run_id(spec.label, ref_info.get("seed"))
-        path = _existing(out, run_id, spec.key) if resume is None else None
+        path = complete_run(out, run_id, spec.key) if resume is None else None
         if path is None:
             path = store.write_run(out, meta=meta, latents=np.nan_to_num(ws), reference=w_ref, reference_img=ref_img,
                                    mask=reg.mask, frames=frames, run_id=run_id, overwrite=(out / run_id).exists())
@@ -821,7 +822,7 @@ def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
         }
         if run_id is None:
             run_id = store.new_run_id(f"{spec.kind}_{region}", ref_info.get("seed"))
-        path = _existing(out, run_id, spec.key)
+        path = complete_run(out, run_id, spec.key)
         if path is None:
             path = store.write_run(out, meta=meta, latents=ws, reference=w_ref, reference_img=ref_img, mask=mask,
                                    frames=frames, run_id=run_id, overwrite=(out / run_id).exists())

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import MGMError
-from .jobs import JobSpec, RunInterrupted, config_fields, parse_config_value, prepare_out, run_job
+from .jobs import JobSpec, RunInterrupted, complete_run, parse_config_value, prepare_out, run_job
 
 __all__ = ["Grid", "parse_sets", "parse_params", "build_jobs", "check_jobs", "search_generator", "SweepRecord",
            "run_sweep", "SweepResult", "connect", "probe_scheduler", "execute", "summary_table", "pending"]
@@ -58,10 +58,7 @@ def parse_sets(items) -> dict[str, list]:
         name = name.strip().replace("-", "_")
         if not eq or not name or not _split_values(values):
             raise MGMError(f"--set {item!r}: expected FIELD=v1,v2,... e.g. --set offset=0.02,0.04")
-        if name not in config_fields():
-            raise MGMError(f"--set {item!r}: unknown config field {name!r}; known: "
-                           f"{', '.join(sorted(config_fields()))}")
-        try:
+        try:  # parse_config_value refuses an unknown field or a bad value in one line
             out[name] = [parse_config_value(name, v) for v in _split_values(values)]
         except MGMError as exc:
             raise MGMError(f"--set {item!r}: {exc}") from None
@@ -242,13 +239,7 @@ class SweepRecord:
 
 
 def _complete(out: Path, spec: JobSpec) -> bool:
-    from . import store
-
-    try:
-        run = store.load_run(out / spec.run_id)
-    except store.RunReadError:
-        return False
-    return run.status == "complete" and (run.meta.get("provenance") or {}).get("key") == spec.key
+    return complete_run(out, spec.run_id, spec.key) is not None
 
 
 def pending(phases, out) -> list[list[JobSpec]]:

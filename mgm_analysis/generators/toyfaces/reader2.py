@@ -40,7 +40,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import CheckpointError
 from .renderer import FACTORS, NUM_FACTORS, render
 
 __all__ = ["Reader2", "READER2_WEIGHTS", "load_reader2", "predict_factors2", "readable_factors", "train_reader2"]
@@ -166,12 +165,10 @@ def readable_factors(path: str | None = None, min_r2: float = 0.5) -> tuple[bool
     A factor it cannot read would only add noise to the denominator of semantic locality, so that score
     leaves it out (``mgm_analysis.jobs.semantic_metrics``); the shipped reader reads every factor.
     """
-    from . import data_path
+    from . import load_shipped_weights
 
-    p = Path(path) if path else data_path(READER2_WEIGHTS)
-    if not p.exists():
-        raise CheckpointError(f"the second toyfaces factor reader is missing ({p})")
-    r2 = torch.load(p, map_location="cpu", weights_only=True).get("heldout_render_r2") or {}
+    obj = load_shipped_weights(path, READER2_WEIGHTS, "the second toyfaces factor reader's", __name__)
+    r2 = obj.get("heldout_render_r2") or {}
     return tuple(float(r2.get(name, 1.0)) >= min_r2 for name in FACTORS)
 
 

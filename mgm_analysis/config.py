@@ -117,7 +117,7 @@ class DiscoveryConfig:
                 raise MGMError(f"--{name.replace('_', '-')} must be <= {high}, got {getattr(self, name)}")
         for name in ("stop_tol", "stop_rel"):
             if getattr(self, name) > 1:
-                raise MGMError(f"--{name.replace('_', '-')} must be <= 1 (a share of c or of a term), "
+                raise MGMError(f"--{name.replace('_', '-')} must be <= 1 (a share of c or of the energy), "
                                f"got {getattr(self, name)}")
         if self.coarse_frames and not 3 <= self.coarse_frames < self.n_frames:
             raise MGMError(f"--coarse-frames must be 0 (off) or between 3 and --frames - 1 ({self.n_frames - 1}), "

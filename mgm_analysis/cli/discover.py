@@ -146,8 +146,8 @@ def engine_options(f):
         click.option("--stop-window", type=int, default=None,
                      help="Epochs over which 'no longer falling' is judged [default: 3]."),
         click.option("--stop-rel", type=float, default=None,
-                     help="A fall below this share of a term's value over the window counts as stopped "
-                          "[default: 0.01]."),
+                     help="A fall of the outside or spring term below this share of the energy E over the window "
+                          "counts as stopped [default: 0.01]."),
         click.option("--coarse-frames", type=int, default=None,
                      help="Coarse-to-fine: search a chain of this many frames first, then subdivide it to "
                           "--frames; 0 = off [default: see docs/discover.md]."),

@@ -577,14 +577,9 @@ class _Worker:
                                           "t": time.time()})
         result = {"state": "failed"}
         try:
-            import inspect
-
-            extra = {}
-            if "watch" in inspect.signature(run_job).parameters:  # the job API passes the chain to a watcher
-                extra["watch"] = self.strip_watcher(job_id, d)
             try:
                 path = run_job(spec, self.root, G=self.G, progress=self.progress_callback(job_id, d, epochs),
-                               run_id=spec.run_id, **extra)
+                               run_id=spec.run_id, watch=self.strip_watcher(job_id, d))
             except RunInterrupted as exc:
                 path = exc.path
             from mgm_analysis.store import load_run

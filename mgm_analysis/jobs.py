@@ -688,8 +688,7 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
     try:
         with _interrupts() as caught:
             if method is None:
-                extra = {"watch": watch} if watch is not None else {}
-                traj = discover(G, torch.from_numpy(w_ref), dist, cfg, callback=progress, state=state, **extra)
+                traj = discover(G, torch.from_numpy(w_ref), dist, cfg, callback=progress, state=state, watch=watch)
             else:
                 got = method(JobContext(spec=spec, G=G, w_ref=w_ref, region=reg, config=cfg, source=source,
                                         progress=progress))

@@ -22,10 +22,12 @@ average is recorded with every run: the machine may be shared.
     python benchmarks/bench_time_to_quality.py --variant new=stop_tol=0.1,epochs=10 --variant old=
 
 A variant is ``name=field=value,field=value`` (DiscoveryConfig fields over the toyfaces defaults); the
-defaults are ``old`` (the toyfaces defaults, spelled out: 30 epochs from a noise start, no quality stop) and
-``new`` (``discovery.TOYFACES_FAST``: the masked-Jacobian start, the quality stop, at most 12 epochs).  With
-``--cli`` each run is the bare command in its own process (``mgm discover --region R --seed S`` plus the
-variant's flags) and the figures are its wall and CPU time.  Writes ``bench_results/time_to_quality-<time>.json``.
+defaults are ``old`` (the toyfaces defaults before the masked-Jacobian start, spelled out: 30 epochs from a
+noise start, no quality stop) and ``new`` (today's toyfaces defaults: the masked-Jacobian start, 10 epochs).
+With ``--cli`` each run is the bare command in its own process (``mgm discover --region R --seed S`` plus the
+variant's flags) and the figures are its wall and CPU time.  ``--init-seeds 0,1,2`` repeats every run with
+those seeds of the start's perturbation (``--init-seed``; 0 is the bare command's), paired by region, seed and
+init seed: the noise start's result depends on its draw.  Writes ``bench_results/time_to_quality-<time>.json``.
 """
 
 from __future__ import annotations
@@ -44,9 +46,12 @@ sys.path.insert(0, str(ROOT))
 
 GOOD = {"locality": 0.95, "gap_share": 0.05, "jump_ratio": 2.5}
 
-#: "old": the toyfaces defaults (30 fixed epochs from a noise start, no quality stop), spelled out so that the
-#: comparison stays the same if the defaults change; "new": the fast setting (discovery.TOYFACES_FAST)
-OLD = {"epochs": 30, "stop_tol": 0.0, "init_mode": "noise", "coarse_frames": 0}
+#: "old": the toyfaces defaults before the masked-Jacobian start (30 fixed epochs from a noise start, no quality
+#: stop), spelled out so that the comparison stays the same; "new": today's defaults (no overrides)
+def _old() -> dict:
+    from mgm_analysis.discovery import TOYFACES_L2, TOYFACES_L2_NOISE
+
+    return {k: v for k, v in TOYFACES_L2_NOISE.items() if TOYFACES_L2.get(k) != v}
 
 
 def _parse_variant(text: str) -> tuple[str, dict]:
@@ -158,17 +163,17 @@ def _median(xs):
 
 
 def table(rows: list[dict], names: list[str]) -> str:
-    lines = ["| region | seed | variant | epochs (stop) | wall s | cpu s | load | good at epoch | "
+    lines = ["| region | seed (init) | variant | epochs (stop) | wall s | cpu s | load | good at epoch | "
              "to quality wall s | cpu s | locality | sem. locality | jump ratio | gap / c |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         f, g = r["final"], r["first_good"]
         lines.append(
-            f"| {r['region']} | {r['seed']} | {r['variant']} | {r['epochs']} ({r['stop_reason']}) | {r['wall_s']:.1f} | "
-            f"{r['cpu_s']:.1f} | {r['load1']:.1f} | {g['epoch'] if g else '—'} | "
+            f"| {r['region']} | {r['seed']} ({r['init_seed']}) | {r['variant']} | {r['epochs']} ({r['stop_reason']}) | "
+            f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['load1']:.1f} | {g['epoch'] if g else '—'} | "
             f"{g['wall_s']:.1f} | {g['cpu_s']:.1f} | " if g else
-            f"| {r['region']} | {r['seed']} | {r['variant']} | {r['epochs']} ({r['stop_reason']}) | {r['wall_s']:.1f} | "
-            f"{r['cpu_s']:.1f} | {r['load1']:.1f} | — | — | — | ")
+            f"| {r['region']} | {r['seed']} ({r['init_seed']}) | {r['variant']} | {r['epochs']} ({r['stop_reason']}) | "
+            f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['load1']:.1f} | — | — | — | ")
         lines[-1] += (f"{f['locality']:.3f} | {f.get('semantic_locality') or float('nan'):.3f} | "
                       f"{f['jump_ratio']:.2f} | {f['inside_gap'] / r['offset']:.3f} |")
     lines.append("")
@@ -182,15 +187,22 @@ def table(rows: list[dict], names: list[str]) -> str:
     if len(names) == 2:
         a, b = names
         lines.append("")
-        lines.append(f"paired ({b} − {a}) by region and seed: locality, semantic locality, jump ratio")
+        lines.append(f"paired ({b} − {a}) by region, seed and init seed: locality, semantic locality, jump ratio")
+        keys = ("locality", "semantic_locality", "jump_ratio")
+        diffs = []
         for r in rows:
             if r["variant"] != b:
                 continue
-            o = next(x for x in rows if x["variant"] == a and x["region"] == r["region"] and x["seed"] == r["seed"])
-            d = {k: (r["final"].get(k) or float("nan")) - (o["final"].get(k) or float("nan"))
-                 for k in ("locality", "semantic_locality", "jump_ratio")}
-            lines.append(f"  {r['region']:6s} s{r['seed']}: {d['locality']:+.3f} {d['semantic_locality']:+.3f} "
-                         f"{d['jump_ratio']:+.2f}")
+            o = next(x for x in rows if x["variant"] == a and x["region"] == r["region"] and x["seed"] == r["seed"]
+                     and x["init_seed"] == r["init_seed"])
+            d = {k: (r["final"].get(k) or float("nan")) - (o["final"].get(k) or float("nan")) for k in keys}
+            diffs.append(d)
+            lines.append(f"  {r['region']:6s} s{r['seed']} i{r['init_seed']}: {d['locality']:+.3f} "
+                         f"{d['semantic_locality']:+.3f} {d['jump_ratio']:+.2f}")
+        lines.append("  median: " + " ".join(f"{_median([d[k] for d in diffs]):+.3f}" for k in keys)
+                     + "; better or equal in: " + ", ".join(
+                         f"{sum((d[k] <= 0) if k == 'jump_ratio' else (d[k] >= 0) for d in diffs)}/{len(diffs)}"
+                         for k in keys))
     return "\n".join(lines)
 
 
@@ -198,6 +210,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--regions", default="mouth,eyes,brows")
     ap.add_argument("--seeds", default="5,6,7")
+    ap.add_argument("--init-seeds", default="0",
+                    help="seeds of the start's perturbation (--init-seed), each run repeated with each (default 0)")
     ap.add_argument("--variant", action="append", default=None,
                     help="name=field=value,... (repeatable); default: old and new")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
@@ -212,28 +226,27 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from mgm_analysis.discovery import TOYFACES_FAST
-
     variants = dict(_parse_variant(v) for v in (args.variant or ["old=", "new="]))
-    for name, default in (("old", OLD), ("new", TOYFACES_FAST)):
-        if name in variants and not variants[name]:
-            variants[name] = dict(default)
+    if "old" in variants and not variants["old"]:
+        variants["old"] = _old()
+    init_seeds = [int(s) for s in args.init_seeds.split(",")]
     G = None if args.cli else load_generator("toyfaces").requires_grad_(False)
     rows = []
     import tempfile
 
     tmp = Path(tempfile.mkdtemp(prefix="mgm-ttq-"))
     for region in args.regions.split(","):
-        for seed in (int(s) for s in args.seeds.split(",")):
-            for name, overrides in variants.items():
+        for seed, init in ((int(s), i) for s in args.seeds.split(",") for i in init_seeds):
+            for name, base in variants.items():
+                overrides = {**base, "seed": init} if init else dict(base)
                 if args.cli:
                     r = cli_run(region, seed, overrides, tmp / name, args.nice)
                 else:
                     r = one_run(G, region, seed, overrides)
-                r["variant"] = name
+                r["variant"], r["init_seed"] = name, init
                 rows.append(r)
                 g = r["first_good"]
-                print(f"{region:6s} s{seed} {name:8s} {r['epochs']:3d} ep ({r['stop_reason']}) {r['wall_s']:6.1f} s "
+                print(f"{region:6s} s{seed} i{init} {name:8s} {r['epochs']:3d} ep ({r['stop_reason']}) {r['wall_s']:6.1f} s "
                       f"cpu {r['cpu_s']:6.1f} load {r['load1']:.1f}  good@{g['epoch'] if g else '-'} "
                       f"{'%.1f s' % g['wall_s'] if g else ''}  loc {r['final']['locality']:.3f} "
                       f"sem {r['final'].get('semantic_locality') or float('nan'):.3f} "

@@ -51,7 +51,8 @@ class DiscoveryConfig:
     truncation: float = 0.7            # ψ of a reference made from a seed (the paper's code: 1, no truncation)
     truncation_cutoff: int | None = None  # truncate only the first N W+ layers (NVIDIA's truncation_cutoff); None = all
     init_mode: str = "noise"           # "noise": N(0, init_noise²) per latent | "paper": a_i·d, d ~ init_noise·N shared
-                                       # | "jacobian": on the masked-Jacobian ellipse D_in = c (jacobian_start)
+                                       # | "jacobian": at D_in = c along the most local masked-Jacobian
+                                       # direction (jacobian_start; the toyfaces default)
     noise_mode: str = "const"          # "const": the generator's fixed noise | "random": per-run noise from seed
     stop_tol: float = 0.0              # quality stop: every frame's |D_in − c_i| <= stop_tol·c ... (0 = off)
     stop_window: int = 3               # ... and the outside and spring terms fell < stop_rel·E over this many epochs

@@ -40,7 +40,7 @@ from .losses import make_distance, offsets_for, spring_energy
 __all__ = ["DiscoveryConfig", "Trajectory", "discover", "default_config", "energy", "auto_prim_dist",
            "chunk_sizes", "sigterm_as_interrupt", "initial_free", "quality_reached", "coarse_config",
            "subdivide", "jacobian_start", "run_noise", "with_run_noise", "PAPER",
-           "CHECKPOINT_DEFAULTS", "CONFIG_PRESETS", "TOYFACES_L2", "TOYFACES_FAST", "TOYFACES_OFFSETS"]
+           "CHECKPOINT_DEFAULTS", "CONFIG_PRESETS", "TOYFACES_L2", "TOYFACES_L2_NOISE", "TOYFACES_OFFSETS"]
 
 HISTORY_KEYS = ("epoch", "total", "l_x", "spring", "stiffener", "d_in", "d_out", "d_in_gap", "seconds")
 
@@ -63,15 +63,14 @@ PAPER = dict(n_frames=36, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma
 CONFIG_PRESETS = {"paper": PAPER}
 
 #: toyfaces + l2, calibrated on the built-in model (docs/discover.md, "Calibration"):
-#: σ ≈ 0.05 × mean ‖w(z₁) − w(z₂)‖ over layers 2..8, λ = 10, 30 epochs.
+#: σ ≈ 0.05 × mean ‖w(z₁) − w(z₂)‖ over layers 2..8, λ = 10; the masked-Jacobian start and 10 epochs
+#: (docs/discover.md, "Time to a good manifold": about half the time of 30 epochs from noise, whose result
+#: depended on the noise's draw)
 TOYFACES_L2 = dict(n_frames=16, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=0.35,
-                   offset=0.03, outside_weight=10.0, distance="l2", epochs=30, patience=0)
+                   offset=0.03, outside_weight=10.0, distance="l2", epochs=10, init_mode="jacobian", patience=0)
 
-#: the fast toyfaces setting (``--init-mode jacobian --stop-tol 0.05 --epochs 12``): 2.9x less CPU time per run
-#: and a good manifold 4.4x sooner (medians of 9 paired runs), but final locality 0.004-0.03 below TOYFACES_L2's
-#: 30 epochs in 5 of them and semantic locality lower on every eyes run, so not the default (docs/discover.md,
-#: "Time to a good manifold")
-TOYFACES_FAST = dict(init_mode="jacobian", stop_tol=0.05, stop_window=3, stop_rel=0.01, epochs=12)
+#: the toyfaces + l2 defaults before the masked-Jacobian start (30 epochs from a noise start), for comparison
+TOYFACES_L2_NOISE = dict(TOYFACES_L2, epochs=30, init_mode="noise")
 
 #: c per toyfaces preset: ½ × the mean inside MSE ([-1, 1] images) between renders whose region factors are
 #: resampled (the procedural renderer, 256 faces); other regions get TOYFACES_L2["offset"]
@@ -279,15 +278,22 @@ def _radius(G, w_ref, dist, ref_img, d: torch.Tensor, guess: float, target: floa
 
 
 def jacobian_start(G, w_ref: torch.Tensor, dist, cfg: DiscoveryConfig) -> torch.Tensor:
-    """A start near the answer (``init_mode`` "jacobian"): free layers [n, F, w_dim] on the ellipse where the
-    inside distance is c, in the plane of the two most local directions of the reference.
+    """A start near the answer (``init_mode`` "jacobian"): free layers [n, F, w_dim] at the inside distance c,
+    along the direction that is most local there.
 
-    The directions d₁, d₂ are the masked Jacobian's (:func:`mgm_analysis.baselines.jacobian.masked_jacobian`,
-    settings :data:`JACOBIAN_START`): most change inside the region per change outside.  The radii r_k are the
-    steps at which ``D_in(G(w* + r_k·d_k)) = c``, measured with the run's own distance.  An open chain is an arc
-    of the ellipse ``r₁·cos θ·d₁ + r₂·sin θ·d₂`` centred on d₁, (n − 1)·σ long (at most half the ellipse), frames
-    equally spaced along it; a closed loop is the whole ellipse; with ``offset_ramp`` the frames lie on d₁ at
-    ``r₁·√(c_i / c)`` (D_in grows as the square of the step).
+    The candidates are ±d₁ and ±d₂, the masked Jacobian's two most local directions at w*
+    (:func:`mgm_analysis.baselines.jacobian.masked_jacobian`, settings :data:`JACOBIAN_START`: most change inside
+    the region per change outside, to second order).  For each, the step r at which ``D_in(G(w* + r·d)) = c`` is
+    measured with the run's own distance, and with it ``D_out`` there; the candidate with the least ``D_out``
+    per ``D_in`` at its step is kept.  The measurement matters: the eigen-directions' signs are arbitrary, and
+    at the target distance +d and −d are not equally local (a noise start grows into either side, depending on
+    its draw).
+
+    An open chain starts with every frame at that point p = w* + r·d plus the noise start's perturbation
+    (``init_noise``, seeded; frame 0 exactly at p), so that every frame is at its target from the first epoch
+    and the springs spread the chain as they do from noise.  A closed loop starts on the whole ellipse
+    ``r·cos θ·d + r₂·sin θ·d'`` (d' the other direction, r₂ its step); with ``offset_ramp`` the frames lie on d
+    at ``r·√(c_i / c)`` (D_in grows as the square of the step).
     """
     from .baselines.jacobian import masked_jacobian
 
@@ -301,27 +307,28 @@ def jacobian_start(G, w_ref: torch.Tensor, dist, cfg: DiscoveryConfig) -> torch.
                           seed=cfg.seed, **JACOBIAN_START)
     dirs = torch.as_tensor(res["directions"], dtype=torch.float32, device=w_ref.device)
     c = max(cfg.offset, 1e-12)
-    radii = [_radius(G, w_ref, dist, ref_img, dirs[k], math.sqrt(c / max(float(res["d_in_rate"][k]), 1e-12)), c,
-                     ls, le) for k in range(2)]
+    candidates = []  # (D_out / D_in at the step, index, sign, step)
+    for k in range(2):
+        guess = math.sqrt(c / max(float(res["d_in_rate"][k]), 1e-12))
+        for sign in (1.0, -1.0):
+            r = _radius(G, w_ref, dist, ref_img, sign * dirs[k], guess, c, ls, le)
+            with torch.no_grad():
+                img = G.synthesis(_assemble(w_ref, w_ref[ls:le][None] + (sign * r) * dirs[k][None], ls, le))
+                d_in, d_out = (float(v[0]) for v in dist(img, ref_img))
+            candidates.append((d_out / max(d_in, 1e-30), k, sign, r))
+    _, k, sign, r = min(candidates, key=lambda t: t[0])
+    d = sign * dirs[k]
     if cfg.offset_ramp:
         t = torch.linspace(0.0, 1.0, n, device=w_ref.device).sqrt()
-        return w_ref[ls:le][None] + (radii[0] * t)[:, None, None] * dirs[0][None]
+        return w_ref[ls:le][None] + (r * t)[:, None, None] * d[None]
     if cfg.closed_loop:
-        theta = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
-    else:
-        grid = torch.linspace(-math.pi / 2, math.pi / 2, 4001, dtype=torch.float64)
-        speed = torch.sqrt((radii[0] * grid.sin()) ** 2 + (radii[1] * grid.cos()) ** 2)
-        arc = torch.cat([torch.zeros(1, dtype=torch.float64),
-                         torch.cumsum((speed[1:] + speed[:-1]) / 2 * (grid[1] - grid[0]), 0)])
-        arc = arc - arc[len(arc) // 2]                       # arc length from θ = 0
-        half = min((n - 1) * cfg.prim_dist / 2, float(arc[-1]))
-        want = torch.linspace(-half, half, n, dtype=torch.float64)
-        idx = torch.searchsorted(arc, want).clamp(1, len(arc) - 1)
-        f = (want - arc[idx - 1]) / (arc[idx] - arc[idx - 1])
-        theta = grid[idx - 1] + f * (grid[idx] - grid[idx - 1])
-    a = (radii[0] * theta.cos()).float().to(w_ref.device)
-    b = (radii[1] * theta.sin()).float().to(w_ref.device)
-    return w_ref[ls:le][None] + a[:, None, None] * dirs[0][None] + b[:, None, None] * dirs[1][None]
+        other = 1 - k
+        r2 = next(c_[3] for c_ in candidates if c_[1] == other and c_[2] == 1.0)
+        theta = torch.arange(n, dtype=torch.float32, device=w_ref.device) * (2 * math.pi / n)
+        return (w_ref[ls:le][None] + (r * theta.cos())[:, None, None] * d[None]
+                + (r2 * theta.sin())[:, None, None] * dirs[other][None])
+    point = w_ref[ls:le] + r * d
+    return initial_free(w_ref, replace(cfg, init_mode="noise")) - w_ref[ls:le][None] + point[None]
 
 
 def initial_free(w_ref: torch.Tensor, cfg: DiscoveryConfig) -> torch.Tensor:

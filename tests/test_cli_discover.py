@@ -175,7 +175,6 @@ def test_render_mp4_without_encoder_is_one_line(ckpt, tmp_path, monkeypatch):
 
 def test_demo_wires_discover_analyze_and_serve(tmp_path, monkeypatch):
     import mgm_analysis.analysis.report as report
-    import mgm_analysis.cli.discover as cli_discover
     import mgm_analysis.generators as generators
 
     calls = {"runs": [], "analyze": None, "serve": None}
@@ -183,7 +182,7 @@ def test_demo_wires_discover_analyze_and_serve(tmp_path, monkeypatch):
 
     monkeypatch.setattr(generators, "load_generator", lambda *a, **k: "G")
     monkeypatch.setattr(jobs, "run_job", lambda spec, out, **kw: calls["runs"].append(
-        (spec.region, spec.seed, kw["G"], spec.kind, spec.config["epochs"], out)) or tmp_path / "r")
+        (spec.region, spec.seed, kw["G"], spec.kind, spec.config.get("epochs"), out)) or tmp_path / "r")
     monkeypatch.setattr(report, "analyze", lambda root, out, **kw: calls.__setitem__("analyze", (root, out, kw)))
     try:
         import dashboards.app as app
@@ -195,16 +194,19 @@ def test_demo_wires_discover_analyze_and_serve(tmp_path, monkeypatch):
                                   "--port", "8999", "--quiet"])
     assert r.exit_code == 0, r.output
     out = str(tmp_path / "runs")
-    assert sorted(calls["runs"]) == sorted((reg, s, "G", "discover", cli_discover.DEMO_EPOCHS, out)
+    # the demo runs mgm discover's toyfaces defaults (no epochs of its own) unless --epochs is given
+    assert sorted(calls["runs"]) == sorted((reg, s, "G", "discover", None, out)
                                            for reg in ("mouth", "eyes", "brows") for s in (0, 1))
     assert calls["analyze"] == (str(tmp_path / "runs"), str(tmp_path / "rep"),
                                 {"quiet": True, "transfer": 2, "combine": True})
     if app is not None:
         assert calls["serve"] == (str(tmp_path / "runs"), "127.0.0.1", 8999)
     assert "mgm dashboard" in r.output
-    calls["serve"] = None
-    assert CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "runs"), "--no-serve", "--quiet"]).exit_code == 0
+    calls["serve"], calls["runs"] = None, []
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "runs"), "--no-serve", "--quiet", "--epochs", "7"])
+    assert r.exit_code == 0, r.output
     assert calls["serve"] is None
+    assert {c[4] for c in calls["runs"]} == {7}
 
 
 def test_sweep_job_reports_errors_instead_of_raising(ckpt, tmp_path):

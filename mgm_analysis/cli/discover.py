@@ -117,15 +117,16 @@ def engine_options(f):
         click.option("--line-search", type=click.Choice(["strong_wolfe", "none"]), default=None,
                      help="L-BFGS line search; none = fixed step --lr, as the paper's code [default: strong_wolfe]."),
         click.option("--epochs", type=int, default=None,
-                     help="Maximum epochs [default: 30 on toyfaces, 500 otherwise (paper)]; with --resume, a new "
+                     help="Maximum epochs [default: 10 on toyfaces, 500 otherwise (paper)]; with --resume, a new "
                           "maximum."),
         click.option("--init-noise", type=float, default=None,
                      help="Scale of the initial perturbation of the free layers [default: 0.01; 0.001 with "
                           "--preset paper]."),
         click.option("--init-mode", type=click.Choice(["noise", "paper", "jacobian"]), default=None,
                      help="noise: independent N(0, init-noise²) per latent; paper: one shared direction scaled "
-                          "by N(0, 1) per latent, as the reference code; jacobian: frames on the masked-Jacobian "
-                          "ellipse where D_in = c, a start near the answer [default: noise]."),
+                          "by N(0, 1) per latent, as the reference code; jacobian: every frame at D_in = c along the "
+                          "most local masked-Jacobian direction, plus that noise [default: jacobian on toyfaces, "
+                          "noise otherwise]."),
         click.option("--noise-mode", type=click.Choice(["const", "random"]), default=None,
                      help="const: the generator's fixed noise; random: noise drawn once per run from --init-seed, "
                           "as the reference code [default: const]."),
@@ -294,10 +295,6 @@ def render(run, gif, mp4, sheet, fps, rerender, device):
     click.echo(f"{r.path}: {', '.join(written) or 'nothing to write'}")
 
 
-#: demo-sized settings: the toyfaces defaults with fewer epochs (each run ~20-40 s on 2 cores)
-DEMO_EPOCHS = 20
-
-
 @main.command()
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(),
               help="Run store for the demo runs.")
@@ -305,7 +302,8 @@ DEMO_EPOCHS = 20
               help="Where the analysis report goes.")
 @click.option("--seeds", default="0,1", show_default=True, help="Reference seeds (two faces).")
 @click.option("--regions", default=",".join(DEMO_REGIONS), show_default=True, help="Regions to discover.")
-@click.option("--epochs", default=DEMO_EPOCHS, show_default=True, type=int, help="Epochs per run.")
+@click.option("--epochs", default=None, type=click.IntRange(min=1),
+              help="Epochs per run  [default: mgm discover's for toyfaces]")
 @click.option("--transfer", default=2, show_default=True, type=click.IntRange(min=0),
               help="Apply each run's deltas to this many other faces (0 = none).")
 @click.option("--combine/--no-combine", default=True, show_default=True,
@@ -327,7 +325,7 @@ def demo(out, report, seeds, regions, epochs, transfer, combine, serve, host, po
 
     jobs_api.prepare_out(out)
     G = load_generator("toyfaces")
-    specs = [jobs_api.JobSpec(kind="discover", generator="toyfaces", region=r, seed=s, config={"epochs": epochs})
+    specs = [jobs_api.JobSpec(kind="discover", generator="toyfaces", region=r, seed=s, config={"epochs": epochs} if epochs else {})
              for s in _parse_seeds(seeds) for r in _split_regions(regions)]
     paths = []
     for k, spec in enumerate(specs, 1):

@@ -216,6 +216,24 @@ def test_cli_records_why_a_run_stopped(tmp_path, w_ref):
     assert r.exit_code == 2 and "--stop-tol" in r.output and not (tmp_path / "bad").exists()
 
 
+def test_jacobian_start_in_a_fresh_process_prints_nothing_of_torch(tmp_path, w_ref):
+    """The start's forward-mode products make torch script some decompositions on first use, and torch warns
+    that torch.jit.script is deprecated; a quiet run of the bare command prints nothing at all."""
+    import subprocess
+    import sys
+
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=1), ckpt)
+    np.save(tmp_path / "w.npy", w_ref.numpy())
+    cmd = [sys.executable, "-m", "mgm_analysis.cli", "discover", "--generator", str(ckpt), "--region", REGION,
+           "--reference", str(tmp_path / "w.npy"), "--frames", "6", "--layers", "1:4", "--distance", "l2",
+           "--init-mode", "jacobian", "--epochs", "1", "--quiet", "--out", str(tmp_path / "runs")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and r.stderr == "", (r.stdout, r.stderr)
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+
+
 # ------------------------------------------------------------- coarse to fine
 def test_subdivide_known_answers():
     w = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]])

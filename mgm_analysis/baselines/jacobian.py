@@ -68,7 +68,14 @@ class JacobianOperator:
         return torch.cat([w[None, :ls].expand(k, -1, -1), free, w[None, le:].expand(k, -1, -1)], 1)
 
     def jvp(self, V: torch.Tensor) -> torch.Tensor:
-        """J V: image tangents [k, 3, H, W] for free-layer tangents V [k, F, D] (forward mode)."""
+        """J V: image tangents [k, 3, H, W] for free-layer tangents V [k, F, D] (forward mode).
+
+        torch builds some forward-mode formulas from TorchScript graphs of its decompositions the first time they
+        are needed, and warns that ``torch.jit.script`` is deprecated while doing so: torch's own affair, not the
+        user's, so that one warning is silenced here.
+        """
+        import warnings
+
         import torch.autograd.forward_ad as fwAD
 
         ls, le = self.layers
@@ -76,7 +83,8 @@ class JacobianOperator:
         i = 0
         for size in free_layer_chunks(len(V), self.G):
             v = V[i:i + size]
-            with fwAD.dual_level():
+            with fwAD.dual_level(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
                 free = fwAD.make_dual(self.w_ref[ls:le].expand(size, -1, -1).contiguous(), v.contiguous())
                 try:
                     img = self.G.synthesis(self._assemble(free))

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 GOOD = {"locality": 0.95, "gap_share": 0.05, "jump_ratio": 2.5}
 
 #: "old": the toyfaces defaults before the masked-Jacobian start (30 fixed epochs from a noise start, no quality
-#: stop), spelled out so that the comparison stays the same; "new": today's defaults (no overrides)
+#: stop): the fields of discovery.TOYFACES_L2_NOISE that differ from today's; "new": today's defaults (no overrides)
 def _old() -> dict:
     from mgm_analysis.discovery import TOYFACES_L2, TOYFACES_L2_NOISE
 

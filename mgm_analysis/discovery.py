@@ -23,11 +23,13 @@ state and stops (also ``interrupted``); ``state=`` continues such a trajectory.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import signal
 import sys
 import threading
 import time
+import types
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -408,18 +410,35 @@ def _as_distance(mask, cfg: DiscoveryConfig, resolution: int):
 def _skip_dynamo_import() -> None:
     """Spare each search process torch._dynamo's import (~1.2 CPU-s, 2–6 s of wall time on a busy 2-core machine).
 
-    Every torch optimizer's constructor calls ``Optimizer.add_param_group``, which torch wraps in
-    ``torch._disable_dynamo``: on its first call that wrapper imports torch._dynamo only to mark the method as
-    never-compiled, and caches the result on the wrapped function.  The engine never compiles, so it stores
-    the plain function as that cached result itself.  Nothing changes once torch._dynamo is loaded anyway
-    (then torch's own wrapper runs), nor on a torch whose wrapper has another shape (the attributes are absent).
+    torch wraps some of its own Python functions in ``torch._disable_dynamo``: ``Optimizer.add_param_group`` and
+    ``zero_grad``, which every optimizer's constructor calls, and the Python references through which forward-mode
+    differentiation runs some operations (the masked-Jacobian start's products).  On its first call such a
+    wrapper imports torch._dynamo only to mark the function as never compiled, and caches the result on the
+    function.  The engine never compiles, so for every such wrapper that exists it stores the plain function as
+    that cached result itself (found among the live functions by the wrapper's code; ~0.05 s, once per
+    process).  Nothing changes once torch._dynamo is loaded anyway (then torch's own wrapper runs), nor on a
+    torch whose wrapper has another shape (no function matches).
     """
-    if "torch._dynamo" in sys.modules:
+    global _DYNAMO_SKIPPED
+    if _DYNAMO_SKIPPED or "torch._dynamo" in sys.modules:
         return
-    for name in ("add_param_group", "zero_grad"):
-        fn = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
-        if callable(fn) and getattr(fn, "__dynamo_disable", None) is None:
-            setattr(fn, "__dynamo_disable", fn)
+    _DYNAMO_SKIPPED = True
+    wrap = getattr(torch, "_disable_dynamo", None)
+    code = getattr(wrap(lambda: None), "__code__", None) if callable(wrap) else None
+    if code is None or "fn" not in code.co_freevars:
+        return
+    slot = code.co_freevars.index("fn")
+    for obj in gc.get_objects():
+        if type(obj) is types.FunctionType and obj.__code__ is code and obj.__closure__:
+            fn = obj.__closure__[slot].cell_contents
+            if callable(fn) and getattr(fn, "__dynamo_disable", None) is None:
+                try:
+                    fn.__dynamo_disable = fn
+                except (AttributeError, TypeError):  # a builtin or a slotted callable: torch's wrapper stays
+                    pass
+
+
+_DYNAMO_SKIPPED = False
 
 
 def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict | Trajectory | None = None,
@@ -474,6 +493,7 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
     else:
         w_free = initial_free(w_ref, replace(cfg, init_mode="noise") if cfg.init_mode == "jacobian" else cfg)
     t0 = time.perf_counter()
+    _skip_dynamo_import()
     coarse = None
     if state is None and (cfg.coarse_frames or cfg.init_mode == "jacobian"):
         try:
@@ -503,7 +523,6 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
         terms = energy(G, w_free, w_ref, ref_img, dist, cfg, offsets, chunks=chunks, backward=True)
         return torch.tensor(terms["total"], dtype=torch.float64)
 
-    _skip_dynamo_import()
     if cfg.optimizer == "lbfgs":
         opt = torch.optim.LBFGS([w_free], lr=cfg.lr, history_size=cfg.history_size, max_iter=cfg.max_iter,
                                 line_search_fn=None if cfg.line_search == "none" else cfg.line_search)

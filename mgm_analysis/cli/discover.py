@@ -325,7 +325,8 @@ def demo(out, report, seeds, regions, epochs, transfer, combine, serve, host, po
 
     jobs_api.prepare_out(out)
     G = load_generator("toyfaces")
-    specs = [jobs_api.JobSpec(kind="discover", generator="toyfaces", region=r, seed=s, config={"epochs": epochs} if epochs else {})
+    config = {"epochs": epochs} if epochs else {}  # no epochs: mgm discover's toyfaces default
+    specs = [jobs_api.JobSpec(kind="discover", generator="toyfaces", region=r, seed=s, config=config)
              for s in _parse_seeds(seeds) for r in _split_regions(regions)]
     paths = []
     for k, spec in enumerate(specs, 1):

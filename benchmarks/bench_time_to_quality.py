@@ -4,11 +4,13 @@ For every region (mouth, eyes, brows) and seed (5, 6, 7) each variant runs
 ``discovery.discover`` in this process, interleaved (old, new, old, new, ...)
 so both see the same machine load.  A ``watch`` hook keeps the chain after
 every epoch (a copy; nothing else is done during the search), and afterwards
-each checkpoint is rendered and measured.  A checkpoint is *good* when
+each checkpoint is rendered and measured.  A checkpoint is *good* when it passes every bar of
+``mgm_analysis.analysis.metrics.quality_failures`` (the rule behind every "good" the toolkit prints):
 
 * locality >= 0.95,
 * |mean D_in − c| <= 5 % of c (``inside_gap`` of the run's metrics, l2),
-* jump ratio <= 2.5.
+* jump ratio <= 2.5,
+* spread >= 1 and inside path >= 3: the chain explores its region (a chain that stands still is never good).
 
 Time to quality is the search's wall time (and process CPU time, all threads)
 at the first good epoch, counting from the start of ``discover`` (so a start
@@ -22,8 +24,9 @@ average is recorded with every run: the machine may be shared.
     python benchmarks/bench_time_to_quality.py --variant new=stop_tol=0.1,epochs=10 --variant old=
 
 A variant is ``name=field=value,field=value`` (DiscoveryConfig fields over the toyfaces defaults); the
-defaults are ``old`` (the toyfaces defaults before the masked-Jacobian start, spelled out: 30 epochs from a
-noise start, no quality stop) and ``new`` (today's toyfaces defaults: the masked-Jacobian start, 10 epochs).
+defaults are ``old`` (the toyfaces defaults of 2026-11-30, spelled out: the paper's latent springs and every frame
+started at the most local edit — chains that stand still) and ``new`` (today's toyfaces defaults: a loop of edits
+spaced by image springs, 10 epochs).
 With ``--cli`` each run is the bare command in its own process (``mgm discover --region R --seed S`` plus the
 variant's flags) and the figures are its wall and CPU time.  ``--init-seeds 0,1,2`` repeats every run with
 those seeds of the start's perturbation (``--init-seed``; 0 is the bare command's), paired by region, seed and
@@ -44,14 +47,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-GOOD = {"locality": 0.95, "gap_share": 0.05, "jump_ratio": 2.5}
-
-#: "old": the toyfaces defaults before the masked-Jacobian start (30 fixed epochs from a noise start, no quality
-#: stop): the fields of discovery.TOYFACES_L2_NOISE that differ from today's; "new": today's defaults (no overrides)
+#: "old": the toyfaces defaults of 2026-11-30 (latent springs, every frame started at one point): the fields of
+#: discovery.TOYFACES_L2_POINT that differ from today's; "new": today's defaults (no overrides)
 def _old() -> dict:
-    from mgm_analysis.discovery import TOYFACES_L2, TOYFACES_L2_NOISE
+    from mgm_analysis.discovery import TOYFACES_L2, TOYFACES_L2_POINT
 
-    return {k: v for k, v in TOYFACES_L2_NOISE.items() if TOYFACES_L2.get(k) != v}
+    old = {k: v for k, v in TOYFACES_L2_POINT.items() if TOYFACES_L2.get(k) != v}
+    # fields today's defaults set that the old ones left at the dataclass default
+    from mgm_analysis.config import DiscoveryConfig
+
+    base = DiscoveryConfig()
+    old.update({k: getattr(base, k) for k in TOYFACES_L2 if k not in TOYFACES_L2_POINT})
+    return old
 
 
 def _parse_variant(text: str) -> tuple[str, dict]:
@@ -66,8 +73,9 @@ def _parse_variant(text: str) -> tuple[str, dict]:
 
 
 def good(m: dict, offset: float) -> bool:
-    return (m["locality"] >= GOOD["locality"] and m["inside_gap"] <= GOOD["gap_share"] * offset
-            and m["jump_ratio"] <= GOOD["jump_ratio"])
+    from mgm_analysis.analysis.metrics import quality_failures
+
+    return not quality_failures(m, offset)
 
 
 def one_run(G, region: str, seed: int, overrides: dict) -> dict:
@@ -117,10 +125,14 @@ def _flags(overrides: dict) -> list[str]:
     """DiscoveryConfig fields as ``mgm discover`` flags."""
     from mgm_analysis.jobs import FLAG_OF
 
+    negative = {"closed_loop": "--open"}  # the off-switch of a boolean flag, where it is not --no-<flag>
     out = []
     for k, v in overrides.items():
         flag = FLAG_OF.get(k, "--" + k.replace("_", "-"))
-        out += [flag, str(v)]
+        if isinstance(v, bool):
+            out.append(flag if v else negative.get(k, "--no-" + flag[2:]))
+        else:
+            out += [flag, str(v)]
     return out
 
 
@@ -266,7 +278,7 @@ def main(argv=None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = out / f"time_to_quality{'-cli' if args.cli else ''}-{stamp}.json"
     path.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(), "cli": args.cli,
-                                "threads": torch.get_num_threads(), "good": GOOD, "variants": variants,
+                                "threads": torch.get_num_threads(), "good": __import__("mgm_analysis.analysis.metrics", fromlist=["QUALITY_BARS"]).QUALITY_BARS, "variants": variants,
                                 "rows": rows}, indent=1, default=str))
     print(f"wrote {path}")
     return 0

@@ -51,14 +51,21 @@ class DiscoveryConfig:
     truncation: float = 0.7            # ψ of a reference made from a seed (the paper's code: 1, no truncation)
     truncation_cutoff: int | None = None  # truncate only the first N W+ layers (NVIDIA's truncation_cutoff); None = all
     init_mode: str = "noise"           # "noise": N(0, init_noise²) per latent | "paper": a_i·d, d ~ init_noise·N shared
-                                       # | "jacobian": at D_in = c along the most local masked-Jacobian
-                                       # direction (jacobian_start; the toyfaces default)
+                                       # | "jacobian": on the circle of edits (cone, sweep) at D_in = c around the
+                                       # most local masked-Jacobian direction (jacobian_start; the toyfaces default)
     noise_mode: str = "const"          # "const": the generator's fixed noise | "random": per-run noise from seed
     stop_tol: float = 0.0              # quality stop: every frame's |D_in − c_i| <= stop_tol·c ... (0 = off)
     stop_window: int = 3               # ... and the outside and spring terms fell < stop_rel·E over this many epochs
     stop_rel: float = 0.01             # a fall (share of the energy E) over stop_window epochs that counts as stopped
     coarse_frames: int = 0             # coarse-to-fine: first a chain of this many frames (0 = off), then subdivide
     coarse_epochs: int = 0             # epoch cap of that coarse chain (its own quality stop may end it sooner)
+    image_spring: float = 0.0          # δ, weight of the image springs γ·δ·Σ|D_in(x_j, x_i) − t_ij| between frames one
+                                       # and two apart (0 = off: the paper); t_ij: the chord between them on the
+                                       # circle of edits that cone and sweep describe
+    cone: float = 90.0                 # angular radius (degrees) of that circle around the most local edit at D_in = c;
+                                       # 90 = a great circle through that edit and its opposite
+    sweep: float = 180.0               # degrees of the circle an open chain covers (a closed loop: the full turn)
+    clip: bool = False                 # distances on images clipped to [-1, 1], as the frames are saved
 
     def __post_init__(self):
         if self.n_frames < 3:
@@ -67,7 +74,7 @@ class DiscoveryConfig:
             raise MGMError(f"--layers {self.layer_start}:{self.layer_end} is empty or negative; use START:END "
                            "with 0 <= START < END")
         for name in ("alpha", "beta", "gamma", "prim_dist", "offset", "outside_weight", "init_noise", "tol",
-                     "stop_tol", "stop_rel"):
+                     "stop_tol", "stop_rel", "image_spring", "sweep", "cone"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise MGMError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
@@ -104,7 +111,11 @@ class DiscoveryConfig:
         if self.offset > 4:
             raise MGMError(f"--offset must be <= 4 (the largest l2 distance of images in [-1, 1]; LPIPS distances "
                            f"are about 1 at most), got {self.offset}")
-        for name in ("alpha", "beta", "gamma", "prim_dist", "outside_weight", "lr"):
+        if self.cone > 90:
+            raise MGMError(f"--cone must be <= 90 degrees (a great circle), got {self.cone}")
+        if self.sweep > 360:
+            raise MGMError(f"--sweep must be <= 360 degrees (a full turn), got {self.sweep}")
+        for name in ("alpha", "beta", "gamma", "prim_dist", "outside_weight", "lr", "image_spring"):
             if getattr(self, name) > MAX_WEIGHT:
                 raise MGMError(f"--{name.replace('_', '-')} must be <= {MAX_WEIGHT:g} (larger values overflow the "
                                f"float32 energy), got {getattr(self, name)}")

@@ -37,14 +37,17 @@ import torch
 
 from .config import MAX_SEED, MAX_WEIGHT, DiscoveryConfig  # noqa: F401  (re-exported)
 from .errors import MGMError
-from .losses import make_distance, offsets_for, spring_energy
+from .analysis.metrics import explores
+from .losses import chain_angles, image_spring_energy, image_spring_targets, make_distance, offsets_for, spring_energy
 
 __all__ = ["DiscoveryConfig", "Trajectory", "discover", "default_config", "energy", "auto_prim_dist",
            "chunk_sizes", "sigterm_as_interrupt", "initial_free", "quality_reached", "coarse_config",
            "subdivide", "jacobian_start", "run_noise", "with_run_noise", "PAPER",
-           "CHECKPOINT_DEFAULTS", "CONFIG_PRESETS", "TOYFACES_L2", "TOYFACES_L2_NOISE", "TOYFACES_OFFSETS"]
+           "CHECKPOINT_DEFAULTS", "CONFIG_PRESETS", "TOYFACES_L2", "TOYFACES_L2_POINT", "TOYFACES_L2_NOISE",
+           "TOYFACES_OFFSETS", "chain_extent"]
 
-HISTORY_KEYS = ("epoch", "total", "l_x", "spring", "stiffener", "d_in", "d_out", "d_in_gap", "seconds")
+HISTORY_KEYS = ("epoch", "total", "l_x", "spring", "stiffener", "image_spring", "d_in", "d_out", "d_in_gap",
+                "spread", "inside_path", "seconds")
 
 
 #: our defaults for a checkpoint: the paper's weights and chain (α, β, γ, σ, c, 36 frames, 500 epochs, LPIPS) with
@@ -64,15 +67,21 @@ PAPER = dict(n_frames=36, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma
 #: named configurations for ``--preset`` / ``default_config(preset=...)``
 CONFIG_PRESETS = {"paper": PAPER}
 
-#: toyfaces + l2, calibrated on the built-in model (docs/discover.md, "Calibration"):
-#: σ ≈ 0.05 × mean ‖w(z₁) − w(z₂)‖ over layers 2..8, λ = 10; the masked-Jacobian start and 10 epochs
-#: (docs/discover.md, "Time to a good manifold": about half the time of 30 epochs from noise, whose result
-#: depended on the noise's draw)
-TOYFACES_L2 = dict(n_frames=16, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=0.35,
-                   offset=0.03, outside_weight=10.0, distance="l2", epochs=10, init_mode="jacobian", patience=0)
+#: toyfaces + l2, calibrated on the built-in model (docs/discover.md, "Calibration" and "A chain that explores"):
+#: a closed loop of edits at D_in = c, 35° around the most local one, spaced by image springs (δ = 1) instead of
+#: the paper's latent springs (α = β = 0: met along directions the image ignores, they let the chain collapse to
+#: one edit), λ = 20, distances on the clipped frames as saved, the masked-Jacobian start and 10 epochs
+TOYFACES_L2 = dict(n_frames=16, layer_start=2, layer_end=8, alpha=0.0, beta=0.0, gamma=0.5, prim_dist=0.35,
+                   offset=0.03, outside_weight=20.0, distance="l2", epochs=10, init_mode="jacobian", patience=0,
+                   image_spring=1.0, cone=35.0, closed_loop=True, clip=True)
+
+#: the toyfaces + l2 defaults of 2026-11-30 (latent springs, one-point Jacobian start): chains that stand still
+TOYFACES_L2_POINT = dict(n_frames=16, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=0.35,
+                         offset=0.03, outside_weight=10.0, distance="l2", epochs=10, init_mode="jacobian", patience=0,
+                         sweep=0.0)
 
 #: the toyfaces + l2 defaults before the masked-Jacobian start (30 epochs from a noise start), for comparison
-TOYFACES_L2_NOISE = dict(TOYFACES_L2, epochs=30, init_mode="noise")
+TOYFACES_L2_NOISE = dict(TOYFACES_L2_POINT, epochs=30, init_mode="noise")
 
 #: c per toyfaces preset: ½ × the mean inside MSE ([-1, 1] images) between renders whose region factors are
 #: resampled (the procedural renderer, 256 faces); other regions get TOYFACES_L2["offset"]
@@ -160,7 +169,7 @@ def _assemble(w_ref: torch.Tensor, w_free: torch.Tensor, layer_start: int, layer
 
 def energy(G, w_free: torch.Tensor, w_ref: torch.Tensor, ref_img: torch.Tensor, dist, cfg: DiscoveryConfig,
            offsets: torch.Tensor, *, chunks: list[int] | int | None = None, backward: bool = False,
-           per_latent: bool = False) -> dict:
+           per_latent: bool = False, extent: bool = False) -> dict:
     """The energy E of the chain, and with ``backward`` its gradient accumulated into ``w_free.grad``.
 
     Args:
@@ -170,9 +179,16 @@ def energy(G, w_free: torch.Tensor, w_ref: torch.Tensor, ref_img: torch.Tensor, 
         offsets: [n] the target c_i per frame.
         chunks: latents per generator call (a list of sizes summing to n, or one size); None = all at once.
         per_latent: one latent per generator call, as the reference implementation does.
+        extent: also measure the chain's extent inside the region (``spread``, ``inside_path``; NaN without a
+            mask distance).
 
-    Returns floats: total, l_x (Σ_i L_X), spring, stiffener (weighted), d_in, d_out (means over frames),
-    d_in_gap (max_i |D_in,i − c_i|, the worst frame's distance from its target).
+    Returns floats: total, l_x (Σ_i L_X), spring, stiffener (weighted), image_spring (the weighted image springs,
+    0 when off), d_in, d_out (means over frames), d_in_gap (max_i |D_in,i − c_i|, the worst frame's distance
+    from its target) [, spread, inside_path].
+
+    With image springs (``cfg.image_spring`` > 0), which couple frames across chunks, every frame is rendered
+    first (without a graph when there are several chunks), the image terms are differentiated with respect to
+    the frames, and each chunk is rendered again to carry that gradient back to its latents; one chunk: one pass.
     """
     n = w_free.shape[0]
     if per_latent:
@@ -183,31 +199,83 @@ def energy(G, w_free: torch.Tensor, w_ref: torch.Tensor, ref_img: torch.Tensor, 
         sizes = chunk_sizes(n, chunks)
     else:
         sizes = list(chunks)
+    ls, le = cfg.layer_start, cfg.layer_end
+    coupled = cfg.image_spring > 0
+    two_pass = coupled and backward and len(sizes) > 1
+    ref = ref_img.clamp(-1, 1) if cfg.clip else ref_img
     grad = torch.enable_grad() if backward else torch.no_grad()
     with grad:
         spring, stiff = spring_energy(w_free, cfg.alpha, cfg.beta, cfg.prim_dist, cfg.closed_loop)
-        if backward:
+        if backward and not (coupled and not two_pass):
             (spring + stiff).backward()
-        l_x_sum = w_free.new_zeros(())
-        d_in_sum = w_free.new_zeros(())
-        d_out_sum = w_free.new_zeros(())
-        gap = w_free.new_zeros(())
+        l_x_sum, d_in_sum, d_out_sum, gap = (w_free.new_zeros(()) for _ in range(4))
+        kept = []
         i = 0
         for size in sizes:
-            img = G.synthesis(_assemble(w_ref, w_free[i:i + size], cfg.layer_start, cfg.layer_end))
-            d_in, d_out = dist(img, ref_img)
-            l_x = cfg.outside_weight * d_out + (d_in - offsets[i:i + size]).abs()
-            if backward:
-                (cfg.gamma * l_x.sum()).backward()
-            l_x_sum += l_x.detach().sum()
-            d_in_sum += d_in.detach().sum()
-            d_out_sum += d_out.detach().sum()
-            gap = torch.maximum(gap, (d_in.detach() - offsets[i:i + size]).abs().max())
+            w = w_free[i:i + size]
+            with torch.no_grad() if two_pass else contextlib.nullcontext():
+                img = G.synthesis(_assemble(w_ref, w.detach() if two_pass else w, ls, le))
+            if cfg.clip:
+                img = img.clamp(-1, 1)
+            if coupled or extent:
+                kept.append(img)
+            if not coupled:
+                d_in, d_out = dist(img, ref)
+                l_x = cfg.outside_weight * d_out + (d_in - offsets[i:i + size]).abs()
+                if backward:
+                    (cfg.gamma * l_x.sum()).backward()
+                l_x_sum += l_x.detach().sum()
+                d_in_sum += d_in.detach().sum()
+                d_out_sum += d_out.detach().sum()
+                gap = torch.maximum(gap, (d_in.detach() - offsets[i:i + size]).abs().max())
             i += size
-    l_x_total, spring_v, stiff_v = float(l_x_sum), float(spring.detach()), float(stiff.detach())
-    return {"total": cfg.gamma * l_x_total + spring_v + stiff_v, "l_x": l_x_total, "spring": spring_v,
-            "stiffener": stiff_v, "d_in": float(d_in_sum) / n, "d_out": float(d_out_sum) / n,
-            "d_in_gap": float(gap)}
+        image_e = w_free.new_zeros(())
+        if coupled:
+            x = torch.cat(kept)
+            if two_pass:
+                x = x.requires_grad_(True)
+            d_in, d_out = dist(x, ref)
+            l_x = cfg.outside_weight * d_out + (d_in - offsets).abs()
+            targets = image_spring_targets(offsets, math.radians(cfg.sweep), math.radians(cfg.cone),
+                                           cfg.closed_loop)
+            img1, img2 = image_spring_energy(x, dist, targets, cfg.gamma * cfg.image_spring, cfg.closed_loop)
+            image_e = img1 + img2
+            if backward:
+                total = cfg.gamma * l_x.sum() + image_e
+                if two_pass:
+                    (g_x,) = torch.autograd.grad(total, x)
+                    i = 0
+                    for size in sizes:
+                        img = G.synthesis(_assemble(w_ref, w_free[i:i + size], ls, le))
+                        (img.clamp(-1, 1) if cfg.clip else img).backward(g_x[i:i + size])
+                        i += size
+                else:
+                    (total + spring + stiff).backward()
+            l_x_sum, d_in_sum, d_out_sum = l_x.detach().sum(), d_in.detach().sum(), d_out.detach().sum()
+            gap = (d_in.detach() - offsets).abs().max()
+    l_x_total, spring_v, stiff_v, image_v = (float(t.detach()) for t in (l_x_sum, spring, stiff, image_e))
+    out = {"total": cfg.gamma * l_x_total + spring_v + stiff_v + image_v, "l_x": l_x_total, "spring": spring_v,
+           "stiffener": stiff_v, "image_spring": image_v, "d_in": float(d_in_sum) / n, "d_out": float(d_out_sum) / n,
+           "d_in_gap": float(gap)}
+    if extent:
+        out.update(chain_extent(torch.cat(kept).detach(), ref, getattr(dist, "inside", None), cfg.closed_loop))
+    return out
+
+
+def chain_extent(imgs: torch.Tensor, ref_img: torch.Tensor, mask: torch.Tensor | None, closed: bool) -> dict:
+    """``spread`` and ``inside_path`` of frames imgs [n, 3, H, W] around ref_img [1, 3, H, W] inside ``mask``
+    [H, W] (the definitions of :func:`mgm_analysis.analysis.metrics.spread` / ``inside_path``); NaN without a
+    mask or with nothing changed inside it."""
+    nan = {"spread": float("nan"), "inside_path": float("nan")}
+    if mask is None or len(imgs) < 2:
+        return nan
+    y = ((imgs - ref_img) * mask.clamp(min=0).sqrt()).flatten(1).double()
+    to_ref = y.norm(dim=1)
+    if not float(to_ref.max()) > 0:
+        return nan
+    pair = torch.cdist(y, y)
+    steps = pair.diagonal(1).sum() + (pair[-1, 0] if closed else 0.0)
+    return {"spread": float(pair.max() / to_ref.max()), "inside_path": float(steps / to_ref.mean())}
 
 
 def quality_reached(history: dict, cfg: DiscoveryConfig) -> bool:
@@ -216,8 +284,10 @@ def quality_reached(history: dict, cfg: DiscoveryConfig) -> bool:
     True when ``cfg.stop_tol`` > 0, the history has more than ``stop_window`` epochs, and at the last one
 
     * every frame's inside distance is within ``stop_tol``·c of its target: ``d_in_gap`` <= stop_tol·c;
+    * the chain explores its region: its ``spread`` and ``inside_path`` reach
+      :data:`~mgm_analysis.analysis.metrics.EXTENT_BARS` (a chain standing still never stops by quality);
     * the outside term ``γ·λ·Σ_i D_out,i`` (= γ·λ·n·mean ``d_out``) and the spring residuals ``spring +
-      stiffener`` have stopped falling: over the last ``stop_window`` epochs each fell by at most ``stop_rel`` ×
+      stiffener + image_spring`` have stopped falling: over the last ``stop_window`` epochs each fell by at most ``stop_rel`` ×
       the energy E at the window's start (a rise counts as stopped).  Relative to E, not to the term itself, so
       that a term too small to matter (springs at rest, an outside change near zero) cannot keep a finished
       search going by its noise.
@@ -225,17 +295,19 @@ def quality_reached(history: dict, cfg: DiscoveryConfig) -> bool:
     if cfg.stop_tol <= 0:
         return False
     w = cfg.stop_window
-    keys = ("d_in_gap", "d_out", "spring", "stiffener", "total")
+    keys = ("d_in_gap", "d_out", "spring", "stiffener", "total", "spread", "inside_path")
     h = {k: history.get(k) or [] for k in keys}
     m = len(h["total"])
     if any(len(h[k]) != m for k in keys) or m <= w:
         return False
     if not h["d_in_gap"][-1] <= cfg.stop_tol * cfg.offset:
         return False
+    if not explores({"spread": h["spread"][-1], "inside_path": h["inside_path"][-1]}):
+        return False
     scale = cfg.gamma * cfg.outside_weight * cfg.n_frames
     energy0 = abs(h["total"][-1 - w])
-    falls = (scale * (h["d_out"][-1 - w] - h["d_out"][-1]),
-             (h["spring"][-1 - w] + h["stiffener"][-1 - w]) - (h["spring"][-1] + h["stiffener"][-1]))
+    springs = [h["spring"][i] + h["stiffener"][i] + (h.get("image_spring") or [0.0] * m)[i] for i in (-1 - w, -1)]
+    falls = (scale * (h["d_out"][-1 - w] - h["d_out"][-1]), springs[0] - springs[1])
     return all(f <= cfg.stop_rel * energy0 for f in falls)
 
 
@@ -260,8 +332,8 @@ def subdivide(w_free: torch.Tensor, n: int, closed: bool = False) -> torch.Tenso
 
 
 #: rank of the outside operator and directions of the masked-Jacobian start (init_mode "jacobian"): small, since the
-#: start only needs a local direction, not the precise spectrum (32 Jacobian products, ~3/4 epoch on toyfaces)
-JACOBIAN_START = dict(k=2, rank=8, oversample=2, power=0)
+#: start only needs three local directions, not the precise spectrum (~36 Jacobian products, ~3/4 epoch on toyfaces)
+JACOBIAN_START = dict(k=3, rank=8, oversample=2, power=0)
 
 
 @torch.no_grad()
@@ -280,22 +352,24 @@ def _radius(G, w_ref, dist, ref_img, d: torch.Tensor, guess: float, target: floa
 
 
 def jacobian_start(G, w_ref: torch.Tensor, dist, cfg: DiscoveryConfig) -> torch.Tensor:
-    """A start near the answer (``init_mode`` "jacobian"): free layers [n, F, w_dim] at the inside distance c,
-    along the direction that is most local there.
+    """A start near the answer (``init_mode`` "jacobian"): free layers [n, F, w_dim] on a circle of edits at the
+    inside distance c, around (or through) the edit that is most local there.
 
-    The candidates are ±d₁ and ±d₂, the masked Jacobian's two most local directions at w*
-    (:func:`mgm_analysis.baselines.jacobian.masked_jacobian`, settings :data:`JACOBIAN_START`: most change inside
-    the region per change outside, to second order).  For each, the step r at which ``D_in(G(w* + r·d)) = c`` is
-    measured with the run's own distance, and with it ``D_out`` there; the candidate with the least ``D_out``
-    per ``D_in`` at its step is kept.  The measurement matters: the eigen-directions' signs are arbitrary, and
-    at the target distance +d and −d are not equally local (a noise start grows into either side, depending on
-    its draw).
+    The masked Jacobian at w* (:func:`mgm_analysis.baselines.jacobian.masked_jacobian`, settings
+    :data:`JACOBIAN_START`) gives its three most local directions d₁, d₂, d₃ (most change inside the region per
+    change outside, to second order).  For each, the step r at which ``D_in(G(w* + r·d)) = c`` is measured with
+    the run's own distance.  The centre is the most local of ±d₁, ±d₂ *at its step*, a = ±r·d (least
+    ``D_out`` per ``D_in``; eigen-directions' signs are arbitrary and at the target +d and −d are not equally
+    local), and b, b' are the other two directions at their steps.  Frame i is
 
-    An open chain starts with every frame at that point p = w* + r·d plus the noise start's perturbation
-    (``init_noise``, seeded; frame 0 exactly at p), so that every frame is at its target from the first epoch
-    and the springs spread the chain as they do from noise.  A closed loop starts on the whole ellipse
-    ``r·cos θ·d + r₂·sin θ·d'`` (d' the other direction, r₂ its step); with ``offset_ramp`` the frames lie on d
-    at ``r·√(c_i / c)`` (D_in grows as the square of the step).
+    * ``w* + cos ρ·a + sin ρ·(cos θ_i·b + sin θ_i·b')`` for a cone angle ρ = ``cone`` < 90°: a circle of edits
+      around the centre, every edit mostly the most local one;
+    * ``w* + cos θ_i·a + sin θ_i·b`` for ``cone`` = 90: a great circle through the centre and its opposite;
+
+    with θ_i from :func:`mgm_analysis.losses.chain_angles` (a full turn for a closed loop, ``sweep`` degrees
+    centred on the centre for an open chain) — the shape the image springs hold (their rest lengths assume it).
+    ``sweep`` 0 on an open chain: every frame at the centre plus the noise start's perturbation (``init_noise``,
+    seeded; frame 0 exactly at it); ``offset_ramp``: the frames on a at ``√(c_i / c)`` of its step.
     """
     from .baselines.jacobian import masked_jacobian
 
@@ -309,28 +383,33 @@ def jacobian_start(G, w_ref: torch.Tensor, dist, cfg: DiscoveryConfig) -> torch.
                           seed=cfg.seed, **JACOBIAN_START)
     dirs = torch.as_tensor(res["directions"], dtype=torch.float32, device=w_ref.device)
     c = max(cfg.offset, 1e-12)
+
+    def step(d, k):  # r with D_in(G(w* + r·d)) = c
+        return _radius(G, w_ref, dist, ref_img, d, math.sqrt(c / max(float(res["d_in_rate"][k]), 1e-12)), c, ls, le)
+
     candidates = []  # (D_out / D_in at the step, index, sign, step)
-    for k in range(2):
-        guess = math.sqrt(c / max(float(res["d_in_rate"][k]), 1e-12))
+    for k in range(min(2, len(dirs))):
         for sign in (1.0, -1.0):
-            r = _radius(G, w_ref, dist, ref_img, sign * dirs[k], guess, c, ls, le)
+            r = step(sign * dirs[k], k)
             with torch.no_grad():
                 img = G.synthesis(_assemble(w_ref, w_ref[ls:le][None] + (sign * r) * dirs[k][None], ls, le))
                 d_in, d_out = (float(v[0]) for v in dist(img, ref_img))
             candidates.append((d_out / max(d_in, 1e-30), k, sign, r))
     _, k, sign, r = min(candidates, key=lambda t: t[0])
-    d = sign * dirs[k]
+    a = sign * r * dirs[k]
     if cfg.offset_ramp:
         t = torch.linspace(0.0, 1.0, n, device=w_ref.device).sqrt()
-        return w_ref[ls:le][None] + (r * t)[:, None, None] * d[None]
-    if cfg.closed_loop:
-        other = 1 - k
-        r2 = next(c_[3] for c_ in candidates if c_[1] == other and c_[2] == 1.0)
-        theta = torch.arange(n, dtype=torch.float32, device=w_ref.device) * (2 * math.pi / n)
-        return (w_ref[ls:le][None] + (r * theta.cos())[:, None, None] * d[None]
-                + (r2 * theta.sin())[:, None, None] * dirs[other][None])
-    point = w_ref[ls:le] + r * d
-    return initial_free(w_ref, replace(cfg, init_mode="noise")) - w_ref[ls:le][None] + point[None]
+        return w_ref[ls:le][None] + t[:, None, None] * a[None]
+    if cfg.sweep <= 0 and not cfg.closed_loop:
+        return initial_free(w_ref, replace(cfg, init_mode="noise")) - w_ref[ls:le][None] + (w_ref[ls:le] + a)[None]
+    rest = [j for j in range(len(dirs)) if j != k]
+    b = [step(dirs[j], j) * dirs[j] for j in rest[:2]]
+    theta = chain_angles(n, math.radians(cfg.sweep), cfg.closed_loop).float().to(w_ref.device)
+    cos, sin = theta.cos()[:, None, None], theta.sin()[:, None, None]
+    if cfg.cone >= 90:
+        return w_ref[ls:le][None] + cos * a[None] + sin * b[0][None]
+    rho = math.radians(cfg.cone)
+    return w_ref[ls:le][None] + math.cos(rho) * a[None] + math.sin(rho) * (cos * b[0][None] + sin * b[1][None])
 
 
 def initial_free(w_ref: torch.Tensor, cfg: DiscoveryConfig) -> torch.Tensor:
@@ -489,6 +568,8 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
         for k, v in (state.get("history") or {}).items():
             if k in history:
                 history[k] = list(v)
+        for k in HISTORY_KEYS:  # a run saved before a term was recorded: NaN for its earlier epochs
+            history[k] += [float("nan")] * (len(history["epoch"]) - len(history[k]))
         start_epoch = int(state.get("epochs_done") or 0)
     else:
         w_free = initial_free(w_ref, replace(cfg, init_mode="noise") if cfg.init_mode == "jacobian" else cfg)
@@ -542,7 +623,7 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
                 opt.zero_grad()
                 closure()
                 opt.step()
-            terms = energy(G, w_free.detach(), w_ref, ref_img, dist, cfg, offsets, chunks=chunks)
+            terms = energy(G, w_free.detach(), w_ref, ref_img, dist, cfg, offsets, chunks=chunks, extent=True)
             if not (math.isfinite(terms["total"]) and bool(torch.isfinite(w_free).all())):
                 with torch.no_grad():
                     w_free.copy_(good)

@@ -340,7 +340,8 @@ def generator_for(run, cache: dict | None = None, device: str = "cpu"):
     return cache[(spec, device)]
 
 
-def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False) -> dict:
+def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False, mask=None,
+                     truncation: float | None = 0.7) -> dict:
     """Semantic locality of a toyfaces run for the union of the regions' factors; {} for other generators or
     regions without factors.
 
@@ -350,6 +351,10 @@ def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False) -
     recipe was tuned against.  When the second reader's weights are missing, ``semantic_locality`` falls back to
     the shipped regressor with a warning (``semantic_reader`` says which read it; :func:`run_job` stores that
     name in run.json beside ``metrics``, which hold numbers only); without either, {}.
+
+    The same reader gives the *semantic extent* of the regions' factors over the frames: ``semantic_low`` and
+    ``semantic_high`` ({factor: min} and {factor: max}) and ``semantic_extent`` ({factor: max − min}).  With ``mask``, the frames' realism
+    (:mod:`mgm_analysis.generators.toyfaces.realism`, against G's own samples at ψ ``truncation``) comes along.
     """
     if getattr(getattr(G, "info", None), "name", None) != "toyfaces":
         return {}
@@ -387,6 +392,16 @@ def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False) -
         warnings.warn(f"semantic locality from the shipped regressor only: {exc}", stacklevel=2)
         out["semantic_reader"] = "shipped"
     out["semantic_locality"] = semantic_locality(f[:, keep], f_ref[keep], [keep.index(i) for i in idx if i in keep])
+    from .analysis.metrics import semantic_ranges
+
+    ranges = semantic_ranges(f[:, idx], names)
+    out["semantic_low"] = {n: lo for n, (lo, _) in ranges.items()}
+    out["semantic_high"] = {n: hi for n, (_, hi) in ranges.items()}
+    out["semantic_extent"] = {n: hi - lo for n, (lo, hi) in ranges.items()}
+    if mask is not None:
+        from .generators.toyfaces.realism import realism_metrics
+
+        out.update(realism_metrics(G, frames, mask, 0.7 if truncation is None else truncation))
     if factor_change:
         out["factor_change"] = {n: float(np.abs(f[:, i] - f_ref[i]).max()) for i, n in enumerate(FACTORS)}
     return out
@@ -719,7 +734,7 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
         metrics = _safe_metrics(run_metrics, ws, w_ref, frames, ref_img, reg.mask, errors=errors,
                                 **metric_options(cfg.to_dict(), ws))
         metrics.update(_safe_metrics(semantic_metrics, G, frames, ref_img, [reg.name], factor_change=True,
-                                     errors=errors, main=False))
+                                     mask=reg.mask, truncation=cfg.truncation, errors=errors, main=False))
         reader = metrics.pop("semantic_reader", None)  # a name, not a number: run.json keeps it beside metrics
         prev_timing = (meta_prev.get("timings") or {}) if resume is not None else {}
         epochs_now = traj.epochs_done - done_before
@@ -760,9 +775,14 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
             v = metrics.get(k)
             return f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else "nan"
 
+        from .analysis.metrics import quality_failures
+
         sl = f", semantic locality {fmt('semantic_locality')}" if "semantic_locality" in metrics else ""
+        real = f", realism {fmt('realism')}" if "realism" in metrics else ""
         print(f"{status}: {path}  ({traj.epochs_done} epochs, {t_opt:.1f} s; locality {fmt('locality')}{sl}, "
-              f"jump ratio {fmt('jump_ratio')}, inside RMS {fmt('inside_rms')})")
+              f"spread {fmt('spread')}, inside path {fmt('inside_path')}, jump ratio {fmt('jump_ratio')}{real})")
+        missed = quality_failures(metrics, cfg.offset)
+        print("  good: local, on target, smooth and exploring" if not missed else f"  not good: {'; '.join(missed)}")
     if status == "interrupted" and spec.kind == "discover":
         print(f"interrupted ({reason}) after {traj.epochs_done} epochs; resume with: mgm discover --resume {path}")
     if signum is not None:
@@ -803,8 +823,8 @@ def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
         errors: list = []
         metrics = _safe_metrics(run_metrics, ws, w_ref, frames, ref_img, mask, errors=errors,
                                 **metric_options(cfg, ws))
-        metrics.update(_safe_metrics(semantic_metrics, G, frames, ref_img, built["regions"], errors=errors,
-                                     main=False))
+        metrics.update(_safe_metrics(semantic_metrics, G, frames, ref_img, built["regions"], mask=mask,
+                                     truncation=truncation, errors=errors, main=False))
         reader = metrics.pop("semantic_reader", None)
         metrics.update(_safe_metrics(built["extra_metrics"], frames, ref_img, errors=errors, main=False))
         src_region = src.meta.get("region") or {}

@@ -17,13 +17,14 @@ share of the outside area — the paper's code.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
 
 from .errors import MGMError
 
-__all__ = ["MaskedDistance", "make_distance", "spring_energy", "offsets_for", "load_lpips", "lpips_backbone_path",
+__all__ = ["MaskedDistance", "make_distance", "spring_energy", "chain_angles", "image_spring_targets", "image_spring_energy", "offsets_for", "load_lpips", "lpips_backbone_path",
            "fetch_lpips_backbone", "LPIPS_BACKBONE_FILE"]
 
 LPIPS_BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
@@ -183,3 +184,50 @@ def spring_energy(w_free: torch.Tensor, alpha: float, beta: float, sigma: float,
     s1 = torch.sqrt(d1.square().sum(1) + 1e-12)
     s2 = torch.sqrt(d2.square().sum(1) + 1e-12)
     return alpha * (s1 - sigma).square().sum(), beta * (s2 - 2 * sigma).square().sum()
+
+
+def chain_angles(n: int, sweep: float, closed: bool = False) -> torch.Tensor:
+    """The angle θ_i (radians) of each frame around the circle of an exploring chain: n frames evenly over
+    ``sweep`` radians centred on 0 (open), or a full turn 2π·i/n (closed)."""
+    if closed:
+        return torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
+    return torch.linspace(-sweep / 2, sweep / 2, n, dtype=torch.float64)
+
+
+def image_spring_targets(offsets: torch.Tensor, sweep: float, cone: float = math.pi / 2,
+                         closed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rest lengths (as inside distances D_in) of the image springs between frames i, i+1 and i, i+2.
+
+    The frames of an exploring chain lie on a circle around x*: frame i is the edit
+    ``√c_i·(cos ρ·e₀ + sin ρ·(cos θ_i·e₁ + sin θ_i·e₂))`` for orthonormal image directions e₀ (the circle's
+    centre), e₁, e₂, with ρ = ``cone`` (π/2: a great circle through opposite edits) and θ_i from
+    :func:`chain_angles`.  For l2, D_in is the squared distance, so the rest length between frames a and b is
+    ``c_a + c_b − 2·√(c_a·c_b)·(cos²ρ + sin²ρ·cos(θ_a − θ_b))``.  Returns ([pairs i, i+1], [pairs i, i+2]).
+    """
+    n = len(offsets)
+    c = offsets.double().clamp(min=0)
+    theta = chain_angles(n, sweep, closed)
+    cos2, sin2 = math.cos(cone) ** 2, math.sin(cone) ** 2
+    out = []
+    for k in (1, 2):
+        if closed:
+            a, b, ta, tb = c, c.roll(-k), theta, theta.roll(-k)
+        else:
+            a, b, ta, tb = c[:-k], c[k:], theta[:-k], theta[k:]
+        out.append((a + b - 2 * (a * b).sqrt() * (cos2 + sin2 * (ta - tb).cos())).clamp(min=0).float())
+    return out[0], out[1]
+
+
+def image_spring_energy(imgs: torch.Tensor, dist, targets: tuple[torch.Tensor, torch.Tensor], weight: float,
+                        closed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image springs: ``weight·Σ_i |D_in(x_{i+1}, x_i) − t1_i|`` and ``weight·Σ_i |D_in(x_{i+2}, x_i) − t2_i|``
+    over the frames imgs [n, 3, H, W] (differentiable), with ``dist`` the run's masked distance."""
+    out = []
+    for k, t in zip((1, 2), targets):
+        a, b = (imgs, imgs.roll(-k, 0)) if closed else (imgs[:-k], imgs[k:])
+        if len(a) == 0:
+            out.append(imgs.new_zeros(()))
+            continue
+        d_in, _ = dist(b, a)
+        out.append(weight * (d_in - t.to(d_in)).abs().sum())
+    return out[0], out[1]

@@ -262,7 +262,10 @@ def test_bad_reference_and_mask_shapes(G, w_ref):
 
 def test_defaults_per_generator_and_distance():
     toy = default_config("toyfaces")
-    assert toy.distance == "l2" and toy.outside_weight == 10 and toy.n_frames == 16
+    assert toy.distance == "l2" and toy.outside_weight == 20 and toy.n_frames == 16
+    # the exploring chain: a closed loop of edits spaced by image springs, the latent springs off
+    assert (toy.image_spring, toy.cone, toy.closed_loop, toy.clip, toy.alpha, toy.beta) == (1.0, 35.0, True, True,
+                                                                                             0.0, 0.0)
     assert default_config("toyfaces", region="eyes").offset > default_config("toyfaces", region="mouth").offset
     paper = default_config("stylegan2-ffhq-config-f")
     assert (paper.n_frames, paper.alpha, paper.beta, paper.gamma, paper.prim_dist, paper.offset, paper.distance,
@@ -285,6 +288,7 @@ def test_paper_preset_is_the_reference_code():
         "none", "paper", 1.0, "paper", 0.001, "random", "lpips", 36, 500, "lbfgs", 1.0, 20, 8)
     assert (cfg.alpha, cfg.beta, cfg.gamma, cfg.prim_dist, cfg.offset, cfg.outside_weight) == (0.3, 0.1, 0.5, 4.0,
                                                                                                0.25, 1.0)
+    assert (cfg.image_spring, cfg.clip, cfg.closed_loop) == (0.0, False, False)  # the paper's latent springs only
     assert default_config("toyfaces", preset="paper") == cfg  # the preset wins over the generator's defaults
     # explicit settings win over the preset
     mine = default_config("toyfaces", "l2", preset="paper", truncation=0.5, epochs=3)

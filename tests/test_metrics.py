@@ -299,8 +299,10 @@ def test_run_metrics_wires_each_metric_to_its_inputs():
                 "perceptual_straightness": M.perceptual_straightness(frames), "path_length": M.path_length(frames),
                 "intrinsic_dim_90": M.intrinsic_dim(free)["n90"],
                 "participation_ratio": M.intrinsic_dim(free)["participation_ratio"],
-                "layer_profile": M.layer_profile(lat, w_ref), "loop_closure": M.loop_closure(frames)}
+                "layer_profile": M.layer_profile(lat, w_ref), "loop_closure": M.loop_closure(frames),
+                "spread": M.spread(frames, ref, mask), "inside_path": M.inside_path(frames, ref, mask, True)}
     assert set(m) == set(expected)
+    assert m["inside_path"] > M.inside_path(frames, ref, mask, False)  # the loop's closing step is counted
     for key, value in expected.items():
         assert m[key] == pytest.approx(value), key
     assert m["step_cv"] != pytest.approx(M.step_cv(lat, True))  # the free layers are what counts

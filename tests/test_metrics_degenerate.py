@@ -40,7 +40,8 @@ def test_nan_trajectory_gives_nan_metrics_and_no_exception():
     assert sorted(scalars) == sorted(["locality", "locality_gain", "outside_change", "inside_rms", "inside_mse",
                                       "inside_d", "change_f1", "step_cv", "image_step_cv", "jump_ratio", "curvature",
                                       "turning_angle", "perceptual_straightness", "path_length", "intrinsic_dim_90",
-                                      "participation_ratio", "inside_gap", "loop_closure"])
+                                      "participation_ratio", "inside_gap", "loop_closure", "spread",
+                                      "inside_path"])
     assert all(_is_nan(v) for v in scalars.values()), {k: v for k, v in scalars.items() if not _is_nan(v)}
     assert len(m["layer_profile"]) == 4 and all(_is_nan(v) for v in m["layer_profile"])
     json.loads(json.dumps(m))  # still JSON the store can write (NaN is allowed there)

@@ -55,9 +55,11 @@ def _history(n, gap_halvings_from, d_out_falls_until, springs_fall_until, c=0.1,
     and is flat after; the springs fall by ``springs_step`` a epoch up to ``springs_fall_until``."""
     cfg = cfg or _cfg()
     per_unit = cfg.gamma * cfg.outside_weight * cfg.n_frames  # outside term per unit of mean D_out
-    h = {k: [] for k in ("epoch", "total", "d_in_gap", "d_out", "spring", "stiffener")}
+    h = {k: [] for k in ("epoch", "total", "d_in_gap", "d_out", "spring", "stiffener", "spread", "inside_path")}
     for e in range(1, n + 1):
         h["epoch"].append(e)
+        h["spread"].append(1.2)  # a chain that explores its region (the extent bars are 1 and 3)
+        h["inside_path"].append(3.6)
         h["total"].append(10.0)
         h["d_in_gap"].append(c * 2.0 ** -max(0, e - gap_halvings_from))
         h["d_out"].append((30.0 - 0.4 * min(e, d_out_falls_until)) / per_unit)
@@ -105,9 +107,17 @@ def test_rule_must_not_fire():
 
 
 # ------------------------------------------------------------- the rule in the engine
+def _explore(**kw):
+    """A chain that explores (the toyfaces defaults' shape): a closed loop of edits 35° around the most local one,
+    spaced by image springs, no latent springs, from the masked-Jacobian start."""
+    return _cfg(image_spring=1.0, alpha=0.0, beta=0.0, closed_loop=True, cone=35.0, init_mode="jacobian", **kw)
+
+
 def _terms_by_hand(G, w_ref, region, ws, cfg):
-    """Per epoch: worst |D_in,i − c|, the outside term γ·λ·Σ D_out,i, the weighted springs and the energy E,
-    computed from the images and latents."""
+    """Per epoch: worst |D_in,i − c|, the outside term γ·λ·Σ D_out,i, the weighted springs (latent and image),
+    the energy E, and the extent (spread, inside path), computed from the images and latents."""
+    import math
+
     with torch.no_grad():
         ref = G.synthesis(w_ref[None])
         img = G.synthesis(ws)
@@ -115,23 +125,37 @@ def _terms_by_hand(G, w_ref, region, ws, cfg):
     e = (img - ref).square().mean(1)                           # [n, H, W], images in [-1, 1]
     d_in = (e * m).sum((1, 2)) / m.sum()
     d_out = (e * (1 - m)).sum((1, 2)) / (1 - m).sum()
-    free = ws[:, cfg.layer_start:cfg.layer_end].reshape(len(ws), -1).double()
+    n = len(ws)
+    free = ws[:, cfg.layer_start:cfg.layer_end].reshape(n, -1).double()
     s1 = (free[1:] - free[:-1]).norm(dim=1)
     s2 = (free[2:] - free[:-2]).norm(dim=1)
     springs = cfg.alpha * float(((s1 - cfg.prim_dist) ** 2).sum()) + cfg.beta * float(((s2 - 2 * cfg.prim_dist) ** 2).sum())
+    pair = torch.zeros(n, n, dtype=torch.float64)  # D_in between frames, and the distances inside the mask
+    for i in range(n):
+        for j in range(n):
+            pair[i, j] = float(((img[i] - img[j]).square().mean(0) * m).sum() / m.sum())
+    if cfg.image_spring:  # a closed loop: neighbours 2π/n apart on a circle of angular radius `cone`
+        rho = math.radians(cfg.cone)
+        for k in (1, 2):
+            rest = 2 * cfg.offset * math.sin(rho) ** 2 * (1 - math.cos(2 * math.pi * k / n))
+            springs += cfg.gamma * cfg.image_spring * sum(abs(float(pair[i, (i + k) % n]) - rest) for i in range(n))
     outside = cfg.gamma * cfg.outside_weight * float(d_out.sum())
     total = outside + cfg.gamma * float((d_in - cfg.offset).abs().sum()) + springs
-    return float((d_in - cfg.offset).abs().max()), outside, springs, total
+    dist = (pair * 3 * m.sum()).sqrt()  # ‖M(x_i − x_j)‖ (sums over pixels and channels; the scale cancels)
+    to_ref = (((img - ref).square().sum(1) * m).sum((1, 2))).double().sqrt()
+    spread = float(dist.max() / to_ref.max())
+    path = float(sum(dist[i, (i + 1) % n] for i in range(n)) / to_ref.mean())
+    return float((d_in - cfg.offset).abs().max()), outside, springs, total, spread, path
 
 
 def _expected_stop(series, cfg):
     """First epoch (1-based) where the rule holds, written out from its definition."""
     w = cfg.stop_window
     for e in range(w + 1, len(series) + 1):
-        gap, outside, springs, _ = series[e - 1]
-        _, outside0, springs0, total0 = series[e - 1 - w]
+        gap, outside, springs, _, spread, path = series[e - 1]
+        _, outside0, springs0, total0, _, _ = series[e - 1 - w]
         if (gap <= cfg.stop_tol * cfg.offset and outside0 - outside <= cfg.stop_rel * total0
-                and springs0 - springs <= cfg.stop_rel * total0):
+                and springs0 - springs <= cfg.stop_rel * total0 and spread >= 1 and path >= 3):
             return e
     return None
 
@@ -140,13 +164,13 @@ def _expected_stop(series, cfg):
 def free_run(G, w_ref, region):
     """12 epochs without the rule, with the chain after every epoch."""
     chain = []
-    t = discover(G, w_ref, region, _cfg(), watch=lambda e, ws: chain.append(ws))
+    t = discover(G, w_ref, region, _explore(), watch=lambda e, ws: chain.append(ws))
     return t, chain
 
 
 def test_engine_stops_where_the_rule_first_holds(G, w_ref, region, free_run):
     t_free, chain = free_run
-    cfg = _cfg(stop_tol=0.3, stop_window=3, stop_rel=0.01)
+    cfg = _explore(stop_tol=0.3, stop_window=3, stop_rel=0.01)
     series = [_terms_by_hand(G, w_ref, region, ws, cfg) for ws in chain]
     expected = _expected_stop(series, cfg)
     assert expected is not None and 4 <= expected < 12, series  # the case must be a real early stop
@@ -154,11 +178,27 @@ def test_engine_stops_where_the_rule_first_holds(G, w_ref, region, free_run):
     assert (t.status, t.stop_reason, t.epochs_done) == ("complete", "quality", expected)
     assert torch.equal(t.ws, chain[expected - 1])  # the same search up to there: the rule only stops it
     assert t.history["d_in_gap"][-1] == pytest.approx(series[expected - 1][0], rel=1e-4)
+    assert t.history["spread"][-1] == pytest.approx(series[expected - 1][4], rel=1e-4)
+    assert t.history["inside_path"][-1] == pytest.approx(series[expected - 1][5], rel=1e-4)
+    assert t.history["total"][-1] == pytest.approx(series[expected - 1][3], rel=1e-4)
+
+
+def test_a_chain_that_stands_still_never_stops_by_quality(G, w_ref, region):
+    """The paper's latent springs on this model shrink the chain to spread < 1: every other part of the rule
+    holds, and the search runs to its cap."""
+    cfg = _cfg(stop_tol=0.5, stop_window=3, stop_rel=0.05)
+    chain = []
+    t = discover(G, w_ref, region, cfg, watch=lambda e, ws: chain.append(ws))
+    series = [_terms_by_hand(G, w_ref, region, ws, cfg) for ws in chain]
+    assert series[-1][4] < 1  # stands (nearly) still
+    without_extent = [(g, o, sp, tot, 9.0, 9.0) for g, o, sp, tot, _, _ in series]
+    assert _expected_stop(without_extent, cfg) is not None  # only the extent keeps it from stopping
+    assert (t.stop_reason, t.epochs_done) == ("epochs", 12)
 
 
 def test_engine_runs_to_the_cap_when_the_rule_never_holds(G, w_ref, region, free_run):
     t_free, chain = free_run
-    cfg = _cfg(stop_tol=0.05, stop_window=3, stop_rel=0.01)
+    cfg = _explore(stop_tol=1e-6, stop_window=3, stop_rel=0.01)
     series = [_terms_by_hand(G, w_ref, region, ws, cfg) for ws in chain]
     assert _expected_stop(series, cfg) is None
     t = discover(G, w_ref, region, cfg)
@@ -167,11 +207,11 @@ def test_engine_runs_to_the_cap_when_the_rule_never_holds(G, w_ref, region, free
 
 
 def test_resume_of_a_run_stopped_by_quality(G, w_ref, region):
-    cfg = _cfg(stop_tol=0.3, stop_window=3, stop_rel=0.01)
+    cfg = _explore(stop_tol=0.3, stop_window=3, stop_rel=0.01)
     done = discover(G, w_ref, region, cfg)
     assert done.stop_reason == "quality"
     # resumed with a higher cap: the history already meets the rule, so no epoch is added and nothing moves
-    again = discover(G, w_ref, region, _cfg(stop_tol=0.3, stop_window=3, stop_rel=0.01, epochs=40), state=done)
+    again = discover(G, w_ref, region, _explore(stop_tol=0.3, stop_window=3, stop_rel=0.01, epochs=40), state=done)
     assert (again.stop_reason, again.epochs_done, again.evaluations) == ("quality", done.epochs_done, 0)
     assert torch.equal(again.ws, done.ws) and again.history == done.history
 
@@ -196,7 +236,9 @@ def test_cli_records_why_a_run_stopped(tmp_path, w_ref):
     args = ["discover", "--generator", str(ckpt), "--region", REGION, "--reference", str(tmp_path / "w.npy"),
             "--frames", "6",
             "--layers", "1:4", "--prim-dist", "0.2", "--offset", "0.05", "--outside-weight", "5", "--distance", "l2",
-            "--init-noise", "0.05", "--epochs", "12", "--stop-tol", "0.3", "--quiet", "--out", str(tmp_path / "runs")]
+            "--init-noise", "0.05", "--epochs", "12", "--stop-tol", "0.3", "--image-spring", "1", "--alpha", "0",
+            "--beta", "0", "--closed-loop", "--cone", "35", "--init-mode", "jacobian", "--quiet",
+            "--out", str(tmp_path / "runs")]
     r = CliRunner().invoke(main, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
     (run_dir,) = list((tmp_path / "runs").iterdir())
@@ -317,7 +359,7 @@ def test_jacobian_start_sits_at_the_target_on_the_most_local_candidate(G, w_ref,
     from mgm_analysis.discovery import JACOBIAN_START, jacobian_start
     from mgm_analysis.losses import make_distance
 
-    cfg = _cfg(n_frames=7, init_mode="jacobian", init_noise=0.01)
+    cfg = _cfg(n_frames=7, init_mode="jacobian", init_noise=0.01, sweep=0)  # every frame at the centre
     free = jacobian_start(G, w_ref, make_distance(torch.as_tensor(region.mask), "l2"), cfg)
     assert free.shape == (7, 3, 32)
     d_in, d_out = _d_in_out(G, w_ref, free, region)

@@ -27,7 +27,9 @@ import numpy as np
 __all__ = [
     "locality", "locality_gain", "outside_change", "inside_change", "change_f1", "step_sizes", "step_cv",
     "image_steps", "image_step_cv", "jump_ratio", "curvature", "turning_angle", "perceptual_straightness",
-    "loop_closure", "path_length", "intrinsic_dim", "layer_profile", "semantic_locality", "run_metrics",
+    "loop_closure", "path_length", "spread", "inside_path", "explores", "EXTENT_BARS", "QUALITY_BARS",
+    "quality_failures", "intrinsic_dim",
+    "layer_profile", "semantic_locality", "semantic_ranges", "run_metrics",
     "metric_options", "recompute_metrics",
 ]
 
@@ -317,6 +319,118 @@ def path_length(frames) -> float:
     return float(image_steps(f).sum()) if len(f) else NAN
 
 
+# ------------------------------------------------------------------ extent
+def _masked_gram(frames, ref, mask):
+    """Distances inside the mask: [n] ‖M(x_i − x*)‖ and [n, n] ‖M(x_i − x_j)‖, with
+    ``‖M y‖ = √(Σ_p M_p Σ_c y_{p,c}²)`` (squared differences weighted by M, as in :func:`locality`)."""
+    frames, ref, mask = _images(frames, ref, mask)
+    y = ((frames - ref) * np.sqrt(np.clip(mask, 0, None))[None, :, :, None]).reshape(len(frames),
+                                                                                     int(np.prod(ref.shape)))
+    to_ref = np.sqrt((y**2).sum(1))
+    sq = (y**2).sum(1)
+    gram = sq[:, None] + sq[None, :] - 2 * (y @ y.T)
+    return to_ref, np.sqrt(np.clip(gram, 0, None))
+
+
+@_quiet
+def spread(frames, ref, mask) -> float:
+    """How far apart the frames are inside the region, against how far they are from the reference.
+
+    ``max_{i,j} ‖M(x_i − x_j)‖ / max_i ‖M(x_i − x*)‖`` (``‖M y‖`` = √ of the squared differences
+    weighted by M): ≈ 0 when every frame is the same edit (a chain that stands still), 1 when two frames
+    differ from each other as much as the farthest frame differs from x*, 2 for opposite edits.  NaN when
+    nothing changes inside the region.
+
+    >>> import numpy as np
+    >>> ref = np.zeros((1, 2, 3)); M = np.ones((1, 2))
+    >>> f = np.zeros((3, 1, 2, 3)); f[0, 0, 0] = 0.5; f[1, 0, 1] = 0.5; f[2, 0, 0] = -0.5
+    >>> round(spread(f, ref, M), 12)
+    2.0
+    """
+    to_ref, pair = _masked_gram(frames, ref, mask)
+    if to_ref.size == 0 or not to_ref.max() > 0:
+        return NAN
+    return float(pair.max() / to_ref.max())
+
+
+@_quiet
+def inside_path(frames, ref, mask, closed: bool = False) -> float:
+    """Length of the chain inside the region, in units of its distance from the reference.
+
+    ``Σ_i ‖M(x_{i+1} − x_i)‖ / mean_i ‖M(x_i − x*)‖`` (the closing step included for a loop): 0 for a
+    chain that stands still, π for frames spread over a half circle around x*, 2π for a full circle.
+    NaN when nothing changes inside the region.
+
+    >>> import numpy as np
+    >>> t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    >>> f = np.zeros((64, 1, 2, 3)); f[:, 0, 0, 0], f[:, 0, 1, 0] = np.cos(t), np.sin(t)
+    >>> round(inside_path(f, np.zeros((1, 2, 3)), np.ones((1, 2)), closed=True), 3)
+    6.281
+    """
+    to_ref, pair = _masked_gram(frames, ref, mask)
+    if len(to_ref) < 2 or not to_ref.mean() > 0:
+        return NAN
+    n = len(to_ref)
+    steps = [pair[i, i + 1] for i in range(n - 1)] + ([pair[n - 1, 0]] if closed else [])
+    return float(np.sum(steps) / to_ref.mean())
+
+
+#: the least extent of a chain that explores its region: frames at least as far apart as from x*
+#: (spread) and a path at least 3 times that distance (a half circle is π)
+EXTENT_BARS = {"spread": 1.0, "inside_path": 3.0}
+
+#: what a good run reaches: local (locality), on target (mean D_in within 5 % of c), smooth (no visible pop),
+#: and exploring (:data:`EXTENT_BARS`); the one rule behind every "good" the toolkit prints
+QUALITY_BARS = {"locality": 0.95, "inside_gap_share": 0.05, "jump_ratio": 2.5, **EXTENT_BARS}
+
+
+def explores(metrics: dict) -> bool:
+    """Whether a run's ``spread`` and ``inside_path`` reach :data:`EXTENT_BARS` (False when either is missing or
+    NaN): the part of every quality verdict that a chain standing still cannot pass.
+
+    >>> explores({"spread": 1.2, "inside_path": 3.4}), explores({"spread": 0.0, "inside_path": 0.0})
+    (True, False)
+    """
+    vals = [(metrics or {}).get(k) for k in EXTENT_BARS]
+    return all(isinstance(v, (int, float)) and np.isfinite(v) and v >= bar
+               for v, bar in zip(vals, EXTENT_BARS.values()))
+
+
+def quality_failures(metrics: dict, offset=None) -> list[str]:
+    """What keeps a run from being good, one short phrase per missed bar of :data:`QUALITY_BARS` ([] = good).
+
+    ``offset``: the run's target c (a float, or one per frame for a ramp: their mean), for the inside gap
+    (``inside_gap`` / c, l2 runs); without it, or without ``inside_gap``, that bar is not judged.  A missing or
+    NaN metric misses its bar.  A chain that stands still always fails (its spread and path are 0).
+
+    >>> quality_failures({"locality": 0.97, "jump_ratio": 1.2, "spread": 1.3, "inside_path": 3.7})
+    []
+    >>> quality_failures({"locality": 0.99, "jump_ratio": 1.1, "spread": 0.02, "inside_path": 0.2})
+    ['spread 0.02 < 1', 'inside path 0.2 < 3']
+    """
+    m = metrics or {}
+
+    def num(k):
+        v = m.get(k)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) else None
+
+    out = []
+    for key, low in (("locality", QUALITY_BARS["locality"]), ("spread", QUALITY_BARS["spread"]),
+                     ("inside_path", QUALITY_BARS["inside_path"])):
+        v = num(key)
+        if v is None or v < low:
+            out.append(f"{key.replace('_', ' ')} {'nan' if v is None else f'{v:.3g}'} < {low:g}")
+    j = num("jump_ratio")
+    if j is None or j > QUALITY_BARS["jump_ratio"]:
+        out.append(f"jump ratio {'nan' if j is None else f'{j:.3g}'} > {QUALITY_BARS['jump_ratio']:g}")
+    c = float(np.mean(offset)) if offset is not None else None
+    gap = num("inside_gap")
+    if c and "inside_gap" in m and (gap is None or gap > QUALITY_BARS["inside_gap_share"] * c):
+        share = "nan" if gap is None else f"{gap / c:.1%}"
+        out.append(f"inside gap {share} of c > {QUALITY_BARS['inside_gap_share']:.0%}")
+    return out
+
+
 # ---------------------------------------------------------------- geometry
 @_quiet
 def intrinsic_dim(latents, var: float = 0.9) -> dict:
@@ -394,6 +508,21 @@ def semantic_locality(factors, ref_factors, region_factor_idx, scale=None) -> fl
     return float(d[:, idx].sum() / total) if total > 0 else NAN
 
 
+def semantic_ranges(factors, names) -> dict:
+    """{name: [min, max]} over the frames of each factor in ``names`` (factors [n, F], one column per name):
+    which states of the region a chain covers (toyfaces, read by the factor reader).
+
+    >>> semantic_ranges([[0.1, 0.5], [0.7, 0.4]], ["mouth_open", "mouth_smile"])
+    {'mouth_open': [0.1, 0.7], 'mouth_smile': [0.4, 0.5]}
+    """
+    f = np.asarray(factors, np.float64)
+    if f.ndim != 2 or f.shape[1] != len(names):
+        raise ValueError(f"expected factors [n, {len(names)}] (one column per name), got {list(f.shape)}")
+    if len(f) == 0:
+        return {str(n): [NAN, NAN] for n in names}
+    return {str(n): [float(f[:, j].min()), float(f[:, j].max())] for j, n in enumerate(names)}
+
+
 # ------------------------------------------------------------------- a run
 @_quiet
 def run_metrics(latents, w_ref, frames, ref_img, mask, *, layers=None, offset=None, closed=False,
@@ -430,6 +559,8 @@ def run_metrics(latents, w_ref, frames, ref_img, mask, *, layers=None, offset=No
         "turning_angle": turning_angle(free, closed),
         "perceptual_straightness": perceptual_straightness(frames),
         "path_length": path_length(frames),
+        "spread": spread(frames, ref_img, mask),
+        "inside_path": inside_path(frames, ref_img, mask, closed),
         "intrinsic_dim_90": dim["n90"],
         "participation_ratio": dim["participation_ratio"],
         "layer_profile": layer_profile(lat, w_ref),

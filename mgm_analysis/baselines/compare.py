@@ -20,24 +20,26 @@ __all__ = ["compare_methods", "refresh_semantic"]
 
 
 def refresh_semantic(root, G=None, force: bool = False) -> int:
-    """Re-read the semantic metrics of every toyfaces run in ``root`` that lacks ``semantic_locality_shipped``
-    (made before the second reader existed; with ``force`` every one, e.g. after new reader weights) with
-    :func:`mgm_analysis.jobs.semantic_metrics`; returns the count."""
+    """Re-read the semantic metrics of every toyfaces run in ``root`` that lacks ``semantic_locality_shipped``,
+    the semantic extent or the realism (made before those existed; with ``force`` every one, e.g. after new
+    reader weights) with :func:`mgm_analysis.jobs.semantic_metrics`; returns the count."""
     from .. import store
     from ..jobs import semantic_metrics
 
     n = 0
     for r in store.iter_runs(root, warn=False):
         m = r.meta.get("metrics") or {}
-        if (r.meta.get("generator") or {}).get("name") != "toyfaces" or ("semantic_locality_shipped" in m
-                                                                           and not force):
+        have = all(k in m for k in ("semantic_locality_shipped", "semantic_extent", "realism"))
+        if (r.meta.get("generator") or {}).get("name") != "toyfaces" or (have and not force):
             continue
         if G is None:
             from ..generators import load_generator
 
             G = load_generator("toyfaces")
         regions = (r.meta.get("provenance") or {}).get("regions") or [r.region]
-        new = semantic_metrics(G, r.frames, r.reference_img, regions, factor_change="factor_change" in m)
+        truncation = (r.meta.get("reference") or {}).get("truncation")
+        new = semantic_metrics(G, r.frames, r.reference_img, regions, factor_change="factor_change" in m,
+                               mask=r.mask, truncation=truncation if truncation is not None else 0.7)
         reader = new.pop("semantic_reader", None)  # a name: run.json keeps it beside metrics, as run_job does
         if new:
             store.update_run_meta(r.path, {"metrics": new, **({"semantic_reader": reader} if reader else {})})

@@ -94,8 +94,10 @@ def engine_options(f):
         click.option("--frames", "n_frames", type=int, default=None,
                      help="Latents in the chain, >= 3 [default: 16 on toyfaces, 36 otherwise (paper)]."),
         click.option("--layers", default=None, help="Free W+ layers START:END, END exclusive [default: 2:8]."),
-        click.option("--alpha", type=float, default=None, help="Primary spring weight α [default: 0.3]."),
-        click.option("--beta", type=float, default=None, help="Stiffener spring weight β [default: 0.1]."),
+        click.option("--alpha", type=float, default=None,
+                     help="Primary (latent) spring weight α [default: 0 on toyfaces+l2, 0.3 otherwise (paper)]."),
+        click.option("--beta", type=float, default=None,
+                     help="Stiffener (latent) spring weight β [default: 0 on toyfaces+l2, 0.1 otherwise (paper)]."),
         click.option("--gamma", type=float, default=None, help="Image term weight γ [default: 0.5]."),
         click.option("--prim-dist", type=float, default=None,
                      help="Primary spring rest length σ [default: 0.35 on toyfaces, 4 otherwise (paper)]."),
@@ -103,7 +105,21 @@ def engine_options(f):
                      help="Target inside distance c [default on toyfaces+l2: per preset, mouth 0.023, eyes 0.056, "
                           "brows 0.042, else 0.03; otherwise 0.25 (paper)]."),
         click.option("--outside-weight", type=float, default=None,
-                     help="λ on the outside distance [default: 10 on toyfaces+l2, 1 otherwise (paper)]."),
+                     help="λ on the outside distance [default: 20 on toyfaces+l2, 1 otherwise (paper)]."),
+        click.option("--image-spring", type=float, default=None,
+                     help="Weight δ of the image springs, which space the frames by their distance inside the region "
+                          "(the chain explores instead of standing still); 0 = off [default: 1 on toyfaces+l2, 0 "
+                          "otherwise (paper)]."),
+        click.option("--cone", type=float, default=None,
+                     help="Degrees (0-90) between the most local edit and the others on the circle of edits the "
+                          "chain follows; 90 = a great circle through that edit and its opposite [default: 35 on "
+                          "toyfaces+l2, 90 otherwise]."),
+        click.option("--sweep", type=float, default=None,
+                     help="Degrees (0-360) of that circle an open chain covers; 0 = every frame starts at the "
+                          "most local edit [default: 180]."),
+        click.option("--clip/--no-clip", default=None,
+                     help="Measure distances on the frames clipped to the display range, as saved [default: on "
+                          "for toyfaces+l2, off otherwise (paper)]."),
         click.option("--distance", type=click.Choice(["l2", "lpips"]), default=None,
                      help="Image distance [default: l2 on toyfaces, lpips otherwise (paper)]."),
         click.option("--mask-mode", type=click.Choice(["map", "paper"]), default=None,
@@ -124,9 +140,9 @@ def engine_options(f):
                           "--preset paper]."),
         click.option("--init-mode", type=click.Choice(["noise", "paper", "jacobian"]), default=None,
                      help="noise: independent N(0, init-noise²) per latent; paper: one shared direction scaled "
-                          "by N(0, 1) per latent, as the reference code; jacobian: every frame at D_in = c along the "
-                          "most local masked-Jacobian direction, plus that noise [default: jacobian on toyfaces, "
-                          "noise otherwise]."),
+                          "by N(0, 1) per latent, as the reference code; jacobian: the frames on the circle of edits "
+                          "(--cone, --sweep) at D_in = c around the most local masked-Jacobian direction "
+                          "[default: jacobian on toyfaces, noise otherwise]."),
         click.option("--noise-mode", type=click.Choice(["const", "random"]), default=None,
                      help="const: the generator's fixed noise; random: noise drawn once per run from --init-seed, "
                           "as the reference code [default: const]."),
@@ -135,7 +151,8 @@ def engine_options(f):
         click.option("--offset-ramp/--no-offset-ramp", default=None,
                      help="Ramp c from 0 to c along the chain [default: off]."),
         click.option("--closed-loop/--open", "closed_loop", default=None,
-                     help="Springs wrap around for seamless loops [default: open]."),
+                     help="Springs wrap around for seamless loops [default: closed on toyfaces+l2, open otherwise "
+                          "(paper)]."),
         click.option("--chunk-size", type=int, default=None, help="Latents per generator call, 0 = auto [default: 0]."),
         click.option("--patience", type=int, default=None,
                      help="Stop when E improved less than --tol over this many epochs, 0 = never [default: 0]."),

@@ -35,10 +35,17 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from .analysis.metrics import explores
 from .config import MAX_SEED, MAX_WEIGHT, DiscoveryConfig  # noqa: F401  (re-exported)
 from .errors import MGMError
-from .analysis.metrics import explores
-from .losses import chain_angles, image_spring_energy, image_spring_targets, make_distance, offsets_for, spring_energy
+from .losses import (
+    chain_angles,
+    image_spring_energy,
+    image_spring_targets,
+    make_distance,
+    offsets_for,
+    spring_energy,
+)
 
 __all__ = ["DiscoveryConfig", "Trajectory", "discover", "default_config", "energy", "auto_prim_dist",
            "chunk_sizes", "sigterm_as_interrupt", "initial_free", "quality_reached", "coarse_config",

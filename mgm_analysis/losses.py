@@ -223,7 +223,7 @@ def image_spring_energy(imgs: torch.Tensor, dist, targets: tuple[torch.Tensor, t
     """The image springs: ``weight·Σ_i |D_in(x_{i+1}, x_i) − t1_i|`` and ``weight·Σ_i |D_in(x_{i+2}, x_i) − t2_i|``
     over the frames imgs [n, 3, H, W] (differentiable), with ``dist`` the run's masked distance."""
     out = []
-    for k, t in zip((1, 2), targets):
+    for k, t in zip((1, 2), targets, strict=True):
         a, b = (imgs, imgs.roll(-k, 0)) if closed else (imgs[:-k], imgs[k:])
         if len(a) == 0:
             out.append(imgs.new_zeros(()))

@@ -393,7 +393,7 @@ def explores(metrics: dict) -> bool:
     """
     vals = [(metrics or {}).get(k) for k in EXTENT_BARS]
     return all(isinstance(v, (int, float)) and np.isfinite(v) and v >= bar
-               for v, bar in zip(vals, EXTENT_BARS.values()))
+               for v, bar in zip(vals, EXTENT_BARS.values(), strict=True))
 
 
 def quality_failures(metrics: dict, offset=None) -> list[str]:

@@ -18,8 +18,11 @@ import logging
 from pathlib import Path
 from urllib.parse import quote
 
+import pandas as pd
 from dash import Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
+
+from mgm_analysis.analysis.metrics import describe_extent
 
 from . import data, figures
 from . import layout as L
@@ -383,6 +386,12 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         info = row.iloc[0] if len(row) else {}
         note = (f"{run_id}: region {info.get('region', '?')}, reference {info.get('reference', '?')}, "
                 f"frame {i} (of 0–{data.n_frames(s, run_id) - 1})")
+        extent = describe_extent(dict(info)) if len(row) else ""
+        if len(row) and pd.notna(info.get("spread")):
+            extent = f"spread {info['spread']:.2f}, inside path {info.get('inside_path', float('nan')):.2f}" + (
+                f"; {extent}" if extent else "")
+        if extent:
+            note += f" — this manifold {extent}" if extent.startswith("spans") else f" — {extent}"
         return figures.frame_figure(ref, img, mask), note, frame
 
     # Play: each tick moves the slider one frame on, but only once the viewer shows the frame asked for last,

@@ -125,7 +125,8 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
     banner = problems_banner(snap.problems)
     cat = snap.catalog
     metrics = data.metric_columns(cat)
-    default_metrics = [m for m in ("locality", "semantic_locality", "image_step_cv", "jump_ratio") if m in metrics]
+    default_metrics = [m for m in ("locality", "semantic_locality", "spread", "inside_path", "jump_ratio")
+                       if m in metrics]
     hint = {"color": "#666"}
     table_box = html.Div(style=_CARD, children=[
         html.Div([html.B("Runs"),

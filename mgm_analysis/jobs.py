@@ -341,7 +341,7 @@ def generator_for(run, cache: dict | None = None, device: str = "cpu"):
 
 
 def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False, mask=None,
-                     truncation: float | None = 0.7) -> dict:
+                     truncation: float | None = 0.7, cache_dir=None) -> dict:
     """Semantic locality of a toyfaces run for the union of the regions' factors; {} for other generators or
     regions without factors.
 
@@ -353,8 +353,9 @@ def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False, m
     name in run.json beside ``metrics``, which hold numbers only); without either, {}.
 
     The same reader gives the *semantic extent* of the regions' factors over the frames: ``semantic_low`` and
-    ``semantic_high`` ({factor: min} and {factor: max}) and ``semantic_extent`` ({factor: max − min}).  With ``mask``, the frames' realism
-    (:mod:`mgm_analysis.generators.toyfaces.realism`, against G's own samples at ψ ``truncation``) comes along.
+    ``semantic_high`` ({factor: min} and {factor: max}) and ``semantic_extent`` ({factor: max − min}).  With
+    ``mask``, the frames' realism (:mod:`mgm_analysis.generators.toyfaces.realism`, against G's own samples at ψ
+    ``truncation``; their error maps kept in ``cache_dir``) comes along.
     """
     if getattr(getattr(G, "info", None), "name", None) != "toyfaces":
         return {}
@@ -401,7 +402,7 @@ def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False, m
     if mask is not None:
         from .generators.toyfaces.realism import realism_metrics
 
-        out.update(realism_metrics(G, frames, mask, 0.7 if truncation is None else truncation))
+        out.update(realism_metrics(G, frames, mask, 0.7 if truncation is None else truncation, cache_dir))
     if factor_change:
         out["factor_change"] = {n: float(np.abs(f[:, i] - f_ref[i]).max()) for i, n in enumerate(FACTORS)}
     return out
@@ -734,7 +735,8 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
         metrics = _safe_metrics(run_metrics, ws, w_ref, frames, ref_img, reg.mask, errors=errors,
                                 **metric_options(cfg.to_dict(), ws))
         metrics.update(_safe_metrics(semantic_metrics, G, frames, ref_img, [reg.name], factor_change=True,
-                                     mask=reg.mask, truncation=cfg.truncation, errors=errors, main=False))
+                                     mask=reg.mask, truncation=cfg.truncation, cache_dir=out / ".mgm_cache",
+                                     errors=errors, main=False))
         reader = metrics.pop("semantic_reader", None)  # a name, not a number: run.json keeps it beside metrics
         prev_timing = (meta_prev.get("timings") or {}) if resume is not None else {}
         epochs_now = traj.epochs_done - done_before
@@ -824,7 +826,7 @@ def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
         metrics = _safe_metrics(run_metrics, ws, w_ref, frames, ref_img, mask, errors=errors,
                                 **metric_options(cfg, ws))
         metrics.update(_safe_metrics(semantic_metrics, G, frames, ref_img, built["regions"], mask=mask,
-                                     truncation=truncation, errors=errors, main=False))
+                                     truncation=truncation, cache_dir=out / ".mgm_cache", errors=errors, main=False))
         reader = metrics.pop("semantic_reader", None)
         metrics.update(_safe_metrics(built["extra_metrics"], frames, ref_img, errors=errors, main=False))
         src_region = src.meta.get("region") or {}

@@ -583,3 +583,25 @@ def test_cli_prints_the_url_and_serves(tmp_path, monkeypatch):
     assert calls[0][1]["host"] == "127.0.0.1" and calls[0][1]["port"] == 8051
     res = CliRunner().invoke(main, ["dashboard", str(tmp_path), "--host", "0.0.0.0"])
     assert "warning: bound to 0.0.0.0" in res.output
+
+
+def test_viewer_says_how_far_the_manifold_reaches(tmp_path):
+    """A run's extent (spread, inside path) and the factor ranges it covers are in the viewer's note."""
+    from _fake_runs import fake_meta, make_run
+
+    meta = fake_meta("mouth", 0)
+    meta["metrics"] = {"locality": 0.97, "spread": 1.234, "inside_path": 3.61,
+                       "semantic_low": {"mouth_open": 0.12, "mouth_smile": 0.31},
+                       "semantic_high": {"mouth_open": 0.71, "mouth_smile": 0.44}}
+    path = make_run(tmp_path, meta=meta, run_id="mouth-s0-x")
+    make_run(tmp_path, region="eyes", run_id="eyes-s0-y")          # no extent recorded: no words about it
+    app = create_app(tmp_path)
+    view = call(app, "..frame-viewer.figure", {"current-frame.data": {"run_id": path.name, "frame": 2}},
+                "current-frame.data")
+    note = view["viewer-note"]["children"]
+    assert "spread 1.23, inside path 3.61; spans mouth_open 0.12–0.71, mouth_smile 0.31–0.44" in note, note
+    plain = call(app, "..frame-viewer.figure", {"current-frame.data": {"run_id": "eyes-s0-y", "frame": 1}},
+                 "current-frame.data")["viewer-note"]["children"]
+    assert "spread" not in plain and "spans" not in plain
+    assert data.metric_columns(data.snapshot(tmp_path).catalog)[:4] == ["locality", "spread", "inside_path",
+                                                                         "semantic_low.mouth_open"]

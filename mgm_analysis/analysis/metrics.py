@@ -29,7 +29,7 @@ __all__ = [
     "image_steps", "image_step_cv", "jump_ratio", "curvature", "turning_angle", "perceptual_straightness",
     "loop_closure", "path_length", "spread", "inside_path", "explores", "EXTENT_BARS", "QUALITY_BARS",
     "quality_failures", "intrinsic_dim",
-    "layer_profile", "semantic_locality", "semantic_ranges", "run_metrics",
+    "layer_profile", "semantic_locality", "semantic_ranges", "describe_extent", "run_metrics",
     "metric_options", "recompute_metrics",
 ]
 
@@ -521,6 +521,25 @@ def semantic_ranges(factors, names) -> dict:
     if len(f) == 0:
         return {str(n): [NAN, NAN] for n in names}
     return {str(n): [float(f[:, j].min()), float(f[:, j].max())] for j, n in enumerate(names)}
+
+
+def describe_extent(metrics) -> str:
+    """The states a chain covers, in words, from its ``semantic_low`` / ``semantic_high`` (nested, as in run.json, or
+    flattened, as in a catalog row: ``semantic_low.mouth_open``); "" when the run has none (not toyfaces).
+
+    >>> describe_extent({"semantic_low": {"mouth_open": 0.12, "mouth_smile": 0.3},
+    ...                  "semantic_high": {"mouth_open": 0.71, "mouth_smile": 0.42}})
+    'spans mouth_open 0.12–0.71, mouth_smile 0.30–0.42'
+    """
+    m = dict(metrics or {})
+    low, high = m.get("semantic_low"), m.get("semantic_high")
+    if not isinstance(low, dict):
+        low = {k.split(".", 1)[1]: v for k, v in m.items() if str(k).startswith("semantic_low.")}
+        high = {k.split(".", 1)[1]: v for k, v in m.items() if str(k).startswith("semantic_high.")}
+    parts = [f"{f} {low[f]:.2f}–{high[f]:.2f}" for f in low
+             if isinstance(low.get(f), (int, float)) and isinstance((high or {}).get(f), (int, float))
+             and np.isfinite(low[f]) and np.isfinite(high[f])]
+    return "spans " + ", ".join(parts) if parts else ""
 
 
 # ------------------------------------------------------------------- a run

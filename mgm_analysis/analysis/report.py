@@ -33,16 +33,16 @@ from ..store import Run, catalog, catalog_of, iter_runs, png_data_uri, run_kind
 from .compare import layer_profiles, overlap_matrix, reference_label, region_overlap_summary
 from .projection import project
 
-__all__ = ["analyze", "load_runs", "runs_of", "region_summary", "transfer_table", "combine_table",
+__all__ = ["analyze", "load_runs", "runs_of", "region_summary", "transfer_table", "combine_table", "headline",
            "fig_projection", "fig_metric_bars", "fig_layer_heatmap", "fig_overlap", "frame_strip",
            "SUMMARY_METRICS"]
 
 #: the metrics shown in summaries, in order (those a store lacks are left out)
-SUMMARY_METRICS = ["locality", "semantic_locality", "locality_gain", "outside_change", "inside_rms", "change_f1",
-                   "jump_ratio", "image_step_cv", "step_cv", "curvature", "perceptual_straightness",
-                   "intrinsic_dim_90", "participation_ratio"]
-BAR_METRICS = ["locality", "semantic_locality", "outside_change", "inside_rms", "jump_ratio", "image_step_cv",
-               "step_cv", "perceptual_straightness"]
+SUMMARY_METRICS = ["locality", "semantic_locality", "spread", "inside_path", "realism", "locality_gain",
+                   "outside_change", "inside_rms", "change_f1", "jump_ratio", "image_step_cv", "step_cv", "curvature",
+                   "perceptual_straightness", "intrinsic_dim_90", "participation_ratio"]
+BAR_METRICS = ["locality", "semantic_locality", "spread", "inside_path", "realism", "outside_change", "inside_rms",
+               "jump_ratio", "image_step_cv", "step_cv", "perceptual_straightness"]
 #: the names of the files :func:`analyze` writes (tables as CSV and Parquet, the HTML); an earlier report's files
 #: of these names are replaced, any other file in the folder (the user's) is kept
 REPORT_FILE = re.compile(r"(report\.html|(metrics|regions|projection_\w+|layer_profiles|overlap|overlap_summary|"
@@ -434,17 +434,66 @@ def _fmt(df: pd.DataFrame) -> str:
     return df.to_string(index=False, float_format=lambda v: f"{v:.3f}", max_colwidth=48)
 
 
+def headline(cat: pd.DataFrame) -> str:
+    """One sentence on the discovered runs: how many are good by :func:`~.metrics.quality_failures` (local, on
+    target, smooth, exploring) and what the others miss most often."""
+    from .metrics import quality_failures
+
+    d = cat[cat.kind == "discover"] if "kind" in cat else cat
+    if d.empty:
+        return ""
+    offsets = _offsets(d)
+    missed = [quality_failures(row, offsets.get(row.get("run_id"))) for row in d.to_dict("records")]
+    good = sum(not m for m in missed)
+    counts: dict[str, int] = {}
+    for m in missed:
+        for phrase in m:
+            name = re.split(r" [\d.n-]", phrase, maxsplit=1)[0]
+            counts[name] = counts.get(name, 0) + 1
+    worst = ", ".join(f"{k} ({v})" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+    text = (f"{good} of {len(d)} discovered runs are good (locality ≥ 0.95, on target, jump ratio ≤ 2.5, spread ≥ 1, "
+            f"inside path ≥ 3: local, smooth and exploring)" + (f"; missed: {worst}" if worst else ""))
+    if "realism" in d and d["realism"].notna().any():
+        real = d["realism"].dropna()
+        text += (f". Every frame as real as the generator's own samples (realism ≤ 1) in {int((real <= 1).sum())} of "
+                 f"{len(real)}")
+    return text
+
+
+def _offsets(cat: pd.DataFrame) -> dict:
+    """run_id -> the run's target c (config.offset), read from run.json (the catalog holds no config)."""
+    import json
+
+    out = {}
+    for rid, path in zip(cat.get("run_id", []), cat.get("path", []), strict=False):
+        try:
+            out[rid] = (json.loads((Path(path) / "run.json").read_text()).get("config") or {}).get("offset")
+        except (OSError, ValueError, TypeError):
+            out[rid] = None
+    return out
+
+
+def _with_spans(cat: pd.DataFrame) -> pd.DataFrame:
+    """The catalog with a ``spans`` column: the states each run covers, in words (toyfaces)."""
+    from .metrics import describe_extent
+
+    if cat.empty:
+        return cat
+    spans = [describe_extent(row).removeprefix("spans ") for row in cat.to_dict("records")]
+    return cat.assign(spans=spans) if any(spans) else cat
+
+
 def summary_text(cat, regions, overlap_summary, tt, ct, max_runs: int = 30) -> str:
     """The terminal summary: per-run metrics (when few), per-region means, overlaps, transfer and combination."""
     if cat.empty:
         return "no runs: make some with `mgm discover` or `mgm demo`"
-    parts = []
-    cols = [c for c in ["run_id", "kind", "region", "locality", "semantic_locality", "inside_rms", "jump_ratio",
-                        "step_cv"] if c in cat.columns]
+    parts = [headline(cat)] if headline(cat) else []
+    cols = [c for c in ["run_id", "kind", "region", "locality", "semantic_locality", "spread", "inside_path",
+                        "jump_ratio", "realism"] if c in cat.columns]
     if len(cat) <= max_runs:
         parts += ["runs:", _fmt(cat[cols])]
-    rcols = [c for c in ["region", "runs", "locality", "semantic_locality", "outside_change", "inside_rms",
-                         "jump_ratio", "step_cv", "intrinsic_dim_90"] if c in regions.columns]
+    rcols = [c for c in ["region", "runs", "locality", "semantic_locality", "spread", "inside_path", "realism",
+                         "outside_change", "inside_rms", "jump_ratio", "intrinsic_dim_90"] if c in regions.columns]
     if not regions.empty:
         parts += ["", "by region (discovered runs):", _fmt(regions[rcols])]
     if not overlap_summary.empty:
@@ -479,9 +528,20 @@ def _html(title, cat, regions, figs, sections, runs, notes, n_runs) -> str:
     if cat.empty:
         parts.append("<p>No runs in this store. Make some with <code>mgm discover</code> or <code>mgm demo</code>.</p>")
     else:
+        line = headline(cat)
+        if line:
+            parts.append(f"<p><b>{html.escape(line)}</b></p>")
         parts.append("<h2>Regions</h2>" + _table(regions))
-        cols = [c for c in ["run_id", "kind", "region", "reference", "status"] + SUMMARY_METRICS if c in cat.columns]
-        parts.append("<h2>Runs</h2>" + _table(cat[cols]))
+        spans = _with_spans(cat)
+        cols = [c for c in ["run_id", "kind", "region", "reference", "status"] + SUMMARY_METRICS + ["spans"]
+                if c in spans.columns]
+        parts.append("<h2>Runs</h2><p class='note'>spread: how far apart the frames are inside the region against "
+                     "their distance from the reference (0: every frame is the same edit); inside_path: the chain's "
+                     "length inside the region in units of that distance (≥ 3 for a chain that explores); realism "
+                     "(toyfaces): the worst frame's distance to the face the renderer draws from the factors read "
+                     "off it, against the 95th percentile of the generator's own samples (≤ 1: as real as those); "
+                     "spans: the range each of the region's factors covers along the chain.</p>"
+                     + _table(spans[cols]))
     first = True
     for name, fig in figs:
         parts.append(f"<h2>{html.escape(name)}</h2>")

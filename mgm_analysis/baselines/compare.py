@@ -39,7 +39,8 @@ def refresh_semantic(root, G=None, force: bool = False) -> int:
         regions = (r.meta.get("provenance") or {}).get("regions") or [r.region]
         truncation = (r.meta.get("reference") or {}).get("truncation")
         new = semantic_metrics(G, r.frames, r.reference_img, regions, factor_change="factor_change" in m,
-                               mask=r.mask, truncation=truncation if truncation is not None else 0.7)
+                               mask=r.mask, truncation=truncation if truncation is not None else 0.7,
+                               cache_dir=Path(root) / ".mgm_cache")
         reader = new.pop("semantic_reader", None)  # a name: run.json keeps it beside metrics, as run_job does
         if new:
             store.update_run_meta(r.path, {"metrics": new, **({"semantic_reader": reader} if reader else {})})

@@ -21,6 +21,10 @@ the generator's own faces show), ``realism_frames`` (each frame's ratio) and
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -64,27 +68,52 @@ def realism_errors(frames, mask) -> np.ndarray:
     return _masked_rms(_error_maps(x), mask)
 
 
-def realism_bar(G, mask, truncation: float = 0.7) -> float:
+def _sample_maps(G, truncation: float, cache_dir=None) -> torch.Tensor:
+    """[BAR_SAMPLES, H, W] error maps of G's seeded random samples at ψ ``truncation``: kept in this process per
+    generator and ψ, and with ``cache_dir`` in ``<cache_dir>/realism-<sha256[:16]>-psi<ψ>.npy`` (float16), so a
+    new process does not render the samples again."""
+    sha = getattr(getattr(G, "info", None), "sha256", None)
+    key = (sha or id(G), float(truncation))
+    if key in _MAPS:
+        return _MAPS[key]
+    path = Path(cache_dir) / f"realism-{sha[:16]}-psi{float(truncation):g}.npy" if cache_dir and sha else None
+    if path is not None and path.exists():
+        try:
+            maps = np.load(path, allow_pickle=False)
+            if maps.shape == (BAR_SAMPLES, G.resolution, G.resolution):
+                _MAPS[key] = torch.from_numpy(maps.astype(np.float32))
+                return _MAPS[key]
+        except (OSError, ValueError):
+            pass  # an unreadable cache file is made again
+    z = torch.randn(BAR_SAMPLES, G.z_dim, generator=torch.Generator().manual_seed(BAR_SEED))
+    dev = G.w_avg.device
+    imgs = []
+    with torch.no_grad():
+        for i in range(0, BAR_SAMPLES, 64):
+            ws = G.broadcast(G.mapping(z[i:i + 64].to(dev), truncation))
+            imgs.append(G.synthesis(ws).cpu())
+    _MAPS[key] = _error_maps(torch.cat(imgs))
+    if path is not None:
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower next time
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.npy")
+            np.save(tmp, _MAPS[key].numpy().astype(np.float16))
+            os.replace(tmp, path)
+    return _MAPS[key]
+
+
+def realism_bar(G, mask, truncation: float = 0.7, cache_dir=None) -> float:
     """The 95th percentile of the realism error of G's own random samples (ψ ``truncation``) in ``mask``.
 
-    The samples' error maps are kept per generator and ψ, so the bar of any other mask costs a sum.
+    The samples' error maps are kept per generator and ψ (and on disk with ``cache_dir``), so the bar of any
+    other mask costs a sum.
     """
-    key = (getattr(getattr(G, "info", None), "sha256", None) or id(G), float(truncation))
-    if key not in _MAPS:
-        z = torch.randn(BAR_SAMPLES, G.z_dim, generator=torch.Generator().manual_seed(BAR_SEED))
-        dev = G.w_avg.device
-        imgs = []
-        with torch.no_grad():
-            for i in range(0, BAR_SAMPLES, 64):
-                ws = G.broadcast(G.mapping(z[i:i + 64].to(dev), truncation))
-                imgs.append(G.synthesis(ws).cpu())
-        _MAPS[key] = _error_maps(torch.cat(imgs))
-    return float(np.percentile(_masked_rms(_MAPS[key], mask), BAR_QUANTILE))
+    return float(np.percentile(_masked_rms(_sample_maps(G, truncation, cache_dir), mask), BAR_QUANTILE))
 
 
-def realism_metrics(G, frames, mask, truncation: float = 0.7) -> dict:
+def realism_metrics(G, frames, mask, truncation: float = 0.7, cache_dir=None) -> dict:
     """{"realism": worst frame's error / bar, "realism_frames": [n] each frame's ratio, "realism_bar": bar}."""
-    bar = realism_bar(G, mask, truncation)
+    bar = realism_bar(G, mask, truncation, cache_dir)
     ratio = realism_errors(frames, mask) / bar if bar > 0 else np.full(len(frames), np.nan)
     return {"realism": float(np.max(ratio)) if len(ratio) else float("nan"),
             "realism_frames": [float(v) for v in ratio], "realism_bar": bar}

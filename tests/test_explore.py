@@ -95,7 +95,7 @@ def _energy_by_hand(G, w, w_ref, ref_img, mask, cfg, offsets):
             springs = springs + cfg.gamma * cfg.image_spring * (d - rest).abs().double()
     total = total + springs
     total.backward()
-    return float(total), float(springs), w.grad
+    return float(total.detach()), float(springs.detach()), w.grad
 
 
 @pytest.mark.parametrize("closed, clip", [(True, False), (False, True)])

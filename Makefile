@@ -1,6 +1,7 @@
 # mgm_analysis — set-up, demo, tests, benchmarks.
 #   make demo    set up (first time) and run the whole pipeline on the built-in model
 #   make test    set up (first time) and run the test suite
+#   make wheel-smoke  build the sdist and wheel, check them, install the wheel into a clean venv and run every command
 #   make mutation  mutation testing (mutmut) of metrics, masks, losses and compare, each against its own
 #                  tests; kill rates in a table, survivors in build/mutation/<module>/survivors.txt (not in CI)
 # The virtual environment lives in .venv; `make install` is re-run when pyproject.toml changes.
@@ -14,7 +15,7 @@ TORCH   ?= torch==2.14.1 torchvision==0.29.1
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench mutation clean
+.PHONY: install demo test test-fast lint bench mutation wheel-smoke clean
 
 install: $(STAMP)
 
@@ -38,6 +39,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+wheel-smoke:
+	TORCH="$(TORCH)" PYTHON="$(PYTHON)" bash tools/wheel_smoke.sh
 
 # MUTATION_ARGS: modules and options of tools/mutation.py, e.g. `make mutation MUTATION_ARGS="masks -j 1"`
 MUTATION_ARGS ?=

@@ -351,7 +351,7 @@ def test_semantic_metrics_read_by_both_readers():
     from mgm_analysis.render import render_frames
 
     if not data_path(READER2_WEIGHTS).exists():
-        pytest.skip(f"{READER2_WEIGHTS} is not in data/")
+        pytest.skip(f"{READER2_WEIGHTS} is not in mgm_analysis/data/")
     G = load_generator("toyfaces")
     z = torch.randn(5, G.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -390,7 +390,7 @@ def test_second_reader_reads_renders():
     from mgm_analysis.generators.toyfaces.renderer import NUM_FACTORS, render
 
     if not data_path(READER2_WEIGHTS).exists():
-        pytest.skip(f"{READER2_WEIGHTS} is not in data/")
+        pytest.skip(f"{READER2_WEIGHTS} is not in mgm_analysis/data/")
     f = torch.rand(400, NUM_FACTORS, generator=torch.Generator().manual_seed(4242))
     pred = predict_factors2(render(f))
     r2 = (1 - ((pred - f) ** 2).sum(0) / ((f - f.mean(0)) ** 2).sum(0)).tolist()  # written out: R² per factor

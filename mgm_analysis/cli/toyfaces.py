@@ -37,7 +37,7 @@ def _channels(text: str | None) -> dict | None:
 
 
 @main.command("toyfaces-train")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_G.pt"),
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mgm_analysis/data/toyfaces_G.pt"),
               help="Checkpoint to write (rewritten at every evaluation, so a stopped run is usable).")
 @click.option("--minutes", type=POSITIVE_FLOAT, default=90.0,
               help="Time budget; the learning-rate schedule fits into it.")
@@ -54,7 +54,7 @@ def _channels(text: str | None) -> dict | None:
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Start from this checkpoint (same architecture): the recipe's second, fine-tuning stage.")
 @click.option("--consistency-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Weight of the factor-regressor consistency term (uses data/toyfaces_regressor.pt).")
+              help="Weight of the factor-regressor consistency term (uses mgm_analysis/data/toyfaces_regressor.pt).")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also append the log lines (JSON) to this file.")
 @click.option("--quiet", is_flag=True, help="Print nothing (the log file still gets every line).")
@@ -95,7 +95,7 @@ def toyfaces_train(out, minutes, steps, batch, seed, channels, eval_every, threa
 
 
 @main.command("toyfaces-regressor")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_regressor.pt"),
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mgm_analysis/data/toyfaces_regressor.pt"),
               help="Regressor weights to write.")
 @click.option("--steps", type=POSITIVE, default=3000, help="Optimiser steps.")
 @click.option("--minutes", type=POSITIVE_FLOAT, default=None, help="Optional time budget.")
@@ -118,11 +118,11 @@ def toyfaces_regressor(out, steps, minutes, seed, threads, batch, blur, device):
 
 @main.command("toyfaces-report")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Generator checkpoint (default: the shipped data/toyfaces_G.pt).")
+              help="Generator checkpoint (default: the shipped mgm_analysis/data/toyfaces_G.pt).")
 @click.option("--n", type=click.IntRange(1, 100_000), default=512, help="Held-out z for the PSNR figures.")
-@click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_recipe.json"),
+@click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path), default=Path("mgm_analysis/data/toyfaces_recipe.json"),
               help="Recipe record to write (config, time, hardware, figures).")
-@click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/toyfaces_samples.png"),
+@click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=Path("mgm_analysis/data/toyfaces_samples.png"),
               help="PNG to write: renders (top) next to generator outputs (bottom) for the same z.")
 @click.option("--from-bench", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Take the figures from a benchmarks/bench_toyfaces.py JSON instead of measuring again.")

@@ -20,7 +20,8 @@ REGRESSOR_WEIGHTS = "toyfaces_regressor.pt"
 
 
 def load_shipped_weights(path: str | None, default: str, what: str, module: str) -> dict:
-    """The saved dict of a shipped model (``path`` or ``data/<default>``), read with ``weights_only=True``.
+    """The saved dict of a shipped model (``path`` or ``mgm_analysis/data/<default>``), read with
+    ``weights_only=True``.
 
     A missing file is a :class:`CheckpointError` naming ``what`` and how to retrain it (``python -m module``).
     """
@@ -33,16 +34,8 @@ def load_shipped_weights(path: str | None, default: str, what: str, module: str)
 
 
 def data_path(name: str) -> Path:
-    """Path of a shipped data file: the installed package data, else ``<checkout>/data``."""
-    try:
-        from importlib.resources import files
-
-        p = Path(str(files("mgm_analysis.data") / name))
-        if p.exists():
-            return p
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parents[3] / "data" / name
+    """Path of a shipped data file: ``mgm_analysis/data/<name>`` (package data, installed or in a checkout)."""
+    return Path(__file__).resolve().parents[2] / "data" / name
 
 
 def load_toyfaces(device: str = "cpu"):

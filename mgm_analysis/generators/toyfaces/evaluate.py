@@ -4,7 +4,7 @@
 * :func:`regressor_r2` — R² of the factor regressor per factor, on renders and on generated images.
 * :func:`sweep_energy_share` — share of a factor sweep's pixel-change energy inside its region preset.
 * :func:`sample_grid` — a picture: renders next to the generator's outputs for the same z.
-* :func:`write_recipe` — ``data/toyfaces_recipe.json``: config, seed, time, hardware, figures.
+* :func:`write_recipe` — ``mgm_analysis/data/toyfaces_recipe.json``: config, seed, time, hardware, figures.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ regressor in design:
 
 It is trained only on renders (never on generator output)::
 
-    python -m mgm_analysis.generators.toyfaces.reader2 --minutes 20 --threads 2 --out data/toyfaces_reader2.pt
+    python -m mgm_analysis.generators.toyfaces.reader2 --minutes 20 --threads 2 --out mgm_analysis/data/toyfaces_reader2.pt
 
-and ships as ``data/toyfaces_reader2.pt`` (weights, config, recipe, held-out R²).
+and ships as ``mgm_analysis/data/toyfaces_reader2.pt`` (weights, config, recipe, held-out R²).
 A run's ``semantic_locality`` is read by this reader; the shipped regressor's
 figure is kept beside it as ``semantic_locality_shipped``
 (:func:`mgm_analysis.jobs.semantic_metrics`).
@@ -184,7 +184,7 @@ def predict_factors2(img: torch.Tensor, batch: int = 128, reader: Reader2 | None
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Train the second, independent toyfaces factor reader on renders.")
-    ap.add_argument("--out", default="data/toyfaces_reader2.pt")
+    ap.add_argument("--out", default="mgm_analysis/data/toyfaces_reader2.pt")
     ap.add_argument("--minutes", type=float, default=20.0, help="time budget (the cosine decay fits into it)")
     ap.add_argument("--steps", type=int, default=20000, help="at most this many steps")
     ap.add_argument("--batch", type=int, default=48)

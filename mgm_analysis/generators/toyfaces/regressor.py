@@ -4,7 +4,7 @@ Trained on renders with independent uniform factors, it estimates the factors
 of any image the generator makes; analysis uses it for *semantic locality*
 (the share of factor change that falls in the region's own factors).
 
-    python -m mgm_analysis.generators.toyfaces.regressor --out data/toyfaces_regressor.pt
+    python -m mgm_analysis.generators.toyfaces.regressor --out mgm_analysis/data/toyfaces_regressor.pt
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def predict_factors(img: torch.Tensor, batch: int = 128) -> torch.Tensor:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Train the toyfaces factor regressor on renders.")
-    ap.add_argument("--out", default="data/toyfaces_regressor.pt")
+    ap.add_argument("--out", default="mgm_analysis/data/toyfaces_regressor.pt")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)

@@ -15,7 +15,7 @@ brows) from being averaged away; the linear factor head gives the mapping
 network a direct signal.  Weights are averaged (EMA) and the EMA model is what
 ships.  Run:
 
-    python -m mgm_analysis.generators.toyfaces.train --steps 12000 --out data/toyfaces_G.pt
+    python -m mgm_analysis.generators.toyfaces.train --steps 12000 --out mgm_analysis/data/toyfaces_G.pt
 
 Every ``--eval-every`` steps the log gets PSNR overall and per region on fixed
 held-out z, and the checkpoint is rewritten (a stopped run is still usable).
@@ -238,7 +238,7 @@ def train(cfg: TrainConfig, out: Path, log=print, max_minutes: float | None = No
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Train the built-in toyfaces generator.")
-    ap.add_argument("--out", default="data/toyfaces_G.pt", help="checkpoint to write")
+    ap.add_argument("--out", default="mgm_analysis/data/toyfaces_G.pt", help="checkpoint to write")
     ap.add_argument("--steps", type=int, default=TrainConfig.steps)
     ap.add_argument("--batch", type=int, default=TrainConfig.batch)
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
@@ -250,7 +250,7 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] [default: cpu]")
     ap.add_argument("--init", default=None, help="start from this checkpoint (same architecture) instead of scratch")
     ap.add_argument("--consistency-weight", type=float, default=TrainConfig.consistency_weight,
-                    help="weight of the factor-regressor consistency term (needs data/toyfaces_regressor.pt)")
+                    help="weight of the factor-regressor consistency term (needs mgm_analysis/data/toyfaces_regressor.pt)")
     args = ap.parse_args(argv)
     kw = dict(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
               consistency_weight=args.consistency_weight)

@@ -218,7 +218,10 @@ def test_labels_csv_missing_columns_is_one_line(lin, tmp_path):
 
 
 # ------------------------------------------------------------------ equal strength
-def test_equal_strength_hits_c_against_the_closed_form(lin):
+def test_equal_strength_hits_c_against_the_closed_form():
+    lin = LinearGenerator()
+    with torch.no_grad():
+        lin.base.zero_()                                   # every frame inside [-1, 1]: the clamp plays no part
     w_ref = torch.zeros(lin.num_ws, lin.w_dim)
     dist = make_distance(lin.mask, "l2", "map")
     S = lin.S.numpy()
@@ -233,6 +236,37 @@ def test_equal_strength_hits_c_against_the_closed_form(lin):
         assert st.reached[k]
         assert st.scales[k] == pytest.approx(s_star, rel=1e-4)
         assert st.d_in[k] == pytest.approx(c, rel=1e-5)
+
+
+def test_equal_strength_is_met_by_the_frames_as_saved_clamped_to_the_display_range():
+    """A generator whose region sits near white: half of every edit leaves [-1, 1] and never shows in a saved
+    frame, so the scale that meets c on the clamped images is larger than the unclamped closed form's."""
+    g = LinearGenerator(seed=3)
+    with torch.no_grad():
+        g.base[:, :3] = 0.9                                           # the region's pixels, 0.1 below white
+    w_ref = torch.zeros(g.num_ws, g.w_dim)
+    dist = make_distance(g.mask, "l2", "map")
+    d = common.unit_directions(g.S.numpy()[:, :1].T.reshape(1, 2, -1))
+    t, c = np.linspace(-1, 1, 9), 0.05
+    st = common.equal_strength(g, w_ref, d, c, t, g.layers, dist, tol=1e-5)
+    assert st.reached[0]
+    m = g.mask.expand(3, -1, -1).numpy().astype(bool)
+    J, base = g.J.numpy(), g.base.numpy().astype(np.float64)
+
+    def mean_d_in(scale, clamp):                                      # written out with numpy, frame by frame
+        out = []
+        for ti in t:
+            img = base + (J @ (scale * ti * d[0].ravel())).reshape(base.shape)
+            ref = base
+            if clamp:
+                img, ref = np.clip(img, -1, 1), np.clip(ref, -1, 1)
+            out.append(((img - ref) ** 2)[m].mean())
+        return float(np.mean(out))
+
+    assert mean_d_in(st.scales[0], clamp=True) == pytest.approx(c, rel=1e-4)
+    assert mean_d_in(st.scales[0], clamp=False) > 1.3 * c             # unclamped, that path overshoots c
+    q = float(((J @ d[0].ravel()) ** 2 * m.reshape(-1)).sum() / m.sum())
+    assert st.scales[0] > 1.1 * np.sqrt(c / (q * np.mean(t**2)))      # the unclamped closed form falls short
 
 
 def test_a_direction_that_never_touches_the_region_is_not_reached(lin):
@@ -276,14 +310,18 @@ def test_baseline_runs_are_ordinary_runs_at_equal_strength(tiny_ckpt, tmp_path, 
     assert np.abs(free.mean(0)).max() <= 1e-5 * np.abs(free).max()
     np.testing.assert_allclose(free[0], -free[-1], atol=1e-6)
     assert np.array_equal(run.latents[:, [0, 4, 5]], np.repeat(run.reference[None, [0, 4, 5]], len(free), 0))
-    d_in = []                                                     # equal strength, measured by a loop here
+    d_in = []                                   # equal strength on the frames as saved, measured by a loop here
     mask = torch.as_tensor(run.mask)
     with torch.no_grad():
-        ref = G.synthesis(torch.as_tensor(run.reference)[None])
+        ref = G.synthesis(torch.as_tensor(run.reference)[None]).clamp(-1, 1)
         for w in run.latents:
-            diff = (G.synthesis(torch.as_tensor(w)[None]) - ref).square().mean(1)[0]
+            diff = (G.synthesis(torch.as_tensor(w)[None]).clamp(-1, 1) - ref).square().mean(1)[0]
             d_in.append(float((diff * mask).sum() / mask.sum()))
     assert np.mean(d_in) == pytest.approx(CFG["offset"], rel=2e-3)
+    frames = run.frames * 2 - 1                                   # and on the saved PNGs, to their 8 bits
+    saved = [float((((f - (run.reference_img * 2 - 1)) ** 2).mean(-1) * run.mask).sum() / run.mask.sum())
+             for f in frames]
+    assert np.mean(saved) == pytest.approx(CFG["offset"], rel=0.02)
 
 
 def test_analyze_reads_a_store_with_baselines(tiny_ckpt, tmp_path):

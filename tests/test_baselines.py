@@ -436,3 +436,182 @@ def test_second_reader_reads_renders():
     for name, ok, r in zip(FACTORS, readable, r2, strict=True):   # the recorded mask matches fresh renders
         assert (r >= 0.9) if ok else (r < 0.5), (name, r)
     assert sum(readable) >= 16                                        # it misses at most one factor (nose_length)
+
+
+# ------------------------------------------------------------------ the loop baseline, strength and equal extent
+def _hand_frames(g, ws):
+    """Images [n, 3, H, W] of the linear generator's latents, written out with numpy from its planted matrix."""
+    ls, le = g.layers
+    x = np.asarray(ws, np.float64)[:, ls:le].reshape(len(ws), -1)
+    return g.base.numpy()[None] + (x @ g.J.numpy().T).reshape(len(ws), 3, g.resolution, g.resolution)
+
+
+def _inside(g, imgs, ref):
+    """Per frame: D_in (mean squared difference over the mask's pixels and channels) and the mask-weighted
+    difference vectors, by hand."""
+    m = g.mask.numpy().astype(bool)
+    diff = (imgs - ref[None])[:, :, m].reshape(len(imgs), -1)
+    return (diff**2).mean(1), diff
+
+
+def _loop_setup(n=16, c=0.02):
+    from mgm_analysis.discovery import default_config
+    from mgm_analysis.masks import parse_region
+
+    g = LinearGenerator(seed=5)
+    with torch.no_grad():
+        g.base.zero_()                                   # no clamping: the closed forms hold exactly
+    reg = parse_region("rect:0,0,8,3", g.resolution, "toyfaces")
+    assert np.array_equal(reg.mask, g.mask.numpy())
+    cfg = default_config("linear", "l2", None, n_frames=n, layer_start=1, layer_end=3, offset=c)
+    return g, reg, cfg, np.zeros((g.num_ws, g.w_dim), np.float32)
+
+
+def test_the_loop_baseline_is_an_ellipse_of_equal_inside_distance():
+    from mgm_analysis.baselines.run import baseline_trajectory
+
+    g, reg, cfg, w_ref = _loop_setup()
+    res = baseline_trajectory("jacobian_loop", g, w_ref, reg, cfg, k=4)
+    assert res.closed and res.path["closed"] and res.path["sweep_deg"] == pytest.approx(360)
+    ref = _hand_frames(g, w_ref[None])[0]
+    d_in, diff = _inside(g, _hand_frames(g, res.ws), ref)
+    assert d_in.mean() == pytest.approx(cfg.offset, rel=2e-3)                  # equal strength
+    np.testing.assert_allclose(d_in, cfg.offset, rtol=0.02)                     # every frame at ≈ c
+    to_ref = np.linalg.norm(diff, axis=1)
+    pair = np.linalg.norm(diff[:, None] - diff[None], axis=2)
+    assert pair.max() / to_ref.max() == pytest.approx(2.0, abs=0.02)           # spread: opposite edits
+    free = res.ws[:, 1:3].reshape(len(res.ws), -1).astype(np.float64)
+    sv = np.linalg.svd(free, compute_uv=False)
+    assert sv[2] <= 1e-4 * sv[0]                                                # a plane through w* ...
+    assert np.abs(free.mean(0)).max() <= 1e-5 * np.abs(free).max()             # ... centred on it (closed)
+    assert np.array_equal(res.ws[:, [0, 3]], np.repeat(w_ref[None, [0, 3]], len(free), 0))
+    S = g.S.numpy()
+    assert all(_cos_to_span(f, S) >= 0.99 for f in free)                        # in the planted local plane
+    steps = np.linalg.norm(np.roll(diff, -1, 0) - diff, axis=1)                # closed: the wrap-around step too
+    assert steps.sum() / to_ref.mean() == pytest.approx(2 * len(diff) * np.sin(np.pi / len(diff)), rel=0.02)
+
+
+@pytest.mark.parametrize("target", [1.5, 3.0])
+def test_the_loop_baseline_is_cut_to_the_arc_of_equal_inside_path(target):
+    from mgm_analysis.baselines.run import baseline_trajectory
+
+    g, reg, cfg, w_ref = _loop_setup()
+    res = baseline_trajectory("jacobian_loop", g, w_ref, reg, cfg, k=4, inside_path=target)
+    assert not res.closed and res.path["sweep_deg"] < 360
+    ref = _hand_frames(g, w_ref[None])[0]
+    d_in, diff = _inside(g, _hand_frames(g, res.ws), ref)
+    assert d_in.mean() == pytest.approx(cfg.offset, rel=2e-3)
+    steps = np.linalg.norm(diff[1:] - diff[:-1], axis=1)                        # open: no closing step
+    path = steps.sum() / np.linalg.norm(diff, axis=1).mean()
+    assert path == pytest.approx(target, rel=0.03)
+    # on a circle of edits, an arc of sweep φ over n frames has path (n − 1)·2·sin(φ / (2(n − 1)))
+    phi = np.radians(res.path["sweep_deg"])
+    assert path == pytest.approx(2 * (len(diff) - 1) * np.sin(phi / (2 * (len(diff) - 1))), rel=0.02)
+
+
+def test_a_longer_target_keeps_the_whole_loop():
+    from mgm_analysis.baselines.run import baseline_trajectory
+
+    g, reg, cfg, w_ref = _loop_setup()
+    res = baseline_trajectory("jacobian_loop", g, w_ref, reg, cfg, k=4, inside_path=20.0)
+    assert res.closed and res.path["extent"]["target_inside_path"] == 20.0
+
+
+def test_strength_scales_the_target_and_the_loop_matches_the_discovered_run(tiny_ckpt, tmp_path):
+    """A discovered run at 2·c in the store, then the line and the loop at strength 2: offsets 2·c recorded,
+    the lines open, the loop cut to the discovered run's inside path (measured here from its saved frames)."""
+    from mgm_analysis import store
+    from mgm_analysis.analysis.metrics import inside_path
+    from mgm_analysis.baselines.run import run_baseline
+    from mgm_analysis.jobs import JobSpec, run_job
+
+    ckpt, G = tiny_ckpt
+    out = tmp_path / "runs"
+    disc = store.load_run(run_job(JobSpec(kind="discover", generator=str(ckpt), region="rect:3,3,11,9", seed=0,
+                                          config={**CFG, "epochs": 3, "offset": 2 * CFG["offset"]},
+                                          params={"strength": 2.0}), out, G=G))
+    target = inside_path(disc.frames, disc.reference_img, disc.mask,  # from its PNGs
+                         closed=bool(disc.meta["config"]["closed_loop"]))
+    line = store.load_run(run_baseline(G, "jacobian", "rect:3,3,11,9", seed=0, out=out, config=CFG, strength=2))
+    loop = store.load_run(run_baseline(G, "jacobian_loop", "rect:3,3,11,9", seed=0, out=out, config=CFG,
+                                       strength=2))
+    for run in (line, loop):
+        assert run.meta["config"]["offset"] == pytest.approx(2 * CFG["offset"])
+        assert run.meta["provenance"]["params"]["strength"] == 2.0
+        assert run.meta["provenance"]["params"]["c"] == pytest.approx(CFG["offset"])
+    assert line.meta["config"]["closed_loop"] is False
+    extent = loop.meta["provenance"]["params"]["path"]["extent"]
+    assert extent["source_run"] == disc.run_id and extent["target_inside_path"] == pytest.approx(target, rel=2e-3)
+    got = inside_path(loop.frames, loop.reference_img, loop.mask, closed=bool(loop.meta["config"]["closed_loop"]))
+    if extent["closed"]:                               # the discovered chain is longer than the whole ellipse
+        assert target > got
+    else:
+        assert got == pytest.approx(target, rel=0.05)  # from the 8-bit PNGs: a little looser than the search's 2 %
+    cat = store.catalog(out)
+    assert sorted(cat.strength) == [2.0, 2.0, 2.0]
+
+
+def test_compare_methods_runs_every_method_at_every_strength_once(tiny_ckpt, tmp_path):
+    from mgm_analysis import store
+    from mgm_analysis.baselines.compare import compare_methods
+
+    ckpt, _ = tiny_ckpt
+    out = tmp_path / "runs"
+    kw = dict(methods=["sefa", "jacobian_loop"], generator=str(ckpt), strengths="1,2", transfer_k=1, quiet=True,
+              config={**CFG, "epochs": 2})
+    res = compare_methods(["rect:3,3,11,9"], [0], out, **kw)
+    assert res["failed"] == []
+    runs = list(store.iter_runs(out))
+    own = [r for r in runs if r.kind != "transfer"]
+    got = sorted((store.run_method(r.meta), store.run_strength(r.meta), round(r.meta["config"]["offset"], 9))
+                 for r in own)
+    c = CFG["offset"]
+    assert got == sorted((m, k, round(k * c, 9)) for m in ("discovery", "jacobian_loop", "sefa") for k in (1.0, 2.0))
+    assert len(runs) == 2 * len(own)                                   # one transfer each
+    loops = [r for r in own if store.run_method(r.meta) == "jacobian_loop"]
+    disc = {store.run_strength(r.meta): r.run_id for r in own if r.kind == "discover"}
+    for r in loops:                                                    # each matched to its own strength's chain
+        assert r.meta["provenance"]["params"]["path"]["extent"]["source_run"] == disc[store.run_strength(r.meta)]
+    table = res["table"]
+    assert list(table.columns[:4]) == ["method", "region", "strength", "runs"]
+    assert {"spread", "inside_path", "locality", "jump_ratio"} <= set(table.columns)
+    assert sorted(zip(table.method, table.strength, strict=True)) == sorted(
+        (m, k) for m in ("discovery", "jacobian_loop", "sefa") for k in (1.0, 2.0))
+    again = compare_methods(["rect:3,3,11,9"], [0], out, **kw)         # nothing new to make
+    assert again["failed"] == [] and len(list(store.iter_runs(out))) == len(runs)
+
+
+BAD_STRENGTHS = [("0", "not a finite number > 0"), ("-2", "not a finite number > 0"), ("nan", "not a finite"),
+                 ("inf", "not a finite"), ("abc", "'abc' is not a number"), ("", "is empty"), (",", "is empty"),
+                 (",".join(["1"] * 17), "has 17 values; give at most 16")]
+
+
+@pytest.mark.parametrize("value,says", BAD_STRENGTHS)
+def test_bad_strengths_are_one_line_exit_2_and_write_nothing(tiny_ckpt, tmp_path, value, says):
+    from mgm_analysis.cli import main
+
+    ckpt, _ = tiny_ckpt
+    r = CliRunner()
+    res = r.invoke(main, ["compare-methods", "--strengths", value, "--generator", str(ckpt), "--regions",
+                          "rect:3,3,11,9", "--seeds", "0", "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert res.output.startswith("error: --strengths") and says in res.output and "e.g. --strengths 1,2,4,8" in res.output
+    if value.count(",") < 2:                                         # --strength takes one value
+        res = r.invoke(main, ["baselines", "--strength", value, "--generator", str(ckpt), "--region",
+                              "rect:3,3,11,9", "--layers", "1:4", "--out", str(tmp_path / "b")])
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert res.output.startswith("error: --strength") and "e.g. --strength 2" in res.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_strength_beyond_the_largest_offset_is_refused_before_anything_is_made(tmp_path):
+    from mgm_analysis.cli import main
+
+    r = CliRunner()
+    res = r.invoke(main, ["compare-methods", "--strengths", "1,100", "--regions", "eyes", "--seeds", "0",
+                          "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "--strengths 100 on region eyes" in res.output and "--offset must be <= 4" in res.output
+    res = r.invoke(main, ["baselines", "--strength", "100", "--region", "eyes", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "--strength 100 on region eyes" in res.output and "<= 4" in res.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

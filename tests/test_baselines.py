@@ -335,8 +335,13 @@ def test_analyze_reads_a_store_with_baselines(tiny_ckpt, tmp_path):
                     config={**CFG, "epochs": 2}), out, G=G)
     run_baseline(G, "sefa", "rect:3,3,11,9", seed=0, out=out, config=CFG)
     paths = analyze(out, tmp_path / "report", quiet=True)
-    assert paths["report"].exists() and "Methods at equal strength" in paths["report"].read_text()
-    assert sorted(pd.read_csv(paths["methods"]).method) == ["discovery", "sefa"]
+    text = paths["report"].read_text()
+    assert paths["report"].exists() and "Methods at equal strength" in text
+    assert "Methods: locality against strength" in text and "Equal extent" in text
+    saved = pd.read_csv(paths["methods"])
+    assert sorted(saved.method) == ["discovery", "sefa"]
+    assert list(saved.columns[:4]) == ["method", "region", "strength", "runs"] and (saved.strength == 1).all()
+    assert {"spread", "inside_path"} <= set(saved.columns)
     deltas, positions = pd.read_csv(paths["projection_pca"]), pd.read_csv(paths["projection_pca_positions"])
     assert len(deltas) == len(positions) == 2 * CFG["n_frames"] - CFG["n_frames"]  # the discovered run only
     from mgm_analysis.baselines.table import method_table
@@ -615,3 +620,85 @@ def test_a_strength_beyond_the_largest_offset_is_refused_before_anything_is_made
     res = r.invoke(main, ["baselines", "--strength", "100", "--region", "eyes", "--out", str(tmp_path / "b")])
     assert res.exit_code == 2 and "--strength 100 on region eyes" in res.output and "<= 4" in res.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+# ------------------------------------------------------------------ the method table and its figures (no torch)
+def _method_run(root, method, region, seed, strength, metrics, sources=()):
+    from _fake_runs import fake_meta, make_run
+
+    meta = fake_meta(region, seed)
+    kind = "transfer" if sources else "discover" if method == "discovery" else "baseline"
+    meta["provenance"] = {"kind": kind, "sources": list(sources),
+                          "spec": {"params": {} if strength is None else {"strength": strength}}}
+    if kind == "baseline":
+        meta["provenance"]["method"] = method
+    meta["metrics"] = dict(metrics)
+    return make_run(root, region, seed, meta=meta, gif=False)
+
+
+def _table_store(root):
+    """Discovery, jacobian and jacobian_loop runs on two seeds at strengths 1 and 2 (one discovery without a
+    recorded strength: made before strengths existed), with known metrics, and one transfer of a strength-2 loop
+    run.  Returns {(method, strength): [metric dicts]} as written."""
+    rng = np.random.default_rng(7)
+    written = {}
+    for method in ("discovery", "jacobian", "jacobian_loop"):
+        for k in (1.0, 2.0):
+            for seed in (0, 1):
+                m = {name: float(rng.uniform(0, 1)) for name in ("locality", "semantic_locality", "realism")}
+                m["spread"], m["inside_path"] = float(rng.uniform(0, 2)), float(rng.uniform(0, 7))
+                recorded = None if (method, k, seed) == ("discovery", 1.0, 1) else k
+                path = _method_run(root, method, "mouth", seed, recorded, m)
+                written.setdefault((method, k), []).append((m, path))
+    src = written[("jacobian_loop", 2.0)][0][1]
+    _method_run(root, None, "mouth", 1000, None, {"transfer_locality": 0.625, "locality": 0.5}, sources=[src.name])
+    return {key: [m for m, _ in v] for key, v in written.items()}
+
+
+def test_method_table_groups_by_strength_with_the_extent_columns(tmp_path):
+    from mgm_analysis.baselines.table import TABLE_METRICS, method_table
+    from mgm_analysis.store import catalog
+
+    written = _table_store(tmp_path)
+    table = method_table(catalog(tmp_path))
+    assert list(table.columns[:4]) == ["method", "region", "strength", "runs"]
+    assert TABLE_METRICS.index("spread") < TABLE_METRICS.index("outside_change")
+    assert {"spread", "inside_path", "realism", "locality", "semantic_locality"} <= set(table.columns)
+    assert [(m, k) for m, k in zip(table.method, table.strength, strict=True)] == [
+        ("discovery", 1.0), ("jacobian_loop", 1.0), ("jacobian", 1.0),
+        ("discovery", 2.0), ("jacobian_loop", 2.0), ("jacobian", 2.0)]   # region, strength, then method order
+    for row in table.itertuples():
+        runs = written[(row.method, row.strength)]
+        assert row.runs == len(runs) == 2
+        for name in ("locality", "semantic_locality", "spread", "inside_path", "realism"):
+            assert getattr(row, name) == pytest.approx(sum(r[name] for r in runs) / len(runs))
+    tl = dict(zip(zip(table.method, table.strength, strict=True), table.transfer_locality, strict=True))
+    assert tl[("jacobian_loop", 2.0)] == 0.625                          # the transfer counts at its source's K
+    assert np.isnan(tl[("jacobian_loop", 1.0)])
+
+
+def test_frontier_figure_draws_locality_against_strength_per_method_and_region():
+    import plotly.graph_objects as go
+
+    from mgm_analysis.baselines.table import fig_frontier
+
+    rows = [("discovery", "mouth", 1.0, 0.97, 0.93), ("discovery", "mouth", 4.0, 0.95, 0.90),
+            ("discovery", "mouth", 2.0, 0.96, 0.91), ("sefa", "mouth", 1.0, 0.30, 0.20),
+            ("sefa", "eyes", 2.0, 0.50, np.nan), ("sefa", "eyes", 1.0, 0.55, 0.40)]
+    table = pd.DataFrame(rows, columns=["method", "region", "strength", "locality", "semantic_locality"])
+    table["spread"], table["inside_path"] = 1.5, 4.0
+    fig = go.Figure(fig_frontier(table))
+    panels = {"x": "locality", "x2": "semantic_locality"}
+    lines = {(t.xaxis, t.name): (list(t.x), list(t.y)) for t in fig.data}
+    assert set(lines) == {(x, n) for x in panels for n in ("discovery · mouth", "sefa · mouth", "sefa · eyes")}
+    assert lines[("x", "discovery · mouth")] == ([1.0, 2.0, 4.0], [0.97, 0.96, 0.95])   # sorted by strength
+    assert lines[("x2", "discovery · mouth")] == ([1.0, 2.0, 4.0], [0.93, 0.91, 0.90])
+    assert lines[("x2", "sefa · eyes")] == ([1.0], [0.40])                              # NaN left out
+    assert lines[("x", "sefa · eyes")] == ([1.0, 2.0], [0.55, 0.50])
+    colours = {t.name: t.line.color for t in fig.data}
+    assert colours["sefa · mouth"] == colours["sefa · eyes"] != colours["discovery · mouth"]
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "log"
+    assert [t.showlegend for t in fig.data if t.xaxis == "x2"] == [False] * 3
+    assert "semantic locality" in fig.layout.annotations[1].text
+    empty = go.Figure(fig_frontier(table.iloc[:0]))
+    assert not empty.data and "no method runs" in empty.layout.title.text

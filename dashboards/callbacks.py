@@ -432,6 +432,20 @@ def register_callbacks(app, root, cache_dir=None) -> None:
             return figures.message_figure(f"Cannot compare subspaces: {exc}", "Subspace overlap")
         return figures.overlap_figure(mat, k, baseline)
 
+    @app.callback(Output(L.METHODS_TABLE, "columns"), Output(L.METHODS_TABLE, "data"), Output(L.FRONTIER, "figure"),
+                  Input(L.DRAWN, "data"))
+    def methods(sel):
+        sel = valid_names(sel)
+        s = snap()
+        if not data.has_methods(s):  # the box is hidden: nothing to compute
+            raise PreventUpdate
+        try:
+            table = data.method_table(s, sel)
+        except Exception as exc:  # a run.json that changed under us must not take the page down
+            log.warning("method table failed: %s", exc)
+            return [], [], figures.message_figure(f"Cannot compare methods: {exc}", "Locality against strength")
+        return L.method_table_columns(table), L.records(table), figures.frontier_figure(table)
+
     @app.callback(Output(L.DERIVED, "figure"), Output(L.DERIVED_BOX, "style"), Input(L.DRAWN, "data"))
     def derived(sel):
         sel = valid_names(sel)

@@ -30,11 +30,11 @@ from mgm_analysis.analysis import compare
 
 __all__ = ["Snapshot", "snapshot", "empty_snapshot", "preload", "store_signature", "selected_runs", "projection", "frame_images", "n_frames",
            "metric_columns", "metric_frame", "layer_profiles", "overlap", "overlap_baseline", "derived_runs",
-           "safe_run_file", "TABLE_COLUMNS", "SPACES"]
+           "method_table", "has_methods", "safe_run_file", "TABLE_COLUMNS", "SPACES"]
 
 # Catalog columns shown first in the run table, in this order; metric columns follow.
-TABLE_COLUMNS = ["run_id", "region", "generator", "reference", "status", "kind", "method", "layers", "n_frames",
-                 "distance"]
+TABLE_COLUMNS = ["run_id", "region", "generator", "reference", "status", "kind", "method", "strength", "layers",
+                 "n_frames", "distance"]
 _NOT_METRICS = {"seed", "n_frames"}
 SPACES = {"w_free": "free W+ layers", "w_all": "all W+ layers", "frames": "frame pixels"}
 
@@ -178,6 +178,26 @@ def derived_runs(snap: Snapshot, run_ids=None) -> pd.DataFrame:
     rows["sources"] = [", ".join(s) for s in srcs]
     rows["source_regions"] = [" + ".join(snap.runs[s].region if s in snap.runs else "?" for s in ss) for ss in srcs]
     return rows.reset_index(drop=True)
+
+
+def has_methods(snap: Snapshot) -> bool:
+    """Whether the store holds baseline runs (``mgm baselines``, ``mgm compare-methods``): the methods view shows."""
+    cat = snap.catalog
+    return bool(len(cat)) and "kind" in cat and bool((cat["kind"] == "baseline").any())
+
+
+def method_table(snap: Snapshot, run_ids) -> pd.DataFrame:
+    """The method table (:func:`mgm_analysis.baselines.table.method_table`: method × region × strength) of the
+    selected runs; a transfer run counts when it is selected.  Empty without a selected baseline run."""
+    return _method_table(str(snap.root), snap.signature, _ids(snap, run_ids))
+
+
+@lru_cache(maxsize=32)
+def _method_table(root, signature, ids) -> pd.DataFrame:
+    from mgm_analysis.baselines.table import method_table as table
+
+    cat = _snapshot(root, signature).catalog
+    return table(cat[cat["run_id"].isin(list(ids))].reset_index(drop=True) if len(cat) else cat)
 
 
 # --------------------------------------------------------------- projections

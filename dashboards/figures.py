@@ -19,7 +19,7 @@ from mgm_analysis.presets import region_colors
 from mgm_analysis.store import png_data_uri
 
 __all__ = ["region_colors", "message_figure", "projection_figure", "point_run", "current_point", "frame_figure", "metric_bars",
-           "layer_heatmap", "overlap_figure", "derived_figure", "png_data_uri", "CURRENT"]
+           "layer_heatmap", "overlap_figure", "derived_figure", "frontier_figure", "png_data_uri", "CURRENT"]
 
 _MARGIN = dict(l=40, r=10, t=40, b=40)
 CURRENT = "current frame"  # name of the ring on the frame on show: a layout shape in 2-D, the last trace in 3-D
@@ -293,4 +293,19 @@ def derived_figure(df: pd.DataFrame, metric: str = "locality") -> go.Figure:
                              text=label, hovertemplate="%{x}<br>%{text}: %{y:.3f}<extra></extra>"))
     fig.update_layout(title=f"Transfer and combination runs: {metric}", margin=_MARGIN, height=320,
                       plot_bgcolor="white", xaxis_showticklabels=len(df) <= 12, yaxis_gridcolor="#eee")
+    return fig
+
+
+# ------------------------------------------------------------- methods
+def frontier_figure(table: pd.DataFrame) -> go.Figure:
+    """Locality and semantic locality against strength, one line per method and region, from a method table
+    (:func:`mgm_analysis.baselines.table.method_table`): the report's figure
+    (:func:`mgm_analysis.baselines.table.fig_frontier`), or a message when the selection has no method runs."""
+    from mgm_analysis.baselines.table import fig_frontier
+
+    if table is None or not len(table) or "strength" not in table:
+        return message_figure("Select discovered and baseline runs (mgm compare-methods) to compare methods.",
+                              "Locality against strength")
+    fig = fig_frontier(table)
+    fig.update_layout(margin=_MARGIN, plot_bgcolor="white")
     return fig

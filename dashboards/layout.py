@@ -32,6 +32,7 @@ VIEWER_NOTE = "viewer-note"
 METRICS_PICK, METRIC_BARS = "metrics-pick", "metric-bars"
 LAYERS, OVERLAP, OVERLAP_K = "layer-heatmap", "overlap-matrix", "overlap-k"
 DERIVED, DERIVED_BOX = "derived-runs", "derived-box"
+METHODS_BOX, METHODS_TABLE, FRONTIER = "methods-box", "methods-table", "frontier"
 CLEAR, TICK_ALL = "clear-selection", "tick-filtered"
 EMPTY, WARNINGS = "empty-store", "store-warnings"
 
@@ -71,22 +72,29 @@ def problems_banner(problems) -> html.Details | None:
 
 def table_columns(cat) -> list[dict]:
     """DataTable columns: identity columns as text, metrics as numbers shown with 3 decimals."""
-    cols = [{"name": c, "id": c, "type": "numeric" if c == "n_frames" else "text"}
+    cols = [{"name": c, "id": c, "type": "numeric" if c in ("n_frames", "strength") else "text"}
             for c in data.TABLE_COLUMNS if c in cat.columns]
     fmt = Format(precision=3, scheme=Scheme.fixed)
     cols += [{"name": c, "id": c, "type": "numeric", "format": fmt} for c in data.metric_columns(cat)]
     return cols
 
 
-def table_records(cat) -> list[dict]:
-    """Rows for the DataTable: row ``id`` = run_id, NaN as empty cells."""
-    keep = [c["id"] for c in table_columns(cat)]
-    rows = cat[keep].to_dict("records")
+def records(df) -> list[dict]:
+    """A DataFrame's rows for a DataTable, NaN as empty cells (JSON has no NaN)."""
+    rows = df.to_dict("records")
     for r in rows:
-        r["id"] = r["run_id"]
         for k, v in r.items():
             if isinstance(v, float) and math.isnan(v):
                 r[k] = None
+    return rows
+
+
+def table_records(cat) -> list[dict]:
+    """Rows for the run table: row ``id`` = run_id, NaN as empty cells."""
+    keep = [c["id"] for c in table_columns(cat)]
+    rows = records(cat[keep])
+    for r in rows:
+        r["id"] = r["run_id"]
     return rows
 
 
@@ -103,6 +111,31 @@ def run_table(cat) -> dash_table.DataTable:
         style_data_conditional=[{"if": {"filter_query": '{status} != "complete"', "column_id": "status"},
                                  "color": "#b35c00"}],
     )
+
+
+def methods_box(shown: bool) -> html.Div:
+    """The method comparison (stores with baseline runs): the method table of the selection, method × region ×
+    strength, and locality against strength (the callbacks fill both; hidden when the store has no baselines)."""
+    from mgm_analysis.baselines.table import TABLE_NOTES
+
+    return html.Div(id=METHODS_BOX, style=_CARD if shown else {**_CARD, "display": "none"}, children=[
+        html.B("Methods at equal strength and extent"),
+        html.Div(TABLE_NOTES, style={"color": "#666", "fontSize": "12px", "margin": "4px 0 6px"}),
+        dash_table.DataTable(id=METHODS_TABLE, columns=[], data=[], sort_action="native", page_size=24,
+                             style_table={"overflowX": "auto"},
+                             style_cell={"fontFamily": "monospace", "fontSize": "12px", "padding": "2px 6px"},
+                             style_header={"fontWeight": "bold", "background": "#f4f4f4"}),
+        dcc.Graph(id=FRONTIER, config=_GRAPH_CONFIG),
+    ])
+
+
+def method_table_columns(table) -> list[dict]:
+    """Columns of the method table: method and region as text, strength and runs as plain numbers, metrics
+    with 3 decimals."""
+    fmt = Format(precision=3, scheme=Scheme.fixed)
+    return [{"name": c, "id": c, "type": "text"} if c in ("method", "region") else
+            {"name": c, "id": c, "type": "numeric"} if c in ("strength", "runs") else
+            {"name": c, "id": c, "type": "numeric", "format": fmt} for c in table.columns]
 
 
 def _radio(id_, options, value):
@@ -182,6 +215,7 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
         table_box,
         html.Div([projection_box, viewer_box], style={"display": "flex", "flexWrap": "wrap", "gap": "8px"}),
         compare_box,
+        methods_box(data.has_methods(snap)),
     ])
     return html.Div(id="page", style=_PAGE, children=[
         header, *([banner] if banner else []), *([discover] if discover is not None else []),

@@ -46,10 +46,13 @@ def _run_arrays(rng, region_idx, box, *, n_frames, num_ws, w_dim, layers, resolu
 
 def make_store(root, n_runs: int = 6, *, regions=("mouth", "eyes", "brows"), n_frames: int = 8,
                num_ws: int = 6, w_dim: int = 8, layers=(2, 5), resolution: int = 16, derived: bool = False,
-               seed: int = 0) -> list[str]:
+               seed: int = 0, methods=(), strengths=(1.0,)) -> list[str]:
     """Write ``n_runs`` synthetic runs (regions in turn, references seed 0, 1, …) into ``root``; return their ids.
 
-    With ``derived``, also one transfer run and one combination run made from the first runs.
+    With ``derived``, also one transfer run and one combination run made from the first runs.  With ``methods``
+    (baseline names), a method comparison as ``mgm compare-methods --strengths`` makes it: each discovery run is
+    made at every strength K of ``strengths`` and beside it one baseline run per method (their change leaks
+    more outside the region, the more so the larger K), all with K recorded and a ``semantic_locality``.
     """
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -58,11 +61,18 @@ def make_store(root, n_runs: int = 6, *, regions=("mouth", "eyes", "brows"), n_f
         region = regions[i % len(regions)]
         ref_seed = i // len(regions)
         leak = 0.02 + 0.05 * (i % len(regions)) + 0.01 * rng.random()
-        latents, w_ref, frames, ref_img, mask = _run_arrays(
-            np.random.default_rng([seed, i]), regions.index(region), REGION_BOXES.get(region, (0.3, 0.3, 0.7, 0.7)),
-            n_frames=n_frames, num_ws=num_ws, w_dim=w_dim, layers=layers, resolution=resolution, leak=leak)
-        ids.append(_write(root, f"{region}-s{ref_seed}-synthetic-{i:04d}", region, ref_seed, latents, w_ref, frames,
-                          ref_img, mask, layers, "discover", []))
+        for k in strengths if methods else [None]:
+            for j, method in enumerate(["discovery", *methods] if methods else [None]):
+                lk = leak if k is None else leak * (1 + j) * (1 + 0.2 * np.log2(k))
+                latents, w_ref, frames, ref_img, mask = _run_arrays(
+                    np.random.default_rng([seed, i]), regions.index(region),
+                    REGION_BOXES.get(region, (0.3, 0.3, 0.7, 0.7)), n_frames=n_frames, num_ws=num_ws, w_dim=w_dim,
+                    layers=layers, resolution=resolution, leak=lk)
+                run_id = f"{region}-s{ref_seed}-synthetic-{i:04d}" if k is None else \
+                    f"{method}_{region}-s{ref_seed}-x{k:g}-synthetic-{i:04d}"
+                ids.append(_write(root, run_id, region, ref_seed, latents, w_ref, frames, ref_img, mask, layers,
+                                  "discover" if method in (None, "discovery") else "baseline", [],
+                                  method=method, strength=k))
     if derived and len(ids) >= 2:
         r0, r1 = store.load_run(root / ids[0]), store.load_run(root / ids[1])
         for kind, sources in (("transfer", [ids[0]]), ("combine", [ids[0], ids[1]])):
@@ -76,8 +86,11 @@ def make_store(root, n_runs: int = 6, *, regions=("mouth", "eyes", "brows"), n_f
     return ids
 
 
-def _write(root, run_id, region, ref_seed, latents, w_ref, frames, ref_img, mask, layers, kind, sources):
+def _write(root, run_id, region, ref_seed, latents, w_ref, frames, ref_img, mask, layers, kind, sources,
+           method=None, strength=None):
     metrics = run_metrics(latents, w_ref, frames, ref_img, mask, layers=layers)
+    if strength is not None:  # a method comparison: a semantic score that falls with the leak, as locality does
+        metrics["semantic_locality"] = float(metrics["locality"]) ** 2
     n_frames, num_ws, w_dim = latents.shape
     meta = {
         "status": "complete",
@@ -88,7 +101,9 @@ def _write(root, run_id, region, ref_seed, latents, w_ref, frames, ref_img, mask
         "seed": ref_seed,
         "config": {"n_frames": n_frames, "layer_start": layers[0], "layer_end": layers[1], "distance": "l2"},
         "metrics": metrics,
-        "provenance": {"kind": kind, "sources": list(sources)},
+        "provenance": {"kind": kind, "sources": list(sources),
+                       **({"spec": {"params": {"strength": float(strength)}}} if strength is not None else {}),
+                       **({"method": method} if kind == "baseline" else {})},
     }
     store.write_run(root, meta=meta, latents=latents, reference=w_ref, reference_img=ref_img, mask=mask,
                     frames=frames, run_id=run_id, gif=False)

@@ -18,6 +18,7 @@ skipped with one warning line that says why.  This module never imports torch.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -554,6 +555,18 @@ def run_method(meta: dict) -> str | None:
     return ((meta or {}).get("provenance") or {}).get("method") if kind == "baseline" else None
 
 
+def run_strength(meta: dict) -> float | None:
+    """The strength K of a run made at K times its region's target offset c (``mgm baselines --strength``,
+    ``mgm compare-methods --strengths``): ``provenance.spec.params.strength``; None when not recorded (runs
+    of ``mgm discover`` and runs made before strengths existed, all at their config's offset)."""
+    prov = (meta or {}).get("provenance") or {}
+    v = ((prov.get("spec") or {}).get("params") or {}).get("strength")
+    if v is None:
+        v = (prov.get("params") or {}).get("strength")
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    return float(v) if ok else None
+
+
 def catalog_of(runs):
     """:func:`catalog` of runs already read (e.g. from :func:`iter_runs`)."""
     import pandas as pd
@@ -569,11 +582,11 @@ def catalog_of(runs):
             "reference": ref_label, "seed": m.get("seed"), "n_frames": cfg.get("n_frames"),
             "layers": f"{cfg.get('layer_start')}:{cfg.get('layer_end')}", "distance": cfg.get("distance"),
             "created": m.get("created"), "kind": run_kind(m),
-            "method": run_method(m),
+            "method": run_method(m), "strength": run_strength(m) or math.nan,
             **_flat_scalar_metrics(m.get("metrics")),
         })
     cols = ["run_id", "path", "status", "region", "generator", "reference", "seed", "n_frames", "layers",
-            "distance", "created", "kind", "method"]
+            "distance", "created", "kind", "method", "strength"]
     return pd.DataFrame(rows, columns=cols if not rows else None)
 
 

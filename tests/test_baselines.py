@@ -218,7 +218,10 @@ def test_labels_csv_missing_columns_is_one_line(lin, tmp_path):
 
 
 # ------------------------------------------------------------------ equal strength
-def test_equal_strength_hits_c_against_the_closed_form(lin):
+def test_equal_strength_hits_c_against_the_closed_form():
+    lin = LinearGenerator()
+    with torch.no_grad():
+        lin.base.zero_()                                   # every frame inside [-1, 1]: the clamp plays no part
     w_ref = torch.zeros(lin.num_ws, lin.w_dim)
     dist = make_distance(lin.mask, "l2", "map")
     S = lin.S.numpy()
@@ -233,6 +236,37 @@ def test_equal_strength_hits_c_against_the_closed_form(lin):
         assert st.reached[k]
         assert st.scales[k] == pytest.approx(s_star, rel=1e-4)
         assert st.d_in[k] == pytest.approx(c, rel=1e-5)
+
+
+def test_equal_strength_is_met_by_the_frames_as_saved_clamped_to_the_display_range():
+    """A generator whose region sits near white: half of every edit leaves [-1, 1] and never shows in a saved
+    frame, so the scale that meets c on the clamped images is larger than the unclamped closed form's."""
+    g = LinearGenerator(seed=3)
+    with torch.no_grad():
+        g.base[:, :3] = 0.9                                           # the region's pixels, 0.1 below white
+    w_ref = torch.zeros(g.num_ws, g.w_dim)
+    dist = make_distance(g.mask, "l2", "map")
+    d = common.unit_directions(g.S.numpy()[:, :1].T.reshape(1, 2, -1))
+    t, c = np.linspace(-1, 1, 9), 0.05
+    st = common.equal_strength(g, w_ref, d, c, t, g.layers, dist, tol=1e-5)
+    assert st.reached[0]
+    m = g.mask.expand(3, -1, -1).numpy().astype(bool)
+    J, base = g.J.numpy(), g.base.numpy().astype(np.float64)
+
+    def mean_d_in(scale, clamp):                                      # written out with numpy, frame by frame
+        out = []
+        for ti in t:
+            img = base + (J @ (scale * ti * d[0].ravel())).reshape(base.shape)
+            ref = base
+            if clamp:
+                img, ref = np.clip(img, -1, 1), np.clip(ref, -1, 1)
+            out.append(((img - ref) ** 2)[m].mean())
+        return float(np.mean(out))
+
+    assert mean_d_in(st.scales[0], clamp=True) == pytest.approx(c, rel=1e-4)
+    assert mean_d_in(st.scales[0], clamp=False) > 1.3 * c             # unclamped, that path overshoots c
+    q = float(((J @ d[0].ravel()) ** 2 * m.reshape(-1)).sum() / m.sum())
+    assert st.scales[0] > 1.1 * np.sqrt(c / (q * np.mean(t**2)))      # the unclamped closed form falls short
 
 
 def test_a_direction_that_never_touches_the_region_is_not_reached(lin):
@@ -276,14 +310,18 @@ def test_baseline_runs_are_ordinary_runs_at_equal_strength(tiny_ckpt, tmp_path, 
     assert np.abs(free.mean(0)).max() <= 1e-5 * np.abs(free).max()
     np.testing.assert_allclose(free[0], -free[-1], atol=1e-6)
     assert np.array_equal(run.latents[:, [0, 4, 5]], np.repeat(run.reference[None, [0, 4, 5]], len(free), 0))
-    d_in = []                                                     # equal strength, measured by a loop here
+    d_in = []                                   # equal strength on the frames as saved, measured by a loop here
     mask = torch.as_tensor(run.mask)
     with torch.no_grad():
-        ref = G.synthesis(torch.as_tensor(run.reference)[None])
+        ref = G.synthesis(torch.as_tensor(run.reference)[None]).clamp(-1, 1)
         for w in run.latents:
-            diff = (G.synthesis(torch.as_tensor(w)[None]) - ref).square().mean(1)[0]
+            diff = (G.synthesis(torch.as_tensor(w)[None]).clamp(-1, 1) - ref).square().mean(1)[0]
             d_in.append(float((diff * mask).sum() / mask.sum()))
     assert np.mean(d_in) == pytest.approx(CFG["offset"], rel=2e-3)
+    frames = run.frames * 2 - 1                                   # and on the saved PNGs, to their 8 bits
+    saved = [float((((f - (run.reference_img * 2 - 1)) ** 2).mean(-1) * run.mask).sum() / run.mask.sum())
+             for f in frames]
+    assert np.mean(saved) == pytest.approx(CFG["offset"], rel=0.02)
 
 
 def test_analyze_reads_a_store_with_baselines(tiny_ckpt, tmp_path):
@@ -297,8 +335,13 @@ def test_analyze_reads_a_store_with_baselines(tiny_ckpt, tmp_path):
                     config={**CFG, "epochs": 2}), out, G=G)
     run_baseline(G, "sefa", "rect:3,3,11,9", seed=0, out=out, config=CFG)
     paths = analyze(out, tmp_path / "report", quiet=True)
-    assert paths["report"].exists() and "Methods at equal strength" in paths["report"].read_text()
-    assert sorted(pd.read_csv(paths["methods"]).method) == ["discovery", "sefa"]
+    text = paths["report"].read_text()
+    assert paths["report"].exists() and "Methods at equal strength" in text
+    assert "Methods: locality against strength" in text and "Equal extent" in text
+    saved = pd.read_csv(paths["methods"])
+    assert sorted(saved.method) == ["discovery", "sefa"]
+    assert list(saved.columns[:4]) == ["method", "region", "strength", "runs"] and (saved.strength == 1).all()
+    assert {"spread", "inside_path"} <= set(saved.columns)
     deltas, positions = pd.read_csv(paths["projection_pca"]), pd.read_csv(paths["projection_pca_positions"])
     assert len(deltas) == len(positions) == 2 * CFG["n_frames"] - CFG["n_frames"]  # the discovered run only
     from mgm_analysis.baselines.table import method_table
@@ -398,3 +441,264 @@ def test_second_reader_reads_renders():
     for name, ok, r in zip(FACTORS, readable, r2, strict=True):   # the recorded mask matches fresh renders
         assert (r >= 0.9) if ok else (r < 0.5), (name, r)
     assert sum(readable) >= 16                                        # it misses at most one factor (nose_length)
+
+
+# ------------------------------------------------------------------ the loop baseline, strength and equal extent
+def _hand_frames(g, ws):
+    """Images [n, 3, H, W] of the linear generator's latents, written out with numpy from its planted matrix."""
+    ls, le = g.layers
+    x = np.asarray(ws, np.float64)[:, ls:le].reshape(len(ws), -1)
+    return g.base.numpy()[None] + (x @ g.J.numpy().T).reshape(len(ws), 3, g.resolution, g.resolution)
+
+
+def _inside(g, imgs, ref):
+    """Per frame: D_in (mean squared difference over the mask's pixels and channels) and the mask-weighted
+    difference vectors, by hand."""
+    m = g.mask.numpy().astype(bool)
+    diff = (imgs - ref[None])[:, :, m].reshape(len(imgs), -1)
+    return (diff**2).mean(1), diff
+
+
+def _loop_setup(n=16, c=0.02):
+    from mgm_analysis.discovery import default_config
+    from mgm_analysis.masks import parse_region
+
+    g = LinearGenerator(seed=5)
+    with torch.no_grad():
+        g.base.zero_()                                   # no clamping: the closed forms hold exactly
+    reg = parse_region("rect:0,0,8,3", g.resolution, "toyfaces")
+    assert np.array_equal(reg.mask, g.mask.numpy())
+    cfg = default_config("linear", "l2", None, n_frames=n, layer_start=1, layer_end=3, offset=c)
+    return g, reg, cfg, np.zeros((g.num_ws, g.w_dim), np.float32)
+
+
+def test_the_loop_baseline_is_an_ellipse_of_equal_inside_distance():
+    from mgm_analysis.baselines.run import baseline_trajectory
+
+    g, reg, cfg, w_ref = _loop_setup()
+    res = baseline_trajectory("jacobian_loop", g, w_ref, reg, cfg, k=4)
+    assert res.closed and res.path["closed"] and res.path["sweep_deg"] == pytest.approx(360)
+    ref = _hand_frames(g, w_ref[None])[0]
+    d_in, diff = _inside(g, _hand_frames(g, res.ws), ref)
+    assert d_in.mean() == pytest.approx(cfg.offset, rel=2e-3)                  # equal strength
+    np.testing.assert_allclose(d_in, cfg.offset, rtol=0.02)                     # every frame at ≈ c
+    to_ref = np.linalg.norm(diff, axis=1)
+    pair = np.linalg.norm(diff[:, None] - diff[None], axis=2)
+    assert pair.max() / to_ref.max() == pytest.approx(2.0, abs=0.02)           # spread: opposite edits
+    free = res.ws[:, 1:3].reshape(len(res.ws), -1).astype(np.float64)
+    sv = np.linalg.svd(free, compute_uv=False)
+    assert sv[2] <= 1e-4 * sv[0]                                                # a plane through w* ...
+    assert np.abs(free.mean(0)).max() <= 1e-5 * np.abs(free).max()             # ... centred on it (closed)
+    assert np.array_equal(res.ws[:, [0, 3]], np.repeat(w_ref[None, [0, 3]], len(free), 0))
+    S = g.S.numpy()
+    assert all(_cos_to_span(f, S) >= 0.99 for f in free)                        # in the planted local plane
+    steps = np.linalg.norm(np.roll(diff, -1, 0) - diff, axis=1)                # closed: the wrap-around step too
+    assert steps.sum() / to_ref.mean() == pytest.approx(2 * len(diff) * np.sin(np.pi / len(diff)), rel=0.02)
+
+
+@pytest.mark.parametrize("target", [1.5, 3.0])
+def test_the_loop_baseline_is_cut_to_the_arc_of_equal_inside_path(target):
+    from mgm_analysis.baselines.run import baseline_trajectory
+
+    g, reg, cfg, w_ref = _loop_setup()
+    res = baseline_trajectory("jacobian_loop", g, w_ref, reg, cfg, k=4, inside_path=target)
+    assert not res.closed and res.path["sweep_deg"] < 360
+    ref = _hand_frames(g, w_ref[None])[0]
+    d_in, diff = _inside(g, _hand_frames(g, res.ws), ref)
+    assert d_in.mean() == pytest.approx(cfg.offset, rel=2e-3)
+    steps = np.linalg.norm(diff[1:] - diff[:-1], axis=1)                        # open: no closing step
+    path = steps.sum() / np.linalg.norm(diff, axis=1).mean()
+    assert path == pytest.approx(target, rel=0.03)
+    # on a circle of edits, an arc of sweep φ over n frames has path (n − 1)·2·sin(φ / (2(n − 1)))
+    phi = np.radians(res.path["sweep_deg"])
+    assert path == pytest.approx(2 * (len(diff) - 1) * np.sin(phi / (2 * (len(diff) - 1))), rel=0.02)
+
+
+def test_a_longer_target_keeps_the_whole_loop():
+    from mgm_analysis.baselines.run import baseline_trajectory
+
+    g, reg, cfg, w_ref = _loop_setup()
+    res = baseline_trajectory("jacobian_loop", g, w_ref, reg, cfg, k=4, inside_path=20.0)
+    assert res.closed and res.path["extent"]["target_inside_path"] == 20.0
+
+
+def test_strength_scales_the_target_and_the_loop_matches_the_discovered_run(tiny_ckpt, tmp_path):
+    """A discovered run at 2·c in the store, then the line and the loop at strength 2: offsets 2·c recorded,
+    the lines open, the loop cut to the discovered run's inside path (measured here from its saved frames)."""
+    from mgm_analysis import store
+    from mgm_analysis.analysis.metrics import inside_path
+    from mgm_analysis.baselines.run import run_baseline
+    from mgm_analysis.jobs import JobSpec, run_job
+
+    ckpt, G = tiny_ckpt
+    out = tmp_path / "runs"
+    disc = store.load_run(run_job(JobSpec(kind="discover", generator=str(ckpt), region="rect:3,3,11,9", seed=0,
+                                          config={**CFG, "epochs": 3, "offset": 2 * CFG["offset"]},
+                                          params={"strength": 2.0}), out, G=G))
+    target = inside_path(disc.frames, disc.reference_img, disc.mask,  # from its PNGs
+                         closed=bool(disc.meta["config"]["closed_loop"]))
+    line = store.load_run(run_baseline(G, "jacobian", "rect:3,3,11,9", seed=0, out=out, config=CFG, strength=2))
+    loop = store.load_run(run_baseline(G, "jacobian_loop", "rect:3,3,11,9", seed=0, out=out, config=CFG,
+                                       strength=2))
+    for run in (line, loop):
+        assert run.meta["config"]["offset"] == pytest.approx(2 * CFG["offset"])
+        assert run.meta["provenance"]["params"]["strength"] == 2.0
+        assert run.meta["provenance"]["params"]["c"] == pytest.approx(CFG["offset"])
+    assert line.meta["config"]["closed_loop"] is False
+    extent = loop.meta["provenance"]["params"]["path"]["extent"]
+    assert extent["source_run"] == disc.run_id and extent["target_inside_path"] == pytest.approx(target, rel=2e-3)
+    got = inside_path(loop.frames, loop.reference_img, loop.mask, closed=bool(loop.meta["config"]["closed_loop"]))
+    if extent["closed"]:                               # the discovered chain is longer than the whole ellipse
+        assert target > got
+    else:
+        assert got == pytest.approx(target, rel=0.05)  # from the 8-bit PNGs: a little looser than the search's 2 %
+    cat = store.catalog(out)
+    assert sorted(cat.strength) == [2.0, 2.0, 2.0]
+
+
+def test_compare_methods_runs_every_method_at_every_strength_once(tiny_ckpt, tmp_path):
+    from mgm_analysis import store
+    from mgm_analysis.baselines.compare import compare_methods
+
+    ckpt, _ = tiny_ckpt
+    out = tmp_path / "runs"
+    kw = dict(methods=["sefa", "jacobian_loop"], generator=str(ckpt), strengths="1,2", transfer_k=1, quiet=True,
+              config={**CFG, "epochs": 2})
+    res = compare_methods(["rect:3,3,11,9"], [0], out, **kw)
+    assert res["failed"] == []
+    runs = list(store.iter_runs(out))
+    own = [r for r in runs if r.kind != "transfer"]
+    got = sorted((store.run_method(r.meta), store.run_strength(r.meta), round(r.meta["config"]["offset"], 9))
+                 for r in own)
+    c = CFG["offset"]
+    assert got == sorted((m, k, round(k * c, 9)) for m in ("discovery", "jacobian_loop", "sefa") for k in (1.0, 2.0))
+    assert len(runs) == 2 * len(own)                                   # one transfer each
+    loops = [r for r in own if store.run_method(r.meta) == "jacobian_loop"]
+    disc = {store.run_strength(r.meta): r.run_id for r in own if r.kind == "discover"}
+    for r in loops:                                                    # each matched to its own strength's chain
+        assert r.meta["provenance"]["params"]["path"]["extent"]["source_run"] == disc[store.run_strength(r.meta)]
+    table = res["table"]
+    assert list(table.columns[:4]) == ["method", "region", "strength", "runs"]
+    assert {"spread", "inside_path", "locality", "jump_ratio"} <= set(table.columns)
+    assert sorted(zip(table.method, table.strength, strict=True)) == sorted(
+        (m, k) for m in ("discovery", "jacobian_loop", "sefa") for k in (1.0, 2.0))
+    again = compare_methods(["rect:3,3,11,9"], [0], out, **kw)         # nothing new to make
+    assert again["failed"] == [] and len(list(store.iter_runs(out))) == len(runs)
+
+
+BAD_STRENGTHS = [("0", "not a finite number > 0"), ("-2", "not a finite number > 0"), ("nan", "not a finite"),
+                 ("inf", "not a finite"), ("abc", "'abc' is not a number"), ("", "is empty"), (",", "is empty"),
+                 (",".join(["1"] * 17), "has 17 values; give at most 16")]
+
+
+@pytest.mark.parametrize("value,says", BAD_STRENGTHS)
+def test_bad_strengths_are_one_line_exit_2_and_write_nothing(tiny_ckpt, tmp_path, value, says):
+    from mgm_analysis.cli import main
+
+    ckpt, _ = tiny_ckpt
+    r = CliRunner()
+    res = r.invoke(main, ["compare-methods", "--strengths", value, "--generator", str(ckpt), "--regions",
+                          "rect:3,3,11,9", "--seeds", "0", "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert res.output.startswith("error: --strengths") and says in res.output and "e.g. --strengths 1,2,4,8" in res.output
+    if value.count(",") < 2:                                         # --strength takes one value
+        res = r.invoke(main, ["baselines", "--strength", value, "--generator", str(ckpt), "--region",
+                              "rect:3,3,11,9", "--layers", "1:4", "--out", str(tmp_path / "b")])
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert res.output.startswith("error: --strength") and "e.g. --strength 2" in res.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_strength_beyond_the_largest_offset_is_refused_before_anything_is_made(tmp_path):
+    from mgm_analysis.cli import main
+
+    r = CliRunner()
+    res = r.invoke(main, ["compare-methods", "--strengths", "1,100", "--regions", "eyes", "--seeds", "0",
+                          "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "--strengths 100 on region eyes" in res.output and "--offset must be <= 4" in res.output
+    res = r.invoke(main, ["baselines", "--strength", "100", "--region", "eyes", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "--strength 100 on region eyes" in res.output and "<= 4" in res.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+# ------------------------------------------------------------------ the method table and its figures (no torch)
+def _method_run(root, method, region, seed, strength, metrics, sources=()):
+    from _fake_runs import fake_meta, make_run
+
+    meta = fake_meta(region, seed)
+    kind = "transfer" if sources else "discover" if method == "discovery" else "baseline"
+    meta["provenance"] = {"kind": kind, "sources": list(sources),
+                          "spec": {"params": {} if strength is None else {"strength": strength}}}
+    if kind == "baseline":
+        meta["provenance"]["method"] = method
+    meta["metrics"] = dict(metrics)
+    return make_run(root, region, seed, meta=meta, gif=False)
+
+
+def _table_store(root):
+    """Discovery, jacobian and jacobian_loop runs on two seeds at strengths 1 and 2 (one discovery without a
+    recorded strength: made before strengths existed), with known metrics, and one transfer of a strength-2 loop
+    run.  Returns {(method, strength): [metric dicts]} as written."""
+    rng = np.random.default_rng(7)
+    written = {}
+    for method in ("discovery", "jacobian", "jacobian_loop"):
+        for k in (1.0, 2.0):
+            for seed in (0, 1):
+                m = {name: float(rng.uniform(0, 1)) for name in ("locality", "semantic_locality", "realism")}
+                m["spread"], m["inside_path"] = float(rng.uniform(0, 2)), float(rng.uniform(0, 7))
+                recorded = None if (method, k, seed) == ("discovery", 1.0, 1) else k
+                path = _method_run(root, method, "mouth", seed, recorded, m)
+                written.setdefault((method, k), []).append((m, path))
+    src = written[("jacobian_loop", 2.0)][0][1]
+    _method_run(root, None, "mouth", 1000, None, {"transfer_locality": 0.625, "locality": 0.5}, sources=[src.name])
+    return {key: [m for m, _ in v] for key, v in written.items()}
+
+
+def test_method_table_groups_by_strength_with_the_extent_columns(tmp_path):
+    from mgm_analysis.baselines.table import TABLE_METRICS, method_table
+    from mgm_analysis.store import catalog
+
+    written = _table_store(tmp_path)
+    table = method_table(catalog(tmp_path))
+    assert list(table.columns[:4]) == ["method", "region", "strength", "runs"]
+    assert TABLE_METRICS.index("spread") < TABLE_METRICS.index("outside_change")
+    assert {"spread", "inside_path", "realism", "locality", "semantic_locality"} <= set(table.columns)
+    assert [(m, k) for m, k in zip(table.method, table.strength, strict=True)] == [
+        ("discovery", 1.0), ("jacobian_loop", 1.0), ("jacobian", 1.0),
+        ("discovery", 2.0), ("jacobian_loop", 2.0), ("jacobian", 2.0)]   # region, strength, then method order
+    for row in table.itertuples():
+        runs = written[(row.method, row.strength)]
+        assert row.runs == len(runs) == 2
+        for name in ("locality", "semantic_locality", "spread", "inside_path", "realism"):
+            assert getattr(row, name) == pytest.approx(sum(r[name] for r in runs) / len(runs))
+    tl = dict(zip(zip(table.method, table.strength, strict=True), table.transfer_locality, strict=True))
+    assert tl[("jacobian_loop", 2.0)] == 0.625                          # the transfer counts at its source's K
+    assert np.isnan(tl[("jacobian_loop", 1.0)])
+
+
+def test_frontier_figure_draws_locality_against_strength_per_method_and_region():
+    import plotly.graph_objects as go
+
+    from mgm_analysis.baselines.table import fig_frontier
+
+    rows = [("discovery", "mouth", 1.0, 0.97, 0.93), ("discovery", "mouth", 4.0, 0.95, 0.90),
+            ("discovery", "mouth", 2.0, 0.96, 0.91), ("sefa", "mouth", 1.0, 0.30, 0.20),
+            ("sefa", "eyes", 2.0, 0.50, np.nan), ("sefa", "eyes", 1.0, 0.55, 0.40)]
+    table = pd.DataFrame(rows, columns=["method", "region", "strength", "locality", "semantic_locality"])
+    table["spread"], table["inside_path"] = 1.5, 4.0
+    fig = go.Figure(fig_frontier(table))
+    panels = {"x": "locality", "x2": "semantic_locality"}
+    lines = {(t.xaxis, t.name): (list(t.x), list(t.y)) for t in fig.data}
+    assert set(lines) == {(x, n) for x in panels for n in ("discovery · mouth", "sefa · mouth", "sefa · eyes")}
+    assert lines[("x", "discovery · mouth")] == ([1.0, 2.0, 4.0], [0.97, 0.96, 0.95])   # sorted by strength
+    assert lines[("x2", "discovery · mouth")] == ([1.0, 2.0, 4.0], [0.93, 0.91, 0.90])
+    assert lines[("x2", "sefa · eyes")] == ([1.0], [0.40])                              # NaN left out
+    assert lines[("x", "sefa · eyes")] == ([1.0, 2.0], [0.55, 0.50])
+    colours = {t.name: t.line.color for t in fig.data}
+    assert colours["sefa · mouth"] == colours["sefa · eyes"] != colours["discovery · mouth"]
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "log"
+    assert [t.showlegend for t in fig.data if t.xaxis == "x2"] == [False] * 3
+    assert "semantic locality" in fig.layout.annotations[1].text
+    empty = go.Figure(fig_frontier(table.iloc[:0]))
+    assert not empty.data and "no method runs" in empty.layout.title.text

@@ -605,3 +605,59 @@ def test_viewer_says_how_far_the_manifold_reaches(tmp_path):
     assert "spread" not in plain and "spans" not in plain
     assert data.metric_columns(data.snapshot(tmp_path).catalog)[:4] == ["locality", "spread", "inside_path",
                                                                          "semantic_low.mouth_open"]
+
+
+# ------------------------------------------------------------------ methods: table and locality against strength
+@pytest.fixture(scope="module")
+def methods_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("methods")
+    make_store(root, 3, methods=("jacobian", "sefa"), strengths=(1.0, 2.0, 4.0))
+    return root
+
+
+def test_frontier_figure_one_line_per_method_and_region(methods_root):
+    s = data.snapshot(methods_root)
+    table = data.method_table(s, sorted(s.runs))
+    fig = go.Figure(figures.frontier_figure(table))
+    cat = s.catalog
+    for t in fig.data:                                       # each line read back from the runs themselves
+        method, region = t.name.split(" · ")
+        rows = cat[(cat.region == region) & (cat.method == method)].sort_values("strength")
+        metric = "locality" if t.xaxis == "x" else "semantic_locality"
+        assert list(t.x) == [1.0, 2.0, 4.0] and list(t.x) == list(rows.strength)
+        np.testing.assert_allclose(t.y, rows[metric], rtol=1e-12)
+    assert len(fig.data) == 2 * 3 * 3                         # 2 panels x 3 methods x 3 regions
+    assert fig.layout.xaxis.type == "log"
+    msg = go.Figure(figures.frontier_figure(table.iloc[:0]))
+    assert not msg.data and "compare-methods" in msg.layout.annotations[0].text
+
+
+def test_method_table_of_the_selection(methods_root):
+    s = data.snapshot(methods_root)
+    assert data.has_methods(s) and not data.has_methods(data.empty_snapshot(methods_root))
+    mouth = sorted(r for r in s.runs if s.runs[r].region == "mouth")
+    table = data.method_table(s, mouth)
+    assert set(table.region) == {"mouth"} and len(table) == 9 and (table.runs == 1).all()
+    assert data.method_table(s, mouth) is table               # memoised
+    cols = L.method_table_columns(table)
+    assert [c["id"] for c in cols[:4]] == ["method", "region", "strength", "runs"]
+    assert all("format" in c for c in cols[4:])
+    rows = L.records(table)
+    assert len(rows) == 9 and all(v is None or v == v for r in rows for v in r.values())   # no NaN in JSON
+
+
+def test_methods_view_over_http(methods_root, store_root):
+    app = create_app(methods_root)
+    ids = sorted(data.snapshot(methods_root).runs)
+    out = call(app, "methods-table", {"projection-drawn.data": ids}, "projection-drawn.data")
+    assert len(out["methods-table"]["data"]) == 27
+    assert out["methods-table"]["columns"][2]["id"] == "strength"
+    assert len(out["frontier"]["figure"]["data"]) == 18
+    box = _find(app.server.test_client().get("/_dash-layout").get_json(), L.METHODS_BOX)
+    assert box["props"]["style"].get("display") != "none"
+    plain = create_app(store_root)                            # a store without baselines: the view stays hidden
+    assert call(plain, "methods-table", {"projection-drawn.data": sorted(data.snapshot(store_root).runs)},
+                "projection-drawn.data") is None
+    box = _find(plain.server.test_client().get("/_dash-layout").get_json(), L.METHODS_BOX)
+    assert box["props"]["style"]["display"] == "none"
+    assert call(app, "methods-table", {"projection-drawn.data": "not a list"}, "projection-drawn.data") is None

@@ -173,3 +173,30 @@ def test_empty_store_in_a_browser(dash_duo, tmp_path):
     assert not dash_duo.find_element("#views").is_displayed()
     dash_duo.driver.save_screenshot(str(_artifacts() / "dashboard-empty.png"))
     assert dash_duo.get_logs() == []
+
+
+def test_methods_view_in_a_browser(dash_duo, tmp_path):
+    """A store of compare-methods runs at three strengths: the methods card shows the table (one row per method,
+    region and strength) and locality against strength, one line per method and region in each panel; ticking the
+    mouth runs narrows both to the mouth."""
+    root = tmp_path / "runs"
+    ids = make_store(root, 3, methods=("jacobian", "sefa"), strengths=(1.0, 2.0, 4.0))
+    dash_duo.driver.set_window_size(1400, 2600)
+    dash_duo.start_server(create_app(root))
+    dash_duo.wait_for_element(f"#{L.METHODS_BOX}", timeout=TIMEOUT)
+    _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.FRONTIER)) == 18, "the frontier's 18 lines")
+    names = {t["name"] for t in _graph_data(dash_duo, L.FRONTIER)}
+    assert names == {f"{m} · {r}" for m in ("discovery", "jacobian", "sefa") for r in ("brows", "eyes", "mouth")}
+    _wait(dash_duo, lambda: len(dash_duo.find_elements(f"#{L.METHODS_TABLE} td[data-dash-column='method']")) == 24,
+          "the method table's first page")                      # 27 rows, 24 a page
+    header = [h.text for h in dash_duo.find_elements(f"#{L.METHODS_TABLE} th")]
+    assert {"strength", "spread", "inside_path", "locality"} <= {h.strip() for h in header}
+
+    dash_duo.find_element("#run-table th.dash-filter[data-dash-column='region'] input").send_keys("mouth\n")
+    _wait(dash_duo, lambda: {t["name"] for t in _graph_data(dash_duo, L.FRONTIER)} == {
+        f"{m} · mouth" for m in ("discovery", "jacobian", "sefa")}, "the mouth's lines only")
+    _wait(dash_duo, lambda: len(dash_duo.find_elements(f"#{L.METHODS_TABLE} td[data-dash-column='method']")) == 9,
+          "the mouth's 9 rows")
+    assert len(ids) == 27
+    dash_duo.driver.save_screenshot(str(_artifacts() / "dashboard-methods.png"))
+    assert dash_duo.get_logs() == []

@@ -410,18 +410,15 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
         sections.append(("Combination: the deltas of two regions added", ct,
                          "combined_locality on the union of masks; x_change_in_y = RMS change run x alone causes "
                          "inside region y; interference = how much the other run disturbs each edit (0 = none)."))
-    from ..baselines.table import fig_methods, method_table, run_methods
+    from ..baselines.table import TABLE_NOTES, fig_frontier, fig_methods, method_table, run_methods
 
     mt = method_table(cat)
     if not mt.empty:  # a store with baseline runs (mgm baselines, mgm compare-methods)
         save("methods", mt)
         figs.append(("Methods at equal strength", fig_methods(mt, run_methods(cat))))
-        sections.append(("Methods: discovered manifolds beside the baselines at equal strength", mt,
-                         "Mean per method and region. Baselines are straight paths through the reference scaled so "
-                         "their mean inside distance equals the region's c; unsupervised methods keep the best-"
-                         "locality component of their top 10 (an oracle). semantic_locality: independent second "
-                         "reader; _shipped: the regressor the generator was tuned against. seconds: wall time per "
-                         "run; cpu_seconds: process CPU time."))
+        figs.append(("Methods: locality against strength", fig_frontier(mt)))
+        sections.append(("Methods: discovered manifolds beside the baselines at equal strength and extent", mt,
+                         TABLE_NOTES))
     title = f"mgm_analysis report: {root}"
     html_text = _html(title, cat, regions, figs, sections, runs[:max_strips], notes, len(runs))
     (out / "report.html").write_text(html_text, encoding="utf-8")

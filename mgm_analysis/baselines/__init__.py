@@ -6,7 +6,9 @@ One small module per method, each a pure function on a generator:
 * :mod:`.sefa` — eigenvectors of Σ_l A_lᵀA_l over the style affine weights (Shen & Zhou 2021);
 * :mod:`.interfacegan` — linear SVM boundaries in W per attribute, optionally conditional (Shen et al. 2020);
 * :mod:`.jacobian` — the masked Jacobian's generalised eigen-directions at the reference, from JVP/VJP
-  products and randomised eigen-solvers (in the spirit of LowRankGAN / ReSeFa).
+  products and randomised eigen-solvers (in the spirit of LowRankGAN / ReSeFa); ``jacobian`` is the straight
+  line along the best one, ``jacobian_loop`` the ellipse in the plane of the best two (a loop of edits, or
+  the arc of it as long as the discovered chain: equal extent).
 
 :mod:`.common` turns a direction into a path at equal strength; :mod:`.run`
 picks the component (an oracle: best locality among the top 10) and writes an
@@ -20,15 +22,17 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["METHODS", "DEFAULT_METHODS", "run_baseline", "baseline_trajectory", "parse_methods", "compare_methods",
-           "method_table"]
+__all__ = ["METHODS", "DEFAULT_METHODS", "LOOP_METHODS", "run_baseline", "baseline_trajectory", "parse_methods",
+           "parse_strengths", "compare_methods", "method_table"]
 
 #: every method; ``interfacegan_cond`` is InterFaceGAN's conditional variant (not in the default set)
-METHODS = ("ganspace", "sefa", "interfacegan", "jacobian", "interfacegan_cond")
-DEFAULT_METHODS = ("ganspace", "sefa", "interfacegan", "jacobian")
+METHODS = ("ganspace", "sefa", "interfacegan", "jacobian", "jacobian_loop", "interfacegan_cond")
+DEFAULT_METHODS = ("ganspace", "sefa", "interfacegan", "jacobian", "jacobian_loop")
+#: the methods whose path is a loop (or an arc of it) in a plane of two directions, not a straight line
+LOOP_METHODS = ("jacobian_loop",)
 
-_LAZY = {"run_baseline": "run", "baseline_trajectory": "run", "parse_methods": "run", "compare_methods": "compare",
-         "method_table": "table"}
+_LAZY = {"run_baseline": "run", "baseline_trajectory": "run", "parse_methods": "run", "parse_strengths": "run",
+         "compare_methods": "compare", "method_table": "table"}
 
 
 def _job(ctx):

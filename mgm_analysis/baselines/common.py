@@ -10,10 +10,15 @@ Directions are normalised to unit length over the free layers (flattened), so
 The path of a direction ``d`` at scale ``s`` is the straight slider through the
 reference, ``w_i = w* + s·t_i·d`` with ``t_i`` evenly spaced in [−1, 1] (the
 free layers only; the others stay w*): the edit both ways, as the methods'
-papers show it.  *Equal strength*: ``s`` is found by bisection (in log s) so
-that the mean inside distance over the frames,
-``mean_i D_in(G(w_i), G(w*))`` — the discovery engine's own ``D_in`` —
-equals the region's target offset c, the one a discovery run uses.
+papers show it.  A *plane* path (the ``jacobian_loop`` baseline) has two
+directions ``d = [d₁, d₂]`` and positions ``t_i = (cos θ_i, sin θ_i)``:
+``w_i = w* + s·(t_i1·d₁ + t_i2·d₂)``, an ellipse (or an arc of it) through
+w*'s neighbourhood.  *Equal strength*: ``s`` is found by bisection (in log s)
+so that the mean inside distance over the frames,
+``mean_i D_in(G(w_i), G(w*))`` — the discovery engine's own ``D_in`` on the
+images clamped to [-1, 1], the display range in which frames are saved —
+equals the target offset (K·c at strength K, c the one a discovery run of the
+region uses).
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ import torch
 
 from ..errors import MGMError
 
-__all__ = ["unit_directions", "broadcast_direction", "line_latents", "path_t", "mean_inside_distance",
-           "equal_strength", "Strength", "generator_key", "free_layer_chunks"]
+__all__ = ["unit_directions", "broadcast_direction", "line_latents", "path_t", "ellipse_t", "path_offsets",
+           "mean_inside_distance", "equal_strength", "Strength", "generator_key", "free_layer_chunks"]
 
 
 def generator_key(G) -> str:
@@ -68,16 +73,40 @@ def path_t(n_frames: int) -> np.ndarray:
     return np.linspace(-1.0, 1.0, n_frames)
 
 
+def ellipse_t(n_frames: int, sweep: float, closed: bool) -> np.ndarray:
+    """A plane path's positions [n, 2] = (cos θ_i, sin θ_i): a full turn θ_i = 2π·i/n when ``closed``, else
+    ``n_frames`` angles evenly over ``sweep`` radians centred on 0 (on the first direction), as the discovery
+    engine's chain (:func:`mgm_analysis.losses.chain_angles`)."""
+    from ..losses import chain_angles
+
+    theta = chain_angles(n_frames, float(sweep), closed).numpy()
+    return np.stack([np.cos(theta), np.sin(theta)], 1)
+
+
+def path_offsets(dirs, scales, t) -> np.ndarray:
+    """The free-layer offsets [K, n, F, D] of K paths at their scales [K]: ``s_k·t_i·d_k`` for a line (``t`` [n],
+    ``dirs`` [K, F, D]) or ``s_k·(t_i1·d_k1 + t_i2·d_k2)`` for a plane path (``t`` [n, 2], ``dirs`` [K, 2, F, D])."""
+    dirs, t = np.asarray(dirs, np.float64), np.asarray(t, np.float64)
+    s = np.asarray(scales, np.float64).reshape(-1)[:, None, None, None]
+    if t.ndim == 1:
+        return s * t[None, :, None, None] * dirs[:, None]
+    if t.ndim != 2 or dirs.ndim != 4 or dirs.shape[1] != t.shape[1]:
+        raise ValueError(f"a plane path needs t [n, j] and directions [K, j, F, D], got {list(t.shape)} and "
+                         f"{list(dirs.shape)}")
+    return s * np.einsum("nj,kjfd->knfd", t, dirs)
+
+
 def line_latents(w_ref, direction, scale: float, t, layers: tuple[int, int]) -> np.ndarray:
-    """W+ latents [n, num_ws, w_dim] = w* + scale·t_i·direction on the free layers (the rest w*)."""
+    """W+ latents [n, num_ws, w_dim] = w* + scale·t_i·direction on the free layers (the rest w*); with ``t``
+    [n, 2] and ``direction`` [2, F, D], the plane path w* + scale·(t_i1·d₁ + t_i2·d₂) (:func:`path_offsets`)."""
     w_ref = np.asarray(w_ref, np.float32)
     d = np.asarray(direction, np.float64)
     ls, le = layers
-    if d.shape != (le - ls, w_ref.shape[1]):
+    if d.shape[-2:] != (le - ls, w_ref.shape[1]):
         raise ValueError(f"direction must be [{le - ls}, {w_ref.shape[1]}] (free layers x w_dim), got {list(d.shape)}")
     t = np.asarray(t, np.float64)
     ws = np.repeat(w_ref[None], len(t), 0).astype(np.float64)
-    ws[:, ls:le] += scale * t[:, None, None] * d[None]
+    ws[:, ls:le] += path_offsets(d[None], [scale], t)[0]
     return ws.astype(np.float32)
 
 
@@ -92,6 +121,9 @@ def mean_inside_distance(G, w_ref, dirs, scales, t, layers, dist, ref_img=None, 
     """[K] mean over the path's frames of D_in for each direction ``dirs[k]`` at ``scales[k]``.
 
     ``dist``: the engine's distance module ``(img, ref) -> (d_in, d_out)``; ``ref_img`` = G(w*) [1, 3, H, W].
+    D_in is measured on the images clamped to [-1, 1], as the frames are saved (a generator's output can leave
+    that range, and the part beyond it never shows).  ``t`` [n] (lines) or [n, 2] (plane paths, ``dirs``
+    [K, 2, F, D]; :func:`path_offsets`).
     With ``mask`` [H, W] also returns [K] the locality of each path's frames (images clamped to [0, 1], as
     :func:`mgm_analysis.analysis.metrics.locality` of the rendered frames).
     """
@@ -101,27 +133,28 @@ def mean_inside_distance(G, w_ref, dirs, scales, t, layers, dist, ref_img=None, 
     w_ref_t = torch.as_tensor(np.asarray(w_ref, np.float32), device=dev)
     if ref_img is None:
         ref_img = G.synthesis(w_ref_t[None])
+    ref_img = ref_img.clamp(-1, 1)
     dirs = np.asarray(dirs, np.float64)
     t = np.asarray(t, np.float64)
     ls, le = layers
     k, n = len(dirs), len(t)
-    offs = (np.asarray(scales, np.float64)[:, None, None, None] * t[None, :, None, None] * dirs[:, None])  # [K,n,F,D]
+    offs = path_offsets(dirs, scales, t)  # [K, n, F, D]
     ws = w_ref_t[None].repeat(k * n, 1, 1)
     ws[:, ls:le] += torch.as_tensor(offs.reshape(k * n, le - ls, -1), dtype=torch.float32, device=dev)
     d_all, imgs = [], []
     i = 0
     for size in free_layer_chunks(k * n, G):
-        img = G.synthesis(ws[i:i + size])
+        img = G.synthesis(ws[i:i + size]).clamp(-1, 1)
         d_in, _ = dist(img, ref_img)
         d_all.append(d_in.detach().double().cpu())
         if mask is not None:
-            imgs.append(((img.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).float().cpu().numpy())
+            imgs.append(((img + 1) / 2).permute(0, 2, 3, 1).float().cpu().numpy())
         i += size
     d = torch.cat(d_all).reshape(k, n).mean(1).numpy()
     if mask is None:
         return d
     frames = np.concatenate(imgs).reshape(k, n, *imgs[0].shape[1:])
-    ref01 = ((ref_img[0].clamp(-1, 1) + 1) / 2).permute(1, 2, 0).float().cpu().numpy()
+    ref01 = ((ref_img[0] + 1) / 2).permute(1, 2, 0).float().cpu().numpy()
     return d, np.array([locality(frames[j], ref01, mask) for j in range(k)])
 
 
@@ -139,6 +172,9 @@ class Strength:
 def equal_strength(G, w_ref, dirs, c: float, t, layers, dist, *, tol: float = 1e-3, max_scale: float = 1e3,
                    start: float = 1.0, max_iter: int = 60, mask=None) -> Strength:
     """Scale each unit direction so that the mean inside distance of its path equals ``c`` (bisection in log s).
+
+    D_in on the images clamped to [-1, 1] (:func:`mean_inside_distance`), so the frames as saved meet ``c``;
+    ``t`` [n] for lines, [n, 2] for plane paths (``dirs`` [K, 2, F, D]).
 
     A bracket ``[lo, hi]`` with ``D(lo) < c ≤ D(hi)`` is grown from ``start``
     (D(0) = 0; each growth step multiplies by 2–100, guessed from D ∝ s²), then

@@ -1,15 +1,19 @@
 """``mgm compare-methods``: discovered manifolds beside the baselines on the same faces and regions.
 
-For every region × seed it makes what the store lacks — a discovery run
-(:func:`mgm_analysis.jobs.run_job`, the region's default settings), one baseline
-run per method (:func:`.run.run_baseline`), and transfers of each of them to
-other faces (seeds 1000, 1001, …) — then writes the method table
-(:func:`.table.method_table`) and, with ``report``, the full analysis report.
-Re-running it skips what exists, so an interrupted comparison continues.
+For every region × seed × strength K it makes what the store lacks — a
+discovery run (:func:`mgm_analysis.jobs.run_job`, the region's default settings
+with the target offset K·c), one baseline run per method at K·c
+(:func:`.run.run_baseline`; the loop baseline after the discovery, whose inside
+path its arc matches), and transfers of each of them to other faces (seeds
+1000, 1001, …) — then writes the method table (:func:`.table.method_table`,
+one row per method × region × strength) and, with ``report``, the full
+analysis report.  Re-running it skips what exists, so an interrupted
+comparison continues.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -49,68 +53,127 @@ def refresh_semantic(root, G=None, force: bool = False) -> int:
 
 
 def _have(root: Path) -> tuple[set, set, set]:
-    """(discover (region, seed), baseline (method, region, seed), transferred source run ids) in a store."""
+    """(discover (region, seed, offset), baseline (method, region, seed, offset), transferred source run ids) in a
+    store; offsets rounded to 9 significant digits (K·c, so a run made at the same target counts whether or not
+    its strength was recorded)."""
     from ..store import iter_runs
 
     disc, base, transferred = set(), set(), set()
-    for r in iter_runs(root, warn=False):
+    for r in iter_runs(root, warn=False, data=False):
         prov = r.meta.get("provenance") or {}
         kind = r.kind
         seed = (r.meta.get("reference") or {}).get("seed")
+        off = _offset_key((r.meta.get("config") or {}).get("offset"))
         if kind == "discover" and r.status == "complete":
-            disc.add((r.region, seed))
+            disc.add((r.region, seed, off))
         elif kind == "baseline" and r.status == "complete":
-            base.add((prov.get("method"), r.region, seed))
+            base.add((prov.get("method"), r.region, seed, off))
         elif kind == "transfer":
             for s in prov.get("sources") or []:
                 transferred.add(Path(s).name)
     return disc, base, transferred
 
 
+def _offset_key(v):
+    return float(f"{float(v):.9g}") if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def _made(out: Path, what: str, region: str, name: str, seed: int, offset: float) -> bool:
+    """Whether the store already holds this job's complete run (another worker on the same store made it
+    meanwhile): only the folders named as run_job names that job's runs are read (not the whole store)."""
+    import json
+
+    from ..store import _slug, run_kind
+
+    label = region if what == "discover" else f"{what}_{region}"
+    for p in out.glob(f"{_slug(label)}-s{seed}-*"):
+        try:
+            m = json.loads((p / "run.json").read_text())
+        except (OSError, ValueError):
+            continue
+        kind = run_kind(m)
+        if (m.get("status") == "complete" and (m.get("region") or {}).get("name") == name
+                and _offset_key((m.get("config") or {}).get("offset")) == _offset_key(offset)
+                and (m.get("reference") or {}).get("seed") == seed
+                and ((what == "discover" and kind == "discover") or
+                     (kind == "baseline" and (m.get("provenance") or {}).get("method") == what))):
+            return True
+    return False
+
+
 def compare_methods(regions, seeds, out, *, report=None, methods=None, generator: str = "toyfaces",
-                    transfer_k: int = 2, labels=None, quiet: bool = False, device: str = "cpu") -> dict:
+                    transfer_k: int = 2, labels=None, quiet: bool = False, device: str = "cpu", strengths=(1.0,),
+                    config: dict | None = None) -> dict:
     """Make the missing runs and write the method table; returns {"table": DataFrame, "failed": [lines], paths}.
 
-    ``report``: also run :func:`mgm_analysis.analysis.report.analyze` into that folder (methods.csv, report.html).
+    ``strengths``: multiples K of each region's target offset c (``discovery.default_config``; ``config``'s
+    ``offset`` when given): every run of a region is made at K·c for every K, with K recorded
+    (``params.strength``).  ``config``: DiscoveryConfig overrides for every run (frames, layers, distance, epochs
+    of the discovery, ...).  ``report``: also run :func:`mgm_analysis.analysis.report.analyze` into that folder
+    (methods.csv, report.html).  Bad strengths, a strength whose K·c the config refuses, or an unknown method:
+    MGMError before anything is written.
     """
     from tqdm.auto import tqdm
 
     from .. import store
+    from ..discovery import default_config
     from ..generators import load_generator
     from ..jobs import JobSpec, generator_spec, run_job
+    from ..masks import default_layout, parse_region
     from . import DEFAULT_METHODS
-    from .run import parse_methods, run_baseline
+    from .run import parse_methods, parse_strengths, run_baseline
     from .table import method_table
 
     methods = parse_methods(methods or list(DEFAULT_METHODS))
+    strengths = parse_strengths(strengths)
+    config = {k: v for k, v in (config or {}).items() if v is not None}
     out = Path(out)
     G = load_generator(generator, device=device)
     gen = generator_spec({"generator": G.info.to_dict()})
+    # Each region's c and every K·c, checked before anything is written (an offset the config refuses: one line).
+    rest = {k: v for k, v in config.items() if k not in ("distance", "offset")}
+    offsets = {}
+    for r in regions:
+        reg = parse_region(r, G.resolution, default_layout(G))
+        c = default_config(G.info.name, config.get("distance"), region=reg.name if reg.layout else None,
+                           **{**rest, "offset": config.get("offset")}).offset
+        for k in strengths:
+            try:
+                default_config(G.info.name, config.get("distance"), region=reg.name if reg.layout else None,
+                               **{**rest, "offset": k * c})
+            except MGMError as exc:
+                raise MGMError(f"--strengths {k:g} on region {r} (c = {c:g}): {exc}; nothing was made") from None
+            offsets[(r, k)] = (reg.name, k * c)
     disc, base, _ = _have(out) if out.is_dir() else (set(), set(), set())
     jobs = []  # face by face: a face's discovery, then its baselines, so what finishes is a complete set
     for s in seeds:
         for r in regions:
-            if (r, s) not in disc:
-                jobs.append(("discover", r, s))
-            jobs += [(m, r, s) for m in methods if (m, r, s) not in base]
+            for k in strengths:
+                name, off = offsets[(r, k)]
+                if (name, s, _offset_key(off)) not in disc:
+                    jobs.append(("discover", r, s, k))
+                jobs += [(m, r, s, k) for m in methods if (m, name, s, _offset_key(off)) not in base]
     failed = []
     t0 = time.perf_counter()
     with tqdm(total=len(jobs), desc="compare-methods", unit="run", disable=quiet, file=sys.stderr) as bar:
-        for what, r, s in jobs:
-            bar.set_postfix_str(f"{what} {r} s{s}")
-            disc, base, _ = _have(out) if out.is_dir() else (set(), set(), set())
-            if (what == "discover" and (r, s) in disc) or (what != "discover" and (what, r, s) in base):
+        for what, r, s, k in jobs:
+            bar.set_postfix_str(f"{what} {r} s{s} x{k:g}")
+            name, off = offsets[(r, k)]
+            if out.is_dir() and _made(out, what, r, name, s, off):
                 bar.update()  # another worker on the same store made it meanwhile
                 continue
             c0 = time.process_time()
             try:
                 if what == "discover":
-                    path = run_job(JobSpec(kind="discover", generator=gen, region=r, seed=s), out, G=G, quiet=True)
+                    path = run_job(JobSpec(kind="discover", generator=gen, region=r, seed=s,
+                                           config={**config, "offset": off}, params={"strength": k}),
+                                   out, G=G, quiet=True)
                 else:
-                    path = run_baseline(G, what, r, seed=s, out=out, labels=labels, quiet=True)
+                    path = run_baseline(G, what, r, seed=s, out=out, labels=labels, quiet=True, config=config,
+                                        strength=k)
                 store.update_run_meta(path, {"timings": {"cpu_s": time.process_time() - c0}})
             except MGMError as exc:
-                failed.append(f"{what} / {r} / seed {s}: {exc}")
+                failed.append(f"{what} / {r} / seed {s} / strength {k:g}: {exc}")
             bar.update()
     if transfer_k:
         from ..analysis.transfer import transfer
@@ -124,8 +187,9 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
                 transfer(r, G, list(range(1000, 1000 + transfer_k)), out=out)
             except MGMError as exc:
                 failed.append(f"transfer of {r.run_id}: {exc}")
-    refresh_semantic(out, G)
-    table = method_table(store.catalog(out, warn=False))
+    if out.is_dir():
+        refresh_semantic(out, G)
+    table = method_table(store.catalog(out, warn=False)) if out.is_dir() else method_table(store.catalog_of([]))
     paths = {}
     if report is not None:
         from ..analysis.report import analyze

@@ -7,19 +7,29 @@ into a store like any discovered run (``provenance.kind = "baseline"``), so
 
 Fairness rules (the same for every method):
 
-* the same free layers, number of frames and target offset c as a discovery
-  run on that region (``discovery.default_config``);
+* the same free layers, number of frames and target offset as a discovery
+  run on that region (``discovery.default_config``): at strength K the target
+  is K·c, c the region's default offset (or ``--offset``);
 * equal strength: the straight path through w* is scaled so that its mean
-  inside distance equals c (:func:`.common.equal_strength`);
+  inside distance on the frames as saved equals K·c (:func:`.common.equal_strength`);
 * unsupervised methods (GANSpace, SeFa, the masked Jacobian) offer their top 10
   components and the one with the best locality on the region at equal
   strength is kept — an oracle choice that favours the baseline; InterFaceGAN
   offers one boundary per factor of the region and the same rule picks among
-  them.  The index (or factor) is recorded.
+  them.  The index (or factor) is recorded;
+* ``jacobian_loop`` is a closed path, not a line: the ellipse in the plane of
+  the two masked-Jacobian directions the same oracle ranks best, its axes in
+  the ratio of their equal-strength scales (so every frame is at about the same
+  inside distance), scaled to equal strength.  *Equal extent*: when the store
+  holds a discovered run of the same face, region and target, the ellipse is
+  cut to the arc whose inside path (:func:`mgm_analysis.analysis.metrics.inside_path`)
+  equals that run's; else (or when the run's path is longer than the ellipse's)
+  the whole loop.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +38,19 @@ import numpy as np
 import torch
 
 from ..errors import MGMError
-from .common import broadcast_direction, equal_strength, line_latents, path_t, unit_directions
+from .common import broadcast_direction, ellipse_t, equal_strength, line_latents, path_t, unit_directions
 
-__all__ = ["METHODS", "DEFAULT_METHODS", "BaselineResult", "candidate_directions", "baseline_trajectory",
-           "run_baseline", "job_baseline", "parse_methods"]
+__all__ = ["METHODS", "DEFAULT_METHODS", "LOOP_METHODS", "BaselineResult", "candidate_directions",
+           "baseline_trajectory", "run_baseline", "job_baseline", "parse_methods", "parse_strengths",
+           "discovered_extent", "MAX_STRENGTHS"]
 
-from . import DEFAULT_METHODS, METHODS  # noqa: E402  (the names live in the torch-free package root)
+from . import DEFAULT_METHODS, LOOP_METHODS, METHODS  # noqa: E402  (the names live in the torch-free package root)
 
 TOP_K = 10
+#: at most this many strengths in one ``--strengths`` list
+MAX_STRENGTHS = 16
+#: an arc's inside path is matched to the discovered run's within this share (at most 4 tries)
+ARC_TOL = 0.02
 
 
 def parse_methods(text) -> list[str]:
@@ -47,6 +62,39 @@ def parse_methods(text) -> list[str]:
     if not names:
         raise MGMError(f"--methods is empty; give some of {', '.join(METHODS)}")
     return list(dict.fromkeys(names))
+
+
+def parse_strengths(text, flag: str = "--strengths", limit: int = MAX_STRENGTHS) -> list[float]:
+    """``"1,2,4,8"`` -> [1.0, 2.0, 4.0, 8.0]: multiples K of the region's target c, each finite and > 0, at most
+    ``limit`` of them, duplicates dropped; a number or a list of them is taken too.  Anything else is one
+    MGMError line that names ``flag`` (nothing has been written when the commands check it)."""
+    example = f"e.g. {flag} 1,2,4,8" if limit > 1 else f"e.g. {flag} 2"
+    if isinstance(text, str):
+        items = [p.strip() for p in text.split(",")]
+    elif isinstance(text, (int, float)) and not isinstance(text, bool):
+        items = [text]
+    else:
+        items = list(text or [])
+    items = [p for p in items if not (isinstance(p, str) and not p)]
+    if not items:
+        raise MGMError(f"{flag} is empty; give {'multiples' if limit > 1 else 'a multiple'} of the region's "
+                       f"target offset c, {example}")
+    if len(items) > limit:
+        raise MGMError(f"{flag} has {len(items)} values; give at most {limit}, {example}")
+    out = []
+    for p in items:
+        try:
+            if isinstance(p, bool):
+                raise TypeError
+            v = float(p)
+        except (TypeError, ValueError):
+            raise MGMError(f"{flag} {text}: {p!r} is not a number; a strength is a multiple K > 0 of the region's "
+                           f"target offset c, {example}") from None
+        if not (math.isfinite(v) and v > 0):
+            raise MGMError(f"{flag} {text}: {p} is not a finite number > 0; a strength is a multiple K > 0 of the "
+                           f"region's target offset c, {example}")
+        out.append(v)
+    return list(dict.fromkeys(out))
 
 
 @dataclass
@@ -62,6 +110,8 @@ class BaselineResult:
     candidates: list = field(default_factory=list)   # [{component, scale, d_in, reached, locality}]
     info: dict = field(default_factory=dict)         # method-specific figures (explained variance, ratios, ...)
     timings: dict = field(default_factory=dict)      # directions_s, strength_s, total_s
+    closed: bool = False                             # the path is a closed loop (jacobian_loop's whole ellipse)
+    path: dict = field(default_factory=dict)         # a loop's shape: components, axes, sweep, closed, extent
 
 
 def _region_factors(region_name: str | None) -> list[str]:
@@ -124,7 +174,7 @@ def candidate_directions(method: str, G, w_ref, region, layers: tuple[int, int],
             "accuracy": {a: float(b["accuracy"][i]) for a, i in zip(wanted, idx, strict=True)},
             "labels": b["source"], "conditional_on": [names[i] for i in range(len(names)) if i not in idx]
             if method == "interfacegan_cond" else []}
-    if method == "jacobian":
+    if method in ("jacobian", "jacobian_loop"):  # the loop: the same directions, an ellipse instead of a line
         from .jacobian import masked_jacobian
 
         res = masked_jacobian(G, w_ref, region.mask, layers, k=k, seed=seed, cache_dir=cache_dir)
@@ -135,14 +185,18 @@ def candidate_directions(method: str, G, w_ref, region, layers: tuple[int, int],
 
 
 def baseline_trajectory(method: str, G, w_ref, region, cfg, *, cache_dir=None, labels=None, attributes=None,
-                        truncation: float = 0.7, seed: int = 0, k: int = TOP_K) -> BaselineResult:
+                        truncation: float = 0.7, seed: int = 0, k: int = TOP_K,
+                        inside_path: float | None = None) -> BaselineResult:
     """The method's trajectory at equal strength on ``region`` around ``w_ref`` (no files).
 
     Args:
-        cfg: the :class:`~mgm_analysis.discovery.DiscoveryConfig` of the region (frames, free layers, c,
-            distance, mask mode) — the same a discovery run would use.
+        cfg: the :class:`~mgm_analysis.discovery.DiscoveryConfig` of the region (frames, free layers, target
+            offset — K·c at strength K —, distance, mask mode): the same a discovery run would use.
         region: a :class:`~mgm_analysis.masks.Region`.
-    Raises MGMError when the method cannot reach the region (no direction's path gets to c).
+        inside_path: for a loop method, the inside path of the discovered run to match (equal extent): the
+            path is the arc of the ellipse with that inside path; None (or longer than the ellipse's) = the
+            whole loop.
+    Raises MGMError when the method cannot reach the region (no direction's path gets to the target).
     """
     from ..losses import make_distance
 
@@ -168,6 +222,9 @@ def baseline_trajectory(method: str, G, w_ref, region, cfg, *, cache_dir=None, l
                        f"the region by the target offset c = {cfg.offset:g} (largest mean D_in "
                        f"{np.nanmax(coarse.d_in):.3g}); no run written")
     best = max(ok, key=lambda i: cands[i]["locality"])
+    if method in LOOP_METHODS:
+        return _loop_trajectory(method, G, w_ref, region, cfg, dist, dirs, names, cands, coarse, info,
+                                inside_path=inside_path, t0=t0, t1=t1)
     fine = equal_strength(G, w_ref, dirs[best:best + 1], cfg.offset, t, layers, dist, tol=1e-3,
                           start=float(coarse.scales[best]) * 0.98)
     if not fine.reached[0]:
@@ -179,6 +236,80 @@ def baseline_trajectory(method: str, G, w_ref, region, cfg, *, cache_dir=None, l
                           scale=float(fine.scales[0]), d_in=float(fine.d_in[0]), candidates=cands, info=info,
                           timings={"directions_s": t1 - t0, "strength_s": t2 - t1,
                                    "strength_passes": coarse.evaluations + fine.evaluations})
+
+
+def loop_plane(dirs, components, axes) -> np.ndarray:
+    """The ellipse's two axes [2, F, D] = (d_i, d_j·r) from unit directions [K, F, D], ``components`` (i, j) and
+    ``axes`` (1, r): the path w* + s·(cos θ·d_i + sin θ·r·d_j) (:func:`.common.line_latents` with
+    :func:`.common.ellipse_t`)."""
+    i, j = (int(v) for v in components)
+    return np.stack([dirs[i] * float(axes[0]), dirs[j] * float(axes[1])])
+
+
+def _loop_trajectory(method, G, w_ref, region, cfg, dist, dirs, names, cands, coarse, info, *, inside_path, t0,
+                     t1) -> BaselineResult:
+    """``jacobian_loop``: the ellipse (or the equal-extent arc of it) in the plane of the oracle's two best
+    directions, at equal strength (see the module docstring)."""
+    from ..analysis.metrics import inside_path as measure_path
+    from ..render import render_frames
+
+    layers, n, c = (cfg.layer_start, cfg.layer_end), cfg.n_frames, cfg.offset
+    ranked = sorted((i for i, r in enumerate(cands) if r["locality"] is not None and np.isfinite(r["locality"])),
+                    key=lambda i: -cands[i]["locality"])
+    if len(ranked) < 2:
+        raise MGMError(f"{method} needs two directions that change region {region.spec!r} by the target offset "
+                       f"{c:g}; {len(ranked)} of {len(names)} do; no run written")
+    i, j = ranked[:2]
+    # Axes in the ratio of the two lines' equal-strength scales: to second order D_in is then the same on every
+    # frame of the ellipse (generalised eigenvectors are A-orthogonal, so no cross term).
+    axes = (1.0, float(coarse.scales[j] / coarse.scales[i]))
+    plane = loop_plane(dirs, (i, j), axes)[None]
+    line_t = path_t(n)
+    start = float(coarse.scales[i]) * math.sqrt(float(np.mean(line_t**2)))  # the line's mean t² is the ellipse's 1
+    ref01 = render_frames(G, np.asarray(w_ref, np.float32)[None])[0]
+    passes = coarse.evaluations
+
+    def at(sweep, closed):
+        nonlocal start, passes
+        t = ellipse_t(n, sweep, closed)
+        st = equal_strength(G, w_ref, plane, c, t, layers, dist, tol=1e-3, start=start * 0.98)
+        passes += st.evaluations
+        if not st.reached[0]:
+            raise MGMError(f"{method}: the ellipse of {names[i]} and {names[j]} does not settle at c = {c:g} "
+                           f"(reached {st.d_in[0]:.4g}); no run written")
+        start = float(st.scales[0])
+        ws = line_latents(w_ref, plane[0], start, t, layers)
+        return ws, st, measure_path(render_frames(G, ws), ref01, region.mask, closed)
+
+    full = 2 * math.pi
+    extent = {"target_inside_path": None if inside_path is None else float(inside_path)}
+    loop = at(full, True)
+    chosen, sweep, closed, tries = loop, full, True, 0
+    target = float(inside_path) if inside_path is not None and np.isfinite(inside_path) else None
+    if target is not None and target < loop[2]:
+        # An open arc of n frames over φ: its inside path is about (n − 1)·2·sin(φ / (2(n − 1))) (a circle
+        # through the frames), so start there and correct by the measured ratio (the path grows about linearly
+        # with φ).  Beyond the whole loop less one step the arc would overlap itself.  Kept: the arc or the loop
+        # whose inside path is nearer the target.
+        cap = full * (n - 1) / n
+        phi = 2 * (n - 1) * math.asin(min(1.0, target / (2 * (n - 1))))
+        while tries < 4 and phi < cap:
+            tries += 1
+            arc = at(phi, False)
+            if abs(arc[2] - target) < abs(chosen[2] - target):
+                chosen, sweep, closed = arc, phi, False
+            if abs(arc[2] - target) <= ARC_TOL * target or not arc[2] > 0:
+                break
+            phi = min(phi * target / arc[2], cap)
+    ws, st, got = chosen
+    extent.update(sweep_deg=math.degrees(sweep), closed=closed, inside_path=float(got), tries=tries)
+    t2 = time.perf_counter()
+    path = {"components": [int(i), int(j)], "axes": list(axes), "sweep_deg": math.degrees(sweep), "closed": closed,
+            "extent": extent}
+    return BaselineResult(method=method, ws=ws, component=f"{names[i]}+{names[j]}", component_index=int(i),
+                          scale=float(st.scales[0]), d_in=float(st.d_in[0]), candidates=cands, info=info,
+                          timings={"directions_s": t1 - t0, "strength_s": t2 - t1, "strength_passes": passes},
+                          closed=closed, path=path)
 
 
 def job_baseline(ctx) -> np.ndarray:
@@ -196,16 +327,55 @@ def job_baseline(ctx) -> np.ndarray:
     if p.get("component_index") is not None and p.get("scale") is not None:
         dirs, names, _ = candidate_directions(method, ctx.G, ctx.w_ref, ctx.region, layers, **kw)
         i = int(p["component_index"])
-        if not 0 <= i < len(names) or (p.get("component") is not None and names[i] != p["component"]):
+        if not 0 <= i < len(names) or (p.get("component") is not None and names[i] != p["component"]
+                                       and method not in LOOP_METHODS):
             raise MGMError(f"{method}: component {p.get('component')} (index {i}) is not among this generator's "
                            f"candidates ({', '.join(names)})")
+        if method in LOOP_METHODS:
+            shape = p.get("path") or {}
+            comps = shape.get("components") or []
+            if len(comps) != 2 or not all(0 <= int(v) < len(names) for v in comps):
+                raise MGMError(f"{method}: the loop's components {comps} are not among this generator's "
+                               f"candidates ({', '.join(names)})")
+            t = ellipse_t(cfg.n_frames, math.radians(float(shape["sweep_deg"])), bool(shape["closed"]))
+            return line_latents(ctx.w_ref, loop_plane(dirs, comps, shape["axes"]), float(p["scale"]), t, layers)
         return line_latents(ctx.w_ref, dirs[i], float(p["scale"]), path_t(cfg.n_frames), layers)
     return baseline_trajectory(method, ctx.G, ctx.w_ref, ctx.region, cfg, **kw).ws
 
 
+def discovered_extent(root, G, region, w_ref, offset: float) -> tuple[float, str] | None:
+    """(inside path, run id) of the newest complete discovered run in store ``root`` of the same generator,
+    region, reference latent and target offset (K·c) — what a loop baseline's arc matches (equal extent) — or
+    None when the store has none (or no such folder exists)."""
+    from .. import store
+
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    sha = getattr(getattr(G, "info", None), "sha256", None)
+    name = getattr(getattr(G, "info", None), "name", None)
+    best = None
+    for r in store.iter_runs(root, warn=False, data=False):
+        m = r.meta
+        gen, reg, cfg = m.get("generator") or {}, m.get("region") or {}, m.get("config") or {}
+        ip = (m.get("metrics") or {}).get("inside_path")
+        if (store.run_kind(m) != "discover" or m.get("status") != "complete" or not isinstance(ip, (int, float))
+                or (gen.get("sha256") or gen.get("name")) != (sha or name) or reg.get("spec") != region.spec
+                or reg.get("layout") != region.layout or not isinstance(cfg.get("offset"), (int, float))
+                or not math.isclose(float(cfg["offset"]), float(offset), rel_tol=1e-6)):
+            continue
+        try:
+            same = np.allclose(np.asarray(r.reference, np.float32), w_ref, rtol=0, atol=1e-6)
+        except (OSError, ValueError, store.RunReadError):
+            continue
+        if same and (best is None or (str(m.get("created") or ""), r.run_id) > best[0]):
+            best = ((str(m.get("created") or ""), r.run_id), float(ip), r.run_id)
+    return None if best is None else (best[1], best[2])
+
+
 def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference=None, out="runs",
                  layout: str | None = None, cache_dir=None, labels=None, attributes=None, config: dict | None = None,
-                 quiet: bool = True) -> Path:
+                 strength: float = 1.0, quiet: bool = True) -> Path:
     """Everything ``mgm baselines`` does for one method: check input, search, and write the run through
     :func:`mgm_analysis.jobs.run_job` (``kind = "baseline"``).
 
@@ -215,6 +385,8 @@ def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference
         cache_dir: where per-generator caches go (default ``<out>/.mgm_cache/baselines``).
         config: DiscoveryConfig overrides (offset c, n_frames, layer_start/layer_end, truncation, ...) — the
             same a discovery run of this region would take.
+        strength: K > 0: the path's mean inside distance is K·c, c = the config's offset (the region's default
+            unless ``config["offset"]``); recorded as ``params.strength`` (and the offset K·c in ``config``).
     Returns the run folder.  Bad input or an unreachable region: MGMError, nothing written.
     """
     from .. import store
@@ -225,14 +397,21 @@ def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference
     t0 = time.perf_counter()
     if method not in METHODS:
         raise MGMError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    strength = parse_strengths(strength, "--strength", 1)[0]
     name = getattr(getattr(G, "info", None), "name", None)
     gen = generator_spec({"generator": G.info.to_dict()}) if getattr(G, "info", None) is not None else None
     if not gen:
         raise MGMError("the generator has no name or checkpoint path to record in the run")
     config = {k: v for k, v in (config or {}).items() if v is not None}
     reg = parse_region(region, G.resolution, layout or default_layout(G))
-    cfg = default_config(name, config.get("distance"), region=reg.name if reg.layout else None,
-                         **{k: v for k, v in config.items() if k != "distance"})
+    region_name = reg.name if reg.layout else None
+    rest = {k: v for k, v in config.items() if k != "distance"}
+    c = default_config(name, config.get("distance"), region=region_name, **rest).offset
+    config["offset"] = strength * c
+    try:
+        cfg = default_config(name, config.get("distance"), region=region_name, **{**rest, "offset": config["offset"]})
+    except MGMError as exc:
+        raise MGMError(f"--strength {strength:g} on region {region} (c = {c:g}): {exc}") from None
     cfg.check_generator(G.num_ws)
     if labels is not None:
         labels = str(Path(labels).expanduser().resolve())
@@ -246,9 +425,11 @@ def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference
     except ImportError:  # a DiscoveryConfig without noise modes
         def with_run_noise(G, cfg):
             return G
+    extent = discovered_extent(out_path, G, reg, w_ref, cfg.offset) if method in LOOP_METHODS else None
     try:
         res = baseline_trajectory(method, with_run_noise(G, cfg), w_ref, reg, cfg, cache_dir=cache_dir,
-                                  labels=labels, attributes=attributes, truncation=cfg.truncation)
+                                  labels=labels, attributes=attributes, truncation=cfg.truncation,
+                                  inside_path=extent[0] if extent else None)
     except MGMError:
         if created:
             import shutil
@@ -259,13 +440,17 @@ def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference
             except OSError:
                 pass
         raise
+    if res.path:
+        res.path["extent"]["source_run"] = extent[1] if extent else None
     params = {"method": method, "component": res.component, "component_index": res.component_index,
               "scale": res.scale, "d_in": res.d_in, "candidates": res.candidates, "info": res.info,
               "cache_dir": str(cache_dir.resolve()), "labels": labels,
-              "attributes": list(attributes) if attributes else None}
+              "attributes": list(attributes) if attributes else None, "strength": strength, "c": c,
+              **({"path": res.path} if res.path else {})}
+    # the run's config says what the path is: an open line or arc (its metrics count no closing step), or a loop
     spec = JobSpec(kind="baseline", generator=gen, region=region, seed=None if reference is not None else seed,
-                   reference=str(reference) if reference is not None else None, layout=layout, config=config,
-                   params=params)
+                   reference=str(reference) if reference is not None else None, layout=layout,
+                   config={**config, "closed_loop": res.closed}, params=params)
     path = run_job(spec, out_path, G=G, quiet=True)
     total = time.perf_counter() - t0
     meta = store.update_run_meta(path, {"timings": {**res.timings, "baseline_s": total},

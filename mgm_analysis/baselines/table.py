@@ -1,12 +1,16 @@
-"""The method table: discovered manifolds beside the baselines, method × region (pandas only, no torch).
+"""The method table: discovered manifolds beside the baselines, method × region × strength (pandas only, no torch).
 
 A run's *method* is ``discovery`` for a discovered run, ``provenance.method``
 for a baseline, and its source's method for a transfer run (whose
-``transfer_locality`` then counts for that method).  ``seconds`` is the wall
-time of making one run: ``timings.total_s`` of a discovery, ``timings.baseline_s``
-of a baseline (search, oracle choice, scaling, rendering, writing);
-``cpu_seconds`` the process CPU time of making it (``timings.cpu_s``, written by
-``mgm compare-methods``), which a machine shared with other work inflates less.
+``transfer_locality`` then counts for that method).  Its *strength* is the
+multiple K of the region's target offset c it was made at
+(:func:`mgm_analysis.store.run_strength`; a transfer run has its source's; a run
+without one recorded — made by ``mgm discover``, or before strengths existed —
+counts as 1).  ``seconds`` is the wall time of making one run:
+``timings.total_s`` of a discovery, ``timings.baseline_s`` of a baseline (search,
+oracle choice, scaling, rendering, writing); ``cpu_seconds`` the process CPU
+time of making it (``timings.cpu_s``, written by ``mgm compare-methods``), which
+a machine shared with other work inflates less.
 """
 
 from __future__ import annotations
@@ -17,14 +21,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..store import run_kind, run_method
+from ..store import run_kind, run_method, run_strength
 
-__all__ = ["TABLE_METRICS", "run_methods", "method_table", "fig_methods", "METHOD_ORDER"]
+__all__ = ["TABLE_METRICS", "TABLE_NOTES", "run_methods", "method_table", "fig_methods", "fig_frontier",
+           "METHOD_ORDER"]
 
-#: the columns of the table, in order (mean over the runs of each method × region)
-TABLE_METRICS = ["locality", "semantic_locality", "semantic_locality_shipped", "outside_change", "inside_rms",
-                 "jump_ratio", "image_step_cv", "transfer_locality", "seconds", "cpu_seconds"]
-METHOD_ORDER = ["discovery", "jacobian", "interfacegan", "interfacegan_cond", "ganspace", "sefa"]
+#: the columns of the table, in order (mean over the runs of each method × region × strength): locality in pixels
+#: and in factors, then extent (spread, inside path: a point-like method shows here) and realism, then the rest
+TABLE_METRICS = ["locality", "semantic_locality", "semantic_locality_shipped", "spread", "inside_path", "realism",
+                 "outside_change", "inside_rms", "jump_ratio", "image_step_cv", "transfer_locality", "seconds",
+                 "cpu_seconds"]
+METHOD_ORDER = ["discovery", "jacobian_loop", "jacobian", "interfacegan", "interfacegan_cond", "ganspace", "sefa"]
+
+#: what the table's rows compare, for its readers (the report's methods section, the dashboard)
+TABLE_NOTES = (
+    "Mean per method, region and strength K. Equal strength: every path's mean inside distance on the frames as "
+    "saved (clamped to the display range) is K·c, c the region's target offset. Baselines are straight lines "
+    "through the reference (unsupervised methods keep the best-locality component of their top 10: an oracle); "
+    "jacobian_loop is the ellipse in the plane of the two best masked-Jacobian directions. Equal extent: "
+    "jacobian_loop is cut to the arc whose inside path equals the discovered run's of the same face, region and "
+    "K (the whole loop when there is none or it is longer); the lines' extent is fixed by their shape (spread "
+    "≈ 2, inside path ≈ 4). spread: largest distance between two frames inside the region / largest distance "
+    "to the reference (0 = one edit, 2 = opposite edits); inside_path: the chain's length inside the region / "
+    "its mean distance to the reference; realism: worst frame's realism error / the generator's own 95th "
+    "percentile (≤ 1 good). semantic_locality: independent second reader; _shipped: the regressor the generator "
+    "was tuned against. seconds: wall time per run; cpu_seconds: process CPU time.")
 
 
 def _meta(path) -> dict:
@@ -38,12 +59,11 @@ def run_methods(cat: pd.DataFrame) -> pd.DataFrame:
     """The catalog with ``method``, ``source`` and ``seconds`` columns (read from each run's run.json)."""
     cat = cat.copy()
     if cat.empty:
-        return cat.assign(method=[], source=[], seconds=[], cpu_seconds=[])
+        return cat.assign(method=[], source=[], seconds=[], cpu_seconds=[], strength=[])
     metas = {r: _meta(p) for r, p in zip(cat.run_id, cat.path, strict=True)}
-    by_name = {}
-    for r, m in metas.items():
-        by_name[r] = run_method(m)
-    method, source, seconds, cpu = [], [], [], []
+    by_name = {r: run_method(m) for r, m in metas.items()}
+    strength_of = {r: run_strength(m) or 1.0 for r, m in metas.items()}
+    method, source, seconds, cpu, strength = [], [], [], [], []
     for r in cat.run_id:
         m = metas[r]
         prov = m.get("provenance") or {}
@@ -54,39 +74,45 @@ def run_methods(cat: pd.DataFrame) -> pd.DataFrame:
             src_id = Path(src).name if src else None
             method.append(by_name.get(src_id))
             source.append(src_id)
+            strength.append(strength_of.get(src_id, 1.0))
             seconds.append(np.nan)
             cpu.append(np.nan)
         else:
             method.append(by_name.get(r))
             source.append(None)
+            strength.append(strength_of[r])
             s = t.get("baseline_s") if kind == "baseline" else t.get("total_s")
             seconds.append(float(s) if isinstance(s, (int, float)) else np.nan)
             cpu.append(float(t["cpu_s"]) if isinstance(t.get("cpu_s"), (int, float)) else np.nan)
-    return cat.assign(method=method, source=source, seconds=seconds, cpu_seconds=cpu)
+    return cat.assign(method=method, source=source, seconds=seconds, cpu_seconds=cpu, strength=strength)
+
+
+KEYS = ["method", "region", "strength"]
 
 
 def method_table(cat: pd.DataFrame) -> pd.DataFrame:
-    """One row per method × region: the mean of :data:`TABLE_METRICS` over its runs, with the run count.
+    """One row per method × region × strength: the mean of :data:`TABLE_METRICS` over its runs, with the run count.
 
     Rows are the discovered and baseline runs (regions of single presets); ``transfer_locality`` is the mean over
-    the transfer runs made from that method's runs.  Empty when the store has no baseline run.
+    the transfer runs made from that method's runs (at their strength).  Sorted by region, strength, then method
+    (:data:`METHOD_ORDER`).  Empty when the store has no baseline run.
     """
     if cat.empty or "kind" not in cat or not (cat.kind == "baseline").any():
-        return pd.DataFrame(columns=["method", "region", "runs", *TABLE_METRICS])
+        return pd.DataFrame(columns=[*KEYS, "runs", *TABLE_METRICS])
     c = run_methods(cat)
     own = c[c.kind.isin(["discover", "baseline"]) & c.method.notna() & (c.status == "complete")]
     cols = [m for m in TABLE_METRICS if m in own.columns and m != "transfer_locality"]
-    g = own.groupby(["method", "region"])
+    g = own.groupby(KEYS)
     out = g[cols].mean()
     out.insert(0, "runs", g.size())
     tr = c[(c.kind == "transfer") & c.method.notna()]
     if not tr.empty and "transfer_locality" in tr:
-        out["transfer_locality"] = tr.groupby(["method", "region"])["transfer_locality"].mean()
+        out["transfer_locality"] = tr.groupby(KEYS)["transfer_locality"].mean()
     out = out.reset_index()
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     out["_o"] = out.method.map(lambda m: order.get(m, len(order)))
-    out = out.sort_values(["region", "_o", "method"]).drop(columns="_o").reset_index(drop=True)
-    return out[["method", "region", "runs", *[m for m in TABLE_METRICS if m in out.columns]]]
+    out = out.sort_values(["region", "strength", "_o", "method"]).drop(columns="_o").reset_index(drop=True)
+    return out[[*KEYS, "runs", *[m for m in TABLE_METRICS if m in out.columns]]]
 
 
 def fig_methods(table: pd.DataFrame, runs: pd.DataFrame | None = None):
@@ -118,17 +144,67 @@ def fig_methods(table: pd.DataFrame, runs: pd.DataFrame | None = None):
                 marker=dict(color=colour[m], size=7, symbol=[sym.get(r, "circle") for r in dm.region]),
                 text=[f"{r} · {rid}" for r, rid in zip(dm.region, dm.run_id, strict=True)],
                 hovertemplate="%{text}<br>locality %{x:.3f}<br>semantic %{y:.3f}<extra>" + m + "</extra>"))
+    several = "strength" in table and table.strength.nunique() > 1
     for m in methods:
         tm = table[table.method == m]
+        label = [f"{r} ×{k:g}" for r, k in zip(tm.region, tm.strength, strict=True)] if several else list(tm.region)
         fig.add_trace(go.Scatter(
             x=tm.locality, y=tm[ycol] if ycol else tm.locality * 0, mode="markers+text", name=m, legendgroup=m,
             marker=dict(color=colour[m], size=16, symbol=[sym.get(r, "circle") for r in tm.region],
                         line=dict(color="black", width=1)),
-            text=list(tm.region), textposition="top center",
+            text=label, textposition="top center",
             hovertemplate="%{text}: locality %{x:.3f}, semantic %{y:.3f}<extra>" + m + " (mean)</extra>"))
     fig.update_layout(title="Methods at equal strength: locality (pixels) vs semantic locality (factors); "
-                            "large = mean per region, small = runs",
+                            "large = mean per region" + (" and strength" if several else "") + ", small = runs",
                       xaxis_title="locality (share of change inside the region)",
                       yaxis_title="semantic locality (independent reader)" if ycol else "",
                       legend_title="method", height=520, margin=dict(l=10, r=10, t=60, b=10))
+    return fig
+
+
+#: the frontier figure's panels: (column, axis title)
+FRONTIER_METRICS = [("locality", "locality (pixels)"), ("semantic_locality", "semantic locality (factors)")]
+
+
+def fig_frontier(table: pd.DataFrame):
+    """Locality and semantic locality against strength K (log₂ axis), one line per method and region (colour =
+    method, dash and marker = region; hover: spread and inside path too): how each method's locality holds up as
+    the edit grows.  A panel whose column the table lacks (no semantic reader) is left out."""
+    import plotly.express as px
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panels = [(c, t) for c, t in FRONTIER_METRICS if c in table and table[c].notna().any()] if len(table) else []
+    if not panels or "strength" not in table:
+        return go.Figure().update_layout(title="no method runs to draw against strength")
+    palette = px.colors.qualitative.D3
+    methods = sorted(table.method.unique(), key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
+    colour = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+    regions = sorted(table.region.unique())
+    dashes, symbols = ["solid", "dash", "dot", "dashdot", "longdash"], ["circle", "square", "diamond", "triangle-up"]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for _, t in panels], horizontal_spacing=0.08)
+    extra = [c for c in ("spread", "inside_path") if c in table]
+    for col, (metric, _) in enumerate(panels, start=1):
+        for m in methods:
+            for i, r in enumerate(regions):
+                d = table[(table.method == m) & (table.region == r)].sort_values("strength")
+                d = d[d[metric].notna()]
+                if d.empty:
+                    continue
+                fig.add_trace(go.Scatter(
+                    x=d.strength.tolist(), y=d[metric].tolist(), mode="lines+markers", name=f"{m} · {r}",
+                    legendgroup=f"{m} · {r}", showlegend=col == 1,
+                    line=dict(color=colour[m], dash=dashes[i % len(dashes)], width=2),
+                    marker=dict(color=colour[m], symbol=symbols[i % len(symbols)], size=8),
+                    customdata=d[extra].to_numpy().tolist() if extra else None,
+                    hovertemplate=f"{m} · {r}<br>strength ×%{{x:g}}: {metric} %{{y:.3f}}"
+                                  + "".join(f"<br>{c} %{{customdata[{j}]:.2f}}" for j, c in enumerate(extra))
+                                  + "<extra></extra>"),
+                    row=1, col=col)
+        fig.update_xaxes(type="log", title_text="strength K (target K·c)", tickvals=sorted(table.strength.unique()),
+                         ticktext=[f"×{k:g}" for k in sorted(table.strength.unique())], row=1, col=col)
+        fig.update_yaxes(title_text=panels[col - 1][1], row=1, col=col)
+    fig.update_layout(title="Locality against strength: one line per method and region (equal strength K·c at "
+                            "every point)", legend_title="method · region", height=460,
+                      margin=dict(l=10, r=10, t=70, b=10))
     return fig

@@ -7,8 +7,9 @@ import click
 from ..errors import MGMError
 from ._common import main
 
-_METHODS_HELP = ("Comma-separated: ganspace, sefa, interfacegan, jacobian (the default set), interfacegan_cond "
-                 "(InterFaceGAN's conditional variant).")
+_METHODS_HELP = ("Comma-separated: ganspace, sefa, interfacegan, jacobian, jacobian_loop (the default set), "
+                 "interfacegan_cond (InterFaceGAN's conditional variant).")
+_DEFAULT_METHODS = "ganspace,sefa,interfacegan,jacobian,jacobian_loop"
 
 
 def _layers(text):
@@ -26,7 +27,7 @@ def _layers(text):
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the reference latent (z -> w).")
 @click.option("--reference", type=click.Path(dir_okay=True), default=None,
               help="Reference latent .npy ([num_ws, w_dim] or [w_dim]) or a run folder; overrides --seed.")
-@click.option("--methods", default="ganspace,sefa,interfacegan,jacobian", show_default=True, help=_METHODS_HELP)
+@click.option("--methods", default=_DEFAULT_METHODS, show_default=True, help=_METHODS_HELP)
 @click.option("--generator", default="toyfaces", show_default=True,
               help="Built-in name (toyfaces) or checkpoint path (.pt rosinality, .pkl NVIDIA).")
 @click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="Run store root.")
@@ -36,6 +37,9 @@ def _layers(text):
 @click.option("--attributes", default=None, help="With --labels: the attribute columns of the region [default: all].")
 @click.option("--offset", type=float, default=None,
               help="Target mean inside distance c of the path [default: the region's discovery default].")
+@click.option("--strength", default="1", show_default=True,
+              help="K > 0: the path's mean inside distance is K·c (c: --offset or the region's default); "
+                   "recorded in the run so the method table groups by it.")
 @click.option("--frames", "n_frames", type=int, default=None, help="Frames of the path [default: as discovery].")
 @click.option("--layers", default=None, help="Free W+ layers START:END [default: as discovery, 2:8].")
 @click.option("--truncation", type=float, default=None, help="Truncation ψ of the reference from a seed [default: 0.7].")
@@ -45,28 +49,34 @@ def _layers(text):
               help="Cache folder for per-generator directions [default: STORE/.mgm_cache/baselines].")
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
 @click.option("--quiet", is_flag=True, help="Print only errors.")
-def baselines(region, seed, reference, methods, generator, out, labels, attributes, offset, n_frames, layers,
-              truncation, layout, cache_dir, device, quiet):
+def baselines(region, seed, reference, methods, generator, out, labels, attributes, offset, strength, n_frames,
+              layers, truncation, layout, cache_dir, device, quiet):
     """Runs of the established direction finders at equal strength, one per method, on one face and region.
 
     Each method offers directions (GANSpace: PCA of W; SeFa: eigenvectors of the style
     affine weights; InterFaceGAN: a linear boundary per factor of the region; jacobian:
     the masked Jacobian's generalised eigenvectors at the reference). The straight path
-    through the reference is scaled so that its mean inside distance equals the region's
-    target offset c, as a discovery run's; of the top 10 components the one with the best
-    locality is kept (an oracle choice that favours the baseline). Each run is an ordinary
-    run (provenance.kind = baseline): render, analyze and the dashboard read it.
+    through the reference is scaled so that its mean inside distance on the frames as
+    saved equals K·c (--strength K, c the region's target offset, as a discovery run's);
+    of the top 10 components the one with the best locality is kept (an oracle choice that
+    favours the baseline). jacobian_loop is the ellipse in the plane of the two best
+    Jacobian directions at the same strength; when the store holds a discovered run of
+    this face, region and K·c, the arc of it with that run's inside path (equal extent).
+    Each run is an ordinary run (provenance.kind = baseline): render, analyze and the
+    dashboard read it.
 
     \b
     Examples:
       mgm baselines --region mouth --seed 3
+      mgm baselines --region mouth --seed 3 --strength 4
       mgm baselines --region eyes --methods jacobian,sefa --out runs/cmp
       mgm baselines --generator ffhq.pt --region mouth --labels smile.csv --methods interfacegan
     """
-    from ..baselines.run import parse_methods, run_baseline
+    from ..baselines.run import parse_methods, parse_strengths, run_baseline
     from ..generators import load_generator
 
     names = parse_methods(methods)
+    (k,) = parse_strengths(strength, "--strength", 1)
     if attributes and not labels:
         raise MGMError("--attributes needs --labels (the CSV whose columns they name)")
     G = load_generator(generator, device=device)
@@ -77,7 +87,7 @@ def baselines(region, seed, reference, methods, generator, out, labels, attribut
         try:
             run_baseline(G, m, region, seed=None if reference else seed, reference=reference, out=out,
                          layout=layout, cache_dir=cache_dir, labels=labels, attributes=attrs, config=config,
-                         quiet=quiet)
+                         strength=k, quiet=quiet)
         except MGMError as exc:
             if len(names) == 1:
                 raise
@@ -89,36 +99,45 @@ def baselines(region, seed, reference, methods, generator, out, labels, attribut
 @main.command("compare-methods")
 @click.option("--regions", default="mouth,eyes,brows", show_default=True, help="Comma-separated region specs.")
 @click.option("--seeds", default="0-4", show_default=True, help="Reference seeds: ranges and lists, e.g. 0-4 or 1,4,7.")
-@click.option("--methods", default="ganspace,sefa,interfacegan,jacobian", show_default=True, help=_METHODS_HELP)
+@click.option("--methods", default=_DEFAULT_METHODS, show_default=True, help=_METHODS_HELP)
 @click.option("--generator", default="toyfaces", show_default=True, help="Built-in name or checkpoint path.")
 @click.option("--out", default="runs/methods", show_default=True, type=click.Path(file_okay=False),
               help="Run store (what it already holds is kept and not made again).")
 @click.option("--report", default=None, type=click.Path(file_okay=False),
               help="Also write the analysis report (methods.csv, report.html) into this folder.")
+@click.option("--strengths", default="1", show_default=True,
+              help="Comma-separated multiples K > 0 of each region's target offset c (at most 16), e.g. 1,2,4,8: "
+                   "every method, discovery included, is run at K·c for each K; the table has one row per "
+                   "method, region and strength.")
 @click.option("--transfer", "transfer_k", default=2, show_default=True, type=click.IntRange(min=0),
               help="Apply each run's deltas to this many other faces (seeds 1000, ...) for the transfer locality.")
 @click.option("--labels", type=click.Path(dir_okay=False), default=None, help="InterFaceGAN labels CSV (see baselines).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
 @click.option("--quiet", is_flag=True, help="Print only the table and errors.")
-def compare_methods(regions, seeds, methods, generator, out, report, transfer_k, labels, device, quiet):
-    """Discovered manifolds beside the baselines at equal strength: the method table.
+def compare_methods(regions, seeds, methods, generator, out, report, strengths, transfer_k, labels, device, quiet):
+    """Discovered manifolds beside the baselines at equal strength and extent: the method table.
 
-    Makes what the store lacks — a discovery run, then one run per method, for every
-    region and seed, and transfers of each to other faces — and prints the mean per
-    method and region of locality, semantic locality, outside change, inside RMS, jump
-    ratio, image-step CV, transfer locality and seconds per run.
+    Makes what the store lacks — for every region, seed and strength K a discovery run
+    at K·c, then one run per method at K·c (the loop baseline cut to the discovered
+    chain's inside path), and transfers of each to other faces — and prints the mean per
+    method, region and strength of locality, semantic locality, spread, inside path,
+    realism, outside change, inside RMS, jump ratio, image-step CV, transfer locality and
+    seconds per run.
 
     \b
-    Example:
+    Examples:
       mgm compare-methods --regions mouth,eyes,brows --seeds 0-4 --out runs/methods --report report/methods
+      mgm compare-methods --regions mouth,eyes,brows --seeds 0-4 --strengths 1,2,4,8 --out runs/methods
     """
     from ..baselines.compare import compare_methods as run_compare
-    from ..baselines.run import parse_methods
+    from ..baselines.run import parse_methods, parse_strengths
     from .discover import _parse_seeds, _split_regions
 
     names = parse_methods(methods)
+    ks = parse_strengths(strengths, "--strengths")
     res = run_compare(_split_regions(regions), _parse_seeds(seeds), out, report=report, methods=names,
-                      generator=generator, transfer_k=transfer_k, labels=labels, quiet=quiet, device=device)
+                      generator=generator, transfer_k=transfer_k, labels=labels, quiet=quiet, device=device,
+                      strengths=ks)
     table = res["table"]
     if table.empty:
         click.echo("no baseline runs were made")

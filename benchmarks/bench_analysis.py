@@ -61,7 +61,7 @@ def synthetic_store(root: Path, n_runs: int, n_frames: int, seed: int = 0) -> Pa
         frames[:, y0:y1, x0:x1] += (t[:, None, None, None] * 0.2 * np.sin(np.arange(x1 - x0) / 3.0)[None, None, :, None])
         frames += rng.normal(scale=0.002, size=frames.shape)
         frames = np.clip(frames, 0, 1)
-        from mgm_analysis.analysis.metrics import run_metrics
+        from mgm_analysis.metrics import run_metrics
 
         meta = {"status": "complete", "region": {"name": region, "spec": region, "layout": "toyfaces"},
                 "generator": {"name": "synthetic", "format": "builtin"},

@@ -87,7 +87,9 @@ def run_case(mode: str, resolution: int, frames: int, epochs: int, device: str, 
     """One measurement in this process: mode is engine | loop | floor."""
     import torch
 
-    from mgm_analysis.discovery import DiscoveryConfig, chunk_sizes, discover, energy
+    from mgm_analysis.config import DiscoveryConfig
+    from mgm_analysis.directions import chunk_sizes
+    from mgm_analysis.discovery import discover, energy
     from mgm_analysis.losses import make_distance, offsets_for
     from mgm_analysis.masks import parse_region
 

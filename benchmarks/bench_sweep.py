@@ -54,9 +54,11 @@ def tiny_checkpoint(tmp: Path) -> Path:
 def overhead(tmp: Path, ckpt: Path, n_jobs: int, epochs: int) -> dict:
     import torch
 
-    from mgm_analysis.discovery import default_config, discover
+    from mgm_analysis.config import default_config
+    from mgm_analysis.discovery import discover
     from mgm_analysis.generators import load_generator
-    from mgm_analysis.jobs import JobSpec, reference_latent, run_job
+    from mgm_analysis.generators.latents import reference_latent
+    from mgm_analysis.jobs import JobSpec, run_job
     from mgm_analysis.masks import parse_region
     from mgm_analysis.sweep import connect, run_sweep
 

@@ -5,7 +5,7 @@ For every region (mouth, eyes, brows) and seed (5, 6, 7) each variant runs
 so both see the same machine load.  A ``watch`` hook keeps the chain after
 every epoch (a copy; nothing else is done during the search), and afterwards
 each checkpoint is rendered and measured.  A checkpoint is *good* when it passes every bar of
-``mgm_analysis.analysis.metrics.quality_failures`` (the rule behind every "good" the toolkit prints):
+``mgm_analysis.metrics.quality_failures`` (the rule behind every "good" the toolkit prints):
 
 * locality >= 0.95,
 * |mean D_in − c| <= 5 % of c (``inside_gap`` of the run's metrics, l2),
@@ -48,9 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 #: "old": the toyfaces defaults of 2026-11-30 (latent springs, every frame started at one point): the fields of
-#: discovery.TOYFACES_L2_POINT that differ from today's; "new": today's defaults (no overrides)
+#: config.TOYFACES_L2_POINT that differ from today's; "new": today's defaults (no overrides)
 def _old() -> dict:
-    from mgm_analysis.discovery import TOYFACES_L2, TOYFACES_L2_POINT
+    from mgm_analysis.config import TOYFACES_L2, TOYFACES_L2_POINT
 
     old = {k: v for k, v in TOYFACES_L2_POINT.items() if TOYFACES_L2.get(k) != v}
     # fields today's defaults set that the old ones left at the dataclass default
@@ -62,7 +62,7 @@ def _old() -> dict:
 
 
 def _parse_variant(text: str) -> tuple[str, dict]:
-    from mgm_analysis.jobs import parse_config_value
+    from mgm_analysis.config import parse_config_value
 
     name, _, rest = text.partition("=")
     cfg = {}
@@ -73,7 +73,7 @@ def _parse_variant(text: str) -> tuple[str, dict]:
 
 
 def good(m: dict, offset: float) -> bool:
-    from mgm_analysis.analysis.metrics import quality_failures
+    from mgm_analysis.metrics import quality_failures
 
     return not quality_failures(m, offset)
 
@@ -81,11 +81,13 @@ def good(m: dict, offset: float) -> bool:
 def one_run(G, region: str, seed: int, overrides: dict) -> dict:
     import torch
 
-    from mgm_analysis.analysis.metrics import metric_options, run_metrics
-    from mgm_analysis.discovery import default_config, discover
-    from mgm_analysis.jobs import reference_latent, semantic_metrics
+    from mgm_analysis.config import default_config
+    from mgm_analysis.discovery import discover
+    from mgm_analysis.generators.latents import reference_latent
     from mgm_analysis.masks import parse_region
+    from mgm_analysis.metrics import metric_options, run_metrics
     from mgm_analysis.render import render_frames, to_unit
+    from mgm_analysis.semantic import semantic_metrics
 
     reg = parse_region(region, G.resolution, "toyfaces")
     cfg = default_config("toyfaces", region=reg.name, **overrides)
@@ -123,7 +125,7 @@ def one_run(G, region: str, seed: int, overrides: dict) -> dict:
 
 def _flags(overrides: dict) -> list[str]:
     """DiscoveryConfig fields as ``mgm discover`` flags."""
-    from mgm_analysis.jobs import FLAG_OF
+    from mgm_analysis.config import FLAG_OF
 
     negative = {"closed_loop": "--open"}  # the off-switch of a boolean flag, where it is not --no-<flag>
     out = []
@@ -278,7 +280,7 @@ def main(argv=None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = out / f"time_to_quality{'-cli' if args.cli else ''}-{stamp}.json"
     path.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(), "cli": args.cli,
-                                "threads": torch.get_num_threads(), "good": __import__("mgm_analysis.analysis.metrics", fromlist=["QUALITY_BARS"]).QUALITY_BARS, "variants": variants,
+                                "threads": torch.get_num_threads(), "good": __import__("mgm_analysis.metrics", fromlist=["QUALITY_BARS"]).QUALITY_BARS, "variants": variants,
                                 "rows": rows}, indent=1, default=str))
     print(f"wrote {path}")
     return 0

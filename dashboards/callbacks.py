@@ -22,7 +22,7 @@ import pandas as pd
 from dash import Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
-from mgm_analysis.analysis.metrics import describe_extent
+from mgm_analysis.metrics import describe_extent
 
 from . import data, figures
 from . import layout as L

@@ -27,6 +27,7 @@ import pandas as pd
 
 from mgm_analysis import store
 from mgm_analysis.analysis import compare
+from mgm_analysis.errors import RunReadError
 
 __all__ = ["Snapshot", "snapshot", "empty_snapshot", "preload", "store_signature", "selected_runs", "projection", "frame_images", "n_frames",
            "metric_columns", "metric_frame", "layer_profiles", "overlap", "overlap_baseline", "derived_runs",
@@ -133,7 +134,7 @@ def usable_runs(runs) -> tuple[list, list[str]]:
     for r in runs:
         try:
             store.check_run_data(r)
-        except store.RunReadError as exc:
+        except RunReadError as exc:
             bad.append(f"{r.run_id}: {str(exc).split(': ', 1)[-1]}")
             continue
         ok.append(r)
@@ -187,14 +188,14 @@ def has_methods(snap: Snapshot) -> bool:
 
 
 def method_table(snap: Snapshot, run_ids) -> pd.DataFrame:
-    """The method table (:func:`mgm_analysis.baselines.table.method_table`: method × region × strength) of the
+    """The method table (:func:`mgm_analysis.analysis.table.method_table`: method × region × strength) of the
     selected runs; a transfer run counts when it is selected.  Empty without a selected baseline run."""
     return _method_table(str(snap.root), snap.signature, _ids(snap, run_ids))
 
 
 @lru_cache(maxsize=32)
 def _method_table(root, signature, ids) -> pd.DataFrame:
-    from mgm_analysis.baselines.table import method_table as table
+    from mgm_analysis.analysis.table import method_table as table
 
     cat = _snapshot(root, signature).catalog
     return table(cat[cat["run_id"].isin(list(ids))].reset_index(drop=True) if len(cat) else cat)

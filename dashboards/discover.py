@@ -307,10 +307,10 @@ def settings_config(values: dict) -> dict:
         elif kind == "layers":
             if not isinstance(v, str) or len(v) > 40:
                 raise MGMError(f"{label}: give START:END, e.g. 2:8 (got {v!r})")
-            from mgm_analysis.cli.discover import _parse_layers
+            from mgm_analysis.config import parse_layers
 
             try:
-                cfg["layer_start"], cfg["layer_end"] = _parse_layers(v.strip())
+                cfg["layer_start"], cfg["layer_end"] = parse_layers(v.strip())
             except MGMError as exc:
                 raise MGMError(str(exc).replace("--layers", label, 1)) from None
         else:
@@ -419,8 +419,9 @@ def _strip_png(G, latents, n: int = STRIP_FRAMES) -> bytes:
 def check_job(G, spec_dict: dict):
     """``(JobSpec, DiscoveryConfig)`` after ``mgm discover``'s checks of a job (region, settings, reference),
     before anything is written; MGMError (one line) for bad input.  Runs in the worker (needs the generator)."""
-    from mgm_analysis.discovery import default_config
-    from mgm_analysis.jobs import JobSpec, reference_latent
+    from mgm_analysis.config import default_config
+    from mgm_analysis.generators.latents import reference_latent
+    from mgm_analysis.jobs import JobSpec
     from mgm_analysis.masks import default_layout, parse_region
 
     spec = JobSpec.from_dict(spec_dict)
@@ -453,7 +454,7 @@ class _Worker:
             self.out.flush()
 
     def hello(self) -> dict:
-        from mgm_analysis.discovery import default_config
+        from mgm_analysis.config import default_config
         from mgm_analysis.masks import default_layout
         from mgm_analysis.presets import PRESETS
 
@@ -470,8 +471,8 @@ class _Worker:
         """The reference face of a seed (the config's truncation) or of a latent file, as a PNG (base64)."""
         import torch
 
-        from mgm_analysis.discovery import default_config
-        from mgm_analysis.jobs import reference_latent
+        from mgm_analysis.config import default_config
+        from mgm_analysis.generators.latents import reference_latent
         from mgm_analysis.render import to_unit
 
         G = self.G
@@ -561,7 +562,8 @@ class _Worker:
         return progress
 
     def run_one(self, job_id: str, spec, epochs: int) -> None:
-        from mgm_analysis.jobs import RunInterrupted, run_job
+        from mgm_analysis.errors import RunInterrupted
+        from mgm_analysis.jobs import run_job
 
         d = job_dir(self.root, job_id)
         status = _read_json(d / "status.json") or {}

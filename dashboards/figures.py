@@ -299,9 +299,9 @@ def derived_figure(df: pd.DataFrame, metric: str = "locality") -> go.Figure:
 # ------------------------------------------------------------- methods
 def frontier_figure(table: pd.DataFrame) -> go.Figure:
     """Locality and semantic locality against strength, one line per method and region, from a method table
-    (:func:`mgm_analysis.baselines.table.method_table`): the report's figure
-    (:func:`mgm_analysis.baselines.table.fig_frontier`), or a message when the selection has no method runs."""
-    from mgm_analysis.baselines.table import fig_frontier
+    (:func:`mgm_analysis.analysis.table.method_table`): the report's figure
+    (:func:`mgm_analysis.analysis.table.fig_frontier`), or a message when the selection has no method runs."""
+    from mgm_analysis.analysis.table import fig_frontier
 
     if table is None or not len(table) or "strength" not in table:
         return message_figure("Select discovered and baseline runs (mgm compare-methods) to compare methods.",

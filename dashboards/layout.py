@@ -116,7 +116,7 @@ def run_table(cat) -> dash_table.DataTable:
 def methods_box(shown: bool) -> html.Div:
     """The method comparison (stores with baseline runs): the method table of the selection, method × region ×
     strength, and locality against strength (the callbacks fill both; hidden when the store has no baselines)."""
-    from mgm_analysis.baselines.table import TABLE_NOTES
+    from mgm_analysis.analysis.table import TABLE_NOTES
 
     return html.Div(id=METHODS_BOX, style=_CARD if shown else {**_CARD, "display": "none"}, children=[
         html.B("Methods at equal strength and extent"),

@@ -2,7 +2,7 @@
 
 Each run looks like a discovery: a smooth, curved trajectory in a few free W+
 layers whose direction depends on the region, frames that change mostly inside
-the region's box, the real metrics of :func:`mgm_analysis.analysis.metrics.run_metrics`,
+the region's box, the real metrics of :func:`mgm_analysis.metrics.run_metrics`,
 all written with :func:`mgm_analysis.store.write_run`.  Images are tiny.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mgm_analysis import store
-from mgm_analysis.analysis.metrics import run_metrics
+from mgm_analysis.metrics import run_metrics
 
 __all__ = ["make_store", "callback_body", "REGION_BOXES"]
 

@@ -6,6 +6,7 @@ without importing the engine; :mod:`mgm_analysis.discovery` re-exports it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -159,3 +160,157 @@ class DiscoveryConfig:
         """The config saved in a run.json (unknown keys from other versions are ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+#: our defaults for a checkpoint: the paper's weights and chain (α, β, γ, σ, c, 36 frames, 500 epochs, LPIPS) with
+#: our choices elsewhere (strong-Wolfe line search, any mask, ψ 0.7, independent start, constant noise);
+#: docs/discover.md tabulates each against the paper's code
+CHECKPOINT_DEFAULTS = dict(n_frames=36, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=4.0,
+                           offset=0.25, outside_weight=1.0, distance="lpips", epochs=500)
+
+
+#: exactly the reference code's algorithm (bmolab/masked-gan-manifold, run.py): L-BFGS (history 20, 8 iterations,
+#: step 1, no line search), LPIPS on the crop and the four area-weighted outside strips, an untruncated reference,
+#: a start w* + a_i·d with one shared d ~ 0.001·N(0, I) and a_i ~ N(0, 1) per latent, noise drawn once per run
+PAPER = dict(n_frames=36, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=4.0, offset=0.25,
+             outside_weight=1.0, distance="lpips", mask_mode="paper", optimizer="lbfgs", lr=1.0, history_size=20,
+             max_iter=8, line_search="none", epochs=500, init_mode="paper", init_noise=0.001, offset_ramp=False,
+             closed_loop=False, patience=0, truncation=1.0, noise_mode="random")
+
+
+#: named configurations for ``--preset`` / ``default_config(preset=...)``
+CONFIG_PRESETS = {"paper": PAPER}
+
+
+#: toyfaces + l2, calibrated on the built-in model (docs/discover.md, "Calibration" and "A chain that explores"):
+#: a closed loop of edits at D_in = c, 35° around the most local one, spaced by image springs (δ = 1) instead of
+#: the paper's latent springs (α = β = 0: met along directions the image ignores, they let the chain collapse to
+#: one edit), λ = 20, distances on the clipped frames as saved, the masked-Jacobian start and 10 epochs
+TOYFACES_L2 = dict(n_frames=16, layer_start=2, layer_end=8, alpha=0.0, beta=0.0, gamma=0.5, prim_dist=0.35,
+                   offset=0.03, outside_weight=20.0, distance="l2", epochs=10, init_mode="jacobian", patience=0,
+                   image_spring=1.0, cone=35.0, closed_loop=True, clip=True)
+
+
+#: the toyfaces + l2 defaults of 2026-11-30 (latent springs, one-point Jacobian start): chains that stand still
+TOYFACES_L2_POINT = dict(n_frames=16, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=0.35,
+                         offset=0.03, outside_weight=10.0, distance="l2", epochs=10, init_mode="jacobian", patience=0,
+                         sweep=0.0)
+
+
+#: the toyfaces + l2 defaults before the masked-Jacobian start (30 epochs from a noise start), for comparison
+TOYFACES_L2_NOISE = dict(TOYFACES_L2_POINT, epochs=30, init_mode="noise")
+
+
+#: c per toyfaces preset: ½ × the mean inside MSE ([-1, 1] images) between renders whose region factors are
+#: resampled (the procedural renderer, 256 faces); other regions get TOYFACES_L2["offset"]
+TOYFACES_OFFSETS = {"mouth": 0.023, "eyes": 0.056, "left_eye": 0.058, "right_eye": 0.058, "brows": 0.042,
+                    "nose": 0.01, "chin": 0.03}
+
+
+def default_config(generator_name: str | None, distance: str | None = None, region: str | None = None,
+                   preset: str | None = None, **overrides) -> DiscoveryConfig:
+    """Defaults per generator and distance (or a named ``preset``), then ``overrides`` (None values are ignored).
+
+    ``preset`` (see :data:`CONFIG_PRESETS`, e.g. "paper") sets every field whatever the generator; ``distance``
+    and ``overrides`` still win.  Otherwise toyfaces + l2: calibrated here (per-region c for the presets);
+    anything else: :data:`CHECKPOINT_DEFAULTS`, with ``distance`` as given (lpips by default; l2 on toyfaces).
+    """
+    if preset is not None:
+        if preset not in CONFIG_PRESETS:
+            raise MGMError(f"unknown preset {preset!r}; known: {', '.join(sorted(CONFIG_PRESETS))}")
+        base = dict(CONFIG_PRESETS[preset])
+        if distance is not None:
+            base["distance"] = distance
+    elif generator_name == "toyfaces" and distance in (None, "l2"):
+        base = dict(TOYFACES_L2)
+        if region in TOYFACES_OFFSETS:
+            base["offset"] = TOYFACES_OFFSETS[region]
+    else:
+        base = dict(CHECKPOINT_DEFAULTS)
+        if generator_name == "toyfaces":  # lpips on toyfaces: the toyfaces chain, the paper's image weights
+            base.update(n_frames=16, epochs=30, prim_dist=TOYFACES_L2["prim_dist"])
+        base["distance"] = distance or ("l2" if generator_name == "toyfaces" else "lpips")
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return DiscoveryConfig(**base)
+
+
+#: the command-line flag of a DiscoveryConfig field, where it is not ``--`` + the name with dashes
+FLAG_OF = {"n_frames": "--frames", "seed": "--init-seed", "layer_start": "--layers", "layer_end": "--layers"}
+
+
+def flag_of(name: str) -> str:
+    return FLAG_OF.get(name, "--" + name.replace("_", "-"))
+
+
+@functools.lru_cache(maxsize=1)
+def config_fields() -> dict[str, str]:
+    """DiscoveryConfig field name -> its type name (``int``, ``float``, ``bool``, ``str``, ``int | None``).
+
+    DiscoveryConfig lives in the torch-free :mod:`mgm_analysis.config`, so checking ``--set`` values
+    imports no torch (10 s on a busy 2-core machine).
+    """
+    return {f.name: str(f.type) for f in fields(DiscoveryConfig)}
+
+
+def parse_config_value(name: str, text: str):
+    """A DiscoveryConfig field's value from text (``--set epochs=30``); MGMError for an unknown field or bad value."""
+    types = config_fields()
+    if name not in types:
+        raise MGMError(f"unknown config field {name!r}; known: {', '.join(sorted(types))}")
+    kind, t = types[name], str(text).strip()
+    if kind.endswith("| None"):
+        if t.lower() in ("none", ""):
+            return None
+        kind = kind.split("|")[0].strip()
+    try:
+        if kind == "int":
+            return int(t)
+        if kind == "float":
+            return float(t)
+        if kind == "bool":
+            low = t.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+    except ValueError:
+        raise MGMError(f"config field {name} takes a{'n' if kind == 'int' else ''} {kind}, got {t!r}") from None
+    return t
+
+
+# ------------------------------------------------------------------ helpers
+def parse_layers(text: str) -> tuple[int, int]:
+    try:
+        a, b = text.split(":")
+        return int(a), int(b)
+    except ValueError:
+        raise MGMError(f"--layers {text!r}: expected START:END, e.g. 2:8") from None
+
+
+#: at most this many seeds in one --seeds (a sweep of 100000 runs is days of work; more is a typo)
+MAX_SEEDS = 100_000
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
+    """Seeds and ranges ("0-9,12") -> a list; each in 0..2**32-1, at most MAX_SEEDS (checked before any list
+    is built, so "0-1000000000" costs nothing)."""
+    out: list[int] = []
+    try:
+        for part in str(text).split(","):
+            if "-" in part.strip()[1:]:
+                a, b = (int(v) for v in part.split("-", 1))
+                if not 0 <= a <= b <= MAX_SEED:
+                    raise MGMError(f"{flag} range {part.strip()!r}: give START-END with 0 <= START <= END <= {MAX_SEED}")
+                if len(out) + b - a + 1 > MAX_SEEDS:
+                    raise MGMError(f"{flag} {text!r} names more than {MAX_SEEDS} seeds; give fewer")
+                out.extend(range(a, b + 1))
+            elif part.strip():
+                out.append(int(part))
+                if not 0 <= out[-1] <= MAX_SEED or len(out) > MAX_SEEDS:
+                    raise MGMError(f"{flag} {text!r}: seeds are 0..{MAX_SEED}, at most {MAX_SEEDS} of them")
+    except ValueError:
+        raise MGMError(f"{flag} {text!r}: expected numbers and ranges, e.g. 0-9 or 1,4,7") from None
+    if not out:
+        raise MGMError(f"{flag} is empty")
+    return out

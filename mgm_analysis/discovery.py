@@ -35,8 +35,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from .analysis.metrics import explores
 from .config import MAX_SEED, MAX_WEIGHT, DiscoveryConfig  # noqa: F401  (re-exported)
+from .directions import chunk_sizes
 from .errors import MGMError
 from .losses import (
     chain_angles,
@@ -46,81 +46,13 @@ from .losses import (
     offsets_for,
     spring_energy,
 )
+from .metrics import explores
 
-__all__ = ["DiscoveryConfig", "Trajectory", "discover", "default_config", "energy", "auto_prim_dist",
-           "chunk_sizes", "sigterm_as_interrupt", "initial_free", "quality_reached", "coarse_config",
-           "subdivide", "jacobian_start", "run_noise", "with_run_noise", "PAPER",
-           "CHECKPOINT_DEFAULTS", "CONFIG_PRESETS", "TOYFACES_L2", "TOYFACES_L2_POINT", "TOYFACES_L2_NOISE",
-           "TOYFACES_OFFSETS", "chain_extent"]
+__all__ = [ "Trajectory", "discover", "energy", "auto_prim_dist", "sigterm_as_interrupt", "initial_free", "quality_reached", "coarse_config",
+           "subdivide", "jacobian_start", "run_noise", "with_run_noise", "chain_extent"]
 
 HISTORY_KEYS = ("epoch", "total", "l_x", "spring", "stiffener", "image_spring", "d_in", "d_out", "d_in_gap",
                 "spread", "inside_path", "seconds")
-
-
-#: our defaults for a checkpoint: the paper's weights and chain (α, β, γ, σ, c, 36 frames, 500 epochs, LPIPS) with
-#: our choices elsewhere (strong-Wolfe line search, any mask, ψ 0.7, independent start, constant noise);
-#: docs/discover.md tabulates each against the paper's code
-CHECKPOINT_DEFAULTS = dict(n_frames=36, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=4.0,
-                           offset=0.25, outside_weight=1.0, distance="lpips", epochs=500)
-
-#: exactly the reference code's algorithm (bmolab/masked-gan-manifold, run.py): L-BFGS (history 20, 8 iterations,
-#: step 1, no line search), LPIPS on the crop and the four area-weighted outside strips, an untruncated reference,
-#: a start w* + a_i·d with one shared d ~ 0.001·N(0, I) and a_i ~ N(0, 1) per latent, noise drawn once per run
-PAPER = dict(n_frames=36, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=4.0, offset=0.25,
-             outside_weight=1.0, distance="lpips", mask_mode="paper", optimizer="lbfgs", lr=1.0, history_size=20,
-             max_iter=8, line_search="none", epochs=500, init_mode="paper", init_noise=0.001, offset_ramp=False,
-             closed_loop=False, patience=0, truncation=1.0, noise_mode="random")
-
-#: named configurations for ``--preset`` / ``default_config(preset=...)``
-CONFIG_PRESETS = {"paper": PAPER}
-
-#: toyfaces + l2, calibrated on the built-in model (docs/discover.md, "Calibration" and "A chain that explores"):
-#: a closed loop of edits at D_in = c, 35° around the most local one, spaced by image springs (δ = 1) instead of
-#: the paper's latent springs (α = β = 0: met along directions the image ignores, they let the chain collapse to
-#: one edit), λ = 20, distances on the clipped frames as saved, the masked-Jacobian start and 10 epochs
-TOYFACES_L2 = dict(n_frames=16, layer_start=2, layer_end=8, alpha=0.0, beta=0.0, gamma=0.5, prim_dist=0.35,
-                   offset=0.03, outside_weight=20.0, distance="l2", epochs=10, init_mode="jacobian", patience=0,
-                   image_spring=1.0, cone=35.0, closed_loop=True, clip=True)
-
-#: the toyfaces + l2 defaults of 2026-11-30 (latent springs, one-point Jacobian start): chains that stand still
-TOYFACES_L2_POINT = dict(n_frames=16, layer_start=2, layer_end=8, alpha=0.3, beta=0.1, gamma=0.5, prim_dist=0.35,
-                         offset=0.03, outside_weight=10.0, distance="l2", epochs=10, init_mode="jacobian", patience=0,
-                         sweep=0.0)
-
-#: the toyfaces + l2 defaults before the masked-Jacobian start (30 epochs from a noise start), for comparison
-TOYFACES_L2_NOISE = dict(TOYFACES_L2_POINT, epochs=30, init_mode="noise")
-
-#: c per toyfaces preset: ½ × the mean inside MSE ([-1, 1] images) between renders whose region factors are
-#: resampled (the procedural renderer, 256 faces); other regions get TOYFACES_L2["offset"]
-TOYFACES_OFFSETS = {"mouth": 0.023, "eyes": 0.056, "left_eye": 0.058, "right_eye": 0.058, "brows": 0.042,
-                    "nose": 0.01, "chin": 0.03}
-
-
-def default_config(generator_name: str | None, distance: str | None = None, region: str | None = None,
-                   preset: str | None = None, **overrides) -> DiscoveryConfig:
-    """Defaults per generator and distance (or a named ``preset``), then ``overrides`` (None values are ignored).
-
-    ``preset`` (see :data:`CONFIG_PRESETS`, e.g. "paper") sets every field whatever the generator; ``distance``
-    and ``overrides`` still win.  Otherwise toyfaces + l2: calibrated here (per-region c for the presets);
-    anything else: :data:`CHECKPOINT_DEFAULTS`, with ``distance`` as given (lpips by default; l2 on toyfaces).
-    """
-    if preset is not None:
-        if preset not in CONFIG_PRESETS:
-            raise MGMError(f"unknown preset {preset!r}; known: {', '.join(sorted(CONFIG_PRESETS))}")
-        base = dict(CONFIG_PRESETS[preset])
-        if distance is not None:
-            base["distance"] = distance
-    elif generator_name == "toyfaces" and distance in (None, "l2"):
-        base = dict(TOYFACES_L2)
-        if region in TOYFACES_OFFSETS:
-            base["offset"] = TOYFACES_OFFSETS[region]
-    else:
-        base = dict(CHECKPOINT_DEFAULTS)
-        if generator_name == "toyfaces":  # lpips on toyfaces: the toyfaces chain, the paper's image weights
-            base.update(n_frames=16, epochs=30, prim_dist=TOYFACES_L2["prim_dist"])
-        base["distance"] = distance or ("l2" if generator_name == "toyfaces" else "lpips")
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return DiscoveryConfig(**base)
 
 
 @torch.no_grad()
@@ -148,23 +80,6 @@ class Trajectory:
     def state(self) -> dict:
         """What ``discover(..., state=)`` needs to continue this trajectory."""
         return {"ws": self.ws, "history": self.history, "epochs_done": self.epochs_done}
-
-
-def chunk_sizes(n: int, chunk_size: int, device_type: str = "cpu", resolution: int = 64) -> list[int]:
-    """Split ``n`` latents into near-equal chunks of at most ``chunk_size`` (0 = automatic).
-
-    Automatic: on CPU at most 48 latents per call up to 64² (36 frames in one call ran 0.25–0.30 s per
-    energy+gradient against 0.33 s in chunks of 12 on 2 cores; benchmarks/bench_engine.py), 4 up to 256², 1
-    above; on a GPU everything up to 256², 4 at 1024².
-    """
-    if chunk_size <= 0:
-        if device_type != "cpu":
-            chunk_size = n if resolution <= 256 else 4
-        else:
-            chunk_size = 48 if resolution <= 64 else 4 if resolution <= 256 else 1
-    parts = -(-n // max(1, chunk_size))
-    base, extra = divmod(n, parts)
-    return [base + 1] * extra + [base] * (parts - extra)
 
 
 def _assemble(w_ref: torch.Tensor, w_free: torch.Tensor, layer_start: int, layer_end: int) -> torch.Tensor:
@@ -271,7 +186,7 @@ def energy(G, w_free: torch.Tensor, w_ref: torch.Tensor, ref_img: torch.Tensor, 
 
 def chain_extent(imgs: torch.Tensor, ref_img: torch.Tensor, mask: torch.Tensor | None, closed: bool) -> dict:
     """``spread`` and ``inside_path`` of frames imgs [n, 3, H, W] around ref_img [1, 3, H, W] inside ``mask``
-    [H, W] (the definitions of :func:`mgm_analysis.analysis.metrics.spread` / ``inside_path``); NaN without a
+    [H, W] (the definitions of :func:`mgm_analysis.metrics.spread` / ``inside_path``); NaN without a
     mask or with nothing changed inside it."""
     nan = {"spread": float("nan"), "inside_path": float("nan")}
     if mask is None or len(imgs) < 2:
@@ -292,7 +207,7 @@ def quality_reached(history: dict, cfg: DiscoveryConfig) -> bool:
 
     * every frame's inside distance is within ``stop_tol``·c of its target: ``d_in_gap`` <= stop_tol·c;
     * the chain explores its region: its ``spread`` and ``inside_path`` reach
-      :data:`~mgm_analysis.analysis.metrics.EXTENT_BARS` (a chain standing still never stops by quality);
+      :data:`~mgm_analysis.metrics.EXTENT_BARS` (a chain standing still never stops by quality);
     * the outside term ``γ·λ·Σ_i D_out,i`` (= γ·λ·n·mean ``d_out``) and the spring residuals ``spring +
       stiffener + image_spring`` have stopped falling: over the last ``stop_window`` epochs each fell by at most ``stop_rel`` ×
       the energy E at the window's start (a rise counts as stopped).  Relative to E, not to the term itself, so
@@ -362,7 +277,7 @@ def jacobian_start(G, w_ref: torch.Tensor, dist, cfg: DiscoveryConfig) -> torch.
     """A start near the answer (``init_mode`` "jacobian"): free layers [n, F, w_dim] on a circle of edits at the
     inside distance c, around (or through) the edit that is most local there.
 
-    The masked Jacobian at w* (:func:`mgm_analysis.baselines.jacobian.masked_jacobian`, settings
+    The masked Jacobian at w* (:func:`mgm_analysis.directions.masked_jacobian`, settings
     :data:`JACOBIAN_START`) gives its three most local directions d₁, d₂, d₃ (most change inside the region per
     change outside, to second order).  For each, the step r at which ``D_in(G(w* + r·d)) = c`` is measured with
     the run's own distance.  The centre is the most local of ±d₁, ±d₂ *at its step*, a = ±r·d (least
@@ -378,7 +293,7 @@ def jacobian_start(G, w_ref: torch.Tensor, dist, cfg: DiscoveryConfig) -> torch.
     ``sweep`` 0 on an open chain: every frame at the centre plus the noise start's perturbation (``init_noise``,
     seeded; frame 0 exactly at it); ``offset_ramp``: the frames on a at ``√(c_i / c)`` of its step.
     """
-    from .baselines.jacobian import masked_jacobian
+    from .directions import masked_jacobian
 
     ls, le, n = cfg.layer_start, cfg.layer_end, cfg.n_frames
     mask = getattr(dist, "inside", None)

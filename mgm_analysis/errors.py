@@ -5,6 +5,10 @@ The command line prints it as ``error: <message>`` and exits with status 2;
 library users catch it like any exception.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class MGMError(Exception):
     """A problem with the user's input that a one-line message can explain."""
@@ -16,3 +20,23 @@ class CheckpointError(MGMError):
 
 class UnsafePickleError(CheckpointError):
     """A pickle asked for a global outside the allow-list; it was not loaded."""
+
+
+class RunReadError(MGMError):
+    """A run folder is corrupt, half-written or not a run."""
+
+
+class SchemaError(MGMError):
+    """run.json or a run's array does not fit the schema (one line: which field, what was found)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A signal stopped a job after its run was saved (status ``interrupted``); ``path`` is the run folder."""
+
+    def __init__(self, path: Path, signum: int):
+        super().__init__(f"{path} interrupted by signal {signum}")
+        self.path, self.signum = Path(path), int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

@@ -28,7 +28,6 @@ Baselines (kind ``baseline``) are registered callables, see :func:`register_base
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import math
@@ -44,62 +43,18 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import MGMError
+from .config import config_fields, flag_of
+from .errors import MGMError, RunInterrupted, RunReadError
+from .generators.latents import generator_spec, reference_latent
+from .measure import safe_metrics
+from .semantic import semantic_metrics
 from .store import run_kind  # noqa: F401 (re-exported: a run's kind has one owner, the store)
 
-__all__ = ["KINDS", "JobSpec", "JobContext", "RunInterrupted", "run_job", "register_baseline", "BASELINES",
-           "resume_spec", "prepare_out", "complete_run", "reference_latent", "generator_spec", "generator_for", "run_kind",
-           "semantic_metrics", "config_fields", "parse_config_value", "FLAG_OF"]
+__all__ = ["KINDS", "JobSpec", "JobContext", "run_job", "register_baseline", "BASELINES",
+           "resume_spec", "prepare_out", "complete_run",]
 
 KINDS = ("discover", "transfer", "combine", "baseline")
 _N_SOURCES = {"discover": (0, 0), "transfer": (1, 1), "combine": (2, 2), "baseline": (0, 1)}
-
-#: the command-line flag of a DiscoveryConfig field, where it is not ``--`` + the name with dashes
-FLAG_OF = {"n_frames": "--frames", "seed": "--init-seed", "layer_start": "--layers", "layer_end": "--layers"}
-
-
-def _flag(name: str) -> str:
-    return FLAG_OF.get(name, "--" + name.replace("_", "-"))
-
-
-@functools.lru_cache(maxsize=1)
-def config_fields() -> dict[str, str]:
-    """DiscoveryConfig field name -> its type name (``int``, ``float``, ``bool``, ``str``, ``int | None``).
-
-    DiscoveryConfig lives in the torch-free :mod:`mgm_analysis.config`, so checking ``--set`` values
-    imports no torch (10 s on a busy 2-core machine).
-    """
-    from .config import DiscoveryConfig
-
-    return {f.name: str(f.type) for f in fields(DiscoveryConfig)}
-
-
-def parse_config_value(name: str, text: str):
-    """A DiscoveryConfig field's value from text (``--set epochs=30``); MGMError for an unknown field or bad value."""
-    types = config_fields()
-    if name not in types:
-        raise MGMError(f"unknown config field {name!r}; known: {', '.join(sorted(types))}")
-    kind, t = types[name], str(text).strip()
-    if kind.endswith("| None"):
-        if t.lower() in ("none", ""):
-            return None
-        kind = kind.split("|")[0].strip()
-    try:
-        if kind == "int":
-            return int(t)
-        if kind == "float":
-            return float(t)
-        if kind == "bool":
-            low = t.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-    except ValueError:
-        raise MGMError(f"config field {name} takes a{'n' if kind == 'int' else ''} {kind}, got {t!r}") from None
-    return t
-
 
 # ------------------------------------------------------------------ specs
 def _is_builtin(generator: str) -> bool:
@@ -138,7 +93,7 @@ class JobSpec:
         reference: a latent ``.npy`` ([num_ws, w_dim] or [w_dim]) or a run folder (its ``reference.npy``);
             overrides ``seed``.
         layout: face layout of the region presets (None = the generator's).
-        preset: a named configuration (``discovery.CONFIG_PRESETS``) under ``config``.
+        preset: a named configuration (``config.CONFIG_PRESETS``) under ``config``.
         config: DiscoveryConfig fields that differ from the defaults (None values are dropped).
         sources: run folders a transfer (1), combination (2) or baseline (0 or 1) derives from.
         params: extra parameters of a baseline: ``method`` (registered name), ``component``, ``scale``, ...
@@ -239,18 +194,6 @@ class JobSpec:
         return JobSpec.from_dict(d)
 
 
-class RunInterrupted(KeyboardInterrupt):
-    """A signal stopped a job after its run was saved (status ``interrupted``); ``path`` is the run folder."""
-
-    def __init__(self, path: Path, signum: int):
-        super().__init__(f"{path} interrupted by signal {signum}")
-        self.path, self.signum = Path(path), int(signum)
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
-
 # ------------------------------------------------------------ one owner each
 def prepare_out(out) -> Path:
     """Create the run store folder and check a run can be written there (before any search); MGMError if not."""
@@ -270,144 +213,6 @@ def prepare_out(out) -> Path:
     return out
 
 
-def reference_latent(G, seed: int | None = None, file=None, truncation: float = 0.7,
-                     truncation_cutoff: int | None = None) -> tuple[np.ndarray, dict]:
-    """The W+ reference latent [num_ws, w_dim] (float32) and its ``reference`` metadata.
-
-    From ``file`` (a ``.npy`` of [num_ws, w_dim], [1, num_ws, w_dim], [w_dim] or [1, w_dim], or a run folder,
-    whose ``reference.npy`` is used), else from ``seed``: ``z ~ N(0, I)`` drawn by
-    ``torch.Generator().manual_seed(seed)``, then the mapping network with ``truncation`` (on the first
-    ``truncation_cutoff`` W+ layers only, when given: NVIDIA's meaning).
-    """
-    import torch
-
-    if file is not None:
-        path = Path(file)
-        if path.is_dir():
-            path = path / "reference.npy"
-        if not path.exists():
-            raise MGMError(f"--reference {path}: no such file; give a .npy of shape [{G.num_ws}, {G.w_dim}] or "
-                           f"[{G.w_dim}]")
-        from .store import load_float_npy
-
-        w = np.array(load_float_npy(path, f"--reference {path}"), np.float32, order="C")
-        if w.shape == (1, G.num_ws, G.w_dim):
-            w = w[0]
-        if w.shape in ((G.w_dim,), (1, G.w_dim)):
-            w = np.broadcast_to(w.reshape(1, -1), (G.num_ws, G.w_dim)).copy()
-        if w.shape != (G.num_ws, G.w_dim):
-            raise MGMError(f"--reference {path} has shape {list(w.shape)}; the generator needs "
-                           f"[{G.num_ws}, {G.w_dim}] (W+) or [{G.w_dim}] (w)")
-        return w, {"seed": None, "truncation": None, "file": str(path.resolve())}
-    if seed is None:
-        raise MGMError("give --seed N or --reference W.npy")
-    z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(int(seed)))
-    with torch.no_grad():
-        if truncation_cutoff is None:
-            w = G.mapping(z.to(G.w_avg.device), truncation)
-        else:
-            w = G.mapping(z.to(G.w_avg.device), truncation, truncation_cutoff=truncation_cutoff)
-        w = G.broadcast(w)[0].cpu().numpy()
-    info = {"seed": int(seed), "truncation": truncation, "file": None}
-    if truncation_cutoff is not None:
-        info["truncation_cutoff"] = int(truncation_cutoff)
-    return np.array(w, np.float32, order="C"), info
-
-
-def generator_spec(meta: dict) -> str | None:
-    """What ``load_generator`` needs to rebuild a run's generator from its run.json: the built-in name, or the
-    checkpoint path; None when neither is known."""
-    from .generators import BUILTIN
-
-    g = (meta or {}).get("generator") or {}
-    if g.get("name") in BUILTIN and (g.get("format") == "builtin" or not g.get("path")):
-        return g["name"]
-    return g.get("path") or None
-
-
-def generator_for(run, cache: dict | None = None, device: str = "cpu"):
-    """Load the generator recorded in a run's ``run.json``, memoised in ``cache`` (by spec and device)."""
-    from .generators import load_generator
-
-    spec = generator_spec(run.meta)
-    if not spec:
-        g = run.meta.get("generator") or {}
-        raise MGMError(f"run {run.run_id} was made by {g.get('name', 'an unknown generator')!r}, which is neither "
-                       "built in nor a checkpoint on disk; pass the generator explicitly")
-    cache = {} if cache is None else cache
-    if (spec, device) not in cache:
-        cache[(spec, device)] = load_generator(spec, device=device)
-    return cache[(spec, device)]
-
-
-def semantic_metrics(G, frames, ref_img, regions, factor_change: bool = False, mask=None,
-                     truncation: float | None = 0.7, cache_dir=None) -> dict:
-    """Semantic locality of a toyfaces run for the union of the regions' factors; {} for other generators or
-    regions without factors.
-
-    ``semantic_locality`` (and with ``factor_change`` the largest change of each factor) is read by the
-    independent second reader (:mod:`mgm_analysis.generators.toyfaces.reader2`, never used in training the
-    generator); ``semantic_locality_shipped`` by the shipped factor regressor, which stage B of the generator's
-    recipe was tuned against.  When the second reader's weights are missing, ``semantic_locality`` falls back to
-    the shipped regressor with a warning (``semantic_reader`` says which read it; :func:`run_job` stores that
-    name in run.json beside ``metrics``, which hold numbers only); without either, {}.
-
-    The same reader gives the *semantic extent* of the regions' factors over the frames: ``semantic_low`` and
-    ``semantic_high`` ({factor: min} and {factor: max}) and ``semantic_extent`` ({factor: max − min}).  With
-    ``mask``, the frames' realism (:mod:`mgm_analysis.generators.toyfaces.realism`, against G's own samples at ψ
-    ``truncation``; their error maps kept in ``cache_dir``) comes along.
-    """
-    if getattr(getattr(G, "info", None), "name", None) != "toyfaces":
-        return {}
-    from .presets import REGION_FACTORS
-
-    names = sorted({n for r in regions for n in REGION_FACTORS.get(r, [])})
-    if not names:
-        return {}
-    import warnings
-
-    try:
-        import torch
-
-        from .analysis.metrics import semantic_locality
-        from .generators.toyfaces.regressor import predict_factors
-        from .generators.toyfaces.renderer import FACTORS
-
-        def to_t(a):
-            return torch.from_numpy(np.asarray(a, np.float32)).permute(0, 3, 1, 2) * 2 - 1
-
-        x, x_ref = to_t(frames), to_t(np.asarray(ref_img)[None])
-        f, f_ref = predict_factors(x).numpy(), predict_factors(x_ref).numpy()[0]
-    except (ImportError, OSError, MGMError) as exc:  # no regressor weights: the image metrics still stand
-        warnings.warn(f"semantic locality skipped: {exc}", stacklevel=2)
-        return {}
-    idx = [FACTORS.index(n) for n in names]
-    out = {"semantic_locality_shipped": semantic_locality(f, f_ref, idx), "semantic_reader": "reader2"}
-    keep = list(range(len(FACTORS)))
-    try:
-        from .generators.toyfaces.reader2 import predict_factors2, readable_factors
-
-        f, f_ref = predict_factors2(x).numpy(), predict_factors2(x_ref).numpy()[0]
-        keep = [i for i, ok in enumerate(readable_factors()) if ok]  # a factor it cannot read is only noise
-    except (OSError, MGMError) as exc:
-        warnings.warn(f"semantic locality from the shipped regressor only: {exc}", stacklevel=2)
-        out["semantic_reader"] = "shipped"
-    out["semantic_locality"] = semantic_locality(f[:, keep], f_ref[keep], [keep.index(i) for i in idx if i in keep])
-    from .analysis.metrics import semantic_ranges
-
-    ranges = semantic_ranges(f[:, idx], names)
-    out["semantic_low"] = {n: lo for n, (lo, _) in ranges.items()}
-    out["semantic_high"] = {n: hi for n, (_, hi) in ranges.items()}
-    out["semantic_extent"] = {n: hi - lo for n, (lo, hi) in ranges.items()}
-    if mask is not None:
-        from .generators.toyfaces.realism import realism_metrics
-
-        out.update(realism_metrics(G, frames, mask, 0.7 if truncation is None else truncation, cache_dir))
-    if factor_change:
-        out["factor_change"] = {n: float(np.abs(f[:, i] - f_ref[i]).max()) for i, n in enumerate(FACTORS)}
-    return out
-
-
 # ------------------------------------------------------------- baselines
 @dataclass
 class JobContext:
@@ -417,7 +222,7 @@ class JobContext:
     G: object
     w_ref: np.ndarray            # [num_ws, w_dim] float32
     region: object               # masks.Region
-    config: object               # discovery.DiscoveryConfig
+    config: object               # config.DiscoveryConfig
     source: object = None        # store.Run of spec.sources[0], when given
     progress: Callable | None = None
 
@@ -505,7 +310,7 @@ def resume_spec(path, *, generator=None, region=None, seed=None, reference=None,
     epochs = new.pop("epochs", None)
     for k, v in new.items():
         if v is not None and k in saved_cfg and saved_cfg[k] != v:
-            differ.append(f"{_flag(k)} {v} (the run has {saved_cfg[k]})")
+            differ.append(f"{flag_of(k)} {v} (the run has {saved_cfg[k]})")
     if differ:
         raise MGMError(f"--resume {path}: {'; '.join(differ)}; resuming keeps the run's own settings, only "
                        "--epochs may change (start a new run for other settings)")
@@ -517,18 +322,6 @@ def resume_spec(path, *, generator=None, region=None, seed=None, reference=None,
     if epochs is not None:
         full["epochs"] = epochs
     return spec.replace(config=full, preset=None)
-
-
-# ------------------------------------------------------------------ run_job
-def _safe_metrics(fn, *args, errors: list, main: bool = True, **kw) -> dict:
-    """Metrics that raise (a degenerate trajectory) become NaN, the reason goes to ``errors``, and the run is
-    still written; ``main`` False: a secondary group (semantic, transfer scores) that only adds the reason."""
-    try:
-        return fn(*args, **kw)
-    except Exception as exc:  # noqa: BLE001 - any failure of a metric must not lose the run
-        errors.append(f"{getattr(fn, '__name__', 'metrics')}: {type(exc).__name__}: {exc}")
-        nan = float("nan")
-        return {"locality": nan, "jump_ratio": nan, "inside_rms": nan} if main else {}
 
 
 def _interrupts():
@@ -568,7 +361,7 @@ def complete_run(out: Path, run_id: str, key: str):
 
     try:
         prev = store.load_run(out / run_id)
-    except store.RunReadError:
+    except RunReadError:
         return None
     same = (prev.meta.get("provenance") or {}).get("key") == key
     return prev.path if same and prev.status == "complete" else None
@@ -620,7 +413,7 @@ def _run_job(spec, out, *, G, progress, quiet, device, run_id, resume, watch) ->
     if run_id is not None and resume is None and (out / run_id).exists():
         try:
             prev = store.load_run(out / run_id)
-        except store.RunReadError as exc:
+        except RunReadError as exc:
             raise MGMError(f"{out / run_id}: exists but is not a readable run ({exc}); move it away") from None
         if (prev.meta.get("provenance") or {}).get("key") not in (spec.key, None):
             raise MGMError(f"{out / run_id}: holds another job's run; move it away or choose another --out")
@@ -647,7 +440,8 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
     import torch
 
     from . import store
-    from .discovery import DiscoveryConfig, default_config, discover, with_run_noise
+    from .config import DiscoveryConfig, default_config
+    from .discovery import discover, with_run_noise
     from .losses import make_distance
     from .masks import default_layout, parse_region
     from .render import render_frames, to_unit
@@ -729,12 +523,12 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
         frames = render_frames(Gn, np.nan_to_num(ws))
         with torch.no_grad():
             ref_img = to_unit(Gn.synthesis(torch.from_numpy(w_ref)[None].to(G.w_avg.device)))[0]
-        from .analysis.metrics import metric_options, run_metrics
+        from .metrics import metric_options, run_metrics
 
         errors: list = []
-        metrics = _safe_metrics(run_metrics, ws, w_ref, frames, ref_img, reg.mask, errors=errors,
+        metrics = safe_metrics(run_metrics, ws, w_ref, frames, ref_img, reg.mask, errors=errors,
                                 **metric_options(cfg.to_dict(), ws))
-        metrics.update(_safe_metrics(semantic_metrics, G, frames, ref_img, [reg.name], factor_change=True,
+        metrics.update(safe_metrics(semantic_metrics, G, frames, ref_img, [reg.name], factor_change=True,
                                      mask=reg.mask, truncation=cfg.truncation, cache_dir=out / ".mgm_cache",
                                      errors=errors, main=False))
         reader = metrics.pop("semantic_reader", None)  # a name, not a number: run.json keeps it beside metrics
@@ -777,7 +571,7 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
             v = metrics.get(k)
             return f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else "nan"
 
-        from .analysis.metrics import quality_failures
+        from .metrics import quality_failures
 
         sl = f", semantic locality {fmt('semantic_locality')}" if "semantic_locality" in metrics else ""
         real = f", realism {fmt('realism')}" if "realism" in metrics else ""
@@ -796,9 +590,9 @@ def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
     """transfer and combine: latents from the source runs' deltas, then frames, metrics, store."""
     import torch
 
+    from . import derive as tr
     from . import store
-    from .analysis import transfer as tr
-    from .analysis.metrics import metric_options, run_metrics
+    from .metrics import metric_options, run_metrics
     from .render import render_frames
 
     sources = _load_sources(spec)
@@ -823,12 +617,12 @@ def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
             ref_img = render_frames(G, w_ref[None])[0]
         cfg = dict(src.meta.get("config") or {})
         errors: list = []
-        metrics = _safe_metrics(run_metrics, ws, w_ref, frames, ref_img, mask, errors=errors,
+        metrics = safe_metrics(run_metrics, ws, w_ref, frames, ref_img, mask, errors=errors,
                                 **metric_options(cfg, ws))
-        metrics.update(_safe_metrics(semantic_metrics, G, frames, ref_img, built["regions"], mask=mask,
+        metrics.update(safe_metrics(semantic_metrics, G, frames, ref_img, built["regions"], mask=mask,
                                      truncation=truncation, cache_dir=out / ".mgm_cache", errors=errors, main=False))
         reader = metrics.pop("semantic_reader", None)
-        metrics.update(_safe_metrics(built["extra_metrics"], frames, ref_img, errors=errors, main=False))
+        metrics.update(safe_metrics(built["extra_metrics"], frames, ref_img, errors=errors, main=False))
         src_region = src.meta.get("region") or {}
         prov = {"kind": spec.kind, "sources": [r.run_id for r in sources], "key": spec.key, "spec": spec.to_dict(),
                 **built["provenance"]}

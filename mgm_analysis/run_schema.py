@@ -18,9 +18,9 @@ from typing import Annotated, Any, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import MGMError
+from .errors import SchemaError
 
-__all__ = ["SCHEMA_VERSION", "RunMeta", "SchemaError", "validate_meta", "check_arrays", "check_float_array",
+__all__ = ["SCHEMA_VERSION", "RunMeta", "validate_meta", "check_arrays", "check_float_array",
            "MAX_RUN_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_FRAMES", "MAX_ARRAY_BYTES"]
 
 SCHEMA_VERSION = 1
@@ -33,10 +33,6 @@ MAX_JSON_DEPTH = 32
 MAX_FRAMES = 4096
 #: latents.npy of the largest chain, 4096 frames × 18 × 512 float32, is 151 MB; more is not a run
 MAX_ARRAY_BYTES = 2**30
-
-
-class SchemaError(MGMError):
-    """run.json or a run's array does not fit the schema (one line: which field, what was found)."""
 
 
 class _Part(BaseModel):

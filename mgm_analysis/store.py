@@ -32,18 +32,17 @@ from typing import Iterator
 import numpy as np
 
 from . import __version__
-from .errors import MGMError
+from .errors import MGMError, RunReadError, SchemaError
 from .run_schema import (
     MAX_FRAMES,
     MAX_RUN_JSON_BYTES,
     SCHEMA_VERSION,
-    SchemaError,
     check_arrays,
     check_float_array,
     validate_meta,
 )
 
-__all__ = ["SCHEMA_VERSION", "Run", "RunReadError", "new_run_id", "write_run", "load_run", "scan_runs", "iter_runs",
+__all__ = ["SCHEMA_VERSION", "Run", "new_run_id", "write_run", "load_run", "scan_runs", "iter_runs",
            "catalog", "run_kind", "run_method", "update_run_meta", "to_uint8", "read_png", "write_png", "png_bytes", "png_data_uri", "write_gif", "load_float_npy",
            "RunSkippedWarning", "MAX_IMAGE_PIXELS"]
 
@@ -54,10 +53,6 @@ REQUIRED_FILES = ("run.json", "latents.npy", "reference.npy", "mask.png")
 MAX_IMAGE_PIXELS = 4096 * 4096
 #: the most memory a run's frames may take as float32 (36 frames at 1024² take 0.45 GiB)
 MAX_FRAMES_BYTES = 4 * 2**30
-
-
-class RunReadError(MGMError):
-    """A run folder is corrupt, half-written or not a run."""
 
 
 class RunSkippedWarning(UserWarning):

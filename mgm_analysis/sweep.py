@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import MGMError
-from .jobs import JobSpec, RunInterrupted, complete_run, parse_config_value, prepare_out, run_job
+from .config import parse_config_value
+from .errors import MGMError, RunInterrupted
+from .jobs import JobSpec, complete_run, prepare_out, run_job
 
 __all__ = ["Grid", "parse_sets", "parse_params", "build_jobs", "check_jobs", "search_generator", "SweepRecord",
            "run_sweep", "SweepResult", "connect", "probe_scheduler", "execute", "summary_table", "pending"]
@@ -159,7 +160,7 @@ def build_jobs(grid: Grid, out) -> list[list[JobSpec]]:
 def check_jobs(specs, G=None) -> None:
     """Every search job's configuration (DiscoveryConfig's checks) and, given the generator ``G``, its region and
     layers must be valid before anything is written: bad input is one MGMError, not a failed job later."""
-    from .discovery import default_config
+    from .config import default_config
     from .generators import BUILTIN
     from .masks import default_layout, parse_region
 

@@ -45,7 +45,7 @@ def make_run(root, region="mouth", seed=0, n=6, res=8, direction=None, num_ws=4,
 
 def discovered_run(root, G, region, seed, direction_seed, n=5, scale=1.0, box=(2, 2, 10, 8)):
     """A run as ``mgm discover`` writes it with generator ``G``: w* from the seed, a straight path on W+ layers 1:3."""
-    from mgm_analysis.analysis.transfer import reference_latents
+    from mgm_analysis.generators.latents import reference_latents
     from mgm_analysis.render import render_frames
 
     (w_ref, ref_info), = reference_latents(G, [seed], 0.7)

@@ -105,9 +105,10 @@ def test_analysis_works_with_torch_blocked(tmp_path):
     root = _store(tmp_path / "runs")
     code = BLOCK_TORCH + f"""
 from mgm_analysis import store
-from mgm_analysis.analysis import analyze, load_runs, metrics, projection, compare, report
+from mgm_analysis.analysis import analyze, load_runs, projection, compare, report
+from mgm_analysis.measure import recompute_metrics
 assert len(load_runs({str(root)!r})) == 6
-metrics.recompute_metrics({str(root)!r})
+recompute_metrics({str(root)!r})
 runs = list(store.iter_runs({str(root)!r}))
 compare.overlap_matrix(runs)
 print(len(projection.project(runs)))

@@ -22,9 +22,9 @@ from _fake_runs import fake_meta, make_run
 from click.testing import CliRunner
 from PIL import Image
 
-from mgm_analysis import discovery, store
+from mgm_analysis import config, discovery, store
 from mgm_analysis.cli import main
-from mgm_analysis.errors import MGMError
+from mgm_analysis.errors import MGMError, RunReadError
 from mgm_analysis.masks import parse_region
 
 
@@ -79,7 +79,7 @@ def d(tmp_path_factory, gen):
     w_ref = rng.normal(size=(L, D)).astype(np.float32)
     ws = np.repeat(w_ref[None], 4, 0)
     ws[1:, 2:8] += 0.01 * rng.normal(size=(3, 6, D)).astype(np.float32)
-    cfg = discovery.default_config("toyfaces", region="mouth", n_frames=4, epochs=3).to_dict()
+    cfg = config.default_config("toyfaces", region="mouth", n_frames=4, epochs=3).to_dict()
     region = parse_region("mouth", R)
     spec = {"kind": "discover", "generator": "toyfaces", "region": "mouth", "seed": 0, "reference": None,
             "layout": None, "preset": None, "config": {"epochs": 3, "n_frames": 4}, "sources": [], "params": {}}
@@ -450,7 +450,7 @@ def test_array_headers_are_checked_before_anything_is_read(tmp_path, shape, need
     run = make_run(tmp_path, run_id="r")
     _npy_header_only(run / "latents.npy", shape)
     _npy_header_only(run / "reference.npy", shape[1:3])
-    with pytest.raises(store.RunReadError, match=needle.replace("[", r"\[")):
+    with pytest.raises(RunReadError, match=needle.replace("[", r"\[")):
         store.load_run(run)
 
 
@@ -458,7 +458,7 @@ def test_a_huge_run_json_is_not_read(tmp_path):
     run = make_run(tmp_path, run_id="r")
     with open(run / "run.json", "r+b") as f:
         f.truncate(40 * 2**20)  # sparse: costs nothing on disk
-    with pytest.raises(store.RunReadError, match="40 MiB, more than the 32 MiB"):
+    with pytest.raises(RunReadError, match="40 MiB, more than the 32 MiB"):
         store.load_run(run)
 
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from mgm_analysis.baselines import common
 from mgm_analysis.baselines.ganspace import ganspace_components, pca_components
 from mgm_analysis.baselines.interfacegan import conditional_normal, fit_boundaries, labels_from_csv
-from mgm_analysis.baselines.jacobian import JacobianOperator, masked_jacobian
 from mgm_analysis.baselines.sefa import sefa_components, style_affines
+from mgm_analysis.directions import JacobianOperator, masked_jacobian
 from mgm_analysis.errors import MGMError
 from mgm_analysis.generators.base import GeneratorInfo
 from mgm_analysis.generators.stylegan2 import tiny_generator
@@ -344,7 +344,7 @@ def test_analyze_reads_a_store_with_baselines(tiny_ckpt, tmp_path):
     assert {"spread", "inside_path"} <= set(saved.columns)
     deltas, positions = pd.read_csv(paths["projection_pca"]), pd.read_csv(paths["projection_pca_positions"])
     assert len(deltas) == len(positions) == 2 * CFG["n_frames"] - CFG["n_frames"]  # the discovered run only
-    from mgm_analysis.baselines.table import method_table
+    from mgm_analysis.analysis.table import method_table
     from mgm_analysis.store import catalog
 
     cat = catalog(out)
@@ -385,13 +385,13 @@ def test_a_region_interfacegan_cannot_reach_leaves_no_run(tmp_path):
 
 # ------------------------------------------------------------------ the second, independent reader
 def test_semantic_metrics_read_by_both_readers():
-    from mgm_analysis.analysis.metrics import semantic_locality
     from mgm_analysis.generators import load_generator
     from mgm_analysis.generators.toyfaces import data_path
     from mgm_analysis.generators.toyfaces.reader2 import READER2_WEIGHTS, predict_factors2
     from mgm_analysis.generators.toyfaces.regressor import predict_factors
-    from mgm_analysis.jobs import semantic_metrics
+    from mgm_analysis.metrics import semantic_locality
     from mgm_analysis.render import render_frames
+    from mgm_analysis.semantic import semantic_metrics
 
     if not data_path(READER2_WEIGHTS).exists():
         pytest.skip(f"{READER2_WEIGHTS} is not in mgm_analysis/data/")
@@ -460,7 +460,7 @@ def _inside(g, imgs, ref):
 
 
 def _loop_setup(n=16, c=0.02):
-    from mgm_analysis.discovery import default_config
+    from mgm_analysis.config import default_config
     from mgm_analysis.masks import parse_region
 
     g = LinearGenerator(seed=5)
@@ -526,9 +526,9 @@ def test_strength_scales_the_target_and_the_loop_matches_the_discovered_run(tiny
     """A discovered run at 2·c in the store, then the line and the loop at strength 2: offsets 2·c recorded,
     the lines open, the loop cut to the discovered run's inside path (measured here from its saved frames)."""
     from mgm_analysis import store
-    from mgm_analysis.analysis.metrics import inside_path
     from mgm_analysis.baselines.run import run_baseline
     from mgm_analysis.jobs import JobSpec, run_job
+    from mgm_analysis.metrics import inside_path
 
     ckpt, G = tiny_ckpt
     out = tmp_path / "runs"
@@ -558,7 +558,7 @@ def test_strength_scales_the_target_and_the_loop_matches_the_discovered_run(tiny
 
 def test_compare_methods_runs_every_method_at_every_strength_once(tiny_ckpt, tmp_path):
     from mgm_analysis import store
-    from mgm_analysis.baselines.compare import compare_methods
+    from mgm_analysis.method_runs import compare_methods
 
     ckpt, _ = tiny_ckpt
     out = tmp_path / "runs"
@@ -656,7 +656,7 @@ def _table_store(root):
 
 
 def test_method_table_groups_by_strength_with_the_extent_columns(tmp_path):
-    from mgm_analysis.baselines.table import TABLE_METRICS, method_table
+    from mgm_analysis.analysis.table import TABLE_METRICS, method_table
     from mgm_analysis.store import catalog
 
     written = _table_store(tmp_path)
@@ -680,7 +680,7 @@ def test_method_table_groups_by_strength_with_the_extent_columns(tmp_path):
 def test_frontier_figure_draws_locality_against_strength_per_method_and_region():
     import plotly.graph_objects as go
 
-    from mgm_analysis.baselines.table import fig_frontier
+    from mgm_analysis.analysis.table import fig_frontier
 
     rows = [("discovery", "mouth", 1.0, 0.97, 0.93), ("discovery", "mouth", 4.0, 0.95, 0.90),
             ("discovery", "mouth", 2.0, 0.96, 0.91), ("sefa", "mouth", 1.0, 0.30, 0.20),

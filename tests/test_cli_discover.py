@@ -222,7 +222,8 @@ def test_offset_ramp_gap_uses_the_per_frame_targets(ckpt, tmp_path):
     """inside_gap of a ramped run compares the mean inside distance with the mean of the ramp (0 → c)."""
     import numpy as np
 
-    from mgm_analysis.analysis.metrics import inside_change, recompute_metrics
+    from mgm_analysis.measure import recompute_metrics
+    from mgm_analysis.metrics import inside_change
 
     r = _mgm("discover", "--generator", ckpt, "--region", "rect:4,8,12,14", "--offset-ramp", "--out", tmp_path, *FAST)
     assert r.exit_code == 0, r.output

@@ -146,7 +146,7 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     dash_duo.start_server(app)
 
     # The settings arrive with the generator's defaults, then the face of seed 3 is drawn.
-    from mgm_analysis.discovery import default_config
+    from mgm_analysis.config import default_config
 
     want_cfg = default_config("toyfaces")
     _wait(dash_duo, lambda: dash_duo.find_element(f"#{D.EPOCHS}").get_attribute("value") == str(want_cfg.epochs),

@@ -5,17 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from mgm_analysis.discovery import (
-    PAPER,
-    DiscoveryConfig,
-    Trajectory,
-    chunk_sizes,
-    default_config,
-    discover,
-    energy,
-    initial_free,
-    run_noise,
-)
+from mgm_analysis.config import PAPER, DiscoveryConfig, default_config
+from mgm_analysis.directions import chunk_sizes
+from mgm_analysis.discovery import Trajectory, discover, energy, initial_free, run_noise
 from mgm_analysis.errors import MGMError
 from mgm_analysis.generators.stylegan2 import tiny_generator
 from mgm_analysis.losses import make_distance, offsets_for

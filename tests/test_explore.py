@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from mgm_analysis.analysis import metrics as M
-from mgm_analysis.discovery import DiscoveryConfig, discover, energy, jacobian_start, quality_reached
+from mgm_analysis import metrics as M
+from mgm_analysis.config import DiscoveryConfig
+from mgm_analysis.discovery import discover, energy, jacobian_start, quality_reached
 from mgm_analysis.generators.stylegan2 import tiny_generator
 from mgm_analysis.losses import chain_angles, image_spring_targets, make_distance, offsets_for
 from mgm_analysis.masks import parse_region

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mgm_analysis import store
+from mgm_analysis.errors import RunReadError
 
 _GOOD = {}
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -39,7 +40,7 @@ def _read(run_dir, text: str | bytes):
     (run_dir / "run.json").write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
     try:
         run = store.load_run(run_dir)
-    except store.RunReadError as exc:
+    except RunReadError as exc:
         assert "\n" not in str(exc) and str(exc).startswith(str(run_dir)), str(exc)
         run = None
     with warnings.catch_warnings(record=True) as caught:

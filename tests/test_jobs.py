@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mgm_analysis import jobs, store
+from mgm_analysis import config, jobs, store
 from mgm_analysis.cli import main
 from mgm_analysis.errors import MGMError
 from mgm_analysis.generators.checkpoints import save_checkpoint
@@ -75,7 +75,8 @@ def test_bad_specs(ckpt, kw, needle):
 
 def test_run_job_equals_the_engine_called_directly(ckpt, G, tmp_path):
     """The run's latents are what discover() gives for the same reference, region and config (computed here)."""
-    from mgm_analysis.discovery import DiscoveryConfig, discover
+    from mgm_analysis.config import DiscoveryConfig
+    from mgm_analysis.discovery import discover
     from mgm_analysis.masks import parse_region
 
     spec = _spec(ckpt)
@@ -137,7 +138,7 @@ def test_nan_trajectory_is_saved_interrupted(ckpt, G, tmp_path):
 
 
 def test_metrics_that_raise_become_nan(ckpt, G, tmp_path, monkeypatch):
-    import mgm_analysis.analysis.metrics as metrics
+    import mgm_analysis.metrics as metrics
 
     def broken(*a, **k):
         raise np.linalg.LinAlgError("SVD did not converge")
@@ -226,18 +227,18 @@ def test_transfer_and_combine_are_jobs(ckpt, G, tmp_path):
 
 
 def test_config_fields_are_the_dataclass_fields_and_need_no_torch():
-    """jobs.config_fields gives the engine's DiscoveryConfig fields with their types, and a job spec its key,
+    """config.config_fields gives the engine's DiscoveryConfig fields with their types, and a job spec its key,
     without importing torch."""
     import subprocess
     import sys
 
-    from mgm_analysis.discovery import DiscoveryConfig as EngineConfig
+    from mgm_analysis.config import DiscoveryConfig as EngineConfig
 
-    types = jobs.config_fields()
+    types = config.config_fields()
     assert list(types) == [f.name for f in fields(EngineConfig)]  # the engine's class is the config's
     assert (types["n_frames"], types["offset"], types["offset_ramp"], types["distance"],
             types["truncation_cutoff"]) == ("int", "float", "bool", "str", "int | None")
-    code = ("import sys; from mgm_analysis import jobs; t = jobs.config_fields(); "
+    code = ("import sys; from mgm_analysis import config; t = config.config_fields(); "
             "assert 'torch' not in sys.modules, 'torch imported'; print(len(t))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and int(p.stdout) == len(types), p.stderr[-2000:]
@@ -247,9 +248,9 @@ def test_config_fields_are_the_dataclass_fields_and_need_no_torch():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     spec = jobs.JobSpec(kind="discover", generator="toyfaces", region="mouth", seed=3, config={"epochs": 2})
     assert p.returncode == 0 and p.stdout.strip() == spec.key, p.stderr[-2000:]  # a spec and its key need no torch
-    assert jobs.parse_config_value("epochs", "12") == 12 and jobs.parse_config_value("offset_ramp", "on") is True
+    assert config.parse_config_value("epochs", "12") == 12 and config.parse_config_value("offset_ramp", "on") is True
     with pytest.raises(MGMError, match="epochs takes an int, got 'x'"):
-        jobs.parse_config_value("epochs", "x")
+        config.parse_config_value("epochs", "x")
 
 
 def test_a_toyfaces_run_reads_back_with_its_semantic_metrics(tmp_path):

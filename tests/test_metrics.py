@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from _fake_runs import make_run
 
+from mgm_analysis import metrics as M
 from mgm_analysis import store
-from mgm_analysis.analysis import metrics as M
+from mgm_analysis.measure import recompute_metrics
 
 
 def _mask():
@@ -169,7 +170,7 @@ def test_recompute_metrics_for_a_store(tmp_path):
         q.unlink()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert M.recompute_metrics(tmp_path) == 1
+        assert recompute_metrics(tmp_path) == 1
     assert len(caught) == 1 and "not recomputed" in str(caught[0].message)
     m = store.load_run(p).meta["metrics"]
     assert m["semantic_locality"] == 0.7  # kept: needs a model
@@ -532,12 +533,12 @@ def test_recompute_metrics_goes_on_after_a_bad_run_and_reports(tmp_path, capsys)
         q.unlink()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert M.recompute_metrics(tmp_path) == 2
+        assert recompute_metrics(tmp_path) == 2
     assert capsys.readouterr().out == ""  # quiet by default
     assert [str(w.message).split(" not recomputed")[0] for w in caught] == [f"metrics of {paths[0].name}"]
     assert caught[0].filename != M.__file__  # points at the caller, not at the loop inside metrics.py
     with pytest.warns(UserWarning, match="not recomputed"):
-        assert M.recompute_metrics(tmp_path, quiet=False) == 2
+        assert recompute_metrics(tmp_path, quiet=False) == 2
     lines = capsys.readouterr().out.splitlines()
     expected = []
     for p in paths[1:]:

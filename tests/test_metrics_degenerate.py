@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from mgm_analysis.analysis import metrics as M
+from mgm_analysis import metrics as M
 
 
 def _box_mask(res=4):

@@ -10,13 +10,8 @@ from click.testing import CliRunner
 
 from mgm_analysis import store
 from mgm_analysis.cli import main
-from mgm_analysis.discovery import (
-    DiscoveryConfig,
-    coarse_config,
-    discover,
-    quality_reached,
-    subdivide,
-)
+from mgm_analysis.config import DiscoveryConfig
+from mgm_analysis.discovery import coarse_config, discover, quality_reached, subdivide
 from mgm_analysis.errors import MGMError
 from mgm_analysis.generators.checkpoints import save_checkpoint
 from mgm_analysis.generators.stylegan2 import tiny_generator
@@ -355,7 +350,7 @@ def _d_in_out(G, w_ref, free, region, ls=1, le=4):
 
 
 def test_jacobian_start_sits_at_the_target_on_the_most_local_candidate(G, w_ref, region):
-    from mgm_analysis.baselines.jacobian import masked_jacobian
+    from mgm_analysis.directions import masked_jacobian
     from mgm_analysis.discovery import JACOBIAN_START, jacobian_start
     from mgm_analysis.losses import make_distance
 

@@ -10,7 +10,7 @@ import pytest
 from _fake_runs import BLOCK_TORCH, fake_meta, make_run
 
 from mgm_analysis import store
-from mgm_analysis.errors import MGMError
+from mgm_analysis.errors import MGMError, RunReadError
 
 
 def _arrays(n=3, res=8):
@@ -152,7 +152,7 @@ def test_corrupt_and_half_written_folders_are_skipped_with_one_warning_each(tmp_
     names = " ".join(str(w.message) for w in caught)
     for p in ["half", bad_json.name, trunc.name, mismatch.name, no_keys.name]:
         assert p in names
-    with pytest.raises(store.RunReadError, match="half-written"):
+    with pytest.raises(RunReadError, match="half-written"):
         store.load_run(tmp_path / "half")
 
 

@@ -8,16 +8,11 @@ pytest.importorskip("torch")
 from _fake_runs import discovered_run  # noqa: E402
 
 from mgm_analysis import store  # noqa: E402
-from mgm_analysis.analysis.metrics import inside_change  # noqa: E402
-from mgm_analysis.analysis.transfer import (  # noqa: E402
-    combine,
-    derive_runs,
-    generator_for,
-    reference_latents,
-    transfer,
-)
+from mgm_analysis.derive import combine, derive_runs, transfer
 from mgm_analysis.errors import MGMError  # noqa: E402
+from mgm_analysis.generators.latents import generator_for, reference_latents
 from mgm_analysis.generators.stylegan2 import tiny_generator  # noqa: E402
+from mgm_analysis.metrics import inside_change  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from .metrics import layer_profile
+from ..metrics import layer_profile
 
 __all__ = ["principal_subspace", "principal_bases", "basis_overlap", "subspace_overlap", "random_overlap",
            "overlap_matrix", "region_average", "region_overlap_summary", "layer_profiles", "reference_label"]

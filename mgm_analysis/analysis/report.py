@@ -335,7 +335,7 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
     lines: list[str] = []
     notes: list[str] = []
     if recompute:
-        from .metrics import recompute_metrics
+        from ..measure import recompute_metrics
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -343,7 +343,7 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
         notes += [str(w.message) for w in caught if "skipping" not in str(w.message)]
         lines.append(f"recomputed the metrics of {n} runs")
     if transfer or combine:
-        from .transfer import derive_runs
+        from ..derive import derive_runs
 
         t = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
@@ -410,7 +410,7 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
         sections.append(("Combination: the deltas of two regions added", ct,
                          "combined_locality on the union of masks; x_change_in_y = RMS change run x alone causes "
                          "inside region y; interference = how much the other run disturbs each edit (0 = none)."))
-    from ..baselines.table import TABLE_NOTES, fig_frontier, fig_methods, method_table, run_methods
+    from .table import TABLE_NOTES, fig_frontier, fig_methods, method_table, run_methods
 
     mt = method_table(cat)
     if not mt.empty:  # a store with baseline runs (mgm baselines, mgm compare-methods)
@@ -434,7 +434,7 @@ def _fmt(df: pd.DataFrame) -> str:
 def headline(cat: pd.DataFrame) -> str:
     """One sentence on the discovered runs: how many are good by :func:`~.metrics.quality_failures` (local, on
     target, smooth, exploring) and what the others miss most often."""
-    from .metrics import quality_failures
+    from ..metrics import quality_failures
 
     d = cat[cat.kind == "discover"] if "kind" in cat else cat
     if d.empty:
@@ -472,7 +472,7 @@ def _offsets(cat: pd.DataFrame) -> dict:
 
 def _with_spans(cat: pd.DataFrame) -> pd.DataFrame:
     """The catalog with a ``spans`` column: the states each run covers, in words (toyfaces)."""
-    from .metrics import describe_extent
+    from ..metrics import describe_extent
 
     if cat.empty:
         return cat

@@ -23,28 +23,16 @@ region uses).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..directions import free_layer_chunks, generator_key  # noqa: F401  (common paths use them)
 from ..errors import MGMError
 
 __all__ = ["unit_directions", "broadcast_direction", "line_latents", "path_t", "ellipse_t", "path_offsets",
-           "mean_inside_distance", "equal_strength", "Strength", "generator_key", "free_layer_chunks"]
-
-
-def generator_key(G) -> str:
-    """A stable id of a generator's weights: its checkpoint sha256, else the sha256 of its state dict."""
-    sha = getattr(getattr(G, "info", None), "sha256", None)
-    if sha:
-        return str(sha)
-    h = hashlib.sha256()
-    for name, t in sorted(G.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+           "mean_inside_distance", "equal_strength", "Strength",]
 
 
 def broadcast_direction(v, n_free: int) -> np.ndarray:
@@ -110,12 +98,6 @@ def line_latents(w_ref, direction, scale: float, t, layers: tuple[int, int]) -> 
     return ws.astype(np.float32)
 
 
-def free_layer_chunks(n: int, G) -> list[int]:
-    from ..discovery import chunk_sizes
-
-    return chunk_sizes(n, 0, G.w_avg.device.type, G.resolution)
-
-
 @torch.no_grad()
 def mean_inside_distance(G, w_ref, dirs, scales, t, layers, dist, ref_img=None, mask=None):
     """[K] mean over the path's frames of D_in for each direction ``dirs[k]`` at ``scales[k]``.
@@ -125,9 +107,9 @@ def mean_inside_distance(G, w_ref, dirs, scales, t, layers, dist, ref_img=None, 
     that range, and the part beyond it never shows).  ``t`` [n] (lines) or [n, 2] (plane paths, ``dirs``
     [K, 2, F, D]; :func:`path_offsets`).
     With ``mask`` [H, W] also returns [K] the locality of each path's frames (images clamped to [0, 1], as
-    :func:`mgm_analysis.analysis.metrics.locality` of the rendered frames).
+    :func:`mgm_analysis.metrics.locality` of the rendered frames).
     """
-    from ..analysis.metrics import locality
+    from ..metrics import locality
 
     dev = G.w_avg.device
     w_ref_t = torch.as_tensor(np.asarray(w_ref, np.float32), device=dev)

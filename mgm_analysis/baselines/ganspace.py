@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..directions import generator_key
 from ..errors import MGMError
-from .common import generator_key
 
 __all__ = ["ganspace_components", "pca_components", "MIN_SAMPLES"]
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..directions import generator_key
 from ..errors import MGMError
-from .common import generator_key
 
 __all__ = ["fit_boundaries", "conditional_normal", "toyfaces_samples", "labels_from_csv", "boundaries_for"]
 

@@ -8,7 +8,7 @@ into a store like any discovered run (``provenance.kind = "baseline"``), so
 Fairness rules (the same for every method):
 
 * the same free layers, number of frames and target offset as a discovery
-  run on that region (``discovery.default_config``): at strength K the target
+  run on that region (``config.default_config``): at strength K the target
   is K·c, c the region's default offset (or ``--offset``);
 * equal strength: the straight path through w* is scaled so that its mean
   inside distance on the frames as saved equals K·c (:func:`.common.equal_strength`);
@@ -22,7 +22,7 @@ Fairness rules (the same for every method):
   the ratio of their equal-strength scales (so every frame is at about the same
   inside distance), scaled to equal strength.  *Equal extent*: when the store
   holds a discovered run of the same face, region and target, the ellipse is
-  cut to the arc whose inside path (:func:`mgm_analysis.analysis.metrics.inside_path`)
+  cut to the arc whose inside path (:func:`mgm_analysis.metrics.inside_path`)
   equals that run's; else (or when the run's path is longer than the ellipse's)
   the whole loop.
 """
@@ -44,6 +44,7 @@ __all__ = ["METHODS", "DEFAULT_METHODS", "LOOP_METHODS", "BaselineResult", "cand
            "baseline_trajectory", "run_baseline", "job_baseline", "parse_methods", "parse_strengths",
            "discovered_extent", "MAX_STRENGTHS"]
 
+from ..errors import RunReadError
 from . import DEFAULT_METHODS, LOOP_METHODS, METHODS  # noqa: E402  (the names live in the torch-free package root)
 
 TOP_K = 10
@@ -175,7 +176,7 @@ def candidate_directions(method: str, G, w_ref, region, layers: tuple[int, int],
             "labels": b["source"], "conditional_on": [names[i] for i in range(len(names)) if i not in idx]
             if method == "interfacegan_cond" else []}
     if method in ("jacobian", "jacobian_loop"):  # the loop: the same directions, an ellipse instead of a line
-        from .jacobian import masked_jacobian
+        from ..directions import masked_jacobian
 
         res = masked_jacobian(G, w_ref, region.mask, layers, k=k, seed=seed, cache_dir=cache_dir)
         return unit_directions(res["directions"]), [f"J{i}" for i in range(len(res["directions"]))], {
@@ -190,7 +191,7 @@ def baseline_trajectory(method: str, G, w_ref, region, cfg, *, cache_dir=None, l
     """The method's trajectory at equal strength on ``region`` around ``w_ref`` (no files).
 
     Args:
-        cfg: the :class:`~mgm_analysis.discovery.DiscoveryConfig` of the region (frames, free layers, target
+        cfg: the :class:`~mgm_analysis.config.DiscoveryConfig` of the region (frames, free layers, target
             offset — K·c at strength K —, distance, mask mode): the same a discovery run would use.
         region: a :class:`~mgm_analysis.masks.Region`.
         inside_path: for a loop method, the inside path of the discovered run to match (equal extent): the
@@ -250,7 +251,7 @@ def _loop_trajectory(method, G, w_ref, region, cfg, dist, dirs, names, cands, co
                      t1) -> BaselineResult:
     """``jacobian_loop``: the ellipse (or the equal-extent arc of it) in the plane of the oracle's two best
     directions, at equal strength (see the module docstring)."""
-    from ..analysis.metrics import inside_path as measure_path
+    from ..metrics import inside_path as measure_path
     from ..render import render_frames
 
     layers, n, c = (cfg.layer_start, cfg.layer_end), cfg.n_frames, cfg.offset
@@ -366,7 +367,7 @@ def discovered_extent(root, G, region, w_ref, offset: float) -> tuple[float, str
             continue
         try:
             same = np.allclose(np.asarray(r.reference, np.float32), w_ref, rtol=0, atol=1e-6)
-        except (OSError, ValueError, store.RunReadError):
+        except (OSError, ValueError, RunReadError):
             continue
         if same and (best is None or (str(m.get("created") or ""), r.run_id) > best[0]):
             best = ((str(m.get("created") or ""), r.run_id), float(ip), r.run_id)
@@ -390,8 +391,9 @@ def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference
     Returns the run folder.  Bad input or an unreachable region: MGMError, nothing written.
     """
     from .. import store
-    from ..discovery import default_config
-    from ..jobs import JobSpec, generator_spec, prepare_out, reference_latent, run_job
+    from ..config import default_config
+    from ..generators.latents import generator_spec, reference_latent
+    from ..jobs import JobSpec, prepare_out, run_job
     from ..masks import default_layout, parse_region
 
     t0 = time.perf_counter()

@@ -15,9 +15,9 @@ _DEFAULT_METHODS = "ganspace,sefa,interfacegan,jacobian,jacobian_loop"
 def _layers(text):
     if text is None:
         return {}
-    from .discover import _parse_layers
+    from ..config import parse_layers
 
-    a, b = _parse_layers(text)
+    a, b = parse_layers(text)
     return {"layer_start": a, "layer_end": b}
 
 
@@ -129,13 +129,14 @@ def compare_methods(regions, seeds, methods, generator, out, report, strengths, 
       mgm compare-methods --regions mouth,eyes,brows --seeds 0-4 --out runs/methods --report report/methods
       mgm compare-methods --regions mouth,eyes,brows --seeds 0-4 --strengths 1,2,4,8 --out runs/methods
     """
-    from ..baselines.compare import compare_methods as run_compare
     from ..baselines.run import parse_methods, parse_strengths
-    from .discover import _parse_seeds, _split_regions
+    from ..config import parse_seeds
+    from ..method_runs import compare_methods as run_compare
+    from .discover import _split_regions
 
     names = parse_methods(methods)
     ks = parse_strengths(strengths, "--strengths")
-    res = run_compare(_split_regions(regions), _parse_seeds(seeds), out, report=report, methods=names,
+    res = run_compare(_split_regions(regions), parse_seeds(seeds), out, report=report, methods=names,
                       generator=generator, transfer_k=transfer_k, labels=labels, quiet=quiet, device=device,
                       strengths=ks)
     table = res["table"]

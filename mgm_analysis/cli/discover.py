@@ -7,48 +7,13 @@ from pathlib import Path
 
 import click
 
+from ..config import parse_layers, parse_seeds
 from ..errors import MGMError
 from ._common import main
 
 DEMO_REGIONS = ("mouth", "eyes", "brows")
 
 
-# ------------------------------------------------------------------ helpers
-def _parse_layers(text: str) -> tuple[int, int]:
-    try:
-        a, b = text.split(":")
-        return int(a), int(b)
-    except ValueError:
-        raise MGMError(f"--layers {text!r}: expected START:END, e.g. 2:8") from None
-
-
-#: at most this many seeds in one --seeds (a sweep of 100000 runs is days of work; more is a typo)
-MAX_SEEDS = 100_000
-MAX_SEED = 2**32 - 1
-
-
-def _parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
-    """Seeds and ranges ("0-9,12") -> a list; each in 0..2**32-1, at most MAX_SEEDS (checked before any list
-    is built, so "0-1000000000" costs nothing)."""
-    out: list[int] = []
-    try:
-        for part in str(text).split(","):
-            if "-" in part.strip()[1:]:
-                a, b = (int(v) for v in part.split("-", 1))
-                if not 0 <= a <= b <= MAX_SEED:
-                    raise MGMError(f"{flag} range {part.strip()!r}: give START-END with 0 <= START <= END <= {MAX_SEED}")
-                if len(out) + b - a + 1 > MAX_SEEDS:
-                    raise MGMError(f"{flag} {text!r} names more than {MAX_SEEDS} seeds; give fewer")
-                out.extend(range(a, b + 1))
-            elif part.strip():
-                out.append(int(part))
-                if not 0 <= out[-1] <= MAX_SEED or len(out) > MAX_SEEDS:
-                    raise MGMError(f"{flag} {text!r}: seeds are 0..{MAX_SEED}, at most {MAX_SEEDS} of them")
-    except ValueError:
-        raise MGMError(f"{flag} {text!r}: expected numbers and ranges, e.g. 0-9 or 1,4,7") from None
-    if not out:
-        raise MGMError(f"{flag} is empty")
-    return out
 
 
 def _split_regions(text: str) -> list[str]:
@@ -65,7 +30,7 @@ def run_discovery(*, generator="toyfaces", region="mouth", seed=0, reference=Non
     returns the run folder.
 
     ``config`` and ``overrides`` are DiscoveryConfig fields (None = default; ``seed`` there is the init seed,
-    ``seed`` here the reference's); ``preset`` names a configuration (discovery.CONFIG_PRESETS) that they
+    ``seed`` here the reference's); ``preset`` names a configuration (config.CONFIG_PRESETS) that they
     override; ``truncation`` is the config's ψ of the reference.  With ``resume``, ``given`` (generator, region,
     seed, reference, layout, preset, out) and ``given_config`` (config fields) hold what the user gave
     explicitly: what differs from the saved run is refused (see :func:`~mgm_analysis.jobs.resume_spec`).
@@ -181,7 +146,7 @@ def _overrides(kw) -> dict:
     kw["seed"] = kw.pop("init_seed", None)  # DiscoveryConfig.seed; --seed is the reference's seed
     layers = kw.pop("layers", None)
     if layers:
-        kw["layer_start"], kw["layer_end"] = _parse_layers(layers)
+        kw["layer_start"], kw["layer_end"] = parse_layers(layers)
     return {k: v for k, v in kw.items() if v is not None}
 
 
@@ -239,7 +204,7 @@ def discover(region, seed, reference, resume, generator, out, truncation, trunca
       mgm discover --generator ffhq.pt --preset paper --device cuda   # exactly the paper's code
       mgm discover --resume runs/mouth-s0-20261127T010203-ab12
     """
-    from ..jobs import RunInterrupted
+    from ..errors import RunInterrupted
 
     _check_truncation(truncation)
     config = _overrides(kw)
@@ -284,12 +249,13 @@ def render(run, gif, mp4, sheet, fps, rerender, device):
 
     r = store.load_run(run)
     if rerender or not r.frame_paths:
-        from ..jobs import generator_for
+        from ..generators.latents import generator_for
         from ..render import render_frames
 
 
         G = generator_for(r, device=device)
-        from ..discovery import DiscoveryConfig, with_run_noise
+        from ..config import DiscoveryConfig
+        from ..discovery import with_run_noise
 
         G = with_run_noise(G, DiscoveryConfig.from_dict(r.meta.get("config") or {}))  # the noise of the run
         frames = render_frames(G, r.latents)
@@ -344,7 +310,7 @@ def demo(out, report, seeds, regions, epochs, transfer, combine, serve, host, po
     G = load_generator("toyfaces")
     config = {"epochs": epochs} if epochs else {}  # no epochs: mgm discover's toyfaces default
     specs = [jobs_api.JobSpec(kind="discover", generator="toyfaces", region=r, seed=s, config=config)
-             for s in _parse_seeds(seeds) for r in _split_regions(regions)]
+             for s in parse_seeds(seeds) for r in _split_regions(regions)]
     paths = []
     for k, spec in enumerate(specs, 1):
         if not quiet:

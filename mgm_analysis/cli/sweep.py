@@ -7,12 +7,12 @@ import sys
 
 import click
 
+from ..config import parse_seeds
 from ._common import main
 from .discover import (
     DEMO_REGIONS,
     _check_truncation,
     _overrides,
-    _parse_seeds,
     _split_regions,
     common_options,
     engine_options,
@@ -64,11 +64,11 @@ def sweep(regions, seeds, sets, kinds, params, transfer_seeds, workers, schedule
     config = _overrides(kw)
     preset = config.pop("preset", None)
     config.update({"truncation": truncation, "truncation_cutoff": truncation_cutoff})
-    grid = sw.Grid(regions=tuple(_split_regions(regions)), seeds=tuple(_parse_seeds(seeds)),
+    grid = sw.Grid(regions=tuple(_split_regions(regions)), seeds=tuple(parse_seeds(seeds)),
                    kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), generator=generator,
                    layout=layout, preset=preset, config={k: v for k, v in config.items() if v is not None},
                    sets=sw.parse_sets(sets), params=sw.parse_params(params),
-                   transfer_seeds=tuple(_parse_seeds(transfer_seeds)) if transfer_seeds else ())
+                   transfer_seeds=tuple(parse_seeds(transfer_seeds)) if transfer_seeds else ())
     phases = sw.build_jobs(grid, out)
     if scheduler:  # an unreachable scheduler is one line at once, before the generator is loaded
         sw.probe_scheduler(scheduler)

@@ -23,7 +23,7 @@ It is trained only on renders (never on generator output)::
 and ships as ``mgm_analysis/data/toyfaces_reader2.pt`` (weights, config, recipe, held-out R²).
 A run's ``semantic_locality`` is read by this reader; the shipped regressor's
 figure is kept beside it as ``semantic_locality_shipped``
-(:func:`mgm_analysis.jobs.semantic_metrics`).
+(:func:`mgm_analysis.semantic.semantic_metrics`).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def readable_factors(path: str | None = None, min_r2: float = 0.5) -> tuple[bool
     """Per factor: does the reader read it (held-out R² on renders, recorded with its weights, ≥ ``min_r2``)?
 
     A factor it cannot read would only add noise to the denominator of semantic locality, so that score
-    leaves it out (``mgm_analysis.jobs.semantic_metrics``); the shipped reader reads every factor.
+    leaves it out (``mgm_analysis.semantic.semantic_metrics``); the shipped reader reads every factor.
     """
     from . import load_shipped_weights
 

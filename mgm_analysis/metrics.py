@@ -20,7 +20,6 @@ on the values it is given, so a run is always saved with its metrics.
 from __future__ import annotations
 
 import functools
-import warnings
 
 import numpy as np
 
@@ -30,7 +29,7 @@ __all__ = [
     "loop_closure", "path_length", "spread", "inside_path", "explores", "EXTENT_BARS", "QUALITY_BARS",
     "quality_failures", "intrinsic_dim",
     "layer_profile", "semantic_locality", "semantic_ranges", "describe_extent", "run_metrics",
-    "metric_options", "recompute_metrics",
+    "metric_options",
 ]
 
 NAN = float("nan")
@@ -603,25 +602,3 @@ def metric_options(cfg: dict, latents) -> dict:
             "closed": bool(cfg.get("closed_loop")), "distance": cfg.get("distance", "l2")}
 
 
-def recompute_metrics(root, quiet: bool = True) -> int:
-    """Recompute the array-based metrics of every run in a store and merge them into run.json; returns the count.
-
-    Metrics that need a model (``semantic_locality``, ``factor_change``) and those
-    written by transfer/combination are kept.  Runs without frames are skipped
-    with a warning (render them with ``mgm render``).
-    """
-    from ..store import RunReadError, iter_runs, update_run_meta
-
-    n = 0
-    for run in iter_runs(root):
-        try:
-            m = run_metrics(run.latents, run.reference, run.frames, run.reference_img, run.mask,
-                            **metric_options(run.meta.get("config", {}) or {}, run.latents))
-        except (RunReadError, ValueError) as exc:
-            warnings.warn(f"metrics of {run.run_id} not recomputed: {exc}", stacklevel=2)
-            continue
-        update_run_meta(run.path, {"metrics": m})
-        n += 1
-        if not quiet:
-            print(f"{run.run_id}: locality {m['locality']:.3f}")
-    return n

@@ -18,45 +18,17 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import MGMError
+from .errors import MGMError
+from .measure import refresh_semantic
 
-__all__ = ["compare_methods", "refresh_semantic"]
-
-
-def refresh_semantic(root, G=None, force: bool = False) -> int:
-    """Re-read the semantic metrics of every toyfaces run in ``root`` that lacks ``semantic_locality_shipped``,
-    the semantic extent or the realism (made before those existed; with ``force`` every one, e.g. after new
-    reader weights) with :func:`mgm_analysis.jobs.semantic_metrics`; returns the count."""
-    from .. import store
-    from ..jobs import semantic_metrics
-
-    n = 0
-    for r in store.iter_runs(root, warn=False):
-        m = r.meta.get("metrics") or {}
-        have = all(k in m for k in ("semantic_locality_shipped", "semantic_extent", "realism"))
-        if (r.meta.get("generator") or {}).get("name") != "toyfaces" or (have and not force):
-            continue
-        if G is None:
-            from ..generators import load_generator
-
-            G = load_generator("toyfaces")
-        regions = (r.meta.get("provenance") or {}).get("regions") or [r.region]
-        truncation = (r.meta.get("reference") or {}).get("truncation")
-        new = semantic_metrics(G, r.frames, r.reference_img, regions, factor_change="factor_change" in m,
-                               mask=r.mask, truncation=truncation if truncation is not None else 0.7,
-                               cache_dir=Path(root) / ".mgm_cache")
-        reader = new.pop("semantic_reader", None)  # a name: run.json keeps it beside metrics, as run_job does
-        if new:
-            store.update_run_meta(r.path, {"metrics": new, **({"semantic_reader": reader} if reader else {})})
-            n += 1
-    return n
+__all__ = ["compare_methods",]
 
 
 def _have(root: Path) -> tuple[set, set, set]:
     """(discover (region, seed, offset), baseline (method, region, seed, offset), transferred source run ids) in a
     store; offsets rounded to 9 significant digits (K·c, so a run made at the same target counts whether or not
     its strength was recorded)."""
-    from ..store import iter_runs
+    from .store import iter_runs
 
     disc, base, transferred = set(), set(), set()
     for r in iter_runs(root, warn=False, data=False):
@@ -83,7 +55,7 @@ def _made(out: Path, what: str, region: str, name: str, seed: int, offset: float
     meanwhile): only the folders named as run_job names that job's runs are read (not the whole store)."""
     import json
 
-    from ..store import _slug, run_kind
+    from .store import _slug, run_kind
 
     label = region if what == "discover" else f"{what}_{region}"
     for p in out.glob(f"{_slug(label)}-s{seed}-*"):
@@ -106,7 +78,7 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
                     config: dict | None = None) -> dict:
     """Make the missing runs and write the method table; returns {"table": DataFrame, "failed": [lines], paths}.
 
-    ``strengths``: multiples K of each region's target offset c (``discovery.default_config``; ``config``'s
+    ``strengths``: multiples K of each region's target offset c (``config.default_config``; ``config``'s
     ``offset`` when given): every run of a region is made at K·c for every K, with K recorded
     (``params.strength``).  ``config``: DiscoveryConfig overrides for every run (frames, layers, distance, epochs
     of the discovery, ...).  ``report``: also run :func:`mgm_analysis.analysis.report.analyze` into that folder
@@ -115,14 +87,15 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
     """
     from tqdm.auto import tqdm
 
-    from .. import store
-    from ..discovery import default_config
-    from ..generators import load_generator
-    from ..jobs import JobSpec, generator_spec, run_job
-    from ..masks import default_layout, parse_region
-    from . import DEFAULT_METHODS
-    from .run import parse_methods, parse_strengths, run_baseline
-    from .table import method_table
+    from . import store
+    from .analysis.table import method_table
+    from .baselines import DEFAULT_METHODS
+    from .baselines.run import parse_methods, parse_strengths, run_baseline
+    from .config import default_config
+    from .generators import load_generator
+    from .generators.latents import generator_spec
+    from .jobs import JobSpec, run_job
+    from .masks import default_layout, parse_region
 
     methods = parse_methods(methods or list(DEFAULT_METHODS))
     strengths = parse_strengths(strengths)
@@ -176,7 +149,7 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
                 failed.append(f"{what} / {r} / seed {s} / strength {k:g}: {exc}")
             bar.update()
     if transfer_k:
-        from ..analysis.transfer import transfer
+        from .derive import transfer
 
         _, _, transferred = _have(out)
         todo = [r for r in store.iter_runs(out, warn=False)
@@ -192,7 +165,7 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
     table = method_table(store.catalog(out, warn=False)) if out.is_dir() else method_table(store.catalog_of([]))
     paths = {}
     if report is not None:
-        from ..analysis.report import analyze
+        from .analysis.report import analyze
 
         paths = analyze(out, report, quiet=True)
         if "methods" not in paths:  # an analysis without the method section: write the table here

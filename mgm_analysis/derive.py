@@ -23,48 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import store
-from ..errors import MGMError
-from ..jobs import JobSpec, generator_for, generator_spec, reference_latent, run_job, run_kind
+from . import store
+from .errors import MGMError
+from .generators.latents import check_generator, generator_for, generator_spec
+from .jobs import JobSpec, run_job
 from .metrics import inside_change, locality
+from .store import run_kind
 
-__all__ = ["transfer", "combine", "derive_runs", "reference_latents", "generator_for", "transfer_latents",
-           "combine_latents", "check_generator"]
-
-
-# ------------------------------------------------------------------ helpers
-def reference_latents(G, references, truncation: float = 0.7) -> list[tuple[np.ndarray, dict]]:
-    """W+ reference latents [num_ws, w_dim] with their ``reference`` metadata, from seeds or arrays.
-
-    ``references``: an iterable of int seeds (mapped exactly as ``mgm discover --seed``
-    does, by :func:`mgm_analysis.jobs.reference_latent`), and/or arrays ``[num_ws, w_dim]`` or
-    ``[w_dim]``; or one array ``[K, num_ws, w_dim]``.
-    """
-    if isinstance(references, np.ndarray) and references.ndim == 3:
-        references = list(references)
-    out = []
-    for ref in references:
-        if isinstance(ref, (int, np.integer)):
-            out.append(reference_latent(G, int(ref), truncation=truncation))
-            continue
-        w = np.asarray(ref, np.float32)
-        if w.shape == (G.w_dim,):
-            w = np.broadcast_to(w, (G.num_ws, G.w_dim)).copy()
-        if w.shape != (G.num_ws, G.w_dim):
-            raise MGMError(f"a transfer reference has shape {list(w.shape)}; the generator needs "
-                           f"[{G.num_ws}, {G.w_dim}] (W+) or [{G.w_dim}] (w)")
-        out.append((w, {"seed": None, "truncation": None, "file": None}))
-    return out
-
-
-def check_generator(run: store.Run, G) -> None:
-    """MGMError unless ``G`` makes latents and images of the shapes the run has."""
-    if tuple(run.latents.shape[1:]) != (G.num_ws, G.w_dim):
-        raise MGMError(f"run {run.run_id} has W+ latents of {list(run.latents.shape[1:])} but the generator's W+ is "
-                       f"[{G.num_ws}, {G.w_dim}]; use the generator that made the run")
-    if tuple(run.mask.shape) != (G.resolution, G.resolution):
-        raise MGMError(f"run {run.run_id} has a {run.mask.shape[0]}x{run.mask.shape[1]} mask but the generator makes "
-                       f"{G.resolution}x{G.resolution} images; use the generator that made the run")
+__all__ = ["transfer", "combine", "derive_runs", "transfer_latents",
+           "combine_latents",]
 
 
 # ------------------------------------------------ latents of a derived run

@@ -22,7 +22,8 @@ run with status ``interrupted`` and then raises :class:`RunInterrupted`
 (stop reason ``nan``) and a metric that raises becomes NaN, so a run is never
 lost for its numbers.
 
-Baselines (kind ``baseline``) are registered callables, see :func:`register_baseline`.
+What each kind computes lives in :mod:`mgm_analysis.kinds`; this module resolves a spec once, identifies its
+run (one rule for every caller) and renders, measures and writes it.
 """
 
 from __future__ import annotations
@@ -36,25 +37,24 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from . import kinds
 from .config import config_fields, flag_of
 from .errors import MGMError, RunInterrupted, RunReadError
 from .generators.latents import generator_spec, reference_latent
+from .kinds import KINDS, N_SOURCES, Job
 from .measure import safe_metrics
 from .semantic import semantic_metrics
 from .store import run_kind  # noqa: F401 (re-exported: a run's kind has one owner, the store)
 
-__all__ = ["KINDS", "JobSpec", "JobContext", "run_job", "register_baseline", "BASELINES",
-           "resume_spec", "prepare_out", "complete_run",]
+__all__ = ["KINDS", "JobSpec", "run_job", "resume_spec", "prepare_out", "complete_run"]
 
-KINDS = ("discover", "transfer", "combine", "baseline")
-_N_SOURCES = {"discover": (0, 0), "transfer": (1, 1), "combine": (2, 2), "baseline": (0, 1)}
 
 # ------------------------------------------------------------------ specs
 def _is_builtin(generator: str) -> bool:
@@ -114,7 +114,7 @@ class JobSpec:
         s = object.__setattr__
         if self.kind not in KINDS:
             raise MGMError(f"job kind {self.kind!r} is unknown; use one of {', '.join(KINDS)}")
-        lo, hi = _N_SOURCES[self.kind]
+        lo, hi = N_SOURCES[self.kind]
         sources = tuple(_abs(p) for p in (self.sources or ()))
         if not lo <= len(sources) <= hi:
             need = str(lo) if lo == hi else f"{lo} to {hi}"
@@ -211,52 +211,6 @@ def prepare_out(out) -> Path:
         why = exc.strerror or type(exc).__name__
         raise MGMError(f"--out {out}: cannot write a run there ({why}); choose a writable folder") from None
     return out
-
-
-# ------------------------------------------------------------- baselines
-@dataclass
-class JobContext:
-    """What a baseline gets: the spec, the generator, the reference, the region and the resolved config."""
-
-    spec: JobSpec
-    G: object
-    w_ref: np.ndarray            # [num_ws, w_dim] float32
-    region: object               # masks.Region
-    config: object               # config.DiscoveryConfig
-    source: object = None        # store.Run of spec.sources[0], when given
-    progress: Callable | None = None
-
-
-#: baseline method name -> callable(JobContext) -> latents [n, num_ws, w_dim] or a discovery.Trajectory
-BASELINES: dict[str, Callable] = {}
-
-
-def register_baseline(name: str, fn: Callable | None = None):
-    """Register ``fn(ctx: JobContext) -> trajectory`` as baseline ``name`` (usable as a decorator).
-
-    The callable returns W+ latents [n, num_ws, w_dim] (numpy or torch) or a
-    :class:`~mgm_analysis.discovery.Trajectory`; :func:`run_job` renders, measures and writes the run, with
-    ``provenance`` = {kind: baseline, method, component, scale, ...} from the spec's ``params``.
-    """
-    def deco(f):
-        BASELINES[str(name)] = f
-        return f
-
-    return deco(fn) if fn is not None else deco
-
-
-def _baseline(method: str) -> Callable:
-    if method not in BASELINES:
-        try:  # the baselines package registers its methods on import
-            import importlib
-
-            importlib.import_module("mgm_analysis.baselines")
-        except ImportError:
-            pass
-    if method not in BASELINES:
-        known = ", ".join(sorted(BASELINES)) or "none registered"
-        raise MGMError(f"unknown baseline method {method!r}; known: {known}")
-    return BASELINES[method]
 
 
 # ------------------------------------------------------------------ resume
@@ -441,8 +395,7 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
 
     from . import store
     from .config import DiscoveryConfig, default_config
-    from .discovery import discover, with_run_noise
-    from .losses import make_distance
+    from .discovery import with_run_noise
     from .masks import default_layout, parse_region
     from .render import render_frames, to_unit
 
@@ -473,11 +426,11 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
                                                getattr(cfg, "truncation_cutoff", None))
     elif spec.sources:
         source = _load_sources(spec)[0]
-    method = None
-    if spec.kind == "baseline":
-        method = _baseline(spec.params["method"])
-    else:
-        dist = make_distance(reg.mask, cfg.distance, cfg.mask_mode, reg.boxes)  # LPIPS weights checked here
+    job = Job(spec=spec, G=G, out=out, config=cfg, region=reg, w_ref=w_ref, reference=ref_info,
+              sources=[source] if source is not None else [], state=state)
+    kind = kinds.module(spec.kind)
+    if hasattr(kind, "prepare"):
+        kind.prepare(job)
     done_before = state["epochs_done"] if state else 0
 
     bar = None
@@ -492,22 +445,16 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
             bar.set_postfix(E=f"{t['total']:.4g}", L_X=f"{t['l_x']:.3g}", spring=f"{t['spring']:.3g}",
                             stiff=f"{t['stiffener']:.3g}", D_in=f"{t['d_in']:.3g}", D_out=f"{t['d_out']:.2g}")
 
-    from .discovery import Trajectory
-
     t0 = time.perf_counter()
     try:
         with _interrupts() as caught:
-            if method is None:
-                traj = discover(G, torch.from_numpy(w_ref), dist, cfg, callback=progress, state=state, watch=watch)
-            else:
-                got = method(JobContext(spec=spec, G=G, w_ref=w_ref, region=reg, config=cfg, source=source,
-                                        progress=progress))
-                traj = got if isinstance(got, Trajectory) else Trajectory(
-                    ws=torch.as_tensor(np.asarray(got.detach().cpu() if hasattr(got, "detach") else got,
-                                                  np.float32)))
+            built = kind.build(job, progress=progress, watch=watch)
     finally:
         if bar is not None:
             bar.close()
+    traj = built.trajectory
+    if built.config:
+        cfg = replace(cfg, **built.config)
     signum = caught["signal"] if traj.stop_reason == "interrupted" else None
     t_opt = time.perf_counter() - t0
     ws = traj.ws.detach().cpu().float().numpy()
@@ -534,10 +481,11 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
         reader = metrics.pop("semantic_reader", None)  # a name, not a number: run.json keeps it beside metrics
         prev_timing = (meta_prev.get("timings") or {}) if resume is not None else {}
         epochs_now = traj.epochs_done - done_before
+        metrics.update(built.metrics)
+        if built.extra_metrics is not None:
+            metrics.update(safe_metrics(built.extra_metrics, frames, ref_img, errors=errors, main=False))
         prov = {"kind": spec.kind, "sources": [Path(p).name for p in spec.sources], "key": spec.key,
-                "spec": spec.to_dict()}
-        if spec.kind == "baseline":
-            prov.update({k: spec.params.get(k) for k in ("method", "component", "scale")}, params=spec.params)
+                "spec": spec.to_dict(), **built.provenance}
         meta = {
             **({"created": meta_prev["created"]} if "created" in meta_prev else {}),
             "status": status,
@@ -552,7 +500,7 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
                         "per_epoch_s": t_opt / max(1, epochs_now),
                         "evaluations": traj.evaluations + prev_timing.get("evaluations", 0),
                         "total_s": time.perf_counter() - t0 + prev_timing.get("total_s", 0.0),
-                        "device": str(G.w_avg.device), "threads": torch.get_num_threads()},
+                        "device": str(G.w_avg.device), "threads": torch.get_num_threads(), **built.timings},
             "metrics": metrics,
             **({"metrics_errors": errors} if errors else {}),
             **({"semantic_reader": reader} if reader else {}),
@@ -590,14 +538,16 @@ def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
     """transfer and combine: latents from the source runs' deltas, then frames, metrics, store."""
     import torch
 
-    from . import derive as tr
     from . import store
+    from .generators.latents import check_generator
+    from .kinds.combine import combine_latents
+    from .kinds.transfer import transfer_latents
     from .metrics import metric_options, run_metrics
     from .render import render_frames
 
     sources = _load_sources(spec)
     for r in sources:
-        tr.check_generator(r, G)
+        check_generator(r, G)
     src = sources[0]
     src_ref = src.meta.get("reference") or {}
     truncation = spec.config.get("truncation")
@@ -606,9 +556,9 @@ def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
     cutoff = spec.config.get("truncation_cutoff", src_ref.get("truncation_cutoff"))
     if spec.kind == "transfer":
         w_ref, ref_info = reference_latent(G, spec.seed, spec.reference, truncation, cutoff)
-        built = tr.transfer_latents(src, w_ref)
+        built = transfer_latents(src, w_ref)
     else:
-        built = tr.combine_latents(sources[0], sources[1], lambda ws: render_frames(G, ws))
+        built = combine_latents(sources[0], sources[1], lambda ws: render_frames(G, ws))
         w_ref, ref_info = sources[0].reference, sources[0].meta.get("reference") or {}
     ws, mask, region = built["latents"], built["mask"], built["region"]
     with _signals(raise_=False) as later:

@@ -13,11 +13,13 @@ comparison continues.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
 from pathlib import Path
 
+from . import store
 from .errors import MGMError
 from .measure import refresh_semantic
 
@@ -90,12 +92,13 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
     from . import store
     from .analysis.table import method_table
     from .baselines import DEFAULT_METHODS
-    from .baselines.run import parse_methods, parse_strengths, run_baseline
+    from .baselines.methods import parse_methods, parse_strengths
     from .config import default_config
     from .generators import load_generator
     from .generators.latents import generator_spec
     from .jobs import JobSpec, run_job
     from .masks import default_layout, parse_region
+    from .method_runs import run_baseline
 
     methods = parse_methods(methods or list(DEFAULT_METHODS))
     strengths = parse_strengths(strengths)
@@ -173,3 +176,78 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
             table.to_csv(Path(report) / "methods.csv", index=False)
             paths["methods"] = Path(report) / "methods.csv"
     return {"table": table, "failed": failed, "paths": paths, "seconds": time.perf_counter() - t0}
+
+
+def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference=None, out="runs",
+                 layout: str | None = None, cache_dir=None, labels=None, attributes=None, config: dict | None = None,
+                 strength: float = 1.0, quiet: bool = True) -> Path:
+    """Everything ``mgm baselines`` does for one method: check the input, then one ``baseline`` job through
+    :func:`mgm_analysis.jobs.run_job`, which searches once and writes the run once (:mod:`mgm_analysis.kinds.baseline`).
+
+    Args:
+        region: a region spec (preset, rect:..., PNG mask, ...).
+        seed / reference: the reference latent (a seed mapped with the config's truncation, or a .npy / run folder).
+        cache_dir: where per-generator caches go (default ``<out>/.mgm_cache/baselines``).
+        config: DiscoveryConfig overrides (offset c, n_frames, layer_start/layer_end, truncation, ...) — the
+            same a discovery run of this region would take.
+        strength: K > 0: the path's mean inside distance is K·c, c = the config's offset (the region's default
+            unless ``config["offset"]``); recorded as ``params.strength`` (and the offset K·c in ``config``).
+    Returns the run folder.  Bad input or an unreachable region: MGMError, nothing written.
+    """
+    import shutil
+
+    from .baselines import METHODS
+    from .baselines.methods import parse_strengths
+    from .config import default_config
+    from .generators.latents import generator_spec
+    from .jobs import JobSpec, prepare_out, run_job
+    from .masks import default_layout, parse_region
+
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise MGMError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    strength = parse_strengths(strength, "--strength", 1)[0]
+    name = getattr(getattr(G, "info", None), "name", None)
+    gen = generator_spec({"generator": G.info.to_dict()}) if getattr(G, "info", None) is not None else None
+    if not gen:
+        raise MGMError("the generator has no name or checkpoint path to record in the run")
+    config = {k: v for k, v in (config or {}).items() if v is not None}
+    reg = parse_region(region, G.resolution, layout or default_layout(G))
+    region_name = reg.name if reg.layout else None
+    rest = {k: v for k, v in config.items() if k != "distance"}
+    c = default_config(name, config.get("distance"), region=region_name, **rest).offset
+    config["offset"] = strength * c
+    try:
+        cfg = default_config(name, config.get("distance"), region=region_name, **{**rest, "offset": config["offset"]})
+    except MGMError as exc:
+        raise MGMError(f"--strength {strength:g} on region {region} (c = {c:g}): {exc}") from None
+    cfg.check_generator(G.num_ws)
+    if labels is not None:
+        labels = str(Path(labels).expanduser().resolve())
+    out_path = Path(out).expanduser()
+    created = not out_path.exists()
+    out_path = prepare_out(out_path)
+    cache_dir = Path(cache_dir) if cache_dir is not None else out_path / ".mgm_cache" / "baselines"
+    params = {"method": method, "strength": strength, "c": c, "labels": labels,
+              "attributes": list(attributes) if attributes else None, "cache_dir": str(cache_dir.resolve())}
+    spec = JobSpec(kind="baseline", generator=gen, region=region, seed=None if reference is not None else seed,
+                   reference=str(reference) if reference is not None else None, layout=layout, config=config,
+                   params=params)
+    try:
+        path = run_job(spec, out_path, G=G, quiet=True)
+    except MGMError:
+        if created:  # nothing left behind: the caches made for this store go with it
+            shutil.rmtree(out_path / ".mgm_cache", ignore_errors=True)
+            with contextlib.suppress(OSError):
+                out_path.rmdir()
+        raise
+    meta = store.update_run_meta(path, {"timings": {"baseline_s": time.perf_counter() - t0}})
+    if not quiet:
+        import click
+
+        m, prov = meta.get("metrics", {}), meta.get("provenance", {})
+        sl = f", semantic locality {m['semantic_locality']:.3f}" if "semantic_locality" in m else ""
+        click.echo(f"{method}: {path}  ({prov.get('component')}, scale {prov.get('scale', float('nan')):.3g}, "
+                   f"{time.perf_counter() - t0:.1f} s; locality {m.get('locality', float('nan')):.3f}{sl}, "
+                   f"jump ratio {m.get('jump_ratio', float('nan')):.2f})")
+    return path

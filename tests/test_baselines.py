@@ -294,7 +294,7 @@ CFG = {"distance": "l2", "n_frames": 6, "offset": 0.004, "layer_start": 1, "laye
 @pytest.mark.parametrize("method", ["sefa", "jacobian"])
 def test_baseline_runs_are_ordinary_runs_at_equal_strength(tiny_ckpt, tmp_path, method):
     from mgm_analysis import store
-    from mgm_analysis.baselines.run import run_baseline
+    from mgm_analysis.method_runs import run_baseline
 
     _, G = tiny_ckpt
     path = run_baseline(G, method, "rect:3,3,11,9", seed=0, out=tmp_path / "runs", config=CFG)
@@ -326,8 +326,8 @@ def test_baseline_runs_are_ordinary_runs_at_equal_strength(tiny_ckpt, tmp_path, 
 
 def test_analyze_reads_a_store_with_baselines(tiny_ckpt, tmp_path):
     from mgm_analysis.analysis.report import analyze
-    from mgm_analysis.baselines.run import run_baseline
     from mgm_analysis.jobs import JobSpec, run_job
+    from mgm_analysis.method_runs import run_baseline
 
     ckpt, G = tiny_ckpt
     out = tmp_path / "runs"
@@ -473,7 +473,7 @@ def _loop_setup(n=16, c=0.02):
 
 
 def test_the_loop_baseline_is_an_ellipse_of_equal_inside_distance():
-    from mgm_analysis.baselines.run import baseline_trajectory
+    from mgm_analysis.kinds.baseline import baseline_trajectory
 
     g, reg, cfg, w_ref = _loop_setup()
     res = baseline_trajectory("jacobian_loop", g, w_ref, reg, cfg, k=4)
@@ -498,7 +498,7 @@ def test_the_loop_baseline_is_an_ellipse_of_equal_inside_distance():
 
 @pytest.mark.parametrize("target", [1.5, 3.0])
 def test_the_loop_baseline_is_cut_to_the_arc_of_equal_inside_path(target):
-    from mgm_analysis.baselines.run import baseline_trajectory
+    from mgm_analysis.kinds.baseline import baseline_trajectory
 
     g, reg, cfg, w_ref = _loop_setup()
     res = baseline_trajectory("jacobian_loop", g, w_ref, reg, cfg, k=4, inside_path=target)
@@ -515,7 +515,7 @@ def test_the_loop_baseline_is_cut_to_the_arc_of_equal_inside_path(target):
 
 
 def test_a_longer_target_keeps_the_whole_loop():
-    from mgm_analysis.baselines.run import baseline_trajectory
+    from mgm_analysis.kinds.baseline import baseline_trajectory
 
     g, reg, cfg, w_ref = _loop_setup()
     res = baseline_trajectory("jacobian_loop", g, w_ref, reg, cfg, k=4, inside_path=20.0)
@@ -526,8 +526,8 @@ def test_strength_scales_the_target_and_the_loop_matches_the_discovered_run(tiny
     """A discovered run at 2·c in the store, then the line and the loop at strength 2: offsets 2·c recorded,
     the lines open, the loop cut to the discovered run's inside path (measured here from its saved frames)."""
     from mgm_analysis import store
-    from mgm_analysis.baselines.run import run_baseline
     from mgm_analysis.jobs import JobSpec, run_job
+    from mgm_analysis.method_runs import run_baseline
     from mgm_analysis.metrics import inside_path
 
     ckpt, G = tiny_ckpt

@@ -46,7 +46,7 @@ def test_the_wheel_holds_every_module_and_data_file(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("mgm_analysis-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     want = _tree_files()
-    assert "mgm_analysis/baselines/run.py" in want and "mgm_analysis/data/toyfaces_G.pt" in want  # the tree is read
+    assert "mgm_analysis/baselines/methods.py" in want and "mgm_analysis/data/toyfaces_G.pt" in want  # the tree is read
     missing = sorted(want - names)
     assert not missing, f"not in the wheel: {missing}"
     stray = sorted(n for n in names if n.endswith(".py") and n not in want)

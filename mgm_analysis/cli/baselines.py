@@ -72,8 +72,9 @@ def baselines(region, seed, reference, methods, generator, out, labels, attribut
       mgm baselines --region eyes --methods jacobian,sefa --out runs/cmp
       mgm baselines --generator ffhq.pt --region mouth --labels smile.csv --methods interfacegan
     """
-    from ..baselines.run import parse_methods, parse_strengths, run_baseline
+    from ..baselines.methods import parse_methods, parse_strengths
     from ..generators import load_generator
+    from ..method_runs import run_baseline
 
     names = parse_methods(methods)
     (k,) = parse_strengths(strength, "--strength", 1)
@@ -129,7 +130,7 @@ def compare_methods(regions, seeds, methods, generator, out, report, strengths, 
       mgm compare-methods --regions mouth,eyes,brows --seeds 0-4 --out runs/methods --report report/methods
       mgm compare-methods --regions mouth,eyes,brows --seeds 0-4 --strengths 1,2,4,8 --out runs/methods
     """
-    from ..baselines.run import parse_methods, parse_strengths
+    from ..baselines.methods import parse_methods, parse_strengths
     from ..config import parse_seeds
     from ..method_runs import compare_methods as run_compare
     from .discover import _split_regions

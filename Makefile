@@ -1,6 +1,6 @@
 # mgm_analysis — set-up, demo, tests, benchmarks.
 #   make demo    set up (first time) and run the whole pipeline on the built-in model
-#   make test    set up (first time) and run the test suite
+#   make test    set up (first time) and run the test suite (tests/test_architecture.py holds the layers contract)
 #   make wheel-smoke  build the sdist and wheel, check them, install the wheel into a clean venv and run every command
 #   make mutation  mutation testing (mutmut) of metrics, masks, losses and compare, each against its own
 #                  tests; kill rates in a table, survivors in build/mutation/<module>/survivors.txt (not in CI)
@@ -35,7 +35,8 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check mgm_analysis dashboards tests benchmarks
+	$(VENV)/bin/ruff check mgm_analysis dashboards tests benchmarks tools
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -1225,7 +1225,7 @@ def save_upload(root, contents: str, filename) -> tuple[Path, bool]:
     """Keep an uploaded latent file in the store's hidden folder (named by its content) after checking it is a
     finite float ``.npy`` (the store's reader); its path and whether it is new there.  MGMError (one line) for
     anything else."""
-    from mgm_analysis.store import load_float_npy
+    from mgm_analysis.run_schema import load_float_npy
 
     head, _, b64 = contents.partition(",")
     try:

@@ -75,22 +75,23 @@ def _made(out: Path, what: str, region: str, name: str, seed: int, offset: float
     return False
 
 
-def compare_methods(regions, seeds, out, *, report=None, methods=None, generator: str = "toyfaces",
+def compare_methods(regions, seeds, out, *, methods=None, generator: str = "toyfaces",
                     transfer_k: int = 2, labels=None, quiet: bool = False, device: str = "cpu", strengths=(1.0,),
                     config: dict | None = None) -> dict:
-    """Make the missing runs and write the method table; returns {"table": DataFrame, "failed": [lines], paths}.
+    """Make the runs the method table needs that the store lacks; returns {"failed": [lines], "seconds"}.
+
+    The table itself is :func:`mgm_analysis.analysis.table.method_table` of the store's catalog (``mgm
+    compare-methods`` prints it; ``--report`` writes the analysis report, :func:`mgm_analysis.analysis.report.analyze`).
 
     ``strengths``: multiples K of each region's target offset c (``config.default_config``; ``config``'s
     ``offset`` when given): every run of a region is made at K·c for every K, with K recorded
     (``params.strength``).  ``config``: DiscoveryConfig overrides for every run (frames, layers, distance, epochs
-    of the discovery, ...).  ``report``: also run :func:`mgm_analysis.analysis.report.analyze` into that folder
-    (methods.csv, report.html).  Bad strengths, a strength whose K·c the config refuses, or an unknown method:
+    of the discovery, ...).  Bad strengths, a strength whose K·c the config refuses, or an unknown method:
     MGMError before anything is written.
     """
     from tqdm.auto import tqdm
 
     from . import store
-    from .analysis.table import method_table
     from .baselines import DEFAULT_METHODS
     from .baselines.methods import parse_methods, parse_strengths
     from .config import default_config
@@ -98,7 +99,6 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
     from .generators.latents import generator_spec
     from .jobs import JobSpec, run_job
     from .masks import default_layout, parse_region
-    from .method_runs import run_baseline
 
     methods = parse_methods(methods or list(DEFAULT_METHODS))
     strengths = parse_strengths(strengths)
@@ -165,17 +165,7 @@ def compare_methods(regions, seeds, out, *, report=None, methods=None, generator
                 failed.append(f"transfer of {r.run_id}: {exc}")
     if out.is_dir():
         refresh_semantic(out, G)
-    table = method_table(store.catalog(out, warn=False)) if out.is_dir() else method_table(store.catalog_of([]))
-    paths = {}
-    if report is not None:
-        from .analysis.report import analyze
-
-        paths = analyze(out, report, quiet=True)
-        if "methods" not in paths:  # an analysis without the method section: write the table here
-            Path(report).mkdir(parents=True, exist_ok=True)
-            table.to_csv(Path(report) / "methods.csv", index=False)
-            paths["methods"] = Path(report) / "methods.csv"
-    return {"table": table, "failed": failed, "paths": paths, "seconds": time.perf_counter() - t0}
+    return {"failed": failed, "seconds": time.perf_counter() - t0}
 
 
 def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference=None, out="runs",

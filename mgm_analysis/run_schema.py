@@ -13,15 +13,16 @@ This module imports pydantic and numpy only (no torch).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Any, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import SchemaError
+from .errors import MGMError, SchemaError
 
 __all__ = ["SCHEMA_VERSION", "RunMeta", "validate_meta", "check_arrays", "check_float_array",
-           "MAX_RUN_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_FRAMES", "MAX_ARRAY_BYTES"]
+           "MAX_RUN_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_FRAMES", "MAX_ARRAY_BYTES", "load_float_npy"]
 
 SCHEMA_VERSION = 1
 
@@ -213,3 +214,33 @@ def check_arrays(meta: dict, latents: tuple[tuple, np.dtype], reference: tuple[t
     if cfg.get("layer_start") is not None and cfg.get("layer_end") is not None \
             and cfg["layer_start"] >= cfg["layer_end"]:
         raise SchemaError(f"run.json config layers {cfg['layer_start']}:{cfg['layer_end']} are empty")
+
+
+def load_float_npy(path, what: str | None = None, shape: tuple | None = None) -> np.ndarray:
+    """A ``.npy`` of real, finite floating-point numbers (never a pickle); :class:`MGMError` otherwise.
+
+    ``what`` names the file in the message (default: its path); ``shape`` (None entries match anything)
+    is checked from the header before the data is read.
+    """
+    path = Path(path)
+    what = what or str(path)
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
+    except FileNotFoundError:
+        raise MGMError(f"{what}: no such file") from None
+    except (ValueError, OSError, EOFError) as exc:  # object arrays, truncated or not .npy at all
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "allow_pickle" in msg or "Python objects" in msg:
+            msg = "it holds Python objects, not numbers"
+        raise MGMError(f"{what}: not a readable array of numbers ({msg})") from None
+    try:
+        check_float_array(arr.dtype, what)
+    except SchemaError as exc:
+        raise MGMError(str(exc)) from None
+    if shape is not None and (len(shape) != arr.ndim or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=True))):
+        want = ", ".join("?" if s is None else str(s) for s in shape)
+        raise MGMError(f"{what} has shape {list(arr.shape)}; expected [{want}]")
+    arr = np.array(arr)  # out of the memory map
+    if not np.isfinite(arr).all():
+        raise MGMError(f"{what} contains NaN or infinite values")
+    return arr

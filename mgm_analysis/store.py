@@ -38,12 +38,12 @@ from .run_schema import (
     MAX_RUN_JSON_BYTES,
     SCHEMA_VERSION,
     check_arrays,
-    check_float_array,
+    load_float_npy,
     validate_meta,
 )
 
 __all__ = ["SCHEMA_VERSION", "Run", "new_run_id", "write_run", "load_run", "scan_runs", "iter_runs",
-           "catalog", "run_kind", "run_method", "update_run_meta", "to_uint8", "read_png", "write_png", "png_bytes", "png_data_uri", "write_gif", "load_float_npy",
+           "catalog", "run_kind", "run_method", "update_run_meta", "to_uint8", "read_png", "write_png", "png_bytes", "png_data_uri", "write_gif",
            "RunSkippedWarning", "MAX_IMAGE_PIXELS"]
 
 REQUIRED_FILES = ("run.json", "latents.npy", "reference.npy", "mask.png")
@@ -268,36 +268,6 @@ def write_run(root, *, meta: dict, latents: np.ndarray, reference: np.ndarray, r
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def load_float_npy(path, what: str | None = None, shape: tuple | None = None) -> np.ndarray:
-    """A ``.npy`` of real, finite floating-point numbers (never a pickle); :class:`MGMError` otherwise.
-
-    ``what`` names the file in the message (default: its path); ``shape`` (None entries match anything)
-    is checked from the header before the data is read.
-    """
-    path = Path(path)
-    what = what or str(path)
-    try:
-        arr = np.load(path, allow_pickle=False, mmap_mode="r")
-    except FileNotFoundError:
-        raise MGMError(f"{what}: no such file") from None
-    except (ValueError, OSError, EOFError) as exc:  # object arrays, truncated or not .npy at all
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "allow_pickle" in msg or "Python objects" in msg:
-            msg = "it holds Python objects, not numbers"
-        raise MGMError(f"{what}: not a readable array of numbers ({msg})") from None
-    try:
-        check_float_array(arr.dtype, what)
-    except SchemaError as exc:
-        raise MGMError(str(exc)) from None
-    if shape is not None and (len(shape) != arr.ndim or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=True))):
-        want = ", ".join("?" if s is None else str(s) for s in shape)
-        raise MGMError(f"{what} has shape {list(arr.shape)}; expected [{want}]")
-    arr = np.array(arr)  # out of the memory map
-    if not np.isfinite(arr).all():
-        raise MGMError(f"{what} contains NaN or infinite values")
-    return arr
 
 
 @dataclass

@@ -577,7 +577,9 @@ def test_compare_methods_runs_every_method_at_every_strength_once(tiny_ckpt, tmp
     disc = {store.run_strength(r.meta): r.run_id for r in own if r.kind == "discover"}
     for r in loops:                                                    # each matched to its own strength's chain
         assert r.meta["provenance"]["params"]["path"]["extent"]["source_run"] == disc[store.run_strength(r.meta)]
-    table = res["table"]
+    from mgm_analysis.analysis.table import method_table
+
+    table = method_table(store.catalog(out))
     assert list(table.columns[:4]) == ["method", "region", "strength", "runs"]
     assert {"spread", "inside_path", "locality", "jump_ratio"} <= set(table.columns)
     assert sorted(zip(table.method, table.strength, strict=True)) == sorted(

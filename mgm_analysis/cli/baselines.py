@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..errors import MGMError
@@ -137,15 +139,24 @@ def compare_methods(regions, seeds, methods, generator, out, report, strengths, 
 
     names = parse_methods(methods)
     ks = parse_strengths(strengths, "--strengths")
-    res = run_compare(_split_regions(regions), parse_seeds(seeds), out, report=report, methods=names,
-                      generator=generator, transfer_k=transfer_k, labels=labels, quiet=quiet, device=device,
-                      strengths=ks)
-    table = res["table"]
+    res = run_compare(_split_regions(regions), parse_seeds(seeds), out, methods=names, generator=generator,
+                      transfer_k=transfer_k, labels=labels, quiet=quiet, device=device, strengths=ks)
+    from .. import store
+    from ..analysis.table import method_table
+
+    cat = store.catalog(out, warn=False) if Path(out).is_dir() else store.catalog_of([])
+    table = method_table(cat)
     if table.empty:
         click.echo("no baseline runs were made")
     else:
         click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for line in res["failed"]:
         click.echo(f"  not made: {line}", err=True)
-    if res["paths"]:
-        click.echo(f"report: {res['paths'].get('report', report)}")
+    if report is not None:
+        from ..analysis.report import analyze
+
+        paths = analyze(out, report, quiet=True)
+        if "methods" not in paths:  # an analysis without the method section: the table beside the report
+            Path(report).mkdir(parents=True, exist_ok=True)
+            table.to_csv(Path(report) / "methods.csv", index=False)
+        click.echo(f"report: {paths.get('report', report)}")

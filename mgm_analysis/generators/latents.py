@@ -32,7 +32,7 @@ def reference_latent(G, seed: int | None = None, file=None, truncation: float = 
         if not path.exists():
             raise MGMError(f"--reference {path}: no such file; give a .npy of shape [{G.num_ws}, {G.w_dim}] or "
                            f"[{G.w_dim}]")
-        from ..store import load_float_npy
+        from ..run_schema import load_float_npy
 
         w = np.array(load_float_npy(path, f"--reference {path}"), np.float32, order="C")
         if w.shape == (1, G.num_ws, G.w_dim):

@@ -89,23 +89,18 @@ def derive_runs(root, *, transfer_k: int = 0, combine_pairs: bool = False, G=Non
     """Transfer every complete discovered run to ``transfer_k`` references and/or combine every pair of regions
     found on the same reference; returns the new run folders.
 
-    Idempotent: sources that already have a transfer (or a combination) in the
-    store are skipped.  Transfer seeds default to 1000, 1001, …  ``G``: one
+    Idempotent: a transfer or combination job already in the store is not made again (the one "already done"
+    rule, :func:`mgm_analysis.jobs.done`).  Transfer seeds default to 1000, 1001, …  ``G``: one
     generator for every run (default: each run's own, from its run.json).
     """
     runs = [r for r in store.iter_runs(root) if run_kind(r.meta) == "discover" and r.status == "complete"]
-    done = set()
-    for r in store.iter_runs(root, warn=False):
-        prov = r.meta.get("provenance") or {}
-        if prov.get("kind") in ("transfer", "combine"):
-            done.add((prov["kind"], tuple(sorted(prov.get("sources", [])))))
     seeds = list(seeds) if seeds is not None else list(range(1000, 1000 + transfer_k))[:transfer_k]
     cache: dict = {}
 
     def gen(run):
         return G if G is not None else generator_for(run, cache, device)
 
-    todo_t = [r for r in runs if transfer_k and ("transfer", (r.run_id,)) not in done]
+    todo_t = runs if transfer_k else []
     pairs = []
     if combine_pairs:
         groups: dict = {}
@@ -114,17 +109,17 @@ def derive_runs(root, *, transfer_k: int = 0, combine_pairs: bool = False, G=Non
                    r.reference.shape, np.round(r.reference, 4).tobytes())
             groups.setdefault(key, []).append(r)
         for group in groups.values():
-            for a, b in combinations(sorted(group, key=lambda r: (r.region, r.run_id)), 2):
-                if a.region != b.region and ("combine", tuple(sorted([a.run_id, b.run_id]))) not in done:
-                    pairs.append((a, b))
+            pairs += [(a, b) for a, b in combinations(sorted(group, key=lambda r: (r.region, r.run_id)), 2)
+                      if a.region != b.region]
     from tqdm.auto import tqdm
 
+    before = {p.name for p in Path(root).iterdir()} if Path(root).is_dir() else set()
     new = []
     with tqdm(total=len(todo_t) + len(pairs), desc="transfer/combine", unit="run", disable=quiet) as bar:
         for r in todo_t:
-            new += transfer(r, gen(r), seeds[:transfer_k])
+            new += transfer(r, gen(r), seeds[:transfer_k])  # a run made before is returned as it is (its key)
             bar.update()
         for a, b in pairs:
             new.append(combine(a, b, gen(a)))
             bar.update()
-    return new
+    return [p for p in new if p.name not in before]

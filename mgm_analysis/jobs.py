@@ -53,7 +53,8 @@ from .measure import safe_metrics
 from .semantic import semantic_metrics
 from .store import run_kind  # noqa: F401 (re-exported: a run's kind has one owner, the store)
 
-__all__ = ["KINDS", "JobSpec", "run_job", "resume_spec", "prepare_out", "complete_run"]
+__all__ = ["KINDS", "JobSpec", "run_job", "done", "spec_config", "spec_region", "resume_spec", "prepare_out",
+           "complete_run"]
 
 
 # ------------------------------------------------------------------ specs
@@ -148,6 +149,8 @@ class JobSpec:
                 continue
             if k not in types:
                 raise MGMError(f"unknown config field {k!r}; known: {', '.join(sorted(types))}")
+            if isinstance(v, float) and not math.isfinite(v):  # a spec is JSON: its key, run.json
+                raise MGMError(f"{flag_of(k)} must be a finite number, got {v}")
             cfg[k] = _jsonable(v)
         s(self, "config", dict(sorted(cfg.items())))
         s(self, "params", _jsonable(dict(self.params or {})))
@@ -211,6 +214,44 @@ def prepare_out(out) -> Path:
         why = exc.strerror or type(exc).__name__
         raise MGMError(f"--out {out}: cannot write a run there ({why}); choose a writable folder") from None
     return out
+
+
+# ------------------------------------------------------------------ resolve
+def spec_region(spec: JobSpec, G):
+    """The :class:`~mgm_analysis.masks.Region` of a search job on generator ``G`` (the spec's layout, else the
+    generator's)."""
+    from .masks import default_layout, parse_region
+
+    return parse_region(spec.region, G.resolution, spec.layout or default_layout(G))
+
+
+def spec_config(spec: JobSpec, G=None, region=None):
+    """The one way a search job's configuration is resolved: the defaults of the generator and distance (or the
+    spec's preset) for the region — a preset region's own target c on toyfaces — then the spec's fields.
+
+    ``region``: the job's Region when the caller has it; else parsed with ``G``; without ``G``, the spec's region
+    counts as a preset when its name is one of the built-in generator's layout (what a sweep checks before it
+    loads anything).
+    """
+    from .config import default_config
+    from .generators import BUILTIN
+
+    name = getattr(getattr(G, "info", None), "name", None) if G is not None else (
+        spec.generator if spec.generator in BUILTIN else None)
+    if region is None and G is not None:
+        region = spec_region(spec, G)
+    if region is not None:
+        preset = region.name if region.layout else None
+    else:
+        from .presets import PRESETS
+
+        layout = spec.layout or ("toyfaces" if name == "toyfaces" else "ffhq")
+        preset = spec.region if spec.region in PRESETS.get(layout, {}) else None
+    overrides = dict(spec.config)
+    try:
+        return default_config(name, overrides.pop("distance", None), region=preset, preset=spec.preset, **overrides)
+    except TypeError as exc:  # a value of the wrong type that parse_config_value did not see
+        raise MGMError(f"bad config value ({exc})") from None
 
 
 # ------------------------------------------------------------------ resume
@@ -321,6 +362,12 @@ def complete_run(out: Path, run_id: str, key: str):
     return prev.path if same and prev.status == "complete" else None
 
 
+def done(spec: JobSpec, out) -> Path | None:
+    """The one "already done" rule: the complete run of ``spec`` in store ``out`` (its folder is
+    ``spec.run_id``, a function of the spec's key), else None.  Every caller asks this before making a run."""
+    return complete_run(Path(out).expanduser(), spec.run_id, spec.key)
+
+
 def _load_sources(spec: JobSpec):
     from . import store
 
@@ -328,7 +375,7 @@ def _load_sources(spec: JobSpec):
 
 
 def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, quiet: bool = True,
-            device: str = "cpu", run_id: str | None = None, resume=None, watch: Callable | None = None) -> Path:
+            device: str = "cpu", resume=None, watch: Callable | None = None) -> Path:
     """Run one job and write exactly one run folder under ``out``, atomically; return its path.
 
     Args:
@@ -339,10 +386,12 @@ def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, qui
             status ``interrupted``); None with ``quiet`` False shows a progress bar.
         quiet: no progress bar and no summary line.
         device: where to load the generator.
-        run_id: the folder name (default: a new readable id ``<region>-s<seed>-<time>-<hex>``).  When a folder
-            of that name exists: complete with the same key → returned as is; interrupted with the same key →
-            resumed; anything else → MGMError.  ``spec.run_id`` makes the folder a function of the key.
         resume: an interrupted run folder to continue in place (``spec`` from :func:`resume_spec`).
+
+    The one identity rule: a run's folder is ``spec.run_id`` (``<label>-s<seed>-<key[:12]>``), a function of the
+    spec.  When it exists: complete with the same key → returned as is (:func:`done`; said on the terminal
+    unless ``quiet``); interrupted with the same key → a discovery is resumed, another kind made again;
+    anything else → MGMError.
         watch: ``watch(epoch, ws)`` with the chain after every search epoch (e.g. a live preview).
 
     Raises:
@@ -352,8 +401,7 @@ def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, qui
     created = not Path(out).expanduser().exists()
     out = prepare_out(out)
     try:
-        return _run_job(spec, out, G=G, progress=progress, quiet=quiet, device=device, run_id=run_id, resume=resume,
-                        watch=watch)
+        return _run_job(spec, out, G=G, progress=progress, quiet=quiet, device=device, resume=resume, watch=watch)
     except MGMError:
         if created:  # bad input leaves nothing behind, not even the empty store folder made for it
             with contextlib.suppress(OSError):
@@ -361,10 +409,11 @@ def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, qui
         raise
 
 
-def _run_job(spec, out, *, G, progress, quiet, device, run_id, resume, watch) -> Path:
+def _run_job(spec, out, *, G, progress, quiet, device, resume, watch) -> Path:
     from . import store
 
-    if run_id is not None and resume is None and (out / run_id).exists():
+    run_id = spec.run_id
+    if resume is None and (out / run_id).exists():
         try:
             prev = store.load_run(out / run_id)
         except RunReadError as exc:
@@ -372,6 +421,8 @@ def _run_job(spec, out, *, G, progress, quiet, device, run_id, resume, watch) ->
         if (prev.meta.get("provenance") or {}).get("key") not in (spec.key, None):
             raise MGMError(f"{out / run_id}: holds another job's run; move it away or choose another --out")
         if prev.status == "complete":
+            if not quiet:
+                print(f"already in the store: {prev.path}  (the same job; move it away to make it again)")
             return prev.path
         if spec.kind != "discover":  # nothing to continue: run it again over the old folder
             resume = None
@@ -394,13 +445,11 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
     import torch
 
     from . import store
-    from .config import DiscoveryConfig, default_config
+    from .config import DiscoveryConfig
     from .discovery import with_run_noise
-    from .masks import default_layout, parse_region
     from .render import render_frames, to_unit
 
-    name = getattr(getattr(G, "info", None), "name", None)
-    reg = parse_region(spec.region, G.resolution, spec.layout or default_layout(G))
+    reg = spec_region(spec, G)
     meta_prev, state = {}, None
     if resume is not None:
         prev = store.load_run(resume)
@@ -412,9 +461,7 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
         state = {"ws": prev.latents, "history": meta_prev.get("history"),
                  "epochs_done": (meta_prev.get("resume") or {}).get("epochs_done", 0)}
     else:
-        overrides = dict(spec.config)
-        cfg = default_config(name, overrides.pop("distance", None), region=reg.name if reg.layout else None,
-                             preset=spec.preset, **overrides)
+        cfg = spec_config(spec, G, reg)
     cfg.check_generator(G.num_ws)
     source = None
     if resume is None:
@@ -507,8 +554,6 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
             "provenance": prov,
             "resume": {"epochs_done": traj.epochs_done, "resumed": resume is not None},
         }
-        if run_id is None:
-            run_id = store.new_run_id(spec.label, ref_info.get("seed"))
         path = complete_run(out, run_id, spec.key) if resume is None else None
         if path is None:
             path = store.write_run(out, meta=meta, latents=np.nan_to_num(ws), reference=w_ref, reference_img=ref_img,
@@ -585,8 +630,6 @@ def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
             "metrics": metrics, "provenance": prov, **({"metrics_errors": errors} if errors else {}),
             **({"semantic_reader": reader} if reader else {}),
         }
-        if run_id is None:
-            run_id = store.new_run_id(f"{spec.kind}_{region}", ref_info.get("seed"))
         path = complete_run(out, run_id, spec.key)
         if path is None:
             path = store.write_run(out, meta=meta, latents=ws, reference=w_ref, reference_img=ref_img, mask=mask,

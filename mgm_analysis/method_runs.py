@@ -14,7 +14,6 @@ comparison continues.
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 from pathlib import Path
@@ -23,56 +22,7 @@ from . import store
 from .errors import MGMError
 from .measure import refresh_semantic
 
-__all__ = ["compare_methods",]
-
-
-def _have(root: Path) -> tuple[set, set, set]:
-    """(discover (region, seed, offset), baseline (method, region, seed, offset), transferred source run ids) in a
-    store; offsets rounded to 9 significant digits (K·c, so a run made at the same target counts whether or not
-    its strength was recorded)."""
-    from .store import iter_runs
-
-    disc, base, transferred = set(), set(), set()
-    for r in iter_runs(root, warn=False, data=False):
-        prov = r.meta.get("provenance") or {}
-        kind = r.kind
-        seed = (r.meta.get("reference") or {}).get("seed")
-        off = _offset_key((r.meta.get("config") or {}).get("offset"))
-        if kind == "discover" and r.status == "complete":
-            disc.add((r.region, seed, off))
-        elif kind == "baseline" and r.status == "complete":
-            base.add((prov.get("method"), r.region, seed, off))
-        elif kind == "transfer":
-            for s in prov.get("sources") or []:
-                transferred.add(Path(s).name)
-    return disc, base, transferred
-
-
-def _offset_key(v):
-    return float(f"{float(v):.9g}") if isinstance(v, (int, float)) and math.isfinite(v) else None
-
-
-def _made(out: Path, what: str, region: str, name: str, seed: int, offset: float) -> bool:
-    """Whether the store already holds this job's complete run (another worker on the same store made it
-    meanwhile): only the folders named as run_job names that job's runs are read (not the whole store)."""
-    import json
-
-    from .store import _slug, run_kind
-
-    label = region if what == "discover" else f"{what}_{region}"
-    for p in out.glob(f"{_slug(label)}-s{seed}-*"):
-        try:
-            m = json.loads((p / "run.json").read_text())
-        except (OSError, ValueError):
-            continue
-        kind = run_kind(m)
-        if (m.get("status") == "complete" and (m.get("region") or {}).get("name") == name
-                and _offset_key((m.get("config") or {}).get("offset")) == _offset_key(offset)
-                and (m.get("reference") or {}).get("seed") == seed
-                and ((what == "discover" and kind == "discover") or
-                     (kind == "baseline" and (m.get("provenance") or {}).get("method") == what))):
-            return True
-    return False
+__all__ = ["compare_methods", "run_baseline", "baseline_spec"]
 
 
 def compare_methods(regions, seeds, out, *, methods=None, generator: str = "toyfaces",
@@ -97,7 +47,7 @@ def compare_methods(regions, seeds, out, *, methods=None, generator: str = "toyf
     from .config import default_config
     from .generators import load_generator
     from .generators.latents import generator_spec
-    from .jobs import JobSpec, run_job
+    from .jobs import JobSpec, done, run_job
     from .masks import default_layout, parse_region
 
     methods = parse_methods(methods or list(DEFAULT_METHODS))
@@ -120,47 +70,43 @@ def compare_methods(regions, seeds, out, *, methods=None, generator: str = "toyf
             except MGMError as exc:
                 raise MGMError(f"--strengths {k:g} on region {r} (c = {c:g}): {exc}; nothing was made") from None
             offsets[(r, k)] = (reg.name, k * c)
-    disc, base, _ = _have(out) if out.is_dir() else (set(), set(), set())
-    jobs = []  # face by face: a face's discovery, then its baselines, so what finishes is a complete set
+    planned = []  # face by face: a face's discovery, then its baselines, so what finishes is a complete set
     for s in seeds:
         for r in regions:
             for k in strengths:
-                name, off = offsets[(r, k)]
-                if (name, s, _offset_key(off)) not in disc:
-                    jobs.append(("discover", r, s, k))
-                jobs += [(m, r, s, k) for m in methods if (m, name, s, _offset_key(off)) not in base]
+                _, off = offsets[(r, k)]
+                planned.append(("discover", r, s, k, JobSpec(kind="discover", generator=gen, region=r, seed=s,
+                                                             config={**config, "offset": off},
+                                                             params={"strength": k})))
+                planned += [(m, r, s, k, baseline_spec(G, m, r, seed=s, out=out, labels=labels, config=config,
+                                                       strength=k)) for m in methods]
+    todo = [job for job in planned if done(job[-1], out) is None]  # the one "already done" rule
     failed = []
     t0 = time.perf_counter()
-    with tqdm(total=len(jobs), desc="compare-methods", unit="run", disable=quiet, file=sys.stderr) as bar:
-        for what, r, s, k in jobs:
+    with tqdm(total=len(todo), desc="compare-methods", unit="run", disable=quiet, file=sys.stderr) as bar:
+        for what, r, s, k, spec in todo:
             bar.set_postfix_str(f"{what} {r} s{s} x{k:g}")
-            name, off = offsets[(r, k)]
-            if out.is_dir() and _made(out, what, r, name, s, off):
+            if done(spec, out) is not None:
                 bar.update()  # another worker on the same store made it meanwhile
                 continue
-            c0 = time.process_time()
+            c0, w0 = time.process_time(), time.perf_counter()
             try:
-                if what == "discover":
-                    path = run_job(JobSpec(kind="discover", generator=gen, region=r, seed=s,
-                                           config={**config, "offset": off}, params={"strength": k}),
-                                   out, G=G, quiet=True)
-                else:
-                    path = run_baseline(G, what, r, seed=s, out=out, labels=labels, quiet=True, config=config,
-                                        strength=k)
-                store.update_run_meta(path, {"timings": {"cpu_s": time.process_time() - c0}})
+                path = run_job(spec, out, G=G, quiet=True)
+                timings = {"cpu_s": time.process_time() - c0}
+                if what != "discover":
+                    timings["baseline_s"] = time.perf_counter() - w0
+                store.update_run_meta(path, {"timings": timings})
             except MGMError as exc:
                 failed.append(f"{what} / {r} / seed {s} / strength {k:g}: {exc}")
             bar.update()
     if transfer_k:
         from .derive import transfer
 
-        _, _, transferred = _have(out)
-        todo = [r for r in store.iter_runs(out, warn=False)
-                if r.kind in ("discover", "baseline")
-                and r.status == "complete" and r.run_id not in transferred]
-        for r in tqdm(todo, desc="transfer", unit="run", disable=quiet, file=sys.stderr):
+        made = [r for r in store.iter_runs(out, warn=False)
+                if r.kind in ("discover", "baseline") and r.status == "complete"]
+        for r in tqdm(made, desc="transfer", unit="run", disable=quiet, file=sys.stderr):
             try:
-                transfer(r, G, list(range(1000, 1000 + transfer_k)), out=out)
+                transfer(r, G, list(range(1000, 1000 + transfer_k)), out=out)  # a transfer made before: kept
             except MGMError as exc:
                 failed.append(f"transfer of {r.run_id}: {exc}")
     if out.is_dir():
@@ -168,32 +114,18 @@ def compare_methods(regions, seeds, out, *, methods=None, generator: str = "toyf
     return {"failed": failed, "seconds": time.perf_counter() - t0}
 
 
-def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference=None, out="runs",
-                 layout: str | None = None, cache_dir=None, labels=None, attributes=None, config: dict | None = None,
-                 strength: float = 1.0, quiet: bool = True) -> Path:
-    """Everything ``mgm baselines`` does for one method: check the input, then one ``baseline`` job through
-    :func:`mgm_analysis.jobs.run_job`, which searches once and writes the run once (:mod:`mgm_analysis.kinds.baseline`).
-
-    Args:
-        region: a region spec (preset, rect:..., PNG mask, ...).
-        seed / reference: the reference latent (a seed mapped with the config's truncation, or a .npy / run folder).
-        cache_dir: where per-generator caches go (default ``<out>/.mgm_cache/baselines``).
-        config: DiscoveryConfig overrides (offset c, n_frames, layer_start/layer_end, truncation, ...) — the
-            same a discovery run of this region would take.
-        strength: K > 0: the path's mean inside distance is K·c, c = the config's offset (the region's default
-            unless ``config["offset"]``); recorded as ``params.strength`` (and the offset K·c in ``config``).
-    Returns the run folder.  Bad input or an unreachable region: MGMError, nothing written.
-    """
-    import shutil
-
+def baseline_spec(G, method: str, region: str, *, seed: int | None = 0, reference=None, out="runs",
+                  layout: str | None = None, cache_dir=None, labels=None, attributes=None, config: dict | None = None,
+                  strength: float = 1.0):
+    """The ``baseline`` job of one method on one face and region at strength K (see :func:`run_baseline`), its
+    input checked; nothing is written.  Its key names the run: :func:`mgm_analysis.jobs.done` finds it."""
     from .baselines import METHODS
     from .baselines.methods import parse_strengths
     from .config import default_config
     from .generators.latents import generator_spec
-    from .jobs import JobSpec, prepare_out, run_job
+    from .jobs import JobSpec
     from .masks import default_layout, parse_region
 
-    t0 = time.perf_counter()
     if method not in METHODS:
         raise MGMError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     strength = parse_strengths(strength, "--strength", 1)[0]
@@ -214,15 +146,47 @@ def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference
     cfg.check_generator(G.num_ws)
     if labels is not None:
         labels = str(Path(labels).expanduser().resolve())
+    cache_dir = Path(cache_dir) if cache_dir is not None else Path(out).expanduser() / ".mgm_cache" / "baselines"
+    params = {"method": method, "strength": strength, "c": c, "labels": labels,
+              "attributes": list(attributes) if attributes else None, "cache_dir": str(cache_dir.resolve())}
+    return JobSpec(kind="baseline", generator=gen, region=region, seed=None if reference is not None else seed,
+                   reference=str(reference) if reference is not None else None, layout=layout, config=config,
+                   params=params)
+
+
+def run_baseline(G, method: str, region: str, *, seed: int | None = 0, reference=None, out="runs",
+                 layout: str | None = None, cache_dir=None, labels=None, attributes=None, config: dict | None = None,
+                 strength: float = 1.0, quiet: bool = True) -> Path:
+    """Everything ``mgm baselines`` does for one method: check the input, then one ``baseline`` job through
+    :func:`mgm_analysis.jobs.run_job`, which searches once and writes the run once (:mod:`mgm_analysis.kinds.baseline`).
+
+    Args:
+        region: a region spec (preset, rect:..., PNG mask, ...).
+        seed / reference: the reference latent (a seed mapped with the config's truncation, or a .npy / run folder).
+        cache_dir: where per-generator caches go (default ``<out>/.mgm_cache/baselines``).
+        config: DiscoveryConfig overrides (offset c, n_frames, layer_start/layer_end, truncation, ...) — the
+            same a discovery run of this region would take.
+        strength: K > 0: the path's mean inside distance is K·c, c = the config's offset (the region's default
+            unless ``config["offset"]``); recorded as ``params.strength`` (and the offset K·c in ``config``).
+    Returns the run folder.  Bad input or an unreachable region: MGMError, nothing written.
+    """
+    import shutil
+
+    from .jobs import done, prepare_out, run_job
+
+    t0 = time.perf_counter()
+    spec = baseline_spec(G, method, region, seed=seed, reference=reference, out=out, layout=layout,
+                         cache_dir=cache_dir, labels=labels, attributes=attributes, config=config, strength=strength)
+    made = done(spec, out)
+    if made is not None:
+        if not quiet:
+            import click
+
+            click.echo(f"{method}: already in the store: {made}  (the same job; move it away to make it again)")
+        return made
     out_path = Path(out).expanduser()
     created = not out_path.exists()
     out_path = prepare_out(out_path)
-    cache_dir = Path(cache_dir) if cache_dir is not None else out_path / ".mgm_cache" / "baselines"
-    params = {"method": method, "strength": strength, "c": c, "labels": labels,
-              "attributes": list(attributes) if attributes else None, "cache_dir": str(cache_dir.resolve())}
-    spec = JobSpec(kind="baseline", generator=gen, region=region, seed=None if reference is not None else seed,
-                   reference=str(reference) if reference is not None else None, layout=layout, config=config,
-                   params=params)
     try:
         path = run_job(spec, out_path, G=G, quiet=True)
     except MGMError:

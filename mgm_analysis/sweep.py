@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .config import parse_config_value
 from .errors import MGMError, RunInterrupted
-from .jobs import JobSpec, complete_run, prepare_out, run_job
+from .jobs import JobSpec, done, prepare_out, run_job
 
 __all__ = ["Grid", "parse_sets", "parse_params", "build_jobs", "check_jobs", "search_generator", "SweepRecord",
            "run_sweep", "SweepResult", "connect", "probe_scheduler", "execute", "summary_table", "pending"]
@@ -159,29 +159,24 @@ def build_jobs(grid: Grid, out) -> list[list[JobSpec]]:
 
 def check_jobs(specs, G=None) -> None:
     """Every search job's configuration (DiscoveryConfig's checks) and, given the generator ``G``, its region and
-    layers must be valid before anything is written: bad input is one MGMError, not a failed job later."""
-    from .config import default_config
-    from .generators import BUILTIN
-    from .masks import default_layout, parse_region
+    layers must be valid before anything is written: bad input is one MGMError, not a failed job later.  The
+    configuration is resolved as the job itself will resolve it (:func:`mgm_analysis.jobs.spec_config`)."""
+    from .jobs import spec_config, spec_region
 
-    seen, regions = set(), set()
-    name = getattr(getattr(G, "info", None), "name", None)
+    seen, regions = set(), {}
     for spec in specs:
         if spec.kind not in ("discover", "baseline"):
             continue
-        if G is not None and (spec.region, spec.layout) not in regions:
-            regions.add((spec.region, spec.layout))
-            parse_region(spec.region, G.resolution, spec.layout or default_layout(G))
+        reg = None
+        if G is not None:
+            if (spec.region, spec.layout) not in regions:
+                regions[(spec.region, spec.layout)] = spec_region(spec, G)
+            reg = regions[(spec.region, spec.layout)]
         sig = (spec.generator, spec.region, spec.preset, json.dumps(spec.config, sort_keys=True))
         if sig in seen:
             continue
         seen.add(sig)
-        cfg = dict(spec.config)
-        try:
-            c = default_config(name or (spec.generator if spec.generator in BUILTIN else None),
-                               cfg.pop("distance", None), region=spec.region, preset=spec.preset, **cfg)
-        except TypeError as exc:  # a value of the wrong type that parse_config_value did not see
-            raise MGMError(f"bad config value ({exc})") from None
+        c = spec_config(spec, G, reg)
         if G is not None:
             c.check_generator(G.num_ws)
 
@@ -240,7 +235,7 @@ class SweepRecord:
 
 
 def _complete(out: Path, spec: JobSpec) -> bool:
-    return complete_run(out, spec.run_id, spec.key) is not None
+    return done(spec, out) is not None
 
 
 def pending(phases, out) -> list[list[JobSpec]]:
@@ -321,8 +316,7 @@ def execute(spec_dict: dict, out: str, device: str = "cpu", threads: int | None 
     if device.startswith("cuda") and ":" not in device:
         device = _gpu_of_worker(device)
     try:
-        path = run_job(spec, out, G=_generator(spec, device), progress=progress, quiet=True, device=device,
-                       run_id=spec.run_id)
+        path = run_job(spec, out, G=_generator(spec, device), progress=progress, quiet=True, device=device)
     except MGMError as exc:
         return {"key": spec.key, "status": "failed", "error": str(exc)}
     return _outcome(spec, path)
@@ -565,8 +559,7 @@ def _run_here(phases, out, record, result, bar, device) -> None:
             outcome = None
             for attempt in (1, 2):  # an unexpected error is retried once
                 try:
-                    path = run_job(spec, out, G=_generator(spec, device), quiet=True, device=device,
-                                   run_id=spec.run_id)
+                    path = run_job(spec, out, G=_generator(spec, device), quiet=True, device=device)
                     outcome = _outcome(spec, path)
                 except RunInterrupted as exc:
                     _finish(record, bar, _outcome(spec, exc.path))

@@ -97,15 +97,19 @@ def test_run_job_equals_the_engine_called_directly(ckpt, G, tmp_path):
 
 def test_deterministic_run_id_is_written_once(ckpt, G, tmp_path, monkeypatch):
     spec = _spec(ckpt)
-    path = run_job(spec, tmp_path, G=G, run_id=spec.run_id)
+    path = run_job(spec, tmp_path, G=G)
     assert path.name == spec.run_id
     import mgm_analysis.discovery as discovery
 
     monkeypatch.setattr(discovery, "discover", lambda *a, **k: pytest.fail("a complete job ran again"))
-    assert run_job(spec, tmp_path, G=G, run_id=spec.run_id) == path
-    with pytest.raises(MGMError, match="another job"):
-        run_job(_spec(ckpt, seed=9), tmp_path, G=G, run_id=spec.run_id)
-    assert len(list(tmp_path.iterdir())) == 1
+    assert run_job(spec, tmp_path, G=G) == path
+    other = _spec(ckpt, seed=9)
+    (tmp_path / other.run_id).mkdir()                   # a folder of that name holding something else
+    (path / "run.json").replace(tmp_path / "run.json.bak")
+    with pytest.raises(MGMError, match="not a readable run"):
+        run_job(spec, tmp_path, G=G)                    # the job's own folder, unreadable: said, not overwritten
+    (tmp_path / "run.json.bak").replace(path / "run.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([spec.run_id, other.run_id])
 
 
 @pytest.mark.parametrize("bad", ["file", "/dev/null", "/proc/mgm_runs", "/proc/self/x/y"])

@@ -8,12 +8,9 @@ from pathlib import Path
 import click
 
 from ..config import parse_layers, parse_seeds
+from ..demo import DEMO_REGIONS
 from ..errors import MGMError
 from ._common import main
-
-DEMO_REGIONS = ("mouth", "eyes", "brows")
-
-
 
 
 def _split_regions(text: str) -> list[str]:
@@ -303,23 +300,10 @@ def demo(out, report, seeds, regions, epochs, transfer, combine, serve, host, po
     combines the regions found on the same face, writes an analysis report, and
     serves the dashboard on the runs.
     """
-    from .. import jobs as jobs_api
-    from ..generators import load_generator
+    from ..demo import run_demo
 
-    jobs_api.prepare_out(out)
-    G = load_generator("toyfaces")
-    config = {"epochs": epochs} if epochs else {}  # no epochs: mgm discover's toyfaces default
-    specs = [jobs_api.JobSpec(kind="discover", generator="toyfaces", region=r, seed=s, config=config)
-             for s in parse_seeds(seeds) for r in _split_regions(regions)]
-    paths = []
-    for k, spec in enumerate(specs, 1):
-        if not quiet:
-            click.echo(f"[{k}/{len(specs)}] {spec.region}, seed {spec.seed}")
-        paths.append(jobs_api.run_job(spec, out, G=G, quiet=quiet))
-    click.echo(f"\n{len(paths)} runs in {out}/")
-    from ..analysis.report import analyze
-
-    analyze(out, report, quiet=quiet, transfer=transfer, combine=combine)
+    paths = run_demo(out, report, seeds=parse_seeds(seeds), regions=_split_regions(regions), epochs=epochs,
+                     transfer=transfer, combine=combine, quiet=quiet, echo=click.echo)
     click.echo(f"report: {Path(report) / 'report.html'}")
     click.echo("next:")
     click.echo(f"  mgm render {paths[0]} --sheet     # contact sheet of one run")

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mgm_analysis import store
+from mgm_analysis.kinds import DERIVED_KINDS
 from mgm_analysis.analysis import compare
 from mgm_analysis.errors import RunReadError
 
@@ -171,7 +172,7 @@ def derived_runs(snap: Snapshot, run_ids=None) -> pd.DataFrame:
     cat = snap.catalog
     if not len(cat) or "kind" not in cat:
         return pd.DataFrame(columns=["run_id", "kind", "region", "sources", "source_regions", "locality"])
-    rows = cat[cat["kind"].isin(["transfer", "combine"])]
+    rows = cat[cat["kind"].isin(list(DERIVED_KINDS))]
     if run_ids is not None:
         rows = rows[rows["run_id"].isin(list(run_ids))]
     rows = rows.copy()

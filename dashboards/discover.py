@@ -581,7 +581,7 @@ class _Worker:
         try:
             try:
                 path = run_job(spec, self.root, G=self.G, progress=self.progress_callback(job_id, d, epochs),
-                               run_id=spec.run_id, watch=self.strip_watcher(job_id, d))
+                               watch=self.strip_watcher(job_id, d))
             except RunInterrupted as exc:
                 path = exc.path
             from mgm_analysis.store import load_run

@@ -15,7 +15,7 @@ gradient (tests/test_discovery.py checks it to 1e-5).
 
 The function does no file I/O: it returns a :class:`Trajectory`; the command
 line and the store write files.  Ctrl-C (``KeyboardInterrupt``; SIGTERM too
-inside :func:`sigterm_as_interrupt`) ends the search with the last completed
+in a job, :func:`mgm_analysis.jobs.run_job`) ends the search with the last completed
 epoch, marked ``interrupted``; a non-finite loss rolls back to the last good
 state and stops (also ``interrupted``); ``state=`` continues such a trajectory.
 """
@@ -25,9 +25,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-import signal
 import sys
-import threading
 import time
 import types
 from dataclasses import dataclass, field, replace
@@ -48,7 +46,7 @@ from .losses import (
 )
 from .metrics import explores
 
-__all__ = [ "Trajectory", "discover", "energy", "auto_prim_dist", "sigterm_as_interrupt", "initial_free", "quality_reached", "coarse_config",
+__all__ = [ "Trajectory", "discover", "energy", "auto_prim_dist", "initial_free", "quality_reached", "coarse_config",
            "subdivide", "jacobian_start", "run_noise", "with_run_noise", "chain_extent"]
 
 HISTORY_KEYS = ("epoch", "total", "l_x", "spring", "stiffener", "image_spring", "d_in", "d_out", "d_in_gap",
@@ -580,23 +578,3 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
         ws = _assemble(w_ref, w_free.detach(), ls, le)
     return Trajectory(ws=ws.cpu(), history=history, status=status, stop_reason=reason, epochs_done=epoch,
                       seconds=time.perf_counter() - t0, evaluations=evaluations)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Inside this block SIGTERM raises ``KeyboardInterrupt``, so :func:`discover` saves what it has.
-
-    Only the main thread can install signal handlers; elsewhere this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)

@@ -48,7 +48,7 @@ from . import kinds
 from .config import config_fields, flag_of
 from .errors import MGMError, RunInterrupted, RunReadError
 from .generators.latents import generator_spec, reference_latent
-from .kinds import KINDS, N_SOURCES, Job
+from .kinds import DERIVED_KINDS, KINDS, N_SOURCES, SEARCH_KINDS, Job
 from .measure import safe_metrics
 from .semantic import semantic_metrics
 from .store import run_kind  # noqa: F401 (re-exported: a run's kind has one owner, the store)
@@ -133,7 +133,7 @@ class JobSpec:
             if not 0 <= self.seed <= 2**32 - 1:  # what every seeded generator accepts, the same on every machine
                 raise MGMError(f"--seed must be in 0..{2**32 - 1} (32-bit seeds), got {self.seed}")
             s(self, "seed", int(self.seed))
-        if self.kind in ("discover", "baseline"):
+        if self.kind in SEARCH_KINDS:
             if not self.region:
                 raise MGMError(f"a {self.kind} job needs a region")
             if self.seed is None and self.reference is None and not sources:
@@ -432,10 +432,10 @@ def _run_job(spec, out, *, G, progress, quiet, device, resume, watch) -> Path:
         from .generators import load_generator
 
         gen = spec.generator
-        if spec.kind in ("transfer", "combine"):
+        if spec.kind in DERIVED_KINDS:
             gen = generator_spec(_load_sources(spec)[0].meta) or gen
         G = load_generator(gen, device=device)
-    if spec.kind in ("transfer", "combine"):
+    if spec.kind in DERIVED_KINDS:
         return _run_derived(spec, out, G, quiet=quiet, run_id=run_id)
     return _run_search(spec, out, G, progress=progress, quiet=quiet, run_id=run_id, resume=resume, watch=watch)
 

@@ -48,6 +48,7 @@ def compare_methods(regions, seeds, out, *, methods=None, generator: str = "toyf
     from .generators import load_generator
     from .generators.latents import generator_spec
     from .jobs import JobSpec, done, run_job
+    from .kinds import SEARCH_KINDS
     from .masks import default_layout, parse_region
 
     methods = parse_methods(methods or list(DEFAULT_METHODS))
@@ -103,7 +104,7 @@ def compare_methods(regions, seeds, out, *, methods=None, generator: str = "toyf
         from .derive import transfer
 
         made = [r for r in store.iter_runs(out, warn=False)
-                if r.kind in ("discover", "baseline") and r.status == "complete"]
+                if r.kind in SEARCH_KINDS and r.status == "complete"]
         for r in tqdm(made, desc="transfer", unit="run", disable=quiet, file=sys.stderr):
             try:
                 transfer(r, G, list(range(1000, 1000 + transfer_k)), out=out)  # a transfer made before: kept

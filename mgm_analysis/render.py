@@ -19,7 +19,7 @@ from . import store
 from .errors import MGMError
 from .store import to_uint8
 
-__all__ = ["render_frames", "to_unit", "write_gif", "write_mp4", "contact_sheet"]
+__all__ = ["render_frames", "to_unit", "write_mp4", "outline", "draw_outline", "contact_sheet"]
 
 
 def to_unit(img) -> np.ndarray:
@@ -39,18 +39,6 @@ def render_frames(G, ws, batch: int = 16) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _display_scale(frames: np.ndarray) -> int:
-    """Integer upscaling so small frames (64²) show at about 256 pixels."""
-    return max(1, 256 // int(frames.shape[1]))
-
-
-def write_gif(path: Path, frames: np.ndarray, fps: int = 12, bounce: bool = True, scale: int | None = None) -> Path:
-    """Animated GIF of frames [n, H, W, 3] in [0, 1] (Pillow); ``bounce`` plays forth then back (open chains)."""
-    store.write_gif(Path(path), frames, duration_ms=int(round(1000 / fps)), bounce=bounce,
-                    scale=scale or _display_scale(frames))
-    return Path(path)
-
-
 def _ffmpeg() -> str | None:
     exe = shutil.which("ffmpeg")
     if exe:
@@ -65,7 +53,7 @@ def _ffmpeg() -> str | None:
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int = 12, scale: int | None = None, bounce: bool = True) -> Path:
     """H.264 MP4 of frames [n, H, W, 3] in [0, 1] through ffmpeg; one clear line when there is no encoder."""
-    scale = scale or _display_scale(frames)
+    scale = scale or store.display_scale(frames)
     exe = _ffmpeg()
     if exe is None:
         raise MGMError("MP4 needs ffmpeg, which is not installed; install it (apt-get install ffmpeg or "
@@ -85,13 +73,19 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 12, scale: int | None =
     return path
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    """[H, W] bool: pixels on the border of the region (either side of a 0/1 change)."""
-    m = mask > 0.5
+def outline(mask: np.ndarray) -> np.ndarray:
+    """[H, W] bool: pixels on the border of the region (either side of a 0/1 change).  The one mask outline
+    (contact sheets, report strips, the dashboard)."""
+    m = np.asarray(mask) > 0.5
     edge = np.zeros_like(m)
     edge[1:, :] |= m[1:, :] != m[:-1, :]
     edge[:, 1:] |= m[:, 1:] != m[:, :-1]
     return edge
+
+
+def draw_outline(img: np.ndarray, mask: np.ndarray, color=(1.0, 0.9, 0.0)) -> np.ndarray:
+    """The image [H, W, 3] in [0, 1] with the region's border (:func:`outline`) drawn in ``color``."""
+    return np.where(outline(mask)[..., None], np.asarray(color, np.float32), np.asarray(img, np.float32))
 
 
 def contact_sheet(frames: np.ndarray, mask: np.ndarray | None = None, reference: np.ndarray | None = None,
@@ -99,8 +93,7 @@ def contact_sheet(frames: np.ndarray, mask: np.ndarray | None = None, reference:
     """Grid image [H', W', 3] in [0, 1]: the reference (if given) then every frame, mask outlined."""
     tiles = ([reference] if reference is not None else []) + list(frames)
     if mask is not None:
-        edge = _outline(mask)
-        tiles = [np.where(edge[..., None], np.asarray(outline_color, np.float32), t) for t in tiles]
+        tiles = [draw_outline(t, mask, outline_color) for t in tiles]
     h, w = tiles[0].shape[:2]
     rows = -(-len(tiles) // cols)
     sheet = np.ones((rows * (h + 2), cols * (w + 2), 3), np.float32)

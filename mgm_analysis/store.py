@@ -22,6 +22,7 @@ import math
 import os
 import re
 import shutil
+import threading
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,7 +44,7 @@ from .run_schema import (
 )
 
 __all__ = ["SCHEMA_VERSION", "Run", "new_run_id", "write_run", "load_run", "scan_runs", "iter_runs",
-           "catalog", "run_kind", "run_method", "update_run_meta", "to_uint8", "read_png", "write_png", "png_bytes", "png_data_uri", "write_gif",
+           "catalog", "run_kind", "run_method", "update_run_meta", "to_uint8", "read_png", "write_png", "png_bytes", "display_scale", "write_json", "png_data_uri", "write_gif",
            "RunSkippedWarning", "MAX_IMAGE_PIXELS"]
 
 REQUIRED_FILES = ("run.json", "latents.npy", "reference.npy", "mask.png")
@@ -153,16 +154,35 @@ def read_png(path: Path, gray: bool = False, max_pixels: int = MAX_IMAGE_PIXELS)
     return arr
 
 
-def write_gif(path: Path, frames: np.ndarray, duration_ms: int = 80, bounce: bool = True, scale: int = 1) -> None:
-    """Animated GIF of frames [n, H, W, 3] in [0, 1]; ``bounce`` plays forward then back."""
+def display_scale(frames: np.ndarray) -> int:
+    """The integer upscaling every written animation uses: small frames (64²) show at about 256 pixels."""
+    return max(1, 256 // int(np.shape(frames)[1]))
+
+
+def write_gif(path: Path, frames: np.ndarray, duration_ms: int = 80, bounce: bool = True,
+              scale: int | None = None) -> Path:
+    """Animated GIF of frames [n, H, W, 3] in [0, 1] (Pillow); ``bounce`` plays forward then back (open chains);
+    ``scale`` None = :func:`display_scale`.  The one writer of animations (the store's and ``mgm render``'s)."""
     from PIL import Image
 
+    scale = display_scale(frames) if scale is None else scale
     imgs = [Image.fromarray(to_uint8(f)) for f in frames]
     if scale > 1:
         imgs = [im.resize((im.width * scale, im.height * scale), Image.NEAREST) for im in imgs]
     if bounce and len(imgs) > 2:
         imgs = imgs + imgs[-2:0:-1]
     imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=duration_ms, loop=0, optimize=False)
+    return Path(path)
+
+
+def write_json(path: Path, obj) -> None:
+    """JSON written atomically (a temporary file in the same folder, then renamed): a reader sees the old file or
+    the new one, never half of one.  NaN is written as NaN; numpy numbers and paths as plain values.  The one
+    atomic JSON writer (run.json, sweep records, the dashboard's job files)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}-{threading.get_ident()}")
+    tmp.write_text(json.dumps(obj, indent=1, default=_json_default, allow_nan=True))
+    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------- runs
@@ -195,12 +215,6 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _dump_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default, allow_nan=True))
-    os.replace(tmp, path)
 
 
 def write_run(root, *, meta: dict, latents: np.ndarray, reference: np.ndarray, reference_img: np.ndarray,
@@ -255,8 +269,8 @@ def write_run(root, *, meta: dict, latents: np.ndarray, reference: np.ndarray, r
             for i, fr in enumerate(frames):
                 write_png(tmp / "frames" / f"{i:03d}.png", fr)
             if gif and len(frames) > 1:
-                write_gif(tmp / "animation.gif", frames, scale=max(1, 256 // frames.shape[1]))
-        _dump_json(tmp / "run.json", meta)  # last: a folder with run.json is complete
+                write_gif(tmp / "animation.gif", frames)
+        write_json(tmp / "run.json", meta)  # last: a folder with run.json is complete
         if final.exists():
             old = root / f".old-{run_id}-{os.getpid()}"
             os.rename(final, old)
@@ -566,5 +580,5 @@ def update_run_meta(path, patch: dict) -> dict:
     """Deep-merge ``patch`` into a run's run.json, atomically; returns the new metadata."""
     run = load_run(path)
     meta = _deep_merge(run.meta, patch)
-    _dump_json(Path(path) / "run.json", meta)
+    write_json(Path(path) / "run.json", meta)
     return meta

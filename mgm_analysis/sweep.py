@@ -34,9 +34,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import store
 from .config import parse_config_value
 from .errors import MGMError, RunInterrupted
 from .jobs import JobSpec, done, prepare_out, run_job
+from .kinds import DERIVED_KINDS, KINDS, SEARCH_KINDS
 
 __all__ = ["Grid", "parse_sets", "parse_params", "build_jobs", "check_jobs", "search_generator", "SweepRecord",
            "run_sweep", "SweepResult", "connect", "probe_scheduler", "execute", "summary_table", "pending"]
@@ -115,7 +117,7 @@ def build_jobs(grid: Grid, out) -> list[list[JobSpec]]:
     """The sweep's jobs in phases: searches (discover, baseline) first, then what derives from their runs
     (transfer onto ``transfer_seeds``, combine every pair of regions found on the same face and settings)."""
     out = Path(out).expanduser().resolve()
-    unknown = set(grid.kinds) - {"discover", "baseline", "transfer", "combine"}
+    unknown = set(grid.kinds) - set(KINDS)
     if unknown:
         raise MGMError(f"--kinds: unknown job kind {', '.join(sorted(unknown))}; use discover, baseline, transfer, "
                        "combine")
@@ -165,7 +167,7 @@ def check_jobs(specs, G=None) -> None:
 
     seen, regions = set(), {}
     for spec in specs:
-        if spec.kind not in ("discover", "baseline"):
+        if spec.kind not in SEARCH_KINDS:
             continue
         reg = None
         if G is not None:
@@ -183,7 +185,7 @@ def check_jobs(specs, G=None) -> None:
 
 def search_generator(phases):
     """The generator of the sweep's search jobs, loaded on the CPU (and kept for in-process jobs on the CPU)."""
-    searches = [s for phase in phases for s in phase if s.kind in ("discover", "baseline")]
+    searches = [s for phase in phases for s in phase if s.kind in SEARCH_KINDS]
     return _generator(searches[0], "cpu") if searches else None
 
 
@@ -229,9 +231,7 @@ class SweepRecord:
         with self._lock:
             self.data["updated"] = _now()
             self.path.parent.mkdir(exist_ok=True)
-            tmp = self.path.with_name(self.path.name + f".tmp-{os.getpid()}")
-            tmp.write_text(json.dumps(self.data, indent=1, allow_nan=True))
-            os.replace(tmp, self.path)
+            store.write_json(self.path, self.data)
 
 
 def _complete(out: Path, spec: JobSpec) -> bool:
@@ -265,7 +265,7 @@ _GENERATORS: dict = {}
 
 def _generator(spec: JobSpec, device: str):
     """The generator of a search job, loaded once per process (per generator and device)."""
-    if spec.kind in ("transfer", "combine"):
+    if spec.kind in DERIVED_KINDS:
         return None
     from .generators import load_generator
 

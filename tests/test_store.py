@@ -108,7 +108,7 @@ def test_failure_mid_write_leaves_no_run_folder(tmp_path, monkeypatch, fail_at):
     elif fail_at == "gif":
         monkeypatch.setattr(store, "write_gif", boom)
     else:
-        monkeypatch.setattr(store, "_dump_json", boom)
+        monkeypatch.setattr(store, "write_json", boom)
     with pytest.raises(OSError, match="disk full"):
         store.write_run(tmp_path, meta=fake_meta(), run_id="lost", **_arrays())
     assert calls["n"] >= 1

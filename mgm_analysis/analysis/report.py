@@ -29,6 +29,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import MGMError
 from ..presets import region_colors
+from ..render import draw_outline
 from ..store import Run, catalog, catalog_of, iter_runs, png_data_uri, run_kind
 from .compare import layer_profiles, overlap_matrix, reference_label, region_overlap_summary
 from .projection import project
@@ -218,25 +219,12 @@ def fig_overlap(M: pd.DataFrame):
     return fig
 
 
-def _outline(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The image with the mask's border drawn in red."""
-    m = mask > 0.5
-    inner = m.copy()
-    inner[1:] &= m[:-1]
-    inner[:-1] &= m[1:]
-    inner[:, 1:] &= m[:, :-1]
-    inner[:, :-1] &= m[:, 1:]
-    out = img.copy()
-    out[m & ~inner] = (1.0, 0.1, 0.1)
-    return out
-
-
 def frame_strip(run: Run, k: int = 8, min_height: int = 64) -> np.ndarray:
     """[H', W', 3] in [0, 1]: the reference with the mask outlined, then ``k`` frames spread over the run."""
     frames = run.frames
     idx = np.unique(np.linspace(0, len(frames) - 1, min(k, len(frames))).round().astype(int))
     gap = np.ones((frames.shape[1], max(1, frames.shape[2] // 16), 3))
-    tiles = [_outline(run.reference_img, run.mask), gap]
+    tiles = [draw_outline(run.reference_img, run.mask, (1.0, 0.1, 0.1)), gap]
     for i in idx:
         tiles += [frames[i]]
     strip = np.concatenate(tiles, axis=1)

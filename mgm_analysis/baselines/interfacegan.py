@@ -31,6 +31,7 @@ import numpy as np
 
 from ..directions import generator_key
 from ..errors import MGMError
+from ..generators.latents import reference_latent
 
 __all__ = ["fit_boundaries", "conditional_normal", "toyfaces_samples", "labels_from_csv", "boundaries_for"]
 
@@ -123,7 +124,6 @@ def labels_from_csv(path, G, *, truncation: float = 0.7, layers: tuple[int, int]
     (0/1 or continuous).  ``attributes`` picks columns (default: all others).
     """
     import pandas as pd
-    import torch
 
     path = Path(path)
     try:
@@ -155,10 +155,8 @@ def labels_from_csv(path, G, *, truncation: float = 0.7, layers: tuple[int, int]
             seeds = df["seed"].astype(int).tolist()
         except ValueError:
             raise MGMError(f"--labels {path}: the seed column must hold integers") from None
-        with torch.no_grad():
-            for s in seeds:
-                z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(int(s)))
-                ws.append(G.mapping(z.to(G.w_avg.device), truncation)[0].double().cpu().numpy())
+        for s in seeds:  # seed -> w exactly as a run's reference (its W+ rows are that w)
+            ws.append(reference_latent(G, int(s), truncation=truncation)[0][0].astype(np.float64))
     else:
         for p in df["w"].astype(str):
             f = (path.parent / p) if not Path(p).is_absolute() else Path(p)

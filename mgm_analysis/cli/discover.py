@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..config import parse_layers, parse_seeds
+from ..config import CONFIG_PRESETS, parse_layers, parse_seeds
 from ..demo import DEMO_REGIONS
 from ..errors import MGMError
 from ._common import main
@@ -47,55 +47,74 @@ def run_discovery(*, generator="toyfaces", region="mouth", seed=0, reference=Non
     return run_job(spec, out, G=G, quiet=quiet, device=device)
 
 
+def _dflt(field: str) -> str:
+    """The ``[default: ...]`` of a flag's help, read from the configuration's own defaults (one owner: config)."""
+    from ..config import CHECKPOINT_DEFAULTS, TOYFACES_L2, DiscoveryConfig
+
+    base = getattr(DiscoveryConfig(), field)
+
+    def fmt(v):
+        return ("on" if v else "off") if isinstance(v, bool) else f"{v:g}" if isinstance(v, float) else str(v)
+
+    toy, ckpt = TOYFACES_L2.get(field, base), CHECKPOINT_DEFAULTS.get(field, base)
+    if toy == ckpt:
+        return f"[default: {fmt(toy)}]"
+    return f"[default: {fmt(toy)} for toyfaces+l2, {fmt(ckpt)} otherwise (the paper's)]"
+
+
+def _offset_default() -> str:
+    from ..config import CHECKPOINT_DEFAULTS, TOYFACES_L2, TOYFACES_OFFSETS
+
+    per = ", ".join(f"{k} {v:g}" for k, v in TOYFACES_OFFSETS.items() if k in ("mouth", "eyes", "brows"))
+    return (f"[default for toyfaces+l2: per preset, {per}, else {TOYFACES_L2['offset']:g}; otherwise "
+            f"{CHECKPOINT_DEFAULTS['offset']:g} (the paper's)].")
+
+
 def engine_options(f):
     """Flags mapping 1:1 to DiscoveryConfig fields; an unset flag takes the generator's default."""
     opts = [
-        click.option("--preset", type=click.Choice(["paper"]), default=None,
+        click.option("--preset", type=click.Choice(sorted(CONFIG_PRESETS)), default=None,
                      help="A named configuration; the flags below override it. paper: exactly the reference "
                           "code (bmolab/masked-gan-manifold run.py), see docs/discover.md."),
         click.option("--frames", "n_frames", type=int, default=None,
-                     help="Latents in the chain, >= 3 [default: 16 on toyfaces, 36 otherwise (paper)]."),
+                     help="Latents in the chain, >= 3 " + _dflt("n_frames") + "."),
         click.option("--layers", default=None, help="Free W+ layers START:END, END exclusive [default: 2:8]."),
         click.option("--alpha", type=float, default=None,
-                     help="Primary (latent) spring weight α [default: 0 on toyfaces+l2, 0.3 otherwise (paper)]."),
+                     help="Primary (latent) spring weight α " + _dflt("alpha") + "."),
         click.option("--beta", type=float, default=None,
-                     help="Stiffener (latent) spring weight β [default: 0 on toyfaces+l2, 0.1 otherwise (paper)]."),
-        click.option("--gamma", type=float, default=None, help="Image term weight γ [default: 0.5]."),
+                     help="Stiffener (latent) spring weight β " + _dflt("beta") + "."),
+        click.option("--gamma", type=float, default=None, help="Image term weight γ " + _dflt("gamma") + "."),
         click.option("--prim-dist", type=float, default=None,
-                     help="Primary spring rest length σ [default: 0.35 on toyfaces, 4 otherwise (paper)]."),
+                     help="Primary spring rest length σ " + _dflt("prim_dist") + "."),
         click.option("--offset", type=float, default=None,
-                     help="Target inside distance c [default on toyfaces+l2: per preset, mouth 0.023, eyes 0.056, "
-                          "brows 0.042, else 0.03; otherwise 0.25 (paper)]."),
+                     help="Target inside distance c " + _offset_default()),
         click.option("--outside-weight", type=float, default=None,
-                     help="λ on the outside distance [default: 20 on toyfaces+l2, 1 otherwise (paper)]."),
+                     help="λ on the outside distance " + _dflt("outside_weight") + "."),
         click.option("--image-spring", type=float, default=None,
                      help="Weight δ of the image springs, which space the frames by their distance inside the region "
-                          "(the chain explores instead of standing still); 0 = off [default: 1 on toyfaces+l2, 0 "
-                          "otherwise (paper)]."),
+                          "(the chain explores instead of standing still); 0 = off " + _dflt("image_spring") + "."),
         click.option("--cone", type=float, default=None,
                      help="Degrees (0-90) between the most local edit and the others on the circle of edits the "
-                          "chain follows; 90 = a great circle through that edit and its opposite [default: 35 on "
-                          "toyfaces+l2, 90 otherwise]."),
+                          "chain follows; 90 = a great circle through that edit and its opposite " + _dflt("cone") + "."),
         click.option("--sweep", type=float, default=None,
                      help="Degrees (0-360) of that circle an open chain covers; 0 = every frame starts at the "
-                          "most local edit [default: 180]."),
+                          "most local edit " + _dflt("sweep") + "."),
         click.option("--clip/--no-clip", default=None,
-                     help="Measure distances on the frames clipped to the display range, as saved [default: on "
-                          "for toyfaces+l2, off otherwise (paper)]."),
+                     help="Measure distances on the frames clipped to the display range, as saved " + _dflt("clip") + "."),
         click.option("--distance", type=click.Choice(["l2", "lpips"]), default=None,
-                     help="Image distance [default: l2 on toyfaces, lpips otherwise (paper)]."),
+                     help="Image distance " + _dflt("distance") + "."),
         click.option("--mask-mode", type=click.Choice(["map", "paper"]), default=None,
                      help="map: any mask, distance map weighted by it; paper: one rectangle, crop + four outside "
-                          "strips weighted by area [default: map]."),
+                          "strips weighted by area " + _dflt("mask_mode") + "."),
         click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default=None,
-                     help="[default: lbfgs, as the paper]"),
-        click.option("--lr", type=float, default=None, help="Step size: L-BFGS 1 (paper), Adam e.g. 0.01 [default: 1]."),
-        click.option("--history-size", type=int, default=None, help="L-BFGS history [default: 20]."),
-        click.option("--max-iter", type=int, default=None, help="L-BFGS iterations per epoch [default: 8]."),
+                     help="" + _dflt("optimizer") + ""),
+        click.option("--lr", type=float, default=None, help="Step size: L-BFGS 1 (paper), Adam e.g. 0.01 " + _dflt("lr") + "."),
+        click.option("--history-size", type=int, default=None, help="L-BFGS history " + _dflt("history_size") + "."),
+        click.option("--max-iter", type=int, default=None, help="L-BFGS iterations per epoch " + _dflt("max_iter") + "."),
         click.option("--line-search", type=click.Choice(["strong_wolfe", "none"]), default=None,
-                     help="L-BFGS line search; none = fixed step --lr, as the paper's code [default: strong_wolfe]."),
+                     help="L-BFGS line search; none = fixed step --lr, as the paper's code " + _dflt("line_search") + "."),
         click.option("--epochs", type=int, default=None,
-                     help="Maximum epochs [default: 10 on toyfaces, 500 otherwise (paper)]; with --resume, a new "
+                     help="Maximum epochs " + _dflt("epochs") + "; with --resume, a new "
                           "maximum."),
         click.option("--init-noise", type=float, default=None,
                      help="Scale of the initial perturbation of the free layers [default: 0.01; 0.001 with "
@@ -104,30 +123,29 @@ def engine_options(f):
                      help="noise: independent N(0, init-noise²) per latent; paper: one shared direction scaled "
                           "by N(0, 1) per latent, as the reference code; jacobian: the frames on the circle of edits "
                           "(--cone, --sweep) at D_in = c around the most local masked-Jacobian direction "
-                          "[default: jacobian on toyfaces, noise otherwise]."),
+                          "" + _dflt("init_mode") + "."),
         click.option("--noise-mode", type=click.Choice(["const", "random"]), default=None,
                      help="const: the generator's fixed noise; random: noise drawn once per run from --init-seed, "
-                          "as the reference code [default: const]."),
+                          "as the reference code " + _dflt("noise_mode") + "."),
         click.option("--init-seed", "init_seed", type=int, default=None,
-                     help="Seed of that perturbation and of --noise-mode random [default: 0]."),
+                     help="Seed of that perturbation and of --noise-mode random " + _dflt("seed") + "."),
         click.option("--offset-ramp/--no-offset-ramp", default=None,
-                     help="Ramp c from 0 to c along the chain [default: off]."),
+                     help="Ramp c from 0 to c along the chain " + _dflt("offset_ramp") + "."),
         click.option("--closed-loop/--open", "closed_loop", default=None,
-                     help="Springs wrap around for seamless loops [default: closed on toyfaces+l2, open otherwise "
-                          "(paper)]."),
-        click.option("--chunk-size", type=int, default=None, help="Latents per generator call, 0 = auto [default: 0]."),
+                     help="Springs wrap around for seamless loops " + _dflt("closed_loop") + "."),
+        click.option("--chunk-size", type=int, default=None, help="Latents per generator call, 0 = auto " + _dflt("chunk_size") + "."),
         click.option("--patience", type=int, default=None,
-                     help="Stop when E improved less than --tol over this many epochs, 0 = never [default: 0]."),
-        click.option("--tol", type=float, default=None, help="Relative improvement for --patience [default: 1e-4]."),
+                     help="Stop when E improved less than --tol over this many epochs, 0 = never " + _dflt("patience") + "."),
+        click.option("--tol", type=float, default=None, help="Relative improvement for --patience " + _dflt("tol") + "."),
         click.option("--stop-tol", type=float, default=None,
                      help="Stop by quality: every frame's |D_in - c| <= this x c and the outside and spring terms "
                           "no longer falling (--stop-window, --stop-rel); --epochs stays the cap; 0 = off "
                           "[default: see docs/discover.md]."),
         click.option("--stop-window", type=int, default=None,
-                     help="Epochs over which 'no longer falling' is judged [default: 3]."),
+                     help="Epochs over which 'no longer falling' is judged " + _dflt("stop_window") + "."),
         click.option("--stop-rel", type=float, default=None,
                      help="A fall of the outside or spring term below this share of the energy E over the window "
-                          "counts as stopped [default: 0.01]."),
+                          "counts as stopped " + _dflt("stop_rel") + "."),
         click.option("--coarse-frames", type=int, default=None,
                      help="Coarse-to-fine: search a chain of this many frames first, then subdivide it to "
                           "--frames; 0 = off [default: see docs/discover.md]."),
@@ -242,7 +260,8 @@ def render(run, gif, mp4, sheet, fps, rerender, device):
       mgm render runs/mouth-s0-... --mp4 --sheet
     """
     from .. import store
-    from ..render import contact_sheet, write_gif, write_mp4
+    from ..render import contact_sheet, write_mp4
+    from ..store import write_gif
 
     r = store.load_run(run)
     if rerender or not r.frame_paths:
@@ -267,7 +286,7 @@ def render(run, gif, mp4, sheet, fps, rerender, device):
         write_mp4(r.path / "animation.mp4", frames, fps=fps, bounce=not loop)
         written.append("animation.mp4")
     if gif:
-        write_gif(r.path / "animation.gif", frames, fps=fps, bounce=not loop)
+        write_gif(r.path / "animation.gif", frames, duration_ms=int(round(1000 / fps)), bounce=not loop)
         written.append("animation.gif")
     if sheet:
         store.write_png(r.path / "sheet.png", contact_sheet(frames, r.mask, r.reference_img))

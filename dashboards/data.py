@@ -146,11 +146,13 @@ def _ids(snap: Snapshot, run_ids) -> tuple:
 
 
 def metric_columns(cat: pd.DataFrame) -> list[str]:
-    """Numeric catalog columns that hold metrics, most telling first."""
+    """Numeric catalog columns that hold metrics, most telling first (the metric registry's dashboard view:
+    :func:`mgm_analysis.metrics.metric_names`), then the others."""
+    from mgm_analysis.metrics import metric_names
+
     cols = [c for c in cat.columns if c not in _NOT_METRICS and c not in TABLE_COLUMNS
             and pd.api.types.is_numeric_dtype(cat[c])]
-    first = ["locality", "semantic_locality", "spread", "inside_path", "realism", "outside_change", "image_step_cv",
-             "jump_ratio", "step_cv"]
+    first = metric_names("dashboard")
     return [c for c in first if c in cols] + [c for c in cols if c not in first]
 
 

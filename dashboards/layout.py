@@ -12,6 +12,8 @@ import math
 from dash import dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme
 
+from mgm_analysis.metrics import metric_names
+
 from . import data
 
 # Component ids.
@@ -162,8 +164,7 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
     banner = problems_banner(snap.problems)
     cat = snap.catalog
     metrics = data.metric_columns(cat)
-    default_metrics = [m for m in ("locality", "semantic_locality", "spread", "inside_path", "jump_ratio")
-                       if m in metrics]
+    default_metrics = [m for m in metric_names("picked") if m in metrics]  # what the comparison opens with
     hint = {"color": "#666"}
     table_box = html.Div(style=_CARD, children=[
         html.Div([html.B("Runs"),

@@ -64,6 +64,8 @@ def _layers(text):
               help="K > 0: the path's mean inside distance is K·c (c: --offset or the region's default); "
                    "recorded in the run so the method table groups by it.")
 @click.option("--frames", "n_frames", type=int, default=None, help="Frames of the path [default: as discovery].")
+@click.option("--distance", type=click.Choice(["l2", "lpips"]), default=None,
+              help="Image distance of equal strength [default: as discovery: l2 on toyfaces, lpips otherwise].")
 @click.option("--layers", default=None, help="Free W+ layers START:END [default: as discovery, 2:8].")
 @click.option("--truncation", type=float, default=None, help="Truncation ψ of the reference from a seed [default: 0.7].")
 @click.option("--layout", type=click.Choice(["toyfaces", "ffhq"]), default=None,
@@ -73,7 +75,7 @@ def _layers(text):
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
 @click.option("--quiet", is_flag=True, help="Print only errors.")
 def baselines(region, seed, reference, methods, generator, out, labels, attributes, offset, strength, n_frames,
-              layers, truncation, layout, cache_dir, device, quiet):
+              distance, layers, truncation, layout, cache_dir, device, quiet):
     """Runs of the established direction finders at equal strength, one per method, on one face and region.
 
     Each method offers directions (GANSpace: PCA of W; SeFa: eigenvectors of the style
@@ -105,7 +107,8 @@ def baselines(region, seed, reference, methods, generator, out, labels, attribut
     if attributes and not labels:
         raise MGMError("--attributes needs --labels (the CSV whose columns they name)")
     G = load_generator(generator, device=device)
-    config = {"offset": offset, "n_frames": n_frames, "truncation": truncation, **_layers(layers)}
+    config = {"offset": offset, "n_frames": n_frames, "truncation": truncation, "distance": distance,
+              **_layers(layers)}
     attrs = [a.strip() for a in attributes.split(",") if a.strip()] if attributes else None
     failed = []
     for m in names:

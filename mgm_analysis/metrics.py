@@ -696,23 +696,24 @@ def _load_metric_plugins() -> None:
                 continue
             seen.add((ep.name, ep.value))
             dist = getattr(getattr(ep, "dist", None), "name", None)
-            source = f"entry point {ep.name} = {ep.value}" + (f" of {dist}" if dist else "")
+            label = f"{ep.name} = {ep.value}" + (f" of {dist}" if dist else "")
+            source = f"entry point {label}"
             try:
                 obj = ep.load()
             except Exception as exc:  # noqa: BLE001 - a plugin's import can fail any way: one line, not a traceback
-                _metric_problem(ep.name, f"metric plugin {source} cannot be imported ({type(exc).__name__}: "
+                _metric_problem(ep.name, f"metric plugin {label} cannot be imported ({type(exc).__name__}: "
                                          f"{exc}); fix it, or uninstall the package that provides it")
                 continue
             try:
                 if isinstance(obj, Metric):
                     if obj.name != ep.name:
-                        raise ValueError(f"metric plugin {source} declares metric {obj.name!r}; make the entry "
+                        raise ValueError(f"metric plugin {label} declares metric {obj.name!r}; make the entry "
                                          "point's name and the metric's the same")
                     _declare(replace(obj, source=source))
                 elif callable(obj):
                     _declare(Metric(ep.name, obj, description=_first_line(obj), source=source))
                 else:
-                    raise ValueError(f"metric plugin {source} is a {type(obj).__name__}, not a function or a "
+                    raise ValueError(f"metric plugin {label} is a {type(obj).__name__}, not a function or a "
                                      "Metric; point the entry point at fn(frames=..., ...) -> float")
             except ValueError as exc:
                 _metric_problem(ep.name, str(exc))
@@ -808,14 +809,13 @@ def _value(m: Metric, v):
     """A metric's value as run.json keeps it: a built-in's as it is; a plugin's a float (else ValueError)."""
     if m.builtin:
         return v
-    if isinstance(v, bool) or v is None:
-        raise ValueError(f"returned {v!r}; a metric returns a float (NaN when undefined)")
-    if isinstance(v, (int, float)):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
         return float(v)
-    a = np.asarray(v)
-    if a.ndim == 0 and np.issubdtype(a.dtype, np.number) and not np.issubdtype(a.dtype, np.complexfloating):
+    a = np.asarray(v) if not isinstance(v, (bool, str, bytes, dict)) and v is not None else None
+    if a is not None and a.ndim == 0 and np.issubdtype(a.dtype, np.number) and a.dtype.kind != "c":
         return float(a)
-    raise ValueError(f"returned {type(v).__name__} {a.shape if a.ndim else ''}; a metric returns a float")
+    shown = repr(v) if a is None or a.ndim == 0 else f"an array of shape {list(a.shape)}"
+    raise ValueError(f"returned {shown[:60]}; a metric returns a float (NaN when undefined)")
 
 
 # ------------------------------------------------------------------- a run

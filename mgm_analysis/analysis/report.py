@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..baselines.registry import method_problems
 from ..errors import MGMError
 from ..measure import fill_metrics
-from ..metrics import metric_names, registered_metrics
+from ..metrics import metric_names, metric_problems, registered_metrics
 from ..presets import region_colors
 from ..store import Run, catalog, catalog_of, iter_runs, png_data_uri, run_kind
 from .compare import layer_profiles, overlap_matrix, reference_label, region_overlap_summary
@@ -371,6 +372,7 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
         filled, missed = fill_metrics(runs)
         cat = catalog_of(runs)
     notes += [str(w.message) for w in caught] + missed
+    notes = list(dict.fromkeys([*notes, *metric_problems().values(), *method_problems().values()]))  # plugins left out
     if filled:
         lines.append(f"measured {filled} runs for the metrics they lacked")
     paths: dict[str, Path] = {}

@@ -189,17 +189,18 @@ def _builtin_modules():
 
 def _from_entry_point(ep) -> Method:
     dist = getattr(getattr(ep, "dist", None), "name", None)
-    source = f"entry point {ep.name} = {ep.value}" + (f" of {dist}" if dist else "")
+    label = f"{ep.name} = {ep.value}" + (f" of {dist}" if dist else "")
+    source = f"entry point {label}"
     obj = ep.load()
     if isinstance(obj, Method):
         if obj.name != ep.name:
-            raise MGMError(f"method plugin {source} declares method {obj.name!r}; make the entry point's name "
+            raise MGMError(f"method plugin {label} declares method {obj.name!r}; make the entry point's name "
                            f"and the method's the same")
         return replace(obj, source=source)
     if callable(obj):
         doc = (inspect.getdoc(obj) or "").strip().splitlines()
         return Method(name=ep.name, directions=obj, description=doc[0] if doc else "", source=source)
-    raise MGMError(f"method plugin {source} is a {type(obj).__name__}, not a callable or a Method; point the "
+    raise MGMError(f"method plugin {label} is a {type(obj).__name__}, not a callable or a Method; point the "
                    "entry point at fn(ctx) -> (directions, names)")
 
 

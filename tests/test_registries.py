@@ -15,6 +15,7 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -539,3 +540,25 @@ def test_the_methods_card_filters_on_the_picked_methods(tmp_path):
     assert {r["method"] for r in some["methods-table"]["data"]} == {"discovery", "sefa"}
     assert {t["name"].split(" · ")[0] for t in some["frontier"]["figure"]["data"]} == {"discovery", "sefa"}
     assert table("sefa")[0] == 204 and table([3])[0] == 204                 # not a list of names: no update
+
+
+def test_listing_methods_and_metrics_imports_no_torch():
+    """--help, the method table's order and columns, and the dashboard's lists read the registries without torch
+    (the built-in method modules import it inside their functions)."""
+    from _fake_runs import BLOCK_TORCH
+
+    code = BLOCK_TORCH + textwrap.dedent("""
+        from click.testing import CliRunner
+        from mgm_analysis.cli import main
+        from mgm_analysis.analysis.table import METHOD_ORDER, TABLE_METRICS
+        from mgm_analysis.metrics import metric_names
+        res = CliRunner().invoke(main, ["baselines", "--help"])
+        assert res.exit_code == 0 and "sefa (default)" in res.output, res.output
+        assert METHOD_ORDER[:3] == ["discovery", "jacobian_loop", "jacobian"] and "spread" in TABLE_METRICS
+        assert metric_names("summary")[:2] == ["locality", "semantic_locality"]
+        import sys
+        assert "torch" not in sys.modules
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -433,9 +433,9 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         return figures.overlap_figure(mat, k, baseline)
 
     @app.callback(Output(L.METHODS_TABLE, "columns"), Output(L.METHODS_TABLE, "data"), Output(L.FRONTIER, "figure"),
-                  Input(L.DRAWN, "data"))
-    def methods(sel):
-        sel = valid_names(sel)
+                  Input(L.DRAWN, "data"), Input(L.METHODS_PICK, "value"))
+    def methods(sel, picked):
+        sel, picked = valid_names(sel), valid_names(picked)
         s = snap()
         if not data.has_methods(s):  # the box is hidden: nothing to compute
             raise PreventUpdate
@@ -444,6 +444,8 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         except Exception as exc:  # a run.json that changed under us must not take the page down
             log.warning("method table failed: %s", exc)
             return [], [], figures.message_figure(f"Cannot compare methods: {exc}", "Locality against strength")
+        if picked:  # the methods card's filter: only the methods picked (none picked: every one)
+            table = table[table["method"].isin(picked)].reset_index(drop=True)
         return L.method_table_columns(table), L.records(table), figures.frontier_figure(table)
 
     @app.callback(Output(L.DERIVED, "figure"), Output(L.DERIVED_BOX, "style"), Input(L.DRAWN, "data"))

@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 
 from mgm_analysis import store
-from mgm_analysis.kinds import DERIVED_KINDS
 from mgm_analysis.analysis import compare
 from mgm_analysis.errors import RunReadError
+from mgm_analysis.kinds import DERIVED_KINDS
 
 __all__ = ["Snapshot", "snapshot", "empty_snapshot", "preload", "store_signature", "selected_runs", "projection", "frame_images", "n_frames",
            "metric_columns", "metric_frame", "layer_profiles", "overlap", "overlap_baseline", "derived_runs",
-           "method_table", "has_methods", "safe_run_file", "TABLE_COLUMNS", "SPACES"]
+           "method_table", "has_methods", "method_options", "safe_run_file", "TABLE_COLUMNS", "SPACES"]
 
 # Catalog columns shown first in the run table, in this order; metric columns follow.
 TABLE_COLUMNS = ["run_id", "region", "generator", "reference", "status", "kind", "method", "strength", "layers",
@@ -147,11 +147,13 @@ def _ids(snap: Snapshot, run_ids) -> tuple:
 
 
 def metric_columns(cat: pd.DataFrame) -> list[str]:
-    """Numeric catalog columns that hold metrics, most telling first."""
+    """Numeric catalog columns that hold metrics, most telling first (the metric registry's dashboard view:
+    :func:`mgm_analysis.metrics.metric_names`), then the others."""
+    from mgm_analysis.metrics import metric_names
+
     cols = [c for c in cat.columns if c not in _NOT_METRICS and c not in TABLE_COLUMNS
             and pd.api.types.is_numeric_dtype(cat[c])]
-    first = ["locality", "semantic_locality", "spread", "inside_path", "realism", "outside_change", "image_step_cv",
-             "jump_ratio", "step_cv"]
+    first = metric_names("dashboard")
     return [c for c in first if c in cols] + [c for c in cols if c not in first]
 
 
@@ -186,6 +188,18 @@ def has_methods(snap: Snapshot) -> bool:
     """Whether the store holds baseline runs (``mgm baselines``, ``mgm compare-methods``): the methods view shows."""
     cat = snap.catalog
     return bool(len(cat)) and "kind" in cat and bool((cat["kind"] == "baseline").any())
+
+
+def method_options(snap: Snapshot) -> list[str]:
+    """What the methods card filters on: ``discovery``, every registered method (built in, an installed plugin or
+    registered at run time; the method table's order), then any other method the store's runs name (a plugin no
+    longer installed)."""
+    from mgm_analysis.baselines.registry import method_order
+
+    known = method_order()
+    cat = snap.catalog
+    found = {m for m in cat["method"] if isinstance(m, str)} if len(cat) and "method" in cat else set()
+    return known + sorted(found - set(known))
 
 
 def method_table(snap: Snapshot, run_ids) -> pd.DataFrame:

@@ -12,6 +12,8 @@ import math
 from dash import dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme
 
+from mgm_analysis.metrics import metric_names
+
 from . import data
 
 # Component ids.
@@ -32,7 +34,7 @@ VIEWER_NOTE = "viewer-note"
 METRICS_PICK, METRIC_BARS = "metrics-pick", "metric-bars"
 LAYERS, OVERLAP, OVERLAP_K = "layer-heatmap", "overlap-matrix", "overlap-k"
 DERIVED, DERIVED_BOX = "derived-runs", "derived-box"
-METHODS_BOX, METHODS_TABLE, FRONTIER = "methods-box", "methods-table", "frontier"
+METHODS_BOX, METHODS_TABLE, FRONTIER, METHODS_PICK = "methods-box", "methods-table", "frontier", "methods-pick"
 CLEAR, TICK_ALL = "clear-selection", "tick-filtered"
 EMPTY, WARNINGS = "empty-store", "store-warnings"
 
@@ -113,13 +115,17 @@ def run_table(cat) -> dash_table.DataTable:
     )
 
 
-def methods_box(shown: bool) -> html.Div:
+def methods_box(shown: bool, methods=()) -> html.Div:
     """The method comparison (stores with baseline runs): the method table of the selection, method × region ×
-    strength, and locality against strength (the callbacks fill both; hidden when the store has no baselines)."""
+    strength, and locality against strength (the callbacks fill both; hidden when the store has no baselines);
+    ``methods`` (:func:`data.method_options`): the filter's choices, none picked = every method."""
     from mgm_analysis.analysis.table import TABLE_NOTES
 
     return html.Div(id=METHODS_BOX, style=_CARD if shown else {**_CARD, "display": "none"}, children=[
-        html.B("Methods at equal strength and extent"),
+        html.Div([html.B("Methods at equal strength and extent"),
+                  dcc.Dropdown(id=METHODS_PICK, options=[{"label": m, "value": m} for m in methods], value=[],
+                               multi=True, placeholder="every method", style={"flex": "1", "minWidth": "240px"})],
+                 style={"display": "flex", "alignItems": "center", "gap": "8px"}),
         html.Div(TABLE_NOTES, style={"color": "#666", "fontSize": "12px", "margin": "4px 0 6px"}),
         dash_table.DataTable(id=METHODS_TABLE, columns=[], data=[], sort_action="native", page_size=24,
                              style_table={"overflowX": "auto"},
@@ -158,8 +164,7 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
     banner = problems_banner(snap.problems)
     cat = snap.catalog
     metrics = data.metric_columns(cat)
-    default_metrics = [m for m in ("locality", "semantic_locality", "spread", "inside_path", "jump_ratio")
-                       if m in metrics]
+    default_metrics = [m for m in metric_names("picked") if m in metrics]  # what the comparison opens with
     hint = {"color": "#666"}
     table_box = html.Div(style=_CARD, children=[
         html.Div([html.B("Runs"),
@@ -215,7 +220,7 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
         table_box,
         html.Div([projection_box, viewer_box], style={"display": "flex", "flexWrap": "wrap", "gap": "8px"}),
         compare_box,
-        methods_box(data.has_methods(snap)),
+        methods_box(data.has_methods(snap), data.method_options(snap)),
     ])
     return html.Div(id="page", style=_PAGE, children=[
         header, *([banner] if banner else []), *([discover] if discover is not None else []),

@@ -520,7 +520,7 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
         from .metrics import metric_options, run_metrics
 
         errors: list = []
-        metrics = safe_metrics(run_metrics, ws, w_ref, frames, ref_img, reg.mask, errors=errors,
+        metrics = safe_metrics(run_metrics, ws, w_ref, frames, ref_img, reg.mask, errors=errors, failures=errors,
                                 **metric_options(cfg.to_dict(), ws))
         metrics.update(safe_metrics(semantic_metrics, G, frames, ref_img, [reg.name], factor_change=True,
                                      mask=reg.mask, truncation=cfg.truncation, cache_dir=out / ".mgm_cache",
@@ -612,7 +612,7 @@ def _run_derived(spec, out, G, *, quiet, run_id) -> Path:
             ref_img = render_frames(G, w_ref[None])[0]
         cfg = dict(src.meta.get("config") or {})
         errors: list = []
-        metrics = safe_metrics(run_metrics, ws, w_ref, frames, ref_img, mask, errors=errors,
+        metrics = safe_metrics(run_metrics, ws, w_ref, frames, ref_img, mask, errors=errors, failures=errors,
                                 **metric_options(cfg, ws))
         metrics.update(safe_metrics(semantic_metrics, G, frames, ref_img, built["regions"], mask=mask,
                                      truncation=truncation, cache_dir=out / ".mgm_cache", errors=errors, main=False))

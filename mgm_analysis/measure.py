@@ -1,17 +1,73 @@
-"""Measuring runs after the fact: recompute a store's array metrics, refresh its semantic metrics, and keep a
-failing metric from losing a run (:func:`safe_metrics`)."""
+"""Measuring runs after the fact: compute the registered metrics a run lacks (:func:`fill_metrics`), recompute a
+store's array metrics, refresh its semantic metrics, and keep a failing metric from losing a run
+(:func:`safe_metrics`)."""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 
-from .metrics import metric_options, run_metrics
+from .metrics import applicable, metric_options, registered_metrics, run_metrics
 
-__all__ = ["recompute_metrics", "refresh_semantic", "safe_metrics"]
+__all__ = ["fill_metrics", "missing_metrics", "recompute_metrics", "refresh_semantic", "safe_metrics"]
+
+
+def _options(cfg: dict) -> dict:
+    return {"offset": cfg.get("offset"), "closed": bool(cfg.get("closed_loop")), "distance": cfg.get("distance", "l2")}
+
+
+def missing_metrics(meta: dict) -> list[str]:
+    """The registered metrics (built in, installed plugins, registered at run time) that apply to a run and that
+    its run.json ``metrics`` lack: made before the metric existed, or never measured."""
+    have = meta.get("metrics") or {}
+    opts = _options(meta.get("config") or {})
+    return [m.name for m in registered_metrics() if m.name not in have and applicable(m, opts)]
+
+
+def fill_metrics(runs, save: bool = True) -> tuple[int, list[str]]:
+    """Compute, for each run (:class:`mgm_analysis.store.Run`), the registered metrics it lacks
+    (:func:`missing_metrics`) from its arrays as saved, and add them to the run's metadata — in memory, and in its
+    run.json with ``save`` — so that metrics.csv, the report and the dashboard show them.  A metric that raises is
+    NaN with its reason added to ``metrics_errors``; the run is kept.  Returns (runs updated, lines for the runs
+    left as they were: arrays that do not load, a run.json that cannot be written)."""
+    from .errors import RunReadError
+    from .store import update_run_meta
+
+    n, notes = 0, []
+    for run in runs:
+        missing = missing_metrics(run.meta)
+        if not missing:
+            continue
+        cached = "frames" in run.__dict__
+        cfg = run.meta.get("config") or {}
+        errors: list = []
+        try:
+            new = run_metrics(run.latents, run.reference, run.frames, run.reference_img, run.mask, only=missing,
+                              failures=errors, **metric_options(cfg, run.latents))
+        except (RunReadError, ValueError, OSError) as exc:
+            notes.append(f"metrics {', '.join(missing)} of {run.run_id} not computed: {exc}")
+            continue
+        finally:
+            if not cached:  # a store's frames are not kept in memory run after run
+                run.__dict__.pop("frames", None)
+        patch = {"metrics": new, **({"metrics_errors": [*(run.meta.get("metrics_errors") or []), *errors]}
+                                    if errors else {})}
+        run.meta.setdefault("metrics", {}).update(new)
+        if errors:
+            run.meta["metrics_errors"] = patch["metrics_errors"]
+        if save:
+            try:
+                update_run_meta(run.path, patch)
+            except (OSError, RunReadError, ValueError) as exc:
+                notes.append(f"metrics {', '.join(new)} of {run.run_id} are in this report only: its run.json "
+                             f"cannot be written ({exc})")
+        n += 1
+    return n, notes
+
 
 def recompute_metrics(root, quiet: bool = True) -> int:
-    """Recompute the array-based metrics of every run in a store and merge them into run.json; returns the count.
+    """Recompute the array-based metrics (every registered one, :func:`mgm_analysis.metrics.run_metrics`) of every
+    run in a store and merge them into run.json; returns the count.
 
     Metrics that need a model (``semantic_locality``, ``factor_change``) and those
     written by transfer/combination are kept.  Runs without frames are skipped
@@ -22,13 +78,14 @@ def recompute_metrics(root, quiet: bool = True) -> int:
 
     n = 0
     for run in iter_runs(root):
+        errors: list = []
         try:
-            m = run_metrics(run.latents, run.reference, run.frames, run.reference_img, run.mask,
+            m = run_metrics(run.latents, run.reference, run.frames, run.reference_img, run.mask, failures=errors,
                             **metric_options(run.meta.get("config", {}) or {}, run.latents))
         except (RunReadError, ValueError) as exc:
             warnings.warn(f"metrics of {run.run_id} not recomputed: {exc}", stacklevel=2)
             continue
-        update_run_meta(run.path, {"metrics": m})
+        update_run_meta(run.path, {"metrics": m, **({"metrics_errors": errors} if errors else {})})
         n += 1
         if not quiet:
             print(f"{run.run_id}: locality {m['locality']:.3f}")

@@ -42,8 +42,8 @@ def compare_methods(regions, seeds, out, *, methods=None, generator: str = "toyf
     from tqdm.auto import tqdm
 
     from . import store
-    from .baselines import DEFAULT_METHODS
     from .baselines.methods import parse_methods, parse_strengths
+    from .baselines.registry import default_methods
     from .config import default_config
     from .generators import load_generator
     from .generators.latents import generator_spec
@@ -51,7 +51,7 @@ def compare_methods(regions, seeds, out, *, methods=None, generator: str = "toyf
     from .kinds import SEARCH_KINDS
     from .masks import default_layout, parse_region
 
-    methods = parse_methods(methods or list(DEFAULT_METHODS))
+    methods = parse_methods(methods or list(default_methods()))
     strengths = parse_strengths(strengths)
     config = {k: v for k, v in (config or {}).items() if v is not None}
     out = Path(out)
@@ -120,15 +120,14 @@ def baseline_spec(G, method: str, region: str, *, seed: int | None = 0, referenc
                   strength: float = 1.0):
     """The ``baseline`` job of one method on one face and region at strength K (see :func:`run_baseline`), its
     input checked; nothing is written.  Its key names the run: :func:`mgm_analysis.jobs.done` finds it."""
-    from .baselines import METHODS
     from .baselines.methods import parse_strengths
+    from .baselines.registry import get_method
     from .config import default_config
     from .generators.latents import generator_spec
     from .jobs import JobSpec
     from .masks import default_layout, parse_region
 
-    if method not in METHODS:
-        raise MGMError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    get_method(method)  # an unknown method (or a plugin left out): one line, nothing written
     strength = parse_strengths(strength, "--strength", 1)[0]
     name = getattr(getattr(G, "info", None), "name", None)
     gen = generator_spec({"generator": G.info.to_dict()}) if getattr(G, "info", None) is not None else None

@@ -20,6 +20,12 @@ on the values it is given, so a run is always saved with its metrics.
 from __future__ import annotations
 
 import functools
+import inspect
+import re
+import threading
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 
@@ -29,7 +35,8 @@ __all__ = [
     "loop_closure", "path_length", "spread", "inside_path", "explores", "EXTENT_BARS", "QUALITY_BARS",
     "quality_failures", "intrinsic_dim",
     "layer_profile", "semantic_locality", "semantic_ranges", "describe_extent", "run_metrics",
-    "metric_options",
+    "metric_options", "Metric", "INPUTS", "EXTRA_INPUTS", "VIEWS", "register_metric", "unregister_metric",
+    "registered_metrics", "get_metric", "metric_names", "metric_problems", "applicable", "MetricPluginWarning",
 ]
 
 NAN = float("nan")
@@ -541,11 +548,282 @@ def describe_extent(metrics) -> str:
     return "spans " + ", ".join(parts) if parts else ""
 
 
+# ------------------------------------------------------------------- the registry
+# A run metric is one entry here: a name, a function, what it needs, whether it is a headline metric (shown in
+# summaries), which way is better, a short description.  run_metrics computes every registered metric; the report,
+# the method table and the dashboard list them from here; `mgm analyze` computes one for every run that lacks it
+# (mgm_analysis.measure.fill_metrics).  Third-party metrics: the entry-point group ``mgm_analysis.metrics`` (a
+# function or a Metric) and register_metric at run time.
+
+#: what a metric's function may ask for, by keyword: frames [n, H, W, 3] in [0, 1] (as saved), reference
+#: [H, W, 3], mask [H, W] in [0, 1], latents [n, num_ws, w_dim] (the contract of a third-party metric) ...
+INPUTS = ("frames", "reference", "mask", "latents")
+#: ... and what the built-ins use too: w* [num_ws, w_dim], the free layers' latents, whether the run is a loop, the
+#: target offset c (a float or one per frame) and the run's distance ("l2" | "lpips")
+EXTRA_INPUTS = ("w_ref", "free_latents", "closed", "offset", "distance")
+#: where a metric can be shown: the report's runs and regions tables, its bar figure, the method table, the
+#: dashboard's first metric columns, the metrics the dashboard's comparison opens with, the terminal summary
+VIEWS = ("summary", "bars", "table", "dashboard", "picked", "terminal")
+#: the entry-point group of third-party metrics
+METRIC_ENTRY_POINTS = "mgm_analysis.metrics"
+#: catalog columns that are not metrics: no metric takes these names
+_RESERVED = ("run_id", "path", "status", "region", "generator", "reference", "seed", "n_frames", "layers",
+             "distance", "created", "kind", "method", "strength", "source", "seconds", "cpu_seconds", "runs")
+
+
+class MetricPluginWarning(UserWarning):
+    """A third-party metric that could not be registered, or that failed on a run (one line: which, why)."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A run metric.
+
+    Attributes:
+        name: its key in run.json ``metrics`` and its column in the catalog (metrics.csv, the dashboard).
+        fn: ``fn(**inputs) -> float`` taking keyword arguments among :data:`INPUTS` (and :data:`EXTRA_INPUTS`);
+            NaN when undefined.  None: a metric measured elsewhere (the semantic reader, a transfer) that is only
+            listed here, so that the report and the dashboard show it.
+        needs: the inputs it takes (default: read from ``fn``'s parameters).
+        headline: shown in summaries — the report's tables and bars, the method table, the dashboard's first
+            columns, the terminal summary (``show`` narrows that down).
+        higher_is_better: True, False, or None (neither: a descriptive number).
+        description: one short line (the report's list of metrics).
+        order: its place in those summaries (ascending); the built-ins take 0–99.
+        show: the views (:data:`VIEWS`) it is shown in; None: every view when ``headline``, else none.
+        applies: ``applies(options) -> bool`` on the run's options (``offset``, ``closed``, ``distance``): when
+            False the metric is not computed for that run (``loop_closure`` of an open path).
+        measured_by: for ``fn`` None, what measures it.
+        source: ``built-in``, an entry point, or ``run time``.
+    """
+
+    name: str
+    fn: Callable | None = field(default=None, repr=False)
+    needs: tuple = ()
+    headline: bool = True
+    higher_is_better: bool | None = None
+    description: str = ""
+    order: float = 100.0
+    show: tuple | None = None
+    applies: Callable | None = field(default=None, repr=False)
+    measured_by: str = ""
+    source: str = "built-in"
+
+    @property
+    def views(self) -> tuple:
+        return tuple(self.show) if self.show is not None else (VIEWS if self.headline else ())
+
+    @property
+    def builtin(self) -> bool:
+        return self.source == "built-in"
+
+    @property
+    def where(self) -> str:
+        return f"metric {self.name}" + ("" if self.builtin else f" ({self.source})")
+
+
+_METRICS: dict[str, Metric] = {}
+_METRIC_PROBLEMS: dict[str, str] = {}
+_METRICS_LOCK = threading.RLock()
+_PLUGINS_LOADED = False
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def _needs_of(fn, name: str) -> tuple:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return INPUTS
+    known = INPUTS + EXTRA_INPUTS
+    needs = []
+    for p in params:
+        if p.kind == p.VAR_KEYWORD:
+            needs += [i for i in INPUTS if i not in needs]
+        elif p.name in known or p.name == "_memo":
+            needs.append(p.name)
+        elif p.default is p.empty and p.kind not in (p.VAR_POSITIONAL,):
+            raise ValueError(f"metric {name} asks for {p.name!r}; a metric takes keyword arguments among "
+                             f"{', '.join(INPUTS)} (also {', '.join(EXTRA_INPUTS)})")
+    return tuple(needs)
+
+
+def _declare(m: Metric, *, replace_runtime: bool = False) -> Metric:
+    """Check a declaration and add it; ValueError (one line) when it cannot be."""
+    if not isinstance(m.name, str) or not _NAME.fullmatch(m.name) or m.name in _RESERVED:
+        raise ValueError(f"metric name {m.name!r} is not usable: give a letter, then letters, digits or _, and not "
+                         f"one of the catalog's own columns ({', '.join(_RESERVED[:6])}, ...)")
+    if m.fn is not None and not callable(m.fn):
+        raise ValueError(f"{m.where}: its function is a {type(m.fn).__name__}, not a callable")
+    needs = tuple(m.needs) if m.needs else (_needs_of(m.fn, m.name) if m.fn is not None else ())
+    bad = [n for n in needs if n not in INPUTS + EXTRA_INPUTS + ("_memo",)]
+    if bad:
+        raise ValueError(f"{m.where} needs {', '.join(bad)}; a metric takes keyword arguments among "
+                         f"{', '.join(INPUTS)} (also {', '.join(EXTRA_INPUTS)})")
+    views = None if m.show is None else tuple(m.show)
+    if views is not None and any(v not in VIEWS for v in views):
+        raise ValueError(f"{m.where}: show {list(views)} is not among {', '.join(VIEWS)}")
+    if m.higher_is_better not in (True, False, None):
+        raise ValueError(f"{m.where}: higher_is_better is True, False or None, not {m.higher_is_better!r}")
+    old = _METRICS.get(m.name)
+    if old is not None and not (replace_runtime and old.source == "run time"):
+        raise ValueError(f"{m.where}: the name {m.name!r} is taken by "
+                         + ("a built-in metric" if old.builtin else old.where) + "; register it under another name")
+    m = replace(m, needs=needs, show=views, order=float(m.order), description=" ".join(str(m.description).split()))
+    _METRICS[m.name] = m
+    return m
+
+
+def _builtin(name, fn=None, *, order, show=(), headline=None, better=None, description="", applies=None,
+             measured_by=""):
+    _declare(Metric(name, fn, headline="summary" in show if headline is None else headline, higher_is_better=better,
+                    description=description, order=order, show=tuple(show), applies=applies,
+                    measured_by=measured_by))
+
+
+def _load_metric_plugins() -> None:
+    """Register the entry points' metrics (once, on the registry's first use)."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    with _METRICS_LOCK:
+        if _PLUGINS_LOADED:
+            return
+        from importlib.metadata import entry_points
+
+        seen = set()
+        for ep in entry_points(group=METRIC_ENTRY_POINTS):
+            if (ep.name, ep.value) in seen:
+                continue
+            seen.add((ep.name, ep.value))
+            dist = getattr(getattr(ep, "dist", None), "name", None)
+            label = f"{ep.name} = {ep.value}" + (f" of {dist}" if dist else "")
+            source = f"entry point {label}"
+            try:
+                obj = ep.load()
+            except Exception as exc:  # noqa: BLE001 - a plugin's import can fail any way: one line, not a traceback
+                _metric_problem(ep.name, f"metric plugin {label} cannot be imported ({type(exc).__name__}: "
+                                         f"{exc}); fix it, or uninstall the package that provides it")
+                continue
+            try:
+                if isinstance(obj, Metric):
+                    if obj.name != ep.name:
+                        raise ValueError(f"metric plugin {label} declares metric {obj.name!r}; make the entry "
+                                         "point's name and the metric's the same")
+                    _declare(replace(obj, source=source))
+                elif callable(obj):
+                    _declare(Metric(ep.name, obj, description=_first_line(obj), source=source))
+                else:
+                    raise ValueError(f"metric plugin {label} is a {type(obj).__name__}, not a function or a "
+                                     "Metric; point the entry point at fn(frames=..., ...) -> float")
+            except ValueError as exc:
+                _metric_problem(ep.name, str(exc))
+        _PLUGINS_LOADED = True
+
+
+def _first_line(fn) -> str:
+    doc = (inspect.getdoc(fn) or "").strip().splitlines()
+    return doc[0] if doc else ""
+
+
+def _metric_problem(name: str, line: str) -> None:
+    _METRIC_PROBLEMS[name] = line
+    warnings.warn(line, MetricPluginWarning, stacklevel=3)
+
+
+def register_metric(name, fn: Callable | None = None, *, needs=None, headline: bool = True,
+                    higher_is_better: bool | None = None, description: str | None = None, order: float = 100.0,
+                    show=None, applies=None):
+    """Register a run metric at run time (a notebook); usable as a decorator::
+
+        @register_metric("mouth_brightness", higher_is_better=True)
+        def mouth_brightness(frames, reference, mask):
+            return float(...)
+
+    ``fn`` takes keyword arguments among ``frames``, ``reference``, ``mask``, ``latents`` (see :data:`INPUTS`) and
+    returns a float (NaN when undefined).  ``name`` may also be a :class:`Metric`.  Registering a name again
+    replaces an earlier run-time registration; a built-in's or an installed plugin's name is refused
+    (ValueError).  Returns ``fn`` (or the Metric).
+    """
+    if isinstance(name, Metric):
+        with _METRICS_LOCK:
+            _load_metric_plugins()
+            return _declare(replace(name, source="run time"), replace_runtime=True)
+    if fn is None:
+        def decorate(f):
+            register_metric(name, f, needs=needs, headline=headline, higher_is_better=higher_is_better,
+                            description=description, order=order, show=show, applies=applies)
+            return f
+
+        return decorate
+    with _METRICS_LOCK:
+        _load_metric_plugins()
+        _declare(Metric(name, fn, needs=tuple(needs or ()), headline=headline, higher_is_better=higher_is_better,
+                        description=_first_line(fn) if description is None else description, order=order,
+                        show=None if show is None else tuple(show), applies=applies, source="run time"),
+                 replace_runtime=True)
+    return fn
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a metric registered at run time (built-ins and installed plugins stay)."""
+    with _METRICS_LOCK:
+        m = _METRICS.get(name)
+        if m is not None and m.source != "run time":
+            raise ValueError(f"{m.where} was not registered at run time; it cannot be unregistered")
+        _METRICS.pop(name, None)
+
+
+def registered_metrics() -> list[Metric]:
+    """Every registered metric in the order run_metrics computes them (built-ins, entry points, run time)."""
+    _load_metric_plugins()
+    with _METRICS_LOCK:
+        return list(_METRICS.values())
+
+
+def get_metric(name: str) -> Metric | None:
+    """The metric called ``name``, or None."""
+    _load_metric_plugins()
+    return _METRICS.get(name)
+
+
+def metric_names(view: str | None = None) -> list[str]:
+    """The registered metrics shown in ``view`` (one of :data:`VIEWS`; None: every one), in display order."""
+    if view is not None and view not in VIEWS:
+        raise ValueError(f"view {view!r} is not one of {', '.join(VIEWS)}")
+    ms = [m for m in registered_metrics() if view is None or view in m.views]
+    return [m.name for m in sorted(ms, key=lambda m: m.order)]  # (stable: registration order among equals)
+
+
+def metric_problems() -> dict[str, str]:
+    """{plugin name: the line that says why it was left out}."""
+    _load_metric_plugins()
+    return dict(_METRIC_PROBLEMS)
+
+
+def applicable(m: Metric, options: dict) -> bool:
+    """Whether ``m`` is computed for a run with these options (``offset``, ``closed``, ``distance``)."""
+    return m.fn is not None and (m.applies is None or bool(m.applies(options)))
+
+
+def _value(m: Metric, v):
+    """A metric's value as run.json keeps it: a built-in's as it is; a plugin's a float (else ValueError)."""
+    if m.builtin:
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    a = np.asarray(v) if not isinstance(v, (bool, str, bytes, dict)) and v is not None else None
+    if a is not None and a.ndim == 0 and np.issubdtype(a.dtype, np.number) and a.dtype.kind != "c":
+        return float(a)
+    shown = repr(v) if a is None or a.ndim == 0 else f"an array of shape {list(a.shape)}"
+    raise ValueError(f"returned {shown[:60]}; a metric returns a float (NaN when undefined)")
+
+
 # ------------------------------------------------------------------- a run
 @_quiet
 def run_metrics(latents, w_ref, frames, ref_img, mask, *, layers=None, offset=None, closed=False,
-                distance: str = "l2") -> dict:
-    """Every metric of one run that needs only its arrays, as a JSON-ready dict (floats, a list for layers).
+                distance: str = "l2", only=None, failures: list | None = None) -> dict:
+    """Every registered metric of one run that its arrays give (:func:`registered_metrics`), as a JSON-ready dict
+    (floats; a list for ``layer_profile``), in registration order.
 
     Args:
         latents: [n, num_ws, w_dim]; w_ref: [num_ws, w_dim].
@@ -554,40 +832,116 @@ def run_metrics(latents, w_ref, frames, ref_img, mask, *, layers=None, offset=No
         offset: the target inside distance c (float or one per frame) for ``inside_gap`` (l2 only).
         closed: the run is a loop: steps wrap around and ``loop_closure`` is added.
         distance: the run's distance ("l2" or "lpips").
+        only: compute just these metrics (names), when applicable.
+        failures: a list: a metric that raises becomes NaN and ``"name: Error: message"`` is appended here (a run is
+            never lost to a metric).  Without it a built-in's error is raised (a caller's shape mistake) and a
+            third-party metric's becomes NaN with a :class:`MetricPluginWarning`.
     """
     frames, lat = np.asarray(frames), np.asarray(latents)
     if len(frames) != len(lat):
         raise ValueError(f"expected one frame per latent, got {len(frames)} frames and {len(lat)} latents")
-    free = lat[:, layers[0]:layers[1]] if layers else lat
-    inside = inside_change(frames, ref_img, mask, offset, distance)
-    dim = intrinsic_dim(free)
-    m = {
-        "locality": locality(frames, ref_img, mask),
-        "locality_gain": locality_gain(frames, ref_img, mask),
-        "area_share": float(np.mean(mask)),
-        "outside_change": outside_change(frames, ref_img, mask),
-        "inside_rms": inside["rms"],
-        "inside_mse": inside["mse"],
-        "inside_d": inside["d_in"],
-        "change_f1": change_f1(frames, ref_img, mask),
-        "step_cv": step_cv(free, closed),
-        "image_step_cv": image_step_cv(frames),
-        "jump_ratio": jump_ratio(frames),
-        "curvature": curvature(free, closed),
-        "turning_angle": turning_angle(free, closed),
-        "perceptual_straightness": perceptual_straightness(frames),
-        "path_length": path_length(frames),
-        "spread": spread(frames, ref_img, mask),
-        "inside_path": inside_path(frames, ref_img, mask, closed),
-        "intrinsic_dim_90": dim["n90"],
-        "participation_ratio": dim["participation_ratio"],
-        "layer_profile": layer_profile(lat, w_ref),
-    }
-    if "gap" in inside:
-        m["inside_gap"] = inside["gap"]
-    if closed:
-        m["loop_closure"] = loop_closure(frames)
+    inputs = {"frames": frames, "reference": ref_img, "mask": mask, "latents": lat, "w_ref": w_ref,
+              "free_latents": lat[:, layers[0]:layers[1]] if layers else lat, "closed": closed, "offset": offset,
+              "distance": distance, "_memo": {}}
+    options = {"offset": offset, "closed": bool(closed), "distance": distance}
+    wanted = None if only is None else set(only)
+    m = {}
+    for metric in registered_metrics():
+        if (wanted is not None and metric.name not in wanted) or not applicable(metric, options):
+            continue
+        try:
+            m[metric.name] = _value(metric, metric.fn(**{k: inputs[k] for k in metric.needs}))
+        except Exception as exc:  # noqa: BLE001 - see ``failures``
+            if failures is None and metric.builtin:
+                raise
+            line = f"{metric.name}: {type(exc).__name__}: {exc}" + ("" if metric.builtin else f" ({metric.source})")
+            if failures is None:
+                warnings.warn(f"{metric.where} failed: {type(exc).__name__}: {exc}; its value is NaN",
+                              MetricPluginWarning, stacklevel=3)
+            else:
+                failures.append(line)
+            m[metric.name] = NAN
     return m
+
+
+# ------------------------------------------------------------------- the built-in metrics
+def _inside(frames, reference, mask, offset, distance, _memo) -> dict:
+    """inside_change once per run (four metrics read it)."""
+    if "inside" not in _memo:
+        _memo["inside"] = inside_change(frames, reference, mask, offset, distance)
+    return _memo["inside"]
+
+
+def _dim(free_latents, _memo) -> dict:
+    if "dim" not in _memo:
+        _memo["dim"] = intrinsic_dim(free_latents)
+    return _memo["dim"]
+
+
+_ALL = ("summary", "bars", "table", "dashboard", "picked", "terminal")
+_builtin("locality", lambda frames, reference, mask: locality(frames, reference, mask), order=0, show=_ALL,
+         better=True, description="share of the change energy inside the region (1: every change inside)")
+_builtin("locality_gain", lambda frames, reference, mask: locality_gain(frames, reference, mask), order=6,
+         show=("summary",), better=True, description="locality / the region's area share (1: chance)")
+_builtin("area_share", lambda mask: float(np.mean(mask)), order=30, description="the region's share of the image")
+_builtin("outside_change", lambda frames, reference, mask: outside_change(frames, reference, mask), order=7,
+         show=("summary", "bars", "table", "dashboard", "terminal"), better=False,
+         description="mean absolute change outside the region, per frame")
+_builtin("inside_rms", lambda frames, reference, mask, offset, distance, _memo:
+         _inside(frames, reference, mask, offset, distance, _memo)["rms"], order=8,
+         show=("summary", "bars", "table", "terminal"), description="RMS change inside the region, per frame")
+_builtin("inside_mse", lambda frames, reference, mask, offset, distance, _memo:
+         _inside(frames, reference, mask, offset, distance, _memo)["mse"], order=31,
+         description="mean squared change inside the region")
+_builtin("inside_d", lambda frames, reference, mask, offset, distance, _memo:
+         _inside(frames, reference, mask, offset, distance, _memo)["d_in"], order=32,
+         description="the engine's l2 inside distance D_in, mean over frames")
+_builtin("change_f1", lambda frames, reference, mask: change_f1(frames, reference, mask), order=9,
+         show=("summary",), better=True, description="F1 of the most changed pixels against the region")
+_builtin("step_cv", lambda free_latents, closed: step_cv(free_latents, closed), order=12,
+         show=("summary", "bars", "dashboard"), better=False,
+         description="coefficient of variation of the latent steps (0: even steps)")
+_builtin("image_step_cv", lambda frames: image_step_cv(frames), order=11,
+         show=("summary", "bars", "table", "dashboard"), better=False,
+         description="coefficient of variation of the image steps (0: even steps)")
+_builtin("jump_ratio", lambda frames: jump_ratio(frames), order=10, show=_ALL, better=False,
+         description="largest image step / the median step (1: no jump)")
+_builtin("curvature", lambda free_latents, closed: curvature(free_latents, closed), order=13, show=("summary",),
+         description="mean second difference of the latents / the mean step")
+_builtin("turning_angle", lambda free_latents, closed: turning_angle(free_latents, closed), order=33,
+         description="mean angle between successive latent steps, degrees")
+_builtin("perceptual_straightness", lambda frames: perceptual_straightness(frames), order=14,
+         show=("summary", "bars"), description="image distance over two steps / the two steps' sum (1: straight)")
+_builtin("path_length", lambda frames: path_length(frames), order=34, description="sum of the image steps (RMS)")
+_builtin("spread", lambda frames, reference, mask: spread(frames, reference, mask), order=3,
+         show=("summary", "bars", "table", "dashboard", "picked", "terminal"), better=True,
+         description="largest distance between two frames inside the region / the largest to the reference")
+_builtin("inside_path", lambda frames, reference, mask, closed: inside_path(frames, reference, mask, closed), order=4,
+         show=("summary", "bars", "table", "dashboard", "picked", "terminal"), better=True,
+         description="the chain's length inside the region / its mean distance to the reference")
+_builtin("intrinsic_dim_90", lambda free_latents, _memo: _dim(free_latents, _memo)["n90"], order=15,
+         show=("summary", "terminal"), description="principal components that explain 90 % of the latents' variance")
+_builtin("participation_ratio", lambda free_latents, _memo: _dim(free_latents, _memo)["participation_ratio"],
+         order=16, show=("summary",), description="(Σλ)² / Σλ² of the latents' PCA spectrum (1: a line)")
+_builtin("layer_profile", lambda latents, w_ref: layer_profile(latents, w_ref), order=35, headline=False,
+         description="each W+ layer's share of the change (a list)")
+_builtin("inside_gap", lambda frames, reference, mask, offset, distance, _memo:
+         _inside(frames, reference, mask, offset, distance, _memo)["gap"], order=36, better=False,
+         applies=lambda o: o.get("offset") is not None and o.get("distance", "l2") == "l2",
+         description="|mean D_in − c|: how far the run is from its target offset")
+_builtin("loop_closure", lambda frames: loop_closure(frames), order=37, applies=lambda o: bool(o.get("closed")),
+         description="last-to-first image step / the median step (a loop's closing jump)")
+# measured elsewhere (a model, another run): listed for the report, the method table and the dashboard
+_builtin("semantic_locality", order=1, show=_ALL, better=True, measured_by="the semantic reader (toyfaces)",
+         description="share of the factor change in the region's own factors, by an independent reader")
+_builtin("semantic_locality_shipped", order=2, show=("table",), headline=False, better=True,
+         measured_by="the shipped factor regressor (toyfaces)",
+         description="semantic locality by the regressor the generator was tuned against")
+_builtin("realism", order=5, show=("summary", "bars", "table", "dashboard", "terminal"), better=False,
+         measured_by="the renderer (toyfaces)",
+         description="worst frame's realism error / the generator's own 95th percentile (≤ 1: as real)")
+_builtin("transfer_locality", order=17, show=("table",), headline=False, better=True,
+         measured_by="a transfer run", description="locality of the run's deltas applied to another face")
 
 
 def metric_options(cfg: dict, latents) -> dict:

@@ -1,6 +1,7 @@
 """The job API: deterministic keys, one run per job, provenance, write-tested output, NaN and errors that never lose
-a run, resume that refuses ignored flags, the baseline hook."""
+a run, resume that refuses ignored flags, baseline runs of registered methods."""
 
+import warnings
 from dataclasses import fields
 
 import numpy as np
@@ -126,18 +127,38 @@ def test_unwritable_out_fails_before_any_search(ckpt, tmp_path, monkeypatch, bad
     assert len(lines) == 1 and lines[0].startswith("error: --out ") and "folder" in lines[0], r.output
 
 
-def test_nan_trajectory_is_saved_interrupted(ckpt, G, tmp_path):
-    @jobs.register_baseline("test_nan")
-    def nan_line(ctx):
-        ws = np.repeat(ctx.w_ref[None], ctx.config.n_frames, 0)
-        ws[2:, 1] = np.nan
-        return ws
+@pytest.fixture
+def registered():
+    """Methods registered at run time for one test, unregistered after it."""
+    from mgm_analysis.baselines.registry import register_method, unregister_method
 
-    spec = _spec(ckpt, kind="baseline", params={"method": "test_nan", "component": 1, "scale": 2.0})
-    run = store.load_run(run_job(spec, tmp_path, G=G))
+    names = []
+
+    def register(name, fn):
+        register_method(name, fn)
+        names.append(name)
+        return fn
+
+    yield register
+    for n in names:
+        unregister_method(n)
+
+
+def test_nan_trajectory_is_saved_interrupted(ckpt, G, tmp_path, registered):
+    """A registered method's path that leaves float32 (its direction, finite, at a scale of 1e40 from the spec)
+    gives non-finite latents: the run is saved interrupted (stop_reason nan), its latents made finite."""
+    def huge(ctx):
+        return torch.ones(1, G.w_dim), ["d0"]
+
+    registered("test_nan", huge)
+    spec = _spec(ckpt, kind="baseline", params={"method": "test_nan", "component": "d0", "component_index": 0,
+                                                 "scale": 1e40})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow in the cast to float32: the point here
+        run = store.load_run(run_job(spec, tmp_path, G=G))
     assert run.status == "interrupted" and run.meta["stop_reason"] == "nan"
     prov = run.meta["provenance"]
-    assert (prov["kind"], prov["method"], prov["component"], prov["scale"]) == ("baseline", "test_nan", 1, 2.0)
+    assert (prov["kind"], prov["method"], prov["component"], prov["scale"]) == ("baseline", "test_nan", "d0", 1e40)
     assert np.isfinite(run.latents).all()
 
 
@@ -153,26 +174,29 @@ def test_metrics_that_raise_become_nan(ckpt, G, tmp_path, monkeypatch):
     assert run.status == "complete" and np.isnan(m["locality"]) and "SVD did not converge" in run.meta["metrics_errors"][0]
 
 
-def test_baseline_hook_writes_a_run_with_the_method(ckpt, G, tmp_path):
+def test_a_registered_method_writes_a_run_of_its_line(ckpt, G, tmp_path, registered):
+    """A method registered at run time with one direction in w: the spec's component and scale give the straight
+    line w* + s·t_i·d̂ on the free layers 1..3, t_i evenly in [−1, 1], d̂ the direction on every free layer made
+    unit length over them (written out here)."""
     direction = np.random.default_rng(0).normal(size=(32,)).astype(np.float32)
 
-    @jobs.register_baseline("test_line")
     def line(ctx):
-        t = np.linspace(0, ctx.spec.params["scale"], ctx.config.n_frames, dtype=np.float32)
-        ws = np.repeat(ctx.w_ref[None], len(t), 0)
-        ws[:, ctx.config.layer_start:ctx.config.layer_end] += t[:, None, None] * direction
-        return ws
+        return direction[None], ["only"], {"note": "one direction"}
 
-    spec = _spec(ckpt, kind="baseline", params={"method": "test_line", "component": 0, "scale": 0.5})
+    registered("test_line", line)
+    spec = _spec(ckpt, kind="baseline", params={"method": "test_line", "component": "only", "component_index": 0,
+                                                 "scale": 0.5})
     run = store.load_run(run_job(spec, tmp_path, G=G))
-    t = np.linspace(0, 0.5, 5, dtype=np.float32)
-    expected = np.repeat(run.reference[None], 5, 0)
-    for i in range(5):  # independent loop: frame i moves layers 1..3 by t_i along the direction
+    t = np.linspace(-1, 1, 5)
+    d = direction.astype(np.float64)
+    unit = d / np.sqrt(3 * (d ** 2).sum())            # the same direction on 3 free layers, unit length over them
+    expected = np.repeat(run.reference[None].astype(np.float64), 5, 0)
+    for i in range(5):
         for layer in (1, 2, 3):
-            expected[i, layer] = run.reference[layer] + t[i] * direction
+            expected[i, layer] = run.reference[layer] + 0.5 * t[i] * unit
     assert np.allclose(run.latents, expected, atol=1e-6) and run.status == "complete"
     assert run.meta["provenance"]["method"] == "test_line" and run.meta["provenance"]["key"] == spec.key
-    with pytest.raises(MGMError, match="unknown baseline method 'nope'"):
+    with pytest.raises(MGMError, match="unknown method 'nope'"):
         run_job(_spec(ckpt, kind="baseline", params={"method": "nope"}), tmp_path, G=G)
 
 

@@ -27,23 +27,31 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..baselines.registry import method_problems
 from ..errors import MGMError
+from ..measure import fill_metrics
+from ..metrics import metric_names, metric_problems, registered_metrics
 from ..presets import region_colors
 from ..render import draw_outline
 from ..store import Run, catalog, catalog_of, iter_runs, png_data_uri, run_kind
 from .compare import layer_profiles, overlap_matrix, reference_label, region_overlap_summary
 from .projection import project
 
-__all__ = ["analyze", "load_runs", "runs_of", "region_summary", "transfer_table", "combine_table", "headline",
+__all__ = ["analyze", "load_runs", "runs_of", "region_summary", "transfer_table", "combine_table", "headline",  # noqa: F822
            "fig_projection", "fig_metric_bars", "fig_layer_heatmap", "fig_overlap", "frame_strip",
-           "SUMMARY_METRICS"]
+           "SUMMARY_METRICS"]  # SUMMARY_METRICS: read from the metric registry at each use (__getattr__, below)
 
-#: the metrics shown in summaries, in order (those a store lacks are left out)
-SUMMARY_METRICS = ["locality", "semantic_locality", "spread", "inside_path", "realism", "locality_gain",
-                   "outside_change", "inside_rms", "change_f1", "jump_ratio", "image_step_cv", "step_cv", "curvature",
-                   "perceptual_straightness", "intrinsic_dim_90", "participation_ratio"]
-BAR_METRICS = ["locality", "semantic_locality", "spread", "inside_path", "realism", "outside_change", "inside_rms",
-               "jump_ratio", "image_step_cv", "step_cv", "perceptual_straightness"]
+#: SUMMARY_METRICS (the metrics shown in summaries, in order; those a store lacks are left out) and BAR_METRICS (the
+#: bar figure's) are the metric registry's "summary" and "bars" views (:func:`mgm_analysis.metrics.metric_names`),
+#: read at each use: a metric registered later (a plugin, a notebook) is in them
+_VIEWS = {"SUMMARY_METRICS": "summary", "BAR_METRICS": "bars"}
+
+
+def __getattr__(name):
+    if name in _VIEWS:
+        return metric_names(_VIEWS[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 #: the names of the files :func:`analyze` writes (tables as CSV and Parquet, the HTML); an earlier report's files
 #: of these names are replaced, any other file in the folder (the user's) is kept
 REPORT_FILE = re.compile(r"(report\.html|(metrics|regions|projection_\w+|layer_profiles|overlap|overlap_summary|"
@@ -61,8 +69,10 @@ def runs_of(root, kind: str | None = "discover") -> list[Run]:
     return [r for r in iter_runs(root, warn=False) if kind is None or run_kind(r.meta) == kind]
 
 
-def region_summary(cat: pd.DataFrame, metrics=SUMMARY_METRICS) -> pd.DataFrame:
-    """Mean of each metric per region over the discovered runs, with the run count."""
+def region_summary(cat: pd.DataFrame, metrics=None) -> pd.DataFrame:
+    """Mean of each metric (default: the registry's summary metrics) per region over the discovered runs, with the
+    run count."""
+    metrics = metric_names("summary") if metrics is None else metrics
     if cat.empty:
         return pd.DataFrame(columns=["region", "runs"])
     d = cat[cat.kind == "discover"] if "kind" in cat else cat
@@ -143,11 +153,13 @@ def fig_projection(df: pd.DataFrame, title: str = "Joint projection of all runs"
     return fig
 
 
-def fig_metric_bars(cat: pd.DataFrame, metrics=BAR_METRICS):
-    """Mean of each metric per region (discovered runs), error bars = std across runs; one panel per metric."""
+def fig_metric_bars(cat: pd.DataFrame, metrics=None):
+    """Mean of each metric (default: the registry's bar metrics) per region (discovered runs), error bars = std
+    across runs; one panel per metric."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    metrics = metric_names("bars") if metrics is None else metrics
     d = cat[cat.kind == "discover"] if "kind" in cat and not cat.empty else cat
     metrics = [m for m in metrics if m in d.columns and d[m].notna().any()]
     if d.empty or not metrics:
@@ -344,8 +356,13 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         runs = list(iter_runs(root))  # bad folders: one warning each, and left out
+        # every registered metric a run lacks (made before the metric was installed): measured now, and saved
+        filled, missed = fill_metrics(runs)
         cat = catalog_of(runs)
-    notes += [str(w.message) for w in caught]
+    notes += [str(w.message) for w in caught] + missed
+    notes = list(dict.fromkeys([*notes, *metric_problems().values(), *method_problems().values()]))  # plugins left out
+    if filled:
+        lines.append(f"measured {filled} runs for the metrics they lacked")
     paths: dict[str, Path] = {}
 
     def save(name, df, index=False, parquet=False):
@@ -473,12 +490,10 @@ def summary_text(cat, regions, overlap_summary, tt, ct, max_runs: int = 30) -> s
     if cat.empty:
         return "no runs: make some with `mgm discover` or `mgm demo`"
     parts = [headline(cat)] if headline(cat) else []
-    cols = [c for c in ["run_id", "kind", "region", "locality", "semantic_locality", "spread", "inside_path",
-                        "jump_ratio", "realism"] if c in cat.columns]
+    cols = [c for c in ["run_id", "kind", "region", *metric_names("terminal")] if c in cat.columns]
     if len(cat) <= max_runs:
         parts += ["runs:", _fmt(cat[cols])]
-    rcols = [c for c in ["region", "runs", "locality", "semantic_locality", "spread", "inside_path", "realism",
-                         "outside_change", "inside_rms", "jump_ratio", "intrinsic_dim_90"] if c in regions.columns]
+    rcols = [c for c in ["region", "runs", *metric_names("terminal")] if c in regions.columns]
     if not regions.empty:
         parts += ["", "by region (discovered runs):", _fmt(regions[rcols])]
     if not overlap_summary.empty:
@@ -518,7 +533,7 @@ def _html(title, cat, regions, figs, sections, runs, notes, n_runs) -> str:
             parts.append(f"<p><b>{html.escape(line)}</b></p>")
         parts.append("<h2>Regions</h2>" + _table(regions))
         spans = _with_spans(cat)
-        cols = [c for c in ["run_id", "kind", "region", "reference", "status"] + SUMMARY_METRICS + ["spans"]
+        cols = [c for c in ["run_id", "kind", "region", "reference", "status"] + metric_names("summary") + ["spans"]
                 if c in spans.columns]
         parts.append("<h2>Runs</h2><p class='note'>spread: how far apart the frames are inside the region against "
                      "their distance from the reference (0: every frame is the same edit); inside_path: the chain's "
@@ -527,6 +542,12 @@ def _html(title, cat, regions, figs, sections, runs, notes, n_runs) -> str:
                      "off it, against the 95th percentile of the generator's own samples (≤ 1: as real as those); "
                      "spans: the range each of the region's factors covers along the chain.</p>"
                      + _table(spans[cols]))
+        known = [m for m in sorted(registered_metrics(), key=lambda m: m.order) if m.name in cat.columns]
+        if known:  # every registered metric the store has, with what it says (a plugin's too)
+            rows = [{"metric": m.name, "better": {True: "higher", False: "lower"}.get(m.higher_is_better, "–"),
+                     "what": m.description, "from": m.measured_by or ("" if m.builtin else m.source)} for m in known]
+            parts.append("<details><summary>What the metrics mean</summary>" + _table(pd.DataFrame(rows))
+                         + "</details>")
     first = True
     for name, fig in figs:
         parts.append(f"<h2>{html.escape(name)}</h2>")

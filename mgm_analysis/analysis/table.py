@@ -21,17 +21,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..baselines.registry import method_order
+from ..metrics import metric_names
 from ..store import run_kind, run_method, run_strength
 
-__all__ = ["TABLE_METRICS", "TABLE_NOTES", "run_methods", "method_table", "fig_methods", "fig_frontier",
-           "METHOD_ORDER"]
+# TABLE_METRICS, METHOD_ORDER: read from the registries at each use (the module's __getattr__, below)
+__all__ = ["TABLE_METRICS", "table_metrics", "TABLE_NOTES", "run_methods", "method_table",  # noqa: F822
+           "fig_methods", "fig_frontier", "METHOD_ORDER"]
 
-#: the columns of the table, in order (mean over the runs of each method × region × strength): locality in pixels
-#: and in factors, then extent (spread, inside path: a point-like method shows here) and realism, then the rest
-TABLE_METRICS = ["locality", "semantic_locality", "semantic_locality_shipped", "spread", "inside_path", "realism",
-                 "outside_change", "inside_rms", "jump_ratio", "image_step_cv", "transfer_locality", "seconds",
-                 "cpu_seconds"]
-METHOD_ORDER = ["discovery", "jacobian_loop", "jacobian", "interfacegan", "interfacegan_cond", "ganspace", "sefa"]
+#: TABLE_METRICS, the columns of the table in order (mean over the runs of each method × region × strength), is the
+#: metric registry's "table" view (:func:`mgm_analysis.metrics.metric_names`: locality in pixels and in factors,
+#: then extent — spread, inside path: a point-like method shows here — and realism, then the rest, then any metric
+#: registered since), and the time it took to make a run
+TIMING_COLUMNS = ["seconds", "cpu_seconds"]
+
+
+def table_metrics() -> list[str]:
+    """The method table's metric columns, in order: the registry's table view, then seconds and CPU seconds."""
+    return [*metric_names("table"), *TIMING_COLUMNS]
 
 #: what the table's rows compare, for its readers (the report's methods section, the dashboard)
 TABLE_NOTES = (
@@ -90,18 +97,33 @@ def run_methods(cat: pd.DataFrame) -> pd.DataFrame:
 KEYS = ["method", "region", "strength"]
 
 
+def __getattr__(name):
+    if name == "METHOD_ORDER":  # the rows' order: discovery, then every registered method by its declared order
+        return method_order()
+    if name == "TABLE_METRICS":
+        return table_metrics()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _method_rank(m) -> tuple:
+    order = method_order()
+    return (order.index(m) if m in order else len(order), str(m))
+
+
 def method_table(cat: pd.DataFrame) -> pd.DataFrame:
-    """One row per method × region × strength: the mean of :data:`TABLE_METRICS` over its runs, with the run count.
+    """One row per method × region × strength: the mean of :func:`table_metrics` over its runs, with the run count.
 
     Rows are the discovered and baseline runs (regions of single presets); ``transfer_locality`` is the mean over
     the transfer runs made from that method's runs (at their strength).  Sorted by region, strength, then method
-    (:data:`METHOD_ORDER`).  Empty when the store has no baseline run.
+    (:data:`METHOD_ORDER`: discovery, then the method registry's order; a method no longer registered last).
+    Empty when the store has no baseline run.
     """
+    metrics = table_metrics()
     if cat.empty or "kind" not in cat or not (cat.kind == "baseline").any():
-        return pd.DataFrame(columns=[*KEYS, "runs", *TABLE_METRICS])
+        return pd.DataFrame(columns=[*KEYS, "runs", *metrics])
     c = run_methods(cat)
     own = c[c.kind.isin(["discover", "baseline"]) & c.method.notna() & (c.status == "complete")]
-    cols = [m for m in TABLE_METRICS if m in own.columns and m != "transfer_locality"]
+    cols = [m for m in metrics if m in own.columns and m != "transfer_locality"]
     g = own.groupby(KEYS)
     out = g[cols].mean()
     out.insert(0, "runs", g.size())
@@ -109,10 +131,10 @@ def method_table(cat: pd.DataFrame) -> pd.DataFrame:
     if not tr.empty and "transfer_locality" in tr:
         out["transfer_locality"] = tr.groupby(KEYS)["transfer_locality"].mean()
     out = out.reset_index()
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    order = {m: i for i, m in enumerate(method_order())}
     out["_o"] = out.method.map(lambda m: order.get(m, len(order)))
     out = out.sort_values(["region", "strength", "_o", "method"]).drop(columns="_o").reset_index(drop=True)
-    return out[[*KEYS, "runs", *[m for m in TABLE_METRICS if m in out.columns]]]
+    return out[[*KEYS, "runs", *[m for m in metrics if m in out.columns]]]
 
 
 def fig_methods(table: pd.DataFrame, runs: pd.DataFrame | None = None):
@@ -126,7 +148,7 @@ def fig_methods(table: pd.DataFrame, runs: pd.DataFrame | None = None):
     import plotly.express as px
 
     palette = px.colors.qualitative.D3
-    methods = sorted(table.method.unique(), key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
+    methods = sorted(table.method.unique(), key=_method_rank)
     colour = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
     symbols = ["circle", "square", "diamond", "triangle-up", "cross", "x"]
     regions = sorted(table.region.unique())
@@ -178,7 +200,7 @@ def fig_frontier(table: pd.DataFrame):
     if not panels or "strength" not in table:
         return go.Figure().update_layout(title="no method runs to draw against strength")
     palette = px.colors.qualitative.D3
-    methods = sorted(table.method.unique(), key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
+    methods = sorted(table.method.unique(), key=_method_rank)
     colour = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
     regions = sorted(table.region.unique())
     dashes, symbols = ["solid", "dash", "dot", "dashdot", "longdash"], ["circle", "square", "diamond", "triangle-up"]

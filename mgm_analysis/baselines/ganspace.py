@@ -12,6 +12,8 @@ the columns ``v_k`` of V by decreasing variance ``λ_k``.  An edit is
 ``w' = w + x·v_k`` on a range of layers (here: the free W+ layers).  The PCA
 depends only on the generator, so it is computed once per generator and cached
 (keyed by the weights' sha256) in a cache folder.
+
+The method: the top 10 components, each applied to every free layer (:data:`METHOD`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..directions import generator_key
 from ..errors import MGMError
+from .registry import Method
 
-__all__ = ["ganspace_components", "pca_components", "MIN_SAMPLES"]
+__all__ = ["ganspace_components", "pca_components", "ganspace_directions", "MIN_SAMPLES", "METHOD"]
 
 MIN_SAMPLES = 10_000
 
@@ -50,13 +51,23 @@ def pca_components(w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return comps * flip[:, None], lam[order], mu
 
 
-@torch.no_grad()
 def ganspace_components(G, k: int = 10, n_samples: int = MIN_SAMPLES, seed: int = 0, cache_dir=None,
                         batch: int = 2048) -> dict:
     """PCA of W for generator ``G``: {"components" [k, w_dim], "variance" [k], "explained" [k], "mean", "n_samples"}.
 
     Cached as ``<cache_dir>/ganspace-<sha256[:16]>-n<N>-s<seed>.npz`` when ``cache_dir`` is given.
     """
+    import torch
+
+    with torch.no_grad():
+        return _components(G, k, n_samples, seed, cache_dir, batch)
+
+
+def _components(G, k, n_samples, seed, cache_dir, batch) -> dict:
+    import torch
+
+    from ..directions import generator_key
+
     if n_samples < MIN_SAMPLES:
         raise MGMError(f"GANSpace needs at least {MIN_SAMPLES} samples of w, got {n_samples}")
     path = None
@@ -88,3 +99,16 @@ def ganspace_components(G, k: int = 10, n_samples: int = MIN_SAMPLES, seed: int 
     out = {k_: (v[:k] if k_ in ("components", "variance", "explained") else v) for k_, v in out.items()}
     out["cached"] = False
     return out
+
+
+def ganspace_directions(ctx):
+    """The method: the top ``ctx.k`` principal components of W, named PC0, PC1, ... (each applied to every free
+    layer by the toolkit), with their explained variance."""
+    pcs = ganspace_components(ctx.G, k=ctx.k, seed=ctx.seed, cache_dir=ctx.cache_dir)
+    return pcs["components"], [f"PC{i}" for i in range(len(pcs["components"]))], {
+        "explained_variance": [float(v) for v in pcs["explained"]], "n_samples": pcs["n_samples"],
+        "cached": pcs["cached"]}
+
+
+METHOD = Method("ganspace", ganspace_directions, default=True, order=50,
+                description="principal components of W (Härkönen et al. 2020), each on every free layer")

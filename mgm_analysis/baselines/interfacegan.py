@@ -19,6 +19,10 @@ files with attribute columns (:func:`labels_from_csv`).  Continuous labels are
 split into the top and bottom ``extreme`` fraction (the middle is ambiguous and
 left out), binary labels are used as they are.  Features are standardised for
 the SVM and the normal mapped back to w.
+
+The methods (:data:`METHODS`): ``interfacegan`` offers one normal per factor of the region (or per ``--attributes``
+column), ``interfacegan_cond`` the same normals conditioned on the other attributes; each is applied to every free
+layer.
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..directions import generator_key
 from ..errors import MGMError
 from ..generators.latents import reference_latent
+from .registry import Method
 
-__all__ = ["fit_boundaries", "conditional_normal", "toyfaces_samples", "labels_from_csv", "boundaries_for"]
+__all__ = ["fit_boundaries", "conditional_normal", "toyfaces_samples", "labels_from_csv", "boundaries_for",
+           "interfacegan_directions", "METHODS"]
 
 
 def _binary(y: np.ndarray, extreme: float) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +185,7 @@ def boundaries_for(G, *, labels=None, n_samples: int = 20_000, seed: int = 0, ca
 
     ``labels``: a CSV path (any generator), or None for toyfaces' ground-truth factors (cached per generator).
     """
+    from ..directions import generator_key
     from ..generators.toyfaces.renderer import FACTORS
 
     if labels is not None:
@@ -205,3 +211,62 @@ def boundaries_for(G, *, labels=None, n_samples: int = 20_000, seed: int = 0, ca
                  meta=np.asarray(json.dumps({"generator": generator_key(G), "seed": seed})))
         tmp.replace(path)
     return {"names": list(FACTORS), **fit, "source": "toyfaces prior", "cached": False}
+
+
+def _region_factors(region_name: str | None) -> list[str]:
+    from ..presets import REGION_FACTORS
+
+    return list(REGION_FACTORS.get(region_name or "", []))
+
+
+def interfacegan_directions(ctx, conditional: bool = False):
+    """The method: one boundary normal per attribute of the region — toyfaces' ground-truth factors of a preset
+    region, or the ``--labels`` CSV's columns (``--attributes``) — named by the attribute, with each boundary's
+    held-out accuracy; ``conditional``: each normal with the other attributes' projected out."""
+    method, region = ctx.method or ("interfacegan_cond" if conditional else "interfacegan"), ctx.region
+    G, labels, attributes = ctx.G, ctx.labels, ctx.attributes
+    if labels is None and getattr(getattr(G, "info", None), "name", None) != "toyfaces":
+        raise MGMError(f"{method} needs labels on this generator: pass --labels CSV (columns seed or w, and one "
+                       "per attribute); only toyfaces has ground-truth factors built in")
+    if labels is None:  # toyfaces: the region's own factors; a region without any cannot be reached
+        wanted = _region_factors(getattr(region, "name", None) if getattr(region, "layout", None) else None)
+        if not wanted:
+            raise MGMError(f"{method} cannot reach region {getattr(region, 'spec', region)!r}: no labelled factor "
+                           "belongs to it (toyfaces presets with factors: mouth, eyes, left_eye, right_eye, "
+                           "brows, nose); pass --labels with attributes of that region")
+    b = boundaries_for(G, labels=labels, seed=ctx.seed, cache_dir=ctx.cache_dir, truncation=ctx.truncation,
+                       layers=ctx.layers)
+    names = b["names"]
+    if labels is not None:
+        wanted = list(attributes) if attributes else list(names)
+    missing = [a for a in wanted if a not in names]
+    if missing:
+        raise MGMError(f"{method}: attribute(s) {', '.join(missing)} are not in the labels "
+                       f"({', '.join(names)})")
+    if not wanted:
+        raise MGMError(f"{method} cannot reach region {getattr(region, 'spec', region)!r}: no labelled factor "
+                       "belongs to it (toyfaces presets with factors: mouth, eyes, left_eye, right_eye, brows, "
+                       "nose); pass --labels with attributes of that region")
+    idx = [names.index(a) for a in wanted]
+    if conditional:
+        others = [i for i in range(len(names)) if i not in idx]
+        normals = [conditional_normal(b["normals"], i, others) for i in idx]
+    else:
+        normals = [b["normals"][i] for i in idx]
+    return np.stack([np.asarray(v, np.float64) for v in normals]), wanted, {
+        "accuracy": {a: float(b["accuracy"][i]) for a, i in zip(wanted, idx, strict=True)},
+        "labels": b["source"], "conditional_on": [names[i] for i in range(len(names)) if i not in idx]
+        if conditional else []}
+
+
+def _conditional_directions(ctx):
+    return interfacegan_directions(ctx, conditional=True)
+
+
+METHODS = (
+    Method("interfacegan", interfacegan_directions, default=True, order=30,
+           description="a linear SVM boundary in W per factor of the region (Shen et al. 2020; --labels "
+                       "except on toyfaces)"),
+    Method("interfacegan_cond", _conditional_directions, default=False, order=40,
+           description="InterFaceGAN's conditional variant: each boundary with the other attributes' projected out"),
+)

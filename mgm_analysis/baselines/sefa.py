@@ -13,6 +13,8 @@ i.e. the eigenvectors of ``Σ_l A_lᵀ A_l`` by decreasing eigenvalue, with no
 sampling and no training.  Here ``A_l`` are the style affine layers that read
 the free W+ layers (the modulation of every convolution and toRGB layer fed by
 ``layer_start:layer_end``), each with its equalised-learning-rate scale.
+
+The method: the top 10 eigenvectors, each applied to every free layer (:data:`METHOD`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MGMError
+from .registry import Method
 
-__all__ = ["style_affines", "sefa_components"]
+__all__ = ["style_affines", "sefa_components", "sefa_directions", "METHOD"]
 
 
 def style_affines(G, layers: tuple[int, int]) -> list[tuple[str, int, np.ndarray]]:
@@ -56,3 +59,15 @@ def sefa_components(G, layers: tuple[int, int], k: int = 10) -> dict:
     comps = vec[:, order].T
     flip = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])
     return {"components": comps * flip[:, None], "eigenvalues": lam[order], "layers": [n for n, _, _ in affines]}
+
+
+def sefa_directions(ctx):
+    """The method: the top ``ctx.k`` eigenvectors of Σ_l A_lᵀA_l over the style layers that read the free W+
+    layers, named EV0, EV1, ..., with their eigenvalues."""
+    ev = sefa_components(ctx.G, ctx.layers, k=ctx.k)
+    return ev["components"], [f"EV{i}" for i in range(len(ev["components"]))], {
+        "eigenvalues": [float(v) for v in ev["eigenvalues"]], "style_layers": ev["layers"]}
+
+
+METHOD = Method("sefa", sefa_directions, default=True, order=60,
+                description="eigenvectors of the style affine weights (Shen & Zhou 2021), each on every free layer")

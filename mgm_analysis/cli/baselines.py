@@ -9,9 +9,30 @@ import click
 from ..errors import MGMError
 from ._common import main
 
-_METHODS_HELP = ("Comma-separated: ganspace, sefa, interfacegan, jacobian, jacobian_loop (the default set), "
-                 "interfacegan_cond (InterFaceGAN's conditional variant).")
-_DEFAULT_METHODS = "ganspace,sefa,interfacegan,jacobian,jacobian_loop"
+
+def _default_methods() -> str:
+    from ..baselines.registry import default_methods
+
+    return ",".join(default_methods())
+
+
+class _MethodsOption(click.Option):
+    """``--methods``: its default and help come from the method registry (built-ins, entry points, run-time
+    registrations) when they are needed, not when the command line is imported."""
+
+    def get_help_record(self, ctx):
+        from ..baselines.registry import describe_methods
+
+        self.help = f"Comma-separated methods among: {describe_methods()}."
+        default, self.default, self.show_default = self.default, _default_methods(), True
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.default = default
+
+
+def _methods_option():
+    return click.option("--methods", cls=_MethodsOption, default=_default_methods, help="Comma-separated methods.")
 
 
 def _layers(text):
@@ -29,7 +50,7 @@ def _layers(text):
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the reference latent (z -> w).")
 @click.option("--reference", type=click.Path(dir_okay=True), default=None,
               help="Reference latent .npy ([num_ws, w_dim] or [w_dim]) or a run folder; overrides --seed.")
-@click.option("--methods", default=_DEFAULT_METHODS, show_default=True, help=_METHODS_HELP)
+@_methods_option()
 @click.option("--generator", default="toyfaces", show_default=True,
               help="Built-in name (toyfaces) or checkpoint path (.pt rosinality, .pkl NVIDIA).")
 @click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="Run store root.")
@@ -43,6 +64,8 @@ def _layers(text):
               help="K > 0: the path's mean inside distance is K·c (c: --offset or the region's default); "
                    "recorded in the run so the method table groups by it.")
 @click.option("--frames", "n_frames", type=int, default=None, help="Frames of the path [default: as discovery].")
+@click.option("--distance", type=click.Choice(["l2", "lpips"]), default=None,
+              help="Image distance of equal strength [default: as discovery: l2 on toyfaces, lpips otherwise].")
 @click.option("--layers", default=None, help="Free W+ layers START:END [default: as discovery, 2:8].")
 @click.option("--truncation", type=float, default=None, help="Truncation ψ of the reference from a seed [default: 0.7].")
 @click.option("--layout", type=click.Choice(["toyfaces", "ffhq"]), default=None,
@@ -52,12 +75,13 @@ def _layers(text):
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
 @click.option("--quiet", is_flag=True, help="Print only errors.")
 def baselines(region, seed, reference, methods, generator, out, labels, attributes, offset, strength, n_frames,
-              layers, truncation, layout, cache_dir, device, quiet):
+              distance, layers, truncation, layout, cache_dir, device, quiet):
     """Runs of the established direction finders at equal strength, one per method, on one face and region.
 
     Each method offers directions (GANSpace: PCA of W; SeFa: eigenvectors of the style
     affine weights; InterFaceGAN: a linear boundary per factor of the region; jacobian:
-    the masked Jacobian's generalised eigenvectors at the reference). The straight path
+    the masked Jacobian's generalised eigenvectors at the reference; any method installed
+    as a plugin or registered at run time, see --methods). The straight path
     through the reference is scaled so that its mean inside distance on the frames as
     saved equals K·c (--strength K, c the region's target offset, as a discovery run's);
     of the top 10 components the one with the best locality is kept (an oracle choice that
@@ -83,7 +107,8 @@ def baselines(region, seed, reference, methods, generator, out, labels, attribut
     if attributes and not labels:
         raise MGMError("--attributes needs --labels (the CSV whose columns they name)")
     G = load_generator(generator, device=device)
-    config = {"offset": offset, "n_frames": n_frames, "truncation": truncation, **_layers(layers)}
+    config = {"offset": offset, "n_frames": n_frames, "truncation": truncation, "distance": distance,
+              **_layers(layers)}
     attrs = [a.strip() for a in attributes.split(",") if a.strip()] if attributes else None
     failed = []
     for m in names:
@@ -102,7 +127,7 @@ def baselines(region, seed, reference, methods, generator, out, labels, attribut
 @main.command("compare-methods")
 @click.option("--regions", default="mouth,eyes,brows", show_default=True, help="Comma-separated region specs.")
 @click.option("--seeds", default="0-4", show_default=True, help="Reference seeds: ranges and lists, e.g. 0-4 or 1,4,7.")
-@click.option("--methods", default=_DEFAULT_METHODS, show_default=True, help=_METHODS_HELP)
+@_methods_option()
 @click.option("--generator", default="toyfaces", show_default=True, help="Built-in name or checkpoint path.")
 @click.option("--out", default="runs/methods", show_default=True, type=click.Path(file_okay=False),
               help="Run store (what it already holds is kept and not made again).")

@@ -1,6 +1,7 @@
 """The ``baseline`` run kind: a direction finder's path at equal strength, the oracle's pick.
 
-Fairness rules (the same for every method):
+A method only offers directions (:mod:`mgm_analysis.baselines.registry`: built in, an entry point or registered at
+run time); what follows is applied by the toolkit to every one of them.  Fairness rules (the same for every method):
 
 * the same free layers, number of frames and target offset as a discovery
   run on that region (``config.default_config``): at strength K the target
@@ -11,9 +12,9 @@ Fairness rules (the same for every method):
   components and the one with the best locality on the region at equal
   strength is kept — an oracle choice that favours the baseline; InterFaceGAN
   offers one boundary per factor of the region and the same rule picks among
-  them.  The index (or factor) is recorded;
-* ``jacobian_loop`` is a closed path, not a line: the ellipse in the plane of
-  the two masked-Jacobian directions the same oracle ranks best, its axes in
+  them; any other method's directions likewise.  The index and name are recorded;
+* a method whose path is a loop (``jacobian_loop``) is a closed path, not a line: the ellipse in the plane of
+  the two directions the same oracle ranks best, its axes in
   the ratio of their equal-strength scales (so every frame is at about the same
   inside distance), scaled to equal strength.  *Equal extent*: when the store
   holds a discovered run of the same face, region and target, the ellipse is
@@ -37,9 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..baselines import LOOP_METHODS
 from ..baselines.common import ellipse_t, equal_strength, line_latents, path_t
-from ..baselines.methods import TOP_K, candidate_directions
+from ..baselines.registry import TOP_K, candidate_directions, get_method
 from ..errors import MGMError, RunReadError
 
 __all__ = ["BaselineResult", "baseline_trajectory", "loop_plane", "discovered_extent", "build"]
@@ -104,7 +104,7 @@ def baseline_trajectory(method: str, G, w_ref, region, cfg, *, cache_dir=None, l
                        f"the region by the target offset c = {cfg.offset:g} (largest mean D_in "
                        f"{np.nanmax(coarse.d_in):.3g}); no run written")
     best = max(ok, key=lambda i: cands[i]["locality"])
-    if method in LOOP_METHODS:
+    if get_method(method).path == "loop":
         return _loop_trajectory(method, G, w_ref, region, cfg, dist, dirs, names, cands, coarse, info,
                                 inside_path=inside_path, t0=t0, t1=t1)
     fine = equal_strength(G, w_ref, dirs[best:best + 1], cfg.offset, t, layers, dist, tol=1e-3,
@@ -130,8 +130,8 @@ def loop_plane(dirs, components, axes) -> np.ndarray:
 
 def _loop_trajectory(method, G, w_ref, region, cfg, dist, dirs, names, cands, coarse, info, *, inside_path, t0,
                      t1) -> BaselineResult:
-    """``jacobian_loop``: the ellipse (or the equal-extent arc of it) in the plane of the oracle's two best
-    directions, at equal strength (see the module docstring)."""
+    """A loop method (``jacobian_loop``): the ellipse (or the equal-extent arc of it) in the plane of the oracle's
+    two best directions, at equal strength (see the module docstring)."""
     from ..metrics import inside_path as measure_path
     from ..render import render_frames
 
@@ -204,11 +204,11 @@ def _rebuild(job) -> np.ndarray:
                                           labels=p.get("labels"), attributes=p.get("attributes"),
                                           truncation=cfg.truncation, seed=int(p.get("search_seed", 0)))
     i = int(p["component_index"])
-    if not 0 <= i < len(names) or (p.get("component") is not None and names[i] != p["component"]
-                                   and method not in LOOP_METHODS):
+    loop = get_method(method).path == "loop"
+    if not 0 <= i < len(names) or (p.get("component") is not None and names[i] != p["component"] and not loop):
         raise MGMError(f"{method}: component {p.get('component')} (index {i}) is not among this generator's "
                        f"candidates ({', '.join(names)})")
-    if method in LOOP_METHODS:
+    if loop:
         shape = p.get("path") or {}
         comps = shape.get("components") or []
         if len(comps) != 2 or not all(0 <= int(v) < len(names) for v in comps):
@@ -229,13 +229,14 @@ def build(job, *, progress=None, watch=None):
 
     p = dict(job.spec.params)
     method, cfg = p["method"], job.config
+    loop = get_method(method).path == "loop"  # an unknown method: one line before anything else
     if p.get("component_index") is not None and p.get("scale") is not None:
         ws = _rebuild(job)
         return Built(trajectory=Trajectory(ws=torch.as_tensor(ws)), provenance={
             "method": method, "component": p.get("component"), "scale": p.get("scale"), "params": p})
     cache_dir = Path(p.get("cache_dir") or Path(job.out) / ".mgm_cache" / "baselines")
     labels = p.get("labels")
-    extent = discovered_extent(job.out, job.G, job.region, job.w_ref, cfg.offset) if method in LOOP_METHODS else None
+    extent = discovered_extent(job.out, job.G, job.region, job.w_ref, cfg.offset) if loop else None
     res = baseline_trajectory(method, with_run_noise(job.G, cfg), job.w_ref, job.region, cfg, cache_dir=cache_dir,
                               labels=labels, attributes=p.get("attributes"), truncation=cfg.truncation,
                               seed=int(p.get("search_seed", 0)), inside_path=extent[0] if extent else None)

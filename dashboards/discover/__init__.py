@@ -3,14 +3,14 @@
 The dashboard process stays torch-free.  Everything that needs the generator — rendering the reference face,
 the configuration checks of ``mgm discover``, the search itself — happens in one warm **worker process**
 (``python -m dashboards.discover --worker``, :mod:`.worker`) started with the dashboard; it loads the
-generator once and runs the launched jobs one after the other through the job API
-(:func:`mgm_analysis.jobs.run_job`), so a launch starts without loading anything.  The two talk over the
-worker's stdin/stdout (one JSON object a line; the page's side is :class:`.client.WorkerClient`); what a job
-does is written to files in the store's hidden folder
-``<store>/.mgm_discover/jobs/<job>/`` (:mod:`.protocol`), which the page polls (every
-:data:`.layout.POLL_MS`); a reloaded page (or another tab) follows the jobs queued or running at the time.
-Cancel sends the worker SIGINT while that job runs: the job API saves the run as ``interrupted`` (resumable
-with ``mgm discover --resume``) and the worker goes on with the next job.
+generator once and runs the launched jobs one after the other through the shared job executor
+(:class:`mgm_analysis.executor.Executor`, which runs :func:`mgm_analysis.jobs.run_job`), so a launch starts
+without loading anything.  The two talk over the worker's stdin/stdout (one JSON object a line; the page's
+side is :class:`.client.WorkerClient`); what a job does is written to files in the store's hidden folder
+``<store>/.mgm_discover/jobs/<job>/`` (:mod:`.protocol`), which the page polls (every :data:`.layout.POLL_MS`);
+a reloaded page (or another tab) follows the jobs queued or running at the time.  Cancel stops the running
+job after its next epoch: the job API saves the run as ``interrupted`` (resumable with ``mgm discover
+--resume``) and the worker goes on with the next job; a queued job is cancelled at once.
 
 Regions are drawn with plotly's own shape tools (rectangle, ellipse, closed free-hand path; several shapes
 are their union) and turned into a region spec that ``--region`` accepts

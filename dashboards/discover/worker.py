@@ -1,9 +1,10 @@
 """The Discover worker: its own process (``python -m dashboards.discover --worker``), the one that imports torch.
 
 It loads the generator once, answers the page's requests (the reference face, a job's checks) and runs the
-launched jobs one after the other through the job API (:func:`mgm_analysis.jobs.run_job`), writing what each
-job does to its folder (:mod:`.protocol`).  Cancel sends the worker SIGINT while that job runs: the job API
-saves the run as ``interrupted`` and the worker goes on with the next job.
+launched jobs one after the other through the shared job executor (:class:`mgm_analysis.executor.Executor`),
+writing what each job does to its folder (:mod:`.protocol`).  A cancel stops a running search after its
+next epoch (saved ``interrupted``, resumable); a queued job is cancelled at once.  At the end of its input
+(the dashboard stopped) the worker cancels what is queued, stops the running job the same way and exits.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mgm_analysis.errors import MGMError
+from mgm_analysis.executor import Executor
 from mgm_analysis.store import png_bytes
 
 from .form import MAX_SEED, _integral
@@ -32,7 +34,6 @@ from .protocol import (
     STRIP_FRAMES,
     _atomic_write,
     _messages,
-    _read_json,
     _write_json,
     job_dir,
 )
@@ -69,17 +70,13 @@ def check_job(G, spec_dict: dict):
 
 
 class _Worker:
-    """The worker's state: the generator, the job queue, the job running now."""
+    """The worker's state: the generator, the executor that runs the jobs, the job files it keeps up to date."""
 
     def __init__(self, root: Path, G, out):
-        import queue
-
         self.root, self.G, self.out = root, G, out
-        self.queue: queue.Queue = queue.Queue()
-        self.lock = threading.Lock()
-        self.running: str | None = None
-        self.cancelled: set[str] = set()
-        self.closing = False
+        self.lock = threading.Lock()  # one reply line at a time
+        self.epochs: dict[str, int] = {}  # job id -> its epoch count (the config's), for progress.json
+        self.executor = Executor(root, generator=lambda spec: G, listener=self.on_job)
 
     def send(self, msg: dict) -> None:
         with self.lock:
@@ -129,22 +126,15 @@ class _Worker:
         d = job_dir(self.root, job_id)
         d.mkdir(parents=True, exist_ok=False)
         _write_json(d / "spec.json", spec.to_dict())
-        _write_json(d / "status.json", {"state": "queued", "label": spec.label, "seed": spec.seed,
-                                        "epochs": cfg.epochs, "submitted": time.time(), "worker": os.getpid()})
-        self.queue.put((job_id, spec, cfg.epochs))
+        self.epochs[job_id] = cfg.epochs
+        self.executor.submit(spec, job_id=job_id, watch=self.strip_watcher(job_id, d))  # status.json: on_job
         return {"ok": True, "epochs": cfg.epochs}
 
     def cancel(self, msg: dict) -> dict:
-        job_id = msg.get("job")
-        with self.lock:
-            self.cancelled.add(job_id)
-            if self.running == job_id:  # the job's own signal handlers save the run as interrupted
-                os.kill(os.getpid(), signal.SIGINT)
-                return {"ok": True, "was": "running"}
-        return {"ok": True, "was": "queued"}
+        return {"ok": True, "was": self.executor.cancel(msg.get("job"))}
 
     def read_requests(self, stream) -> None:
-        """Answer each request line; at the end of input (the dashboard stopped) interrupt the job and quit."""
+        """Answer each request line; at the end of input (the dashboard stopped) stop the jobs and quit."""
         for msg in _messages(stream):
             op, reply = msg.get("op"), {"op": "reply", "req": msg.get("req")}
             try:
@@ -161,11 +151,7 @@ class _Worker:
                 self.send(reply)
             except (OSError, ValueError):
                 break
-        with self.lock:
-            self.closing = True
-            if self.running is not None:
-                os.kill(os.getpid(), signal.SIGINT)
-        self.queue.put(None)
+        self.executor.close(cancel=True)  # queued jobs cancelled, the running one stops after its epoch
 
     def strip_watcher(self, job_id: str, d: Path):
         """``watch(epoch, ws)`` for the search: redraw the strip of current frames, at most every STRIP_EVERY_S."""
@@ -183,65 +169,30 @@ class _Worker:
 
         return watch
 
-    def progress_callback(self, job_id: str, d: Path, epochs: int):
-        def progress(epoch, terms):
-            now = time.time()
-            scalars = {k: float(v) for k, v in terms.items()
-                       if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-            _write_json(d / "progress.json", {"epoch": int(epoch), "epochs": int(epochs), "terms": scalars,
-                                              "strip": (d / "strip.png").exists(), "t": now})
-            return False if job_id in self.cancelled else None
-
-        return progress
-
-    def run_one(self, job_id: str, spec, epochs: int) -> None:
-        from mgm_analysis.jobs import RunInterrupted, run_job
-
-        d = job_dir(self.root, job_id)
-        status = _read_json(d / "status.json") or {}
-        with self.lock:
-            if job_id in self.cancelled or self.closing:
-                _write_json(d / "status.json", {**status, "state": "cancelled", "finished": time.time(),
-                                                "message": "cancelled before it started"})
-                return
-            self.running = job_id
-        status = {**status, "state": "running", "started": time.time()}
+    def on_job(self, job, event: str) -> None:
+        """The executor's listener: the job's status.json (every transition) and progress.json (every epoch)."""
+        d = job_dir(self.root, job.id)
+        epochs = self.epochs.get(job.id)
+        if event == "progress":
+            scalars = {k: v for k, v in job.terms.items() if math.isfinite(v)}
+            _write_json(d / "progress.json", {"epoch": job.epoch, "epochs": epochs, "terms": scalars,
+                                              "strip": (d / "strip.png").exists(), "t": time.time()})
+            return
+        status = {"state": job.state, "label": job.spec.label, "seed": job.spec.seed, "epochs": epochs,
+                  "submitted": job.submitted, "worker": os.getpid()}
+        if job.started is not None:
+            status["started"] = job.started
+        if event == "started":
+            _write_json(d / "progress.json", {"epoch": 0, "epochs": epochs, "terms": {}, "strip": False,
+                                              "t": time.time()})
+        if job.final:
+            if job.run_id is not None and job.state in ("complete", "interrupted"):
+                status.update(run_id=job.run_id, message=f"{job.state}: {job.run_id}")
+            else:
+                status["message"] = job.error or job.state
+            status["finished"] = job.finished
+            self.epochs.pop(job.id, None)
         _write_json(d / "status.json", status)
-        _write_json(d / "progress.json", {"epoch": 0, "epochs": epochs, "terms": {}, "strip": False,
-                                          "t": time.time()})
-        result = {"state": "failed"}
-        try:
-            try:
-                path = run_job(spec, self.root, G=self.G, progress=self.progress_callback(job_id, d, epochs),
-                               run_id=spec.run_id, watch=self.strip_watcher(job_id, d))
-            except RunInterrupted as exc:
-                path = exc.path
-            from mgm_analysis.store import load_run
-
-            run = load_run(path, arrays=False)
-            result = {"state": run.status, "run_id": run.run_id,
-                      "message": f"{run.status}: {run.run_id}"}
-        except KeyboardInterrupt:  # a signal outside the search: nothing was written
-            result = {"state": "cancelled", "message": "cancelled before the search began"}
-        except MGMError as exc:
-            result = {"state": "failed", "message": str(exc)}
-        except Exception as exc:  # noqa: BLE001 - one failed job must not stop the worker
-            log.exception("job %s failed", job_id)
-            result = {"state": "failed", "message": f"{type(exc).__name__}: {exc}"}
-        finally:
-            with self.lock:
-                self.running = None
-            _write_json(d / "status.json", {**status, **result, "finished": time.time()})
-
-    def serve(self) -> None:
-        while True:
-            try:
-                item = self.queue.get()
-                if item is None:
-                    return
-                self.run_one(*item)
-            except KeyboardInterrupt:  # a cancel that arrived just after its job ended: nothing to stop
-                continue
 
 
 def worker_main(argv=None) -> int:
@@ -276,5 +227,9 @@ def worker_main(argv=None) -> int:
         return 2
     w.send(hello)
     threading.Thread(target=w.read_requests, args=(sys.stdin,), name="requests", daemon=True).start()
-    w.serve()
-    return 0
+    while True:  # the jobs run here, in the main thread: a signal saves the running one (run_job)
+        try:
+            w.executor.serve()
+            return 0
+        except KeyboardInterrupt:  # a signal stopped a job (its status says so): go on with the next
+            continue

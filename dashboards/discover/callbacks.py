@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from mgm_analysis.config import MAX_SEED
 from mgm_analysis.errors import MGMError
 from mgm_analysis.masks import resolve_region
 from mgm_analysis.store import png_data_uri
 
 from .client import _CLIENTS, WorkerClient
-from .form import MAX_SEED, SETTINGS, _integral, page_spec, save_upload
+from .form import SETTINGS, _integral, page_spec, save_upload
 from .ids import (
     CANCEL,
     CLEAR_SHAPES,

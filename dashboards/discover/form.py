@@ -1,7 +1,10 @@
 """The Discover form's input → a job spec: settings, reference, uploads (torch-free, dash-free).
 
-The region is checked by :func:`mgm_analysis.masks.resolve_region`, the ranges by ``mgm discover``'s own
-checks in the worker (:func:`dashboards.discover.worker.check_job`).
+Only the form's own judgements are made here (what the browser sent is a number where a number belongs, a
+reference the page offered); the values are parsed by the job API's parser
+(:func:`mgm_analysis.jobs.parse_config_value`, DiscoveryConfig's field types), the region by
+:func:`mgm_analysis.masks.resolve_region`, and the ranges by ``mgm discover``'s own checks in the worker
+(:func:`dashboards.discover.worker.check_job`).
 """
 
 from __future__ import annotations
@@ -14,18 +17,20 @@ import re
 import tempfile
 from pathlib import Path
 
+from mgm_analysis.config import MAX_SEED
 from mgm_analysis.errors import MGMError
+from mgm_analysis.jobs import config_fields, parse_config_value
 from mgm_analysis.masks import resolve_region
 
 from .ids import DISTANCE, EPOCHS, FRAMES, LAYERS, OFFSET, OUTSIDE
 from .protocol import _atomic_write, hidden_dir
 
-#: the settings the page offers: page label, DiscoveryConfig field(s), kind
-SETTINGS = {FRAMES: ("frames", "n_frames", "int"), EPOCHS: ("epochs", "epochs", "int"),
-            OFFSET: ("offset", "offset", "float"), OUTSIDE: ("outside weight", "outside_weight", "float"),
-            LAYERS: ("layers", "layers", "layers"), DISTANCE: ("distance", "distance", "choice")}
-DISTANCES = ("l2", "lpips")
-MAX_SEED = 2**32 - 1
+#: the settings the page offers: component id -> (page label, DiscoveryConfig field(s)); ``layers`` is
+#: START:END, two fields
+SETTINGS = {FRAMES: ("frames", ("n_frames",)), EPOCHS: ("epochs", ("epochs",)), OFFSET: ("offset", ("offset",)),
+            OUTSIDE: ("outside weight", ("outside_weight",)), LAYERS: ("layers", ("layer_start", "layer_end")),
+            DISTANCE: ("distance", ("distance",))}
+DISTANCES = ("l2", "lpips")   # the choices the page shows for ``distance``
 MAX_UPLOAD_BYTES = 64 * 2**20
 
 _UPLOAD_NAME = re.compile(r"^w-[0-9a-f]{16}\.npy$")
@@ -39,37 +44,57 @@ def _integral(value) -> int | None:
     return int(value)
 
 
+def _finite(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        f = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _texts(label: str, names: tuple, value) -> list[str]:
+    """The form's JSON value as the text(s) ``parse_config_value`` reads, once it is of the field's type (a
+    number input sends None for text that is not a number)."""
+    if len(names) == 2:  # START:END
+        if not isinstance(value, str) or len(value) > 40:
+            raise MGMError(f"{label}: give START:END, e.g. 2:8 (got {value!r})")
+        parts = value.strip().split(":")
+        if len(parts) != 2:
+            raise MGMError(f"{label} {value.strip()!r}: expected START:END, e.g. 2:8")
+        return parts
+    kind = config_fields()[names[0]].split("|")[0].strip()
+    if kind == "int":
+        i = _integral(value)
+        if i is None:
+            raise MGMError(f"{label}: give a whole number (got {value!r})")
+        return [str(i)]
+    if kind == "float":
+        f = _finite(value)
+        if f is None:
+            raise MGMError(f"{label}: give a finite number (got {value!r})")
+        return [repr(f)]
+    if value not in DISTANCES:  # the one text setting, a choice
+        raise MGMError(f"{label}: choose one of {', '.join(DISTANCES)} (got {value!r})")
+    return [value]
+
+
 def settings_config(values: dict) -> dict:
     """DiscoveryConfig overrides from the page's settings (keys: the setting ids); MGMError naming the setting.
 
-    Only the types are judged here (the page's number inputs send None for text that is not a number); the
-    ranges are ``mgm discover``'s own checks, made by the worker (:func:`check_job`).
+    Only the types are judged here; the ranges are ``mgm discover``'s own checks, made by the worker.
     """
     cfg = {}
-    for key, (label, name, kind) in SETTINGS.items():
-        v = values.get(key)
-        if kind == "int":
-            i = _integral(v)
-            if i is None:
-                raise MGMError(f"{label}: give a whole number (got {v!r})")
-            cfg[name] = i
-        elif kind == "float":
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise MGMError(f"{label}: give a finite number (got {v!r})")
-            cfg[name] = float(v)
-        elif kind == "layers":
-            if not isinstance(v, str) or len(v) > 40:
-                raise MGMError(f"{label}: give START:END, e.g. 2:8 (got {v!r})")
-            from mgm_analysis.cli.discover import _parse_layers
-
+    for key, (label, names) in SETTINGS.items():
+        value = values.get(key)
+        for name, text in zip(names, _texts(label, names, value), strict=True):
             try:
-                cfg["layer_start"], cfg["layer_end"] = _parse_layers(v.strip())
+                cfg[name] = parse_config_value(name, text)
             except MGMError as exc:
-                raise MGMError(str(exc).replace("--layers", label, 1)) from None
-        else:
-            if v not in DISTANCES:
-                raise MGMError(f"{label}: choose one of {', '.join(DISTANCES)} (got {v!r})")
-            cfg[name] = v
+                if len(names) == 2:
+                    raise MGMError(f"{label} {value.strip()!r}: expected START:END, e.g. 2:8") from None
+                raise MGMError(f"{label}: {exc}") from None
     return cfg
 
 

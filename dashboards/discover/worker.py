@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mgm_analysis.config import MAX_SEED
 from mgm_analysis.errors import MGMError
 from mgm_analysis.executor import Executor
 from mgm_analysis.store import png_bytes
 
-from .form import MAX_SEED, _integral
+from .form import _integral
 from .protocol import (
     _JOB_ID,
     FACE_PX,
@@ -182,9 +183,6 @@ class _Worker:
                   "submitted": job.submitted, "worker": os.getpid()}
         if job.started is not None:
             status["started"] = job.started
-        if event == "started":
-            _write_json(d / "progress.json", {"epoch": 0, "epochs": epochs, "terms": {}, "strip": False,
-                                              "t": time.time()})
         if job.final:
             if job.run_id is not None and job.state in ("complete", "interrupted"):
                 status.update(run_id=job.run_id, message=f"{job.state}: {job.run_id}")
@@ -193,6 +191,9 @@ class _Worker:
             status["finished"] = job.finished
             self.epochs.pop(job.id, None)
         _write_json(d / "status.json", status)
+        if event == "started":
+            _write_json(d / "progress.json", {"epoch": 0, "epochs": epochs, "terms": {}, "strip": False,
+                                              "t": time.time()})
 
 
 def worker_main(argv=None) -> int:

@@ -9,6 +9,10 @@ Spec syntax (``--region``):
     poly:x,y,x,y,x,y[,...]                                       polygon vertices in pixels
     path/to/mask.png                                             white = region, at the generator's resolution
 
+The inverse direction, shapes drawn on an image (plotly ``layout.shapes``: rectangles, ellipses, closed paths)
+→ a spec (:func:`region_spec_of_shapes`, :func:`resolve_region`), is here too, so that what is drawn is
+checked by the same :func:`parse_region`.
+
 A mask is ``[H, W]`` float32 in [0, 1], 1 inside the region.  Rectangles keep
 their boxes so the paper-faithful loss can crop them.
 
@@ -21,6 +25,12 @@ generator's resolution (any bit depth, scaled by its range).
 
 from __future__ import annotations
 
+import hashlib
+import math
+import os
+import re
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +39,8 @@ import numpy as np
 from .errors import MGMError
 from .presets import PRESETS, preset_boxes
 
-__all__ = ["Region", "parse_region", "split_regions", "rect_mask", "default_layout", "polygon_area", "SPEC_HELP"]
+__all__ = ["Region", "parse_region", "split_regions", "rect_mask", "default_layout", "polygon_area", "SPEC_HELP",
+           "path_vertices", "shape_spec", "preset_of_boxes", "region_spec_of_shapes", "resolve_region"]
 
 SPEC_HELP = ("a preset (mouth, eyes, left_eye, right_eye, brows, nose, chin), rect:x0,y0,x1,y1, "
              "rects:x0,y0,x1,y1;..., ellipse:cx,cy,rx,ry, poly:x,y,x,y,x,y,... or a PNG mask file")
@@ -223,3 +234,144 @@ def parse_region(spec: str, resolution: int, layout: str = "toyfaces") -> Region
                            "white = region") from None
         return Region(path.stem, spec, _validate(spec, mask, resolution))
     raise MGMError(f"unknown region {_short(spec)} (layout {layout}); give {SPEC_HELP}")
+
+
+# ------------------------------------------------------------------ drawn shapes -> region spec
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_PATH_TOKEN = re.compile(rf"([MLZmlz])|({_NUM}),({_NUM})")
+
+
+def _num(v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise MGMError(f"shape coordinate {v!r} is not a number; redraw the shape")
+    try:
+        f = float(v)
+    except ValueError:
+        raise MGMError(f"shape coordinate {v!r} is not a number; redraw the shape") from None
+    if not math.isfinite(f):
+        raise MGMError(f"shape coordinate {v!r} is not a finite number; redraw the shape")
+    return f
+
+
+def _clamp(v: float, res: int) -> float:
+    return min(max(v, 0.0), float(res))
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+def path_vertices(path: str) -> list[tuple[float, float]]:
+    """The vertices of a plotly closed path ``M x,y L x,y ... Z`` (absolute coordinates only)."""
+    if not isinstance(path, str) or len(path) > 2_000_000:
+        raise MGMError("a drawn path is not a plotly path string; redraw it")
+    pts, pos = [], 0
+    text = path.replace(" ", "")
+    for m in _PATH_TOKEN.finditer(text):
+        if m.start() != pos:
+            raise MGMError("a drawn path has an unexpected segment; draw a closed free-hand path")
+        pos = m.end()
+        if m.group(1):
+            if m.group(1) in "ml":
+                raise MGMError("a drawn path uses relative moves; draw a closed free-hand path")
+            continue
+        pts.append((_num(m.group(2)), _num(m.group(3))))
+    if pos != len(text):
+        raise MGMError("a drawn path has an unexpected segment; draw a closed free-hand path")
+    return pts
+
+
+def shape_spec(shape: dict, resolution: int) -> str:
+    """The ``--region`` spec of one plotly shape in the image's pixel coordinates (x right, y down).
+
+    A rectangle snaps to whole pixels (``rect:``, x1/y1 exclusive) and is clipped to the image; a circle
+    shape is ``ellipse:cx,cy,rx,ry``; a closed path is ``poly:`` with its vertices clipped to the image.
+    """
+    if not isinstance(shape, dict):
+        raise MGMError("a drawn shape is not a shape; redraw it")
+    kind = shape.get("type")
+    if kind == "rect":
+        x0, x1 = sorted(_clamp(_num(shape.get(k)), resolution) for k in ("x0", "x1"))
+        y0, y1 = sorted(_clamp(_num(shape.get(k)), resolution) for k in ("y0", "y1"))
+        return "rect:" + ",".join(str(int(round(v))) for v in (x0, y0, x1, y1))
+    if kind == "circle":
+        x0, x1, y0, y1 = (_num(shape.get(k)) for k in ("x0", "x1", "y0", "y1"))
+        return "ellipse:" + ",".join(_fmt(v) for v in ((x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2,
+                                                       abs(y1 - y0) / 2))
+    if kind == "path":
+        pts = [(_clamp(x, resolution), _clamp(y, resolution)) for x, y in path_vertices(shape.get("path"))]
+        if len(pts) > MAX_VERTICES:  # a long free-hand stroke: keep every k-th vertex
+            pts = pts[::math.ceil(len(pts) / MAX_VERTICES)]
+        if len(pts) < 3:
+            raise MGMError("a drawn path has fewer than 3 points; draw around the region")
+        return "poly:" + ",".join(f"{_fmt(x)},{_fmt(y)}" for x, y in pts)
+    raise MGMError(f"a drawn shape of type {kind!r} is not a region; use the rectangle, ellipse or path tool")
+
+
+def preset_of_boxes(boxes, resolution: int, layout: str) -> str | None:
+    """The preset whose pixel boxes are exactly ``boxes`` (a preset's shapes, unmoved), else None."""
+    got = sorted(tuple(b) for b in boxes)
+    for name in PRESETS.get(layout, {}):
+        if sorted(tuple(b) for b in preset_boxes(name, layout, resolution)) == got:
+            return name
+    return None
+
+
+def region_spec_of_shapes(shapes, resolution: int, layout: str) -> tuple[str | None, np.ndarray | None]:
+    """The region spec for the union of the drawn shapes, and (for a union of different kinds) its mask.
+
+    One shape → its spec; only rectangles → a preset name when they are exactly its boxes, else ``rects:``;
+    rectangles, ellipses and paths mixed → ``(None, mask)``: the union of the shapes' masks, each made by
+    :func:`parse_region`, to be written as a PNG.  Raises MGMError (one line) when there is no shape or a shape
+    is not a region.
+    """
+    if shapes is None or (isinstance(shapes, list) and not shapes):
+        raise MGMError("no region: draw a rectangle, ellipse or closed path on the face, or pick a preset")
+    if not isinstance(shapes, list) or len(shapes) > 1_000:
+        raise MGMError("the drawn shapes are not a list of at most 1000 shapes; clear them and draw again")
+    specs = [shape_spec(s, resolution) for s in shapes]
+    if all(s.startswith("rect:") for s in specs):
+        boxes = [tuple(int(v) for v in s[5:].split(",")) for s in specs]
+        name = preset_of_boxes(boxes, resolution, layout)
+        if name:
+            return name, None
+        if len(specs) == 1:
+            return specs[0], None
+        return "rects:" + ";".join(s[5:] for s in specs), None
+    if len(specs) == 1:
+        return specs[0], None
+    mask = np.zeros((resolution, resolution), np.float32)
+    for s in specs:
+        mask = np.maximum(mask, parse_region(s, resolution, layout).mask)
+    return None, mask
+
+
+def resolve_region(shapes, resolution: int, layout: str, mask_dir: Path | None = None) -> tuple[str, Region]:
+    """``(spec, Region)`` for the drawn shapes, checked by :func:`parse_region` exactly as ``--region`` is;
+    MGMError (one line) for no region, an empty or whole-image one.
+
+    A union of shapes of different kinds becomes a PNG mask: written under ``mask_dir`` (named by its content,
+    ``drawn-<sha>.png``; the spec is its path) when given, else to a temporary file only to check it (the spec
+    is then that name).
+    """
+    from .store import png_bytes
+
+    spec, mask = region_spec_of_shapes(shapes, resolution, layout)
+    if spec is not None:
+        return spec, parse_region(spec, resolution, layout)
+    png = png_bytes(mask)  # 8-bit grey: what --region mask.png reads back exactly
+    name = f"drawn-{hashlib.sha256(png).hexdigest()[:10]}.png"
+    if mask_dir is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_bytes(png)
+            region = parse_region(str(path), resolution, layout)
+        return name, region
+    mask_dir = Path(mask_dir)
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    path = (mask_dir / name).resolve()
+    if not path.exists():  # written whole or not at all (another page may read it)
+        tmp = path.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(png)
+        os.replace(tmp, path)
+    return str(path), parse_region(str(path), resolution, layout)

@@ -8,7 +8,8 @@ key, run folder, status and error), rewritten atomically as jobs finish.
 
 Executors:
 
-* in-process (``workers=1``, no scheduler): one job after the other, the generator loaded once;
+* in-process (``workers=1``, no scheduler): one job after the other (:class:`~mgm_analysis.executor.Executor`),
+  the generator loaded once;
 * a Dask ``LocalCluster`` on 127.0.0.1 (``workers=N``): N worker processes, one job at a time each, torch
   using cores // N threads per job;
 * an existing Dask cluster (``scheduler="tcp://HOST:PORT"`` or a scheduler file); with ``gpus_per_job`` the
@@ -36,7 +37,7 @@ from pathlib import Path
 
 from . import store
 from .config import parse_config_value
-from .errors import MGMError, RunInterrupted
+from .errors import MGMError
 from .jobs import JobSpec, done, prepare_out, run_job
 from .kinds import DERIVED_KINDS, KINDS, SEARCH_KINDS
 
@@ -527,12 +528,18 @@ def run_sweep(phases: list[list[JobSpec]], out, *, grid: dict | None = None, wor
     return result
 
 
-def _start(record, bar, spec) -> bool:
-    """Mark a job running (one more attempt); False, and the job failed, when a source run it derives from is
-    missing (its own job failed)."""
+def _sources_ok(record, bar, spec) -> bool:
+    """False, and the job failed, when a source run it derives from is missing (its own job failed)."""
     if not all(Path(p).exists() for p in spec.sources):
         _finish(record, bar, {"key": spec.key, "status": "failed", "error": "a source run is missing"})
         bar.update(1)
+        return False
+    return True
+
+
+def _start(record, bar, spec) -> bool:
+    """Mark a job running (one more attempt); False, and the job failed, when a source run is missing."""
+    if not _sources_ok(record, bar, spec):
         return False
     record.set(spec.key, status="running", attempts=record.jobs[spec.key]["attempts"] + 1, error=None)
     return True
@@ -549,36 +556,44 @@ def _finish(record, bar, outcome: dict) -> None:
 
 
 def _run_here(phases, out, record, result, bar, device) -> None:
-    """One job after the other in this process; Ctrl-C saves the running one (run_job) and stops."""
-    for phase in phases:
-        for spec in phase:
-            if not _start(record, bar, spec):
-                continue
+    """One job after the other in this process, by the shared executor (the generator loaded once); Ctrl-C
+    saves the running job (run_job) and stops the sweep; an unexpected error is retried once."""
+    from .executor import Executor, error_line
+
+    def outcome(job) -> dict:
+        if job.state == "failed":
+            return {"key": job.spec.key, "status": "failed", "error": job.error}
+        try:
+            return _outcome(job.spec, job.path)
+        except Exception as exc:  # noqa: BLE001 - the run cannot be read back: the job failed
+            return {"key": job.spec.key, "status": "failed", "error": error_line(exc)}
+
+    def listener(job, event) -> None:
+        key = job.spec.key
+        if event == "started":
+            record.set(key, status="running", attempts=record.jobs[key]["attempts"] + 1, error=None)
             record.save()  # the record says which job is running
             bar.update(0, running=1)
-            outcome = None
-            for attempt in (1, 2):  # an unexpected error is retried once
-                try:
-                    path = run_job(spec, out, G=_generator(spec, device), quiet=True, device=device)
-                    outcome = _outcome(spec, path)
-                except RunInterrupted as exc:
-                    _finish(record, bar, _outcome(spec, exc.path))
-                    result.interrupted = True
-                    return
-                except KeyboardInterrupt:
-                    record.set(spec.key, status="pending")
-                    result.interrupted = True
-                    return
-                except MGMError as exc:
-                    outcome = {"key": spec.key, "status": "failed", "error": str(exc)}
-                except Exception as exc:  # noqa: BLE001 - retried once, then reported as failed
-                    outcome = {"key": spec.key, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                    if attempt == 1:
-                        continue
-                break
-            result.executed += 1
-            _finish(record, bar, outcome)
-            bar.update(1, running=0)
+        elif event == "finished":
+            if job.state == "cancelled":  # a signal before its search began: nothing was written
+                record.set(key, status="pending")
+            elif job.signal is not None:  # Ctrl-C: the run was saved interrupted, the sweep stops
+                _finish(record, bar, outcome(job))
+            else:
+                result.executed += 1
+                _finish(record, bar, outcome(job))
+                bar.update(1, running=0)
+
+    ex = Executor(out, generator=lambda spec: _generator(spec, device), device=device, retries=1,
+                  listener=listener)
+    try:
+        for phase in phases:
+            for spec in phase:
+                if _sources_ok(record, bar, spec):  # the phase before has run: its runs are there or not
+                    ex.submit(spec)
+            ex.drain()
+    except KeyboardInterrupt:  # the jobs not started stay pending
+        result.interrupted = True
 
 
 def _run_dask(phases, out, record, result, bar, client, threads, device, gpus_per_job) -> None:

@@ -19,8 +19,11 @@ def _mask():
 
 
 def test_docstring_examples():
-    result = doctest.testmod(M, optionflags=doctest.ELLIPSIS)
+    import mgm_analysis.metrics.measures as measures
+
+    result = doctest.testmod(measures, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 10 and result.failed == 0
+    assert doctest.testmod(M, optionflags=doctest.ELLIPSIS).failed == 0  # the package's own example
 
 
 def test_change_only_inside_the_mask_is_perfectly_local():

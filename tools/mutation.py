@@ -9,7 +9,7 @@ gives mutmut's counts and the kill rate = (killed + timeouts) / all mutants; a m
 ("no tests") counts as surviving.  The surviving mutants' changed lines go to
 ``build/mutation/<module>/survivors.txt`` for review.
 
-mutmut 3 does not mutate decorated functions.  ``analysis/metrics.py`` wraps its metrics in ``@_quiet``
+mutmut 3 does not mutate decorated functions.  ``metrics/measures.py`` wraps its metrics in ``@_quiet``
 (numpy floating-point warnings off inside the call); in the scratch copy that decorator is removed and the
 same setting applied to the whole test process, so that every metric is mutated.
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: module name -> (source file, its test files)
 MODULES = {
-    "metrics": ("mgm_analysis/analysis/metrics.py", ["tests/test_metrics.py"]),
+    "metrics": ("mgm_analysis/metrics/measures.py", ["tests/test_metrics.py"]),
     "masks": ("mgm_analysis/masks.py", ["tests/test_masks.py"]),
     "losses": ("mgm_analysis/losses.py", ["tests/test_losses.py"]),
     "compare": ("mgm_analysis/analysis/compare.py", ["tests/test_compare.py"]),

@@ -1,4 +1,4 @@
-"""``mgm sweep``: a grid of jobs, in this process or on a Dask cluster (the library side: mgm_analysis/sweep.py)."""
+"""``mgm sweep``: a grid of jobs, in this process or on a Dask cluster (the library side: the mgm_analysis.sweep package)."""
 
 from __future__ import annotations
 

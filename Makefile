@@ -14,6 +14,8 @@ PY      := $(VENV)/bin/python
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# test processes (pytest-xdist): CI has 2 cores; browser tests share one process (conftest.py)
+TEST_JOBS ?= 2
 
 .PHONY: install demo test test-fast lint bench mutation wheel-smoke clean
 
@@ -29,10 +31,10 @@ demo: $(STAMP)
 	$(VENV)/bin/mgm demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q --headless $(PYTEST_ARGS)
+	$(PY) -m pytest -q --headless -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow and not browser" -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mgm_analysis dashboards tests benchmarks tools

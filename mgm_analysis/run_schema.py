@@ -149,7 +149,9 @@ def _depth(obj, limit: int) -> int:
 
 
 def _describe(err: dict) -> str:
-    loc = ".".join(str(p) for p in err.get("loc", ())) or "run.json"
+    # a key that is not a plain name (a user's run.json may hold any text) is quoted: the message stays one line
+    loc = ".".join(str(p) if isinstance(p, int) or str(p).isidentifier() else repr(str(p))
+                   for p in err.get("loc", ())) or "run.json"
     got = repr(err.get("input"))
     got = got if len(got) <= 60 else got[:57] + "..."
     return f"{loc}: {err.get('msg', 'invalid').rstrip('.')} (found {got})"

@@ -12,26 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import mgm as _mgm
 from click.testing import CliRunner
 
 from mgm_analysis import store
 from mgm_analysis.cli import main
-from mgm_analysis.generators.checkpoints import save_checkpoint
-from mgm_analysis.generators.stylegan2 import tiny_generator
 
 FAST = ["--frames", "5", "--epochs", "2", "--layers", "1:4", "--prim-dist", "0.2", "--offset", "0.05",
         "--outside-weight", "5", "--distance", "l2", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("g") / "tiny.pt"
-    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), path)
-    return path
-
-
-def _mgm(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_discover_writes_a_complete_run(ckpt, tmp_path):

@@ -9,31 +9,20 @@ import sys
 import threading
 
 import pytest
+from _cli import FAST_CONFIG
 
 from mgm_analysis import store
 from mgm_analysis.errors import MGMError, RunInterrupted
 from mgm_analysis.executor import FINAL, Executor, JobStatus
-from mgm_analysis.generators.checkpoints import save_checkpoint
-from mgm_analysis.generators.stylegan2 import tiny_generator
 from mgm_analysis.jobs import JobSpec
 
-FAST = {"n_frames": 5, "epochs": 2, "layer_start": 1, "layer_end": 4, "prim_dist": 0.2, "offset": 0.05,
-        "outside_weight": 5.0, "distance": "l2"}
+FAST = FAST_CONFIG
 WAIT_S = 300  # the longest any wait here may take on 2 busy cores (a job takes about a second)
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("g") / "tiny.pt"
-    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def G(ckpt):
-    from mgm_analysis.generators import load_generator
-
-    return load_generator(str(ckpt))
+def G(tiny_G):
+    return tiny_G
 
 
 def _spec(ckpt, seed=3, **config):

@@ -7,33 +7,22 @@ from dataclasses import fields
 import numpy as np
 import pytest
 import torch
+from _cli import FAST_CONFIG
 from click.testing import CliRunner
 
 from mgm_analysis import config, jobs, store
 from mgm_analysis.cli import main
 from mgm_analysis.errors import MGMError
-from mgm_analysis.generators.checkpoints import save_checkpoint
-from mgm_analysis.generators.stylegan2 import tiny_generator
 from mgm_analysis.jobs import JobSpec, run_job
 
-FAST = {"n_frames": 5, "epochs": 2, "layer_start": 1, "layer_end": 4, "prim_dist": 0.2, "offset": 0.05,
-        "outside_weight": 5.0, "distance": "l2"}
+FAST = FAST_CONFIG
 FAST_FLAGS = ["--frames", "5", "--layers", "1:4", "--prim-dist", "0.2", "--offset", "0.05", "--outside-weight", "5",
               "--distance", "l2", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("g") / "tiny.pt"
-    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def G(ckpt):
-    from mgm_analysis.generators import load_generator
-
-    return load_generator(str(ckpt))
+def G(tiny_G):
+    return tiny_G
 
 
 def _spec(ckpt, **kw):

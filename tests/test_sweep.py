@@ -12,29 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import mgm as _mgm
 from click.testing import CliRunner
 
 from mgm_analysis import store
 from mgm_analysis.cli import main
-from mgm_analysis.generators.checkpoints import save_checkpoint
-from mgm_analysis.generators.stylegan2 import tiny_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--frames", "5", "--epochs", "2", "--layers", "1:4", "--prim-dist", "0.2", "--outside-weight", "5",
         "--distance", "l2", "--quiet"]
 GRID = ["--regions", "rect:4,8,12,14,ellipse:8,5,4,3", "--seeds", "0-2", "--set", "offset=0.05,0.08"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("g") / "tiny.pt"
-    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), path)
-    return path
-
-
-def _mgm(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def _cli(*args, timeout=600):
@@ -114,7 +102,9 @@ def test_failed_job_is_retried_once_reported_and_run_again(ckpt, tmp_path, monke
 @pytest.mark.slow
 def test_two_dask_workers_equal_serial_and_rerun_runs_nothing(ckpt, tmp_path):
     serial, dask_out = tmp_path / "serial", tmp_path / "dask"
-    assert _mgm("sweep", "--generator", ckpt, *GRID, "--out", serial, *FAST).exit_code == 0
+    # both in a fresh process, as a user runs them (no torch state left by other tests in this one)
+    s = _cli("sweep", "--generator", ckpt, *GRID, "--out", serial, *FAST)
+    assert s.returncode == 0, s.stderr[-3000:]
     p = _cli("sweep", "--generator", ckpt, *GRID, "--out", dask_out, "--workers", "2", *FAST)
     assert p.returncode == 0, p.stderr[-3000:]
     a, b = _runs(serial), _runs(dask_out)

@@ -194,7 +194,7 @@ def method_options(snap: Snapshot) -> list[str]:
     """What the methods card filters on: ``discovery``, every registered method (built in, an installed plugin or
     registered at run time; the method table's order), then any other method the store's runs name (a plugin no
     longer installed)."""
-    from mgm_analysis.baselines.registry import method_order
+    from mgm_analysis.finders.registry import method_order
 
     known = method_order()
     cat = snap.catalog

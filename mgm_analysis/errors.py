@@ -7,6 +7,7 @@ library users catch it like any exception.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -31,11 +32,13 @@ class SchemaError(MGMError):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """A signal stopped a job after its run was saved (status ``interrupted``); ``path`` is the run folder."""
+    """A signal stopped a job after its run was saved (status ``interrupted``); ``path`` is the run folder (or,
+    for a run made in memory, the run itself)."""
 
-    def __init__(self, path: Path, signum: int):
-        super().__init__(f"{path} interrupted by signal {signum}")
-        self.path, self.signum = Path(path), int(signum)
+    def __init__(self, path, signum: int):
+        super().__init__(f"{getattr(path, 'run_id', path)} interrupted by signal {signum}")
+        self.path = Path(path) if isinstance(path, (str, os.PathLike)) else path
+        self.signum = int(signum)
 
     @property
     def exit_code(self) -> int:

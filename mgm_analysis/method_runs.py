@@ -42,9 +42,9 @@ def compare_methods(regions, seeds, out, *, methods=None, generator: str = "toyf
     from tqdm.auto import tqdm
 
     from . import store
-    from .baselines.methods import parse_methods, parse_strengths
-    from .baselines.registry import default_methods
     from .config import default_config
+    from .finders.methods import parse_methods, parse_strengths
+    from .finders.registry import default_methods
     from .generators import load_generator
     from .generators.latents import generator_spec
     from .jobs import JobSpec, done, run_job
@@ -120,9 +120,9 @@ def baseline_spec(G, method: str, region: str, *, seed: int | None = 0, referenc
                   strength: float = 1.0):
     """The ``baseline`` job of one method on one face and region at strength K (see :func:`run_baseline`), its
     input checked; nothing is written.  Its key names the run: :func:`mgm_analysis.jobs.done` finds it."""
-    from .baselines.methods import parse_strengths
-    from .baselines.registry import get_method
     from .config import default_config
+    from .finders.methods import parse_strengths
+    from .finders.registry import get_method
     from .generators.latents import generator_spec
     from .jobs import JobSpec
     from .masks import default_layout, parse_region
@@ -146,9 +146,11 @@ def baseline_spec(G, method: str, region: str, *, seed: int | None = 0, referenc
     cfg.check_generator(G.num_ws)
     if labels is not None:
         labels = str(Path(labels).expanduser().resolve())
-    cache_dir = Path(cache_dir) if cache_dir is not None else Path(out).expanduser() / ".mgm_cache" / "baselines"
+    if cache_dir is None and out is not None:
+        cache_dir = Path(out).expanduser() / ".mgm_cache" / "baselines"
     params = {"method": method, "strength": strength, "c": c, "labels": labels,
-              "attributes": list(attributes) if attributes else None, "cache_dir": str(cache_dir.resolve())}
+              "attributes": list(attributes) if attributes else None,
+              "cache_dir": str(Path(cache_dir).resolve()) if cache_dir is not None else None}
     return JobSpec(kind="baseline", generator=gen, region=region, seed=None if reference is not None else seed,
                    reference=str(reference) if reference is not None else None, layout=layout, config=config,
                    params=params)

@@ -217,6 +217,30 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def _full_meta(meta: dict, run_id: str | None) -> dict:
+    """run.json as written: run_id, schema_version, created and version filled in when absent."""
+    run_id = run_id or meta.get("run_id") or new_run_id(meta.get("region", {}).get("name", "region"), meta.get("seed"))
+    meta = dict(meta)
+    meta["run_id"] = run_id
+    meta.setdefault("schema_version", SCHEMA_VERSION)
+    meta.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    meta.setdefault("version", __version__)
+    return meta
+
+
+def memory_run(*, meta: dict, latents: np.ndarray, reference: np.ndarray, reference_img: np.ndarray,
+               mask: np.ndarray, frames: np.ndarray, run_id: str | None = None) -> "Run":
+    """The run :func:`write_run` would write, held in memory (``path`` None; nothing is written): the same
+    run.json, the latents as float32 and the images as they read back from their 8-bit PNGs."""
+    as_saved = lambda img: to_uint8(np.asarray(img, np.float32)).astype(np.float32) / 255.0  # noqa: E731
+    meta = validate_meta(json.loads(json.dumps(_full_meta(meta, run_id), allow_nan=True)))
+    run = Run(run_id=meta["run_id"], path=None, meta=meta)
+    arrays = {"latents": np.asarray(latents, np.float32), "reference": np.asarray(reference, np.float32),
+              "reference_img": as_saved(reference_img), "mask": as_saved(mask), "frames": as_saved(frames)}
+    run.__dict__.update(arrays)  # the cached properties, already read
+    return run
+
+
 def write_run(root, *, meta: dict, latents: np.ndarray, reference: np.ndarray, reference_img: np.ndarray,
               mask: np.ndarray, frames: np.ndarray | None = None, run_id: str | None = None, gif: bool = True,
               overwrite: bool = False) -> Path:
@@ -246,12 +270,8 @@ def write_run(root, *, meta: dict, latents: np.ndarray, reference: np.ndarray, r
                              f"got {list(frames.shape)}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    run_id = run_id or meta.get("run_id") or new_run_id(meta.get("region", {}).get("name", "region"), meta.get("seed"))
-    meta = dict(meta)
-    meta["run_id"] = run_id
-    meta.setdefault("schema_version", SCHEMA_VERSION)
-    meta.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    meta.setdefault("version", __version__)
+    meta = _full_meta(meta, run_id)
+    run_id = meta["run_id"]
     final = root / run_id
     if final.exists() and not overwrite:
         raise MGMError(f"run {run_id} already exists in {root}; pick another id or pass --resume")
@@ -286,10 +306,11 @@ def write_run(root, *, meta: dict, latents: np.ndarray, reference: np.ndarray, r
 
 @dataclass
 class Run:
-    """One run folder; arrays load lazily on first access (and are checked then: :class:`RunReadError`)."""
+    """One run folder; arrays load lazily on first access (and are checked then: :class:`RunReadError`).
+    A run made in memory (:func:`memory_run`) has ``path`` None and its arrays already loaded."""
 
     run_id: str
-    path: Path
+    path: Path | None
     meta: dict = field(repr=False)
 
     def _array(self, name: str) -> np.ndarray:

@@ -9,12 +9,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mgm_analysis.baselines import common
-from mgm_analysis.baselines.ganspace import ganspace_components, pca_components
-from mgm_analysis.baselines.interfacegan import conditional_normal, fit_boundaries, labels_from_csv
-from mgm_analysis.baselines.sefa import sefa_components, style_affines
 from mgm_analysis.directions import JacobianOperator, masked_jacobian
 from mgm_analysis.errors import MGMError
+from mgm_analysis.finders import common
+from mgm_analysis.finders.ganspace import ganspace_components, pca_components
+from mgm_analysis.finders.interfacegan import conditional_normal, fit_boundaries, labels_from_csv
+from mgm_analysis.finders.sefa import sefa_components, style_affines
 from mgm_analysis.generators.base import GeneratorInfo
 from mgm_analysis.generators.stylegan2 import tiny_generator
 from mgm_analysis.generators.toyfaces.renderer import FACTORS

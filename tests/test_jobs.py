@@ -119,7 +119,7 @@ def test_unwritable_out_fails_before_any_search(ckpt, tmp_path, monkeypatch, bad
 @pytest.fixture
 def registered():
     """Methods registered at run time for one test, unregistered after it."""
-    from mgm_analysis.baselines.registry import register_method, unregister_method
+    from mgm_analysis.finders.registry import register_method, unregister_method
 
     names = []
 

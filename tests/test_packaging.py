@@ -1,7 +1,7 @@
 """The wheel installs whole: every module and every shipped data file of the source tree is in it.
 
 The tests run on the editable install, which sees the source tree; a package left out of the wheel's
-package list would only fail for a user (as ``mgm_analysis/baselines`` once did). This builds the wheel
+package list would only fail for a user (as ``mgm_analysis/finders`` once did). This builds the wheel
 the way ``pip install .`` would and compares its file list with the tree.
 """
 
@@ -46,7 +46,7 @@ def test_the_wheel_holds_every_module_and_data_file(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("mgm_analysis-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     want = _tree_files()
-    assert "mgm_analysis/baselines/methods.py" in want and "mgm_analysis/data/toyfaces_G.pt" in want  # the tree is read
+    assert "mgm_analysis/finders/methods.py" in want and "mgm_analysis/data/toyfaces_G.pt" in want  # the tree is read
     missing = sorted(want - names)
     assert not missing, f"not in the wheel: {missing}"
     stray = sorted(n for n in names if n.endswith(".py") and n not in want)

@@ -25,9 +25,9 @@ import torch
 from click.testing import CliRunner
 
 from mgm_analysis import store
-from mgm_analysis.baselines.registry import check_method, register_method, unregister_method
 from mgm_analysis.cli import main
 from mgm_analysis.errors import MGMError
+from mgm_analysis.finders.registry import check_method, register_method, unregister_method
 from mgm_analysis.generators.stylegan2 import tiny_generator
 from mgm_analysis.metrics import register_metric, run_metrics, unregister_metric
 

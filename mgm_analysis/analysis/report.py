@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..baselines.registry import method_problems
 from ..errors import MGMError
+from ..finders.registry import method_problems
 from ..measure import fill_metrics
 from ..metrics import metric_names, metric_problems, registered_metrics
 from ..presets import region_colors

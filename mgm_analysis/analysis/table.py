@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..baselines.registry import method_order
+from ..finders.registry import method_order
 from ..metrics import metric_names
 from ..store import run_kind, run_method, run_strength
 

@@ -11,7 +11,7 @@ from ._common import main
 
 
 def _default_methods() -> str:
-    from ..baselines.registry import default_methods
+    from ..finders.registry import default_methods
 
     return ",".join(default_methods())
 
@@ -21,7 +21,7 @@ class _MethodsOption(click.Option):
     registrations) when they are needed, not when the command line is imported."""
 
     def get_help_record(self, ctx):
-        from ..baselines.registry import describe_methods
+        from ..finders.registry import describe_methods
 
         self.help = f"Comma-separated methods among: {describe_methods()}."
         default, self.default, self.show_default = self.default, _default_methods(), True
@@ -98,7 +98,7 @@ def baselines(region, seed, reference, methods, generator, out, labels, attribut
       mgm baselines --region eyes --methods jacobian,sefa --out runs/cmp
       mgm baselines --generator ffhq.pt --region mouth --labels smile.csv --methods interfacegan
     """
-    from ..baselines.methods import parse_methods, parse_strengths
+    from ..finders.methods import parse_methods, parse_strengths
     from ..generators import load_generator
     from ..method_runs import run_baseline
 
@@ -157,8 +157,8 @@ def compare_methods(regions, seeds, methods, generator, out, report, strengths, 
       mgm compare-methods --regions mouth,eyes,brows --seeds 0-4 --out runs/methods --report report/methods
       mgm compare-methods --regions mouth,eyes,brows --seeds 0-4 --strengths 1,2,4,8 --out runs/methods
     """
-    from ..baselines.methods import parse_methods, parse_strengths
     from ..config import parse_seeds
+    from ..finders.methods import parse_methods, parse_strengths
     from ..method_runs import compare_methods as run_compare
     from .discover import _split_regions
 

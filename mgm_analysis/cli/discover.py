@@ -32,18 +32,18 @@ def run_discovery(*, generator="toyfaces", region="mouth", seed=0, reference=Non
     seed, reference, layout, preset, out) and ``given_config`` (config fields) hold what the user gave
     explicitly: what differs from the saved run is refused (see :func:`~mgm_analysis.jobs.resume_spec`).
     """
-    from ..jobs import JobSpec, resume_spec, run_job
+    from ..jobs import discover_spec, resume_spec, run_job
 
-    config = {**(config or {}), **overrides, "truncation": truncation}
+    config = {**(config or {}), **overrides}
     if resume is not None:
+        config["truncation"] = truncation
         given = dict(given or {})
         if given.pop("out", None) is not None and Path(out).resolve() != Path(resume).resolve().parent:
             raise MGMError(f"--resume {resume}: --out {out} differs from the run's store; a run resumes in place")
         spec = resume_spec(resume, **given, config=dict(given_config or {}))
         return run_job(spec, Path(resume).parent, G=G, quiet=quiet, device=device, resume=resume)
-    spec = JobSpec(kind="discover", generator=str(generator), region=region,
-                   seed=None if reference is not None else seed, reference=reference, layout=layout, preset=preset,
-                   config=config)
+    spec = discover_spec(generator=generator, region=region, seed=seed, reference=reference, truncation=truncation,
+                         layout=layout, preset=preset, config=config)
     return run_job(spec, out, G=G, quiet=quiet, device=device)
 
 

@@ -31,7 +31,16 @@ from __future__ import annotations
 from ..kinds import KINDS
 from ..store import run_kind  # noqa: F401 (re-exported: a run's kind has one owner, the store)
 from .run import run_job
-from .spec import JobSpec, complete_run, done, prepare_out, resume_spec, spec_config, spec_region
+from .spec import (
+           JobSpec,
+           complete_run,
+           discover_spec,
+           done,
+           prepare_out,
+           resume_spec,
+           spec_config,
+           spec_region,
+)
 
-__all__ = ["KINDS", "JobSpec", "run_job", "done", "spec_config", "spec_region", "resume_spec", "prepare_out",
+__all__ = ["KINDS", "JobSpec", "run_job", "done", "spec_config", "spec_region", "resume_spec", "prepare_out", "discover_spec",
            "complete_run"]

@@ -63,12 +63,14 @@ def _load_sources(spec: JobSpec):
 
 
 def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, quiet: bool = True,
-            device: str = "cpu", resume=None, watch: Callable | None = None) -> Path:
+            device: str = "cpu", resume=None, watch: Callable | None = None):
     """Run one job and write exactly one run folder under ``out``, atomically; return its path.
 
     Args:
         spec: the job.
-        out: the run store (created and write-tested before anything else).
+        out: the run store (created and write-tested before anything else); None: nothing is written and the
+            run comes back in memory (a :class:`~mgm_analysis.store.Run` with ``path`` None), as it would read
+            back from its folder.
         G: the generator, when the caller has it loaded (else loaded from ``spec.generator``).
         progress: ``progress(epoch, terms)`` after every search epoch (returning False stops the search,
             status ``interrupted``); None with ``quiet`` False shows a progress bar.
@@ -86,6 +88,10 @@ def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, qui
         MGMError for bad input (nothing written); :class:`RunInterrupted` after saving a run that SIGINT or
         SIGTERM stopped.
     """
+    if out is None:
+        if resume is not None or spec.kind in DERIVED_KINDS:
+            raise MGMError(f"{spec.kind} jobs and resumes read runs from a store; give out")
+        return _run_job(spec, None, G=G, progress=progress, quiet=quiet, device=device, resume=None, watch=watch)
     created = not Path(out).expanduser().exists()
     out = prepare_out(out)
     try:
@@ -101,7 +107,7 @@ def _run_job(spec, out, *, G, progress, quiet, device, resume, watch) -> Path:
     from .. import store
 
     run_id = spec.run_id
-    if resume is None and (out / run_id).exists():
+    if resume is None and out is not None and (out / run_id).exists():
         try:
             prev = store.load_run(out / run_id)
         except RunReadError as exc:
@@ -211,7 +217,8 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
         metrics = safe_metrics(run_metrics, ws, w_ref, frames, ref_img, reg.mask, errors=errors, failures=errors,
                                 **metric_options(cfg.to_dict(), ws))
         metrics.update(safe_metrics(semantic_metrics, G, frames, ref_img, [reg.name], factor_change=True,
-                                     mask=reg.mask, truncation=cfg.truncation, cache_dir=out / ".mgm_cache",
+                                     mask=reg.mask, truncation=cfg.truncation,
+                                     cache_dir=out / ".mgm_cache" if out is not None else None,
                                      errors=errors, main=False))
         reader = metrics.pop("semantic_reader", None)  # a name, not a number: run.json keeps it beside metrics
         prev_timing = (meta_prev.get("timings") or {}) if resume is not None else {}
@@ -242,11 +249,15 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
             "provenance": prov,
             "resume": {"epochs_done": traj.epochs_done, "resumed": resume is not None},
         }
-        path = complete_run(out, run_id, spec.key) if resume is None else None
-        if path is None:
+        path = complete_run(out, run_id, spec.key) if resume is None and out is not None else None
+        if out is None:  # in memory: the run as it would read back, nothing written
+            path = store.memory_run(meta=meta, latents=np.nan_to_num(ws), reference=w_ref, reference_img=ref_img,
+                                    mask=reg.mask, frames=frames, run_id=run_id)
+        elif path is None:
             path = store.write_run(out, meta=meta, latents=np.nan_to_num(ws), reference=w_ref, reference_img=ref_img,
                                    mask=reg.mask, frames=frames, run_id=run_id, overwrite=(out / run_id).exists())
     signum = later["signal"] or signum
+    where = path if out is not None else f"{run_id} (in memory)"
     if not quiet:
         def fmt(k):
             v = metrics.get(k)
@@ -256,12 +267,13 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
 
         sl = f", semantic locality {fmt('semantic_locality')}" if "semantic_locality" in metrics else ""
         real = f", realism {fmt('realism')}" if "realism" in metrics else ""
-        print(f"{status}: {path}  ({traj.epochs_done} epochs, {t_opt:.1f} s; locality {fmt('locality')}{sl}, "
+        print(f"{status}: {where}  ({traj.epochs_done} epochs, {t_opt:.1f} s; locality {fmt('locality')}{sl}, "
               f"spread {fmt('spread')}, inside path {fmt('inside_path')}, jump ratio {fmt('jump_ratio')}{real})")
         missed = quality_failures(metrics, cfg.offset)
         print("  good: local, on target, smooth and exploring" if not missed else f"  not good: {'; '.join(missed)}")
     if status == "interrupted" and spec.kind == "discover":
-        print(f"interrupted ({reason}) after {traj.epochs_done} epochs; resume with: mgm discover --resume {path}")
+        how = f"mgm discover --resume {path}" if out is not None else "run.save(STORE), then mgm discover --resume"
+        print(f"interrupted ({reason}) after {traj.epochs_done} epochs; resume with: {how}")
     if signum is not None:
         raise RunInterrupted(path, signum)
     return path

@@ -300,3 +300,15 @@ def done(spec: JobSpec, out) -> Path | None:
     ``spec.run_id``, a function of the spec's key), else None.  Every caller asks this before making a run."""
     return complete_run(Path(out).expanduser(), spec.run_id, spec.key)
 
+
+def discover_spec(*, generator="toyfaces", region="mouth", seed=0, reference=None, truncation=None, layout=None,
+                  preset=None, config=None) -> JobSpec:
+    """The ``discover`` job of ``mgm discover``'s inputs (and ``mgm_analysis.discover``'s): a reference latent file
+    wins over the seed; ``config`` holds DiscoveryConfig fields (``seed`` there is the search's init seed);
+    ``truncation`` is the ψ of a reference made from a seed.  MGMError (one line) for a bad truncation."""
+    if truncation is not None and not (isinstance(truncation, (int, float)) and 0 <= truncation <= 1):
+        raise MGMError(f"--truncation must be in [0, 1], got {truncation}")
+    config = {**(config or {}), "truncation": truncation}
+    return JobSpec(kind="discover", generator=str(generator), region=region,
+                   seed=None if reference is not None else seed, reference=reference, layout=layout, preset=preset,
+                   config=config)

@@ -1,13 +1,13 @@
 """The ``baseline`` run kind: a direction finder's path at equal strength, the oracle's pick.
 
-A method only offers directions (:mod:`mgm_analysis.baselines.registry`: built in, an entry point or registered at
+A method only offers directions (:mod:`mgm_analysis.finders.registry`: built in, an entry point or registered at
 run time); what follows is applied by the toolkit to every one of them.  Fairness rules (the same for every method):
 
 * the same free layers, number of frames and target offset as a discovery
   run on that region (``config.default_config``): at strength K the target
   is K·c, c the region's default offset (or ``--offset``);
 * equal strength: the straight path through w* is scaled so that its mean
-  inside distance on the frames as saved equals K·c (:func:`mgm_analysis.baselines.common.equal_strength`);
+  inside distance on the frames as saved equals K·c (:func:`mgm_analysis.finders.common.equal_strength`);
 * unsupervised methods (GANSpace, SeFa, the masked Jacobian) offer their top 10
   components and the one with the best locality on the region at equal
   strength is kept — an oracle choice that favours the baseline; InterFaceGAN
@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..baselines.common import ellipse_t, equal_strength, line_latents, path_t
-from ..baselines.registry import TOP_K, candidate_directions, get_method
 from ..errors import MGMError, RunReadError
+from ..finders.common import ellipse_t, equal_strength, line_latents, path_t
+from ..finders.registry import TOP_K, candidate_directions, get_method
 
 __all__ = ["BaselineResult", "baseline_trajectory", "loop_plane", "discovered_extent", "build"]
 
@@ -234,9 +234,10 @@ def build(job, *, progress=None, watch=None):
         ws = _rebuild(job)
         return Built(trajectory=Trajectory(ws=torch.as_tensor(ws)), provenance={
             "method": method, "component": p.get("component"), "scale": p.get("scale"), "params": p})
-    cache_dir = Path(p.get("cache_dir") or Path(job.out) / ".mgm_cache" / "baselines")
+    cache_dir = p.get("cache_dir") or (Path(job.out) / ".mgm_cache" / "baselines" if job.out is not None else None)
+    cache_dir = Path(cache_dir) if cache_dir is not None else None  # None: a run in memory caches nothing
     labels = p.get("labels")
-    extent = discovered_extent(job.out, job.G, job.region, job.w_ref, cfg.offset) if loop else None
+    extent = discovered_extent(job.out, job.G, job.region, job.w_ref, cfg.offset) if loop and job.out else None
     res = baseline_trajectory(method, with_run_noise(job.G, cfg), job.w_ref, job.region, cfg, cache_dir=cache_dir,
                               labels=labels, attributes=p.get("attributes"), truncation=cfg.truncation,
                               seed=int(p.get("search_seed", 0)), inside_path=extent[0] if extent else None)
@@ -244,7 +245,7 @@ def build(job, *, progress=None, watch=None):
         res.path["extent"]["source_run"] = extent[1] if extent else None
     params = {**p, "component": res.component, "component_index": res.component_index, "scale": res.scale,
               "d_in": res.d_in, "candidates": res.candidates, "info": res.info,
-              "cache_dir": str(cache_dir.resolve()), **({"path": res.path} if res.path else {})}
+              "cache_dir": str(cache_dir.resolve()) if cache_dir is not None else None, **({"path": res.path} if res.path else {})}
     return Built(trajectory=Trajectory(ws=torch.as_tensor(res.ws)),
                  provenance={"method": method, "component": res.component, "scale": res.scale, "params": params},
                  config={"closed_loop": res.closed}, timings=dict(res.timings),

@@ -1,6 +1,6 @@
 """The parsers of method names and strengths (torch-free).
 
-A method's candidate directions are :func:`mgm_analysis.baselines.registry.candidate_directions` (re-exported
+A method's candidate directions are :func:`mgm_analysis.finders.registry.candidate_directions` (re-exported
 here): what the registered method offers for a region at w*, checked and made unit length.  A run of a method (the
 oracle's pick at equal strength, a line or a loop) is the ``baseline`` run kind, :mod:`mgm_analysis.kinds.baseline`;
 ``mgm baselines`` and ``mgm compare-methods`` make such runs (:mod:`mgm_analysis.method_runs`).
@@ -21,7 +21,7 @@ MAX_STRENGTHS = 16
 
 def parse_methods(text) -> list[str]:
     """``"ganspace,sefa"`` -> ["ganspace", "sefa"] (any registered method,
-    :mod:`mgm_analysis.baselines.registry`); an unknown name is one MGMError line, a plugin that was left out its
+    :mod:`mgm_analysis.finders.registry`); an unknown name is one MGMError line, a plugin that was left out its
     own line (why, what to do)."""
     names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m and m.strip()]
     known = method_names()

@@ -34,7 +34,7 @@ says what.  :func:`check_method` runs a method against the whole contract on a t
 
 Declaring a method
 ------------------
-* built in: a module in ``mgm_analysis/baselines/`` with a module-level :class:`Method` (or a tuple of them):
+* built in: a module in ``mgm_analysis/finders/`` with a module-level :class:`Method` (or a tuple of them):
   ``ganspace.py``, ``sefa.py``, ``interfacegan.py``, ``jacobian.py``; every module of the package is looked at
   except ``common``, ``methods``, ``registry`` and private ones (so each must import without torch);
 * a third-party package: an entry point in the group ``mgm_analysis.methods`` naming a callable (the entry
@@ -427,7 +427,7 @@ def candidate_directions(method: str, G, w_ref, region, layers: tuple[int, int],
         except MGMError as exc:
             raise MGMError(f"{m.where}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - a plugin's failure is one line, never a traceback
-            raise MGMError(f"{m.where} failed: {type(exc).__name__}: {exc}; fix the method (mgm_analysis.baselines."
+            raise MGMError(f"{m.where} failed: {type(exc).__name__}: {exc}; fix the method (mgm_analysis.finders."
                            "check_method runs it on a tiny generator) or leave it out of --methods") from None
     d, names, info = check_result(m, out, ctx.layers, int(G.w_dim))
     return unit(d), names, info

@@ -37,7 +37,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser" -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check mgm_analysis dashboards tests benchmarks tools
+	$(VENV)/bin/ruff check mgm_analysis dashboards tests benchmarks tools examples
 	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(STAMP)

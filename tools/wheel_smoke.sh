@@ -45,6 +45,12 @@ step "mgm render"
 run="$(ls -d runs/mouth-s0-* | head -n 1)"
 "$MGM" render "$run" --sheet
 test -s "$run/sheet.png"
+step "the first notebook (examples/01, as a script, small settings) with the installed package"
+sed -e 's/^EPOCHS = None .*/EPOCHS = 1/' -e 's/^N_FRAMES = None .*/N_FRAMES = 6/' \
+    "$ROOT/examples/01_discover_a_mouth.py" > notebook01.py
+grep -q '^EPOCHS = 1$' notebook01.py && grep -q '^N_FRAMES = 6$' notebook01.py
+MPLBACKEND=Agg "$PY" notebook01.py
+test -s mouth.gif && ls runs/notebook/mouth-s3-*/run.json
 step "mgm dashboard answers a request"
 port="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "$MGM" dashboard runs --port "$port" >dashboard.log 2>&1 &

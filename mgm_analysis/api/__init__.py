@@ -27,6 +27,21 @@ _GENERATORS: dict = {}
 _LOCK = threading.Lock()
 
 
+def _user_errors(fn):
+    """Bad input comes out as the MGMError raised here, its traceback starting at the call (not inside the
+    toolkit): the line is what the CLI prints."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MGMError as exc:
+            raise exc.with_traceback(None) from None
+
+    return wrapped
+
+
 def _generator(generator, device: str):
     """The generator, loaded once per name (or checkpoint file and its modification time) and device."""
     from ..generators import load_generator
@@ -65,6 +80,7 @@ def _kept(exc: RunInterrupted) -> Run:
     return Run(run)
 
 
+@_user_errors
 def discover(region: str = "mouth", seed: int = 0, generator: str = "toyfaces", out=None, *, reference=None,
              truncation: float | None = None, layout: str | None = None, preset: str | None = None,
              device: str = "cpu", quiet: bool = False, **config) -> Run:
@@ -100,6 +116,7 @@ def _load(path):
     return store.load_run(path)
 
 
+@_user_errors
 def baselines(region: str = "mouth", seed: int = 0, methods=None, generator: str = "toyfaces", out=None, *,
               strength: float = 1.0, reference=None, labels=None, device: str = "cpu", **config) -> list[Run]:
     """The baselines' runs on one face and region at equal strength K·c (``mgm baselines``): one run per
@@ -124,6 +141,7 @@ def baselines(region: str = "mouth", seed: int = 0, methods=None, generator: str
     return runs
 
 
+@_user_errors
 def compare_methods(regions=("mouth", "eyes", "brows"), seeds=(0, 1, 2, 3, 4), out="runs/methods", *,
                     methods=None, strengths=(1.0,), generator: str = "toyfaces", quiet: bool = False,
                     device: str = "cpu", **config):
@@ -143,11 +161,13 @@ def compare_methods(regions=("mouth", "eyes", "brows"), seeds=(0, 1, 2, 3, 4), o
     return Store(out).methods()
 
 
+@_user_errors
 def load_run(path) -> Run:
     """A run folder (MGMError, one line, when it is not a readable run)."""
     return Run(_load(path))
 
 
+@_user_errors
 def open_store(path) -> Store:
     """A run store folder."""
     return Store(path)

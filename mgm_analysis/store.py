@@ -445,14 +445,6 @@ def npy_header(path) -> tuple[tuple, np.dtype]:
     return tuple(int(v) for v in shape), dtype
 
 
-def npy_shape(path) -> tuple:
-    """Shape of a ``.npy`` file from its header alone (see :func:`npy_header`); object arrays are refused."""
-    shape, dtype = npy_header(path)
-    if dtype.hasobject:
-        raise ValueError(f"{path}: object arrays are not run data")
-    return shape
-
-
 def check_run_arrays(path, meta: dict | None = None) -> None:
     """Raise :class:`RunReadError` unless latents.npy [n, L, D] and reference.npy [L, D] are whole, real
     floating point and consistent with each other and with run.json (headers only: nothing is loaded)."""

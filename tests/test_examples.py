@@ -1,6 +1,7 @@
 """The notebooks in examples/ run in a Jupyter kernel (jupytext reads the percent scripts, nbclient executes them)
 with small settings written after each notebook's parameters cell, as papermill does; each must finish without
-an error.  Their wall times are printed (make test shows them with -rA; the closing notes quote them)."""
+an error.  ``make examples`` runs them (CI too, after ``make test``, which leaves them out); their wall times are
+printed."""
 
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ def _execute(name: str, params: dict, cwd: Path) -> tuple[object, float]:
     return nb, time.perf_counter() - t0
 
 
-@pytest.mark.slow
+@pytest.mark.examples
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
 def test_notebook_runs(name, tmp_path, capsys):
     nb, seconds = _execute(name, NOTEBOOKS[name], tmp_path)

@@ -45,4 +45,18 @@ def load_generator(spec: str | Path = "toyfaces", device: str = "cpu"):
                               "pass a built-in name or a checkpoint path")
     from .checkpoints import load_checkpoint
 
-    return load_checkpoint(path, device=device)
+    G = load_checkpoint(path, device=device)
+    _check_finite(G, path)
+    return G
+
+
+def _check_finite(G, path) -> None:
+    """A generator whose weights hold NaN or infinity cannot make an image: one line, before any search."""
+    import torch
+
+    with torch.no_grad():
+        bad = sum(int((~torch.isfinite(t)).sum()) for t in [*G.parameters(), *G.buffers()] if t.is_floating_point())
+        total = sum(t.numel() for t in [*G.parameters(), *G.buffers()] if t.is_floating_point())
+    if bad:
+        raise CheckpointError(f"{path}: {bad} of {total} weights are NaN or infinite, so it cannot make an image "
+                              "(a diverged or damaged checkpoint); use another checkpoint")

@@ -149,7 +149,21 @@ def _load_rosinality(path: Path) -> tuple[dict, str, torch.Tensor | None, dict |
     if not isinstance(sd, dict):
         raise CheckpointError(f"{path}: 'g_ema' is a {type(sd).__name__}, not a state dict")
     sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    check_views(sd, path)
     return sd, fmt, latent_avg, obj.get("mgm_config")
+
+
+def check_views(tensors: dict, path) -> None:
+    """Every tensor must read only elements its storage holds, each once: a view that claims more elements than
+    its storage (zero or overlapping strides, e.g. 10⁷ × 10⁷ over one number) is refused before anything is built
+    from its shape."""
+    for key, t in tensors.items():
+        if not isinstance(t, torch.Tensor):
+            continue
+        held = t.untyped_storage().nbytes() // max(1, t.element_size())
+        if t.numel() > held:
+            raise CheckpointError(f"{path}: tensor {key} claims shape {list(t.shape)} ({t.numel():,} elements) over a "
+                                  f"storage of {held:,}; the file is corrupt or crafted")
 
 
 # ------------------------------------------------------------- NVIDIA pickles
@@ -233,6 +247,8 @@ class _NetworkUnpickler(pickle.Unpickler):
 
 def _flatten(obj: _Persistent, prefix: str = "") -> dict[str, torch.Tensor]:
     out = {}
+    if not isinstance(obj, _Persistent):  # a missing submodule (or one stored without state) holds no tensors
+        return out
     for group in ("_parameters", "_buffers"):
         for k, v in (obj.state.get(group) or {}).items():
             if isinstance(v, torch.Tensor):
@@ -398,6 +414,7 @@ def _load_nvidia(path: Path):
     if not isinstance(data, dict) or "G_ema" not in data:
         raise CheckpointError(f"{path}: a pickle without 'G_ema'; expected an NVIDIA stylegan2-ada-pytorch network pickle")
     G_ema = data["G_ema"]
+    check_views(_flatten(G_ema), path)
     if isinstance(G_ema, _Persistent) and G_ema.class_name == "Generator" and is_stylegan3(flat := _flatten(G_ema)):
         return _stylegan3_from_nvidia(path, G_ema, flat, CheckpointError)  # (StyleGAN3, extra)
     return _nvidia_to_rosinality(path, G_ema)

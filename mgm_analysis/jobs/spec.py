@@ -219,11 +219,25 @@ def spec_config(spec: JobSpec, G=None, region=None):
 
 
 # ------------------------------------------------------------------ resume
+def _same_generator(a: str, b: str) -> bool:
+    """Two generator specs name the same generator: the same built-in name, or the same file."""
+    if a == b:
+        return True
+    if _is_builtin(a) or _is_builtin(b):
+        return False
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
 def _saved_spec(meta: dict, path: Path) -> JobSpec:
     """The spec of a saved run: its provenance.spec, or rebuilt from the run.json of an older run."""
     prov = meta.get("provenance") or {}
     if prov.get("spec"):
-        return JobSpec.from_dict(prov["spec"])
+        spec = JobSpec.from_dict(prov["spec"])
+        made_by = generator_spec(meta)
+        if made_by and not _same_generator(made_by, spec.generator):
+            raise MGMError(f"{path}: run.json says {made_by} made it but its job spec names {spec.generator}; the "
+                           "run.json was edited or is corrupt — start a new run instead of resuming this one")
+        return spec
     ref = meta.get("reference") or {}
     cfg = dict(meta.get("config") or {})
     gen = generator_spec(meta)

@@ -1,0 +1,132 @@
+"""Inputs that used to escape as a traceback, an attempted 400 TB allocation or a silent success: each is now one
+line naming what is wrong, exit 2, and nothing written (run as a user runs mgm, in a fresh process)."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from mgm_analysis.generators.checkpoints import save_checkpoint
+from mgm_analysis.generators.stylegan2 import tiny_generator
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+TINY = ["--region", "rect:4,8,12,14", "--layers", "1:4", "--frames", "5", "--distance", "l2", "--quiet"]
+
+
+def _mgm(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mgm_analysis.cli", *map(str, args)], capture_output=True, text=True,
+                          env=ENV, timeout=300, cwd=cwd)
+
+
+def _one_line(p, *needles):
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (p.returncode, p.stderr[-1500:])
+    assert "Traceback" not in p.stderr and all(n in lines[0] for n in needles), lines[0]
+    return lines[0]
+
+
+def _state_dict():
+    G = tiny_generator(resolution=16, w_dim=32, seed=2)
+    return {k: v.clone() for k, v in G.state_dict().items() if k != "w_avg"}
+
+
+def _network_pickle(path: Path, obj_of) -> None:
+    """A pickle naming NVIDIA's torch_utils.persistence._reconstruct_persistent_obj, written without NVIDIA's code:
+    the function comes from a module made here for the dump and removed after."""
+    mod = types.ModuleType("torch_utils.persistence")
+
+    def _reconstruct_persistent_obj(meta):
+        return meta
+
+    _reconstruct_persistent_obj.__module__ = mod.__name__
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    mod._reconstruct_persistent_obj = _reconstruct_persistent_obj
+
+    class P:
+        def __init__(self, meta):
+            self.meta = meta
+
+        def __reduce__(self):
+            return (_reconstruct_persistent_obj, (self.meta,))
+
+    saved = {k: sys.modules.get(k) for k in ("torch_utils", "torch_utils.persistence")}
+    sys.modules["torch_utils"], sys.modules["torch_utils.persistence"] = types.ModuleType("torch_utils"), mod
+    try:
+        path.write_bytes(pickle.dumps(obj_of(P), protocol=4))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
+@pytest.mark.parametrize("shape, stride", [((10**7, 10**7), (0, 0)), ((1, 10**5, 10**5, 3, 3), (0, 0, 0, 0, 0)),
+                                           ((64, 64), (1, 1))])
+def test_a_view_claiming_more_than_its_storage(tmp_path, shape, stride):
+    """A tensor view whose shape reads more elements than its storage holds (zero or overlapping strides): torch
+    would allocate the shape (10⁷ × 10⁷ floats = 400 TB) when the model is built from it."""
+    sd = _state_dict()
+    key = "style.1.weight" if len(shape) == 2 else "convs.0.conv.weight"
+    storage = torch.zeros(64 + 64 if stride == (1, 1) else 1)
+    sd[key] = storage.as_strided(shape, stride)
+    path = tmp_path / "crafted.pt"
+    torch.save({"g_ema": sd}, path)
+    numel = 1
+    for n in shape:
+        numel *= n
+    for cmd in (["info", path], ["discover", "--generator", path, "--out", tmp_path / "runs", *TINY]):
+        line = _one_line(_mgm(*cmd), key, f"{numel:,} elements", "corrupt or crafted")
+        assert f"storage of {storage.numel():,}" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_weights_that_are_not_finite(tmp_path):
+    G = tiny_generator(resolution=16, w_dim=32, seed=2)
+    with torch.no_grad():
+        G.convs[0].conv.weight[0, 0, 0, 0, 0] = float("nan")  # one weight is enough to poison every image
+        G.to_rgbs[0].conv.weight.fill_(float("inf"))
+    want = 1 + G.to_rgbs[0].conv.weight.numel()
+    path = tmp_path / "diverged.pt"
+    save_checkpoint(G, path)
+    for cmd in (["info", path], ["discover", "--generator", path, "--out", tmp_path / "runs", *TINY]):
+        _one_line(_mgm(*cmd), f"{want} of ", "NaN or infinite")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("case", ["no state", "submodules without state", "no G_ema object"])
+def test_network_pickles_whose_objects_carry_no_state(tmp_path, case):
+    def obj(P):
+        if case == "no state":
+            return {"G_ema": P({"type": "class", "class_name": "Generator", "version": 4})}
+        if case == "submodules without state":
+            return {"G_ema": P({"type": "class", "class_name": "Generator", "version": 4, "state": {"_modules": {
+                "mapping": P({"type": "class", "class_name": "MappingNetwork"}),
+                "synthesis": P({"type": "class", "class_name": "SynthesisNetwork", "state": None})}}})}
+        return {"G_ema": None}
+
+    path = tmp_path / "net.pkl"
+    _network_pickle(path, obj)
+    _one_line(_mgm("info", path), str(path), "G_ema")
+
+
+def test_a_run_whose_generator_disagrees_with_its_spec_is_not_resumed(tmp_path):
+    ckpt = tmp_path / "g.pt"
+    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), ckpt)
+    out = tmp_path / "runs"
+    p = _mgm("discover", "--generator", ckpt, "--epochs", "1", "--out", out, *TINY)
+    assert p.returncode == 0, p.stderr
+    (run,) = [d for d in out.iterdir() if not d.name.startswith(".")]
+    meta = json.loads((run / "run.json").read_text())
+    meta["status"], meta["generator"]["path"] = "interrupted", str(tmp_path / "other.pt")
+    (run / "run.json").write_text(json.dumps(meta))
+    before = sorted(str(q) for q in run.rglob("*"))
+    _one_line(_mgm("discover", "--resume", run, "--epochs", "3"), "other.pt", str(ckpt), "start a new run")
+    assert sorted(str(q) for q in run.rglob("*")) == before and json.loads((run / "run.json").read_text()) == meta

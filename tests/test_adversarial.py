@@ -130,3 +130,25 @@ def test_a_run_whose_generator_disagrees_with_its_spec_is_not_resumed(tmp_path):
     before = sorted(str(q) for q in run.rglob("*"))
     _one_line(_mgm("discover", "--resume", run, "--epochs", "3"), "other.pt", str(ckpt), "start a new run")
     assert sorted(str(q) for q in run.rglob("*")) == before and json.loads((run / "run.json").read_text()) == meta
+
+
+def test_the_same_job_started_twice_at_once_searches_once(tmp_path):
+    """Two processes start the same job in one store at the same moment: one searches, the other waits for it
+    and finds its run; both exit 0 and the store holds one complete run, no temporary folder."""
+    ckpt = tmp_path / "g.pt"
+    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), ckpt)
+    out = tmp_path / "runs"
+    args = [sys.executable, "-m", "mgm_analysis.cli", "discover", "--generator", str(ckpt), "--epochs", "100",
+            "--out", str(out), *[a for a in TINY if a != "--quiet"]]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-1500:] for _, e in outs]
+    runs = [d for d in out.iterdir() if not d.name.startswith(".")]
+    assert len(runs) == 1 and json.loads((runs[0] / "run.json").read_text())["status"] == "complete"
+    assert [d.name for d in out.iterdir() if d.name.startswith(".")] == []  # no .tmp- folder left
+    texts = [o + e for o, e in outs]
+    made = [t for t in texts if t.startswith("complete:") or "\ncomplete:" in t]
+    found = [t for t in texts if "already in the store" in t]
+    assert len(made) == 1 and len(found) == 1, texts  # one search; the other found its run
+    assert "waiting: another process is making" in found[0]

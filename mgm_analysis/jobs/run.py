@@ -95,12 +95,49 @@ def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, qui
     created = not Path(out).expanduser().exists()
     out = prepare_out(out)
     try:
-        return _run_job(spec, out, G=G, progress=progress, quiet=quiet, device=device, resume=resume, watch=watch)
+        with _made_here(out, spec.run_id if resume is None else Path(resume).name):
+            return _run_job(spec, out, G=G, progress=progress, quiet=quiet, device=device, resume=resume,
+                            watch=watch)
     except MGMError:
         if created:  # bad input leaves nothing behind, not even the empty store folder made for it
             with contextlib.suppress(OSError):
                 out.rmdir()
         raise
+
+
+def lock_path(out: Path, run_id: str) -> Path:
+    """The lock of one run folder: in the user's cache (``$XDG_CACHE_HOME/mgm_analysis/locks``, by the store's
+    absolute path), so that the store holds runs only and a lock never outlives a machine's processes."""
+    import hashlib
+    import os
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "mgm_analysis" / "locks"
+    store_key = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:16]
+    return cache / store_key / f"{run_id}.lock"
+
+
+@contextlib.contextmanager
+def _made_here(out: Path, run_id: str):
+    """One process makes a run at a time (an OS file lock per run folder, :func:`lock_path`): a second process
+    starting the same job on this machine waits for the first (saying so), then finds its run done or resumes it."""
+    from filelock import FileLock, Timeout
+
+    path = lock_path(out, run_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MGMError(f"cannot make the lock folder {path.parent} ({exc.strerror}); set XDG_CACHE_HOME to a "
+                       "writable folder") from None
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting: another process is making {out / run_id} (lock {path})", file=sys.stderr)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _run_job(spec, out, *, G, progress, quiet, device, resume, watch) -> Path:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from _dash import find_component as _find
 from click.testing import CliRunner
 
 from dashboards import callbacks as cb
@@ -384,22 +385,6 @@ def test_callbacks_over_http(store_root):
                                  "overlap-k.value": 3}, "projection-drawn.data")
         assert res and all("figure" in v or "style" in v for v in res.values())
 
-
-def _find(component, id_):
-    """The component with ``id_`` in a /_dash-layout JSON tree, or None."""
-    if isinstance(component, dict):
-        if component.get("props", {}).get("id") == id_:
-            return component
-        for v in component.get("props", {}).values():
-            found = _find(v, id_)
-            if found is not None:
-                return found
-    elif isinstance(component, list):
-        for c in component:
-            found = _find(c, id_)
-            if found is not None:
-                return found
-    return None
 
 
 def test_page_starts_with_every_run_selected(broken_root):

@@ -33,6 +33,7 @@ from mgm_analysis.metrics import register_metric, run_metrics, unregister_metric
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
+from _dash import find_component as _find  # noqa: E402
 from _fake_runs import make_run  # noqa: E402
 
 REGION = "rect:3,3,11,9"
@@ -149,21 +150,6 @@ def _red_gain(frames, reference, mask):
         vals.append(s / w)
     return float(np.mean(vals))
 
-
-def _find(component, id_):
-    if isinstance(component, dict):
-        if component.get("props", {}).get("id") == id_:
-            return component
-        for v in component.get("props", {}).values():
-            found = _find(v, id_)
-            if found is not None:
-                return found
-    elif isinstance(component, list):
-        for c in component:
-            found = _find(c, id_)
-            if found is not None:
-                return found
-    return None
 
 
 def _dashboard_options(root):

@@ -17,6 +17,7 @@ skipped with one warning line that says why.  This module never imports torch.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -298,10 +299,43 @@ def write_run(root, *, meta: dict, latents: np.ndarray, reference: np.ndarray, r
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, final)
+    except OSError as exc:
+        written = folder_bytes(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise no_space(exc, root, f"run {run_id}", written + _run_bytes(latents, frames)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder`` (0 when it is gone)."""
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file()) if Path(folder).exists() else 0
+
+
+def _run_bytes(latents: np.ndarray, frames) -> int:
+    """About what a run folder takes: its arrays and, at most, its frames uncompressed twice (PNGs and the GIF)."""
+    images = 2 * int(np.prod(frames.shape)) if frames is not None else 0
+    return int(latents.nbytes) * 2 + images + 64 * 1024
+
+
+def no_space(exc: OSError, where: Path, what: str, needed: int, at_least: bool = False) -> Exception:
+    """A full disk or a file-size limit, as one line: what could not be written, about how much it needs, how much
+    is free.  Any other OSError is returned as it is."""
+    if exc.errno not in _FULL:
+        return exc
+    try:
+        free = f"{shutil.disk_usage(where).free / 2**20:,.1f} MiB free there"
+    except OSError:
+        free = "free space unknown"
+    why = {errno.EFBIG: "a file grew past the size limit (ulimit -f)"}.get(exc.errno, "no space left on the device")
+    need = f"more than {needed / 2**20:,.1f} MiB" if at_least else f"about {needed / 2**20:,.1f} MiB"
+    return MGMError(f"{where}: could not write {what}: {why}; it needs {need} ({free}); nothing was written — "
+                    "free space or choose another --out")
 
 
 @dataclass

@@ -152,3 +152,42 @@ def test_the_same_job_started_twice_at_once_searches_once(tmp_path):
     found = [t for t in texts if "already in the store" in t]
     assert len(made) == 1 and len(found) == 1, texts  # one search; the other found its run
     assert "waiting: another process is making" in found[0]
+
+
+def _limited(limit_bytes):
+    """preexec_fn: a file-size limit (RLIMIT_FSIZE) with SIGXFSZ ignored, so a write past it fails with EFBIG as a
+    full disk fails with ENOSPC."""
+    import resource
+    import signal
+
+    def pre():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return pre
+
+
+def _tree(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_full_disk_leaves_earlier_runs_and_reports_as_they_were(tmp_path):
+    ckpt = tmp_path / "g.pt"
+    save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), ckpt)
+    out, rep = tmp_path / "runs", tmp_path / "report"
+    assert _mgm("discover", "--generator", ckpt, "--epochs", "1", "--out", out, *TINY).returncode == 0
+    assert _mgm("analyze", out, "--out", rep, "--quiet").returncode == 0
+    runs_before, report_before = _tree(out), _tree(rep)
+    for cmd, where, what in [(["discover", "--generator", ckpt, "--epochs", "1", "--seed", "5", "--out", out, *TINY],
+                              out, "could not write run"),
+                             (["analyze", out, "--out", rep, "--quiet"], rep, "could not write the report")]:
+        p = subprocess.run([sys.executable, "-m", "mgm_analysis.cli", *map(str, cmd)], capture_output=True, text=True,
+                           env=ENV, timeout=300, preexec_fn=_limited(2000))
+        line = _one_line(p, str(where), what, "size limit", "MiB", "nothing was written")
+        assert "needs about" in line or "needs more than" in line
+    assert _tree(out) == runs_before and _tree(rep) == report_before  # byte for byte, nothing added or left
+    assert not [p for p in tmp_path.rglob(".tmp-*")] and not [p for p in tmp_path.rglob(".old-*")]
+    from mgm_analysis import store
+
+    (run,) = [d for d in out.iterdir() if not d.name.startswith(".")]
+    assert store.load_run(run).status == "complete" and len(store.load_run(run).frames) == 5

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .. import __version__, store
 from ..errors import MGMError
 from ..finders.registry import method_problems
 from ..measure import fill_metrics
@@ -277,6 +277,10 @@ def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, com
         paths, notes, lines, n_runs = _analyze(root, staging, umap=umap, k=k, transfer=transfer, combine=combine, generator=generator,
                          device=device, recompute=recompute, max_strips=max_strips, quiet=quiet, timings=timings)
         _publish(staging, out)
+    except OSError as exc:  # a full disk or a file-size limit: one line; the earlier report stays as it was
+        written = store.folder_bytes(staging)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise store.no_space(exc, out, "the report", written, at_least=True) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

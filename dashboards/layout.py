@@ -39,7 +39,9 @@ CLEAR, TICK_ALL = "clear-selection", "tick-filtered"
 EMPTY, WARNINGS = "empty-store", "store-warnings"
 
 PLAY_MS = 200  # frame interval while playing
-FIRST_VIEW = {"method": "pca", "dims": 2, "space": "w_free", "relative": False}  # the projection a page opens with
+# the projection a page opens with: the deltas w − w* (a joint fit over positions is dominated by which face a run
+# started from, so runs of one face collapse to a dot); positions are one click away
+FIRST_VIEW = {"method": "pca", "dims": 2, "space": "w_free", "relative": True}
 PAGE_SIZE = 12
 
 _CARD = {"border": "1px solid #ddd", "borderRadius": "6px", "padding": "10px", "margin": "8px 0",

@@ -403,7 +403,7 @@ def test_page_starts_with_every_run_selected(broken_root):
 
 def _first_view(ids):
     return {"selection.data": ids, "projection-method.value": "pca", "projection-dims.value": 2,
-            "projection-space.value": "w_free", "projection-relative.value": []}
+            "projection-space.value": "w_free", "projection-relative.value": ["relative"] if L.FIRST_VIEW["relative"] else []}
 
 
 def test_app_reads_the_store_on_the_first_page_only(tmp_path, monkeypatch):

@@ -81,6 +81,14 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
     names = [t["name"] for t in _graph_data(dash_duo, L.PROJECTION)]
     assert {"brows", "eyes", "mouth"} <= set(names)
     assert len({r for t in _graph_data(dash_duo, L.PROJECTION) for r in t["runs"]}) == len(ids)
+    # it opens on the deltas w − w* (runs of one face would be a dot in a joint fit of positions); positions are
+    # one click away (the hovering below uses them: the synthetic runs' deltas all start at the same point)
+    assert dash_duo.find_element(f"#{L.RELATIVE} input").is_selected()
+    xs = ("const g = document.querySelector('#projection .js-plotly-plot');"
+          "return g && g.data && g.data[0] ? Array.from(g.data[0].x) : null;")
+    before = dash_duo.driver.execute_script(xs)
+    dash_duo.find_element(f"#{L.RELATIVE} input").click()
+    _wait(dash_duo, lambda: dash_duo.driver.execute_script(xs) not in (None, before), "the projection of positions")
 
     # Hovering a point of a trace that holds several runs shows that run's frame: the mouth line holds the mouth
     # runs (read from the store here) in id order, 8 frames each, so its 14th point is the second run's frame 5.

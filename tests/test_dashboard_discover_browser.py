@@ -242,8 +242,11 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
 
     # No region: the error, and nothing is written.
     entries, jobs = _visible_entries(root), _jobs(root)
+    assert dash_duo.find_element(f"#{D.MASK}").is_displayed()  # a region: its preview
     dash_duo.find_element(f"#{D.CLEAR_SHAPES}").click()
     dash_duo.wait_for_contains_text(f"#{D.REGION}", "no region", timeout=TIMEOUT)
+    # no region, no preview: the image is hidden, never a broken-image icon
+    _wait(dash_duo, lambda: not dash_duo.find_element(f"#{D.MASK}").is_displayed(), "the preview hidden")
     dash_duo.find_element(f"#{D.LAUNCH}").click()
     dash_duo.wait_for_contains_text(f"#{D.ERROR}", "no region", timeout=TIMEOUT)
     # The ellipse and the closed free-hand path tools; shapes of different kinds are their union (a PNG mask).

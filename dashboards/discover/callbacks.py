@@ -171,7 +171,8 @@ def register(app, root, options: DiscoverOptions) -> None:
     app.clientside_callback(_SHAPES_JS, Output(SHAPES, "data"), Input(FACE, "relayoutData"),
                             prevent_initial_call=True)
 
-    @app.callback(Output(MASK, "src"), Output(REGION, "children"), Output(OFFSET, "value", allow_duplicate=True),
+    @app.callback(Output(MASK, "src"), Output(MASK, "hidden"), Output(REGION, "children"),
+                  Output(OFFSET, "value", allow_duplicate=True),
                   Input(SHAPES, "data"), Input(REFERENCE, "data"), State(OFFSET, "value"), State(INIT, "data"),
                   prevent_initial_call=True)
     def show_region(shapes, ref, offset, init_data):
@@ -180,7 +181,7 @@ def register(app, root, options: DiscoverOptions) -> None:
         try:
             spec, reg = resolve_region(shapes, res, layout_name)
         except MGMError as exc:
-            return None, html_error(str(exc)), no_update
+            return None, True, html_error(str(exc)), no_update  # no region: no preview (never a broken image)
         face = None
         if isinstance(ref, dict) and "run" in ref:
             run = data.snapshot(root).runs.get(ref["run"]) if isinstance(ref["run"], str) else None
@@ -195,7 +196,7 @@ def register(app, root, options: DiscoverOptions) -> None:
         new_offset = no_update
         if reg.layout and reg.name in (got.get("region_defaults") or {}):
             new_offset = got["region_defaults"][reg.name]["offset"]
-        return src, text, new_offset
+        return src, False, text, new_offset
 
     @app.callback(Output(ERROR, "children"), Output(JOBS, "data"), Output(POLL, "disabled"),
                   Input(LAUNCH, "n_clicks"), State(SHAPES, "data"), State(REFERENCE, "data"),

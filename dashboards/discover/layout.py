@@ -152,7 +152,7 @@ def panel(snap, info: dict | None = None):
     ])
     region = html.Div(className="discover-col", children=[
         html.Div(html.B("Region as the engine uses it")),
-        html.Img(id=MASK, className="discover-mask", alt="mask"),
+        html.Img(id=MASK, className="discover-mask", alt="mask", hidden=True),  # shown once there is a region
         html.Div(id=REGION, className="discover-note"),
         html.Div(html.B("Settings"), style={"marginTop": "8px"}),
         html.Div(className="discover-settings", children=[

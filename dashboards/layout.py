@@ -36,7 +36,7 @@ LAYERS, OVERLAP, OVERLAP_K = "layer-heatmap", "overlap-matrix", "overlap-k"
 DERIVED, DERIVED_BOX = "derived-runs", "derived-box"
 METHODS_BOX, METHODS_TABLE, FRONTIER, METHODS_PICK = "methods-box", "methods-table", "frontier", "methods-pick"
 CLEAR, TICK_ALL = "clear-selection", "tick-filtered"
-EMPTY, WARNINGS = "empty-store", "store-warnings"
+EMPTY, WARNINGS, COUNT = "empty-store", "store-warnings", "store-count"
 
 PLAY_MS = 200  # frame interval while playing
 # the projection a page opens with: the deltas w − w* (a joint fit over positions is dominated by which face a run
@@ -51,11 +51,18 @@ _PAGE = {"fontFamily": "system-ui, sans-serif", "maxWidth": "1500px", "margin": 
 _GRAPH_CONFIG = {"displaylogo": False}
 
 
-def empty_store_message(root) -> html.Div:
-    """What to show when the store has no runs: how to make some."""
-    return html.Div(id=EMPTY, className="empty-store", style=_CARD, children=[
+def count_text(n: int) -> str:
+    """The header's run count."""
+    return f" — {n} run{'s' * (n != 1)}"
+
+
+def empty_store_message(root, hidden: bool = False) -> html.Div:
+    """What to show when the store has no runs: how to make some (kept, hidden, once runs exist, so that a
+    run landing from Discover hides it without a reload)."""
+    return html.Div(id=EMPTY, className="empty-store", style={**_CARD, **({"display": "none"} if hidden else {})},
+                    children=[
         html.H3("No runs yet"),
-        html.P(["There are no runs in ", html.Code(str(root)), ". Make some, then reload this page:"]),
+        html.P(["There are no runs in ", html.Code(str(root)), ". Make some with Discover above, or with:"]),
         html.Pre(f"mgm demo --no-serve --out {root}                  # mouth, eyes, brows on the built-in model\n"
                  f"mgm discover --region mouth --seed 0 --out {root}   # one run\n"
                  f"mgm sweep --regions mouth,eyes,brows --seeds 0-4 --out {root}"),
@@ -161,7 +168,7 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
     n = len(snap.runs)
     header = html.Div([
         html.H2("Mask-guided semantic manifolds", style={"margin": "0"}),
-        html.Div([html.Code(str(snap.root)), f" — {n} run{'s' * (n != 1)}"], style={"color": "#555"}),
+        html.Div([html.Code(str(snap.root)), html.Span(count_text(n), id=COUNT)], style={"color": "#555"}),
     ])
     banner = problems_banner(snap.problems)
     cat = snap.catalog
@@ -226,7 +233,7 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
     ])
     return html.Div(id="page", style=_PAGE, children=[
         header, *([banner] if banner else []), *([discover] if discover is not None else []),
-        *([empty_store_message(snap.root)] if snap.empty else []), views,
+        empty_store_message(snap.root, hidden=not snap.empty), views,
         # Every run: what the table selects with no ticks and no filters (callbacks.selection_from_table), so the
         # projection is asked for as soon as the page loads, without waiting for the table to render first.
         dcc.Store(id=SELECTION, data=sorted(snap.runs)),

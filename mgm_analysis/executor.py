@@ -82,6 +82,7 @@ class JobStatus:
         attempts: how often run_job was called for it.
         cancel_requested: :meth:`Executor.cancel` was called while it ran.
         signal: the signal that stopped it (run saved ``interrupted``, or nothing written: ``cancelled``).
+        existed: the store held the job's complete run already (nothing was searched; ``path`` is that run).
     """
 
     id: str
@@ -97,6 +98,7 @@ class JobStatus:
     attempts: int = 0
     cancel_requested: bool = False
     signal: int | None = None
+    existed: bool = False
 
     @property
     def final(self) -> bool:
@@ -295,11 +297,16 @@ class Executor:
 
     def _run(self, job_id: str) -> None:
         from .errors import RunInterrupted
-        from .jobs import run_job
+        from .jobs import done, run_job
 
         spec = self._jobs[job_id].spec
         if self._jobs[job_id].cancel_requested:  # cancelled between leaving the queue and its first step
             self._set(job_id, "finished", state="cancelled", error=CANCELLED_QUEUED, finished=time.time())
+            return
+        made = done(spec, self.out)
+        if made is not None:  # the same job ran before: its run, said so, and nothing searched
+            self._set(job_id, None, existed=True)
+            self._landed(job_id, made)
             return
         for attempt in range(1 + max(0, self.retries)):
             self._set(job_id, None, attempts=attempt + 1)

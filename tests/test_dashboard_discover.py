@@ -461,6 +461,15 @@ def test_references_from_a_seed_a_run_and_an_upload_through_the_worker(tmp_path)
         assert first["state"] == "complete"
         src = store.load_run(root / first["run_id"])
         assert src.meta["seed"] == 5 and src.region == "rect"
+        made = (root / first["run_id"] / "run.json").read_bytes()
+        # the same settings again: the run that exists, said so (no "0/1 epochs"), nothing made again
+        again = launch({"seed": 5}, 1)
+        assert again["state"] == "complete" and again["run_id"] == first["run_id"] and again.get("existed")
+        assert again["message"].startswith("already in the store: ")
+        listed = json.dumps(D.progress_children([{**again, "progress": {"epoch": 0, "epochs": 1}}]).to_plotly_json(),
+                            default=str)
+        assert "already in the store" in listed and "0/1 epochs" not in listed
+        assert (root / first["run_id"] / "run.json").read_bytes() == made
 
         # the face of that run's reference, as the page asks for it
         got = post(app, "discover-face.figure", {f"{D.INIT}.data": {"x": 1}, f"{D.REF_KIND}.value": "run",
@@ -489,7 +498,7 @@ def test_references_from_a_seed_a_run_and_an_upload_through_the_worker(tmp_path)
         from_run, from_upload = store.load_run(root / st_a["run_id"]), store.load_run(root / st_b["run_id"])
         assert np.array_equal(from_run.reference, src.reference) and from_run.meta["reference"]["seed"] is None
         assert np.array_equal(from_upload.reference, src.reference)
-        assert [D.job_state(root, j)["state"] for j in jobs] == ["complete"] * 3
+        assert [D.job_state(root, j)["state"] for j in jobs] == ["complete"] * 4  # the repeat included
     finally:
         app.discover_client.stop()
         D._CLIENTS.pop(next(k for k, v in D._CLIENTS.items() if v is app.discover_client))

@@ -213,6 +213,8 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     _wait(dash_duo, lambda: run_id in _projected_runs(dash_duo), "the new run in the projection")
     dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", run_id, timeout=TIMEOUT)
     assert dash_duo.find_element("#views").is_displayed()
+    # the header counts it and the empty-store how-to is gone, without a reload
+    assert _text(dash_duo, f"#{L.COUNT}") == "— 1 run" and not dash_duo.find_element(f"#{L.EMPTY}").is_displayed()
 
     # A second launch (longer) is cancelled: the run lands interrupted.
     _set_input(dash_duo, f"#{D.EPOCHS}", "40")

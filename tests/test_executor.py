@@ -84,6 +84,13 @@ def test_jobs_run_in_the_order_submitted_with_progress_and_status(ckpt, G, tmp_p
         assert run.meta["resume"]["epochs_done"] == epochs
     assert [e for e, _ in watched] == [1, 2] and watched[0][1] == (5, G.num_ws, G.w_dim)  # the first job's watch
     assert ex.drain() == [] and ex.run_next() is None
+    # the same job again: its run, said to exist, nothing searched (no progress, run_job not called)
+    before = (out / a.run_id / "run.json").read_bytes()
+    again = ex.submit(a)
+    (st,) = ex.drain()
+    assert st.existed and st.state == "complete" and st.path == out / a.run_id and st.attempts == 0
+    assert [e for e, _, _ in events.of(again)] == ["queued", "started", "finished"]
+    assert (out / a.run_id / "run.json").read_bytes() == before and not sa.existed
 
 
 def test_cancel_a_queued_job(ckpt, G, tmp_path):

@@ -239,7 +239,7 @@ def register(app, root, options: DiscoverOptions) -> None:
                   Output(L.TABLE, "selected_rows", allow_duplicate=True),
                   Output(L.TABLE, "selected_row_ids", allow_duplicate=True),
                   Output(L.FRAME, "data", allow_duplicate=True), Output("views", "style"),
-                  Output(REF_RUN, "options"),
+                  Output(REF_RUN, "options"), Output(L.COUNT, "children"), Output(L.EMPTY, "style"),
                   Input(POLL, "n_intervals"), Input(JOBS, "data"), State(LANDED, "data"),
                   State(L.TABLE, "selected_row_ids"), prevent_initial_call=True)
     def poll(_n, jobs, landed, ticked):
@@ -261,7 +261,7 @@ def register(app, root, options: DiscoverOptions) -> None:
         busy = any(s.get("state") in ("queued", "running") for s in states)
         new = [s for s in states if s.get("state") in ("complete", "interrupted") and s.get("run_id")
                and s["job"] not in landed]
-        out = [children, strip_src, strip_style, no_update, not busy, *([no_update] * 7)]
+        out = [children, strip_src, strip_style, no_update, not busy, *([no_update] * 9)]
         if new:
             snap = data.snapshot(root)
             new = [s for s in new if s["run_id"] in snap.runs]  # listed once the snapshot holds the run
@@ -274,7 +274,8 @@ def register(app, root, options: DiscoverOptions) -> None:
             index = {r["id"]: i for i, r in enumerate(records)}
             out[3] = [*landed, *(s["job"] for s in new)]
             out[5:] = [records, L.table_columns(cat), [index[t] for t in ticks if t in index], ticks,
-                       {"run_id": last, "frame": 0}, {}, run_options(snap)]
+                       {"run_id": last, "frame": 0}, {}, run_options(snap), L.count_text(len(snap.runs)),
+                       {"display": "none"}]  # the header counts the new run; the empty-store message goes
         return tuple(out)
 
 

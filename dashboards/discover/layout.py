@@ -208,7 +208,7 @@ def progress_children(states: list[dict]):
             line += [f" — epoch {prog['epoch']}/{prog.get('epochs', '?')}", html.Br(),
                      html.Span(_terms_text(prog.get("terms") or {}), className="discover-terms")]
         elif state in FINAL:
-            if "epoch" in prog and state != "cancelled":
+            if "epoch" in prog and state != "cancelled" and not st.get("existed"):
                 line += [f" — {prog['epoch']}/{prog.get('epochs', '?')} epochs"]
             line += [" — ", st.get("message", "")]
         rows.append(html.Li(line))

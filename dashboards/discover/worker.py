@@ -185,7 +185,10 @@ class _Worker:
         if job.started is not None:
             status["started"] = job.started
         if job.final:
-            if job.run_id is not None and job.state in ("complete", "interrupted"):
+            if job.existed:  # a repeated launch: the run the same settings made before, opened again
+                status.update(run_id=job.run_id, existed=True,
+                              message=f"already in the store: {job.run_id} (the same settings; opened)")
+            elif job.run_id is not None and job.state in ("complete", "interrupted"):
                 status.update(run_id=job.run_id, message=f"{job.state}: {job.run_id}")
             else:
                 status["message"] = job.error or job.state

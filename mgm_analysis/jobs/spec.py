@@ -6,8 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import threading
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -169,11 +168,10 @@ def prepare_out(out) -> Path:
         raise MGMError(f"--out {out}: exists and is not a folder; give a folder for the run store")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}-{threading.get_ident()}"
-        probe.mkdir(exist_ok=True)
-        (probe / "x").write_bytes(b"x")
-        (probe / "x").unlink()
-        probe.rmdir()
+        # a file with no name where the OS can (O_TMPFILE): a process killed here leaves nothing in the store
+        with tempfile.TemporaryFile(dir=out, prefix=".write-test-") as f:
+            f.write(b"x")
+            f.flush()
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         raise MGMError(f"--out {out}: cannot write a run there ({why}); choose a writable folder") from None

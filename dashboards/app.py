@@ -154,9 +154,14 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     return app
 
 
+#: request threads of the dashboard's server (waitress)
+WSGI_THREADS = 8
+
+
 def serve(root, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, *, cache_dir=None,
           discover=None) -> None:
-    """Build the app for ``root`` and serve it until interrupted (Flask's threaded server).
+    """Build the app for ``root`` and serve it until interrupted (waitress; Flask's development server with
+    ``debug``).
 
     Listens at once; :func:`dashboards.callbacks.warm_up` runs in a background thread meanwhile.
     ``discover``: see :func:`create_app`.
@@ -164,4 +169,11 @@ def serve(root, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, 
     app = create_app(root, cache_dir=cache_dir, discover=discover)
     threading.Thread(target=warm_up, args=(check_root(root).resolve(), cache_dir), name="mgm-warm-up",
                      daemon=True).start()
-    app.run(host=host, port=int(port), debug=debug)
+    if debug:  # Flask's development server: reloads on code changes, shows tracebacks in the page
+        app.run(host=host, port=int(port), debug=True)
+        return
+    # a production WSGI server (waitress: pure Python, threaded); several people can browse at once
+    from waitress import serve as wsgi_serve
+
+    wsgi_serve(app.server, host=host, port=int(port), threads=WSGI_THREADS, ident="mgm-dashboard",
+               _quiet=True)

@@ -169,3 +169,24 @@ def test_ctrl_c_keeps_what_the_search_found(ckpt, tmp_path):
     _, status, in_memory, done, n = out.strip().splitlines()[-1].split()  # after what the engine printed
     assert status == "interrupted" and in_memory == "True" and 1 <= int(done) < 400 and int(n) == cfg["n_frames"]
     assert _files(tmp_path) == []  # in memory: nothing written
+
+
+def test_store_dashboard_serves_the_store(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    ids = [make_run(tmp_path, seed=s).name for s in range(2)]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = api.open_store(tmp_path).dashboard(port=port)
+    assert url == f"http://127.0.0.1:{port}/"
+    deadline, page = time.monotonic() + 120, None
+    while page is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "_dash-layout", timeout=5) as r:
+                page = r.read().decode()
+        except OSError:
+            time.sleep(0.3)
+    assert page is not None and all(i in page for i in ids)  # the run table lists the store's runs

@@ -45,6 +45,9 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(STAMP)
+	# benchmarks/bench_load.py drives simulated people with locust (< 2.30: later ones need urllib3 2, which
+	# dash[testing]'s selenium does not take)
+	$(PY) -m pip install -q 'locust>=2.20,<2.30'
 	$(PY) benchmarks/run_all.py
 
 wheel-smoke:

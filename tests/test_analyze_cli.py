@@ -149,3 +149,21 @@ def test_transfer_and_combine_from_the_cli(tmp_path):
     r2 = CliRunner().invoke(main, ["analyze", str(root), "--out", str(tmp_path / "rep"), "--transfer", "2",
                                    "--combine", "--quiet"])
     assert r2.exit_code == 0 and len(pd.read_csv(tmp_path / "rep" / "metrics.csv")) == 7  # nothing new
+
+
+def test_overlap_of_many_runs_is_measured_on_a_sample_and_said(tmp_path, monkeypatch, capsys):
+    """Above MAX_OVERLAP_RUNS discovered runs the N x N overlap would not fit (10 000 runs: 18 GB, a crash): a
+    seeded sample of that many is measured and the report's warnings say so."""
+    import pandas as pd
+
+    from mgm_analysis.analysis import analyze, report
+
+    root = _store(tmp_path / "runs")
+    monkeypatch.setattr(report, "MAX_OVERLAP_RUNS", 4)
+    paths = analyze(root, tmp_path / "report")
+    M = pd.read_csv(paths["overlap"], index_col=0)
+    assert M.shape == (4, 4) and set(M.index) <= {p.name for p in root.iterdir()}
+    err = capsys.readouterr().err
+    assert "subspace overlap measured on 4 of the 6 runs" in err
+    again = analyze(root, tmp_path / "report2", quiet=True)  # seeded: the same sample
+    assert list(pd.read_csv(again["overlap"], index_col=0).index) == list(M.index)

@@ -196,6 +196,9 @@ def fig_layer_heatmap(lp: pd.DataFrame):
 
 #: above this many runs the overlap figure shows the region x region means (the run x run matrix stays in the CSV)
 MAX_OVERLAP_FIGURE_RUNS = 300
+#: above this many discovered runs the subspace overlap is measured on a seeded sample of this many (memory grows
+#: with the square of the runs; the summary by region pair is a mean, which a sample estimates)
+MAX_OVERLAP_RUNS = 2000
 
 
 def fig_overlap(M: pd.DataFrame):
@@ -400,7 +403,14 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
             lp = layer_profiles(discovered)
             save("layer_profiles", lp)
             figs.append(("Layer profiles", fig_layer_heatmap(lp)))
-            M = overlap_matrix(discovered, k)
+            pairs = discovered
+            if len(discovered) > MAX_OVERLAP_RUNS:  # N x N overlaps: 10 000 runs took 18 GB and crashed
+                pick = np.sort(np.random.default_rng(0).choice(len(discovered), MAX_OVERLAP_RUNS, replace=False))
+                pairs = [discovered[i] for i in pick]
+                notes.append(f"subspace overlap measured on {MAX_OVERLAP_RUNS} of the {len(discovered)} runs (a "
+                             f"seeded sample): all pairs of {len(discovered)} runs would need "
+                             f"{len(discovered) ** 2 * 8 / 2**30:.1f} GiB for the matrix alone")
+            M = overlap_matrix(pairs, k)
             save("overlap", M, index=True)
             figs.append(("Subspace overlap", fig_overlap(M)))
             overlap_summary = region_overlap_summary(M)

@@ -1,7 +1,8 @@
 # mgm_analysis — set-up, demo, tests, benchmarks.
 #   make demo    set up (first time) and run the whole pipeline on the built-in model
 #   make test    set up (first time) and run the test suite (tests/test_architecture.py holds the layers contract)
-#   make examples  execute the notebooks in examples/ in a Jupyter kernel with small settings (CI runs it)
+#   make examples  execute the notebooks in examples/ in a Jupyter kernel with small settings, and docs/api.md's
+#                  examples as doctests (CI runs it)
 #   make wheel-smoke  build the sdist and wheel, check them, install the wheel into a clean venv and run every command
 #   make mutation  mutation testing (mutmut) of metrics, masks, losses and compare, each against its own
 #                  tests; kill rates in a table, survivors in build/mutation/<module>/survivors.txt (not in CI)
@@ -35,7 +36,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q --headless -n $(TEST_JOBS) --dist loadgroup -m "not examples" $(PYTEST_ARGS)
 
 examples: $(STAMP)
-	$(PY) -m pytest -q -s -m examples tests/test_examples.py $(PYTEST_ARGS)
+	$(PY) -m pytest -q -s -m examples tests/test_examples.py tests/test_docs_api.py $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser and not examples" -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)

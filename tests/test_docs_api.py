@@ -1,5 +1,5 @@
 """docs/api.md's examples, run as doctests in an empty folder on the built-in model (each output written in the
-page is checked here)."""
+page is checked here).  Documentation that runs, like the notebooks: ``make examples`` (CI runs it)."""
 
 import doctest
 import os
@@ -10,7 +10,7 @@ import pytest
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
 
-@pytest.mark.slow
+@pytest.mark.examples
 def test_every_example_in_the_api_page(tmp_path, monkeypatch):
     from mgm_analysis.finders.registry import unregister_method
 

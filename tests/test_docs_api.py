@@ -13,6 +13,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 @pytest.mark.examples
 def test_every_example_in_the_api_page(tmp_path, monkeypatch):
     from mgm_analysis.finders.registry import unregister_method
+    from mgm_analysis.metrics import unregister_metric
 
     monkeypatch.chdir(tmp_path)
     try:
@@ -20,5 +21,6 @@ def test_every_example_in_the_api_page(tmp_path, monkeypatch):
                                globs={}, verbose=False)
     finally:
         unregister_method("random_doc")
+        unregister_metric("red_shift_doc")
     assert res.attempted >= 25 and res.failed == 0, res
-    assert sorted(os.listdir(tmp_path)) == ["mouth.gif", "runs"]  # what the examples wrote, and only that
+    assert sorted(os.listdir(tmp_path)) == ["methods", "mouth.gif", "runs"]  # what the examples wrote, and only that

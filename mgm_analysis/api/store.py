@@ -79,12 +79,13 @@ class Store:
         daemon thread, for a notebook) unless ``block``."""
         import threading
 
-        from dashboards.app import serve
+        from dashboards.app import check_root, serve
 
+        root = check_root(self.path.resolve())  # here, not in the thread: a bad store is an MGMError to the caller
         url = f"http://{host}:{int(port)}/"
         if block:
-            serve(self.path, host=host, port=port)
+            serve(root, host=host, port=port)
         else:
-            threading.Thread(target=serve, args=(self.path,), kwargs={"host": host, "port": port},
+            threading.Thread(target=serve, args=(root,), kwargs={"host": host, "port": port},
                              name=f"mgm-dashboard-{port}", daemon=True).start()
         return url

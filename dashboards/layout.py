@@ -56,6 +56,26 @@ def count_text(n: int) -> str:
     return f" — {n} run{'s' * (n != 1)}"
 
 
+DISCOVER_BOX = "discover-box"
+
+
+def _searching(root) -> bool:
+    """A Discover job of this store is queued or running (a reloaded page follows it, in the open card)."""
+    from .discover.protocol import open_jobs
+
+    return bool(open_jobs(root))
+
+
+def discover_box(discover, open_: bool) -> html.Details:
+    """The Discover card, folded: open for an empty store (it is how to begin) or while a search of the store runs,
+    closed otherwise, so that someone who came to browse sees the runs first."""
+    return html.Details(id=DISCOVER_BOX, open=open_, style={"margin": "8px 0"}, children=[
+        html.Summary([html.B("Discover"), " — draw a region on a face and search for its manifold"],
+                     style={"cursor": "pointer", "padding": "4px 0"}),
+        discover,
+    ])
+
+
 def empty_store_message(root, hidden: bool = False) -> html.Div:
     """What to show when the store has no runs: how to make some (kept, hidden, once runs exist, so that a
     run landing from Discover hides it without a reload)."""
@@ -232,7 +252,7 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
         methods_box(data.has_methods(snap), data.method_options(snap)),
     ])
     return html.Div(id="page", style=_PAGE, children=[
-        header, *([banner] if banner else []), *([discover] if discover is not None else []),
+        header, *([banner] if banner else []), *([discover_box(discover, snap.empty or _searching(snap.root))] if discover is not None else []),
         empty_store_message(snap.root, hidden=not snap.empty), views,
         # Every run: what the table selects with no ticks and no filters (callbacks.selection_from_table), so the
         # projection is asked for as soon as the page loads, without waiting for the table to render first.

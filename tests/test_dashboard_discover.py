@@ -8,6 +8,7 @@ The browser test (drawing with the mouse, launching, cancelling) is test_dashboa
 import base64
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -609,3 +610,30 @@ def test_a_worker_that_dies_fails_its_job_and_the_next_launch_starts_a_new_one(t
     finally:
         client.stop()
         D._CLIENTS.pop(next(k for k, v in D._CLIENTS.items() if v is client))
+
+
+def test_the_discover_card_is_folded_when_the_store_has_runs(tmp_path):
+    """Someone who came to browse sees the runs first: the card is closed over a store with runs, open over an
+    empty one (where it is how to begin)."""
+    from _dash import find_component
+
+    from dashboards import layout as L
+    from dashboards.synthetic import make_store
+
+    (tmp_path / "empty").mkdir()
+    make_store(tmp_path / "full", 2)
+    for name, want in (("empty", True), ("full", False)):
+        app = create_app(tmp_path / name, discover=D.DiscoverOptions("toyfaces"))
+        page = app.server.test_client().get("/_dash-layout").get_json()
+        box = find_component(page, L.DISCOVER_BOX)
+        assert box["props"]["open"] is want and find_component(box, D.LAUNCH) is not None, name
+    # a search of the store is running: a reloaded page opens the card to follow it
+    from dashboards.discover.protocol import new_job_id
+
+    job = tmp_path / "full" / D.HIDDEN / "jobs" / new_job_id()
+    job.mkdir(parents=True)
+    (job / "status.json").write_text(json.dumps({"state": "running", "worker": os.getpid()}))
+    app = create_app(tmp_path / "full", discover=D.DiscoverOptions("toyfaces"))
+    page = app.server.test_client().get("/_dash-layout").get_json()
+    assert find_component(page, L.DISCOVER_BOX)["props"]["open"] is True
+

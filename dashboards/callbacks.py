@@ -255,6 +255,51 @@ function (_n, frame, shown, max, value) {
 """
 
 
+#: the view's query string, written by the browser as the view changes (at most 300 ticked runs go in it)
+_ADDRESS_JS = """
+function(method, dims, space, relative, filter, ticked) {
+    const q = new URLSearchParams();
+    if (method) { q.set('view', method); }
+    if (dims) { q.set('dims', String(dims)); }
+    if (space) { q.set('space', space); }
+    q.set('rel', (relative && relative.length) ? '1' : '0');
+    if (filter) { q.set('filter', filter); }
+    if (ticked && ticked.length && ticked.length <= 300) { q.set('sel', ticked.join(',')); }
+    const url = window.location.pathname + '?' + q.toString() + window.location.hash;
+    window.history.replaceState(null, '', url);
+    return q.toString();
+}
+"""
+MAX_QUERY = 20_000
+
+
+def view_of_query(search, snap) -> dict:
+    """The view a query string asks for, each part checked (anything unknown is left as the page has it):
+    ``method``, ``dims``, ``space``, ``relative`` (the checklist's value), ``filter`` and the ticked runs as
+    table row indices and ids (runs the store does not hold are dropped)."""
+    from urllib.parse import parse_qs
+
+    if not isinstance(search, str) or not search.strip("?") or len(search) > MAX_QUERY:
+        return {}
+    q = {k: v[-1] for k, v in parse_qs(search.lstrip("?"), keep_blank_values=False).items()}
+    got: dict = {}
+    if q.get("view") in ("pca", "umap"):
+        got["method"] = q["view"]
+    if q.get("dims") in ("2", "3"):
+        got["dims"] = int(q["dims"])
+    if q.get("space") in data.SPACES:
+        got["space"] = q["space"]
+    if q.get("rel") in ("0", "1"):
+        got["relative"] = ["relative"] if q["rel"] == "1" else []
+    if "filter" in q and len(q["filter"]) <= 500:
+        got["filter"] = q["filter"]
+    if "sel" in q:
+        order = {r["id"]: i for i, r in enumerate(L.table_records(snap.catalog))}
+        ids = [i for i in dict.fromkeys(q["sel"].split(",")) if i in order]
+        got["rows"], got["ids"] = [order[i] for i in ids], ids
+    return got
+
+
 def register_callbacks(app, root, cache_dir=None) -> None:
     """Attach every callback to ``app``; ``root`` is the run store, ``cache_dir`` the projection cache."""
     root = Path(root)
@@ -284,6 +329,25 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         if not isinstance(indices, list) or any(_integral(i) is None or _integral(i) < 0 for i in indices):
             raise PreventUpdate
         return [_integral(i) for i in indices], list(valid_names(visible_ids))
+
+    # The address keeps the view: ?view=pca&dims=2&space=w_free&rel=1&filter=...&sel=id,id (a link reopens it).
+    # Read once when the page loads (a query the page did not write is checked like any input); written by the
+    # browser itself as the view changes (history.replaceState: no reload, no callback loop).
+    @app.callback(Output(L.METHOD, "value"), Output(L.DIMS, "value"), Output(L.SPACE, "value"),
+                  Output(L.RELATIVE, "value"), Output(L.TABLE, "filter_query"),
+                  Output(L.TABLE, "selected_rows", allow_duplicate=True),
+                  Output(L.TABLE, "selected_row_ids", allow_duplicate=True),
+                  Input(L.URL, "search"), prevent_initial_call="initial_duplicate")
+    def view_from_address(search):
+        got = view_of_query(search, snap())
+        if not got:
+            raise PreventUpdate
+        return tuple(got.get(k, no_update) for k in ("method", "dims", "space", "relative", "filter", "rows", "ids"))
+
+    app.clientside_callback(_ADDRESS_JS, Output(L.URL_SYNC, "data"),
+                            Input(L.METHOD, "value"), Input(L.DIMS, "value"), Input(L.SPACE, "value"),
+                            Input(L.RELATIVE, "value"), Input(L.TABLE, "filter_query"),
+                            Input(L.TABLE, "selected_row_ids"), prevent_initial_call=True)
 
     # Not called on page load: the page starts with every run selected (layout), which is what the table gives
     # until it is ticked or filtered; its first render then confirms it (no update).

@@ -27,6 +27,7 @@ HOVER = "projection-hover"       # dcc.Store: the projection's hoverData with ea
 CLICK = "projection-click"       # dcc.Store: the same for clickData
 TOOLTIP = "projection-tooltip"
 METHOD, DIMS, SPACE, RELATIVE = "projection-method", "projection-dims", "projection-space", "projection-relative"
+URL, URL_SYNC = "url", "url-sync"  # the page's address: the view, the table's filter and the ticked runs (a link)
 PROJECTION_NOTE = "projection-note"
 VIEWER = "frame-viewer"
 VIEWER_RUN, SLIDER, PLAY, TICK = "viewer-run", "frame-slider", "play-button", "play-interval"
@@ -257,6 +258,7 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
         # Every run: what the table selects with no ticks and no filters (callbacks.selection_from_table), so the
         # projection is asked for as soon as the page loads, without waiting for the table to render first.
         dcc.Store(id=SELECTION, data=sorted(snap.runs)),
+        dcc.Location(id=URL, refresh=False), dcc.Store(id=URL_SYNC, data=None),
         dcc.Store(id=FRAME, data=None),
         dcc.Store(id=SHOWN, data=None),
         dcc.Store(id=DRAWN, data=None),

@@ -646,3 +646,18 @@ def test_methods_view_over_http(methods_root, store_root):
     box = _find(plain.server.test_client().get("/_dash-layout").get_json(), L.METHODS_BOX)
     assert box["props"]["style"]["display"] == "none"
     assert call(app, "methods-table", {"projection-drawn.data": "not a list"}, "projection-drawn.data") is None
+
+
+def test_a_query_string_is_read_as_a_view_and_checked(tmp_path):
+    from dashboards.callbacks import view_of_query
+
+    ids = sorted(make_store(tmp_path, 4))
+    snap = data.snapshot(tmp_path)
+    order = {r["id"]: i for i, r in enumerate(L.table_records(snap.catalog))}
+    got = view_of_query(f"?view=umap&dims=3&space=frames&rel=0&filter=mouth&sel={ids[2]},nope,{ids[0]},{ids[2]}", snap)
+    assert got == {"method": "umap", "dims": 3, "space": "frames", "relative": [], "filter": "mouth",
+                   "rows": [order[ids[2]], order[ids[0]]], "ids": [ids[2], ids[0]]}
+    # anything else is left as the page has it
+    assert view_of_query("?view=tsne&dims=7&space=x&rel=yes", snap) == {}
+    assert view_of_query("", snap) == {} and view_of_query(None, snap) == {} and view_of_query(["?"], snap) == {}
+    assert view_of_query("?" + "a" * 30_000, snap) == {}

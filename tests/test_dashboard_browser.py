@@ -208,3 +208,24 @@ def test_methods_view_in_a_browser(dash_duo, tmp_path):
     assert len(ids) == 27
     dash_duo.driver.save_screenshot(str(_artifacts() / "dashboard-methods.png"))
     assert dash_duo.get_logs() == []
+
+
+def test_the_address_keeps_the_view_and_a_link_reopens_it(dash_duo, tmp_path):
+    """A link with the view in its query opens that view (3-D, positions, two runs ticked); changing the view
+    rewrites the address without a reload."""
+    root = tmp_path / "runs"
+    ids = sorted(make_store(root, 6))
+    pick = ids[1:3]
+    dash_duo.driver.set_window_size(1400, 1900)
+    dash_duo.start_server(create_app(root))
+    dash_duo.driver.get(dash_duo.server_url + f"/?dims=3&rel=0&sel={','.join(pick)}&filter=")
+    _wait(dash_duo, lambda: sorted({r for t in _graph_data(dash_duo, L.PROJECTION) for r in t["runs"]}) == pick,
+          "the projection of the two runs in the link")
+    assert dash_duo.find_element(f"#{L.DIMS} input[value='3']").is_selected()
+    assert not dash_duo.find_element(f"#{L.RELATIVE} input").is_selected()
+    assert {t["type"] for t in _graph_data(dash_duo, L.PROJECTION)} == {"scatter3d"}
+    dash_duo.find_element(f"#{L.DIMS} input[value='2']").click()
+    _wait(dash_duo, lambda: "dims=2" in dash_duo.driver.current_url, "the address to follow the view")
+    url = dash_duo.driver.current_url
+    assert f"sel={'%2C'.join(pick)}" in url and "rel=0" in url and "view=pca" in url
+    assert dash_duo.get_logs() == []

@@ -103,6 +103,16 @@ def test_bad_input_is_the_cli_line(ckpt, tmp_path):
         api.discover(generator=str(ckpt), colour=1)
 
 
+def test_init_seed_is_the_search_seed_as_the_cli_takes_it(ckpt, tmp_path):
+    run = api.discover(region=REGION, seed=3, generator=str(ckpt), quiet=True, init_seed=7, **FAST_CONFIG)
+    r = mgm("discover", "--generator", ckpt, "--region", REGION, "--seed", "3", "--init-seed", "7", "--out",
+            tmp_path, *FLAGS)
+    assert r.exit_code == 0, r.output
+    (folder,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert run.config["seed"] == 7 and folder.name == run.run_id
+    assert np.array_equal(store.load_run(folder).latents, run.latents)
+
+
 def test_baselines_in_memory_and_in_a_store(ckpt, tmp_path):
     cfg = {k: v for k, v in FAST_CONFIG.items() if k != "epochs"}
     mem = api.baselines(region=REGION, seed=3, methods=["sefa"], generator=str(ckpt), **cfg)

@@ -60,6 +60,8 @@ def _config(config: dict) -> dict:
     from ..config import config_fields, parse_layers
 
     config = {k: v for k, v in config.items() if v is not None}
+    if "init_seed" in config:  # the search's own seed (DiscoveryConfig.seed); ``seed`` is the reference face's
+        config["seed"] = config.pop("init_seed")
     layers = config.pop("layers", None)
     if layers is not None:
         start, end = parse_layers(layers if isinstance(layers, str) else ":".join(map(str, layers)))
@@ -92,7 +94,8 @@ def discover(region: str = "mouth", seed: int = 0, generator: str = "toyfaces", 
         generator: ``toyfaces`` or a checkpoint path (``.pt``, ``.pkl``).
         out: a run store to write the run into; None keeps it in memory and writes nothing anywhere
             (:meth:`Run.save` keeps it later).
-        config: DiscoveryConfig fields, e.g. ``epochs=3``, ``n_frames=24``, ``offset=0.1``, ``layers="2:8"``.
+        config: DiscoveryConfig fields, e.g. ``epochs=3``, ``n_frames=24``, ``offset=0.1``, ``layers="2:8"``,
+            ``init_seed=1`` (the search's own seed, ``--init-seed``).
 
     A progress bar shows the epochs (tqdm: a widget in Jupyter, a bar in a terminal) unless ``quiet``.
     Ctrl-C or interrupting the kernel stops the search after its epoch and returns what it found

@@ -289,6 +289,9 @@ def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, com
         raise
     paths = {name: out / p.name for name, p in paths.items()}
     timings["total"] = time.perf_counter() - t0
+    if n_runs == 0:  # said even with --quiet: an empty report is rarely what was meant
+        print(f"warning: {root} holds no readable runs, so the report is empty; make some with "
+              f"`mgm discover --out {root}` or `mgm demo`", file=sys.stderr)
     if not quiet:
         for msg in notes:
             print(f"warning: {msg}", file=sys.stderr)

@@ -39,7 +39,7 @@ MODULES = {
 }
 KILLED = {1, 3, 36, 24, -24, 152, 255, -11, -9}  # mutmut: killed, pytest internal error, timeouts, crashes
 SURVIVED, NO_TESTS = {0}, {5, 33}
-COPY = ["mgm_analysis", "tests", "data", "dashboards", "pyproject.toml"]
+COPY = ["mgm_analysis", "tests", "dashboards", "pyproject.toml"]  # (the model ships inside mgm_analysis/data)
 
 
 def _scratch(name: str, source: str, tests: list[str], out: Path) -> Path:

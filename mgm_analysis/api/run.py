@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import store
-from ..errors import MGMError
 
 __all__ = ["Run"]
 
@@ -108,24 +107,17 @@ class Run:
 
     # ------------------------------------------------------------------ keeping it
     def save(self, store_path) -> Path:
-        """Write the run into the store ``store_path`` (created when missing) and return its folder; a run
-        already there with the same job key is returned as it is.  The run in hand then reads from there."""
-        from ..jobs import prepare_out
+        """Write the run into the store ``store_path`` (created when missing) and return its folder; a complete run
+        already there with the same job key is returned as it is (the one "already done" rule,
+        :func:`mgm_analysis.jobs.complete_run`).  The run in hand then reads from there."""
+        from ..jobs import complete_run, prepare_out
 
         root = prepare_out(store_path)
-        target = root / self.run_id
-        if target.exists():
-            try:
-                there = store.load_run(target, arrays=False)
-            except MGMError as exc:
-                raise MGMError(f"{target}: exists but is not a readable run ({exc}); move it away") from None
-            if there.meta.get("provenance", {}).get("key") != self.provenance.get("key"):
-                raise MGMError(f"{target}: holds another run; save into another store")
-            self._run = store.load_run(target)
-            return target
-        r = self._run
-        path = store.write_run(root, meta=dict(r.meta), latents=r.latents, reference=r.reference,
-                               reference_img=r.reference_img, mask=r.mask, frames=r.frames, run_id=r.run_id)
+        path = complete_run(root, self.run_id, self.provenance.get("key"))
+        if path is None:  # (another run in that folder: write_run's one line, nothing written)
+            r = self._run
+            path = store.write_run(root, meta=dict(r.meta), latents=r.latents, reference=r.reference,
+                                   reference_img=r.reference_img, mask=r.mask, frames=r.frames, run_id=r.run_id)
         self._run = store.load_run(path)
         return path
 

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--frames", "5", "--epochs", "2", "--layers", "1:4", "--prim-dist", "0.2", "--outside-weight", "5",
         "--distance", "l2", "--quiet"]
 GRID = ["--regions", "rect:4,8,12,14,ellipse:8,5,4,3", "--seeds", "0-2", "--set", "offset=0.05,0.08"]
+SMALL_GRID = ["--regions", "rect:4,8,12,14,ellipse:8,5,4,3", "--seeds", "0", "--set", "offset=0.05,0.08"]  # 4 jobs
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -38,6 +39,18 @@ def _runs(out):
 def _record(out):
     (path,) = list((Path(out) / ".sweeps").glob("*.json"))
     return json.loads(path.read_text())
+
+
+def _env(tmp_path):
+    """ENV with the run locks under ``tmp_path``: a lock file appears when a job's search starts (an event the
+    tests wait on instead of fixed sleeps)."""
+    return {**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+def _searches_started(tmp_path) -> int:
+    """How many jobs have started their search (their run's lock file exists)."""
+    locks = tmp_path / "cache" / "mgm_analysis" / "locks"
+    return len(list(locks.glob("*/*.lock"))) if locks.is_dir() else 0
 
 
 def _free_port():
@@ -103,17 +116,17 @@ def test_failed_job_is_retried_once_reported_and_run_again(ckpt, tmp_path, monke
 def test_two_dask_workers_equal_serial_and_rerun_runs_nothing(ckpt, tmp_path):
     serial, dask_out = tmp_path / "serial", tmp_path / "dask"
     # both in a fresh process, as a user runs them (no torch state left by other tests in this one)
-    s = _cli("sweep", "--generator", ckpt, *GRID, "--out", serial, *FAST)
+    s = _cli("sweep", "--generator", ckpt, *SMALL_GRID, "--out", serial, *FAST)
     assert s.returncode == 0, s.stderr[-3000:]
-    p = _cli("sweep", "--generator", ckpt, *GRID, "--out", dask_out, "--workers", "2", *FAST)
+    p = _cli("sweep", "--generator", ckpt, *SMALL_GRID, "--out", dask_out, "--workers", "2", *FAST)
     assert p.returncode == 0, p.stderr[-3000:]
     a, b = _runs(serial), _runs(dask_out)
-    assert len(b) == 12 and set(a) == set(b) and all(r.status == "complete" for r in b.values())
+    assert len(b) == 4 and set(a) == set(b) and all(r.status == "complete" for r in b.values())
     for name in a:
         assert np.array_equal(a[name].latents, b[name].latents), name
     assert sorted(os.listdir(dask_out)) == sorted([*b, ".sweeps"])
-    p = _cli("sweep", "--generator", ckpt, *GRID, "--out", dask_out, "--workers", "2", *FAST)
-    assert p.returncode == 0 and "0 run now, 12 already complete" in p.stdout, p.stdout + p.stderr[-2000:]
+    p = _cli("sweep", "--generator", ckpt, *SMALL_GRID, "--out", dask_out, "--workers", "2", *FAST)
+    assert p.returncode == 0 and "0 run now, 4 already complete" in p.stdout, p.stdout + p.stderr[-2000:]
     assert "Dask workers" not in p.stderr  # nothing to run: no cluster was started
 
 
@@ -136,17 +149,17 @@ def _worker_pids(parent_pid):
 def test_sigkill_of_a_worker_mid_sweep(ckpt, tmp_path):
     out = tmp_path / "runs"
     args = [sys.executable, "-m", "mgm_analysis.cli", "sweep", "--generator", str(ckpt), "--regions",
-            "rect:4,8,12,14", "--seeds", "0-5", "--out", str(out), "--workers", "2", *FAST, "--epochs", "40"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+            "rect:4,8,12,14", "--seeds", "0-3", "--out", str(out), "--workers", "2", *FAST, "--epochs", "20"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path))
     killed = None
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None and killed is None:
             pids = _worker_pids(proc.pid)
-            submitted = (out / ".sweeps").exists() and any((out / ".sweeps").glob("*.json"))
-            # the jobs are on the workers (the record is written after submission): kill one while it works
-            if submitted and len(pids) >= 2:
-                time.sleep(4)
+            # both workers are searching (each job's lock file appears when its search starts): kill one while
+            # it works
+            if _searches_started(tmp_path) >= 2 and len(pids) >= 2:
+                time.sleep(0.5)
                 killed = pids[0]
                 os.kill(killed, signal.SIGKILL)
                 break
@@ -158,8 +171,8 @@ def test_sigkill_of_a_worker_mid_sweep(ckpt, tmp_path):
     assert killed is not None, f"the sweep ended before a worker could be killed: {stderr[-1500:]}"
     assert proc.returncode == 0, stderr[-3000:]
     runs = _runs(out)
-    assert len(runs) == 6 and all(r.status == "complete" for r in runs.values())
-    assert sorted(r.meta["seed"] for r in runs.values()) == list(range(6))  # every job exactly once
+    assert len(runs) == 4 and all(r.status == "complete" for r in runs.values())
+    assert sorted(r.meta["seed"] for r in runs.values()) == list(range(4))  # every job exactly once
     assert sorted(os.listdir(out)) == sorted([*runs, ".sweeps"])  # no temporary or duplicate folders
 
 
@@ -234,16 +247,16 @@ def test_bad_input_one_line_nothing_written(ckpt, tmp_path, args, needle):
     assert not out.exists()
 
 
-@pytest.mark.slow
 def _sigint_default():
     """A child of a background job inherits SIGINT as ignored, and Python then never sees Ctrl-C: restore it."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_running_job_and_a_rerun_finishes(ckpt, tmp_path):
     out = tmp_path / "runs"
     args = ["sweep", "--generator", str(ckpt), "--regions", "rect:4,8,12,14", "--seeds", "0-1", "--out", str(out),
-            *FAST, "--epochs", "40"]
+            *FAST, "--epochs", "15"]
     proc = subprocess.Popen([sys.executable, "-m", "mgm_analysis.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_sigint_default)
     try:
@@ -303,18 +316,18 @@ def test_derived_kinds_follow_their_sources(ckpt, tmp_path):
 def test_ctrl_c_on_a_dask_sweep_saves_running_jobs(ckpt, tmp_path):
     """Ctrl-C in a terminal reaches the whole process group (the sweep and its local workers)."""
     out = tmp_path / "runs"
-    args = ["sweep", "--generator", str(ckpt), "--regions", "rect:4,8,12,14", "--seeds", "0-3", "--out", str(out),
-            "--workers", "2", *FAST, "--epochs", "60"]
+    args = ["sweep", "--generator", str(ckpt), "--regions", "rect:4,8,12,14", "--seeds", "0-2", "--out", str(out),
+            "--workers", "2", *FAST, "--epochs", "20"]
     proc = subprocess.Popen([sys.executable, "-m", "mgm_analysis.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True,
+                            stderr=subprocess.PIPE, text=True, env=_env(tmp_path), start_new_session=True,
                             preexec_fn=_sigint_default)
     try:
         deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None:  # a first job done: the workers are on the next
-            if any(r.status == "complete" for r in _runs(out).values()) if out.exists() else False:
+        while time.time() < deadline and proc.poll() is None:  # both workers searching (their locks exist)
+            if _searches_started(tmp_path) >= 2:
                 break
-            time.sleep(0.3)
-        time.sleep(2)  # a few epochs into the next searches
+            time.sleep(0.1)
+        time.sleep(1)  # a few epochs into the searches
         os.killpg(proc.pid, signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=300)
     finally:
@@ -324,10 +337,11 @@ def test_ctrl_c_on_a_dask_sweep_saves_running_jobs(ckpt, tmp_path):
     assert "resume with: mgm sweep" in stderr
     runs = _runs(out)
     assert all(r.status in ("complete", "interrupted") for r in runs.values())
+    assert any(r.status == "interrupted" for r in runs.values())  # the running searches were saved
     p = _cli(*args)  # the same command finishes the sweep
     assert p.returncode == 0, p.stderr[-2000:]
     runs2 = _runs(out)
-    assert len(runs2) == 4 and all(r.status == "complete" for r in runs2.values())
+    assert len(runs2) == 3 and all(r.status == "complete" for r in runs2.values())
     assert sorted(os.listdir(out)) == sorted([*runs2, ".sweeps"])
 
 

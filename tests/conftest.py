@@ -2,7 +2,8 @@
 
 Fixtures: ``ckpt`` — the 16² test checkpoint (a tiny StyleGAN2, w_dim 32, seed 2), for the tests where the model
 does not matter; ``tiny_G`` — that checkpoint loaded.  Helpers for the CLI live in ``tests/_cli.py``.
-Browser tests share one xdist group (Dash's test server port): ``make test`` runs the suite on 2 processes.
+``make test`` runs the suite on 2 processes (pytest-xdist, work stealing); each process serves Dash's test apps on
+its own ports, and the long tests are handed out first.
 """
 
 import os
@@ -39,8 +40,23 @@ def tiny_G(ckpt):
     return load_generator(str(ckpt))
 
 
+def pytest_configure(config):
+    """Each xdist process starts Dash's test servers on its own ports (Dash numbers them from 58050 in every
+    process), so browser tests run on both processes at once."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):
+        try:
+            from dash.testing.application_runners import BaseDashRunner
+        except ImportError:  # pragma: no cover  (dash[testing] absent: the browser tests are skipped)
+            return
+        BaseDashRunner._next_port = 58050 + 500 * int(worker[2:])
+
+
 def pytest_collection_modifyitems(config, items):
-    """Every browser test in one xdist group: Dash's test server listens on one port."""
-    for item in items:
-        if item.get_closest_marker("browser") is not None:
-            item.add_marker(pytest.mark.xdist_group("browser"))
+    """The long tests first (marked slow or browser), the rest after them: a process that
+    finishes its long tests takes short ones from the queue instead of leaving one long test for last."""
+    def weight(item):
+        long = item.get_closest_marker("slow") is not None or item.get_closest_marker("browser") is not None
+        return 0 if long else 1
+
+    items.sort(key=weight)  # a stable sort: the order within each part is kept

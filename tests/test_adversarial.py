@@ -82,7 +82,10 @@ def test_a_view_claiming_more_than_its_storage(tmp_path, shape, stride):
     numel = 1
     for n in shape:
         numel *= n
-    for cmd in (["info", path], ["discover", "--generator", path, "--out", tmp_path / "runs", *TINY]):
+    cmds = [["info", path]]
+    if stride == (0, 0):  # the search's path through the same check, once (a process costs ~2 s of imports)
+        cmds.append(["discover", "--generator", path, "--out", tmp_path / "runs", *TINY])
+    for cmd in cmds:
         line = _one_line(_mgm(*cmd), key, f"{numel:,} elements", "corrupt or crafted")
         assert f"storage of {storage.numel():,}" in line
     assert not (tmp_path / "runs").exists()
@@ -132,6 +135,7 @@ def test_a_run_whose_generator_disagrees_with_its_spec_is_not_resumed(tmp_path):
     assert sorted(str(q) for q in run.rglob("*")) == before and json.loads((run / "run.json").read_text()) == meta
 
 
+@pytest.mark.slow
 def test_the_same_job_started_twice_at_once_searches_once(tmp_path):
     """Two processes start the same job in one store at the same moment: one searches, the other waits for it
     and finds its run; both exit 0 and the store holds one complete run, no temporary folder."""
@@ -171,6 +175,7 @@ def _tree(root: Path) -> dict:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_a_full_disk_leaves_earlier_runs_and_reports_as_they_were(tmp_path):
     ckpt = tmp_path / "g.pt"
     save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), ckpt)

@@ -122,6 +122,7 @@ def test_training_stage_b_starts_from_a_checkpoint_with_the_consistency_term(tmp
         assert F.mse_loss(B(z), A(z)) < 0.1 * F.mse_loss(A(z), torch.zeros_like(A(z)))
 
 
+@pytest.mark.slow
 def test_regressor_beats_mean_predictor():
     from mgm_analysis.generators.toyfaces.regressor import r2_per_factor, train_regressor
 

@@ -423,6 +423,17 @@ def test_the_strip_is_the_chains_frames_side_by_side(G):
 
 
 # ------------------------------------------------------------------ the real worker (slow)
+#: launches with a real worker run on the 16² test checkpoint (``ckpt``): the model does not matter to them, and a
+#: search on it takes a fraction of the toyfaces one
+CKPT_RES = 16
+CKPT_LAUNCH = {f"{D.SHAPES}__data": [{"type": "rect", "x0": 4, "y0": 8, "x1": 12, "y1": 14}],
+               f"{D.LAYERS}__value": "1:4", f"{D.FRAMES}__value": 6}
+
+
+def _worker_app(root, ckpt):
+    return create_app(root, discover=D.DiscoverOptions(str(ckpt), threads=1))
+
+
 def _wait_final(root, job, timeout=600):
     import time
 
@@ -436,21 +447,21 @@ def _wait_final(root, job, timeout=600):
 
 
 @pytest.mark.slow
-def test_references_from_a_seed_a_run_and_an_upload_through_the_worker(tmp_path):
+def test_references_from_a_seed_a_run_and_an_upload_through_the_worker(tmp_path, ckpt):
     """Launch over HTTP with a real worker: a seed's run, then a run from that run's reference and one from an
     uploaded copy of it; each lands complete with exactly that reference latent."""
     from mgm_analysis import store
 
     root = tmp_path / "runs"
     root.mkdir()
-    app = create_app(root, discover=D.DiscoverOptions("toyfaces", threads=1))
+    app = _worker_app(root, ckpt)
     try:
         jobs = []
 
         def submit(ref, epochs):
             got = post(app, "discover-error.children...discover-jobs",
-                       launch_values(**{f"{D.REFERENCE}__data": ref, f"{D.EPOCHS}__value": epochs,
-                                        f"{D.JOBS}__data": jobs}), f"{D.LAUNCH}.n_clicks")
+                       launch_values(**{**CKPT_LAUNCH, f"{D.REFERENCE}__data": ref,
+                                        f"{D.EPOCHS}__value": epochs, f"{D.JOBS}__data": jobs}), f"{D.LAUNCH}.n_clicks")
             assert "discover-jobs" in got, got
             jobs.append(got["discover-jobs"]["data"][-1])
             return jobs[-1]
@@ -479,7 +490,7 @@ def test_references_from_a_seed_a_run_and_an_upload_through_the_worker(tmp_path)
         assert got["discover-reference"]["data"] == {"run": src.run_id}
         png = got["discover-face"]["figure"]["data"][0]["source"].split(",", 1)[1]
         face = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB"), np.float32)
-        scale = face.shape[0] // RES
+        scale = face.shape[0] // CKPT_RES
         assert np.abs(face[::scale, ::scale] / 255 - src.reference_img).max() <= 1 / 255 + 1e-6
 
         buf = io.BytesIO()
@@ -536,20 +547,21 @@ assert "torch" not in sys.modules, "torch imported"
 
 
 @pytest.mark.slow
-def test_cancel_keeps_an_interrupted_run_and_the_same_launch_resumes_it(tmp_path):
+def test_cancel_keeps_an_interrupted_run_and_the_same_launch_resumes_it(tmp_path, ckpt):
     import time
 
     from mgm_analysis import store
 
     root = tmp_path / "runs"
     root.mkdir()
-    app = create_app(root, discover=D.DiscoverOptions("toyfaces", threads=1))
+    app = _worker_app(root, ckpt)
     try:
         jobs = []
 
         def submit():
             got = post(app, "discover-error.children...discover-jobs",
-                       launch_values(**{f"{D.EPOCHS}__value": 4, f"{D.JOBS}__data": jobs}), f"{D.LAUNCH}.n_clicks")
+                       launch_values(**{**CKPT_LAUNCH, f"{D.EPOCHS}__value": 12, f"{D.JOBS}__data": jobs}),
+                       f"{D.LAUNCH}.n_clicks")
             jobs.append(got["discover-jobs"]["data"][-1])
             return jobs[-1]
 
@@ -563,35 +575,35 @@ def test_cancel_keeps_an_interrupted_run_and_the_same_launch_resumes_it(tmp_path
         st = _wait_final(root, first)
         run = store.load_run(root / st["run_id"])
         done = run.meta["resume"]["epochs_done"]
-        assert st["state"] == run.status == "interrupted" and 1 <= done < 4
+        assert st["state"] == run.status == "interrupted" and 1 <= done < 12
         assert len(run.meta["history"]["epoch"]) == done
 
         st2 = _wait_final(root, submit())  # the same settings: the same run folder, continued
         again = store.load_run(root / st2["run_id"])
         assert st2["run_id"] == st["run_id"] and again.status == "complete"
-        assert again.meta["resume"] == {"epochs_done": 4, "resumed": True}
-        assert again.meta["history"]["epoch"] == [1, 2, 3, 4]
+        assert again.meta["resume"] == {"epochs_done": 12, "resumed": True}
+        assert again.meta["history"]["epoch"] == list(range(1, 13))
     finally:
         app.discover_client.stop()
         D._CLIENTS.pop(next(k for k, v in D._CLIENTS.items() if v is app.discover_client))
 
 
 @pytest.mark.slow
-def test_a_worker_that_dies_fails_its_job_and_the_next_launch_starts_a_new_one(tmp_path):
+def test_a_worker_that_dies_fails_its_job_and_the_next_launch_starts_a_new_one(tmp_path, ckpt):
     import os
     import signal
     import time
 
     root = tmp_path / "runs"
     root.mkdir()
-    app = create_app(root, discover=D.DiscoverOptions("toyfaces", threads=1))
+    app = _worker_app(root, ckpt)
     client = app.discover_client
     try:
         jobs = []
 
         def submit(epochs):
             got = post(app, "discover-error.children...discover-jobs",
-                       launch_values(**{f"{D.EPOCHS}__value": epochs, f"{D.JOBS}__data": jobs}),
+                       launch_values(**{**CKPT_LAUNCH, f"{D.EPOCHS}__value": epochs, f"{D.JOBS}__data": jobs}),
                        f"{D.LAUNCH}.n_clicks")
             jobs.append(got["discover-jobs"]["data"][-1])
             return jobs[-1]

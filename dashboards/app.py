@@ -128,7 +128,8 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     from . import discover as disc
 
     def build(snap):
-        return layout.build_layout(snap, None if discover is None else disc.card(snap, discover))
+        return layout.build_layout(snap, None if discover is None else disc.card(snap, discover),
+                                   discover_on=discover is not None and discover.enabled)
 
     # The page's structure: what an empty store shows has every component.  Dash checks callbacks and the layout
     # against it and sends it inside every page; with the runs in it, Dash read the whole store before the server

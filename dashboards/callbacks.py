@@ -257,8 +257,9 @@ function (_n, frame, shown, max, value) {
 
 #: the view's query string, written by the browser as the view changes (at most 300 ticked runs go in it)
 _ADDRESS_JS = """
-function(method, dims, space, relative, filter, ticked) {
+function(method, dims, space, relative, filter, ticked, tab) {
     const q = new URLSearchParams();
+    if (tab) { q.set('tab', tab); }
     if (method) { q.set('view', method); }
     if (dims) { q.set('dims', String(dims)); }
     if (space) { q.set('space', space); }
@@ -272,10 +273,19 @@ function(method, dims, space, relative, filter, ticked) {
 """
 MAX_QUERY = 20_000
 
+#: the tab shown: the styles of the Discover panel, the runs panel, Browse and Compare (layout.panel_styles)
+_TAB_JS = """
+function(tab) {
+    const hide = {display: 'none'};
+    return [tab === '%(d)s' ? {} : hide, tab === '%(d)s' ? hide : {}, tab === '%(b)s' ? {} : hide,
+            tab === '%(c)s' ? {} : hide];
+}
+""" % {"b": L.BROWSE, "d": L.DISCOVER, "c": L.COMPARE}
+
 
 def view_of_query(search, snap) -> dict:
     """The view a query string asks for, each part checked (anything unknown is left as the page has it):
-    ``method``, ``dims``, ``space``, ``relative`` (the checklist's value), ``filter`` and the ticked runs as
+    the ``tab``, ``method``, ``dims``, ``space``, ``relative`` (the checklist's value), ``filter`` and the ticked runs as
     table row indices and ids (runs the store does not hold are dropped)."""
     from urllib.parse import parse_qs
 
@@ -283,6 +293,8 @@ def view_of_query(search, snap) -> dict:
         return {}
     q = {k: v[-1] for k, v in parse_qs(search.lstrip("?"), keep_blank_values=False).items()}
     got: dict = {}
+    if q.get("tab") in L.TAB_VALUES:
+        got["tab"] = q["tab"]
     if q.get("view") in ("pca", "umap"):
         got["method"] = q["view"]
     if q.get("dims") in ("2", "3"):
@@ -330,10 +342,15 @@ def register_callbacks(app, root, cache_dir=None) -> None:
             raise PreventUpdate
         return [_integral(i) for i in indices], list(valid_names(visible_ids))
 
-    # The address keeps the view: ?view=pca&dims=2&space=w_free&rel=1&filter=...&sel=id,id (a link reopens it).
+    app.clientside_callback(_TAB_JS, Output(L.DISCOVER_PANEL, "style"), Output(L.RUNS_PANEL, "style"),
+                            Output(L.BROWSE_PANEL, "style"), Output(L.COMPARE_PANEL, "style"),
+                            Input(L.TABS, "value"))
+
+    # The address keeps the view: ?tab=browse&view=pca&dims=2&space=w_free&rel=1&filter=...&sel=id,id (a link reopens it).
     # Read once when the page loads (a query the page did not write is checked like any input); written by the
     # browser itself as the view changes (history.replaceState: no reload, no callback loop).
-    @app.callback(Output(L.METHOD, "value"), Output(L.DIMS, "value"), Output(L.SPACE, "value"),
+    @app.callback(Output(L.TABS, "value"), Output(L.METHOD, "value"), Output(L.DIMS, "value"),
+                  Output(L.SPACE, "value"),
                   Output(L.RELATIVE, "value"), Output(L.TABLE, "filter_query"),
                   Output(L.TABLE, "selected_rows", allow_duplicate=True),
                   Output(L.TABLE, "selected_row_ids", allow_duplicate=True),
@@ -342,12 +359,13 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         got = view_of_query(search, snap())
         if not got:
             raise PreventUpdate
-        return tuple(got.get(k, no_update) for k in ("method", "dims", "space", "relative", "filter", "rows", "ids"))
+        return tuple(got.get(k, no_update) for k in ("tab", "method", "dims", "space", "relative", "filter", "rows",
+                                                     "ids"))
 
     app.clientside_callback(_ADDRESS_JS, Output(L.URL_SYNC, "data"),
                             Input(L.METHOD, "value"), Input(L.DIMS, "value"), Input(L.SPACE, "value"),
                             Input(L.RELATIVE, "value"), Input(L.TABLE, "filter_query"),
-                            Input(L.TABLE, "selected_row_ids"), prevent_initial_call=True)
+                            Input(L.TABLE, "selected_row_ids"), Input(L.TABS, "value"), prevent_initial_call=True)
 
     # Not called on page load: the page starts with every run selected (layout), which is what the table gives
     # until it is ticked or filtered; its first render then confirms it (no update).

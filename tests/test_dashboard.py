@@ -654,10 +654,11 @@ def test_a_query_string_is_read_as_a_view_and_checked(tmp_path):
     ids = sorted(make_store(tmp_path, 4))
     snap = data.snapshot(tmp_path)
     order = {r["id"]: i for i, r in enumerate(L.table_records(snap.catalog))}
-    got = view_of_query(f"?view=umap&dims=3&space=frames&rel=0&filter=mouth&sel={ids[2]},nope,{ids[0]},{ids[2]}", snap)
-    assert got == {"method": "umap", "dims": 3, "space": "frames", "relative": [], "filter": "mouth",
+    got = view_of_query(f"?tab=compare&view=umap&dims=3&space=frames&rel=0&filter=mouth&sel={ids[2]},nope,{ids[0]},"
+                        f"{ids[2]}", snap)
+    assert got == {"tab": "compare", "method": "umap", "dims": 3, "space": "frames", "relative": [], "filter": "mouth",
                    "rows": [order[ids[2]], order[ids[0]]], "ids": [ids[2], ids[0]]}
     # anything else is left as the page has it
-    assert view_of_query("?view=tsne&dims=7&space=x&rel=yes", snap) == {}
+    assert view_of_query("?tab=settings&view=tsne&dims=7&space=x&rel=yes", snap) == {}
     assert view_of_query("", snap) == {} and view_of_query(None, snap) == {} and view_of_query(["?"], snap) == {}
     assert view_of_query("?" + "a" * 30_000, snap) == {}

@@ -289,7 +289,7 @@ def test_frame_figure_shows_reference_frame_difference_and_mask():
     frame[4:8, 4:8] = 1
     mask = np.zeros((16, 16))
     mask[4:8, 4:8] = 1
-    fig = figures.frame_figure(ref, frame, mask)
+    fig = go.Figure(figures.frame_figure(ref, frame, mask))  # validates the plain dict
     kinds = [t.type for t in fig.data]
     assert kinds.count("image") == 2 and kinds.count("heatmap") == 1 and kinds.count("contour") == 3
     heat = np.array(next(t for t in fig.data if t.type == "heatmap").z)
@@ -300,14 +300,14 @@ def test_frame_figure_shows_reference_frame_difference_and_mask():
 
 def test_frame_figure_subsamples_large_images():
     big = np.random.default_rng(0).random((512, 512, 3))
-    fig = figures.frame_figure(big, big, np.ones((512, 512)))
+    fig = go.Figure(figures.frame_figure(big, big, np.ones((512, 512))))
     assert np.array(next(t for t in fig.data if t.type == "heatmap").z).shape == (128, 128)
 
 
 def test_metric_bars_mean_and_spread_across_references():
     df = pd.DataFrame({"run_id": list("abcd"), "region": ["mouth", "mouth", "eyes", "eyes"],
                        "reference": ["seed 0", "seed 1"] * 2, "locality": [0.8, 0.9, 0.5, 0.7]})
-    fig = go.Figure(figures.metric_bars(df, ["locality", "not_a_metric"]).to_dict())  # validates
+    fig = go.Figure(figures.metric_bars(df, ["locality", "not_a_metric"]))  # validates the plain dict
     bars = fig.data[0]
     assert list(bars.x) == ["eyes", "mouth"]
     np.testing.assert_allclose(bars.y, [0.6, 0.85])

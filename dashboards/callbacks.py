@@ -209,7 +209,11 @@ function (frame, fig) {
         if (t.name === "%(name)s" || !Array.isArray(t.customdata) || !Array.isArray(t.meta)) { continue; }
         const run = t.meta.indexOf(frame.run_id);
         if (run < 0) { continue; }
-        const i = t.customdata.findIndex(c => c && c[0] === run && c[1] === frame.frame);
+        // the frame's point, or (a large projection sends every k-th frame) the run's last point before it
+        let i = -1;
+        t.customdata.forEach((c, j) => {
+            if (c && c[0] === run && c[1] <= frame.frame && (i < 0 || c[1] >= t.customdata[i][1])) { i = j; }
+        });
         if (i >= 0) { at = {x: t.x[i], y: t.y[i], z: t.z ? t.z[i] : null}; break; }
     }
     const shapes = fig.layout.shapes || [];

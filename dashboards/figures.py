@@ -28,6 +28,7 @@ MAX_IMAGE_SIDE = 256  # frames are sent at most this many pixels wide
 MAX_HEATMAP_SIDE = 128  # the difference heat-map is sent at most this many cells wide
 MASK_COLOR = "#00e5ff"  # the mask outline
 MAX_MARKED_POINTS = 2000  # a projection with more points draws lines without frame markers (browser time)
+MAX_SENT_POINTS = 40_000  # a projection with more frames sends every k-th frame of each run (and its first and last)
 
 
 def message_figure(text: str, title: str = "") -> go.Figure:
@@ -62,13 +63,21 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     trace's runs (:func:`point_run` reads it), so thousands of runs do not repeat their ids in
     every point; the gaps carry ``None``.  (Not in the layout: dcc.Graph copies the layout on
     every update, and plotly would then redraw every trace to move the ring.)  Coordinates are
-    rounded to 1/10 000 of the axis span (:func:`_decimals`), well below a pixel.
+    rounded to 1/10 000 of the axis span (:func:`_decimals`), well below a pixel.  Beyond
+    :data:`MAX_SENT_POINTS` frames, every k-th frame of each run is sent (with its first and last; the title
+    says k): 2 000 runs × 36 frames were 600 KB to send and draw, 10 000 runs 3 MB; the points sent keep their
+    real frame numbers, so hover and click show the frame under the pointer.
     """
     if df is None or not len(df):
         return message_figure("Select runs in the table to see their trajectories.").to_dict()
     cols = list("xyz"[:dims])
     if any(c not in df for c in cols):
         raise ValueError(f"a {dims}-D projection needs columns {cols}, got {list(df.columns)}")
+    n_points, step = len(df), math.ceil(len(df) / MAX_SENT_POINTS)
+    if step > 1:  # every step-th frame of each run, and its last
+        last = df.groupby("run_id", sort=False)["frame"].transform("max").to_numpy(int)
+        frame_no = df["frame"].to_numpy(int)
+        df = df[(frame_no % step == 0) | (frame_no == last)]
     colors = colors or region_colors(df["region"].unique())
     kind = "scatter3d" if dims == 3 else "scatter"
     big, small = (7, 4) if dims == 2 else (4, 2)
@@ -111,8 +120,9 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
                     xanchor=0, yanchor=0, x0=-8, x1=8, y0=-8, y1=8, line=dict(color="black", width=2), visible=False)
         frame = {k: {**v, **grid} for k, v in axes.items()} | dict(plot_bgcolor="white", shapes=[ring])
     n_runs = df["run_id"].nunique()
+    every = f"; 1 frame in {step} drawn ({len(df):,} of {n_points:,} points)" if step > 1 else ""
     layout = dict(title=dict(text=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{', ' + space if space else ''}"
-                                  "<br><sup>one joint fit; big dot = frame 0</sup>", x=0.01),
+                                  f"<br><sup>one joint fit; big dot = frame 0{every}</sup>", x=0.01),
                   legend=dict(title=dict(text="region")), hovermode="closest", clickmode="event", margin=_MARGIN,
                   height=480, uirevision=f"{method}-{dims}-{space}", **frame)
     # A plain figure dict: plotly's figure objects validate and deep-copy every point, which costs seconds

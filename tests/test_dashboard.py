@@ -268,6 +268,27 @@ def test_projection_figure_keeps_small_scales(store_root):
     assert len(set(tr["x"][:-1])) == n
 
 
+def test_a_large_projection_sends_every_kth_frame_of_each_run_with_its_first_and_last(monkeypatch):
+    monkeypatch.setattr(figures, "MAX_SENT_POINTS", 50)
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"run_id": np.repeat([f"r{i:02d}" for i in range(20)], 10),
+                       "region": np.repeat(["mouth", "eyes"] * 10, 10), "frame": np.tile(np.arange(10), 20),
+                       "x": rng.normal(size=200), "y": rng.normal(size=200)})
+    fig = figures.projection_figure(df)  # 200 points > 50: one frame in 4, and each run's last
+    sent = {}
+    for t in fig["data"][:2]:  # the two regions' lines
+        for c in t["customdata"]:
+            if c is not None:
+                sent.setdefault(t["meta"][c[0]], []).append(c[1])
+    assert len(sent) == 20 and all(frames == [0, 4, 8, 9] for frames in sent.values())
+    line = fig["data"][0]  # a point sent is where the projection put that frame
+    run, frame = line["meta"][line["customdata"][1][0]], line["customdata"][1][1]
+    want = df[(df.run_id == run) & (df.frame == frame)].iloc[0]
+    assert line["x"][1] == pytest.approx(want.x, abs=1e-3) and line["y"][1] == pytest.approx(want.y, abs=1e-3)
+    assert "1 frame in 4 drawn (80 of 200 points)" in fig["layout"]["title"]["text"]
+    go.Figure(fig)  # a valid figure
+
+
 def test_projection_figure_drops_frame_markers_for_many_points(store_root, monkeypatch):
     snap = data.snapshot(store_root)
     monkeypatch.setattr(figures, "MAX_MARKED_POINTS", 10)

@@ -311,3 +311,29 @@ def test_an_empty_store_opens_on_the_discover_tab(dash_duo, tmp_path):
     finally:  # this store's worker process
         for key in [k for k in D._CLIENTS if str(root.resolve()) in k]:
             D._CLIENTS.pop(key).stop()
+
+
+def test_a_decimated_projection_rings_the_frame_on_show_at_its_run_s_nearest_point(dash_duo, tmp_path, monkeypatch):
+    """A projection with more frames than figures.MAX_SENT_POINTS sends every k-th frame of each run: the frame on
+    show that was not sent is ringed at the last point of its run before it."""
+    from dashboards import figures
+
+    root = tmp_path / "runs"
+    ids = sorted(make_store(root, 6))  # 6 runs x 8 frames = 48 points
+    monkeypatch.setattr(figures, "MAX_SENT_POINTS", 20)  # one frame in 3 (and the last): 0, 3, 6, 7
+    dash_duo.driver.set_window_size(1400, 1000)
+    dash_duo.start_server(create_app(root))
+    _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.PROJECTION)) >= 3, "the first projection")
+    assert "1 frame in 3 drawn" in _text(dash_duo, f"#{L.PROJECTION} .gtitle")
+    dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", f"{ids[0]}: region", timeout=TIMEOUT)
+    box = dash_duo.find_element(f"#{L.SLIDER} input")  # the slider's number box
+    box.send_keys("\b5\n")
+    dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", "frame 5 (of", timeout=TIMEOUT)
+    ring = ("const g = document.querySelector('#projection .js-plotly-plot'); const s = g.layout.shapes[0];"
+            "for (const t of g.data) { const r = t.meta.indexOf(arguments[0]); if (r < 0) { continue; }"
+            "  const i = t.customdata.findIndex(c => c && c[0] === r && c[1] === 3);"
+            "  return [s.visible, s.xanchor === t.x[i] && s.yanchor === t.y[i],"
+            "          t.customdata.some(c => c && c[0] === r && c[1] === 5)]; }")
+    _wait(dash_duo, lambda: dash_duo.driver.execute_script(ring, ids[0]) == [True, True, False],
+          "the ring on frame 3, the last point sent before frame 5")
+    assert dash_duo.get_logs() == []

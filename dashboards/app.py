@@ -18,7 +18,7 @@ from flask import abort, has_request_context, request, send_file
 
 from mgm_analysis.errors import MGMError
 
-from . import data, layout
+from . import data, layout, memo
 from .callbacks import FILE_ROUTE, register_callbacks, warm_up
 
 __all__ = ["create_app", "serve"]
@@ -128,17 +128,20 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     from . import discover as disc
 
     def build(snap):
-        return layout.build_layout(snap, None if discover is None else disc.card(snap, discover))
+        return layout.build_layout(snap, None if discover is None else disc.card(snap, discover),
+                                   discover_on=discover is not None and discover.enabled)
 
     # The page's structure: what an empty store shows has every component.  Dash checks callbacks and the layout
     # against it and sends it inside every page; with the runs in it, Dash read the whole store before the server
     # listened and again on its first request, and sent each browser the run table twice (1.5 MB for 2 000 runs).
     structure = build(data.empty_snapshot(root))
 
-    def page():  # a function, so every page load shows the store as it is now (memoised by store signature)
+    def page():  # a function, so every page load shows the store as it is now (kept per store state)
         if not (has_request_context() and request.path.endswith("/_dash-layout")):
             return structure  # Dash checking the structure
-        return build(data.snapshot(root))
+        snap = memo.snapshot(root)
+        tab = layout.first_tab(snap, discover is not None and discover.enabled)
+        return memo.built(("page", str(root), snap.signature, tab), lambda: build(snap))
 
     app.validation_layout = structure
     app.layout = page

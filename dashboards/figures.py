@@ -8,6 +8,7 @@ called and checked directly in tests.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from plotly.subplots import make_subplots
 from mgm_analysis.presets import region_colors
 from mgm_analysis.store import png_data_uri
 
-__all__ = ["region_colors", "message_figure", "projection_figure", "point_run", "current_point", "frame_figure", "metric_bars",
+__all__ = ["region_colors", "message_figure", "projection_figure", "point_run", "current_point", "frame_figure", "metric_bars", "with_current",
            "layer_heatmap", "overlap_figure", "derived_figure", "frontier_figure", "png_data_uri", "CURRENT"]
 
 _MARGIN = dict(l=40, r=10, t=40, b=40)
@@ -27,6 +28,7 @@ MAX_IMAGE_SIDE = 256  # frames are sent at most this many pixels wide
 MAX_HEATMAP_SIDE = 128  # the difference heat-map is sent at most this many cells wide
 MASK_COLOR = "#00e5ff"  # the mask outline
 MAX_MARKED_POINTS = 2000  # a projection with more points draws lines without frame markers (browser time)
+MAX_SENT_POINTS = 40_000  # a projection with more frames sends every k-th frame of each run (and its first and last)
 
 
 def message_figure(text: str, title: str = "") -> go.Figure:
@@ -61,13 +63,21 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     trace's runs (:func:`point_run` reads it), so thousands of runs do not repeat their ids in
     every point; the gaps carry ``None``.  (Not in the layout: dcc.Graph copies the layout on
     every update, and plotly would then redraw every trace to move the ring.)  Coordinates are
-    rounded to 1/10 000 of the axis span (:func:`_decimals`), well below a pixel.
+    rounded to 1/10 000 of the axis span (:func:`_decimals`), well below a pixel.  Beyond
+    :data:`MAX_SENT_POINTS` frames, every k-th frame of each run is sent (with its first and last; the title
+    says k): 2 000 runs × 36 frames were 600 KB to send and draw, 10 000 runs 3 MB; the points sent keep their
+    real frame numbers, so hover and click show the frame under the pointer.
     """
     if df is None or not len(df):
         return message_figure("Select runs in the table to see their trajectories.").to_dict()
     cols = list("xyz"[:dims])
     if any(c not in df for c in cols):
         raise ValueError(f"a {dims}-D projection needs columns {cols}, got {list(df.columns)}")
+    n_points, step = len(df), math.ceil(len(df) / MAX_SENT_POINTS)
+    if step > 1:  # every step-th frame of each run, and its last
+        last = df.groupby("run_id", sort=False)["frame"].transform("max").to_numpy(int)
+        frame_no = df["frame"].to_numpy(int)
+        df = df[(frame_no % step == 0) | (frame_no == last)]
     colors = colors or region_colors(df["region"].unique())
     kind = "scatter3d" if dims == 3 else "scatter"
     big, small = (7, 4) if dims == 2 else (4, 2)
@@ -96,7 +106,7 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
                            customdata=[c for c, f in zip(custom, first, strict=True) if f], meta=names,
                            hoverinfo="none", hovertemplate=None, marker=dict(color=color, size=big)))
     traces = lines + starts
-    point = current_point(df, current, dims)
+    point = {c: [] for c in cols}  # the ring: placed by with_current
     if dims == 3:
         traces.append(dict(type=kind, **point, mode="markers", name=CURRENT, hoverinfo="skip", showlegend=False,
                            marker=dict(size=8, color="rgba(0,0,0,0)", line=dict(color="black", width=2))))
@@ -107,17 +117,30 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     else:
         grid = dict(showgrid=True, gridcolor="#eee", zeroline=False)
         ring = dict(type="circle", name=CURRENT, xref="x", yref="y", xsizemode="pixel", ysizemode="pixel",
-                    xanchor=(point["x"] or [0])[0], yanchor=(point["y"] or [0])[0], x0=-8, x1=8, y0=-8, y1=8,
-                    line=dict(color="black", width=2), visible=bool(point["x"]))
+                    xanchor=0, yanchor=0, x0=-8, x1=8, y0=-8, y1=8, line=dict(color="black", width=2), visible=False)
         frame = {k: {**v, **grid} for k, v in axes.items()} | dict(plot_bgcolor="white", shapes=[ring])
     n_runs = df["run_id"].nunique()
+    every = f"; 1 frame in {step} drawn ({len(df):,} of {n_points:,} points)" if step > 1 else ""
     layout = dict(title=dict(text=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{', ' + space if space else ''}"
-                                  "<br><sup>one joint fit; big dot = frame 0</sup>", x=0.01),
+                                  f"<br><sup>one joint fit; big dot = frame 0{every}</sup>", x=0.01),
                   legend=dict(title=dict(text="region")), hovermode="closest", clickmode="event", margin=_MARGIN,
                   height=480, uirevision=f"{method}-{dims}-{space}", **frame)
     # A plain figure dict: plotly's figure objects validate and deep-copy every point, which costs seconds
     # for hundreds of runs; tests check that go.Figure accepts it.
-    return {"data": traces, "layout": layout}
+    return with_current({"data": traces, "layout": layout}, df, current, dims)
+
+
+def with_current(fig: dict, df: pd.DataFrame, current: tuple[str, int] | None, dims: int = 2) -> dict:
+    """A :func:`projection_figure` of ``df`` with its ring on ``current`` (run_id, frame; None: no ring): a new dict
+    that shares the traces, so a figure kept for a selection is not rebuilt to move the ring (the browser moves
+    it the same way, ``callbacks._MARK_FRAME_JS``)."""
+    point = current_point(df, current, dims)
+    if dims == 3:
+        return {"data": fig["data"][:-1] + [{**fig["data"][-1], **point}], "layout": fig["layout"]}
+    shapes = [{**sh, "xanchor": (point["x"] or [0])[0], "yanchor": (point["y"] or [0])[0],
+               "visible": bool(point["x"])} if sh.get("name") == CURRENT else sh
+              for sh in fig["layout"].get("shapes", [])]
+    return {"data": fig["data"], "layout": {**fig["layout"], "shapes": shapes}}
 
 
 def point_run(fig: dict, curve: int, custom) -> tuple[str, int] | None:
@@ -171,12 +194,14 @@ def _stride(side: int, limit: int) -> int:
     return max(1, math.ceil(side / limit))
 
 
-def frame_figure(ref: np.ndarray, frame: np.ndarray, mask: np.ndarray, *, title: str = "") -> go.Figure:
+def frame_figure(ref: np.ndarray, frame: np.ndarray, mask: np.ndarray, *, title: str = "") -> dict:
     """Reference, frame and RMS |frame − reference| heat-map side by side, the mask outlined on all three.
 
     Args:
         ref, frame: [H, W, 3] in [0, 1]; mask: [H, W] in [0, 1] (1 = region).
-    Large images are subsampled (at most 256 px per image, 128 cells per heat-map side).
+    Large images are subsampled (at most 256 px per image, 128 cells per heat-map side).  Returns a plain
+    figure dict (``go.Figure(fig)`` to inspect it): the viewer draws one per frame while playing, and building
+    it with plotly's figure objects (subplots, validation) took 40 ms of the server's time for each.
     """
     ref, frame, mask = np.asarray(ref, np.float32), np.asarray(frame, np.float32), np.asarray(mask, np.float32)
     if ref.shape != frame.shape or ref.ndim != 3 or mask.shape != ref.shape[:2]:
@@ -186,32 +211,48 @@ def frame_figure(ref: np.ndarray, frame: np.ndarray, mask: np.ndarray, *, title:
     s_img, s_map = _stride(max(h, w), MAX_IMAGE_SIDE), _stride(max(h, w), MAX_HEATMAP_SIDE)
     diff = np.sqrt(((frame - ref) ** 2).mean(-1))[::s_map, ::s_map]
     m = mask[::s_map, ::s_map]
-    cx, cy = np.arange(m.shape[1]) * s_map + (s_map - 1) / 2, np.arange(m.shape[0]) * s_map + (s_map - 1) / 2
-    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.04,
-                        subplot_titles=("reference", "frame", "RMS difference"))
-    for col, img in ((1, ref), (2, frame)):
-        fig.add_trace(go.Image(source=png_data_uri(img[::s_img, ::s_img]), x0=(s_img - 1) / 2, y0=(s_img - 1) / 2,
-                               dx=s_img, dy=s_img, hoverinfo="skip", name="reference" if col == 1 else "frame"),
-                      row=1, col=col)
-    fig.add_trace(go.Heatmap(z=np.round(diff, 4), x=cx, y=cy, colorscale="Inferno", zmin=0, name="difference",
-                             zmax=max(float(diff.max()), 1e-6), colorbar=dict(thickness=10, len=0.8),
-                             hovertemplate="x %{x:.0f}, y %{y:.0f}: %{z:.3f}<extra></extra>"), row=1, col=3)
-    for col in (1, 2, 3):
-        fig.add_trace(go.Contour(z=m, x=cx, y=cy, showscale=False, hoverinfo="skip", name="mask",
-                                 contours=dict(start=0.5, end=0.5, size=1, coloring="lines"),
-                                 colorscale=[[0, MASK_COLOR], [1, MASK_COLOR]],  # "lines" colours by the scale
-                                 line=dict(color=MASK_COLOR, width=1.5)), row=1, col=col)
+    cx = (np.arange(m.shape[1]) * s_map + (s_map - 1) / 2).tolist()
+    cy = (np.arange(m.shape[0]) * s_map + (s_map - 1) / 2).tolist()
+    traces = [dict(type="image", source=png_data_uri(img[::s_img, ::s_img]), x0=(s_img - 1) / 2,
+                   y0=(s_img - 1) / 2, dx=s_img, dy=s_img, hoverinfo="skip", name=name, xaxis=xa, yaxis=ya)
+              for img, name, xa, ya in ((ref, "reference", "x", "y"), (frame, "frame", "x2", "y2"))]
+    traces.append(dict(type="heatmap", z=np.round(diff, 4).tolist(), x=cx, y=cy, colorscale="Inferno", zmin=0,
+                       zmax=max(float(diff.max()), 1e-6), name="difference", colorbar=dict(thickness=10, len=0.8),
+                       hovertemplate="x %{x:.0f}, y %{y:.0f}: %{z:.3f}<extra></extra>", xaxis="x3", yaxis="y3"))
+    outline = m.tolist()
+    for col in ("", "2", "3"):
+        traces.append(dict(type="contour", z=outline, x=cx, y=cy, showscale=False, hoverinfo="skip", name="mask",
+                           contours=dict(start=0.5, end=0.5, size=1, coloring="lines"),
+                           colorscale=[[0, MASK_COLOR], [1, MASK_COLOR]],  # "lines" colours by the scale
+                           line=dict(color=MASK_COLOR, width=1.5), xaxis=f"x{col}", yaxis=f"y{col}"))
+    layout = _frame_layout(h, w)
+    layout.update(title=dict(text=title) if title else None, margin=dict(l=10, r=10, t=50 if title else 30, b=10))
+    return {"data": traces, "layout": layout}
+
+
+def _frame_layout(h: int, w: int) -> dict:
+    """The frame viewer's layout for [h, w] images: three square panels with their titles (a fresh dict)."""
+    import copy
+
+    return copy.deepcopy(_frame_layout_cached(h, w))
+
+
+@lru_cache(maxsize=16)
+def _frame_layout_cached(h: int, w: int) -> dict:
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.04, subplot_titles=("reference", "frame",
+                                                                                 "RMS difference"))
     for col in (1, 2, 3):
         fig.update_xaxes(visible=False, range=[-0.5, w - 0.5], row=1, col=col)
         fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor=f"x{'' if col == 1 else col}",
                          row=1, col=col)
-    fig.update_layout(title=title or None, margin=dict(l=10, r=10, t=50 if title else 30, b=10), height=300,
-                      plot_bgcolor="white", showlegend=False, uirevision="frame")
-    return fig
+    fig.update_layout(height=300, plot_bgcolor="white", showlegend=False, uirevision="frame")
+    layout = fig.layout.to_plotly_json()
+    layout.pop("template", None)  # plotly.js's own defaults, as the projection has them (8 KB less per frame)
+    return layout
 
 
 # -------------------------------------------------------- region comparison
-def metric_bars(df: pd.DataFrame, metrics: list[str], colors: dict | None = None) -> go.Figure:
+def metric_bars(df: pd.DataFrame, metrics: list[str], colors: dict | None = None) -> dict | go.Figure:
     """Per region: mean of each metric over its runs (bar), std across references (error bar), runs (dots).
 
     Args:
@@ -221,7 +262,6 @@ def metric_bars(df: pd.DataFrame, metrics: list[str], colors: dict | None = None
     if not metrics:
         return message_figure("No metrics to compare: select runs that have metrics.", "Metrics by region")
     colors = colors or region_colors(df["region"].unique())
-    layout = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics, horizontal_spacing=0.06).layout
     traces = []
     for col, metric in enumerate(metrics, start=1):
         axes = dict(xaxis=f"x{col if col > 1 else ''}", yaxis=f"y{col if col > 1 else ''}")
@@ -240,12 +280,26 @@ def metric_bars(df: pd.DataFrame, metrics: list[str], colors: dict | None = None
         traces.append(dict(type="scatter", x=sub["region"].tolist(), y=sub[metric].tolist(), **axes, mode="markers",
                            showlegend=False, name="runs", marker=dict(color="#222", size=5), text=text,
                            hovertemplate="%{text}: %{y:.3f}<extra></extra>"))
-    # Figure objects validate every point (slow for hundreds of runs): the structure is fixed here and tested.
-    fig = go.Figure(data=traces, layout=layout, _validate=False)
+    # A plain figure dict (figure objects validate and copy every point: 100 ms for 2 000 runs); tests check that
+    # go.Figure accepts it.
+    return {"data": traces, "layout": _bars_layout(tuple(metrics))}
+
+
+def _bars_layout(metrics: tuple[str, ...]) -> dict:
+    import copy
+
+    return copy.deepcopy(_bars_layout_cached(metrics))
+
+
+@lru_cache(maxsize=64)
+def _bars_layout_cached(metrics: tuple[str, ...]) -> dict:
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics, horizontal_spacing=0.06)
     fig.update_layout(title="Metrics by region (bar: mean, error bar: std across references, dots: runs)",
                       margin=_MARGIN, height=340, plot_bgcolor="white", bargap=0.3)
     fig.update_yaxes(gridcolor="#eee")
-    return fig
+    layout = fig.layout.to_plotly_json()
+    layout.pop("template", None)  # plotly.js's own defaults, as the other figures of the page
+    return layout
 
 
 def layer_heatmap(profiles: pd.DataFrame) -> go.Figure:

@@ -1,4 +1,4 @@
-"""The dashboard's page: run table, projection, frame viewer and region comparison.
+"""The dashboard's page: tabs Browse (projection, frame viewer, run table), Discover and Compare (regions, methods).
 
 ``build_layout(snap)`` returns the component tree for one store snapshot; the
 app calls it on every page load so a reload shows new runs.  Component ids are
@@ -57,24 +57,51 @@ def count_text(n: int) -> str:
     return f" — {n} run{'s' * (n != 1)}"
 
 
-DISCOVER_BOX = "discover-box"
+# The page's three tabs (dcc.Tabs): Browse (projection, frame viewer, run table), Discover (the Discover card),
+# Compare (region comparison, methods).  Every view stays mounted under its tab (hidden, not removed), so the
+# selection, the Discover poll and drawn shapes keep working while another tab is shown, and a switch redraws
+# nothing.  The tab is in the address like the rest of the view (callbacks.view_of_query).
+TABS = "tabs"
+BROWSE, DISCOVER, COMPARE = "browse", "discover", "compare"
+TAB_VALUES = (BROWSE, DISCOVER, COMPARE)
+BROWSE_PANEL, COMPARE_PANEL, DISCOVER_PANEL = "browse-panel", "compare-panel", "discover-tab"
+RUNS_PANEL = "runs-panel"  # Browse and Compare: the empty-store how-to and the views
 
 
 def _searching(root) -> bool:
-    """A Discover job of this store is queued or running (a reloaded page follows it, in the open card)."""
+    """A Discover job of this store is queued or running (a reloaded page follows it, on the Discover tab)."""
     from .discover.protocol import open_jobs
 
     return bool(open_jobs(root))
 
 
-def discover_box(discover, open_: bool) -> html.Details:
-    """The Discover card, folded: open for an empty store (it is how to begin) or while a search of the store runs,
-    closed otherwise, so that someone who came to browse sees the runs first."""
-    return html.Details(id=DISCOVER_BOX, open=open_, style={"margin": "8px 0"}, children=[
-        html.Summary([html.B("Discover"), " — draw a region on a face and search for its manifold"],
-                     style={"cursor": "pointer", "padding": "4px 0"}),
-        discover,
+def first_tab(snap, discover_on: bool) -> str:
+    """The tab a page opens on: Discover over an empty store (it is how to begin) or while a search of the store
+    runs, Browse otherwise, so that someone who came to browse sees the runs first."""
+    return DISCOVER if discover_on and (snap.empty or _searching(snap.root)) else BROWSE
+
+
+def panel_styles(tab) -> list[dict]:
+    """The styles of the Discover panel, the runs panel, Browse and Compare for the tab shown (the layout's
+    first styles; :data:`callbacks._TAB_JS` does the same in the browser)."""
+    hide = {"display": "none"}
+    return [{} if tab == DISCOVER else hide, hide if tab == DISCOVER else {}, {} if tab == BROWSE else hide,
+            {} if tab == COMPARE else hide]
+
+
+def tabs(tab: str) -> dcc.Tabs:
+    return dcc.Tabs(id=TABS, value=tab, style={"margin": "8px 0"}, children=[
+        dcc.Tab(label="Browse", value=BROWSE, id=f"tab-{BROWSE}"),
+        dcc.Tab(label="Discover", value=DISCOVER, id=f"tab-{DISCOVER}"),
+        dcc.Tab(label="Compare", value=COMPARE, id=f"tab-{COMPARE}"),
     ])
+
+
+def discover_off() -> html.Div:
+    """The Discover tab of a dashboard made without it (``--no-discover``, ``create_app(root)``)."""
+    return html.Div(className="discover-card", children=html.P(
+        "Discover is not on in this dashboard: `mgm dashboard STORE` starts it (not with --no-discover), "
+        "or make runs with `mgm discover`.", className="discover-off"))
 
 
 def empty_store_message(root, hidden: bool = False) -> html.Div:
@@ -83,7 +110,7 @@ def empty_store_message(root, hidden: bool = False) -> html.Div:
     return html.Div(id=EMPTY, className="empty-store", style={**_CARD, **({"display": "none"} if hidden else {})},
                     children=[
         html.H3("No runs yet"),
-        html.P(["There are no runs in ", html.Code(str(root)), ". Make some with Discover above, or with:"]),
+        html.P(["There are no runs in ", html.Code(str(root)), ". Make some on the Discover tab, or with:"]),
         html.Pre(f"mgm demo --no-serve --out {root}                  # mouth, eyes, brows on the built-in model\n"
                  f"mgm discover --region mouth --seed 0 --out {root}   # one run\n"
                  f"mgm sweep --regions mouth,eyes,brows --seeds 0-4 --out {root}"),
@@ -179,9 +206,10 @@ def _radio(id_, options, value):
                           inputStyle={"marginRight": "3px"}, labelStyle={"marginRight": "12px"})
 
 
-def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
-    """The page for one store snapshot; ``discover``: the Discover card (dashboards.discover), shown above the
-    views and even for an empty store.
+def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = None) -> html.Div:
+    """The page for one store snapshot, in three tabs (:func:`tabs`); ``discover``: the Discover card
+    (dashboards.discover) for its tab, None when the dashboard has none; ``discover_on``: whether it can launch
+    searches (default: whether there is a card), which decides the first tab (:func:`first_tab`).
 
     The views exist even for an empty store (hidden under the how-to message), so
     every callback always finds its components.
@@ -246,15 +274,24 @@ def build_layout(snap: data.Snapshot, discover=None) -> html.Div:
         ]),
         html.Div(id=DERIVED_BOX, style={"display": "none"}, children=dcc.Graph(id=DERIVED, config=_GRAPH_CONFIG)),
     ])
+    tab = first_tab(snap, discover is not None if discover_on is None else discover_on)
+    discover_style, runs_style, browse_style, compare_style = panel_styles(tab)
     views = html.Div(id="views", style={"display": "none"} if snap.empty else {}, children=[
-        table_box,
-        html.Div([projection_box, viewer_box], style={"display": "flex", "flexWrap": "wrap", "gap": "8px"}),
-        compare_box,
-        methods_box(data.has_methods(snap), data.method_options(snap)),
+        html.Div(id=BROWSE_PANEL, style=browse_style, children=[
+            html.Div([projection_box, viewer_box], style={"display": "flex", "flexWrap": "wrap", "gap": "8px"}),
+            table_box,
+        ]),
+        html.Div(id=COMPARE_PANEL, style=compare_style, children=[
+            compare_box,
+            methods_box(data.has_methods(snap), data.method_options(snap)),
+        ]),
     ])
     return html.Div(id="page", style=_PAGE, children=[
-        header, *([banner] if banner else []), *([discover_box(discover, snap.empty or _searching(snap.root))] if discover is not None else []),
-        empty_store_message(snap.root, hidden=not snap.empty), views,
+        header, *([banner] if banner else []), tabs(tab),
+        html.Div(id=DISCOVER_PANEL, style=discover_style,
+                 children=discover if discover is not None else discover_off()),
+        html.Div(id=RUNS_PANEL, style=runs_style,
+                 children=[empty_store_message(snap.root, hidden=not snap.empty), views]),
         # Every run: what the table selects with no ticks and no filters (callbacks.selection_from_table), so the
         # projection is asked for as soon as the page loads, without waiting for the table to render first.
         dcc.Store(id=SELECTION, data=sorted(snap.runs)),

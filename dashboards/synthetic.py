@@ -46,18 +46,19 @@ def _run_arrays(rng, region_idx, box, *, n_frames, num_ws, w_dim, layers, resolu
 
 def make_store(root, n_runs: int = 6, *, regions=("mouth", "eyes", "brows"), n_frames: int = 8,
                num_ws: int = 6, w_dim: int = 8, layers=(2, 5), resolution: int = 16, derived: bool = False,
-               seed: int = 0, methods=(), strengths=(1.0,)) -> list[str]:
+               seed: int = 0, methods=(), strengths=(1.0,), start: int = 0) -> list[str]:
     """Write ``n_runs`` synthetic runs (regions in turn, references seed 0, 1, …) into ``root``; return their ids.
 
     With ``derived``, also one transfer run and one combination run made from the first runs.  With ``methods``
     (baseline names), a method comparison as ``mgm compare-methods --strengths`` makes it: each discovery run is
     made at every strength K of ``strengths`` and beside it one baseline run per method (their change leaks
     more outside the region, the more so the larger K), all with K recorded and a ``semantic_locality``.
+    ``start``: the index of the first run (its id, region and reference), to add runs to a store run by run.
     """
     rng = np.random.default_rng(seed)
     root = Path(root)
     ids = []
-    for i in range(n_runs):
+    for i in range(start, start + n_runs):
         region = regions[i % len(regions)]
         ref_seed = i // len(regions)
         leak = 0.02 + 0.05 * (i % len(regions)) + 0.01 * rng.random()

@@ -268,6 +268,27 @@ def test_projection_figure_keeps_small_scales(store_root):
     assert len(set(tr["x"][:-1])) == n
 
 
+def test_a_large_projection_sends_every_kth_frame_of_each_run_with_its_first_and_last(monkeypatch):
+    monkeypatch.setattr(figures, "MAX_SENT_POINTS", 50)
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"run_id": np.repeat([f"r{i:02d}" for i in range(20)], 10),
+                       "region": np.repeat(["mouth", "eyes"] * 10, 10), "frame": np.tile(np.arange(10), 20),
+                       "x": rng.normal(size=200), "y": rng.normal(size=200)})
+    fig = figures.projection_figure(df)  # 200 points > 50: one frame in 4, and each run's last
+    sent = {}
+    for t in fig["data"][:2]:  # the two regions' lines
+        for c in t["customdata"]:
+            if c is not None:
+                sent.setdefault(t["meta"][c[0]], []).append(c[1])
+    assert len(sent) == 20 and all(frames == [0, 4, 8, 9] for frames in sent.values())
+    line = fig["data"][0]  # a point sent is where the projection put that frame
+    run, frame = line["meta"][line["customdata"][1][0]], line["customdata"][1][1]
+    want = df[(df.run_id == run) & (df.frame == frame)].iloc[0]
+    assert line["x"][1] == pytest.approx(want.x, abs=1e-3) and line["y"][1] == pytest.approx(want.y, abs=1e-3)
+    assert "1 frame in 4 drawn (80 of 200 points)" in fig["layout"]["title"]["text"]
+    go.Figure(fig)  # a valid figure
+
+
 def test_projection_figure_drops_frame_markers_for_many_points(store_root, monkeypatch):
     snap = data.snapshot(store_root)
     monkeypatch.setattr(figures, "MAX_MARKED_POINTS", 10)
@@ -289,7 +310,7 @@ def test_frame_figure_shows_reference_frame_difference_and_mask():
     frame[4:8, 4:8] = 1
     mask = np.zeros((16, 16))
     mask[4:8, 4:8] = 1
-    fig = figures.frame_figure(ref, frame, mask)
+    fig = go.Figure(figures.frame_figure(ref, frame, mask))  # validates the plain dict
     kinds = [t.type for t in fig.data]
     assert kinds.count("image") == 2 and kinds.count("heatmap") == 1 and kinds.count("contour") == 3
     heat = np.array(next(t for t in fig.data if t.type == "heatmap").z)
@@ -300,14 +321,14 @@ def test_frame_figure_shows_reference_frame_difference_and_mask():
 
 def test_frame_figure_subsamples_large_images():
     big = np.random.default_rng(0).random((512, 512, 3))
-    fig = figures.frame_figure(big, big, np.ones((512, 512)))
+    fig = go.Figure(figures.frame_figure(big, big, np.ones((512, 512))))
     assert np.array(next(t for t in fig.data if t.type == "heatmap").z).shape == (128, 128)
 
 
 def test_metric_bars_mean_and_spread_across_references():
     df = pd.DataFrame({"run_id": list("abcd"), "region": ["mouth", "mouth", "eyes", "eyes"],
                        "reference": ["seed 0", "seed 1"] * 2, "locality": [0.8, 0.9, 0.5, 0.7]})
-    fig = go.Figure(figures.metric_bars(df, ["locality", "not_a_metric"]).to_dict())  # validates
+    fig = go.Figure(figures.metric_bars(df, ["locality", "not_a_metric"]))  # validates the plain dict
     bars = fig.data[0]
     assert list(bars.x) == ["eyes", "mouth"]
     np.testing.assert_allclose(bars.y, [0.6, 0.85])
@@ -654,10 +675,11 @@ def test_a_query_string_is_read_as_a_view_and_checked(tmp_path):
     ids = sorted(make_store(tmp_path, 4))
     snap = data.snapshot(tmp_path)
     order = {r["id"]: i for i, r in enumerate(L.table_records(snap.catalog))}
-    got = view_of_query(f"?view=umap&dims=3&space=frames&rel=0&filter=mouth&sel={ids[2]},nope,{ids[0]},{ids[2]}", snap)
-    assert got == {"method": "umap", "dims": 3, "space": "frames", "relative": [], "filter": "mouth",
+    got = view_of_query(f"?tab=compare&view=umap&dims=3&space=frames&rel=0&filter=mouth&sel={ids[2]},nope,{ids[0]},"
+                        f"{ids[2]}", snap)
+    assert got == {"tab": "compare", "method": "umap", "dims": 3, "space": "frames", "relative": [], "filter": "mouth",
                    "rows": [order[ids[2]], order[ids[0]]], "ids": [ids[2], ids[0]]}
     # anything else is left as the page has it
-    assert view_of_query("?view=tsne&dims=7&space=x&rel=yes", snap) == {}
+    assert view_of_query("?tab=settings&view=tsne&dims=7&space=x&rel=yes", snap) == {}
     assert view_of_query("", snap) == {} and view_of_query(None, snap) == {} and view_of_query(["?"], snap) == {}
     assert view_of_query("?" + "a" * 30_000, snap) == {}

@@ -63,6 +63,19 @@ def _text(dash_duo, selector):
     return dash_duo.find_element(selector).text
 
 
+def _tab(dash_duo, tab):
+    """Click a tab (Browse, Discover, Compare) and wait for its panel to show."""
+    panel = {L.BROWSE: L.BROWSE_PANEL, L.COMPARE: L.COMPARE_PANEL, L.DISCOVER: L.DISCOVER_PANEL}[tab]
+    dash_duo.find_element(f"#tab-{tab}").click()
+    _wait(dash_duo, lambda: dash_duo.driver.execute_script(  # its own style (an empty store hides the views)
+        "return document.getElementById(arguments[0]).style.display !== 'none';", panel), f"the {tab} tab")
+
+
+def _shown_panels(dash_duo):
+    return [p for p in (L.BROWSE_PANEL, L.DISCOVER_PANEL, L.COMPARE_PANEL)
+            if dash_duo.find_element(f"#{p}").is_displayed()]
+
+
 def test_dashboard_in_a_browser(dash_duo, tmp_path):
     root = tmp_path / "runs"  # dash_duo keeps its downloads in tmp_path
     ids = make_store(root, 6, derived=True)  # brows/eyes/mouth on 2 references, + transfer and combine
@@ -99,7 +112,7 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
     _wait(dash_duo, lambda: f"/runs/{mouth_runs[1]}/frames/005.png" in (dash_duo.driver.execute_script(
         "const i = document.querySelector(arguments[0]); return i ? i.src : '';", f"#{L.TOOLTIP} img") or ""),
           f"the thumbnail of {mouth_runs[1]} frame 5")
-    ActionChains(dash_duo.driver).move_by_offset(0, 300).perform()  # away from the plot
+    ActionChains(dash_duo.driver).move_to_element(dash_duo.find_element("h2")).perform()  # away from the plot
 
     # Selecting runs changes the projection's traces: tick the rows of one mouth run and one eyes run.
     mouth, eyes = "mouth-s0-synthetic-0000", "eyes-s0-synthetic-0001"
@@ -151,7 +164,8 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
     dash_duo.find_element(f"#{L.PLAY}").click()
     dash_duo.wait_for_text_to_equal(f"#{L.PLAY}", "▶ play", timeout=TIMEOUT)
 
-    # Region comparison renders for the selection.
+    # Region comparison renders for the selection (the Compare tab).
+    _tab(dash_duo, L.COMPARE)
     _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.METRIC_BARS)) >= 2, "the metric bars")
     assert {t["type"] for t in _graph_data(dash_duo, L.METRIC_BARS)} == {"bar", "scatter"}
     _wait(dash_duo, lambda: [t["type"] for t in _graph_data(dash_duo, L.LAYERS)] == ["heatmap"], "the layer map")
@@ -159,6 +173,7 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
     assert "eyes" in _text(dash_duo, f"#{L.OVERLAP}") and "mouth" in _text(dash_duo, f"#{L.OVERLAP}")
 
     # Clearing the ticks brings every run back, transfer and combination included.
+    _tab(dash_duo, L.BROWSE)
     dash_duo.find_element(f"#{L.CLEAR}").click()
     _wait(dash_duo, lambda: len(selected_runs()) == len(ids), "all runs after clearing the ticks")
     _wait(dash_duo, lambda: [t["type"] for t in _graph_data(dash_duo, L.DERIVED)] == ["bar", "bar"],
@@ -179,6 +194,7 @@ def test_empty_store_in_a_browser(dash_duo, tmp_path):
     dash_duo.start_server(create_app(tmp_path / "runs"))
     dash_duo.wait_for_contains_text(f"#{L.EMPTY}", "mgm demo", timeout=TIMEOUT)
     assert not dash_duo.find_element("#views").is_displayed()
+    assert not dash_duo.find_element(f"#{L.DISCOVER_PANEL}").is_displayed()  # no Discover in this dashboard
     dash_duo.driver.save_screenshot(str(_artifacts() / "dashboard-empty.png"))
     assert dash_duo.get_logs() == []
 
@@ -192,6 +208,7 @@ def test_methods_view_in_a_browser(dash_duo, tmp_path):
     dash_duo.driver.set_window_size(1400, 2600)
     dash_duo.start_server(create_app(root))
     dash_duo.wait_for_element(f"#{L.METHODS_BOX}", timeout=TIMEOUT)
+    _tab(dash_duo, L.COMPARE)
     _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.FRONTIER)) == 18, "the frontier's 18 lines")
     names = {t["name"] for t in _graph_data(dash_duo, L.FRONTIER)}
     assert names == {f"{m} · {r}" for m in ("discovery", "jacobian", "sefa") for r in ("brows", "eyes", "mouth")}
@@ -200,7 +217,9 @@ def test_methods_view_in_a_browser(dash_duo, tmp_path):
     header = [h.text for h in dash_duo.find_elements(f"#{L.METHODS_TABLE} th")]
     assert {"strength", "spread", "inside_path", "locality"} <= {h.strip() for h in header}
 
+    _tab(dash_duo, L.BROWSE)
     dash_duo.find_element("#run-table th.dash-filter[data-dash-column='region'] input").send_keys("mouth\n")
+    _tab(dash_duo, L.COMPARE)
     _wait(dash_duo, lambda: {t["name"] for t in _graph_data(dash_duo, L.FRONTIER)} == {
         f"{m} · mouth" for m in ("discovery", "jacobian", "sefa")}, "the mouth's lines only")
     _wait(dash_duo, lambda: len(dash_duo.find_elements(f"#{L.METHODS_TABLE} td[data-dash-column='method']")) == 9,
@@ -228,4 +247,93 @@ def test_the_address_keeps_the_view_and_a_link_reopens_it(dash_duo, tmp_path):
     _wait(dash_duo, lambda: "dims=2" in dash_duo.driver.current_url, "the address to follow the view")
     url = dash_duo.driver.current_url
     assert f"sel={'%2C'.join(pick)}" in url and "rel=0" in url and "view=pca" in url
+    assert dash_duo.get_logs() == []
+
+
+def test_tabs_switch_views_and_a_link_reopens_the_tab(dash_duo, tmp_path):
+    """Browse, Discover and Compare are tabs: the page opens on Browse, each tab shows its views only, the
+    comparison drawn while its tab was hidden fills its width when shown, the tab goes into the address, and
+    opening that address again shows the same tab."""
+    root = tmp_path / "runs"
+    make_store(root, 6)
+    dash_duo.driver.set_window_size(1400, 1000)
+    dash_duo.start_server(create_app(root))
+    _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.PROJECTION)) >= 3, "the first projection")
+    assert _shown_panels(dash_duo) == [L.BROWSE_PANEL]
+    assert dash_duo.find_element(f"#{L.TABLE}").is_displayed() and not dash_duo.find_element(
+        f"#{L.METRIC_BARS}").is_displayed()
+
+    _tab(dash_duo, L.COMPARE)
+    assert _shown_panels(dash_duo) == [L.COMPARE_PANEL]
+    _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.METRIC_BARS)) >= 2, "the metric bars")
+    width = ("const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+             "return g ? [g.querySelector('.main-svg').getBoundingClientRect().width, "
+             "g.parentElement.getBoundingClientRect().width] : null;")
+    _wait(dash_duo, lambda: (lambda w: w and w[1] > 600 and abs(w[0] - w[1]) < 5)(
+        dash_duo.driver.execute_script(width, f"#{L.METRIC_BARS}")), "the metric bars at the panel's width")
+    _wait(dash_duo, lambda: "tab=compare" in dash_duo.driver.current_url, "the tab in the address")
+
+    _tab(dash_duo, L.DISCOVER)
+    assert _shown_panels(dash_duo) == [L.DISCOVER_PANEL]
+    assert "Discover is not on" in _text(dash_duo, f"#{L.DISCOVER_PANEL}")  # made without Discover
+    _wait(dash_duo, lambda: "tab=discover" in dash_duo.driver.current_url, "the Discover tab in the address")
+
+    _tab(dash_duo, L.COMPARE)
+    _wait(dash_duo, lambda: "tab=compare" in dash_duo.driver.current_url, "the tab in the address")
+    link = dash_duo.driver.current_url
+    dash_duo.driver.get(dash_duo.server_url + "/")  # away, then the link again: the Compare tab
+    _wait(dash_duo, lambda: _shown_panels(dash_duo) == [L.BROWSE_PANEL], "a fresh page on Browse")
+    dash_duo.driver.get(link)
+    _wait(dash_duo, lambda: _shown_panels(dash_duo) == [L.COMPARE_PANEL], "the link's Compare tab")
+    _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.METRIC_BARS)) >= 2, "the metric bars")
+    assert dash_duo.get_logs() == []
+
+
+def test_an_empty_store_opens_on_the_discover_tab(dash_duo, tmp_path):
+    """Over an empty store the page opens on Discover (how to begin); the Browse tab says how else to make runs."""
+    from dashboards import discover as D
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    app = create_app(root, discover=D.DiscoverOptions("toyfaces"))
+    try:
+        dash_duo.driver.set_window_size(1400, 1000)
+        dash_duo.start_server(app)
+        dash_duo.wait_for_element(f"#{D.LAUNCH}", timeout=TIMEOUT)
+        _wait(dash_duo, lambda: _shown_panels(dash_duo) == [L.DISCOVER_PANEL], "the Discover tab")
+        assert dash_duo.find_element(f"#{D.LAUNCH}").is_displayed()
+        assert not dash_duo.find_element(f"#{L.EMPTY}").is_displayed()
+        _tab(dash_duo, L.BROWSE)
+        assert dash_duo.find_element(f"#{L.EMPTY}").is_displayed() and not dash_duo.find_element(
+            f"#{D.LAUNCH}").is_displayed()
+        assert "mgm demo" in _text(dash_duo, f"#{L.EMPTY}")
+        assert dash_duo.get_logs() == []
+    finally:  # this store's worker process
+        for key in [k for k in D._CLIENTS if str(root.resolve()) in k]:
+            D._CLIENTS.pop(key).stop()
+
+
+def test_a_decimated_projection_rings_the_frame_on_show_at_its_run_s_nearest_point(dash_duo, tmp_path, monkeypatch):
+    """A projection with more frames than figures.MAX_SENT_POINTS sends every k-th frame of each run: the frame on
+    show that was not sent is ringed at the last point of its run before it."""
+    from dashboards import figures
+
+    root = tmp_path / "runs"
+    ids = sorted(make_store(root, 6))  # 6 runs x 8 frames = 48 points
+    monkeypatch.setattr(figures, "MAX_SENT_POINTS", 20)  # one frame in 3 (and the last): 0, 3, 6, 7
+    dash_duo.driver.set_window_size(1400, 1000)
+    dash_duo.start_server(create_app(root))
+    _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.PROJECTION)) >= 3, "the first projection")
+    assert "1 frame in 3 drawn" in _text(dash_duo, f"#{L.PROJECTION} .gtitle")
+    dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", f"{ids[0]}: region", timeout=TIMEOUT)
+    box = dash_duo.find_element(f"#{L.SLIDER} input")  # the slider's number box
+    box.send_keys("\b5\n")
+    dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", "frame 5 (of", timeout=TIMEOUT)
+    ring = ("const g = document.querySelector('#projection .js-plotly-plot'); const s = g.layout.shapes[0];"
+            "for (const t of g.data) { const r = t.meta.indexOf(arguments[0]); if (r < 0) { continue; }"
+            "  const i = t.customdata.findIndex(c => c && c[0] === r && c[1] === 3);"
+            "  return [s.visible, s.xanchor === t.x[i] && s.yanchor === t.y[i],"
+            "          t.customdata.some(c => c && c[0] === r && c[1] === 5)]; }")
+    _wait(dash_duo, lambda: dash_duo.driver.execute_script(ring, ids[0]) == [True, True, False],
+          "the ring on frame 3, the last point sent before frame 5")
     assert dash_duo.get_logs() == []

@@ -358,7 +358,10 @@ def test_off_on_a_public_address(tmp_path):
     app = create_app(tmp_path, discover=D.DiscoverOptions.for_host("0.0.0.0"))
     page = app.server.test_client().get("/_dash-layout").get_data(as_text=True)
     assert "Discover is off" in page and "--allow-discover" in page
-    assert not any("discover" in k for k in app.callback_map)  # nothing to launch with
+    from dashboards import layout as L
+
+    # nothing to launch with (the page's own tab switch shows the card's panel, which says why it is off)
+    assert not any("discover" in k.replace(L.DISCOVER_PANEL, "") for k in app.callback_map)
     assert not hasattr(app, "discover_client") and not (tmp_path / D.HIDDEN).exists()
 
 
@@ -624,9 +627,10 @@ def test_a_worker_that_dies_fails_its_job_and_the_next_launch_starts_a_new_one(t
         D._CLIENTS.pop(next(k for k, v in D._CLIENTS.items() if v is client))
 
 
-def test_the_discover_card_is_folded_when_the_store_has_runs(tmp_path):
-    """Someone who came to browse sees the runs first: the card is closed over a store with runs, open over an
-    empty one (where it is how to begin)."""
+def test_the_page_opens_on_browse_over_runs_and_on_discover_over_an_empty_store(tmp_path):
+    """Someone who came to browse sees the runs first: the page opens on the Browse tab over a store with runs,
+    on Discover over an empty one (where it is how to begin) or while a search of the store runs; with Discover
+    off (bound to another address) an empty store opens on Browse, the how-to."""
     from _dash import find_component
 
     from dashboards import layout as L
@@ -634,11 +638,11 @@ def test_the_discover_card_is_folded_when_the_store_has_runs(tmp_path):
 
     (tmp_path / "empty").mkdir()
     make_store(tmp_path / "full", 2)
-    for name, want in (("empty", True), ("full", False)):
+    for name, want in (("empty", L.DISCOVER), ("full", L.BROWSE)):
         app = create_app(tmp_path / name, discover=D.DiscoverOptions("toyfaces"))
         page = app.server.test_client().get("/_dash-layout").get_json()
-        box = find_component(page, L.DISCOVER_BOX)
-        assert box["props"]["open"] is want and find_component(box, D.LAUNCH) is not None, name
+        assert find_component(page, L.TABS)["props"]["value"] == want, name
+        assert find_component(find_component(page, L.DISCOVER_PANEL), D.LAUNCH) is not None
     # a search of the store is running: a reloaded page opens the card to follow it
     from dashboards.discover.protocol import new_job_id
 
@@ -647,5 +651,8 @@ def test_the_discover_card_is_folded_when_the_store_has_runs(tmp_path):
     (job / "status.json").write_text(json.dumps({"state": "running", "worker": os.getpid()}))
     app = create_app(tmp_path / "full", discover=D.DiscoverOptions("toyfaces"))
     page = app.server.test_client().get("/_dash-layout").get_json()
-    assert find_component(page, L.DISCOVER_BOX)["props"]["open"] is True
+    assert find_component(page, L.TABS)["props"]["value"] == L.DISCOVER
+    off = D.DiscoverOptions.for_host("0.0.0.0")
+    page = create_app(tmp_path / "empty", discover=off).server.test_client().get("/_dash-layout").get_json()
+    assert find_component(page, L.TABS)["props"]["value"] == L.BROWSE
 

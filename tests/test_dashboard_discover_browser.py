@@ -129,7 +129,9 @@ def _projected_runs(dash_duo):
 
 
 def _table_ids(dash_duo):
-    return [c.text.strip() for c in dash_duo.find_elements(f"#{L.TABLE} td[data-dash-column='run_id']")]
+    # textContent: the table is on the Browse tab, which may be hidden while the Discover tab is shown
+    return [c.get_attribute("textContent").strip()
+            for c in dash_duo.find_elements(f"#{L.TABLE} td[data-dash-column='run_id']")]
 
 
 def _strip_shown(dash_duo) -> bool:
@@ -140,7 +142,7 @@ def _strip_shown(dash_duo) -> bool:
 
 def test_discover_in_a_browser(dash_duo, tmp_path):
     root = tmp_path / "runs"
-    root.mkdir()  # an empty store: the page starts with the how-to and the Discover view
+    root.mkdir()  # an empty store: the page opens on the Discover tab
     app = create_app(root, discover=D.DiscoverOptions("toyfaces"))
     dash_duo.driver.set_window_size(1400, 1500)
     dash_duo.start_server(app)
@@ -208,7 +210,9 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     assert all(abs(int(a) - b) <= 1 for a, b in zip(got, want, strict=True)), (got, want)
     off = np.argwhere(np.abs(on_screen - run.reference_img).max(-1) > 2 / 255)  # (y, x) of pixels shown wrong
     assert len(off) == 0, f"{len(off)} pixels differ, e.g. (y, x) {off[:5].tolist()}"
-    # it appears in the run table, the projection and the frame viewer, without a reload
+    # it appears in the run table, the projection and the frame viewer, without a reload (the Browse tab)
+    dash_duo.find_element(f"#tab-{L.BROWSE}").click()
+    _wait(dash_duo, lambda: dash_duo.find_element(f"#{L.PROJECTION}").is_displayed(), "the Browse tab")
     _wait(dash_duo, lambda: run_id in _table_ids(dash_duo), "the new run in the table")
     _wait(dash_duo, lambda: run_id in _projected_runs(dash_duo), "the new run in the projection")
     dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", run_id, timeout=TIMEOUT)
@@ -217,6 +221,8 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     assert _text(dash_duo, f"#{L.COUNT}") == "— 1 run" and not dash_duo.find_element(f"#{L.EMPTY}").is_displayed()
 
     # A second launch (longer) is cancelled: the run lands interrupted.
+    dash_duo.find_element(f"#tab-{L.DISCOVER}").click()
+    _wait(dash_duo, lambda: dash_duo.find_element(f"#{D.LAUNCH}").is_displayed(), "the Discover tab")
     _set_input(dash_duo, f"#{D.EPOCHS}", "40")
     dash_duo.find_element(f"#{D.LAUNCH}").click()
     _wait(dash_duo, lambda: re.search(r"epoch [1-9]\d*/40", _text(dash_duo, f"#{D.PROGRESS}")),

@@ -27,13 +27,23 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, store
-from ..errors import MGMError
+from ..catalog import metas_of, run_extras, store_catalog
+from ..errors import MGMError, RunReadError
 from ..finders.registry import method_problems
 from ..measure import fill_metrics
 from ..metrics import metric_names, metric_problems, registered_metrics
 from ..presets import region_colors
 from ..render import draw_outline
-from ..store import Run, catalog, catalog_of, iter_runs, png_data_uri, run_kind
+from ..store import (
+    Run,
+    RunSkippedWarning,
+    catalog,
+    catalog_of,
+    check_run_data,
+    iter_runs,
+    png_data_uri,
+    run_kind,
+)
 from .compare import layer_profiles, overlap_matrix, reference_label, region_overlap_summary
 from .projection import project
 
@@ -62,6 +72,27 @@ REPORT_FILE = re.compile(r"(report\.html|(metrics|regions|projection_\w+|layer_p
 def load_runs(root) -> pd.DataFrame:
     """The run catalog of a store: one row per run, every scalar metric a column (:func:`mgm_analysis.store.catalog`)."""
     return catalog(root)
+
+
+def read_runs(root, data: bool = True) -> list[Run]:
+    """The readable runs of a store through its catalog (:func:`mgm_analysis.catalog.store_catalog`: only the
+    run.json that changed are read), sorted by folder name; every unreadable folder is one
+    :class:`~mgm_analysis.store.RunSkippedWarning`.  ``data``: also load the arrays and leave out non-finite ones."""
+    cat = store_catalog(root)
+    problems = dict(cat.problems())
+    runs = []
+    for run in cat.runs():
+        if data:
+            try:
+                check_run_data(run)
+            except (RunReadError, ValueError, OSError) as exc:
+                msg = str(exc)
+                problems[run.path] = msg.split(": ", 1)[-1] if msg.startswith(str(run.path)) else msg
+                continue
+        runs.append(run)
+    for p in sorted(problems, key=lambda p: p.name):
+        warnings.warn(f"skipping {p}: {problems[p]}", RunSkippedWarning, stacklevel=2)
+    return runs
 
 
 def runs_of(root, kind: str | None = "discover") -> list[Run]:
@@ -106,16 +137,10 @@ def combine_table(cat: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sources(t: pd.DataFrame) -> dict:
-    import json
-
-    out = {}
-    for run_id, path in zip(t.run_id, t.path, strict=True):
-        try:
-            prov = json.loads((Path(path) / "run.json").read_text()).get("provenance") or {}
-            out[run_id] = " + ".join(prov.get("sources", []))
-        except (OSError, ValueError):
-            out[run_id] = ""
-    return out
+    """run_id -> its sources, " + "-joined, from the store's catalog (run.json is not read again)."""
+    metas = metas_of(t.path)
+    return {r: run_extras(metas[str(p)])["sources"] if str(p) in metas else ""
+            for r, p in zip(t.run_id, t.path, strict=True)}
 
 
 # ------------------------------------------------------------------- figures
@@ -365,7 +390,7 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
         lines.append(f"wrote {len(new)} transfer/combination runs")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        runs = list(iter_runs(root))  # bad folders: one warning each, and left out
+        runs = read_runs(root)  # bad folders: one warning each, and left out
         # every registered metric a run lacks (made before the metric was installed): measured now, and saved
         filled, missed = fill_metrics(runs)
         cat = catalog_of(runs)
@@ -480,16 +505,10 @@ def headline(cat: pd.DataFrame) -> str:
 
 
 def _offsets(cat: pd.DataFrame) -> dict:
-    """run_id -> the run's target c (config.offset), read from run.json (the catalog holds no config)."""
-    import json
-
-    out = {}
-    for rid, path in zip(cat.get("run_id", []), cat.get("path", []), strict=False):
-        try:
-            out[rid] = (json.loads((Path(path) / "run.json").read_text()).get("config") or {}).get("offset")
-        except (OSError, ValueError, TypeError):
-            out[rid] = None
-    return out
+    """run_id -> the run's target c (config.offset), from the store's catalog (the catalog frame holds no config)."""
+    metas = metas_of(cat.get("path", []))
+    return {rid: (metas.get(str(path), {}).get("config") or {}).get("offset")
+            for rid, path in zip(cat.get("run_id", []), cat.get("path", []), strict=False)}
 
 
 def _with_spans(cat: pd.DataFrame) -> pd.DataFrame:

@@ -117,7 +117,7 @@ def _read_folder(path: Path, mtime_ns: int, size: int) -> dict:
         return row
     row.update(ok=True, read_ok=True, meta=json.dumps(run.meta), n_latents=lat[0],
                num_ws=lat[1], w_dim=lat[2])
-    cols = store.catalog_of([run]).iloc[0].to_dict()
+    cols = store.catalog_row(run)
     cols.pop("path", None)
     row.update(cols)
     row.update(run_extras(run.meta))

@@ -518,7 +518,8 @@ def summary_text(cat, regions, overlap_summary, tt, ct, max_runs: int = 30) -> s
     """The terminal summary: per-run metrics (when few), per-region means, overlaps, transfer and combination."""
     if cat.empty:
         return "no runs: make some with `mgm discover` or `mgm demo`"
-    parts = [headline(cat)] if headline(cat) else []
+    head = headline(cat)
+    parts = [head] if head else []
     cols = [c for c in ["run_id", "kind", "region", *metric_names("terminal")] if c in cat.columns]
     if len(cat) <= max_runs:
         parts += ["runs:", _fmt(cat[cols])]

@@ -17,6 +17,7 @@ Nothing here holds every run's latents or an N × N matrix:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections import Counter
@@ -119,8 +120,28 @@ def _views(lat, ref, free) -> dict:
     return {"deltas": x - ref[a:b].reshape(1, -1), "positions": x}
 
 
+def _blas(threads: int | None):
+    """At most ``threads`` BLAS threads inside (None: as many as it likes).  The per-run algebra works on 36 × 36
+    and 36 × 1 536 matrices, which two BLAS threads on a busy machine make 20 times slower."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(threads)
+
+
 def _scan_chunk(items: list, job: dict) -> dict:
     """Pass 1 over a chunk: ``items`` = [(run, analysed)]; see the module docstring."""
+    with _blas(1):
+        out, xs = _scan_runs(items, job)
+    with _blas(1 if job.get("dask") else None):  # one product per chunk: float32 on the BLAS, summed in float64
+        for view, parts in xs.items():
+            x = np.concatenate(parts)
+            out["cov"][view] = (len(x), x.sum(0, dtype=np.float64), (x.T @ x).astype(np.float64))
+    return out
+
+
+def _scan_runs(items: list, job: dict) -> tuple[dict, dict]:
     out = {"problems": {}, "filled": {}, "missed": [], "ids": [], "profiles": [], "labels": [], "pinned": True,
            "cov": {}, "bases": None, "ranks": None, "pid": os.getpid()}
     kept, xs = [], {}
@@ -151,20 +172,21 @@ def _scan_chunk(items: list, job: dict) -> dict:
                     feats = _views(lat, ref, job["free"])
                     for view in job["cov_views"]:
                         xs.setdefault(view, []).append(feats[view].astype(np.float32) - job["shift"][view])
-    for view, parts in xs.items():  # one product per chunk: float32 on the BLAS, summed in float64
-        x = np.concatenate(parts)
-        out["cov"][view] = (len(x), x.sum(0, dtype=np.float64), (x.T @ x).astype(np.float64))
-    del xs
     if kept and job.get("k"):
         moving = slice(*job["moving"]) if job["moving"] is not None else slice(None)
         out["bases"], out["ranks"] = principal_bases(kept, job["k"], moving=moving)
     for run, _ in items:
         _drop(run)
-    return out
+    return out, xs
 
 
 def _project_chunk(items: list, job: dict) -> dict:
     """Pass 2 over a chunk: each analysed run's frames in the fitted PCA coordinates of every view asked for."""
+    with _blas(1):
+        return _project_runs(items, job)
+
+
+def _project_runs(items: list, job: dict) -> dict:
     out = {v: [] for v in job["views"]}
     for run, _ in items:
         try:
@@ -312,7 +334,8 @@ def measure(runs: list[Run], root: Path, *, k: int = 3, umap: bool = False, over
         first = Run(ana[0].run_id, ana[0].path, ana[0].meta)
         f = _views(first.latents, first.reference, free)
         shift = {v: f[v].mean(0).astype(np.float32) for v in cov_views}
-    job = {"k": k if overlap else 0, "moving": free, "free": free, "cov_views": cov_views, "shift": shift}
+    job = {"k": k if overlap else 0, "moving": free, "free": free, "cov_views": cov_views, "shift": shift,
+           "dask": client is not None}
     items = [(r, r.run_id in analysed) for r in runs]
     chunks = _chunks(items, CHUNK_RUNS)
     t = time.perf_counter()
@@ -408,7 +431,8 @@ def measure(runs: list[Run], root: Path, *, k: int = 3, umap: bool = False, over
             res.notes.append(f"overlap.csv and its figure: a seeded sample of {matrix_runs} of the {len(ana)} runs "
                              f"(--overlap-runs); the summary covers every pair")
         sample = [Run(ana[i].run_id, ana[i].path, ana[i].meta) for i in pick]
-        res.matrix = overlap_matrix(sample, k) if matrix_runs else None
+        with _blas(1):
+            res.matrix = overlap_matrix(sample, k) if matrix_runs else None
         for r in sample:
             _drop(r)
     return res

@@ -27,7 +27,7 @@ import pandas as pd
 from . import store
 from .errors import RunReadError
 
-__all__ = ["StoreCatalog", "store_catalog", "run_extras", "metas_of", "CATALOG_FILE"]
+__all__ = ["StoreCatalog", "store_catalog", "run_extras", "metas_of", "column_of", "CATALOG_FILE"]
 
 CATALOG_FILE = "catalog.parquet"
 #: bump when the rows' content changes: an older file is then rebuilt from the run folders
@@ -109,8 +109,10 @@ def _read_folder(path: Path, mtime_ns: int, size: int) -> dict:
     row = {"folder": path.name, "mtime_ns": int(mtime_ns), "size": int(size), "ok": False, "read_ok": False,
            "problem": None, "meta": None}
     try:
-        run = store.load_run(path)
-        lat, _ = store.npy_header(path / "latents.npy")
+        run = store.load_run(path, arrays=False)
+        lat, ref = store.npy_header(path / "latents.npy"), store.npy_header(path / "reference.npy")
+        store.check_run_arrays(path, run.meta, headers=(lat, ref))
+        lat = lat[0]
     except (RunReadError, ValueError, OSError) as exc:
         msg = str(exc)
         row["problem"] = msg.split(": ", 1)[-1] if msg.startswith(str(path)) else msg
@@ -243,15 +245,33 @@ def store_catalog(root, write: bool = True) -> StoreCatalog:
             lock.release()
 
 
-def metas_of(paths) -> dict[str, dict]:
-    """Folder path (as a string) -> run metadata, for run folders of one or more stores, read through their
-    catalogs (a folder that is not a readable run is absent)."""
+def column_of(paths, column: str) -> dict[str, object]:
+    """Folder path (as a string) -> one catalog column's value (e.g. ``offset``, ``sources``), for run folders of
+    one or more stores, without parsing their metadata."""
+    out = {}
+    for root, ps in _by_root(paths).items():
+        t = store_catalog(root).table
+        if not len(t) or column not in t:
+            continue
+        ok = t[t["ok"].astype(bool)]
+        value = dict(zip(ok["folder"], ok[column], strict=True))
+        out.update({str(p): value[p.name] for p in ps if p.name in value})
+    return out
+
+
+def _by_root(paths) -> dict[Path, list[Path]]:
     by_root: dict[Path, list[Path]] = {}
     for p in paths:
         p = Path(str(p))
         by_root.setdefault(p.parent, []).append(p)
+    return by_root
+
+
+def metas_of(paths) -> dict[str, dict]:
+    """Folder path (as a string) -> run metadata, for run folders of one or more stores, read through their
+    catalogs (a folder that is not a readable run is absent)."""
     out = {}
-    for root, ps in by_root.items():
+    for root, ps in _by_root(paths).items():
         cat = store_catalog(root)
         t = cat.table
         if not len(t):

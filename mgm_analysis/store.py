@@ -479,12 +479,12 @@ def npy_header(path) -> tuple[tuple, np.dtype]:
     return tuple(int(v) for v in shape), dtype
 
 
-def check_run_arrays(path, meta: dict | None = None) -> None:
+def check_run_arrays(path, meta: dict | None = None, headers=None) -> None:
     """Raise :class:`RunReadError` unless latents.npy [n, L, D] and reference.npy [L, D] are whole, real
-    floating point and consistent with each other and with run.json (headers only: nothing is loaded)."""
+    floating point and consistent with each other and with run.json (headers only, or ``headers`` already read)."""
     path = Path(path)
     try:
-        lat, ref = npy_header(path / "latents.npy"), npy_header(path / "reference.npy")
+        lat, ref = headers or (npy_header(path / "latents.npy"), npy_header(path / "reference.npy"))
     except (ValueError, OSError, EOFError) as exc:
         raise RunReadError(f"{path}: {str(exc).split(': ', 1)[-1]}") from None
     try:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, store
-from ..catalog import metas_of, run_extras
+from ..catalog import column_of
 from ..errors import MGMError
 from ..finders.registry import method_problems
 from ..metrics import metric_names, metric_problems, registered_metrics
@@ -116,9 +116,8 @@ def combine_table(cat: pd.DataFrame) -> pd.DataFrame:
 
 def _sources(t: pd.DataFrame) -> dict:
     """run_id -> its sources, " + "-joined, from the store's catalog (run.json is not read again)."""
-    metas = metas_of(t.path)
-    return {r: run_extras(metas[str(p)])["sources"] if str(p) in metas else ""
-            for r, p in zip(t.run_id, t.path, strict=True)}
+    got = column_of(t.path, "sources")
+    return {r: got.get(str(p)) or "" for r, p in zip(t.run_id, t.path, strict=True)}
 
 
 # ------------------------------------------------------------------- figures
@@ -393,11 +392,11 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
         lines.append(f"wrote {len(new)} transfer/combination runs")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        runs = read_runs(root, data=False)  # bad folders: one warning each, and left out
+        runs = read_runs(root, data=False, shapes=(shapes := {}))  # bad folders: one warning each, left out
         # one pass over the runs, a chunk at a time (here or on Dask): arrays checked, every registered metric a
         # run lacks measured and saved, then projections, layer profiles and overlaps of the discovered runs
         found = measure(runs, root, k=k, umap=umap, overlap=overlap, matrix_runs=overlap_runs, client=client,
-                        timings=timings)
+                        timings=timings, shapes=shapes)
         for p, reason in found.problems.items():
             warnings.warn(f"skipping {p}: {reason}", RunSkippedWarning, stacklevel=2)
         runs = [r for r in runs if str(r.path) not in found.problems]
@@ -499,9 +498,9 @@ def headline(cat: pd.DataFrame) -> str:
 
 def _offsets(cat: pd.DataFrame) -> dict:
     """run_id -> the run's target c (config.offset), from the store's catalog (the catalog frame holds no config)."""
-    metas = metas_of(cat.get("path", []))
-    return {rid: (metas.get(str(path), {}).get("config") or {}).get("offset")
-            for rid, path in zip(cat.get("run_id", []), cat.get("path", []), strict=False)}
+    got = column_of(cat.get("path", []), "offset")
+    return {rid: (None if got.get(str(p)) is None or pd.isna(got.get(str(p))) else float(got[str(p)]))
+            for rid, p in zip(cat.get("run_id", []), cat.get("path", []), strict=False)}
 
 
 def _with_spans(cat: pd.DataFrame) -> pd.DataFrame:

@@ -52,11 +52,16 @@ VIEWS = (("deltas", True), ("positions", False))
 
 
 # ------------------------------------------------------------------ reading, Dask, memory
-def read_runs(root, data: bool = True) -> list[Run]:
+def read_runs(root, data: bool = True, shapes: dict | None = None) -> list[Run]:
     """The readable runs of a store through its catalog (:func:`mgm_analysis.catalog.store_catalog`: only the
     run.json that changed are read), sorted by folder name; every unreadable folder is one
-    :class:`~mgm_analysis.store.RunSkippedWarning`.  ``data``: also load the arrays and leave out non-finite ones."""
+    :class:`~mgm_analysis.store.RunSkippedWarning`.  ``data``: also load the arrays and leave out non-finite ones.
+    ``shapes``, when given, is filled with run_id -> latents.npy's shape (from the catalog: no file read)."""
     cat = store_catalog(root)
+    if shapes is not None and len(cat.table):
+        ok = cat.table[cat.table["ok"].astype(bool)]
+        shapes.update({r: (int(n), int(w), int(d)) for r, n, w, d in
+                       zip(ok["run_id"], ok["n_latents"], ok["num_ws"], ok["w_dim"], strict=True)})
     problems = dict(cat.problems())
     runs = []
     for run in cat.runs():
@@ -120,9 +125,12 @@ def _views(lat, ref, free) -> dict:
     return {"deltas": x - ref[a:b].reshape(1, -1), "positions": x}
 
 
-def _blas(threads: int | None):
-    """At most ``threads`` BLAS threads inside (None: as many as it likes).  The per-run algebra works on 36 × 36
-    and 36 × 1 536 matrices, which two BLAS threads on a busy machine make 20 times slower."""
+def _blas(threads: int | None, managed: bool = False):
+    """At most ``threads`` BLAS threads inside (None: as many as it likes; ``managed``: left as the caller set
+    them).  The per-run algebra works on 36 × 36 and 36 × 1 536 matrices, which two BLAS threads on a busy machine
+    make 20 times slower."""
+    if managed:
+        return contextlib.nullcontext()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a dependency of scikit-learn
@@ -132,9 +140,10 @@ def _blas(threads: int | None):
 
 def _scan_chunk(items: list, job: dict) -> dict:
     """Pass 1 over a chunk: ``items`` = [(run, analysed)]; see the module docstring."""
-    with _blas(1):
+    managed = job.get("blas_managed", False)
+    with _blas(1, managed):
         out, xs = _scan_runs(items, job)
-    with _blas(1 if job.get("dask") else None):  # one product per chunk: float32 on the BLAS, summed in float64
+    with _blas(1 if job.get("dask") else None, managed):  # one product per chunk: float32 on the BLAS, summed in float64
         for view, parts in xs.items():
             x = np.concatenate(parts)
             out["cov"][view] = (len(x), x.sum(0, dtype=np.float64), (x.T @ x).astype(np.float64))
@@ -182,17 +191,18 @@ def _scan_runs(items: list, job: dict) -> tuple[dict, dict]:
 
 def _project_chunk(items: list, job: dict) -> dict:
     """Pass 2 over a chunk: each analysed run's frames in the fitted PCA coordinates of every view asked for."""
-    with _blas(1):
+    with _blas(1, job.get("blas_managed", False)):
         return _project_runs(items, job)
 
 
 def _project_runs(items: list, job: dict) -> dict:
     out = {v: [] for v in job["views"]}
-    for run, _ in items:
-        try:
-            feats = _views(run.latents, run.reference, job["free"])
-        finally:
-            _drop(run)
+    for run, _ in items:  # checked in pass 1: read as they are
+        lat = np.load(run.path / "latents.npy", mmap_mode="r", allow_pickle=False)
+        ref = np.load(run.path / "reference.npy", allow_pickle=False)
+        feats = _views(np.asarray(lat[:, job["free"][0]:job["free"][1]]), ref[job["free"][0]:job["free"][1]],
+                       (0, job["free"][1] - job["free"][0]))
+        del lat
         for view in job["views"]:
             mean, comps = job["fit"][view]
             out[view].append((feats[view].astype(np.float64) - mean) @ comps.T)
@@ -214,15 +224,38 @@ def _chunks(items, size):
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+#: chunks worked on at once in this process without Dask (threads: reading and numpy release the GIL)
+LOCAL_THREADS = 2
+
+
 def _map(client, fn, chunks, job):
-    """Each chunk's result in order: on the Dask client's workers, or here."""
+    """Each chunk's result in order: on the Dask client's workers, or here on :data:`LOCAL_THREADS` threads (each
+    on one BLAS thread), never more than a few chunks ahead of the consumer."""
     if client is None:
-        for c in chunks:
-            yield fn(c, job)
+        from concurrent.futures import ThreadPoolExecutor
+
+        job = dict(job, blas_managed=True)
+        with _blas(1), ThreadPoolExecutor(LOCAL_THREADS) as pool:
+            pending = []
+            for c in chunks:
+                pending.append(pool.submit(fn, c, job))
+                if len(pending) > LOCAL_THREADS:
+                    yield pending.pop(0).result()
+            for f in pending:
+                yield f.result()
         return
     job_future = client.scatter([job], broadcast=True)[0]
-    futures = client.map(fn, chunks, job=job_future, pure=False)
-    for f in futures:
+    # a window of chunks in flight: a worker's finished results (a chunk's covariance is 2 × d² floats) wait in
+    # its memory until read, so the workers may not run far ahead of this loop
+    window = 2 * max(1, len(client.scheduler_info().get("workers", {}))) + 1
+    pending = []
+    for c in chunks:
+        pending.append(client.submit(fn, c, job=job_future, pure=False))
+        if len(pending) > window:
+            f = pending.pop(0)
+            yield f.result()
+            f.release()
+    for f in pending:
         yield f.result()
         f.release()
 
@@ -273,20 +306,22 @@ def _frame(ids, regions, coords, cols=("x", "y")):
 
 
 def measure(runs: list[Run], root: Path, *, k: int = 3, umap: bool = False, overlap: bool = True,
-            matrix_runs: int = MATRIX_RUNS, client=None, timings: dict | None = None) -> Measured:
+            matrix_runs: int = MATRIX_RUNS, client=None, timings: dict | None = None,
+            shapes: dict | None = None) -> Measured:
     """The per-run work of ``mgm analyze`` over ``runs`` (every run: checked, metrics filled) and, over the
     discovered ones, projections, layer profiles and overlaps.  ``runs`` left out (arrays that do not load) are
-    in ``problems``; the others' metadata is updated in place with the metrics measured."""
+    in ``problems``; the others' metadata is updated in place with the metrics measured.  ``shapes``: run_id ->
+    latents.npy's shape, known already (:func:`read_runs`); the others' are read from the .npy headers."""
     import time
 
     timings = {} if timings is None else timings
     res = Measured()
     cache_dir = root / ".mgm_cache"
     discovered = [r for r in runs if run_kind(r.meta) == "discover"]
-    shapes = {}
+    known, shapes = shapes or {}, {}
     for r in discovered:
         try:
-            shapes[r.run_id] = npy_header(r.path / "latents.npy")[0]
+            shapes[r.run_id] = known.get(r.run_id) or npy_header(r.path / "latents.npy")[0]
         except (OSError, ValueError, EOFError):
             pass
     frames = {rid: s[0] for rid, s in shapes.items()}

@@ -282,16 +282,21 @@ def _layers(run: Run, num_ws: int) -> tuple[int, int]:
 
 
 def _fit_pca(n, s, c, shift, n_components=2):
-    """Mean and the top components of the covariance accumulated around ``shift`` (scikit-learn's signs)."""
+    """Mean and the top components of the covariance accumulated around ``shift`` (scikit-learn's signs), and the
+    explained variance ratios (of the total variance, the covariance's trace)."""
+    from scipy.linalg import eigh
+
     mu = s / n
     cov = (c - n * np.outer(mu, mu)) / max(n - 1, 1)
-    lam, vec = np.linalg.eigh(cov)
+    d = len(cov)
+    k = min(n_components, d)
+    lam, vec = eigh(cov, subset_by_index=[d - k, d - 1])  # the top k only: ascending
     lam, vec = lam[::-1], vec[:, ::-1]
-    k = min(n_components, len(lam))
-    comps = vec[:, :k].T.copy()
+    comps = vec.T.copy()
     signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])
     comps *= np.where(signs == 0, 1, signs)[:, None]
-    evr = lam[:k] / lam.clip(0).sum() if lam.clip(0).sum() > 0 else np.zeros(k)
+    total = float(np.trace(cov))
+    evr = lam / total if total > 0 else np.zeros(k)
     return mu + shift, comps, [float(v) for v in evr]
 
 

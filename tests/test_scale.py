@@ -111,3 +111,15 @@ def test_per_run_pass_runs_on_the_workers(tmp_path, monkeypatch):
         cluster.close()
     assert os.getpid() not in res.pids and len(res.pids) >= 1
     assert len(res.layer_profiles.run_id.unique()) == 6
+
+
+def test_unreachable_scheduler_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from mgm_analysis.cli import main
+
+    root = _store(tmp_path / "runs", 3)
+    res = CliRunner().invoke(main, ["analyze", str(root), "--out", str(tmp_path / "rep"), "--scheduler",
+                                    "tcp://127.0.0.1:9"])
+    assert res.exit_code == 2 and "no Dask scheduler answered" in res.output
+    assert not (tmp_path / "rep").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]

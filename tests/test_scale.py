@@ -123,3 +123,16 @@ def test_unreachable_scheduler_is_one_line(tmp_path):
                                     "tcp://127.0.0.1:9"])
     assert res.exit_code == 2 and "no Dask scheduler answered" in res.output
     assert not (tmp_path / "rep").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_umap_above_the_fit_size_is_fitted_on_a_sample_and_transforms_the_rest(tmp_path, monkeypatch):
+    """Above UMAP_FIT_POINTS frames UMAP is fitted on a seeded sample of runs and the other frames are placed by
+    umap-learn's transform: every frame gets finite coordinates, the sample's size is recorded and said."""
+    root = _store(tmp_path / "runs", 12)  # 12 runs x 7 frames = 84 frames
+    monkeypatch.setattr(scale, "UMAP_FIT_POINTS", 35)  # 5 runs fitted, 7 transformed
+    paths = analyze(root, tmp_path / "rep", quiet=True, umap=True, overlap=False)
+    df = pd.read_parquet(paths["projection_umap_parquet"])
+    assert len(df) == 84 and np.isfinite(df[["x", "y"]].to_numpy()).all()
+    assert df.attrs["umap_fit_points"] == 35 and df.attrs["umap_fit_runs"] == 5
+    assert df.groupby("run_id").size().eq(7).all()
+    assert "fitted on 35 frames of a seeded sample of 5 of the 12 runs" in paths["report"].read_text()

@@ -176,33 +176,45 @@ def _save(df: pd.DataFrame, path: Path) -> None:
             tmp.unlink()
 
 
-def _refresh(root: Path, old: pd.DataFrame | None) -> tuple[pd.DataFrame, int]:
-    """The catalog of ``root`` brought up to date from ``old``: (table, run.json read)."""
-    known = {}
-    if old is not None and len(old):
-        for rec in old.to_dict("records"):
-            known[rec["folder"]] = rec
-    rows, reads = [], 0
+_EMPTY = ["folder", "mtime_ns", "size", "ok", "read_ok", "problem", "meta", "run_id"]
+
+
+def _refresh(root: Path, old: pd.DataFrame | None) -> tuple[pd.DataFrame, int, bool]:
+    """The catalog of ``root`` brought up to date from ``old``: (table, run.json read, whether it changed)."""
     try:
         with os.scandir(root) as it:
             entries = sorted((e for e in it if not e.name.startswith(".") and e.is_dir()), key=lambda e: e.name)
     except OSError:
         entries = []
-    for e in entries:
-        mtime, size = _stat(e.path)
-        rec = known.get(e.name)
-        # unchanged and readable last time: kept as it was (a folder that was unreadable is looked at again)
-        if rec is not None and rec["mtime_ns"] == mtime and rec["size"] == size and rec["read_ok"]:
-            rows.append(dict(rec, ok=True, problem=None))  # the duplicate rule below runs afresh
-            continue
-        rows.append(_read_folder(Path(e.path), mtime, size))
-        reads += 1
-    table = pd.DataFrame(rows)
+    cur = pd.DataFrame([(e.name, *_stat(e.path)) for e in entries], columns=["folder", "mtime_ns", "size"])
+    if old is None or not len(old):
+        old = pd.DataFrame(columns=_EMPTY)
+    prev = old.set_index("folder", drop=False)
+    known = cur["folder"].isin(prev.index)
+    same = np.zeros(len(cur), bool)
+    if known.any():
+        p = prev.loc[cur.loc[known, "folder"]]
+        same[known.to_numpy()] = ((p["mtime_ns"].to_numpy() == cur.loc[known, "mtime_ns"].to_numpy())
+                                  & (p["size"].to_numpy() == cur.loc[known, "size"].to_numpy())
+                                  & p["read_ok"].astype(bool).to_numpy())
+    # unchanged and readable last time: kept as it was (a folder that was unreadable is looked at again)
+    kept = prev.loc[cur.loc[same, "folder"]].assign(ok=True, problem=None)  # the duplicate rule runs afresh
+    fresh = [_read_folder(root / f, m, z) for f, m, z in cur.loc[~same].itertuples(index=False)]
+
+    def same_problem(r) -> bool:  # an unreadable folder read again, as unreadable as before
+        f = r["folder"]
+        return (not r["read_ok"] and f in prev.index and not prev.at[f, "read_ok"]
+                and prev.at[f, "problem"] == r["problem"] and prev.at[f, "mtime_ns"] == r["mtime_ns"]
+                and prev.at[f, "size"] == r["size"])
+
+    changed = len(cur) != len(old) or not all(same_problem(r) for r in fresh)
+    table = pd.concat([kept, pd.DataFrame(fresh)], ignore_index=True) if fresh else kept.reset_index(drop=True)
     if not len(table):
-        table = pd.DataFrame(columns=["folder", "mtime_ns", "size", "ok", "read_ok", "problem", "meta", "run_id"])
+        table = pd.DataFrame(columns=_EMPTY)
+    table = table.sort_values("folder", kind="stable").reset_index(drop=True)
     table["ok"] = table["ok"].astype(bool)
     table["read_ok"] = table["read_ok"].astype(bool)
-    return _dedupe(table), reads
+    return _dedupe(table), len(fresh), changed
 
 
 def store_catalog(root, write: bool = True) -> StoreCatalog:
@@ -224,11 +236,14 @@ def store_catalog(root, write: bool = True) -> StoreCatalog:
     try:
         with _MEMORY_LOCK:
             old = _MEMORY.get(str(root))
+        in_memory = old is not None
         if old is None:
             old = _load(path)
-        table, reads = _refresh(root, old)
+        table, reads, changed = _refresh(root, old)
         saved = False
-        if lock is not None:
+        if lock is not None and not (changed or in_memory or old is None):
+            saved = True  # the file holds this table already
+        elif lock is not None:
             try:
                 _save(table, path)
                 saved = True

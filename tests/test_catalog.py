@@ -52,7 +52,14 @@ def test_add_change_delete_touch_exactly_those_rows(tmp_path, counted):
         assert (row["num_ws"], row["w_dim"], row["layer_start"], row["layer_end"]) == (4, 5, 1, 3)
 
     counted.clear()
-    assert store_catalog(root).reads == 1 and counted == []  # only the unreadable folder is looked at again
+    stamp = (root / ".mgm_cache" / CATALOG_FILE).stat().st_mtime_ns
+    again = store_catalog(root)
+    assert again.reads == 1 and counted == []  # only the unreadable folder is looked at again
+    assert again.cached and (root / ".mgm_cache" / CATALOG_FILE).stat().st_mtime_ns == stamp  # nothing to write
+    def norm(t):
+        return t.astype(object).where(t.notna(), None)
+
+    pd.testing.assert_frame_equal(norm(again.table), norm(first.table))
 
     # add one, change one, delete one
     added = make_run(root, region="mouth", seed=7)

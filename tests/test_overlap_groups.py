@@ -66,14 +66,20 @@ def test_summary_matches_every_pair_by_a_loop(exact_runs, monkeypatch):
     assert (note is None) == (exact_runs >= len(bases))
 
 
-def test_analyze_summary_equals_the_full_matrix_by_a_loop(tmp_path):
-    """mgm analyze's overlap_summary.csv: every pair of runs, each run's subspace by its own SVD here."""
+@pytest.mark.parametrize("pinned", [True, False])
+def test_analyze_summary_equals_the_full_matrix_by_a_loop(tmp_path, pinned):
+    """mgm analyze's overlap_summary.csv: every pair of runs, each run's subspace by its own SVD here (also when
+    a run moves outside its free layers, so that every layer counts)."""
     from dashboards.synthetic import make_store
     from mgm_analysis import store
     from mgm_analysis.analysis import analyze
 
     root = tmp_path / "runs"
-    make_store(root, 12)
+    ids = make_store(root, 12)
+    if not pinned:
+        lat = np.load(root / ids[4] / "latents.npy")
+        lat[:, 0] += np.linspace(0, 1, len(lat))[:, None] * np.random.default_rng(5).normal(size=lat.shape[2])
+        np.save(root / ids[4] / "latents.npy", lat.astype(np.float32))
     paths = analyze(root, tmp_path / "rep", quiet=True)
     got = pd.read_csv(paths["overlap_summary"])
     runs = sorted(store.iter_runs(root), key=lambda r: r.path.name)

@@ -379,7 +379,9 @@ def measure(runs: list[Run], root: Path, *, k: int = 3, umap: bool = False, over
     items = [(r, r.run_id in analysed) for r in runs]
     chunks = _chunks(items, CHUNK_RUNS)
     t = time.perf_counter()
-    ids, profiles, labels, bases, ranks, pinned, cov = [], [], [], [], [], True, {}
+    ids, profiles, labels, ranks, pinned, cov = [], [], [], [], True, {}
+    # every run's basis lands in one array made for all of them: the chunks are not copied again at the end
+    bases = [np.zeros((len(ana), k, d_free), np.float32) if overlap and ana else None, 0]
     by_id = {r.run_id: r for r in runs}
     for out in _map(client, _scan_chunk, chunks, job):
         res.problems.update(out["problems"])
@@ -393,7 +395,7 @@ def measure(runs: list[Run], root: Path, *, k: int = 3, umap: bool = False, over
         labels += out["labels"]
         pinned &= out["pinned"]
         if out["bases"] is not None:
-            bases.append(out["bases"])
+            _put(bases, out["bases"])
             ranks.append(out["ranks"])
         for view, (n, s, c) in out["cov"].items():
             n0, s0, c0 = cov.get(view, (0, 0.0, 0.0))
@@ -402,10 +404,10 @@ def measure(runs: list[Run], root: Path, *, k: int = 3, umap: bool = False, over
     ana = [by_id[i] for i in ids]  # the analysed runs whose arrays loaded, in order
     regions = [r.region for r in ana]
     if overlap and ana and not pinned:  # some run moves outside the free layers: bases over every layer
-        bases, ranks = [], []
+        bases, ranks = [None, 0], []  # (rare: grown chunk by chunk)
         for out in _map(client, _scan_chunk, _chunks([(r, True) for r in ana], CHUNK_RUNS),
                         {"k": k, "moving": None, "bases_only": True}):
-            bases.append(out["bases"])
+            _put(bases, out["bases"])
             ranks.append(out["ranks"])
 
     # projections
@@ -456,7 +458,7 @@ def measure(runs: list[Run], root: Path, *, k: int = 3, umap: bool = False, over
 
     if overlap and ana:
         t = time.perf_counter()
-        B, R = np.concatenate(bases), np.concatenate(ranks)
+        B, R = _stacked(bases), np.concatenate(ranks)
         d_eff = d_free
         baseline = random_overlap(min(k, d_eff), d_eff) if d_eff else float("nan")
         memory_guard(f"the overlap summary of {len(ana)} runs", 2 * k * B.shape[2] ** 2 * 8 + B.nbytes * 2,
@@ -476,6 +478,23 @@ def measure(runs: list[Run], root: Path, *, k: int = 3, umap: bool = False, over
         for r in sample:
             _drop(r)
     return res
+
+
+def _put(bases: list, chunk: np.ndarray) -> None:
+    """Append a chunk's bases to ``bases`` = [array made ahead or None, rows filled, *chunks that did not fit]."""
+    arr, n = bases[0], bases[1]
+    if arr is not None and len(bases) == 2 and chunk.shape[1:] == arr.shape[1:] and n + len(chunk) <= len(arr):
+        arr[n:n + len(chunk)] = chunk
+        bases[1] = n + len(chunk)
+    else:
+        bases.append(chunk)
+
+
+def _stacked(bases: list) -> np.ndarray:
+    arr, n = bases[0], bases[1]
+    if len(bases) == 2 and arr is not None:
+        return arr[:n]
+    return np.concatenate(([arr[:n]] if arr is not None and n else []) + bases[2:])
 
 
 def _cache(df: pd.DataFrame, path: Path) -> None:

@@ -21,8 +21,8 @@ def test_requests_that_arrive_during_a_look_share_the_next_one_never_the_earlier
     calls, release = [], threading.Event()
 
     def slow_snapshot(root):
+        snap = real(root)  # the answer first: the test goes on once the first look has taken it
         calls.append(len(calls))
-        snap = real(root)
         if len(calls) == 1:
             release.wait(30)  # the first look is held (its answer taken) until the others have arrived
         return snap

@@ -219,11 +219,14 @@ def _refresh(root: Path, old: pd.DataFrame | None) -> tuple[pd.DataFrame, int, b
 
 def store_catalog(root, write: bool = True) -> StoreCatalog:
     """The catalog of the store ``root``, brought up to date (see the module docstring) and saved in
-    ``<root>/.mgm_cache/catalog.parquet`` unless ``write`` is False or the cache cannot be written."""
+    ``<root>/.mgm_cache/catalog.parquet`` unless ``write`` is False, the cache cannot be written, or the store
+    holds no folder yet (an empty store is left as it is)."""
     given, root = Path(root), Path(root).resolve()
     cache = root / ".mgm_cache"
     path = cache / CATALOG_FILE
     lock = None
+    if write and not path.exists() and not _has_folders(root):
+        write = False  # an empty (or missing) store: nothing to keep, and reading it leaves no trace in it
     if write:
         try:
             cache.mkdir(parents=True, exist_ok=True)
@@ -258,6 +261,15 @@ def store_catalog(root, write: bool = True) -> StoreCatalog:
     finally:
         if lock is not None:
             lock.release()
+
+
+def _has_folders(root: Path) -> bool:
+    """Whether ``root`` holds a folder that is not hidden (a run, or something that claims to be one)."""
+    try:
+        with os.scandir(root) as it:
+            return any(e.is_dir() and not e.name.startswith(".") for e in it)
+    except OSError:
+        return False
 
 
 def column_of(paths, column: str) -> dict[str, object]:

@@ -127,3 +127,12 @@ def test_run_methods_reads_no_run_json(tmp_path, counted):
     for path, method, strength in zip(got.path, got.method, got.strength, strict=True):
         m = json.loads((Path(path) / "run.json").read_text())
         assert method == store.run_method(m) and strength == (store.run_strength(m) or 1.0)
+
+
+def test_an_empty_or_missing_store_is_left_as_it_is(tmp_path):
+    empty, missing = tmp_path / "empty", tmp_path / "missing"
+    empty.mkdir()
+    assert len(store_catalog(empty).table) == 0 and list(empty.iterdir()) == []  # no .mgm_cache in it
+    assert len(store_catalog(missing).table) == 0 and not missing.exists()       # not created
+    make_run(empty, region="mouth", seed=0)                                       # its first run: now kept
+    assert len(store_catalog(empty).table) == 1 and (empty / ".mgm_cache" / CATALOG_FILE).is_file()

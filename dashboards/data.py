@@ -27,6 +27,7 @@ import pandas as pd
 
 from mgm_analysis import store
 from mgm_analysis.analysis import compare
+from mgm_analysis.catalog import store_catalog
 from mgm_analysis.errors import RunReadError
 from mgm_analysis.kinds import DERIVED_KINDS
 
@@ -111,12 +112,11 @@ def empty_snapshot(root) -> Snapshot:
 @lru_cache(maxsize=4)
 def _snapshot(root: str, signature: str) -> Snapshot:
     path = Path(root)
-    runs, problems = {}, []
-    for p, run, reason in store.scan_runs(path):  # the reasons (duplicate run_ids too) go to the warning banner
-        if run is None:
-            problems.append(f"{p.name}: {reason}")
-        else:
-            runs[run.run_id] = run
+    # through the store's catalog (mgm_analysis.catalog): only the run.json that changed since it was last
+    # brought up to date are read; the reasons (duplicate run_ids too) go to the warning banner
+    sc = store_catalog(path)
+    problems = [f"{p.name}: {reason}" for p, reason in sc.problems()]
+    runs = {run.run_id: run for run in sc.runs()}
     cat = store.catalog_of(sorted(runs.values(), key=lambda r: r.path.name))
     return Snapshot(root=path, signature=signature, catalog=cat, runs=runs, problems=tuple(problems))
 

@@ -479,12 +479,12 @@ def npy_header(path) -> tuple[tuple, np.dtype]:
     return tuple(int(v) for v in shape), dtype
 
 
-def check_run_arrays(path, meta: dict | None = None) -> None:
+def check_run_arrays(path, meta: dict | None = None, headers=None) -> None:
     """Raise :class:`RunReadError` unless latents.npy [n, L, D] and reference.npy [L, D] are whole, real
-    floating point and consistent with each other and with run.json (headers only: nothing is loaded)."""
+    floating point and consistent with each other and with run.json (headers only, or ``headers`` already read)."""
     path = Path(path)
     try:
-        lat, ref = npy_header(path / "latents.npy"), npy_header(path / "reference.npy")
+        lat, ref = headers or (npy_header(path / "latents.npy"), npy_header(path / "reference.npy"))
     except (ValueError, OSError, EOFError) as exc:
         raise RunReadError(f"{path}: {str(exc).split(': ', 1)[-1]}") from None
     try:
@@ -593,24 +593,25 @@ def run_strength(meta: dict) -> float | None:
     return float(v) if ok else None
 
 
-def catalog_of(runs):
-    """:func:`catalog` of runs already read (e.g. from :func:`iter_runs`)."""
-    import pandas as pd
-
-    rows = []
-    for run in runs:
-        m = run.meta
-        cfg, ref, gen = m["config"], m.get("reference") or {}, m["generator"]
-        ref_label = f"seed {ref['seed']}" if ref.get("seed") is not None else Path(str(ref.get("file") or "-")).name
-        rows.append({
-            "run_id": run.run_id, "path": str(run.path), "status": m.get("status"),
+def catalog_row(run) -> dict:
+    """One row of :func:`catalog_of` (a dict), for one run already read."""
+    m = run.meta
+    cfg, ref, gen = m["config"], m.get("reference") or {}, m["generator"]
+    ref_label = f"seed {ref['seed']}" if ref.get("seed") is not None else Path(str(ref.get("file") or "-")).name
+    return {"run_id": run.run_id, "path": str(run.path), "status": m.get("status"),
             "region": m["region"]["name"], "generator": gen.get("name"),
             "reference": ref_label, "seed": m.get("seed"), "n_frames": cfg.get("n_frames"),
             "layers": f"{cfg.get('layer_start')}:{cfg.get('layer_end')}", "distance": cfg.get("distance"),
             "created": m.get("created"), "kind": run_kind(m),
             "method": run_method(m), "strength": run_strength(m) or math.nan,
-            **_flat_scalar_metrics(m.get("metrics")),
-        })
+            **_flat_scalar_metrics(m.get("metrics"))}
+
+
+def catalog_of(runs):
+    """:func:`catalog` of runs already read (e.g. from :func:`iter_runs`)."""
+    import pandas as pd
+
+    rows = [catalog_row(run) for run in runs]
     cols = ["run_id", "path", "status", "region", "generator", "reference", "seed", "n_frames", "layers",
             "distance", "created", "kind", "method", "strength"]
     return pd.DataFrame(rows, columns=cols if not rows else None)

@@ -100,7 +100,8 @@ def test_figures_and_tables_for_notebooks(tmp_path):
             report.fig_metric_bars(cat), report.fig_layer_heatmap(layer_profiles(runs)),
             report.fig_overlap(overlap_matrix(runs))]
     assert all(isinstance(f, go.Figure) for f in figs)
-    assert len(figs[0].data) == 6 and sum(t.showlegend for t in figs[0].data) == 3  # one line per run
+    # one trace per region, one line per run in it (runs apart by a gap)
+    assert len(figs[0].data) == 3 and sum(np.isnan(np.asarray(t.x, float)).sum() for t in figs[0].data) == 6
     assert isinstance(figs[1].data[0], go.Scatter3d)
     strip = report.frame_strip(runs[0])
     assert strip.ndim == 3 and strip.shape[0] >= 64 and strip.max() <= 1
@@ -156,19 +157,19 @@ def test_transfer_and_combine_from_the_cli(tmp_path):
     assert r2.exit_code == 0 and len(pd.read_csv(tmp_path / "rep" / "metrics.csv")) == 7  # nothing new
 
 
-def test_overlap_of_many_runs_is_measured_on_a_sample_and_said(tmp_path, monkeypatch, capsys):
-    """Above MAX_OVERLAP_RUNS discovered runs the N x N overlap would not fit (10 000 runs: 18 GB, a crash): a
-    seeded sample of that many is measured and the report's warnings say so."""
+def test_overlap_matrix_of_many_runs_is_a_sample_and_said(tmp_path, capsys):
+    """Above overlap_runs (--overlap-runs, 500 by default) discovered runs the run x run matrix (overlap.csv, its
+    figure) holds a seeded sample of that many, and the report's warnings say so; the summary covers every pair."""
     import pandas as pd
 
-    from mgm_analysis.analysis import analyze, report
+    from mgm_analysis.analysis import analyze
 
     root = _store(tmp_path / "runs")
-    monkeypatch.setattr(report, "MAX_OVERLAP_RUNS", 4)
-    paths = analyze(root, tmp_path / "report")
+    paths = analyze(root, tmp_path / "report", overlap_runs=4)
     M = pd.read_csv(paths["overlap"], index_col=0)
     assert M.shape == (4, 4) and set(M.index) <= {p.name for p in root.iterdir()}
     err = capsys.readouterr().err
-    assert "subspace overlap measured on 4 of the 6 runs" in err
-    again = analyze(root, tmp_path / "report2", quiet=True)  # seeded: the same sample
+    assert "a seeded sample of 4 of the 6 runs" in err
+    assert pd.read_csv(paths["overlap_summary"])["count"].sum() == 6 * 5 // 2  # every pair
+    again = analyze(root, tmp_path / "report2", quiet=True, overlap_runs=4)  # seeded: the same sample
     assert list(pd.read_csv(again["overlap"], index_col=0).index) == list(M.index)

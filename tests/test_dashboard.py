@@ -21,7 +21,6 @@ from dashboards import data, figures
 from dashboards import layout as L
 from dashboards.app import create_app
 from dashboards.synthetic import callback_body, make_store
-from mgm_analysis import store
 from mgm_analysis.analysis import compare
 from mgm_analysis.analysis import projection as projection_module
 from mgm_analysis.errors import MGMError
@@ -432,8 +431,8 @@ def test_app_reads_the_store_on_the_first_page_only(tmp_path, monkeypatch):
     request (Dash used to embed the whole page, run table included, in every page it sent)."""
     ids = make_store(tmp_path, 3)
     scans = []
-    real = store.scan_runs
-    monkeypatch.setattr(store, "scan_runs", lambda *a, **k: scans.append(a) or real(*a, **k))
+    real = data.store_catalog  # the store is read through its catalog
+    monkeypatch.setattr(data, "store_catalog", lambda *a, **k: scans.append(a) or real(*a, **k))
     app = create_app(tmp_path)
     assert scans == []
     client = app.server.test_client()
@@ -508,7 +507,7 @@ def test_two_requests_read_a_new_store_state_once(tmp_path, monkeypatch):
     make_store(tmp_path, 2)
     calls = []
     _INSIDE.clear()
-    monkeypatch.setattr(store, "scan_runs", _slow_spy(store.scan_runs, calls))
+    monkeypatch.setattr(data, "store_catalog", _slow_spy(data.store_catalog, calls))
     _two_at_once(lambda: data.snapshot(tmp_path))
     assert len(calls) == 1
 

@@ -119,19 +119,20 @@ def _moving(runs) -> slice:
     return slice(a, b) if pinned else slice(None)
 
 
-def principal_bases(runs, k: int = 3, center: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def principal_bases(runs, k: int = 3, center: bool = True, moving: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k principal directions of each run's deltas ``w_i − w*`` at once: ([R, k, D] orthonormal rows, ranks [R]).
 
     The subspaces :func:`principal_subspace` finds (same rank rule), from the small n × n Gram matrices of a
     batch of runs instead of one n × D SVD per run: milliseconds for hundreds of runs.  D covers the layers
-    where some run moves (:func:`_moving`); rows beyond a run's rank are zero.  Runs share one W+ shape.
+    where some run moves (:func:`_moving`; ``moving`` gives it instead, for a batch of a larger set of runs); rows
+    beyond a run's rank are zero.  Runs share one W+ shape.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     runs = list(runs)
     if not runs:
         return np.zeros((0, k, 0), np.float32), np.zeros(0, int)
-    moving = _moving(runs)
+    moving = _moving(runs) if moving is None else moving
     dim = int(np.prod(runs[0].latents[:, moving].shape[1:]))
     bases, ranks = np.zeros((len(runs), k, dim), np.float32), np.zeros(len(runs), int)
     for start in range(0, len(runs), 32):  # a batch at a time keeps memory small for big W+ spaces

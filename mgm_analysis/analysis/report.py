@@ -13,6 +13,7 @@ Every ``fig_*`` function takes a DataFrame and returns a plotly figure;
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
@@ -27,15 +28,23 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, store
+from ..catalog import column_of
 from ..errors import MGMError
 from ..finders.registry import method_problems
-from ..measure import fill_metrics
 from ..metrics import metric_names, metric_problems, registered_metrics
 from ..presets import region_colors
 from ..render import draw_outline
-from ..store import Run, catalog, catalog_of, iter_runs, png_data_uri, run_kind
-from .compare import layer_profiles, overlap_matrix, reference_label, region_overlap_summary
-from .projection import project
+from ..store import (
+    Run,
+    RunSkippedWarning,
+    catalog,
+    catalog_of,
+    iter_runs,
+    png_data_uri,
+    run_kind,
+)
+from .compare import reference_label
+from .scale import MATRIX_RUNS, _dask, measure, read_runs
 
 __all__ = ["analyze", "load_runs", "runs_of", "region_summary", "transfer_table", "combine_table", "headline",  # noqa: F822
            "fig_projection", "fig_metric_bars", "fig_layer_heatmap", "fig_overlap", "frame_strip",
@@ -106,47 +115,54 @@ def combine_table(cat: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sources(t: pd.DataFrame) -> dict:
-    import json
-
-    out = {}
-    for run_id, path in zip(t.run_id, t.path, strict=True):
-        try:
-            prov = json.loads((Path(path) / "run.json").read_text()).get("provenance") or {}
-            out[run_id] = " + ".join(prov.get("sources", []))
-        except (OSError, ValueError):
-            out[run_id] = ""
-    return out
+    """run_id -> its sources, " + "-joined, from the store's catalog (run.json is not read again)."""
+    got = column_of(t.path, "sources")
+    return {r: got.get(str(p)) or "" for r, p in zip(t.run_id, t.path, strict=True)}
 
 
 # ------------------------------------------------------------------- figures
+HTML_RUNS = 2000  # the report's runs table lists at most this many (metrics.csv has every run)
+#: the projection figures draw at most this many runs (a seeded sample, said in the title); the tables hold all
+FIGURE_RUNS = 1000
+
+
 def fig_projection(df: pd.DataFrame, title: str = "Joint projection of all runs"):
     """One line per run through its frames in order, coloured by region; 3-D when ``df`` has a ``z`` column.
 
-    The first frame of each run is drawn as a diamond.
+    The first frame of each run is drawn as a diamond.  One trace per region (runs apart by gaps), and at most
+    :data:`FIGURE_RUNS` runs (a seeded sample, said in the title), so that a store of 10 000 runs draws at once.
     """
     import plotly.graph_objects as go
 
     fig = go.Figure()
     if df.empty:
         return fig.update_layout(title="no runs to project")
-    colours = region_colors(df.region)
+    colours, evr = region_colors(df.region), df.attrs.get("explained_variance_ratio")
     three_d = "z" in df.columns
-    shown = set()
-    for run_id, g in df.groupby("run_id", sort=False):
-        g = g.sort_values("frame")
-        region = str(g.region.iloc[0])
-        symbols = ["diamond"] + ["circle"] * (len(g) - 1)
-        common = dict(mode="lines+markers", name=region, legendgroup=region, showlegend=region not in shown,
-                      text=[f"{run_id}<br>frame {f}" for f in g.frame],
-                      hovertemplate="%{text}<extra>" + region + "</extra>",
-                      line=dict(color=colours[region], width=2),
-                      marker=dict(size=[7] + [4] * (len(g) - 1) if not three_d else 3, symbol=symbols))
-        shown.add(region)
+    ids = pd.unique(df.run_id)
+    if len(ids) > FIGURE_RUNS:
+        keep = set(ids[np.sort(np.random.default_rng(0).choice(len(ids), FIGURE_RUNS, replace=False))])
+        df = df[df.run_id.isin(keep)]
+        title += f" — {FIGURE_RUNS} of {len(ids)} runs drawn"
+    df = df.sort_values(["run_id", "frame"], kind="stable")
+    for region, g in df.groupby("region", sort=True):
+        region = str(region)
+        first = g.frame.to_numpy() == g.groupby("run_id").frame.transform("min").to_numpy()
+        gap = np.r_[first[1:], True]  # a gap (None) after each run's last frame
+        def col(c, g=g, gap=gap):
+            return np.insert(g[c].to_numpy(dtype=float), np.flatnonzero(gap) + 1, np.nan)
+        text = np.insert(np.array([f"{r}<br>frame {f}" for r, f in zip(g.run_id, g.frame, strict=True)],
+                                  dtype=object), np.flatnonzero(gap) + 1, "")
+        size = np.insert(np.where(first, 7, 4), np.flatnonzero(gap) + 1, 0)
+        symbol = np.insert(np.where(first, "diamond", "circle").astype(object), np.flatnonzero(gap) + 1, "circle")
+        common = dict(mode="lines+markers", name=region, legendgroup=region, text=text,
+                      hovertemplate="%{text}<extra>" + region + "</extra>", line=dict(color=colours[region], width=2),
+                      marker=dict(size=size if not three_d else 3, symbol=symbol), connectgaps=False)
         if three_d:
-            fig.add_trace(go.Scatter3d(x=g.x, y=g.y, z=g.z, **common))
+            common.pop("connectgaps")
+            fig.add_trace(go.Scatter3d(x=col("x"), y=col("y"), z=col("z"), **common))
         else:
-            fig.add_trace(go.Scatter(x=g.x, y=g.y, **common))
-    evr = df.attrs.get("explained_variance_ratio")
+            fig.add_trace(go.Scatter(x=col("x"), y=col("y"), **common))
     if evr:
         title += f" (explained variance {', '.join(f'{v:.0%}' for v in evr)})"
     fig.update_layout(title=title, legend_title="region", margin=dict(l=10, r=10, t=50, b=10), height=520)
@@ -196,9 +212,6 @@ def fig_layer_heatmap(lp: pd.DataFrame):
 
 #: above this many runs the overlap figure shows the region x region means (the run x run matrix stays in the CSV)
 MAX_OVERLAP_FIGURE_RUNS = 300
-#: above this many discovered runs the subspace overlap is measured on a seeded sample of this many (memory grows
-#: with the square of the runs; the summary by region pair is a mean, which a sample estimates)
-MAX_OVERLAP_RUNS = 2000
 
 
 def fig_overlap(M: pd.DataFrame):
@@ -250,7 +263,8 @@ def frame_strip(run: Run, k: int = 8, min_height: int = 64) -> np.ndarray:
 # ------------------------------------------------------------------- analyze
 def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, combine: bool = False,
             generator=None, device: str = "cpu", recompute: bool = False, max_strips: int = 60,
-            quiet: bool = False) -> dict:
+            quiet: bool = False, overlap: bool = True, overlap_runs: int = MATRIX_RUNS, workers: int | None = None,
+            scheduler: str | None = None) -> dict:
     """Measure and compare the runs of a store; write tables and ``report.html`` under ``out``.
 
     Args:
@@ -265,6 +279,10 @@ def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, com
         recompute: recompute the stored metrics of every run from its arrays first.
         max_strips: at most this many frame strips in the HTML.
         quiet: print nothing.
+        overlap: measure the subspace overlaps (the summary over every pair, the matrix of a sample).
+        overlap_runs: the run x run matrix (overlap.csv, its figure) holds at most this many runs (a seeded sample).
+        workers: run the per-run work on a local Dask cluster of this many worker processes.
+        scheduler: run it on the Dask scheduler at this address (tcp://HOST:PORT) or scheduler file instead.
 
     Returns:
         {name: path} of everything written: metrics (CSV, Parquet), regions, projection_pca
@@ -276,9 +294,13 @@ def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, com
         out = out.resolve()
     timings = {}
     staging = _staging(out)  # before any work: an unwritable --out costs nothing
+    client = cluster = None
     try:
+        if workers or scheduler:
+            client, cluster = _dask(workers, scheduler)
         paths, notes, lines, n_runs = _analyze(root, staging, umap=umap, k=k, transfer=transfer, combine=combine, generator=generator,
-                         device=device, recompute=recompute, max_strips=max_strips, quiet=quiet, timings=timings)
+                         device=device, recompute=recompute, max_strips=max_strips, quiet=quiet, timings=timings,
+                         overlap=overlap, overlap_runs=overlap_runs, client=client)
         _publish(staging, out)
     except OSError as exc:  # a full disk or a file-size limit: one line; the earlier report stays as it was
         written = store.folder_bytes(staging)
@@ -287,6 +309,11 @@ def analyze(root, out, *, umap: bool = False, k: int = 3, transfer: int = 0, com
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        for c in (client, cluster):
+            if c is not None:
+                with contextlib.suppress(Exception):
+                    c.close()
     paths = {name: out / p.name for name, p in paths.items()}
     timings["total"] = time.perf_counter() - t0
     if n_runs == 0:  # said even with --quiet: an empty report is rarely what was meant
@@ -339,7 +366,7 @@ def _publish(staging: Path, out: Path) -> None:
 
 
 def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, device, recompute, max_strips,
-             quiet, timings) -> tuple[dict, list[str], list[str], int]:
+             quiet, timings, overlap=True, overlap_runs=MATRIX_RUNS, client=None) -> tuple[dict, list[str], list[str], int]:
     """The work of :func:`analyze`, written into ``out`` (the staging folder): (paths, warnings, summary
     lines, number of runs)."""
     lines: list[str] = []
@@ -365,14 +392,20 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
         lines.append(f"wrote {len(new)} transfer/combination runs")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        runs = list(iter_runs(root))  # bad folders: one warning each, and left out
-        # every registered metric a run lacks (made before the metric was installed): measured now, and saved
-        filled, missed = fill_metrics(runs)
+        runs = read_runs(root, data=False, shapes=(shapes := {}))  # bad folders: one warning each, left out
+        # one pass over the runs, a chunk at a time (here or on Dask): arrays checked, every registered metric a
+        # run lacks measured and saved, then projections, layer profiles and overlaps of the discovered runs
+        found = measure(runs, root, k=k, umap=umap, overlap=overlap, matrix_runs=overlap_runs, client=client,
+                        timings=timings, shapes=shapes)
+        for p, reason in found.problems.items():
+            warnings.warn(f"skipping {p}: {reason}", RunSkippedWarning, stacklevel=2)
+        runs = [r for r in runs if str(r.path) not in found.problems]
         cat = catalog_of(runs)
-    notes += [str(w.message) for w in caught] + missed
+    notes += [str(w.message) for w in caught if not issubclass(w.category, (DeprecationWarning, FutureWarning))]
+    notes += found.notes
     notes = list(dict.fromkeys([*notes, *metric_problems().values(), *method_problems().values()]))  # plugins left out
-    if filled:
-        lines.append(f"measured {filled} runs for the metrics they lacked")
+    if found.filled:
+        lines.append(f"measured {found.filled} runs for the metrics they lacked")
     paths: dict[str, Path] = {}
 
     def save(name, df, index=False, parquet=False):
@@ -386,42 +419,26 @@ def _analyze(root: Path, out: Path, *, umap, k, transfer, combine, generator, de
     save("metrics", cat, parquet=True)
     regions = region_summary(cat)
     save("regions", regions)
-    discovered = [r for r in runs if run_kind(r.meta) == "discover"]
     figs, sections = [], []
     overlap_summary = pd.DataFrame()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if discovered:
-            for method, title in [("pca", "Joint projection"), *([("umap", "UMAP")] if umap else [])]:
-                # deltas w − w* first: on positions the faces' differences dominate and every manifold is a speck
-                for relative, view in ((True, "deltas w − w*"), (False, "positions")):
-                    t = time.perf_counter()
-                    proj = project(discovered, method, "w_free", cache_dir=root / ".mgm_cache", relative=relative)
-                    timings[method + ("" if relative else "_positions")] = time.perf_counter() - t
-                    save(f"projection_{method}" + ("" if relative else "_positions"), proj, parquet=True)
-                    figs.append((f"{title} of the {view}",
-                                 fig_projection(proj, f"{method.upper()} of the free W+ layers' {view}, all runs "
-                                                      "fitted jointly")))
-            figs.append(("Metrics by region", fig_metric_bars(cat)))
-            lp = layer_profiles(discovered)
-            save("layer_profiles", lp)
-            figs.append(("Layer profiles", fig_layer_heatmap(lp)))
-            pairs = discovered
-            if len(discovered) > MAX_OVERLAP_RUNS:  # N x N overlaps: 10 000 runs took 18 GB and crashed
-                pick = np.sort(np.random.default_rng(0).choice(len(discovered), MAX_OVERLAP_RUNS, replace=False))
-                pairs = [discovered[i] for i in pick]
-                notes.append(f"subspace overlap measured on {MAX_OVERLAP_RUNS} of the {len(discovered)} runs (a "
-                             f"seeded sample): all pairs of {len(discovered)} runs would need "
-                             f"{len(discovered) ** 2 * 8 / 2**30:.1f} GiB for the matrix alone")
-            M = overlap_matrix(pairs, k)
-            save("overlap", M, index=True)
-            figs.append(("Subspace overlap", fig_overlap(M)))
-            overlap_summary = region_overlap_summary(M)
+    if any(run_kind(r.meta) == "discover" for r in runs):
+        for name, (proj, (title, fig_title)) in found.projections.items():
+            save(name, proj, parquet=True)
+            figs.append((title, fig_projection(proj, fig_title)))
+        figs.append(("Metrics by region", fig_metric_bars(cat)))
+        save("layer_profiles", found.layer_profiles)
+        figs.append(("Layer profiles", fig_layer_heatmap(found.layer_profiles)))
+        if found.matrix is not None:
+            save("overlap", found.matrix, index=True)
+            figs.append(("Subspace overlap", fig_overlap(found.matrix)))
+        if overlap:
+            overlap_summary = found.summary
             save("overlap_summary", overlap_summary)
             sections.append(("Subspace overlap by pair of runs", overlap_summary,
-                             "Mean overlap of the runs' top-k delta subspaces. Independent regions overlap "
-                             "little; the same region on two references should overlap more."))
-    notes += [str(w.message) for w in caught if not issubclass(w.category, (DeprecationWarning, FutureWarning))]
+                             "Mean overlap of the runs' top-k delta subspaces over every pair of runs. Independent "
+                             "regions overlap little; the same region on two references should overlap more."))
+        else:
+            notes.append("subspace overlap not measured (--no-overlap)")
     tt, ct = transfer_table(cat), combine_table(cat)
     if not tt.empty:
         save("transfer", tt)
@@ -480,16 +497,10 @@ def headline(cat: pd.DataFrame) -> str:
 
 
 def _offsets(cat: pd.DataFrame) -> dict:
-    """run_id -> the run's target c (config.offset), read from run.json (the catalog holds no config)."""
-    import json
-
-    out = {}
-    for rid, path in zip(cat.get("run_id", []), cat.get("path", []), strict=False):
-        try:
-            out[rid] = (json.loads((Path(path) / "run.json").read_text()).get("config") or {}).get("offset")
-        except (OSError, ValueError, TypeError):
-            out[rid] = None
-    return out
+    """run_id -> the run's target c (config.offset), from the store's catalog (the catalog frame holds no config)."""
+    got = column_of(cat.get("path", []), "offset")
+    return {rid: (None if got.get(str(p)) is None or pd.isna(got.get(str(p))) else float(got[str(p)]))
+            for rid, p in zip(cat.get("run_id", []), cat.get("path", []), strict=False)}
 
 
 def _with_spans(cat: pd.DataFrame) -> pd.DataFrame:
@@ -506,7 +517,8 @@ def summary_text(cat, regions, overlap_summary, tt, ct, max_runs: int = 30) -> s
     """The terminal summary: per-run metrics (when few), per-region means, overlaps, transfer and combination."""
     if cat.empty:
         return "no runs: make some with `mgm discover` or `mgm demo`"
-    parts = [headline(cat)] if headline(cat) else []
+    head = headline(cat)
+    parts = [head] if head else []
     cols = [c for c in ["run_id", "kind", "region", *metric_names("terminal")] if c in cat.columns]
     if len(cat) <= max_runs:
         parts += ["runs:", _fmt(cat[cols])]
@@ -549,7 +561,7 @@ def _html(title, cat, regions, figs, sections, runs, notes, n_runs) -> str:
         if line:
             parts.append(f"<p><b>{html.escape(line)}</b></p>")
         parts.append("<h2>Regions</h2>" + _table(regions))
-        spans = _with_spans(cat)
+        spans = _with_spans(cat.head(HTML_RUNS))
         cols = [c for c in ["run_id", "kind", "region", "reference", "status"] + metric_names("summary") + ["spans"]
                 if c in spans.columns]
         parts.append("<h2>Runs</h2><p class='note'>spread: how far apart the frames are inside the region against "
@@ -558,7 +570,8 @@ def _html(title, cat, regions, figs, sections, runs, notes, n_runs) -> str:
                      "(toyfaces): the worst frame's distance to the face the renderer draws from the factors read "
                      "off it, against the 95th percentile of the generator's own samples (≤ 1: as real as those); "
                      "spans: the range each of the region's factors covers along the chain.</p>"
-                     + _table(spans[cols]))
+                     + (f"<p class='note'>the first {HTML_RUNS} of {len(cat)} runs; every run is in metrics.csv</p>"
+                        if len(cat) > HTML_RUNS else "") + _table(spans[cols]))
         known = [m for m in sorted(registered_metrics(), key=lambda m: m.order) if m.name in cat.columns]
         if known:  # every registered metric the store has, with what it says (a plugin's too)
             rows = [{"metric": m.name, "better": {True: "higher", False: "lower"}.get(m.higher_is_better, "–"),

@@ -15,12 +15,9 @@ a machine shared with other work inflates less.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 
+from ..catalog import metas_of, run_extras
 from ..finders.registry import method_order
 from ..metrics import metric_names
 from ..store import run_kind, run_method, run_strength
@@ -55,42 +52,31 @@ TABLE_NOTES = (
     "was tuned against. seconds: wall time per run; cpu_seconds: process CPU time.")
 
 
-def _meta(path) -> dict:
-    try:
-        return json.loads((Path(path) / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def run_methods(cat: pd.DataFrame) -> pd.DataFrame:
-    """The catalog with ``method``, ``source`` and ``seconds`` columns (read from each run's run.json)."""
+    """The catalog with ``method``, ``source``, ``seconds``, ``cpu_seconds`` and ``strength`` columns, from each
+    run's metadata as the store's catalog holds it (:mod:`mgm_analysis.catalog`: run.json is not read again)."""
     cat = cat.copy()
     if cat.empty:
         return cat.assign(method=[], source=[], seconds=[], cpu_seconds=[], strength=[])
-    metas = {r: _meta(p) for r, p in zip(cat.run_id, cat.path, strict=True)}
+    by_path = metas_of(cat.path)
+    metas = {r: by_path.get(str(p), {}) for r, p in zip(cat.run_id, cat.path, strict=True)}
     by_name = {r: run_method(m) for r, m in metas.items()}
     strength_of = {r: run_strength(m) or 1.0 for r, m in metas.items()}
     method, source, seconds, cpu, strength = [], [], [], [], []
     for r in cat.run_id:
         m = metas[r]
-        prov = m.get("provenance") or {}
-        kind = run_kind(m)
-        t = m.get("timings") or {}
-        if kind == "transfer":
-            src = (prov.get("sources") or [None])[0]
-            src_id = Path(src).name if src else None
+        extra = run_extras(m)
+        if run_kind(m) == "transfer":
+            src_id = extra["source"]
             method.append(by_name.get(src_id))
             source.append(src_id)
             strength.append(strength_of.get(src_id, 1.0))
-            seconds.append(np.nan)
-            cpu.append(np.nan)
         else:
             method.append(by_name.get(r))
             source.append(None)
             strength.append(strength_of[r])
-            s = t.get("baseline_s") if kind == "baseline" else t.get("total_s")
-            seconds.append(float(s) if isinstance(s, (int, float)) else np.nan)
-            cpu.append(float(t["cpu_s"]) if isinstance(t.get("cpu_s"), (int, float)) else np.nan)
+        seconds.append(extra["seconds"])
+        cpu.append(extra["cpu_seconds"])
     return cat.assign(method=method, source=source, seconds=seconds, cpu_seconds=cpu, strength=strength)
 
 

@@ -680,3 +680,23 @@ def test_a_query_string_is_read_as_a_view_and_checked(tmp_path):
     assert view_of_query("?tab=settings&view=tsne&dims=7&space=x&rel=yes", snap) == {}
     assert view_of_query("", snap) == {} and view_of_query(None, snap) == {} and view_of_query(["?"], snap) == {}
     assert view_of_query("?" + "a" * 30_000, snap) == {}
+
+
+def test_the_store_signature_notices_a_new_a_rewritten_and_a_removed_run(tmp_path):
+    from mgm_analysis import store
+
+    ids = sorted(make_store(tmp_path, 3))
+    sig = data.store_signature(tmp_path)
+    assert data.store_signature(tmp_path) == sig                          # nothing changed: the same
+    (tmp_path / ".tmp-x").mkdir()                                         # a temporary folder: ignored
+    assert data.store_signature(tmp_path) == sig
+    meta = json.loads((tmp_path / ids[0] / "run.json").read_text())
+    store.write_json(tmp_path / ids[0] / "run.json", {**meta, "note": "a longer run.json than before"})
+    rewritten = data.store_signature(tmp_path)
+    assert rewritten != sig
+    make_store(tmp_path, 1, start=3)
+    added = data.store_signature(tmp_path)
+    assert added not in (sig, rewritten)
+    shutil.rmtree(tmp_path / ids[1])
+    assert data.store_signature(tmp_path) not in (sig, rewritten, added)
+    assert data.store_signature(tmp_path / "nope") == "0" * 16            # no store: a signature all the same

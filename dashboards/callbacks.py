@@ -166,44 +166,18 @@ def frame_url(snap: data.Snapshot, run_id: str, frame: int) -> str | None:
 def warm_up(root, cache_dir=None) -> None:
     """What the first page load needs, done while the browser loads the page's scripts: the store's snapshot,
     the imports that reading a cached projection needs, and the projection the page opens with (every run,
-    :data:`layout.FIRST_VIEW`; read from the cache on disk, or fitted) and its figure.  Requests that need one of these
+    :data:`layout.FIRST_VIEW`; read from the cache on disk, or fitted).  Requests that need one of these
     meanwhile wait for it (see :mod:`dashboards.data`) instead of doing it again.  Problems are logged: the
     page's own requests meet (and show) them."""
     try:
         snap = data.snapshot(root)
         data.preload()
-        if snap.runs:  # the figure itself too (10 000 runs: 0.3 s), which the page asks for as soon as it loads
+        if snap.runs:
             view = L.FIRST_VIEW
-            projection_figure_of(snap, tuple(sorted(snap.runs)), view["method"], view["dims"], view["space"],
-                                 view["relative"], cache_dir)
+            data.projection(snap, sorted(snap.runs), view["method"], view["dims"], view["space"], cache_dir,
+                            view["relative"])
     except Exception as exc:
         log.warning("warming up for the first page failed: %s", exc)
-
-
-def _colors(s):
-    return figures.region_colors(s.catalog["region"].dropna()) if len(s.catalog) else {}
-
-
-def projection_figure_of(s, ids, method, dims, space, relative, cache_dir=None):
-    """(the projection figure without its ring, the projection's frame) of the runs ``ids`` (a sorted tuple), built
-    once per store state and inputs (:func:`memo.built`): by the page's request, or ahead of it by :func:`warm_up`."""
-    key = ("projection", str(s.root), s.signature, ids, method, int(dims), space, bool(relative), str(cache_dir))
-    return memo.built(key, lambda: _projection_figure(s, ids, method, int(dims), space, bool(relative), cache_dir))
-
-
-def _projection_figure(s, ids, method, dims, space, relative, cache_dir):
-    df = data.projection(s, ids, method, dims, space, cache_dir, relative)
-    pal = _colors(s)
-    methods = dict(zip(s.catalog["run_id"], s.catalog["method"], strict=True)) if "method" in s.catalog else {}
-    per_run = df.drop_duplicates("run_id")[["run_id", "region"]] if len(df) else df
-    if any(isinstance(methods.get(r), str) and methods[r] != "discovery" for r in per_run["run_id"]):
-        # baselines among the runs: one colour (and legend entry: click to hide) per region · method
-        label = {r: f"{g} · {methods.get(r) or '-'}" for r, g in zip(per_run["run_id"], per_run["region"],
-                                                                      strict=True)}
-        df = df.assign(region=df["run_id"].map(label))
-        pal = None
-    return figures.projection_figure(df, dims=dims, method=method, colors=pal,
-                                     space=data.SPACES.get(space, space)), df
 
 
 # ------------------------------------------------------------------ wiring
@@ -347,6 +321,9 @@ def register_callbacks(app, root, cache_dir=None) -> None:
     def snap() -> data.Snapshot:  # the store now, one look shared by the requests that arrive together
         return memo.snapshot(root)
 
+    def colors(s):
+        return figures.region_colors(s.catalog["region"].dropna()) if len(s.catalog) else {}
+
     def discovered(s, sel):
         """Selected discovery runs (transfer/combination runs have their own panel)."""
         if not len(s.catalog):
@@ -393,13 +370,29 @@ def register_callbacks(app, root, cache_dir=None) -> None:
             frame = None  # a state, not the event: draw without the ring
         s = snap()
         ids = tuple(sorted(set(sel).intersection(s.runs)))
+        key = ("projection", str(s.root), s.signature, ids, method, int(dims), space, bool(relative), str(cache_dir))
         try:  # the figure of a selection is built once per store state (the ring is moved per request)
-            fig, df = projection_figure_of(s, ids, method, int(dims), space, bool(relative), cache_dir)
+            fig, df = memo.built(key, lambda: projection_of(s, ids, method, int(dims), space, bool(relative)))
         except Exception as exc:  # a bad run or an impossible fit must not take the page down
             log.warning("projection failed: %s", exc)
             return figures.message_figure(f"Cannot project these runs: {exc}"), str(exc)
         current = (frame["run_id"], frame["frame"]) if frame else None
         return figures.with_current(fig, df, current, int(dims)) if len(df) else fig, df.attrs.get("note", "")
+
+    def projection_of(s, ids, method, dims, space, relative):
+        """(the projection figure without its ring, the projection's frame) of the runs ``ids``."""
+        df = data.projection(s, ids, method, dims, space, cache_dir, relative)
+        pal = colors(s)
+        methods = dict(zip(s.catalog["run_id"], s.catalog["method"], strict=True)) if "method" in s.catalog else {}
+        per_run = df.drop_duplicates("run_id")[["run_id", "region"]] if len(df) else df
+        if any(isinstance(methods.get(r), str) and methods[r] != "discovery" for r in per_run["run_id"]):
+            # baselines among the runs: one colour (and legend entry: click to hide) per region · method
+            label = {r: f"{g} · {methods.get(r) or '-'}" for r, g in zip(per_run["run_id"], per_run["region"],
+                                                                          strict=True)}
+            df = df.assign(region=df["run_id"].map(label))
+            pal = None
+        return figures.projection_figure(df, dims=dims, method=method, colors=pal,
+                                         space=data.SPACES.get(space, space)), df
 
     # The other views follow the selection once its projection has arrived (DRAWN holds that selection), so
     # the first paint is the table and the projection, and the viewer and comparison come right after.
@@ -488,7 +481,7 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         s = snap()
         ids = tuple(discovered(s, sorted(set(sel))))
         return memo.built(("metric bars", str(s.root), s.signature, ids, tuple(metrics)), lambda: figures.metric_bars(
-            data.metric_frame(s, ids), list(metrics), _colors(s)))
+            data.metric_frame(s, ids), list(metrics), colors(s)))
 
     @app.callback(Output(L.LAYERS, "figure"), Input(L.DRAWN, "data"))
     def layers(sel):

@@ -462,7 +462,6 @@ def test_warm_up_makes_the_first_view(tmp_path, monkeypatch):
         raise AssertionError("projected again")
 
     monkeypatch.setattr(projection_module, "project", no_more)
-    monkeypatch.setattr(figures, "projection_figure", no_more)  # the figure too was built ahead of the page
     out = call(app, "..projection.figure", _first_view(sorted(ids)), "selection.data")
     fig = out["projection"]["figure"]
     assert {r for t in fig["data"] for r in t["meta"]} == set(ids) and not out["projection-note"]["children"]

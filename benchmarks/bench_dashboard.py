@@ -117,8 +117,14 @@ def callback_latencies(root: Path, ids: list[str], repeats: int = 3, n_frames: i
     for _ in range(repeats):
         for sel_name, sel in (("all", ids), ("mouth", mouth), ("five", few)):
             timed("select (table -> selection)", "selection.data",
-                  {f"{L.TABLE}.selected_row_ids": sel if sel is not ids else [],
-                   f"{L.TABLE}.derived_virtual_row_ids": ids}, f"{L.TABLE}.selected_row_ids", sel_name)
+                  {f"{L.TICKED}.data": sel if sel is not ids else [], f"{L.TABLE}.filter_query": ""},
+                  f"{L.TICKED}.data", sel_name)
+            # the table's page of rows (paged, filtered and sorted on the server)
+            timed("table page", "..run-table.data",
+                  {f"{L.TABLE}.page_current": int(rng.integers(len(ids) // L.PAGE_SIZE)),
+                   f"{L.TABLE}.filter_query": "" if sel is ids else "{region} icontains mouth",
+                   f"{L.TABLE}.sort_by": [{"column_id": "locality", "direction": "desc"}] if sel is few else [],
+                   f"{L.TICKED}.data": sel if sel is not ids else []}, f"{L.TABLE}.page_current", sel_name)
             timed("projection 2-D", "..projection.figure", {f"{L.SELECTION}.data": sel, **proj},
                   f"{L.SELECTION}.data", sel_name)
             timed("metric bars", "metric-bars", {f"{L.DRAWN}.data": sel,
@@ -192,8 +198,8 @@ def server_cold_start(root: Path, ids: list[str]) -> dict:
         requests.get(base + "/_dash-layout", timeout=300).raise_for_status()
         t_layout = time.perf_counter()
         sel = requests.post(base + "/_dash-update-component", timeout=300, json=_body(
-            app, "selection.data", {f"{L.TABLE}.derived_virtual_row_ids": ids},
-            f"{L.TABLE}.derived_virtual_row_ids")).json()["response"]["selection"]["data"]
+            app, "selection.data", {f"{L.TICKED}.data": [], f"{L.TABLE}.filter_query": "{region} != none"},
+            f"{L.TABLE}.filter_query")).json()["response"]["selection"]["data"]
         res = requests.post(base + "/_dash-update-component", timeout=300, json=_body(
             app, "..projection.figure", {f"{L.SELECTION}.data": sel, "projection-method.value": "pca",
                                          "projection-dims.value": 2, "projection-space.value": "w_free"},

@@ -67,7 +67,7 @@ class _PageClock:
         self.n += 1
         got = _post(self.app, "discover-progress.children", {f"{D.POLL}.n_intervals": self.n,
                                                              f"{D.JOBS}.data": self.jobs, f"{D.LANDED}.data": [],
-                                                             "run-table.selected_row_ids": []},
+                                                             "ticked.data": []},
                     f"{D.POLL}.n_intervals")
         text = json.dumps(got)
         for key in ("epoch 0/", "epoch 1/"):
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
                     t1 = time.perf_counter()
                     _post(app, "discover-progress.children", {f"{D.POLL}.n_intervals": n, f"{D.JOBS}.data": jobs,
                                                               f"{D.LANDED}.data": [],
-                                                              "run-table.selected_row_ids": []},
+                                                              "ticked.data": []},
                           f"{D.POLL}.n_intervals")
                     polls.append((time.perf_counter() - t1) * 1000)
                 still_running = D.job_state(root, job).get("state") == "running"

@@ -56,8 +56,8 @@ def _bodies(root: Path, ids: list[str]) -> dict:
         out.setdefault(name, []).append(callback_body(app, output, values, trigger))
 
     for sel in sels.values():
-        add("select", "selection.data", {f"{L.TABLE}.selected_row_ids": sel if sel is not ids else [],
-                                         f"{L.TABLE}.derived_virtual_row_ids": ids}, f"{L.TABLE}.selected_row_ids")
+        add("select", "selection.data", {f"{L.TICKED}.data": sel if sel is not ids else [],
+                                         f"{L.TABLE}.filter_query": ""}, f"{L.TICKED}.data")
         add("projection", "..projection.figure", {f"{L.SELECTION}.data": sel, **proj}, f"{L.SELECTION}.data")
         add("metric bars", "metric-bars", {f"{L.DRAWN}.data": sel,
                                            f"{L.METRICS_PICK}.value": ["locality", "spread", "jump_ratio"]},
@@ -74,9 +74,8 @@ def _bodies(root: Path, ids: list[str]) -> dict:
         add("frame viewer", "..frame-viewer.figure", {f"{L.FRAME}.data": {"run_id": run, "frame": frame}},
             f"{L.FRAME}.data")
     for r in regions:  # a filter typed into the table: the table narrows, the selection follows
-        add("filter", "selection.data", {f"{L.TABLE}.selected_row_ids": [],
-                                         f"{L.TABLE}.derived_virtual_row_ids": sels[r]},
-            f"{L.TABLE}.derived_virtual_row_ids")
+        add("filter", "selection.data", {f"{L.TICKED}.data": [], f"{L.TABLE}.filter_query": f"{{region}} = {r}"},
+            f"{L.TABLE}.filter_query")
     return out
 
 

@@ -24,7 +24,7 @@ from dash.exceptions import PreventUpdate
 
 from mgm_analysis.metrics import describe_extent
 
-from . import data, figures, memo
+from . import data, figures, memo, table
 from . import layout as L
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,8 @@ def event_point(event) -> tuple[str, int, dict] | None:
 def selection_from_table(ticked, visible, known) -> list[str]:
     """The selected run ids: ticked rows that pass the filters, or every row that passes them if none is ticked.
 
-    ``visible`` is the table's ``derived_virtual_row_ids`` (None before the table
-    first renders: then every ``known`` id).  The result is sorted, so sorting the
+    ``visible`` is the ids of the rows that pass the table's filter (:func:`dashboards.table.filtered_ids`;
+    None: every ``known`` id).  The result is sorted, so sorting the
     table does not change the selection.
     """
     known = set(known)
@@ -289,8 +289,8 @@ function(tab) {
 
 def view_of_query(search, snap) -> dict:
     """The view a query string asks for, each part checked (anything unknown is left as the page has it):
-    the ``tab``, ``method``, ``dims``, ``space``, ``relative`` (the checklist's value), ``filter`` and the ticked runs as
-    table row indices and ids (runs the store does not hold are dropped)."""
+    the ``tab``, ``method``, ``dims``, ``space``, ``relative`` (the checklist's value), ``filter`` and the ticked runs'
+    ids (runs the store does not hold are dropped)."""
     from urllib.parse import parse_qs
 
     if not isinstance(search, str) or not search.strip("?") or len(search) > MAX_QUERY:
@@ -310,9 +310,7 @@ def view_of_query(search, snap) -> dict:
     if "filter" in q and len(q["filter"]) <= 500:
         got["filter"] = q["filter"]
     if "sel" in q:
-        order = {r: i for i, r in enumerate(snap.catalog["run_id"])} if len(snap.catalog) else {}  # the table's rows
-        ids = [i for i in dict.fromkeys(q["sel"].split(",")) if i in order]
-        got["rows"], got["ids"] = [order[i] for i in ids], ids
+        got["ids"] = [i for i in dict.fromkeys(q["sel"].split(",")) if i in snap.runs]
     return got
 
 
@@ -333,18 +331,7 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         kinds = dict(zip(s.catalog["run_id"], s.catalog["kind"], strict=True))
         return [r for r in sel or [] if kinds.get(r, "discover") == "discover"]
 
-    @app.callback(Output(L.TABLE, "selected_rows"), Output(L.TABLE, "selected_row_ids"),
-                  Input(L.TICK_ALL, "n_clicks"), Input(L.CLEAR, "n_clicks"),
-                  State(L.TABLE, "derived_virtual_indices"), State(L.TABLE, "derived_virtual_row_ids"),
-                  prevent_initial_call=True)
-    def tick_rows(_tick, _clear, visible_indices, visible_ids):
-        # Both props: the table keeps selected_row_ids in step with clicks, not with callbacks.
-        if ctx.triggered_id == L.CLEAR:
-            return [], []
-        indices = visible_indices or []
-        if not isinstance(indices, list) or any(_integral(i) is None or _integral(i) < 0 for i in indices):
-            raise PreventUpdate
-        return [_integral(i) for i in indices], list(valid_names(visible_ids))
+    table.register_table_callbacks(app, snap, selection_from_table)
 
     app.clientside_callback(_TAB_JS, Output(L.DISCOVER_PANEL, "style"), Output(L.RUNS_PANEL, "style"),
                             Output(L.BROWSE_PANEL, "style"), Output(L.COMPARE_PANEL, "style"),
@@ -356,30 +343,18 @@ def register_callbacks(app, root, cache_dir=None) -> None:
     @app.callback(Output(L.TABS, "value"), Output(L.METHOD, "value"), Output(L.DIMS, "value"),
                   Output(L.SPACE, "value"),
                   Output(L.RELATIVE, "value"), Output(L.TABLE, "filter_query"),
-                  Output(L.TABLE, "selected_rows", allow_duplicate=True),
-                  Output(L.TABLE, "selected_row_ids", allow_duplicate=True),
+                  Output(L.TICKED, "data", allow_duplicate=True),
                   Input(L.URL, "search"), prevent_initial_call="initial_duplicate")
     def view_from_address(search):
         got = view_of_query(search, snap())
         if not got:
             raise PreventUpdate
-        return tuple(got.get(k, no_update) for k in ("tab", "method", "dims", "space", "relative", "filter", "rows",
-                                                     "ids"))
+        return tuple(got.get(k, no_update) for k in ("tab", "method", "dims", "space", "relative", "filter", "ids"))
 
     app.clientside_callback(_ADDRESS_JS, Output(L.URL_SYNC, "data"),
                             Input(L.METHOD, "value"), Input(L.DIMS, "value"), Input(L.SPACE, "value"),
                             Input(L.RELATIVE, "value"), Input(L.TABLE, "filter_query"),
-                            Input(L.TABLE, "selected_row_ids"), Input(L.TABS, "value"), prevent_initial_call=True)
-
-    # Not called on page load: the page starts with every run selected (layout), which is what the table gives
-    # until it is ticked or filtered; its first render then confirms it (no update).
-    @app.callback(Output(L.SELECTION, "data"),
-                  Input(L.TABLE, "selected_row_ids"), Input(L.TABLE, "derived_virtual_row_ids"),
-                  State(L.SELECTION, "data"), prevent_initial_call=True)
-    def select(ticked, visible, previous):
-        chosen = selection_from_table(valid_names(ticked), None if visible is None else valid_names(visible),
-                                      snap().runs)
-        return no_update if chosen == previous else chosen
+                            Input(L.TICKED, "data"), Input(L.TABS, "value"), prevent_initial_call=True)
 
     @app.callback(Output(L.PROJECTION, "figure"), Output(L.PROJECTION_NOTE, "children"),
                   Input(L.SELECTION, "data"), Input(L.METHOD, "value"), Input(L.DIMS, "value"),

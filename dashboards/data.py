@@ -14,7 +14,6 @@ use, as it brings in scikit-learn); layer profiles and subspaces from
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections import Counter
@@ -56,23 +55,33 @@ def preload() -> None:
 def store_signature(root) -> str:
     """A short hash of the store's state: every run folder's name and its run.json size and mtime.
 
-    Cheap (one ``stat`` per folder) so every callback can afford it; temporary
-    folders (``.tmp-*``) are ignored, a broken folder counts so that fixing it is noticed.
+    One ``stat`` per folder, relative to the store's open folder (no path is built or resolved per run), and
+    Python's own tuple hash instead of a digest of the listing's text: 10 000 runs in about 35 ms instead of
+    75 ms, so every callback can still afford it.  The hash is for this process only (Python salts string
+    hashes per process): it keys in-memory caches, never anything written.  Temporary folders (``.tmp-*``)
+    are ignored; a broken folder counts, so that fixing it is noticed.
     """
     entries = []
     try:
-        with os.scandir(root) as it:
+        fd = os.open(root, os.O_RDONLY)
+    except OSError:
+        return "0" * 16
+    try:
+        with os.scandir(fd) as it:
             for e in it:
                 if e.name.startswith(".") or not e.is_dir():
                     continue
                 try:
-                    st = os.stat(os.path.join(e.path, "run.json"))
+                    st = os.stat(e.name + "/run.json", dir_fd=fd)
                     entries.append((e.name, st.st_mtime_ns, st.st_size))
                 except OSError:
                     entries.append((e.name, 0, 0))
     except OSError:
         pass
-    return hashlib.sha1(repr(sorted(entries)).encode()).hexdigest()[:16]
+    finally:
+        os.close(fd)
+    entries.sort()
+    return f"{hash(tuple(entries)) & (2**64 - 1):016x}"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ LAYERS, OVERLAP, OVERLAP_K = "layer-heatmap", "overlap-matrix", "overlap-k"
 DERIVED, DERIVED_BOX = "derived-runs", "derived-box"
 METHODS_BOX, METHODS_TABLE, FRONTIER, METHODS_PICK = "methods-box", "methods-table", "frontier", "methods-pick"
 CLEAR, TICK_ALL = "clear-selection", "tick-filtered"
+TICKED = "ticked"                # dcc.Store: the ticked run ids, on every page of the table (the table sees one page)
 EMPTY, WARNINGS, COUNT = "empty-store", "store-warnings", "store-count"
 
 PLAY_MS = 200  # frame interval while playing
@@ -158,10 +159,13 @@ def table_records(cat) -> list[dict]:
 
 
 def run_table(cat) -> dash_table.DataTable:
+    """The run table, paged, filtered and sorted on the server (:mod:`dashboards.table`): the page holds the first
+    page of rows; ``callbacks`` sends the others as the table asks for them."""
     return dash_table.DataTable(
-        id=TABLE, columns=table_columns(cat), data=table_records(cat),
-        sort_action="native", filter_action="native", page_action="native", page_size=PAGE_SIZE,
-        row_selectable="multi", selected_rows=[],
+        id=TABLE, columns=table_columns(cat), data=table_records(cat.iloc[:PAGE_SIZE]),
+        sort_action="custom", sort_mode="single", sort_by=[], filter_action="custom", filter_query="",
+        page_action="custom", page_current=0, page_size=PAGE_SIZE, page_count=max(1, -(-len(cat) // PAGE_SIZE)),
+        row_selectable="multi", selected_rows=[], selected_row_ids=[],
         filter_options={"case": "insensitive", "placeholder_text": "filter…"},
         style_table={"overflowX": "auto"},
         style_cell={"fontFamily": "monospace", "fontSize": "12px", "padding": "2px 6px", "maxWidth": "260px",
@@ -295,6 +299,7 @@ def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = 
         # Every run: what the table selects with no ticks and no filters (callbacks.selection_from_table), so the
         # projection is asked for as soon as the page loads, without waiting for the table to render first.
         dcc.Store(id=SELECTION, data=sorted(snap.runs)),
+        dcc.Store(id=TICKED, data=[]),
         dcc.Location(id=URL, refresh=False), dcc.Store(id=URL_SYNC, data=None),
         dcc.Store(id=FRAME, data=None),
         dcc.Store(id=SHOWN, data=None),

@@ -379,9 +379,8 @@ def test_callbacks_over_http(store_root):
     app = create_app(store_root)
     ids = sorted(data.snapshot(store_root).runs)
     two = ["brows-s0-synthetic-0002", "mouth-s0-synthetic-0000"]
-    sel = call(app, "selection.data", {"run-table.selected_row_ids": two[::-1] + ["gone"],
-                                       "run-table.derived_virtual_row_ids": ids},
-               "run-table.selected_row_ids")["selection"]["data"]
+    sel = call(app, "selection.data", {"ticked.data": two[::-1] + ["gone"], "run-table.filter_query": ""},
+               "ticked.data")["selection"]["data"]
     assert sel == two
     base = {"selection.data": sel, "projection-method.value": "pca", "projection-dims.value": 2,
             "projection-space.value": "w_free"}
@@ -416,9 +415,9 @@ def test_page_starts_with_every_run_selected(broken_root):
     assert good == ["brows-s0-synthetic-0002", "eyes-s0-synthetic-0001", "mouth-s0-synthetic-0000"]
     assert _find(page, L.SELECTION)["props"]["data"] == good
     assert cb.selection_from_table(None, None, data.snapshot(broken_root).runs) == good
-    # the table's first render (its rows in any order) confirms it: no update, so no second projection
-    assert not call(app, "selection.data", {"run-table.derived_virtual_row_ids": good[::-1],
-                                            "selection.data": good}, "run-table.derived_virtual_row_ids")
+    # no ticks and no filter (what a page load sends) confirms it: no update, so no second projection
+    assert not call(app, "selection.data", {"ticked.data": [], "run-table.filter_query": "",
+                                            "selection.data": good}, "run-table.filter_query")
 
 
 def _first_view(ids):
@@ -528,7 +527,7 @@ def test_callbacks_on_an_empty_store(tmp_path):
     assert client.get("/").status_code == 200
     page = json.dumps(client.get("/_dash-layout").get_json())
     assert "No runs yet" in page and "mgm demo" in page
-    sel = call(app, "selection.data", {"run-table.derived_virtual_row_ids": []}, "run-table.derived_virtual_row_ids")
+    sel = call(app, "selection.data", {"ticked.data": [], "run-table.filter_query": ""}, "run-table.filter_query")
     assert sel is None or sel["selection"]["data"] == []
     out = call(app, "..projection.figure", {"selection.data": [], "projection-method.value": "pca",
                                             "projection-dims.value": 2, "projection-space.value": "w_free"})
@@ -673,12 +672,31 @@ def test_a_query_string_is_read_as_a_view_and_checked(tmp_path):
 
     ids = sorted(make_store(tmp_path, 4))
     snap = data.snapshot(tmp_path)
-    order = {r["id"]: i for i, r in enumerate(L.table_records(snap.catalog))}
     got = view_of_query(f"?tab=compare&view=umap&dims=3&space=frames&rel=0&filter=mouth&sel={ids[2]},nope,{ids[0]},"
                         f"{ids[2]}", snap)
     assert got == {"tab": "compare", "method": "umap", "dims": 3, "space": "frames", "relative": [], "filter": "mouth",
-                   "rows": [order[ids[2]], order[ids[0]]], "ids": [ids[2], ids[0]]}
+                   "ids": [ids[2], ids[0]]}
     # anything else is left as the page has it
     assert view_of_query("?tab=settings&view=tsne&dims=7&space=x&rel=yes", snap) == {}
     assert view_of_query("", snap) == {} and view_of_query(None, snap) == {} and view_of_query(["?"], snap) == {}
     assert view_of_query("?" + "a" * 30_000, snap) == {}
+
+
+def test_the_store_signature_notices_a_new_a_rewritten_and_a_removed_run(tmp_path):
+    from mgm_analysis import store
+
+    ids = sorted(make_store(tmp_path, 3))
+    sig = data.store_signature(tmp_path)
+    assert data.store_signature(tmp_path) == sig                          # nothing changed: the same
+    (tmp_path / ".tmp-x").mkdir()                                         # a temporary folder: ignored
+    assert data.store_signature(tmp_path) == sig
+    meta = json.loads((tmp_path / ids[0] / "run.json").read_text())
+    store.write_json(tmp_path / ids[0] / "run.json", {**meta, "note": "a longer run.json than before"})
+    rewritten = data.store_signature(tmp_path)
+    assert rewritten != sig
+    make_store(tmp_path, 1, start=3)
+    added = data.store_signature(tmp_path)
+    assert added not in (sig, rewritten)
+    shutil.rmtree(tmp_path / ids[1])
+    assert data.store_signature(tmp_path) not in (sig, rewritten, added)
+    assert data.store_signature(tmp_path / "nope") == "0" * 16            # no store: a signature all the same

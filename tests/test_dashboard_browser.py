@@ -337,3 +337,46 @@ def test_a_decimated_projection_rings_the_frame_on_show_at_its_run_s_nearest_poi
     _wait(dash_duo, lambda: dash_duo.driver.execute_script(ring, ids[0]) == [True, True, False],
           "the ring on frame 3, the last point sent before frame 5")
     assert dash_duo.get_logs() == []
+
+
+def test_ticks_stay_on_other_pages_of_the_table(dash_duo, tmp_path):
+    """The table holds one page (rows come from the server): a row ticked on page 1 stays ticked while page 2 is
+    shown and another is ticked there, the projection shows both, and a filter typed into the header narrows the
+    rows the server sends."""
+    root = tmp_path / "runs"
+    ids = sorted(make_store(root, 2 * L.PAGE_SIZE + 3, n_frames=3))
+    dash_duo.driver.set_window_size(1400, 1900)
+    dash_duo.start_server(create_app(root))
+
+    def rows():
+        return [c.text.strip() for c in dash_duo.find_elements("#run-table td[data-dash-column='run_id']")]
+
+    def tick(run_id):
+        cell = next(c for c in dash_duo.find_elements("#run-table td[data-dash-column='run_id']")
+                    if c.text.strip() == run_id)
+        cell.find_element("xpath", "./ancestor::tr//input[@type='checkbox']").click()
+
+    def ticked():
+        return sorted(c.text.strip() for c in dash_duo.find_elements("#run-table td[data-dash-column='run_id']")
+                      if c.find_element("xpath", "./ancestor::tr//input[@type='checkbox']").is_selected())
+
+    def selected_runs():
+        return sorted({r for t in _graph_data(dash_duo, L.PROJECTION) for r in t["runs"]})
+
+    _wait(dash_duo, lambda: rows() == ids[:L.PAGE_SIZE], "the first page of rows")
+    _wait(dash_duo, lambda: selected_runs() == ids, "every run in the projection")
+    first = ids[2]
+    tick(first)
+    _wait(dash_duo, lambda: selected_runs() == [first], "the projection of the ticked run")
+    dash_duo.find_element("#run-table button.next-page").click()
+    _wait(dash_duo, lambda: rows() == ids[L.PAGE_SIZE:2 * L.PAGE_SIZE], "the second page of rows")
+    assert ticked() == []
+    second = ids[L.PAGE_SIZE + 1]
+    tick(second)
+    _wait(dash_duo, lambda: selected_runs() == sorted([first, second]), "the projection of both ticked runs")
+    dash_duo.find_element("#run-table button.previous-page").click()
+    _wait(dash_duo, lambda: rows() == ids[:L.PAGE_SIZE] and ticked() == [first], "page 1, its tick kept")
+    dash_duo.find_element("#run-table th.dash-filter[data-dash-column='region'] input").send_keys("mouth\n")
+    mouth = [r for r in ids if r.startswith("mouth-")]
+    _wait(dash_duo, lambda: rows() == mouth[:L.PAGE_SIZE], "the mouth rows, from the server")
+    assert dash_duo.get_logs() == []

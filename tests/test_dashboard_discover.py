@@ -254,7 +254,7 @@ def test_a_malformed_launch_leaves_the_view_as_it_was(offline_app, change):
 def test_poll_and_cancel_with_bad_or_unknown_jobs(offline_app):
     app, root, sent = offline_app
     values = {f"{D.POLL}.n_intervals": 1, f"{D.JOBS}.data": ["../../etc", "20260101T000000-0000-abcd"],
-              f"{D.LANDED}.data": [], "run-table.selected_row_ids": None}
+              f"{D.LANDED}.data": [], "ticked.data": None}
     got = post(app, "discover-progress.children", values, f"{D.POLL}.n_intervals")
     assert got["discover-progress"]["children"] == "no jobs yet" and got["discover-poll"]["disabled"] is True
     assert post(app, "discover-progress.children", {**values, f"{D.JOBS}.data": {"x": 1}}) is None

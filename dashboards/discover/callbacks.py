@@ -235,14 +235,13 @@ def register(app, root, options: DiscoverOptions) -> None:
 
     @app.callback(Output(PROGRESS, "children"), Output(STRIP, "src"), Output(STRIP, "style"),
                   Output(LANDED, "data"), Output(POLL, "disabled", allow_duplicate=True),
-                  Output(L.TABLE, "data"), Output(L.TABLE, "columns"),
-                  Output(L.TABLE, "selected_rows", allow_duplicate=True),
-                  Output(L.TABLE, "selected_row_ids", allow_duplicate=True),
+                  Output(L.TABLE, "page_current", allow_duplicate=True), Output(L.TABLE, "columns"),
+                  Output(L.TICKED, "data", allow_duplicate=True),
                   Output(L.FRAME, "data", allow_duplicate=True), Output("views", "style"),
                   Output(REF_RUN, "options"), Output(L.COUNT, "children"), Output(L.EMPTY, "style"),
                   Input(POLL, "n_intervals"), Input(JOBS, "data"), State(LANDED, "data"),
-                  State(L.TABLE, "selected_row_ids"), prevent_initial_call=True)
-    def poll(_n, jobs, landed, ticked):
+                  State(L.TICKED, "data"), State(L.TABLE, "page_current"), prevent_initial_call=True)
+    def poll(_n, jobs, landed, ticked, page):
         if not isinstance(jobs, (list, type(None))) or not isinstance(landed, (list, type(None))):
             raise PreventUpdate
         jobs = [j for j in (jobs or []) if isinstance(j, str) and _JOB_ID.match(j)]
@@ -261,21 +260,21 @@ def register(app, root, options: DiscoverOptions) -> None:
         busy = any(s.get("state") in ("queued", "running") for s in states)
         new = [s for s in states if s.get("state") in ("complete", "interrupted") and s.get("run_id")
                and s["job"] not in landed]
-        out = [children, strip_src, strip_style, no_update, not busy, *([no_update] * 9)]
+        out = [children, strip_src, strip_style, no_update, not busy, *([no_update] * 8)]
         if new:
             snap = data.snapshot(root)
             new = [s for s in new if s["run_id"] in snap.runs]  # listed once the snapshot holds the run
         if new:
             last = new[-1]["run_id"]
-            cat = snap.catalog
-            records = L.table_records(cat)
-            ticked = [t for t in (ticked or []) if isinstance(t, str) and t in snap.runs]
+            ticked = [t for t in (ticked or []) if isinstance(t, str) and t in snap.runs] \
+                if isinstance(ticked, list) else []
             ticks = sorted({*ticked, last}) if ticked else []
-            index = {r["id"]: i for i, r in enumerate(records)}
             out[3] = [*landed, *(s["job"] for s in new)]
-            out[5:] = [records, L.table_columns(cat), [index[t] for t in ticks if t in index], ticks,
-                       {"run_id": last, "frame": 0}, {}, run_options(snap), L.count_text(len(snap.runs)),
-                       {"display": "none"}]  # the header counts the new run; the empty-store message goes
+            # the page shown is asked for again (the table's rows are sent by the server, dashboards.table) and the
+            # ticks are set again (the selection follows them and the filter): the new run reaches both
+            out[5:] = [page if isinstance(page, int) and not isinstance(page, bool) and page >= 0 else 0,
+                       L.table_columns(snap.catalog), ticks, {"run_id": last, "frame": 0}, {}, run_options(snap),
+                       L.count_text(len(snap.runs)), {"display": "none"}]  # the empty-store message goes
         return tuple(out)
 
 

@@ -26,6 +26,7 @@ from mgm_analysis.metrics import describe_extent
 
 from . import data, figures, memo, table
 from . import layout as L
+from .table import valid_names
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +53,6 @@ def valid_int(value, low: int, high: int, default: int | None = None) -> int:
     if v is None or not low <= v <= high:
         raise PreventUpdate
     return v
-
-
-def valid_names(value) -> list[str]:
-    """A list of names (run ids, metric columns); None is none; anything else leaves the view as it was."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise PreventUpdate
-    return value
 
 
 def valid_choice(value, choices):

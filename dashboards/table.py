@@ -142,8 +142,9 @@ def filtered_ids(snap, query) -> list[str]:
                       lambda: cat["run_id"][filter_mask(cat, query)].tolist())
 
 
-def _names(value) -> list[str]:
-    """A list of strings from the browser, or PreventUpdate (anything else leaves the view as it was)."""
+def valid_names(value) -> list[str]:
+    """A list of names from the browser (run ids, metric columns); None is none; anything else raises
+    PreventUpdate and leaves the view as it was.  The one check of such lists (the callbacks use it too)."""
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -175,7 +176,7 @@ def register_table_callbacks(app, snap, selection_from_table) -> None:
             raise PreventUpdate
         if sort_by is not None and not (isinstance(sort_by, list) and all(isinstance(s, dict) for s in sort_by)):
             raise PreventUpdate
-        ticked = set(_names(ticked))
+        ticked = set(valid_names(ticked))
         rows, count, shown = page_of(snap().catalog, _query(query), sort_by, page, L.PAGE_SIZE)
         recs = L.table_records(rows)
         on_page = [i for i, r in enumerate(recs) if r["id"] in ticked]
@@ -185,7 +186,7 @@ def register_table_callbacks(app, snap, selection_from_table) -> None:
                   State(L.TICKED, "data"), prevent_initial_call=True)
     def ticks_from_table(page_ticked, rows, ticked):
         # a click ticks or unticks a row of the page shown: the ticks of the other pages stay
-        page_ticked, ticked = _names(page_ticked), _names(ticked)
+        page_ticked, ticked = valid_names(page_ticked), valid_names(ticked)
         if not isinstance(rows, list):
             raise PreventUpdate
         on_page = {r.get("id") for r in rows if isinstance(r, dict)}
@@ -206,5 +207,5 @@ def register_table_callbacks(app, snap, selection_from_table) -> None:
                   State(L.SELECTION, "data"), prevent_initial_call=True)
     def select(ticked, query, previous):
         s = snap()
-        chosen = selection_from_table(_names(ticked), filtered_ids(s, _query(query)), s.runs)
+        chosen = selection_from_table(valid_names(ticked), filtered_ids(s, _query(query)), s.runs)
         return no_update if chosen == previous else chosen

@@ -88,11 +88,6 @@ class StoreCatalog:
         bad = t[~t["ok"].astype(bool)]
         return [(self.root / f, str(p)) for f, p in zip(bad["folder"], bad["problem"], strict=True)]
 
-    def metas(self) -> dict[str, dict]:
-        """run_id -> metadata of every readable run."""
-        t = self._ok()
-        return {r: json.loads(m) for r, m in zip(t["run_id"], t["meta"], strict=True)}
-
 
 # ------------------------------------------------------------------ reading one folder
 def _stat(folder: str) -> tuple[int, int]:
@@ -297,15 +292,4 @@ def _by_root(paths) -> dict[Path, list[Path]]:
 def metas_of(paths) -> dict[str, dict]:
     """Folder path (as a string) -> run metadata, for run folders of one or more stores, read through their
     catalogs (a folder that is not a readable run is absent)."""
-    out = {}
-    for root, ps in _by_root(paths).items():
-        cat = store_catalog(root)
-        t = cat.table
-        if not len(t):
-            continue
-        ok = t[t["ok"].astype(bool)]
-        meta = dict(zip(ok["folder"], ok["meta"], strict=True))
-        for p in ps:
-            if p.name in meta:
-                out[str(p)] = json.loads(meta[p.name])
-    return out
+    return {p: json.loads(m) for p, m in column_of(paths, "meta").items()}

@@ -109,8 +109,7 @@ def _read_folder(path: Path, mtime_ns: int, size: int) -> dict:
         store.check_run_arrays(path, run.meta, headers=(lat, ref))
         lat = lat[0]
     except (RunReadError, ValueError, OSError) as exc:
-        msg = str(exc)
-        row["problem"] = msg.split(": ", 1)[-1] if msg.startswith(str(path)) else msg
+        row["problem"] = store.unreadable_reason(path, exc)
         return row
     row.update(ok=True, read_ok=True, meta=json.dumps(run.meta), n_latents=lat[0],
                num_ws=lat[1], w_dim=lat[2])

@@ -391,6 +391,13 @@ def check_run_data(run: Run) -> None:
     run.latents, run.reference  # noqa: B018  (the cached properties load and check them)
 
 
+def unreadable_reason(folder, exc: BaseException) -> str:
+    """Why a folder is not a readable run: the error's message without the folder's path it starts with (the
+    one wording of skip warnings, the catalog's problem column and the dashboard's banner)."""
+    msg = str(exc)
+    return msg.split(": ", 1)[-1] if msg.startswith(str(folder)) else msg
+
+
 def scan_runs(root, data: bool = False) -> Iterator[tuple[Path, Run | None, str | None]]:
     """``(folder, run, None)`` for every readable run folder under ``root`` (sorted by name) and
     ``(folder, None, reason)`` for every one that is not; folders named ``.*`` (caches, temporary
@@ -413,7 +420,7 @@ def scan_runs(root, data: bool = False) -> Iterator[tuple[Path, Run | None, str 
             if data:
                 check_run_data(run)
         except (RunReadError, ValueError, OSError) as exc:
-            found.append((p, None, str(exc).split(": ", 1)[-1] if str(exc).startswith(str(p)) else str(exc)))
+            found.append((p, None, unreadable_reason(p, exc)))
             continue
         other = seen.get(run.run_id)
         if other is not None and (p.name == run.run_id) > (other.path.name == run.run_id):

@@ -31,7 +31,7 @@ from ..catalog import store_catalog
 from ..errors import MGMError, RunReadError
 from ..measure import fill_metrics
 from ..metrics import layer_profile
-from ..store import Run, RunSkippedWarning, check_run_data, npy_header, run_kind
+from ..store import Run, RunSkippedWarning, check_run_data, npy_header, run_kind, unreadable_reason
 from . import overlap_groups
 from .compare import layer_profiles, overlap_matrix, principal_bases, random_overlap, reference_label
 from .overlap_groups import group_overlap_summary
@@ -69,8 +69,7 @@ def read_runs(root, data: bool = True, shapes: dict | None = None) -> list[Run]:
             try:
                 check_run_data(run)
             except (RunReadError, ValueError, OSError) as exc:
-                msg = str(exc)
-                problems[run.path] = msg.split(": ", 1)[-1] if msg.startswith(str(run.path)) else msg
+                problems[run.path] = unreadable_reason(run.path, exc)
                 continue
         runs.append(run)
     for p in sorted(problems, key=lambda p: p.name):
@@ -158,8 +157,7 @@ def _scan_runs(items: list, job: dict) -> tuple[dict, dict]:
         try:
             check_run_data(run)
         except (RunReadError, ValueError, OSError) as exc:
-            msg = str(exc)
-            out["problems"][str(run.path)] = msg.split(": ", 1)[-1] if msg.startswith(str(run.path)) else msg
+            out["problems"][str(run.path)] = unreadable_reason(run.path, exc)
             _drop(run)
             continue
         if not job.get("bases_only"):

@@ -1,7 +1,7 @@
 """Test settings and fixtures shared by every test: one torch thread (CI has 2 cores), seeded, tiny models.
 
 Fixtures: ``ckpt`` — the 16² test checkpoint (a tiny StyleGAN2, w_dim 32, seed 2), for the tests where the model
-does not matter; ``tiny_G`` — that checkpoint loaded.  Helpers for the CLI live in ``tests/_cli.py``.
+does not matter; ``tiny_G`` — that checkpoint loaded; ``sigint_raises`` — Ctrl-C raises in this process.  Helpers for the CLI live in ``tests/_cli.py``.
 ``make test`` runs the suite on 2 processes (pytest-xdist, work stealing); each process serves Dash's test apps on
 its own ports, and the long tests are handed out first.
 """
@@ -38,6 +38,17 @@ def tiny_G(ckpt):
     from mgm_analysis.generators import load_generator
 
     return load_generator(str(ckpt))
+
+
+@pytest.fixture
+def sigint_raises():
+    """Ctrl-C raises KeyboardInterrupt in this process during the test, as in a terminal (a test process started
+    from a background job inherits SIGINT as ignored)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def pytest_configure(config):

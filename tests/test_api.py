@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _cli import FAST_CONFIG, mgm
+from _cli import FAST_CONFIG, mgm, sigint_default
 from _fake_runs import BLOCK_TORCH, make_run
 from PIL import Image
 
@@ -162,7 +162,7 @@ def test_ctrl_c_keeps_what_the_search_found(ckpt, tmp_path):
             f"r = mgm.discover(region={REGION!r}, seed=3, generator={str(ckpt)!r}, **{cfg!r})\n"
             "print('RESULT', r.status, r.path is None, r.meta['resume']['epochs_done'], len(r.frames))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV, cwd=tmp_path)
+                            env=ENV, cwd=tmp_path, preexec_fn=sigint_default)
     try:
         seen = ""
         while not re.search(r"\| *[1-9]\d*/400", seen):  # the progress bar: the search is in its epochs

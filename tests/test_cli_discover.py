@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _cli import mgm as _mgm
+from _cli import sigint_default
 from click.testing import CliRunner
 
 from mgm_analysis import store
@@ -98,10 +99,8 @@ def test_signal_saves_interrupted_run_and_resume_completes(ckpt, tmp_path, sig):
            "rect:4,8,12,14", "--out", str(out), "--frames", "5", "--epochs", "100000", "--layers", "1:4",
            "--prim-dist", "0.2", "--offset", "0.05", "--patience", "0", "--distance", "l2"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    # SIGINT back to the default in the child: started from a background job it inherits "ignored", and
-    # Python then never raises KeyboardInterrupt (the run would go on for its 100000 epochs)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=sigint_default)
     seen = []
     reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read1(256), b"")), daemon=True)
     reader.start()

@@ -176,7 +176,7 @@ def test_a_failing_job_is_one_line_and_the_queue_goes_on(ckpt, G, tmp_path, monk
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [ex.status(fine).run_id]
 
 
-def test_a_signal_saves_the_running_job_and_stops_the_caller(ckpt, G, tmp_path):
+def test_a_signal_saves_the_running_job_and_stops_the_caller(ckpt, G, tmp_path, sigint_raises):
     """Ctrl-C while a job runs in the main thread: run_job saves it interrupted, drain re-raises, the job after
     it stays queued (what the sweep's Ctrl-C relies on)."""
     assert threading.current_thread() is threading.main_thread()

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _cli import mgm as _mgm
+from _cli import sigint_default
 from click.testing import CliRunner
 
 from mgm_analysis import store
@@ -247,18 +248,13 @@ def test_bad_input_one_line_nothing_written(ckpt, tmp_path, args, needle):
     assert not out.exists()
 
 
-def _sigint_default():
-    """A child of a background job inherits SIGINT as ignored, and Python then never sees Ctrl-C: restore it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.slow
 def test_ctrl_c_saves_the_running_job_and_a_rerun_finishes(ckpt, tmp_path):
     out = tmp_path / "runs"
     args = ["sweep", "--generator", str(ckpt), "--regions", "rect:4,8,12,14", "--seeds", "0-1", "--out", str(out),
             *FAST, "--epochs", "15"]
     proc = subprocess.Popen([sys.executable, "-m", "mgm_analysis.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_sigint_default)
+                            stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=sigint_default)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:  # the first job is running (a search started)
@@ -320,7 +316,7 @@ def test_ctrl_c_on_a_dask_sweep_saves_running_jobs(ckpt, tmp_path):
             "--workers", "2", *FAST, "--epochs", "20"]
     proc = subprocess.Popen([sys.executable, "-m", "mgm_analysis.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env(tmp_path), start_new_session=True,
-                            preexec_fn=_sigint_default)
+                            preexec_fn=sigint_default)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:  # both workers searching (their locks exist)

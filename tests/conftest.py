@@ -40,6 +40,18 @@ def tiny_G(ckpt):
     return load_generator(str(ckpt))
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_kept():
+    """Every test leaves torch on the one thread it found: a test process that two threads' worth of spinning
+    OpenMP shares 2 cores with another ran torch ~30 times slower (a library call that changes the count must put
+    it back; see ``generators.base.torch_threads``)."""
+    yield
+    if torch is not None and torch.get_num_threads() != 1:
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        pytest.fail(f"the test left torch with {n} threads (it had 1)")
+
+
 @pytest.fixture
 def sigint_raises():
     """Ctrl-C raises KeyboardInterrupt in this process during the test, as in a terminal (a test process started

@@ -35,6 +35,7 @@ from mgm_analysis import store  # noqa: E402
 TIMEOUT = 30       # seconds for page updates (CI machines are slow and shared)
 JOB_TIMEOUT = 300  # seconds for a 3-epoch search on 2 busy cores
 RES = 64           # the built-in generator's resolution
+FRAMES = 8         # frames of the searches launched here
 
 
 def _artifacts() -> Path:
@@ -156,6 +157,8 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     assert dash_duo.find_element(f"#{D.FRAMES}").get_attribute("value") == str(want_cfg.n_frames)
     assert dash_duo.find_element(f"#{D.LAYERS}").get_attribute("value") == f"{want_cfg.layer_start}:{want_cfg.layer_end}"
     assert float(dash_duo.find_element(f"#{D.OUTSIDE}").get_attribute("value")) == want_cfg.outside_weight
+    # the searches below on 8 frames (the strip's count) instead of 16: half the time, the same checks
+    _set_input(dash_duo, f"#{D.FRAMES}", str(FRAMES))
     _set_input(dash_duo, f"#{D.SEED}", "3")
     dash_duo.wait_for_contains_text(f"#{D.REF_NOTE}", "seed 3", timeout=TIMEOUT)
     _wait(dash_duo, lambda: _face_traces(dash_duo) == ["image"], "the face of seed 3")
@@ -202,6 +205,7 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     assert set(_visible_entries(root)) - before == {run_id}
     run = store.load_run(root / run_id)
     assert run.status == "complete" and run.meta["config"]["epochs"] == 3 and run.meta["seed"] == 3
+    assert run.meta["config"]["n_frames"] == FRAMES and len(run.latents) == FRAMES
     # mask.png is the rectangle the mouse drew, to within a pixel of the generator's resolution
     mask = run.mask > 0.5
     ys, xs = np.nonzero(mask)
@@ -309,7 +313,7 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     dash_duo.find_element(f"#{D.LAUNCH}").click()
     dash_duo.wait_for_contains_text(f"#{D.ERROR}", "--frames must be >= 3", timeout=TIMEOUT)
     assert _visible_entries(root) == entries and _jobs(root) == jobs
-    _set_input(dash_duo, f"#{D.FRAMES}", str(want_cfg.n_frames))
+    _set_input(dash_duo, f"#{D.FRAMES}", str(FRAMES))
 
     statuses = [json.loads((root / D.HIDDEN / "jobs" / j / "status.json").read_text())["state"] for j in jobs]
     assert statuses == ["complete", "interrupted"]

@@ -117,19 +117,6 @@ def test_features_shapes(tmp_path):
 
 
 @pytest.mark.slow
-def test_umap_in_a_subprocess(tmp_path):
-    """UMAP compiles for ~20 s on first use, so it runs once here, in its own process."""
-    _store(tmp_path, ("mouth", "eyes"))
-    code = (f"from mgm_analysis.analysis.projection import project\n"
-            f"df = project({str(tmp_path)!r}, 'umap', n_neighbors=5)\n"
-            f"assert list(df.columns) == ['run_id', 'region', 'frame', 'x', 'y'] and len(df) == 12, df\n"
-            f"assert df.attrs['method'] == 'umap'\n"
-            f"print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                         cwd=Path(__file__).resolve().parents[1])
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
-
-
 def test_pca_does_not_import_umap(tmp_path):
     _store(tmp_path, ("mouth", "eyes"))
     code = (f"import sys\nfrom mgm_analysis.analysis.projection import project\n"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-N_RUNS = 24
+N_RUNS = 12
 
 # Writes N_RUNS runs; before each it waits until the reader has finished one more pass (its "reads" file), and
 # half-way until the gate file says mgm analyze has read the first half.
@@ -38,7 +38,7 @@ for i in range(n):
     seen, t0 = passes(), time.monotonic()
     while passes() == seen and time.monotonic() - t0 < 30:
         time.sleep(0.005)
-    make_store(root, 1, start=i, n_frames=24, num_ws=8, w_dim=64, resolution=32)
+    make_store(root, 1, start=i, n_frames=12, num_ws=8, w_dim=64, resolution=32)
 """
 
 # Reads the store as the dashboard does until the stop file appears, then once more; prints what each pass saw.

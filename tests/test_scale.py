@@ -125,12 +125,30 @@ def test_unreachable_scheduler_is_one_line(tmp_path):
     assert not (tmp_path / "rep").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
-def test_umap_above_the_fit_size_is_fitted_on_a_sample_and_transforms_the_rest(tmp_path, monkeypatch):
-    """Above UMAP_FIT_POINTS frames UMAP is fitted on a seeded sample of runs and the other frames are placed by
-    umap-learn's transform: every frame gets finite coordinates, the sample's size is recorded and said."""
+def _openmp_threads(libs=None):
+    """{OpenMP library: its thread count} of this process (of ``libs`` only, when given)."""
+    from threadpoolctl import threadpool_info
+
+    got = {p["filepath"]: p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}
+    return got if libs is None else {k: got[k] for k in libs}
+
+
+def test_umap_projection_and_above_the_fit_size_a_sample_fit_that_transforms_the_rest(tmp_path, monkeypatch):
+    """UMAP (one test: its numba code compiles for ~15 s on first use in a process).  ``project`` gives every
+    frame its coordinates.  Above UMAP_FIT_POINTS frames UMAP is fitted on a seeded sample of runs and the other
+    frames are placed by umap-learn's transform: every frame gets finite coordinates, the sample's size is
+    recorded and said.  Neither leaves the process's OpenMP thread count changed (torch uses it)."""
+    from mgm_analysis.analysis.projection import project
+
     root = _store(tmp_path / "runs", 12)  # 12 runs x 7 frames = 84 frames
+    threads = _openmp_threads()  # torch's libgomp at least (conftest imports torch)
+    df = project(root, "umap", n_neighbors=5)
+    assert list(df.columns) == ["run_id", "region", "frame", "x", "y"] and len(df) == 84, df
+    assert df.attrs["method"] == "umap" and np.isfinite(df[["x", "y"]].to_numpy()).all()
+    assert _openmp_threads(threads) == threads
     monkeypatch.setattr(scale, "UMAP_FIT_POINTS", 35)  # 5 runs fitted, 7 transformed
     paths = analyze(root, tmp_path / "rep", quiet=True, umap=True, overlap=False)
+    assert _openmp_threads(threads) == threads
     df = pd.read_parquet(paths["projection_umap_parquet"])
     assert len(df) == 84 and np.isfinite(df[["x", "y"]].to_numpy()).all()
     assert df.attrs["umap_fit_points"] == 35 and df.attrs["umap_fit_runs"] == 5

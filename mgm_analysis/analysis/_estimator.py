@@ -14,6 +14,16 @@ METHODS = ("pca", "umap")
 __all__ = ["JointProjection"]
 
 
+def _umap_call(fn, *args):
+    """``fn(*args)`` with the process's OpenMP thread count put back after: umap-learn's numba code leaves it
+    at the machine's core count, which a caller's torch then uses (in a process that set 1 thread,
+    two processes on two cores each spinning two threads ran torch ~30 times slower)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=None, user_api="openmp"):
+        return fn(*args)
+
+
 class JointProjection(TransformerMixin, BaseEstimator):
     """PCA or UMAP behind the scikit-learn estimator contract.
 
@@ -74,7 +84,7 @@ class JointProjection(TransformerMixin, BaseEstimator):
             self.model_ = umap.UMAP(n_components=self.n_components, n_neighbors=max(2, min(self.n_neighbors, len(X) - 1)),
                                     min_dist=self.min_dist, metric=self.metric, random_state=self.random_state,
                                     n_jobs=1 if self.random_state is not None else -1)
-            self.embedding_ = self._pad(self.model_.fit_transform(X))
+            self.embedding_ = self._pad(_umap_call(self.model_.fit_transform, X))
         return self
 
     def transform(self, X):
@@ -83,7 +93,7 @@ class JointProjection(TransformerMixin, BaseEstimator):
         X = np.asarray(X, np.float32 if self.method == "umap" else np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected X with {self.n_features_in_} features, got {list(X.shape)}")
-        return self._pad(self.model_.transform(X))
+        return self._pad(_umap_call(self.model_.transform, X) if self.method == "umap" else self.model_.transform(X))
 
     def fit_transform(self, X, y=None, **fit_params):
         self.fit(X)

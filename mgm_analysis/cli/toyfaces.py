@@ -132,26 +132,27 @@ def toyfaces_report(weights, n, recipe, samples, from_bench, threads):
     import torch
 
     from ..generators import load_generator
+    from ..generators.base import torch_threads
     from ..generators.toyfaces.evaluate import heldout_psnr, regressor_r2, sample_grid, write_recipe
 
     bench = _bench_json(from_bench) if from_bench else None  # before the slow part
-    torch.set_num_threads(threads)
-    G = load_generator(str(weights) if weights else "toyfaces")
-    path = weights or Path(G.info.path)
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # an NVIDIA pickle or a bare state dict loads as a generator but carries no recipe
-        saved = None
-    extra = saved.get("mgm_extra", {}) if isinstance(saved, dict) else {}
-    if bench is not None:
-        figures = {k: bench[k] for k in ("psnr_n", "psnr", "regressor_r2", "sweep_share", "fwd_bwd_24_s",
-                                         "acceptance", "hardware", "regressor_r2_independent") if k in bench}
-    else:
-        figures = {"psnr_n": n, "psnr": heldout_psnr(G, n=n), "regressor_r2": regressor_r2(G)}
-    write_recipe(recipe, extra, figures)
-    sample_grid(G, samples)
-    click.echo(json.dumps(figures["psnr"]))
-    click.echo(f"wrote {recipe} and {samples}")
+    with torch_threads(threads):
+        G = load_generator(str(weights) if weights else "toyfaces")
+        path = weights or Path(G.info.path)
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # an NVIDIA pickle or a bare state dict loads as a generator but carries no recipe
+            saved = None
+        extra = saved.get("mgm_extra", {}) if isinstance(saved, dict) else {}
+        if bench is not None:
+            figures = {k: bench[k] for k in ("psnr_n", "psnr", "regressor_r2", "sweep_share", "fwd_bwd_24_s",
+                                             "acceptance", "hardware", "regressor_r2_independent") if k in bench}
+        else:
+            figures = {"psnr_n": n, "psnr": heldout_psnr(G, n=n), "regressor_r2": regressor_r2(G)}
+        write_recipe(recipe, extra, figures)
+        sample_grid(G, samples)
+        click.echo(json.dumps(figures["psnr"]))
+        click.echo(f"wrote {recipe} and {samples}")
 
 
 def _bench_json(path: Path) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -101,3 +102,17 @@ class GeneratorInfo:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch CPU threads (None or 0: as they are), then put the count back: a library
+    call made in a notebook or another program leaves that process's setting as it found it."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

@@ -47,11 +47,15 @@ def execute(spec_dict: dict, out: str, device: str = "cpu", threads: int | None 
     Input errors come back as ``status`` failed with the one-line message; anything else raises (Dask then
     retries the job once).  ``stop_event`` names a Dask event: when it is set, the running search stops after
     its epoch and saves its run ``interrupted``, and jobs that had not started return ``not run``.
+    ``threads``: torch CPU threads for the job (put back after it, for a job run in the caller's process).
     """
-    if threads:
-        import torch
+    from ..generators.base import torch_threads
 
-        torch.set_num_threads(int(threads))
+    with torch_threads(threads):
+        return _execute(spec_dict, out, device, stop_event)
+
+
+def _execute(spec_dict: dict, out: str, device: str, stop_event: str | None) -> dict:
     spec = JobSpec.from_dict(spec_dict)
     progress = None
     if stop_event:

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base import torch_threads
 from .renderer import FACTORS, NUM_FACTORS, render
 
 __all__ = ["Reader2", "READER2_WEIGHTS", "load_reader2", "predict_factors2", "readable_factors", "train_reader2"]
@@ -193,7 +194,11 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--init", default=None, help="continue from this saved reader")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):  # the caller's setting is put back after
+        return _main(args, argv)
+
+
+def _main(args, argv):
     out = Path(args.out)
     t0 = time.perf_counter()
     prev = torch.load(args.init, map_location="cpu", weights_only=True) if args.init else {}

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base import torch_threads
 from .renderer import FACTORS, NUM_FACTORS, render
 
 __all__ = ["FactorRegressor", "load_regressor", "predict_factors", "train_regressor", "r2_per_factor", "r2_scores"]
@@ -77,10 +78,13 @@ def random_blur(img: torch.Tensor, max_sigma: float, gen: torch.Generator) -> to
 
 
 def train_regressor(steps: int = 3000, batch: int = 64, lr: float = 2e-3, seed: int = 0, log=print,
-                    max_minutes: float | None = None, blur: float = 1.0, device: str = "cpu") -> FactorRegressor:
-    """Train on renders of independent uniform factors with pixel noise and a random blur of up to ``blur`` px."""
+                    max_minutes: float | None = None, blur: float = 1.0, device: str = "cpu", width: int = 32,
+                    resolution: int = 64) -> FactorRegressor:
+    """Train on renders of independent uniform factors with pixel noise and a random blur of up to ``blur`` px.
+
+    ``width`` and ``resolution``: the :class:`FactorRegressor`'s (the shipped one: 32 and 64)."""
     torch.manual_seed(seed)
-    model = FactorRegressor().to(device)
+    model = FactorRegressor(width=width, resolution=resolution).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(seed + 1)
     t0 = time.perf_counter()
@@ -139,7 +143,11 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):  # the caller's setting is put back after
+        return _main(args, argv)
+
+
+def _main(args, argv):
     model = train_regressor(args.steps, batch=args.batch, seed=args.seed, log=lambda s: print(s, flush=True),
                             max_minutes=args.max_minutes, blur=args.blur, device=args.device)
     f = torch.rand(2000, NUM_FACTORS, generator=torch.Generator().manual_seed(999))

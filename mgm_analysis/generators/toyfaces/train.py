@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ...presets import preset_boxes
+from ..base import torch_threads
 from ..checkpoints import save_checkpoint
 from ..stylegan2 import StyleGAN2
 from .evaluate import REGIONS, psnr_by_region
@@ -146,10 +147,14 @@ def train(cfg: TrainConfig, out: Path, log=print, max_minutes: float | None = No
     """Train and write the EMA generator to ``out``; returns the final evaluation dict.
 
     The z stream is drawn on the CPU from a seeded generator, so a run on ``device="cuda"`` sees
-    the same faces as one on the CPU (the arithmetic differs in the last bits).
+    the same faces as one on the CPU (the arithmetic differs in the last bits).  ``threads``: torch CPU threads
+    while it trains (the process's setting is put back after).
     """
-    if threads:
-        torch.set_num_threads(threads)
+    with torch_threads(threads):
+        return _train(cfg, out, log, max_minutes, device, init)
+
+
+def _train(cfg: TrainConfig, out: Path, log, max_minutes: float | None, device: str, init):
     if str(device).startswith("cuda"):  # the tiny convolutions: let cuDNN pick kernels, TF32 is plenty here
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

@@ -656,3 +656,32 @@ def test_the_page_opens_on_browse_over_runs_and_on_discover_over_an_empty_store(
     page = create_app(tmp_path / "empty", discover=off).server.test_client().get("/_dash-layout").get_json()
     assert find_component(page, L.TABS)["props"]["value"] == L.BROWSE
 
+
+
+def test_the_end_of_a_dead_worker_leaves_the_next_worker_alone(tmp_path):
+    """A launch right after a worker died starts the next one; the dead one's reader, finishing later, must not
+    mark the new worker as failed to start nor wake the requests sent to it (under load the launch was refused
+    with "the worker stopped while starting")."""
+    import subprocess
+    import threading
+
+    from dashboards.discover.client import WorkerClient
+
+    client = WorkerClient(tmp_path, D.DiscoverOptions("unused.pt"))
+    old = subprocess.Popen(["true"], stdout=subprocess.PIPE)
+    old.wait()
+    new = subprocess.Popen(["sleep", "60"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        client.proc = new  # the next worker, started by a launch, still loading its generator
+        to_old, to_new = (threading.Event(), {}), (threading.Event(), {})
+        client.pending.update({1: (*to_old, old), 2: (*to_new, new)})
+        client._read(old)  # what the dead worker's reader thread does last
+        assert client.info is None and not client.ready.is_set()
+        assert not to_new[0].is_set() and to_new[1] == {}
+        assert to_old[0].is_set() and to_old[1]["error"] == "the worker stopped; try again"
+        client.proc = old  # the dead worker still the current one: its end is said
+        client._read(old)
+        assert client.ready.is_set() and "stopped while starting" in client.info["error"]
+    finally:
+        new.kill()
+        new.wait()

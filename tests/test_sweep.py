@@ -313,7 +313,7 @@ def test_ctrl_c_on_a_dask_sweep_saves_running_jobs(ckpt, tmp_path):
     """Ctrl-C in a terminal reaches the whole process group (the sweep and its local workers)."""
     out = tmp_path / "runs"
     args = ["sweep", "--generator", str(ckpt), "--regions", "rect:4,8,12,14", "--seeds", "0-2", "--out", str(out),
-            "--workers", "2", *FAST, "--epochs", "20"]
+            "--workers", "2", *FAST, "--epochs", "40"]
     proc = subprocess.Popen([sys.executable, "-m", "mgm_analysis.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env(tmp_path), start_new_session=True,
                             preexec_fn=sigint_default)
@@ -322,8 +322,8 @@ def test_ctrl_c_on_a_dask_sweep_saves_running_jobs(ckpt, tmp_path):
         while time.time() < deadline and proc.poll() is None:  # both workers searching (their locks exist)
             if _searches_started(tmp_path) >= 2:
                 break
-            time.sleep(0.1)
-        time.sleep(1)  # a few epochs into the searches
+            time.sleep(0.05)
+        # at once: a 40-epoch search takes ~3 s here, and a fixed wait let fast searches end before the signal
         os.killpg(proc.pid, signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=300)
     finally:

@@ -47,7 +47,8 @@ class WorkerClient:
         self.proc: subprocess.Popen | None = None
         self.info: dict | None = None
         self.ready = threading.Event()
-        self.pending: dict[int, tuple[threading.Event, dict]] = {}
+        # request number -> (answered, the answer, the worker process it was sent to)
+        self.pending: dict[int, tuple[threading.Event, dict, subprocess.Popen | None]] = {}
         self.req = itertools.count(1)
 
     def start(self) -> None:
@@ -89,7 +90,7 @@ class WorkerClient:
                 self.info = msg
                 self.ready.set()
             elif msg.get("req") in self.pending:
-                ev, box = self.pending[msg["req"]]
+                ev, box, _ = self.pending[msg["req"]]
                 box.update(msg)
                 ev.set()
         # the worker ended: its unfinished jobs will not finish (a stop on purpose leaves none), and everyone
@@ -100,11 +101,15 @@ class WorkerClient:
             pass
         else:
             self._fail_orphans()
-        if self.info is None:
-            self.info = {"op": "hello", "error": "the worker stopped while starting; see "
-                                                 f"{hidden_dir(self.root) / 'worker.log'}"}
-        self.ready.set()
-        for ev, box in list(self.pending.values()):
+        with self.lock:
+            # a launch may already have started the next worker: its facts and its requests are not this one's
+            if self.proc is proc:
+                if self.info is None:
+                    self.info = {"op": "hello", "error": "the worker stopped while starting; see "
+                                                         f"{hidden_dir(self.root) / 'worker.log'}"}
+                self.ready.set()
+            waiting = [(ev, box) for ev, box, to in list(self.pending.values()) if to is proc]
+        for ev, box in waiting:
             box.setdefault("error", "the worker stopped; try again")
             ev.set()
 
@@ -122,10 +127,10 @@ class WorkerClient:
         self.wait_ready()
         req = next(self.req)
         ev, box = threading.Event(), {}
-        self.pending[req] = (ev, box)
         try:
             with self.lock:
                 proc = self.proc
+                self.pending[req] = (ev, box, proc)
                 proc.stdin.write((json.dumps({**msg, "req": req}) + "\n").encode())
                 proc.stdin.flush()
             if not ev.wait(self.REQUEST_TIMEOUT_S if timeout is None else timeout):

@@ -261,7 +261,7 @@ def _projection(root, signature, ids, method, dims, space, cache_dir, relative) 
     snap = _snapshot(root, signature)
     df = project(selected_runs(snap, ids), method=method, space=space, n_components=dims, cache_dir=cache_dir,
                  relative=relative)
-    left_out = sorted(set(ids) - set(df["run_id"]))
+    left_out = sorted(set(ids).difference(df["run_id"].unique()))  # unique() first: 360 000 rows, 10 000 ids
     unusable = usable_runs(selected_runs(snap, left_out))[1]
     df = df.sort_values(["run_id", "frame"], kind="stable").reset_index(drop=True)
     if left_out:

@@ -125,9 +125,10 @@ def _snapshot(root: str, signature: str) -> Snapshot:
     # brought up to date are read; the reasons (duplicate run_ids too) go to the warning banner
     sc = store_catalog(path)
     problems = [f"{p.name}: {reason}" for p, reason in sc.problems()]
+    # the runs' metadata is parsed when a run is first asked for, and the table's columns come from the catalog
+    # as they are: a page of 10 000 runs needs neither 10 000 parsed run.json nor store.catalog_of over them
     runs = {run.run_id: run for run in sc.runs()}
-    cat = store.catalog_of(sorted(runs.values(), key=lambda r: r.path.name))
-    return Snapshot(root=path, signature=signature, catalog=cat, runs=runs, problems=tuple(problems))
+    return Snapshot(root=path, signature=signature, catalog=sc.frame(), runs=runs, problems=tuple(problems))
 
 
 def selected_runs(snap: Snapshot, run_ids) -> list:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _fake_runs import make_run
+from _fake_runs import fake_meta, make_run
 
 from mgm_analysis import store
 from mgm_analysis.analysis.table import run_methods
@@ -136,3 +136,35 @@ def test_an_empty_or_missing_store_is_left_as_it_is(tmp_path):
     assert len(store_catalog(missing).table) == 0 and not missing.exists()       # not created
     make_run(empty, region="mouth", seed=0)                                       # its first run: now kept
     assert len(store_catalog(empty).table) == 1 and (empty / ".mgm_cache" / CATALOG_FILE).is_file()
+
+
+def test_frame_is_catalog_of_without_reading_a_run_json(tmp_path, counted):
+    """StoreCatalog.frame() (what the dashboard lists) is store.catalog_of of the readable runs, computed here from
+    the folders themselves; runs() parses a run's metadata only when it is asked for."""
+    from dashboards.synthetic import make_store
+
+    root = tmp_path / "runs"
+    make_store(root, 4, methods=("ganspace",), strengths=(1.0, 2.0), derived=True)
+    store_catalog(root)
+    odd = make_run(root, region="eyes", seed=9, meta={**fake_meta("eyes", 9), "seed": None,  # added later
+                                                        "metrics": {"locality": 0.25, "only_here": 3}})
+    shutil.copytree(root / sorted(os.listdir(root))[0], root / "zz-copy")  # a duplicate run_id: not a run
+    (root / "broken").mkdir()
+    cat = store_catalog(root)
+    counted.clear()
+    got = cat.frame()
+    runs = cat.runs()
+    assert counted == [] and not [r for r in runs if "meta" in vars(r)]  # nothing parsed yet
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    readable = [store.load_run(p) for p in folders if p.name not in ("zz-copy", "broken")]
+    want = store.catalog_of(readable)
+    assert "only_here" in want and want["seed"].isna().any()
+    pd.testing.assert_frame_equal(got, want)
+    assert [r.meta for r in runs] == [r.meta for r in readable] and all("meta" in vars(r) for r in runs)
+    assert all(isinstance(r, store.Run) for r in runs)
+    # a store whose runs all have a seed: integers, as catalog_of has them
+    (root / "broken").rmdir()
+    shutil.rmtree(root / "zz-copy")
+    shutil.rmtree(odd)
+    pd.testing.assert_frame_equal(store_catalog(root).frame(), store.catalog(root))
+    assert store.catalog(root)["n_frames"].dtype == "int64"  # the cast of JSON integers was needed

@@ -19,7 +19,7 @@ from flask import abort, has_request_context, request, send_file
 from mgm_analysis.errors import MGMError
 
 from . import data, layout, memo
-from .callbacks import FILE_ROUTE, register_callbacks, warm_up
+from .callbacks import FILE_ROUTE, first_projection, register_callbacks, warm_up
 
 __all__ = ["create_app", "serve"]
 
@@ -127,9 +127,9 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     app = dash.Dash(__name__, title="mgm dashboard", assets_folder=str(ASSETS), update_title=None)
     from . import discover as disc
 
-    def build(snap):
+    def build(snap, projection=None):
         return layout.build_layout(snap, None if discover is None else disc.card(snap, discover),
-                                   discover_on=discover is not None and discover.enabled)
+                                   discover_on=discover is not None and discover.enabled, projection=projection)
 
     # The page's structure: what an empty store shows has every component.  Dash checks callbacks and the layout
     # against it and sends it inside every page; with the runs in it, Dash read the whole store before the server
@@ -141,7 +141,10 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
             return structure  # Dash checking the structure
         snap = memo.snapshot(root)
         tab = layout.first_tab(snap, discover is not None and discover.enabled)
-        return memo.built(("page", str(root), snap.signature, tab), lambda: build(snap))
+        # the first view's figure comes with the page when the warm-up has it (no round trip for it, and plotly
+        # draws it as soon as the page renders); else the projection callback sends it
+        first = first_projection(snap, cache_dir)
+        return memo.built(("page", str(root), snap.signature, tab, first is not None), lambda: build(snap, first))
 
     app.validation_layout = structure
     app.layout = page

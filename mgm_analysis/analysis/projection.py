@@ -133,7 +133,7 @@ def _library_version(method) -> str:
 
 def project(runs_or_root, method: str = "pca", space: str = "w_free", n_components: int = 2,
             cache_dir: str | Path | None = None, random_state: int | None = 0, relative: bool = False,
-            **params) -> pd.DataFrame:
+            fit: bool = True, **params) -> pd.DataFrame | None:
     """Fit one projection over every frame of the runs; return ``run_id, region, frame, x, y[, z]``.
 
     Args:
@@ -145,6 +145,8 @@ def project(runs_or_root, method: str = "pca", space: str = "w_free", n_componen
             root is given, no cache for a list of runs unless given.
         random_state: seed.
         relative: project deltas from each run's reference instead of absolute positions.
+        fit: False returns None instead of fitting when the projection is not in the cache (nothing is
+            loaded then: a caller that must answer at once can leave the fit to another).
         **params: more :class:`JointProjection` parameters (``n_neighbors``, ``min_dist``, ``metric``).
 
     Runs that cannot share the projection (another generator's W+ shape or
@@ -170,6 +172,8 @@ def project(runs_or_root, method: str = "pca", space: str = "w_free", n_componen
             return pd.read_parquet(cache)
         except Exception:  # a damaged cache file is recomputed
             pass
+    if not fit:
+        return None
 
     # keep the runs that share the most common shape; say which were left out
     shapes = {}

@@ -288,6 +288,22 @@ def test_a_large_projection_sends_every_kth_frame_of_each_run_with_its_first_and
     go.Figure(fig)  # a valid figure
 
 
+def test_a_projection_of_many_runs_draws_every_kth_run_of_each_region(monkeypatch):
+    monkeypatch.setattr(figures, "MAX_DRAWN_RUNS", 4)
+    rng = np.random.default_rng(0)
+    ids = [f"r{i:02d}" for i in range(20)]
+    df = pd.DataFrame({"run_id": np.repeat(ids, 3), "region": np.repeat(["mouth", "eyes"] * 10, 3),
+                       "frame": np.tile(np.arange(3), 20), "x": rng.normal(size=60), "y": rng.normal(size=60)})
+    fig = figures.projection_figure(df)  # 20 runs > 4: one in 5 of each region's 10, in the order of their ids
+    drawn = {t["name"]: t["meta"] for t in fig["data"][:2]}
+    assert drawn == {"eyes": ["r01", "r11"], "mouth": ["r00", "r10"]}
+    assert [t["meta"] for t in fig["data"][2:]] == [["r01", "r11"], ["r00", "r10"]]  # their frame-0 dots
+    assert all([c[1] for c in t["customdata"] if c is not None] == [0, 1, 2, 0, 1, 2] for t in fig["data"][:2])
+    title = fig["layout"]["title"]["text"]
+    assert title.startswith("PCA of 20 runs") and "1 run in 5 drawn (4 of 20)" in title and "frame in" not in title
+    go.Figure(fig)
+
+
 def test_projection_figure_drops_frame_markers_for_many_points(store_root, monkeypatch):
     snap = data.snapshot(store_root)
     monkeypatch.setattr(figures, "MAX_MARKED_POINTS", 10)

@@ -113,6 +113,11 @@ def add_callback_guard(app: dash.Dash) -> None:
     app.server.before_request(guard)
 
 
+#: Dash's lazily loaded components on the first screen (the browser fetches them when the layout first renders)
+FIRST_SCREEN_CHUNKS = ("dcc/async-graph", "dcc/async-dropdown", "dcc/async-slider", "dash_table/async-table",
+                       "dash_table/async-highlight")
+
+
 def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     """The dashboard over the run store at ``root`` (an existing folder, possibly empty).
 
@@ -152,6 +157,11 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     # window.Plotly it finds (the first paint of 2 000 runs came 0.5-1 s sooner)
     plotly_js = app.get_relative_path("/_dash-component-suites/plotly/package_data/plotly.min.js")
     app.index_string = app.index_string.replace("{%renderer%}", f'{{%renderer%}}\n<script src="{plotly_js}"></script>')
+    # the lazily loaded parts of the first screen (graphs, dropdowns, the slider, the run table) are fetched with the
+    # page's scripts, not once the layout has rendered and asks for them
+    app.index_string = app.index_string.replace("{%css%}", "{%css%}\n" + "\n".join(
+        f'<link rel="preload" as="script" href="{app.get_relative_path(f"/_dash-component-suites/dash/{c}.js")}">'
+        for c in FIRST_SCREEN_CHUNKS))
     register_callbacks(app, root, cache_dir)
     if discover is not None and discover.enabled:
         disc.register(app, root, discover)
@@ -169,12 +179,15 @@ def serve(root, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, 
     """Build the app for ``root`` and serve it until interrupted (waitress; Flask's development server with
     ``debug``).
 
-    Listens at once; :func:`dashboards.callbacks.warm_up` runs in a background thread meanwhile.
+    Listens at once; :func:`dashboards.callbacks.warm_up` runs in a background thread, from before the app is
+    built.
     ``discover``: see :func:`create_app`.
     """
+    root = check_root(root).resolve()
+    # the warm-up begins before the app is built (0.1 s): the page's first view waits for it, the app's structure
+    # does not
+    threading.Thread(target=warm_up, args=(root, cache_dir), name="mgm-warm-up", daemon=True).start()
     app = create_app(root, cache_dir=cache_dir, discover=discover)
-    threading.Thread(target=warm_up, args=(check_root(root).resolve(), cache_dir), name="mgm-warm-up",
-                     daemon=True).start()
     if debug:  # Flask's development server: reloads on code changes, shows tracebacks in the page
         app.run(host=host, port=int(port), debug=True)
         return

@@ -218,6 +218,9 @@ def _refresh(root: Path, old: pd.DataFrame | None) -> tuple[pd.DataFrame, int, b
     cur = pd.DataFrame([(e.name, *_stat(e.path)) for e in entries], columns=["folder", "mtime_ns", "size"])
     if old is None or not len(old):
         old = pd.DataFrame(columns=_EMPTY)
+    elif _unchanged(cur, old):  # the usual case (a dashboard opened again): none of the frames' work below
+        table = old.assign(ok=True, problem=None).reset_index(drop=True)
+        return _dedupe(table), 0, False
     prev = old.set_index("folder", drop=False)
     known = cur["folder"].isin(prev.index)
     same = np.zeros(len(cur), bool)
@@ -244,6 +247,15 @@ def _refresh(root: Path, old: pd.DataFrame | None) -> tuple[pd.DataFrame, int, b
     table["ok"] = table["ok"].astype(bool)
     table["read_ok"] = table["read_ok"].astype(bool)
     return _dedupe(table), len(fresh), changed
+
+
+def _unchanged(cur: pd.DataFrame, old: pd.DataFrame) -> bool:
+    """Whether ``old`` holds the folders of ``cur`` in its order, each readable and with its run.json's mtime and
+    size: then :func:`_refresh` would read nothing and keep every row (10 000 runs: 0.15 s of frame operations)."""
+    return (len(cur) == len(old) and bool(old["read_ok"].astype(bool).all())
+            and np.array_equal(cur["folder"].to_numpy(object), old["folder"].to_numpy(object))
+            and np.array_equal(cur["mtime_ns"].to_numpy(np.int64), old["mtime_ns"].to_numpy(np.int64))
+            and np.array_equal(cur["size"].to_numpy(np.int64), old["size"].to_numpy(np.int64)))
 
 
 def store_catalog(root, write: bool = True) -> StoreCatalog:

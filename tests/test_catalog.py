@@ -168,3 +168,31 @@ def test_frame_is_catalog_of_without_reading_a_run_json(tmp_path, counted):
     shutil.rmtree(odd)
     pd.testing.assert_frame_equal(store_catalog(root).frame(), store.catalog(root))
     assert store.catalog(root)["n_frames"].dtype == "int64"  # the cast of JSON integers was needed
+
+
+def test_an_unchanged_store_is_kept_as_the_full_refresh_would_keep_it(tmp_path, monkeypatch, counted):
+    """The shortcut for a store whose folders and run.json are all as catalogued gives the table the full refresh
+    gives, duplicate rule included, and reads nothing; a touched run.json or an unreadable folder is read again."""
+    from mgm_analysis import catalog
+
+    root = tmp_path / "runs"
+    paths = [make_run(root, region=r, seed=i) for i, r in enumerate(["mouth", "eyes", "brows"])]
+    shutil.copytree(paths[0], root / "zz-copy")  # a duplicate run_id: a problem row, decided afresh each time
+    store_catalog(root)
+    real = catalog._unchanged
+
+    def refresh(shortcut):
+        monkeypatch.setattr(catalog, "_unchanged", real if shortcut else (lambda cur, old: False))
+        return catalog._refresh(root.resolve(), catalog._load(root / ".mgm_cache" / CATALOG_FILE))
+
+    counted.clear()
+    fast, full = refresh(True), refresh(False)
+    assert fast[1:] == full[1:] == (0, False) and counted == []
+    pd.testing.assert_frame_equal(fast[0], full[0])
+    assert fast[0].set_index("folder").loc["zz-copy", "problem"].startswith("same run_id as")
+    os.utime(paths[1] / "run.json", ns=(1, 1))  # touched: read again
+    assert refresh(True)[1] == 1 and counted == [paths[1].name]
+    store_catalog(root)
+    (root / "broken").mkdir()  # unreadable: looked at again every time
+    store_catalog(root)
+    assert refresh(True)[1] == 1

@@ -285,7 +285,7 @@ function (frame, fig) {
 """ % {"name": figures.CURRENT}
 
 _DRAWN_JS = """
-async function (_fig, selection, drawn) {
+async function (_fig, _embedded, selection, drawn) {
     const sel = selection || [];
     if (JSON.stringify(sel) === JSON.stringify(drawn)) {
         return window.dash_clientside.no_update;
@@ -438,9 +438,10 @@ def register_callbacks(app, root, cache_dir=None) -> None:
                 forget)
 
     # The other views follow the selection once its projection has arrived (DRAWN holds that selection), so
-    # the first paint is the table and the projection, and the viewer and comparison come right after.
+    # the first paint is the table and the projection, and the viewer and comparison come right after.  A page
+    # that came with its figure learns it from EMBEDDED: the projection callback leaves the figure as it is then.
     app.clientside_callback(_DRAWN_JS, Output(L.DRAWN, "data"), Input(L.PROJECTION, "figure"),
-                            State(L.SELECTION, "data"), State(L.DRAWN, "data"))
+                            Input(L.EMBEDDED, "data"), State(L.SELECTION, "data"), State(L.DRAWN, "data"))
 
     # Moving the ring to the frame on show happens in the browser: it needs only the figure already there, and
     # it must not touch a figure that is not drawn yet (a server-side Patch would).

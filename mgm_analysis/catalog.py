@@ -88,7 +88,8 @@ class StoreCatalog:
         if not len(t):
             return store.catalog_of([])
         fixed = list(store.catalog_of([]).columns)
-        metrics = [c for c in t.columns if c not in _NOT_CATALOG_OF and c not in fixed and t[c].notna().any()]
+        metrics = [c for c in t.columns if c not in _NOT_CATALOG_OF and c not in fixed
+                   and (t[c].notna().any() or _named_by_a_run(t["meta"], c))]
         out = t.reindex(columns=fixed + metrics).reset_index(drop=True)
         out["path"] = [os.path.join(str(self.root), f) for f in t["folder"]]
         for c in _INTEGER_COLUMNS:  # JSON integers: float in the table only where some row (maybe unreadable) lacks one
@@ -103,6 +104,13 @@ class StoreCatalog:
             return []
         bad = t[~t["ok"].astype(bool)]
         return [(self.root / f, str(p)) for f, p in zip(bad["folder"], bad["problem"], strict=True)]
+
+
+def _named_by_a_run(metas, column: str) -> bool:
+    """Whether a metric column empty in every readable run is one that some run has (NaN: a metric that failed),
+    not one left in the table by runs that are gone or unreadable now.  Parses run.json texts only until one
+    names it (the first one, for a metric every run has)."""
+    return any(column in store._flat_scalar_metrics(json.loads(m).get("metrics")) for m in metas)
 
 
 class _CatalogRun(store.Run):

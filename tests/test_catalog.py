@@ -147,7 +147,8 @@ def test_frame_is_catalog_of_without_reading_a_run_json(tmp_path, counted):
     make_store(root, 4, methods=("ganspace",), strengths=(1.0, 2.0), derived=True)
     store_catalog(root)
     odd = make_run(root, region="eyes", seed=9, meta={**fake_meta("eyes", 9), "seed": None,  # added later
-                                                        "metrics": {"locality": 0.25, "only_here": 3}})
+                                                        "metrics": {"locality": 0.25, "only_here": 3,
+                                                                    "failed": float("nan")}})  # a metric that failed
     shutil.copytree(root / sorted(os.listdir(root))[0], root / "zz-copy")  # a duplicate run_id: not a run
     (root / "broken").mkdir()
     cat = store_catalog(root)
@@ -158,7 +159,7 @@ def test_frame_is_catalog_of_without_reading_a_run_json(tmp_path, counted):
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     readable = [store.load_run(p) for p in folders if p.name not in ("zz-copy", "broken")]
     want = store.catalog_of(readable)
-    assert "only_here" in want and want["seed"].isna().any()
+    assert "only_here" in want and want["failed"].isna().all() and want["seed"].isna().any()
     pd.testing.assert_frame_equal(got, want)
     assert [r.meta for r in runs] == [r.meta for r in readable] and all("meta" in vars(r) for r in runs)
     assert all(isinstance(r, store.Run) for r in runs)
@@ -166,7 +167,7 @@ def test_frame_is_catalog_of_without_reading_a_run_json(tmp_path, counted):
     (root / "broken").rmdir()
     shutil.rmtree(root / "zz-copy")
     shutil.rmtree(odd)
-    pd.testing.assert_frame_equal(store_catalog(root).frame(), store.catalog(root))
+    pd.testing.assert_frame_equal(store_catalog(root).frame(), store.catalog(root))  # its columns went with it
     assert store.catalog(root)["n_frames"].dtype == "int64"  # the cast of JSON integers was needed
 
 

@@ -19,7 +19,7 @@ from flask import abort, has_request_context, request, send_file
 from mgm_analysis.errors import MGMError
 
 from . import data, layout, memo
-from .callbacks import FILE_ROUTE, register_callbacks, warm_up
+from .callbacks import FILE_ROUTE, first_projection, register_callbacks, warm_up
 
 __all__ = ["create_app", "serve"]
 
@@ -113,6 +113,16 @@ def add_callback_guard(app: dash.Dash) -> None:
     app.server.before_request(guard)
 
 
+#: Dash's lazily loaded components on the first screen (the browser fetches them when the layout first renders)
+FIRST_SCREEN_CHUNKS = ("dcc/async-graph", "dcc/async-dropdown", "dcc/async-slider", "dash_table/async-table",
+                       "dash_table/async-highlight")
+
+
+_NATIVES = "[window.parseFloat, window.parseInt, Number.parseFloat, Number.parseInt, String.prototype.trim]"
+_KEEP_NATIVES = f"window.__mgm_natives = {_NATIVES};"
+_RESTORE_NATIVES = f"{_NATIVES} = window.__mgm_natives;"
+
+
 def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     """The dashboard over the run store at ``root`` (an existing folder, possibly empty).
 
@@ -127,9 +137,9 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     app = dash.Dash(__name__, title="mgm dashboard", assets_folder=str(ASSETS), update_title=None)
     from . import discover as disc
 
-    def build(snap):
+    def build(snap, projection=None):
         return layout.build_layout(snap, None if discover is None else disc.card(snap, discover),
-                                   discover_on=discover is not None and discover.enabled)
+                                   discover_on=discover is not None and discover.enabled, projection=projection)
 
     # The page's structure: what an empty store shows has every component.  Dash checks callbacks and the layout
     # against it and sends it inside every page; with the runs in it, Dash read the whole store before the server
@@ -141,7 +151,10 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
             return structure  # Dash checking the structure
         snap = memo.snapshot(root)
         tab = layout.first_tab(snap, discover is not None and discover.enabled)
-        return memo.built(("page", str(root), snap.signature, tab), lambda: build(snap))
+        # the first view's figure comes with the page when the warm-up has it (no round trip for it, and plotly
+        # draws it as soon as the page renders); else the projection callback sends it
+        first = first_projection(snap, cache_dir)
+        return memo.built(("page", str(root), snap.signature, tab, first is not None), lambda: build(snap, first))
 
     app.validation_layout = structure
     app.layout = page
@@ -149,6 +162,16 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     # window.Plotly it finds (the first paint of 2 000 runs came 0.5-1 s sooner)
     plotly_js = app.get_relative_path("/_dash-component-suites/plotly/package_data/plotly.min.js")
     app.index_string = app.index_string.replace("{%renderer%}", f'{{%renderer%}}\n<script src="{plotly_js}"></script>')
+    # Dash's polyfill (babel-polyfill 7, core-js 2) replaces parseFloat, parseInt and String.prototype.trim with
+    # slower JavaScript versions in every current browser (its list of white space predates ES2016's); plotly calls
+    # them all through drawing, so the page keeps the browser's own
+    app.index_string = app.index_string.replace("{%scripts%}", f"<script>{_KEEP_NATIVES}</script>\n{{%scripts%}}\n"
+                                                               f"<script>{_RESTORE_NATIVES}</script>")
+    # the lazily loaded parts of the first screen (graphs, dropdowns, the slider, the run table) are fetched with the
+    # page's scripts, not once the layout has rendered and asks for them
+    app.index_string = app.index_string.replace("{%css%}", "{%css%}\n" + "\n".join(
+        f'<link rel="preload" as="script" href="{app.get_relative_path(f"/_dash-component-suites/dash/{c}.js")}">'
+        for c in FIRST_SCREEN_CHUNKS))
     register_callbacks(app, root, cache_dir)
     if discover is not None and discover.enabled:
         disc.register(app, root, discover)
@@ -166,12 +189,15 @@ def serve(root, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, 
     """Build the app for ``root`` and serve it until interrupted (waitress; Flask's development server with
     ``debug``).
 
-    Listens at once; :func:`dashboards.callbacks.warm_up` runs in a background thread meanwhile.
+    Listens at once; :func:`dashboards.callbacks.warm_up` runs in a background thread, from before the app is
+    built.
     ``discover``: see :func:`create_app`.
     """
+    root = check_root(root).resolve()
+    # the warm-up begins before the app is built (0.1 s): the page's first view waits for it, the app's structure
+    # does not
+    threading.Thread(target=warm_up, args=(root, cache_dir), name="mgm-warm-up", daemon=True).start()
     app = create_app(root, cache_dir=cache_dir, discover=discover)
-    threading.Thread(target=warm_up, args=(check_root(root).resolve(), cache_dir), name="mgm-warm-up",
-                     daemon=True).start()
     if debug:  # Flask's development server: reloads on code changes, shows tracebacks in the page
         app.run(host=host, port=int(port), debug=True)
         return

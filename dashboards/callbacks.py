@@ -14,6 +14,7 @@ HTTP 204) instead of failing with a server error.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from urllib.parse import quote
@@ -154,20 +155,80 @@ def frame_url(snap: data.Snapshot, run_id: str, frame: int) -> str | None:
     return f"{FILE_ROUTE}/{quote(run_id)}/{quote(rel)}"
 
 
+# ------------------------------------------------------------------ the projection's figure
+def projection_view(s: data.Snapshot, ids: tuple, method: str, dims: int, space: str, relative: bool,
+                    cache_dir=None) -> tuple[dict, pd.DataFrame]:
+    """(the projection figure of the runs ``ids`` without its ring, the projection's frame), built once per store
+    state and inputs (the ring is moved per request: :func:`figures.with_current`)."""
+    key = ("projection", str(s.root), s.signature, ids, method, int(dims), space, bool(relative), str(cache_dir))
+    return memo.built(key, lambda: _projection_of(s, ids, method, int(dims), space, bool(relative), cache_dir))
+
+
+def region_palette(s: data.Snapshot) -> dict:
+    """Region -> colour over the whole store (every view colours a region the same)."""
+    return figures.region_colors(s.catalog["region"].dropna()) if len(s.catalog) else {}
+
+
+def _projection_of(s, ids, method, dims, space, relative, cache_dir):
+    df = data.projection(s, ids, method, dims, space, cache_dir, relative)
+    pal = region_palette(s)
+    methods = dict(zip(s.catalog["run_id"], s.catalog["method"], strict=True)) if "method" in s.catalog else {}
+    per_run = df.drop_duplicates("run_id")[["run_id", "region"]] if len(df) else df
+    if any(isinstance(methods.get(r), str) and methods[r] != "discovery" for r in per_run["run_id"]):
+        # baselines among the runs: one colour (and legend entry: click to hide) per region · method
+        label = {r: f"{g} · {methods.get(r) or '-'}" for r, g in zip(per_run["run_id"], per_run["region"],
+                                                                      strict=True)}
+        df = df.assign(region=df["run_id"].map(label))
+        pal = None
+    return figures.projection_figure(df, dims=dims, method=method, colors=pal,
+                                     space=data.SPACES.get(space, space)), df
+
+
+def view_token(selection, method, dims, space, relative) -> str:
+    """A short name of the projection's inputs as the browser holds them (the selection as a list, the view's
+    controls): the page's embedded figure is named so, and the projection callback's first call with the same
+    inputs leaves that figure as it is."""
+    import hashlib
+
+    text = json.dumps([selection, method, dims, space, bool(relative)], separators=(",", ":"))
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def first_projection(snap: data.Snapshot, cache_dir=None) -> tuple[dict, str, str] | None:
+    """(figure, note, :func:`view_token`) of the projection a page opens with (every run, :data:`layout.FIRST_VIEW`)
+    when it can be had without a fit: in memory (:func:`warm_up` reads it while the browser loads the page's
+    scripts) or in the analysis cache; None while it must be fitted (the page then asks the projection callback
+    for it, which waits for the fit)."""
+    if snap.empty:
+        return None
+    ids, v = tuple(sorted(snap.runs)), L.FIRST_VIEW
+    if data.projection(snap, ids, v["method"], v["dims"], v["space"], cache_dir, v["relative"], fit=False) is None:
+        return None
+    try:
+        fig, df = projection_view(snap, ids, v["method"], v["dims"], v["space"], v["relative"], cache_dir)
+    except Exception as exc:  # noqa: BLE001 - the callback meets (and shows) it
+        log.warning("the first projection's figure failed: %s", exc)
+        return None
+    fig = figures.with_current(fig, df, None, v["dims"]) if len(df) else fig
+    relative = ["relative"] if v["relative"] else []
+    return fig, df.attrs.get("note", ""), view_token(list(ids), v["method"], v["dims"], v["space"], relative)
+
+
 # ------------------------------------------------------------------ start-up
 def warm_up(root, cache_dir=None) -> None:
     """What the first page load needs, done while the browser loads the page's scripts: the store's snapshot,
     the imports that reading a cached projection needs, and the projection the page opens with (every run,
-    :data:`layout.FIRST_VIEW`; read from the cache on disk, or fitted).  Requests that need one of these
-    meanwhile wait for it (see :mod:`dashboards.data`) instead of doing it again.  Problems are logged: the
-    page's own requests meet (and show) them."""
+    :data:`layout.FIRST_VIEW`; read from the cache on disk, or fitted) and its figure, which the page then
+    holds (:func:`first_projection`).  Requests that need one of these meanwhile wait for it (see
+    :mod:`dashboards.data`) instead of doing it again.  Problems are logged: the page's own requests meet (and
+    show) them."""
     try:
-        snap = data.snapshot(root)
+        snap = memo.snapshot(root)
         data.preload()
         if snap.runs:
-            view = L.FIRST_VIEW
-            data.projection(snap, sorted(snap.runs), view["method"], view["dims"], view["space"], cache_dir,
-                            view["relative"])
+            v = L.FIRST_VIEW
+            projection_view(snap, tuple(sorted(snap.runs)), v["method"], v["dims"], v["space"], v["relative"],
+                            cache_dir)
     except Exception as exc:
         log.warning("warming up for the first page failed: %s", exc)
 
@@ -224,7 +285,7 @@ function (frame, fig) {
 """ % {"name": figures.CURRENT}
 
 _DRAWN_JS = """
-async function (_fig, selection, drawn) {
+async function (_fig, _embedded, selection, drawn) {
     const sel = selection || [];
     if (JSON.stringify(sel) === JSON.stringify(drawn)) {
         return window.dash_clientside.no_update;
@@ -313,9 +374,6 @@ def register_callbacks(app, root, cache_dir=None) -> None:
     def snap() -> data.Snapshot:  # the store now, one look shared by the requests that arrive together
         return memo.snapshot(root)
 
-    def colors(s):
-        return figures.region_colors(s.catalog["region"].dropna()) if len(s.catalog) else {}
-
     def discovered(s, sel):
         """Selected discovery runs (transfer/combination runs have their own panel)."""
         if not len(s.catalog):
@@ -348,48 +406,42 @@ def register_callbacks(app, root, cache_dir=None) -> None:
                             Input(L.RELATIVE, "value"), Input(L.TABLE, "filter_query"),
                             Input(L.TICKED, "data"), Input(L.TABS, "value"), prevent_initial_call=True)
 
+    # The page may hold the figure of its first view already (app: first_projection, named by its view_token in
+    # EMBEDDED): the first call with those inputs leaves it as it is instead of sending it again, and any call
+    # forgets the name, so coming back to the same inputs later draws them.
     @app.callback(Output(L.PROJECTION, "figure"), Output(L.PROJECTION_NOTE, "children"),
+                  Output(L.EMBEDDED, "data"),
                   Input(L.SELECTION, "data"), Input(L.METHOD, "value"), Input(L.DIMS, "value"),
-                  Input(L.SPACE, "value"), Input(L.RELATIVE, "value"), State(L.FRAME, "data"))
-    def draw_projection(sel, method, dims, space, relative, frame):
+                  Input(L.SPACE, "value"), Input(L.RELATIVE, "value"), State(L.FRAME, "data"),
+                  State(L.EMBEDDED, "data"))
+    def draw_projection(sel, method, dims, space, relative, frame, embedded):
         sel, method = valid_names(sel), valid_choice(method, ("pca", "umap"))
         dims, space = valid_int(dims, 2, 3), valid_choice(space, data.SPACES)
         if not isinstance(relative, (list, bool, type(None))):
             raise PreventUpdate
+        if embedded is not None and embedded == view_token(sel, method, dims, space, relative):
+            return no_update, no_update, None
+        forget = no_update if embedded is None else None
         try:
             frame = valid_frame(frame)
         except PreventUpdate:
             frame = None  # a state, not the event: draw without the ring
         s = snap()
         ids = tuple(sorted(set(sel).intersection(s.runs)))
-        key = ("projection", str(s.root), s.signature, ids, method, int(dims), space, bool(relative), str(cache_dir))
         try:  # the figure of a selection is built once per store state (the ring is moved per request)
-            fig, df = memo.built(key, lambda: projection_of(s, ids, method, int(dims), space, bool(relative)))
+            fig, df = projection_view(s, ids, method, int(dims), space, bool(relative), cache_dir)
         except Exception as exc:  # a bad run or an impossible fit must not take the page down
             log.warning("projection failed: %s", exc)
-            return figures.message_figure(f"Cannot project these runs: {exc}"), str(exc)
+            return figures.message_figure(f"Cannot project these runs: {exc}"), str(exc), forget
         current = (frame["run_id"], frame["frame"]) if frame else None
-        return figures.with_current(fig, df, current, int(dims)) if len(df) else fig, df.attrs.get("note", "")
-
-    def projection_of(s, ids, method, dims, space, relative):
-        """(the projection figure without its ring, the projection's frame) of the runs ``ids``."""
-        df = data.projection(s, ids, method, dims, space, cache_dir, relative)
-        pal = colors(s)
-        methods = dict(zip(s.catalog["run_id"], s.catalog["method"], strict=True)) if "method" in s.catalog else {}
-        per_run = df.drop_duplicates("run_id")[["run_id", "region"]] if len(df) else df
-        if any(isinstance(methods.get(r), str) and methods[r] != "discovery" for r in per_run["run_id"]):
-            # baselines among the runs: one colour (and legend entry: click to hide) per region · method
-            label = {r: f"{g} · {methods.get(r) or '-'}" for r, g in zip(per_run["run_id"], per_run["region"],
-                                                                          strict=True)}
-            df = df.assign(region=df["run_id"].map(label))
-            pal = None
-        return figures.projection_figure(df, dims=dims, method=method, colors=pal,
-                                         space=data.SPACES.get(space, space)), df
+        return (figures.with_current(fig, df, current, int(dims)) if len(df) else fig, df.attrs.get("note", ""),
+                forget)
 
     # The other views follow the selection once its projection has arrived (DRAWN holds that selection), so
-    # the first paint is the table and the projection, and the viewer and comparison come right after.
+    # the first paint is the table and the projection, and the viewer and comparison come right after.  A page
+    # that came with its figure learns it from EMBEDDED: the projection callback leaves the figure as it is then.
     app.clientside_callback(_DRAWN_JS, Output(L.DRAWN, "data"), Input(L.PROJECTION, "figure"),
-                            State(L.SELECTION, "data"), State(L.DRAWN, "data"))
+                            Input(L.EMBEDDED, "data"), State(L.SELECTION, "data"), State(L.DRAWN, "data"))
 
     # Moving the ring to the frame on show happens in the browser: it needs only the figure already there, and
     # it must not touch a figure that is not drawn yet (a server-side Patch would).
@@ -473,7 +525,7 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         s = snap()
         ids = tuple(discovered(s, sorted(set(sel))))
         return memo.built(("metric bars", str(s.root), s.signature, ids, tuple(metrics)), lambda: figures.metric_bars(
-            data.metric_frame(s, ids), list(metrics), colors(s)))
+            data.metric_frame(s, ids), list(metrics), region_palette(s)))
 
     @app.callback(Output(L.LAYERS, "figure"), Input(L.DRAWN, "data"))
     def layers(sel):

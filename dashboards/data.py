@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -125,9 +125,10 @@ def _snapshot(root: str, signature: str) -> Snapshot:
     # brought up to date are read; the reasons (duplicate run_ids too) go to the warning banner
     sc = store_catalog(path)
     problems = [f"{p.name}: {reason}" for p, reason in sc.problems()]
+    # the runs' metadata is parsed when a run is first asked for, and the table's columns come from the catalog
+    # as they are: a page of 10 000 runs needs neither 10 000 parsed run.json nor store.catalog_of over them
     runs = {run.run_id: run for run in sc.runs()}
-    cat = store.catalog_of(sorted(runs.values(), key=lambda r: r.path.name))
-    return Snapshot(root=path, signature=signature, catalog=cat, runs=runs, problems=tuple(problems))
+    return Snapshot(root=path, signature=signature, catalog=sc.frame(), runs=runs, problems=tuple(problems))
 
 
 def selected_runs(snap: Snapshot, run_ids) -> list:
@@ -227,7 +228,7 @@ def _method_table(root, signature, ids) -> pd.DataFrame:
 
 # --------------------------------------------------------------- projections
 def projection(snap: Snapshot, run_ids, method: str = "pca", dims: int = 2, space: str = "w_free",
-               cache_dir=None, relative: bool = False) -> pd.DataFrame:
+               cache_dir=None, relative: bool = False, fit: bool = True) -> pd.DataFrame | None:
     """Joint projection of the selected runs: DataFrame run_id, region, frame, x, y[, z] (one row per frame).
 
     Fitted once on all selected runs so they share coordinates, by
@@ -235,24 +236,63 @@ def projection(snap: Snapshot, run_ids, method: str = "pca", dims: int = 2, spac
     ``cache_dir``, default ``<root>/.mgm_cache``), and memoised here.  With
     ``relative`` the deltas w_i − w* are projected.  Runs that cannot share the
     projection (another generator's shape) are left out; ``df.attrs["note"]`` says so.
+
+    With ``fit=False`` a projection that is neither in memory nor in the analysis cache is not fitted (None), and
+    one being fitted is not waited for: the page holds the first view's figure when it can have it at once.
     """
     ids = _ids(snap, run_ids)
     if not ids:
         return pd.DataFrame(columns=["run_id", "region", "frame", "x", "y"] + (["z"] if dims == 3 else []))
     cache_dir = Path(cache_dir) if cache_dir is not None else snap.root / ".mgm_cache"
     key = (str(snap.root), snap.signature, ids, method, int(dims), space, str(cache_dir), bool(relative))
-    with _PROJECTION_LOCKS_GUARD:  # one fit per projection: a second request for it waits for the first
+    with _PROJECTIONS_GUARD:  # one read or fit per projection: a second request for it waits for the first
         lock = _PROJECTION_LOCKS.setdefault(hash(key), threading.Lock())
-    with lock:
-        return _projection(*key)
+    for fitting in (False, True):  # read from the analysis cache, else fit (the lock released in between)
+        if fitting and not fit:
+            return None
+        with _PROJECTIONS_GUARD:
+            if not fit and key in _FITTING:  # being fitted (or waiting to): not waited for
+                return None
+            if fitting:
+                _FITTING[key] = _FITTING.get(key, 0) + 1
+        try:
+            with lock:
+                with _PROJECTIONS_GUARD:
+                    if key in _PROJECTIONS:  # done meanwhile
+                        _PROJECTIONS.move_to_end(key)
+                        return _PROJECTIONS[key]
+                    if not fit and key in _FITTING:  # being fitted (or waiting to): not waited for
+                        return None
+                df = _projection(*key, fit=fitting)
+                if df is not None:
+                    with _PROJECTIONS_GUARD:
+                        _PROJECTIONS[key] = df
+                        while len(_PROJECTIONS) > MAX_PROJECTIONS:
+                            _PROJECTIONS.popitem(last=False)
+                    return df
+        finally:
+            if fitting:
+                with _PROJECTIONS_GUARD:
+                    _FITTING[key] -= 1
+                    if not _FITTING[key]:
+                        del _FITTING[key]
+    raise AssertionError("a fit returns a projection")  # pragma: no cover
 
 
 _PROJECTION_LOCKS: dict[int, threading.Lock] = {}
-_PROJECTION_LOCKS_GUARD = threading.Lock()
+_PROJECTIONS_GUARD = threading.Lock()
+_PROJECTIONS: OrderedDict = OrderedDict()  # key -> projection, the MAX_PROJECTIONS used last
+_FITTING: dict = {}  # key -> how many requests fit it now (or wait to)
+MAX_PROJECTIONS = 32
 
 
-@lru_cache(maxsize=32)
-def _projection(root, signature, ids, method, dims, space, cache_dir, relative) -> pd.DataFrame:
+def clear_projections() -> None:
+    """Forget the projections kept in memory (tests: a fresh process)."""
+    with _PROJECTIONS_GUARD:
+        _PROJECTIONS.clear()
+
+
+def _projection(root, signature, ids, method, dims, space, cache_dir, relative, fit=True) -> pd.DataFrame | None:
     from mgm_analysis.analysis.projection import project  # imports scikit-learn: seconds, so not at start-up
 
     # Every selected run goes to project(): a cached projection is then read without loading any run's arrays
@@ -260,8 +300,10 @@ def _projection(root, signature, ids, method, dims, space, cache_dir, relative) 
     # are loaded again here, to say why.
     snap = _snapshot(root, signature)
     df = project(selected_runs(snap, ids), method=method, space=space, n_components=dims, cache_dir=cache_dir,
-                 relative=relative)
-    left_out = sorted(set(ids) - set(df["run_id"]))
+                 relative=relative, fit=fit)
+    if df is None:
+        return None
+    left_out = sorted(set(ids).difference(df["run_id"].unique()))  # unique() first: 360 000 rows, 10 000 ids
     unusable = usable_runs(selected_runs(snap, left_out))[1]
     df = df.sort_values(["run_id", "frame"], kind="stable").reset_index(drop=True)
     if left_out:

@@ -29,6 +29,7 @@ MAX_HEATMAP_SIDE = 128  # the difference heat-map is sent at most this many cell
 MASK_COLOR = "#00e5ff"  # the mask outline
 MAX_MARKED_POINTS = 2000  # a projection with more points draws lines without frame markers (browser time)
 MAX_SENT_POINTS = 40_000  # a projection with more frames sends every k-th frame of each run (and its first and last)
+MAX_DRAWN_RUNS = 2_000  # a projection of more runs draws every k-th run of each region (the browser's drawing time)
 
 
 def message_figure(text: str, title: str = "") -> go.Figure:
@@ -66,13 +67,21 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     rounded to 1/10 000 of the axis span (:func:`_decimals`), well below a pixel.  Beyond
     :data:`MAX_SENT_POINTS` frames, every k-th frame of each run is sent (with its first and last; the title
     says k): 2 000 runs × 36 frames were 600 KB to send and draw, 10 000 runs 3 MB; the points sent keep their
-    real frame numbers, so hover and click show the frame under the pointer.
+    real frame numbers, so hover and click show the frame under the pointer.  Beyond :data:`MAX_DRAWN_RUNS` runs,
+    every k-th run of each region (in the order of their ids) is drawn, and the title says so: plotly draws each
+    run as an SVG path and a dot, and 10 000 runs took 0.8-1.2 s of the browser's main thread (2 000: 0.25 s).
     """
     if df is None or not len(df):
         return message_figure("Select runs in the table to see their trajectories.").to_dict()
     cols = list("xyz"[:dims])
     if any(c not in df for c in cols):
         raise ValueError(f"a {dims}-D projection needs columns {cols}, got {list(df.columns)}")
+    n_runs = df["run_id"].nunique()
+    every_run = math.ceil(n_runs / MAX_DRAWN_RUNS)
+    if every_run > 1:  # every every_run-th run of each region, in the order of their ids
+        runs = df.drop_duplicates("run_id")[["run_id", "region"]].sort_values(["region", "run_id"], kind="stable")
+        drawn = runs["run_id"][runs.groupby("region", sort=False).cumcount().to_numpy() % every_run == 0]
+        df = df[df["run_id"].isin(drawn)]
     n_points, step = len(df), math.ceil(len(df) / MAX_SENT_POINTS)
     if step > 1:  # every step-th frame of each run, and its last
         last = df.groupby("run_id", sort=False)["frame"].transform("max").to_numpy(int)
@@ -119,8 +128,8 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
         ring = dict(type="circle", name=CURRENT, xref="x", yref="y", xsizemode="pixel", ysizemode="pixel",
                     xanchor=0, yanchor=0, x0=-8, x1=8, y0=-8, y1=8, line=dict(color="black", width=2), visible=False)
         frame = {k: {**v, **grid} for k, v in axes.items()} | dict(plot_bgcolor="white", shapes=[ring])
-    n_runs = df["run_id"].nunique()
-    every = f"; 1 frame in {step} drawn ({len(df):,} of {n_points:,} points)" if step > 1 else ""
+    some_runs = f"; 1 run in {every_run} drawn ({df['run_id'].nunique():,} of {n_runs:,})" if every_run > 1 else ""
+    every = some_runs + (f"; 1 frame in {step} drawn ({len(df):,} of {n_points:,} points)" if step > 1 else "")
     layout = dict(title=dict(text=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{', ' + space if space else ''}"
                                   f"<br><sup>one joint fit; big dot = frame 0{every}</sup>", x=0.01),
                   legend=dict(title=dict(text="region")), hovermode="closest", clickmode="event", margin=_MARGIN,

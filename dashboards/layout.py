@@ -38,6 +38,7 @@ DERIVED, DERIVED_BOX = "derived-runs", "derived-box"
 METHODS_BOX, METHODS_TABLE, FRONTIER, METHODS_PICK = "methods-box", "methods-table", "frontier", "methods-pick"
 CLEAR, TICK_ALL = "clear-selection", "tick-filtered"
 TICKED = "ticked"                # dcc.Store: the ticked run ids, on every page of the table (the table sees one page)
+EMBEDDED = "projection-embedded"  # dcc.Store: callbacks.view_token of the figure the page came with, until used
 EMPTY, WARNINGS, COUNT = "empty-store", "store-warnings", "store-count"
 
 PLAY_MS = 200  # frame interval while playing
@@ -210,10 +211,12 @@ def _radio(id_, options, value):
                           inputStyle={"marginRight": "3px"}, labelStyle={"marginRight": "12px"})
 
 
-def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = None) -> html.Div:
+def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = None, projection=None) -> html.Div:
     """The page for one store snapshot, in three tabs (:func:`tabs`); ``discover``: the Discover card
     (dashboards.discover) for its tab, None when the dashboard has none; ``discover_on``: whether it can launch
-    searches (default: whether there is a card), which decides the first tab (:func:`first_tab`).
+    searches (default: whether there is a card), which decides the first tab (:func:`first_tab`);
+    ``projection``: (figure, note, token) of the first view (:func:`dashboards.callbacks.first_projection`), drawn
+    as soon as the page is, or None (the projection callback draws it).
 
     The views exist even for an empty store (hidden under the how-to message), so
     every callback always finds its components.
@@ -247,9 +250,11 @@ def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = 
                                 value=["relative"] if FIRST_VIEW["relative"] else [], inline=True,
                                 inputStyle={"marginRight": "3px"})],
                  style={"display": "flex", "gap": "10px", "alignItems": "center", "flexWrap": "wrap"}),
-        dcc.Loading(dcc.Graph(id=PROJECTION, clear_on_unhover=True, config=_GRAPH_CONFIG), delay_show=400),
+        dcc.Loading(dcc.Graph(id=PROJECTION, clear_on_unhover=True, config=_GRAPH_CONFIG,
+                              **({"figure": projection[0]} if projection else {})), delay_show=400),
         dcc.Tooltip(id=TOOLTIP, direction="right"),
-        html.Div(id=PROJECTION_NOTE, style={"color": "#a33", "fontSize": "12px"}),
+        html.Div(projection[1] if projection else None, id=PROJECTION_NOTE,
+                 style={"color": "#a33", "fontSize": "12px"}),
     ])
     viewer_box = html.Div(style={**_CARD, "flex": "1 1 520px", "minWidth": "0"}, children=[
         html.Div([html.B("Frame viewer"),
@@ -300,6 +305,7 @@ def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = 
         # projection is asked for as soon as the page loads, without waiting for the table to render first.
         dcc.Store(id=SELECTION, data=sorted(snap.runs)),
         dcc.Store(id=TICKED, data=[]),
+        dcc.Store(id=EMBEDDED, data=projection[2] if projection else None),
         dcc.Location(id=URL, refresh=False), dcc.Store(id=URL_SYNC, data=None),
         dcc.Store(id=FRAME, data=None),
         dcc.Store(id=SHOWN, data=None),

@@ -19,6 +19,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +76,26 @@ class StoreCatalog:
 
     def runs(self) -> list[store.Run]:
         """The readable runs (sorted by folder name) as :class:`store.Run` objects, their metadata from the
-        catalog (arrays load lazily, from their files)."""
+        catalog, parsed on first use (arrays load lazily, from their files)."""
         t = self._ok()
-        return [store.Run(run_id=r, path=self.root / f, meta=json.loads(m))
-                for r, f, m in zip(t["run_id"], t["folder"], t["meta"], strict=True)]
+        return [_CatalogRun(r, self.root / f, m) for r, f, m in zip(t["run_id"], t["folder"], t["meta"], strict=True)]
+
+    def frame(self) -> pd.DataFrame:
+        """The readable runs as :func:`store.catalog_of` gives them (its columns, a row per run sorted by folder
+        name, ``path`` under this catalog's root), straight from the table: no run.json is parsed (10 000 runs:
+        20 ms instead of 0.8 s through :meth:`runs` and :func:`store.catalog_of`)."""
+        t = self._ok()
+        if not len(t):
+            return store.catalog_of([])
+        fixed = list(store.catalog_of([]).columns)
+        metrics = [c for c in t.columns if c not in _NOT_CATALOG_OF and c not in fixed
+                   and (t[c].notna().any() or _named_by_a_run(t["meta"], c))]
+        out = t.reindex(columns=fixed + metrics).reset_index(drop=True)
+        out["path"] = [os.path.join(str(self.root), f) for f in t["folder"]]
+        for c in _INTEGER_COLUMNS:  # JSON integers: float in the table only where some row (maybe unreadable) lacks one
+            if out[c].notna().all() and pd.api.types.is_float_dtype(out[c]):
+                out[c] = out[c].astype("int64")
+        return out
 
     def problems(self) -> list[tuple[Path, str]]:
         """(folder, reason) for every folder that is not a readable run, sorted by name."""
@@ -87,6 +104,32 @@ class StoreCatalog:
             return []
         bad = t[~t["ok"].astype(bool)]
         return [(self.root / f, str(p)) for f, p in zip(bad["folder"], bad["problem"], strict=True)]
+
+
+def _named_by_a_run(metas, column: str) -> bool:
+    """Whether a metric column empty in every readable run is one that some run has (NaN: a metric that failed),
+    not one left in the table by runs that are gone or unreadable now.  Parses run.json texts only until one
+    names it (the first one, for a metric every run has)."""
+    return any(column in store._flat_scalar_metrics(json.loads(m).get("metrics")) for m in metas)
+
+
+class _CatalogRun(store.Run):
+    """A :class:`store.Run` whose ``meta`` is parsed from the catalog's JSON on first use: a dashboard lists 10 000
+    runs and reads the metadata of few of them (parsing every one took 0.5 s)."""
+
+    def __init__(self, run_id: str, path: Path, meta_json: str):
+        self.run_id, self.path, self._meta_json = run_id, path, meta_json
+
+    @cached_property
+    def meta(self) -> dict:
+        return json.loads(self._meta_json)
+
+
+#: columns of the table that are not :func:`store.catalog_of`'s: the bookkeeping, the arrays' shapes, the layer
+#: range and :func:`run_extras`
+_NOT_CATALOG_OF = frozenset(["folder", "mtime_ns", "size", "ok", "read_ok", "problem", "meta", "n_latents", "num_ws",
+                             "w_dim", "layer_start", "layer_end", *run_extras({})])
+_INTEGER_COLUMNS = ("seed", "n_frames")  # catalog_of's columns that hold JSON integers
 
 
 # ------------------------------------------------------------------ reading one folder
@@ -183,6 +226,9 @@ def _refresh(root: Path, old: pd.DataFrame | None) -> tuple[pd.DataFrame, int, b
     cur = pd.DataFrame([(e.name, *_stat(e.path)) for e in entries], columns=["folder", "mtime_ns", "size"])
     if old is None or not len(old):
         old = pd.DataFrame(columns=_EMPTY)
+    elif _unchanged(cur, old):  # the usual case (a dashboard opened again): none of the frames' work below
+        table = old.assign(ok=True, problem=None).reset_index(drop=True)
+        return _dedupe(table), 0, False
     prev = old.set_index("folder", drop=False)
     known = cur["folder"].isin(prev.index)
     same = np.zeros(len(cur), bool)
@@ -209,6 +255,15 @@ def _refresh(root: Path, old: pd.DataFrame | None) -> tuple[pd.DataFrame, int, b
     table["ok"] = table["ok"].astype(bool)
     table["read_ok"] = table["read_ok"].astype(bool)
     return _dedupe(table), len(fresh), changed
+
+
+def _unchanged(cur: pd.DataFrame, old: pd.DataFrame) -> bool:
+    """Whether ``old`` holds the folders of ``cur`` in its order, each readable and with its run.json's mtime and
+    size: then :func:`_refresh` would read nothing and keep every row (10 000 runs: 0.15 s of frame operations)."""
+    return (len(cur) == len(old) and bool(old["read_ok"].astype(bool).all())
+            and np.array_equal(cur["folder"].to_numpy(object), old["folder"].to_numpy(object))
+            and np.array_equal(cur["mtime_ns"].to_numpy(np.int64), old["mtime_ns"].to_numpy(np.int64))
+            and np.array_equal(cur["size"].to_numpy(np.int64), old["size"].to_numpy(np.int64)))
 
 
 def store_catalog(root, write: bool = True) -> StoreCatalog:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _fake_runs import make_run
+from _fake_runs import fake_meta, make_run
 
 from mgm_analysis import store
 from mgm_analysis.analysis.table import run_methods
@@ -136,3 +136,64 @@ def test_an_empty_or_missing_store_is_left_as_it_is(tmp_path):
     assert len(store_catalog(missing).table) == 0 and not missing.exists()       # not created
     make_run(empty, region="mouth", seed=0)                                       # its first run: now kept
     assert len(store_catalog(empty).table) == 1 and (empty / ".mgm_cache" / CATALOG_FILE).is_file()
+
+
+def test_frame_is_catalog_of_without_reading_a_run_json(tmp_path, counted):
+    """StoreCatalog.frame() (what the dashboard lists) is store.catalog_of of the readable runs, computed here from
+    the folders themselves; runs() parses a run's metadata only when it is asked for."""
+    from dashboards.synthetic import make_store
+
+    root = tmp_path / "runs"
+    make_store(root, 4, methods=("ganspace",), strengths=(1.0, 2.0), derived=True)
+    store_catalog(root)
+    odd = make_run(root, region="eyes", seed=9, meta={**fake_meta("eyes", 9), "seed": None,  # added later
+                                                        "metrics": {"locality": 0.25, "only_here": 3,
+                                                                    "failed": float("nan")}})  # a metric that failed
+    shutil.copytree(root / sorted(os.listdir(root))[0], root / "zz-copy")  # a duplicate run_id: not a run
+    (root / "broken").mkdir()
+    cat = store_catalog(root)
+    counted.clear()
+    got = cat.frame()
+    runs = cat.runs()
+    assert counted == [] and not [r for r in runs if "meta" in vars(r)]  # nothing parsed yet
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    readable = [store.load_run(p) for p in folders if p.name not in ("zz-copy", "broken")]
+    want = store.catalog_of(readable)
+    assert "only_here" in want and want["failed"].isna().all() and want["seed"].isna().any()
+    pd.testing.assert_frame_equal(got, want)
+    assert [r.meta for r in runs] == [r.meta for r in readable] and all("meta" in vars(r) for r in runs)
+    assert all(isinstance(r, store.Run) for r in runs)
+    # a store whose runs all have a seed: integers, as catalog_of has them
+    (root / "broken").rmdir()
+    shutil.rmtree(root / "zz-copy")
+    shutil.rmtree(odd)
+    pd.testing.assert_frame_equal(store_catalog(root).frame(), store.catalog(root))  # its columns went with it
+    assert store.catalog(root)["n_frames"].dtype == "int64"  # the cast of JSON integers was needed
+
+
+def test_an_unchanged_store_is_kept_as_the_full_refresh_would_keep_it(tmp_path, monkeypatch, counted):
+    """The shortcut for a store whose folders and run.json are all as catalogued gives the table the full refresh
+    gives, duplicate rule included, and reads nothing; a touched run.json or an unreadable folder is read again."""
+    from mgm_analysis import catalog
+
+    root = tmp_path / "runs"
+    paths = [make_run(root, region=r, seed=i) for i, r in enumerate(["mouth", "eyes", "brows"])]
+    shutil.copytree(paths[0], root / "zz-copy")  # a duplicate run_id: a problem row, decided afresh each time
+    store_catalog(root)
+    real = catalog._unchanged
+
+    def refresh(shortcut):
+        monkeypatch.setattr(catalog, "_unchanged", real if shortcut else (lambda cur, old: False))
+        return catalog._refresh(root.resolve(), catalog._load(root / ".mgm_cache" / CATALOG_FILE))
+
+    counted.clear()
+    fast, full = refresh(True), refresh(False)
+    assert fast[1:] == full[1:] == (0, False) and counted == []
+    pd.testing.assert_frame_equal(fast[0], full[0])
+    assert fast[0].set_index("folder").loc["zz-copy", "problem"].startswith("same run_id as")
+    os.utime(paths[1] / "run.json", ns=(1, 1))  # touched: read again
+    assert refresh(True)[1] == 1 and counted == [paths[1].name]
+    store_catalog(root)
+    (root / "broken").mkdir()  # unreadable: looked at again every time
+    store_catalog(root)
+    assert refresh(True)[1] == 1

@@ -115,7 +115,7 @@ def test_cached_projection_reads_no_run_arrays(tmp_path):
     make_store(tmp_path, 4)
     ids = _ids(tmp_path)
     fitted = data.projection(data.snapshot(tmp_path), ids)
-    data._projection.cache_clear()
+    data.clear_projections()
     data._snapshot.cache_clear()  # a fresh process: new Run objects, nothing loaded
     snap = data.snapshot(tmp_path)
     again = data.projection(snap, ids)
@@ -286,6 +286,22 @@ def test_a_large_projection_sends_every_kth_frame_of_each_run_with_its_first_and
     assert line["x"][1] == pytest.approx(want.x, abs=1e-3) and line["y"][1] == pytest.approx(want.y, abs=1e-3)
     assert "1 frame in 4 drawn (80 of 200 points)" in fig["layout"]["title"]["text"]
     go.Figure(fig)  # a valid figure
+
+
+def test_a_projection_of_many_runs_draws_every_kth_run_of_each_region(monkeypatch):
+    monkeypatch.setattr(figures, "MAX_DRAWN_RUNS", 4)
+    rng = np.random.default_rng(0)
+    ids = [f"r{i:02d}" for i in range(20)]
+    df = pd.DataFrame({"run_id": np.repeat(ids, 3), "region": np.repeat(["mouth", "eyes"] * 10, 3),
+                       "frame": np.tile(np.arange(3), 20), "x": rng.normal(size=60), "y": rng.normal(size=60)})
+    fig = figures.projection_figure(df)  # 20 runs > 4: one in 5 of each region's 10, in the order of their ids
+    drawn = {t["name"]: t["meta"] for t in fig["data"][:2]}
+    assert drawn == {"eyes": ["r01", "r11"], "mouth": ["r00", "r10"]}
+    assert [t["meta"] for t in fig["data"][2:]] == [["r01", "r11"], ["r00", "r10"]]  # their frame-0 dots
+    assert all([c[1] for c in t["customdata"] if c is not None] == [0, 1, 2, 0, 1, 2] for t in fig["data"][:2])
+    title = fig["layout"]["title"]["text"]
+    assert title.startswith("PCA of 20 runs") and "1 run in 5 drawn (4 of 20)" in title and "frame in" not in title
+    go.Figure(fig)
 
 
 def test_projection_figure_drops_frame_markers_for_many_points(store_root, monkeypatch):
@@ -495,7 +511,7 @@ _INSIDE = threading.Event()
 
 def _slow_spy(real, calls):
     def spy(*a, **k):
-        calls.append(1)
+        calls.append(k.get("fit", True))  # projections: read the cache (False), or fit if it misses (True)
         _INSIDE.set()
         threading.Event().wait(0.3)  # long enough for the second thread to arrive (it waits, or reads again)
         return real(*a, **k)
@@ -518,7 +534,41 @@ def test_two_requests_for_one_projection_fit_it_once(tmp_path, monkeypatch):
     _INSIDE.clear()
     monkeypatch.setattr(projection_module, "project", _slow_spy(projection_module.project, calls))
     _two_at_once(lambda: data.projection(snap, ids, cache_dir=tmp_path / "cache"))
-    assert len(calls) == 1
+    assert calls.count(True) == 1
+
+
+def test_a_projection_without_a_fit_is_none_until_read_or_fitted(tmp_path, monkeypatch):
+    """fit=False (what the page asks for its first view) reads the analysis cache but never fits, and does not wait
+    for a fit in progress."""
+    ids = make_store(tmp_path, 3)
+    snap = data.snapshot(tmp_path)
+    cache = tmp_path / "cache"
+    assert data.projection(snap, ids, cache_dir=cache, fit=False) is None and not cache.exists()  # not fitted
+    calls, fitting, go_on = [], threading.Event(), threading.Event()
+    real = projection_module.project
+
+    def spy(*a, **k):
+        calls.append(k.get("fit", True))
+        if k.get("fit", True):  # a fit: held until the test has asked
+            fitting.set()
+            go_on.wait(60)
+        return real(*a, **k)
+
+    monkeypatch.setattr(projection_module, "project", spy)
+    fitter = threading.Thread(target=lambda: data.projection(snap, ids, cache_dir=cache))
+    fitter.start()
+    try:
+        assert fitting.wait(60)
+        assert data.projection(snap, ids, cache_dir=cache, fit=False) is None  # answered during the fit
+    finally:
+        go_on.set()
+        fitter.join()
+    fitted = data.projection(snap, ids, cache_dir=cache, fit=False)
+    assert fitted is data.projection(snap, ids, cache_dir=cache)  # in memory now
+    data.clear_projections()
+    read = data.projection(snap, ids, cache_dir=cache, fit=False)  # from the analysis cache, not fitted again
+    assert calls.count(True) == 1 and read is not None and read is not fitted
+    pd.testing.assert_frame_equal(read[["run_id", "frame", "x", "y"]], fitted[["run_id", "frame", "x", "y"]])
 
 
 def test_callbacks_on_an_empty_store(tmp_path):
@@ -532,6 +582,41 @@ def test_callbacks_on_an_empty_store(tmp_path):
     out = call(app, "..projection.figure", {"selection.data": [], "projection-method.value": "pca",
                                             "projection-dims.value": 2, "projection-space.value": "w_free"})
     assert "Select runs" in json.dumps(out)
+
+
+def test_the_page_holds_its_first_projection_and_the_callback_leaves_it(tmp_path):
+    """When the first view's projection can be had without a fit (the warm-up's, or the analysis cache's), the page
+    comes with its figure — what the projection callback draws for the page's own inputs — and the callback's first
+    call with those inputs sends nothing; any other call draws (and forgets the embedded figure's name)."""
+    from dashboards import memo
+
+    make_store(tmp_path, 4)
+    app = create_app(tmp_path)
+    client = app.server.test_client()
+    page = client.get("/_dash-layout").get_json()
+    assert "figure" not in _find(page, L.PROJECTION)["props"]  # not fitted yet: the page does not wait for a fit
+    assert _find(page, L.EMBEDDED)["props"]["data"] is None
+    cb.warm_up(tmp_path)  # what serve() does while the browser loads the page's scripts: here, a fit
+    page = client.get("/_dash-layout").get_json()
+    embedded, token = _find(page, L.PROJECTION)["props"]["figure"], _find(page, L.EMBEDDED)["props"]["data"]
+    v = L.FIRST_VIEW
+    inputs = {"selection.data": _find(page, L.SELECTION)["props"]["data"], "projection-method.value": v["method"],
+              "projection-dims.value": v["dims"], "projection-space.value": v["space"],
+              "projection-relative.value": _find(page, L.RELATIVE)["props"]["value"]}
+    drawn = call(app, "..projection.figure", inputs, "selection.data")  # no embedded figure named: drawn
+    assert embedded == drawn["projection"]["figure"] and len(embedded["data"]) == 6
+    assert _find(page, L.PROJECTION_NOTE)["props"]["children"] == drawn["projection-note"]["children"]
+    assert "projection-embedded" not in drawn  # nothing to forget
+    first = call(app, "..projection.figure", {**inputs, "projection-embedded.data": token}, "selection.data")
+    assert first == {"projection-embedded": {"data": None}}  # the figure stays; its name is forgotten
+    other = call(app, "..projection.figure", {**inputs, "projection-dims.value": 3, "projection-embedded.data": token},
+                 "projection-dims.value")
+    assert other["projection"]["figure"]["data"][0]["type"] == "scatter3d" and other["projection-embedded"]["data"] is None
+    # a fresh process without its warm-up: the page reads the analysis cache itself
+    data.clear_projections()
+    memo.clear()
+    again = client.get("/_dash-layout").get_json()
+    assert _find(again, L.PROJECTION)["props"]["figure"] == embedded and _find(again, L.EMBEDDED)["props"]["data"] == token
 
 
 def test_broken_run_shows_a_warning(broken_root):

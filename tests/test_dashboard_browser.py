@@ -250,6 +250,36 @@ def test_the_address_keeps_the_view_and_a_link_reopens_it(dash_duo, tmp_path):
     assert dash_duo.get_logs() == []
 
 
+def test_a_page_that_comes_with_its_projection(dash_duo, tmp_path):
+    """With the first view's projection at hand (what serve()'s warm-up leaves), the page comes with its figure: it
+    is drawn, the views that follow the selection start from it, another view draws anew and coming back draws the
+    first view again; a link to two runs shows those runs, not the figure the page came with.  The page keeps the
+    browser's own parseFloat and trim (Dash's polyfill swaps in slower ones that also strip U+180E)."""
+    from dashboards.callbacks import warm_up
+
+    root = tmp_path / "runs"
+    ids = sorted(make_store(root, 6))
+    warm_up(root.resolve())
+    dash_duo.driver.set_window_size(1400, 1900)
+    dash_duo.start_server(create_app(root))
+
+    def drawn():
+        return sorted({r for t in _graph_data(dash_duo, L.PROJECTION) for r in t["runs"]})
+
+    _wait(dash_duo, lambda: drawn() == ids, "the projection the page came with")
+    dash_duo.wait_for_contains_text(f"#{L.VIEWER_NOTE}", f"{ids[0]}: region", timeout=TIMEOUT)
+    assert dash_duo.driver.execute_script("return Number.isNaN(parseFloat('\\u180e1')) && '\\u180e'.trim() === '\\u180e'")
+    dash_duo.find_element(f"#{L.DIMS} input[value='3']").click()
+    _wait(dash_duo, lambda: {t["type"] for t in _graph_data(dash_duo, L.PROJECTION)} == {"scatter3d"}, "3-D")
+    dash_duo.find_element(f"#{L.DIMS} input[value='2']").click()
+    _wait(dash_duo, lambda: {t["type"] for t in _graph_data(dash_duo, L.PROJECTION)} == {"scatter"} and drawn() == ids,
+          "the first view again")
+    pick = ids[1:3]
+    dash_duo.driver.get(dash_duo.server_url + f"/?sel={','.join(pick)}")
+    _wait(dash_duo, lambda: drawn() == pick, "the projection of the two runs in the link")
+    assert dash_duo.get_logs() == []
+
+
 def test_tabs_switch_views_and_a_link_reopens_the_tab(dash_duo, tmp_path):
     """Browse, Discover and Compare are tabs: the page opens on Browse, each tab shows its views only, the
     comparison drawn while its tab was hidden fills its width when shown, the tab goes into the address, and

@@ -65,7 +65,14 @@ def sigint_raises():
 
 def pytest_configure(config):
     """Each xdist process starts Dash's test servers on its own ports (Dash numbers them from 58050 in every
-    process), so browser tests run on both processes at once."""
+    process), so browser tests run on both processes at once.
+
+    The test servers' request log (werkzeug, INFO) is off: dash[testing] stops a server thread by raising
+    SystemExit in it asynchronously, and one that arrived while that thread held the logging handler's lock left
+    the lock taken: the next log call of the process (Dash's own "server failed to start") waited forever."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker.startswith("gw"):
         try:

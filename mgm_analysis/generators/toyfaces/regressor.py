@@ -144,10 +144,10 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = ap.parse_args(argv)
     with torch_threads(args.threads):  # the caller's setting is put back after
-        return _main(args, argv)
+        return _main(args)
 
 
-def _main(args, argv):
+def _main(args):
     model = train_regressor(args.steps, batch=args.batch, seed=args.seed, log=lambda s: print(s, flush=True),
                             max_minutes=args.max_minutes, blur=args.blur, device=args.device)
     f = torch.rand(2000, NUM_FACTORS, generator=torch.Generator().manual_seed(999))

@@ -378,8 +378,12 @@ def test_ticks_stay_on_other_pages_of_the_table(dash_duo, tmp_path):
     dash_duo.driver.set_window_size(1400, 1900)
     dash_duo.start_server(create_app(root))
 
+    # each read is one script call: the table re-renders when the server's page arrives, and a cell found by one
+    # WebDriver call can be gone by the next (a stale element)
     def rows():
-        return [c.text.strip() for c in dash_duo.find_elements("#run-table td[data-dash-column='run_id']")]
+        return dash_duo.driver.execute_script(
+            "return Array.from(document.querySelectorAll(\"#run-table td[data-dash-column='run_id']\"))"
+            ".map(c => c.textContent.trim())")
 
     def tick(run_id):
         cell = next(c for c in dash_duo.find_elements("#run-table td[data-dash-column='run_id']")
@@ -387,8 +391,10 @@ def test_ticks_stay_on_other_pages_of_the_table(dash_duo, tmp_path):
         cell.find_element("xpath", "./ancestor::tr//input[@type='checkbox']").click()
 
     def ticked():
-        return sorted(c.text.strip() for c in dash_duo.find_elements("#run-table td[data-dash-column='run_id']")
-                      if c.find_element("xpath", "./ancestor::tr//input[@type='checkbox']").is_selected())
+        return sorted(dash_duo.driver.execute_script(
+            "return Array.from(document.querySelectorAll(\"#run-table td[data-dash-column='run_id']\"))"
+            ".filter(c => c.closest('tr').querySelector('input[type=checkbox]').checked)"
+            ".map(c => c.textContent.trim())"))
 
     def selected_runs():
         return sorted({r for t in _graph_data(dash_duo, L.PROJECTION) for r in t["runs"]})

@@ -16,7 +16,9 @@ PY      := $(VENV)/bin/python
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
-# test processes (pytest-xdist): CI has 2 cores; the long tests are handed out first (tests/conftest.py)
+# test processes (pytest-xdist): CI has 2 cores; the long tests are handed out first (tests/conftest.py), two
+# at a time (--maxschedchunk 2: xdist's first hand-out of a quarter of the suite per process gave one process
+# every long test, and it ran a minute past the other)
 TEST_JOBS ?= 2
 
 .PHONY: install demo test test-fast examples lint bench mutation wheel-smoke clean
@@ -33,13 +35,13 @@ demo: $(STAMP)
 	$(VENV)/bin/mgm demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q --headless -n $(TEST_JOBS) --dist load -m "not examples" $(PYTEST_ARGS)
+	$(PY) -m pytest -q --headless -n $(TEST_JOBS) --dist load --maxschedchunk 2 -m "not examples" $(PYTEST_ARGS)
 
 examples: $(STAMP)
 	$(PY) -m pytest -q -s -m examples tests/test_examples.py tests/test_docs_api.py $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not browser and not examples" -n $(TEST_JOBS) --dist load $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow and not browser and not examples" -n $(TEST_JOBS) --dist load --maxschedchunk 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mgm_analysis dashboards tests benchmarks tools examples

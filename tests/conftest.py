@@ -2,10 +2,11 @@
 
 Fixtures: ``ckpt`` — the 16² test checkpoint (a tiny StyleGAN2, w_dim 32, seed 2), for the tests where the model
 does not matter; ``tiny_G`` — that checkpoint loaded; ``sigint_raises`` — Ctrl-C raises in this process.  Helpers for the CLI live in ``tests/_cli.py``.
-``make test`` runs the suite on 2 processes (pytest-xdist, work stealing); each process serves Dash's test apps on
-its own ports, and the long tests are handed out first.
+``make test`` runs the suite on 2 processes (pytest-xdist); each process serves Dash's test apps on its own port
+and drives one Chromium (``dash_duo``), and the long tests are handed out first.
 """
 
+import itertools
 import os
 
 import pytest
@@ -63,30 +64,90 @@ def sigint_raises():
     signal.signal(signal.SIGINT, before)
 
 
-def pytest_configure(config):
-    """Each xdist process starts Dash's test servers on its own ports (Dash numbers them from 58050 in every
-    process), so browser tests run on both processes at once.
+@pytest.fixture(scope="session")
+def _one_browser():
+    """The Chromium of this test process, shared by its browser tests (see ``dash_duo``)."""
+    held = {}
+    yield held
+    if "driver" in held:
+        held.pop("driver").quit()
 
-    The test servers' request log (werkzeug, INFO) is off: dash[testing] stops a server thread by raising
+
+@pytest.fixture
+def dash_duo(request, dash_thread_server, tmpdir, _one_browser):
+    """dash[testing]'s ``dash_duo`` on one Chromium per test process, its apps served on one port.
+
+    A browser costs ~1.3 s of CPU to start and a page ~2.8 s to load cold, ~1.5 s with the scripts in the browser's
+    cache (the same address): on 2 cores that was a sixth of the suite.  Between tests the page is left, the
+    site's storage and cookies cleared, other windows closed, the window size and the log put back; a browser
+    that fails that is quit and the next test starts a new one."""
+    from dash.testing.application_runners import BaseDashRunner
+    from dash.testing.composite import DashComposite
+    from selenium.common.exceptions import WebDriverException
+
+    class Shared(DashComposite):
+        def _try_get_webdriver(self):
+            if "driver" not in _one_browser:
+                driver = super()._try_get_webdriver()
+                _one_browser.update(driver=driver, size=driver.get_window_size())
+            return _one_browser["driver"]
+
+        def __exit__(self, *exc):
+            driver = _one_browser.get("driver")
+            if driver is None:
+                return
+            try:
+                for handle in driver.window_handles[1:]:
+                    driver.switch_to.window(handle)
+                    driver.close()
+                driver.switch_to.window(driver.window_handles[0])
+                if driver.current_url.startswith("http"):
+                    driver.execute_script("window.localStorage.clear(); window.sessionStorage.clear();")
+                driver.delete_all_cookies()
+                driver.get("about:blank")
+                driver.set_window_size(_one_browser["size"]["width"], _one_browser["size"]["height"])
+                driver.get_log("browser")  # the next test's log starts empty
+            except WebDriverException:
+                _one_browser.pop("driver", None)
+                try:
+                    driver.quit()
+                except WebDriverException:
+                    pass
+
+    BaseDashRunner._next_port = _base_port()  # the same address each test: the browser's cache serves the scripts
+    with Shared(server=dash_thread_server, browser=request.config.getoption("webdriver"),
+                remote=request.config.getoption("remote"), remote_url=request.config.getoption("remote_url"),
+                headless=request.config.getoption("headless"), options=request.config.hook.pytest_setup_options(),
+                download_path=tmpdir.mkdir("download").strpath,
+                percy_assets_root=request.config.getoption("percy_assets"),
+                percy_finalize=request.config.getoption("nopercyfinalize"),
+                pause=request.config.getoption("pause")) as dc:
+        dc.driver.get_log("browser")
+        yield dc
+
+
+def _base_port() -> int:
+    """The first port of this process's Dash test servers (Dash numbers them from 58050 in every process)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return 58050 + 500 * int(worker[2:]) if worker.startswith("gw") else 58050
+
+
+def pytest_configure(config):
+    """The test servers' request log (werkzeug, INFO) is off: dash[testing] stops a server thread by raising
     SystemExit in it asynchronously, and one that arrived while that thread held the logging handler's lock left
     the lock taken: the next log call of the process (Dash's own "server failed to start") waited forever."""
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if worker.startswith("gw"):
-        try:
-            from dash.testing.application_runners import BaseDashRunner
-        except ImportError:  # pragma: no cover  (dash[testing] absent: the browser tests are skipped)
-            return
-        BaseDashRunner._next_port = 58050 + 500 * int(worker[2:])
 
 
 def pytest_collection_modifyitems(config, items):
-    """The long tests first (marked slow or browser), the rest after them: a process that
-    finishes its long tests takes short ones from the queue instead of leaving one long test for last."""
-    def weight(item):
-        long = item.get_closest_marker("slow") is not None or item.get_closest_marker("browser") is not None
-        return 0 if long else 1
-
-    items.sort(key=weight)  # a stable sort: the order within each part is kept
+    """The long tests first, the rest after them: a process that finishes its long tests takes short ones from the
+    queue instead of leaving one long test for last.  The long ones alternate between the browser tests (mostly
+    waiting on Chromium) and the other slow ones (mostly computing), so the two test processes seldom wait at
+    the same time."""
+    browser = [it for it in items if it.get_closest_marker("browser") is not None]
+    slow = [it for it in items if it.get_closest_marker("slow") is not None and it not in browser]
+    rest = [it for it in items if it not in browser and it not in slow]  # in their order
+    long = [it for pair in itertools.zip_longest(browser, slow) for it in pair if it is not None]
+    items[:] = long + rest

@@ -627,11 +627,14 @@ def test_a_worker_that_dies_fails_its_job_and_the_next_launch_starts_a_new_one(t
         D._CLIENTS.pop(next(k for k, v in D._CLIENTS.items() if v is client))
 
 
-def test_the_page_opens_on_browse_over_runs_and_on_discover_over_an_empty_store(tmp_path):
+def test_the_page_opens_on_browse_over_runs_and_on_discover_over_an_empty_store(tmp_path, monkeypatch):
     """Someone who came to browse sees the runs first: the page opens on the Browse tab over a store with runs,
     on Discover over an empty one (where it is how to begin) or while a search of the store runs; with Discover
-    off (bound to another address) an empty store opens on Browse, the how-to."""
+    off (bound to another address) an empty store opens on Browse, the how-to.  (No worker process: the page is
+    what is checked.)"""
     from _dash import find_component
+
+    monkeypatch.setattr(D.WorkerClient, "start", lambda self: None)
 
     from dashboards import layout as L
     from dashboards.synthetic import make_store

@@ -130,18 +130,16 @@ def test_lpips_downloads_the_backbone_as_torchvision_does(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-def test_lpips_offline_cli_is_one_line_and_exit_2(tmp_path):
-    """The real download path, made to fail by an unreachable proxy: one line on stderr, exit 2, no run."""
-    import os
-    import subprocess
-    import sys
+def test_lpips_offline_cli_is_one_line_and_exit_2(tmp_path, monkeypatch):
+    """The real download path (in this process, through mgm's command line), made to fail by an unreachable proxy:
+    one line on stderr, exit 2, no run."""
+    from _cli import mgm
 
-    env = dict(os.environ, TORCH_HOME=str(tmp_path / "torch"), https_proxy="http://127.0.0.1:9",
-               HTTPS_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
-    r = subprocess.run([sys.executable, "-m", "mgm_analysis.cli", "discover", "--distance", "lpips", "--epochs", "1",
-                        "--out", str(tmp_path / "runs"), "--quiet"], capture_output=True, text=True, env=env,
-                       timeout=300)
-    assert r.returncode == 2, r.stderr
+    for k, v in dict(TORCH_HOME=str(tmp_path / "torch"), https_proxy="http://127.0.0.1:9",
+                     HTTPS_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="").items():
+        monkeypatch.setenv(k, v)
+    r = mgm("discover", "--distance", "lpips", "--epochs", "1", "--out", tmp_path / "runs", "--quiet")
+    assert r.exit_code == 2, r.output
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert LPIPS_BACKBONE_FILE in lines[0] and str(tmp_path / "torch" / "hub" / "checkpoints") in lines[0]

@@ -3,7 +3,7 @@ written sees only complete runs").
 
 One process writes runs into a store one by one (``store.write_run``, through the synthetic store's writer);
 another reads it over and over as the dashboard does (``dashboards.data.snapshot``, then every run's arrays),
-and ``mgm analyze`` runs on it meanwhile.  The writer waits for one more read before each run, so reads and
+and ``mgm analyze`` runs on it meanwhile (in the test's process).  The writer waits for one more read before each run, so reads and
 writes interleave on any machine (the reader never pauses: its reads overlap the writes).
 """
 
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _cli import mgm
 
 ROOT = Path(__file__).resolve().parents[1]
 N_RUNS = 12
@@ -74,10 +75,9 @@ def _python(code, *args):
 
 
 def _analyze(root, out):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "mgm_analysis.cli", "analyze", str(root), "--out", str(out),
-                          "--quiet"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
+    """``mgm analyze`` in this process (the writer and the reader are processes of their own)."""
+    res = mgm("analyze", root, "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
     assert res.stderr.strip() == "", res.stderr  # no folder skipped as unreadable, no warning
     return pd.read_csv(out / "metrics.csv")
 

@@ -34,12 +34,14 @@ IMG_TOL = 1e-4
 @pytest.fixture(scope="module")
 def case_a(tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt") / "ckpt_A.pt"
-    subprocess.run([sys.executable, str(FIXTURES / "make_weights.py"), str(FIXTURES / "keys_A.json"),
-                    "--seed", "1000", "--out", str(out)], check=True, capture_output=True, timeout=300)
+    # one process writes the checkpoint and prints its weights' digest
+    digest = subprocess.run([sys.executable, str(FIXTURES / "make_weights.py"), str(FIXTURES / "keys_A.json"),
+                             "--seed", "1000", "--out", str(out), "--digest"], check=True, capture_output=True,
+                            text=True, timeout=300).stdout.strip()
     manifest = json.loads((FIXTURES / "manifest.json").read_text())
     G = load_generator(out)
     ref = torch.load(FIXTURES / "fixtures_A.pt", weights_only=True)
-    return G, ref, manifest, out
+    return G, ref, manifest, out, digest
 
 
 def _close(a, b, tol, name):
@@ -49,16 +51,13 @@ def _close(a, b, tol, name):
 
 
 def test_weights_digest_matches_manifest(case_a):
-    _, _, manifest, _ = case_a
-    out = subprocess.run([sys.executable, str(FIXTURES / "make_weights.py"), str(FIXTURES / "keys_A.json"),
-                          "--seed", "1000", "--digest"], check=True, capture_output=True, text=True,
-                         timeout=300).stdout.strip()
+    _, _, manifest, _, out = case_a
     digests = json.dumps(manifest)
-    assert out in digests, "weight digest differs from the manifest: torch's CPU random stream changed"
+    assert len(out) == 64 and out in digests, "weight digest differs from the manifest: torch's CPU random stream changed"
 
 
 def test_every_fixture_tensor(case_a):
-    G, ref, _, _ = case_a
+    G, ref, _, _, _ = case_a
     checked = set()
     with torch.no_grad():
         w = G.mapping(ref["z"])
@@ -106,6 +105,6 @@ def test_every_fixture_tensor(case_a):
 
 
 def test_info_of_fixture_checkpoint(case_a):
-    G, _, _, path = case_a
+    G, _, _, path, _ = case_a
     assert (G.resolution, G.num_ws, G.w_dim) == (32, 8, 512)
     assert G.info.format == "rosinality" and len(G.info.sha256) == 64

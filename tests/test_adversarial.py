@@ -144,7 +144,8 @@ def test_the_same_job_started_twice_at_once_searches_once(tmp_path):
     ckpt = tmp_path / "g.pt"
     save_checkpoint(tiny_generator(resolution=16, w_dim=32, seed=2), ckpt)
     out = tmp_path / "runs"
-    args = [sys.executable, "-m", "mgm_analysis.cli", "discover", "--generator", str(ckpt), "--epochs", "100",
+    # a search of ~3 s on one thread: the second process reaches the lock while the first searches
+    args = [sys.executable, "-m", "mgm_analysis.cli", "discover", "--generator", str(ckpt), "--epochs", "50",
             "--out", str(out), *[a for a in TINY if a != "--quiet"]]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
              for _ in range(2)]

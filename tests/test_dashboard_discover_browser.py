@@ -3,9 +3,9 @@
 Run with ``pytest --headless tests/test_dashboard_discover_browser.py`` (needs Debian's chromium and
 chromium-driver).  With the built-in generator: draw a rectangle over the mouth of the face of seed 3 with the
 mouse, set 3 epochs, Launch; the progress shows epoch numbers; the run lands complete with that rectangle as
-its mask and appears in the run table and the frame viewer.  A second launch is cancelled and lands
-``interrupted``.  No region, or a region that covers the whole image, shows the error and writes nothing.
-A screenshot of the view goes to $MGM_ARTIFACTS (default ``artifacts/``) as ``dashboard_discover.png``.
+its mask and appears in the run table and the frame viewer.  A second launch is followed by a reloaded page and
+cancelled from it: it lands ``interrupted``.  No region, or a region that covers the whole image, shows the error
+and writes nothing.  A screenshot of the view goes to $MGM_ARTIFACTS (default ``artifacts/``) as ``dashboard_discover.png``.
 """
 
 import io
@@ -242,6 +242,10 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     _wait(dash_duo, lambda: dash_duo.find_element(f"#{D.STRIP}").get_attribute("src") != strip,
           "the strip to be redrawn")
     dash_duo.find_element(f"#{D.PANEL}").screenshot(str(_artifacts() / "dashboard_discover.png"))
+    # A reloaded page follows the job running now, and cancels it.
+    dash_duo.driver.refresh()
+    _wait(dash_duo, lambda: re.search(r"running rect:\S+ \(seed 3\) — epoch \d+/40", _text(dash_duo, f"#{D.PROGRESS}")),
+          "the running job after the reload", timeout=JOB_TIMEOUT)
     dash_duo.find_element(f"#{D.CANCEL}").click()
     _wait(dash_duo, lambda: _run_id_in_progress(dash_duo, "interrupted"), "the interrupted run",
           timeout=JOB_TIMEOUT)
@@ -254,6 +258,10 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
 
     # No region: the error, and nothing is written.
     entries, jobs = _visible_entries(root), _jobs(root)
+    dash_duo.find_element(f"#tab-{L.DISCOVER}").click()
+    _wait(dash_duo, lambda: _face_traces(dash_duo) == ["image"], "the face again")
+    dash_duo.find_element(f"#{D.PRESET_PREFIX}mouth").click()
+    dash_duo.wait_for_contains_text(f"#{D.REGION}", "mouth — ", timeout=TIMEOUT)
     assert dash_duo.find_element(f"#{D.MASK}").is_displayed()  # a region: its preview
     dash_duo.find_element(f"#{D.CLEAR_SHAPES}").click()
     dash_duo.wait_for_contains_text(f"#{D.REGION}", "no region", timeout=TIMEOUT)
@@ -313,21 +321,9 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     dash_duo.find_element(f"#{D.LAUNCH}").click()
     dash_duo.wait_for_contains_text(f"#{D.ERROR}", "--frames must be >= 3", timeout=TIMEOUT)
     assert _visible_entries(root) == entries and _jobs(root) == jobs
-    _set_input(dash_duo, f"#{D.FRAMES}", str(FRAMES))
 
     statuses = [json.loads((root / D.HIDDEN / "jobs" / j / "status.json").read_text())["state"] for j in jobs]
     assert statuses == ["complete", "interrupted"]
-
-    # A reloaded page follows the job running now, and can cancel it.
-    dash_duo.find_element(f"#{D.LAUNCH}").click()
-    _wait(dash_duo, lambda: len(_jobs(root)) == 3, "the third job")
-    dash_duo.driver.refresh()
-    _wait(dash_duo, lambda: re.search(r"running mouth \(seed 3\) — epoch \d+/40", _text(dash_duo, f"#{D.PROGRESS}")),
-          "the running job after the reload", timeout=JOB_TIMEOUT)
-    dash_duo.find_element(f"#{D.CANCEL}").click()
-    _wait(dash_duo, lambda: _run_id_in_progress(dash_duo, "interrupted"), "the third job interrupted",
-          timeout=JOB_TIMEOUT)
-    assert store.load_run(root / _run_id_in_progress(dash_duo, "interrupted")).region == "mouth"
     logs = [e for e in dash_duo.get_logs() if e.get("level") == "SEVERE"]
     for entry in logs:
         print("CONSOLE:", entry["message"])

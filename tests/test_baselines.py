@@ -556,6 +556,7 @@ def test_strength_scales_the_target_and_the_loop_matches_the_discovered_run(tiny
     assert sorted(cat.strength) == [2.0, 2.0, 2.0]
 
 
+@pytest.mark.slow
 def test_compare_methods_runs_every_method_at_every_strength_once(tiny_ckpt, tmp_path):
     from mgm_analysis import store
     from mgm_analysis.method_runs import compare_methods

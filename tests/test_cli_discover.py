@@ -92,6 +92,7 @@ def test_reference_file_and_sweep(ckpt, tmp_path):
     assert sorted(store.catalog(tmp_path / "sweep").region) == ["ellipse", "ellipse", "rect", "rect"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_interrupted_run_and_resume_completes(ckpt, tmp_path, sig):
     out = tmp_path / "runs"

@@ -359,6 +359,7 @@ def test_cli_paper_preset_writes_its_config(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_a_search_does_not_import_torch_dynamo():
     """The optimizer's constructor, and the forward-mode products of the masked-Jacobian start, would import
     torch._dynamo (~1.2 CPU-s per process) only to mark functions as never-compiled; the engine spares that import,
@@ -386,6 +387,7 @@ for init_mode in ("noise", "jacobian"):
     assert out.stdout.split() == ["noise", "no-dynamo", "True", "jacobian", "no-dynamo", "True"]
 
 
+@pytest.mark.slow
 def test_the_dynamo_shortcut_leaves_a_loaded_dynamo_alone():
     """Once torch._dynamo is imported (someone compiles), torch's own wrapper is left to do its work."""
     import subprocess

@@ -270,6 +270,7 @@ def test_config_fields_are_the_dataclass_fields_and_need_no_torch():
         config.parse_config_value("epochs", "x")
 
 
+@pytest.mark.slow
 def test_a_toyfaces_run_reads_back_with_its_semantic_metrics(tmp_path):
     """The built-in model's runs carry semantic locality (the factor readers); the written run.json must pass the
     store's schema (metrics are numbers; the reader's name sits beside them)."""

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from _cli import mgm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +83,7 @@ def _analyze(root, out):
     return pd.read_csv(out / "metrics.csv")
 
 
+@pytest.mark.slow
 def test_readers_see_only_complete_runs_while_runs_are_written(tmp_path):
     root, reads, stop, gate = tmp_path / "runs", tmp_path / "reads", tmp_path / "stop", tmp_path / "gate"
     root.mkdir()

@@ -42,6 +42,7 @@ def test_the_error_is_the_masked_rms_to_the_redrawing(G, mouth):
     assert R.realism_errors(_frames(img), mouth) == pytest.approx(want, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_renders_are_real_samples_sit_at_the_bar_and_washed_out_lips_are_not(G, mouth, tmp_path, monkeypatch):
     """And the bar's cache: written on disk once, read back by a process that has not rendered the samples (one
     test: the bar's 512 samples are its cost)."""

@@ -56,6 +56,7 @@ def test_streamed_pca_matches_an_svd(tmp_path, monkeypatch, relative, name):
     assert "exact covariance accumulated over chunks" in paths["report"].read_text()
 
 
+@pytest.mark.slow
 def test_memory_guard_is_one_line_and_keeps_the_earlier_report(tmp_path):
     """A step that would need more memory than there is: exit 2, one line saying what it needs and how to reduce
     it, no traceback, and the earlier report as it was."""
@@ -81,6 +82,7 @@ def test_no_overlap_skips_it(tmp_path):
     assert "not measured (--no-overlap)" in paths["report"].read_text()
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_local_result(tmp_path, monkeypatch):
     """--workers 2: the per-run work (checks, metrics, bases, streamed PCA) on a 2-worker LocalCluster; every
     table as the local path writes it."""
@@ -133,6 +135,7 @@ def _openmp_threads(libs=None):
     return got if libs is None else {k: got[k] for k in libs}
 
 
+@pytest.mark.slow
 def test_umap_projection_and_above_the_fit_size_a_sample_fit_that_transforms_the_rest(tmp_path, monkeypatch):
     """UMAP (one test: its numba code compiles for ~15 s on first use in a process).  ``project`` gives every
     frame its coordinates.  Above UMAP_FIT_POINTS frames UMAP is fitted on a seeded sample of runs and the other

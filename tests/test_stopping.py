@@ -253,6 +253,7 @@ def test_cli_records_why_a_run_stopped(tmp_path, w_ref):
     assert r.exit_code == 2 and "--stop-tol" in r.output and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_jacobian_start_in_a_fresh_process_prints_nothing_of_torch(tmp_path, w_ref):
     """The start's forward-mode products make torch script some decompositions on first use, and torch warns
     that torch.jit.script is deprecated; a quiet run of the bare command prints nothing at all."""

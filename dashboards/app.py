@@ -189,15 +189,16 @@ def serve(root, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, 
     """Build the app for ``root`` and serve it until interrupted (waitress; Flask's development server with
     ``debug``).
 
-    Listens at once; :func:`dashboards.callbacks.warm_up` runs in a background thread, from before the app is
+    Listens at once; :func:`dashboards.callbacks.warm_up` runs in a background thread, started once the app is
     built.
     ``discover``: see :func:`create_app`.
     """
     root = check_root(root).resolve()
-    # the warm-up begins before the app is built (0.1 s): the page's first view waits for it, the app's structure
-    # does not
-    threading.Thread(target=warm_up, args=(root, cache_dir), name="mgm-warm-up", daemon=True).start()
     app = create_app(root, cache_dir=cache_dir, discover=discover)
+    # the warm-up starts after the app is built, not beside it: on CPython 3.11 two threads compiling Python at
+    # once (werkzeug compiles the app's URL rules; the warm-up imports modules) can fail with "SystemError: AST
+    # constructor recursion depth mismatch" (CPython gh-106905); overlapping them saved at most 0.1 s
+    threading.Thread(target=warm_up, args=(root, cache_dir), name="mgm-warm-up", daemon=True).start()
     if debug:  # Flask's development server: reloads on code changes, shows tracebacks in the page
         app.run(host=host, port=int(port), debug=True)
         return

@@ -1,4 +1,4 @@
-"""Mutation testing of the core numeric modules with mutmut, each against its own test file (``make mutation``).
+"""Mutation testing of the core numeric modules with mutmut, each against its own tests (``make mutation``).
 
     python tools/mutation.py                      # all modules below, table at the end
     python tools/mutation.py masks losses -j 2    # some of them, two test processes at a time
@@ -34,12 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = {
     "metrics": ("mgm_analysis/metrics/measures.py", ["tests/test_metrics.py"]),
     "masks": ("mgm_analysis/masks.py", ["tests/test_masks.py"]),
-    "losses": ("mgm_analysis/losses.py", ["tests/test_losses.py"]),
+    "losses": ("mgm_analysis/losses.py", ["tests/test_losses.py", "tests/test_explore.py"]),
     "compare": ("mgm_analysis/analysis/compare.py", ["tests/test_compare.py"]),
 }
 KILLED = {1, 3, 36, 24, -24, 152, 255, -11, -9}  # mutmut: killed, pytest internal error, timeouts, crashes
 SURVIVED, NO_TESTS = {0}, {5, 33}
-COPY = ["mgm_analysis", "tests", "dashboards", "pyproject.toml"]  # (the model ships inside mgm_analysis/data)
+# (the model ships inside mgm_analysis/data; test_explore.py reads benchmarks/bench_time_to_quality.py's bar)
+COPY = ["mgm_analysis", "tests", "dashboards", "benchmarks", "pyproject.toml"]
 
 
 def _scratch(name: str, source: str, tests: list[str], out: Path) -> Path:
@@ -61,7 +62,7 @@ def _scratch(name: str, source: str, tests: list[str], out: Path) -> Path:
     lines = ["[mutmut]", "source_paths = mgm_analysis", f"only_mutate = {source}",
              "pytest_add_cli_args_test_selection = " + "\n    ".join(tests),
              "pytest_add_cli_args = -p no:cacheprovider -q",
-             "also_copy = tests\n    data\n    dashboards", "use_git_change_detection = false", ""]
+             "also_copy = tests\n    data\n    dashboards\n    benchmarks", "use_git_change_detection = false", ""]
     (work / "setup.cfg").write_text("\n".join(lines))
     return work
 

@@ -79,8 +79,8 @@ def dash_duo(request, dash_thread_server, tmpdir, _one_browser):
 
     A browser costs ~1.3 s of CPU to start and a page ~2.8 s to load cold, ~1.5 s with the scripts in the browser's
     cache (the same address): on 2 cores that was a sixth of the suite.  Between tests the page is left, the
-    site's storage and cookies cleared, other windows closed, the window size and the log put back; a browser
-    that fails that is quit and the next test starts a new one."""
+    site's storage and cookies cleared, other windows closed and the window size put back (a browser that fails
+    that is quit, and the next test starts a new one); each test's browser log starts empty."""
     from dash.testing.application_runners import BaseDashRunner
     from dash.testing.composite import DashComposite
     from selenium.common.exceptions import WebDriverException
@@ -106,7 +106,6 @@ def dash_duo(request, dash_thread_server, tmpdir, _one_browser):
                 driver.delete_all_cookies()
                 driver.get("about:blank")
                 driver.set_window_size(_one_browser["size"]["width"], _one_browser["size"]["height"])
-                driver.get_log("browser")  # the next test's log starts empty
             except WebDriverException:
                 _one_browser.pop("driver", None)
                 try:
@@ -122,7 +121,7 @@ def dash_duo(request, dash_thread_server, tmpdir, _one_browser):
                 percy_assets_root=request.config.getoption("percy_assets"),
                 percy_finalize=request.config.getoption("nopercyfinalize"),
                 pause=request.config.getoption("pause")) as dc:
-        dc.driver.get_log("browser")
+        dc.driver.get_log("browser")  # read and so emptied: what an earlier test or the start left is not this test's
         yield dc
 
 

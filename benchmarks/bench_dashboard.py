@@ -283,15 +283,23 @@ def cold_start(root: Path) -> dict:
         out = {"load_avg_1_5_15": [round(v, 2) for v in load], "server_listening_s": t_listen - t0, "table_painted_s": (marks["table"] - t0_epoch_ms) / 1000,
                "cold_start_to_first_paint_s": (marks["paint"] - t0_epoch_ms) / 1000}
         # Round trips in the browser (informative): hover a point -> thumbnail; click it -> the frame viewer.
-        point = driver.find_elements("css selector", "#projection .scatterlayer .trace .points path")[40]
+        # a point of the first trace, where plotly draws it (a large projection draws lines without markers),
+        # as an offset from the centre of the graph's div (move_to_element goes to the centre)
+        graph = driver.find_element("css selector", "#projection .js-plotly-plot")
+        dx, dy = driver.execute_script(
+            "const g = arguments[0], t = g.data[0], xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis;"
+            "const i = t.x.findIndex((x, j) => j >= 40 && x !== null && t.x[j + 1] !== null);"
+            "const r = g.getBoundingClientRect();"
+            "return [xa._offset + xa.l2p(t.x[i]) - r.width / 2, ya._offset + ya.l2p(t.y[i]) - r.height / 2];", graph)
+        point = ActionChains(driver).move_to_element(graph).move_by_offset(round(dx), round(dy))
         t1 = time.perf_counter()
-        ActionChains(driver).move_to_element(point).perform()
+        point.perform()
         out["hover_to_thumbnail_s"] = _until(lambda: driver.execute_script(
             "const i = document.querySelector('#projection-tooltip img'); return !!(i && i.complete && "
             "i.naturalWidth > 0);")) - t1
         before = driver.find_element("css selector", "#viewer-note").text
         t1 = time.perf_counter()
-        ActionChains(driver).move_to_element(point).click().perform()
+        ActionChains(driver).move_to_element(graph).move_by_offset(round(dx), round(dy)).click().perform()
         out["click_to_frame_s"] = _until(lambda: driver.find_element("css selector", "#viewer-note").text != before) - t1
         logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         out["console_errors"] = len(logs)

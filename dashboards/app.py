@@ -137,14 +137,15 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     app = dash.Dash(__name__, title="mgm dashboard", assets_folder=str(ASSETS), update_title=None)
     from . import discover as disc
 
-    def build(snap, projection=None):
+    def build(snap, projection=None, compare_mounted=False):
         return layout.build_layout(snap, None if discover is None else disc.card(snap, discover),
-                                   discover_on=discover is not None and discover.enabled, projection=projection)
+                                   discover_on=discover is not None and discover.enabled, projection=projection,
+                                   compare_mounted=compare_mounted)
 
     # The page's structure: what an empty store shows has every component.  Dash checks callbacks and the layout
     # against it and sends it inside every page; with the runs in it, Dash read the whole store before the server
     # listened and again on its first request, and sent each browser the run table twice (1.5 MB for 2 000 runs).
-    structure = build(data.empty_snapshot(root))
+    structure = build(data.empty_snapshot(root), compare_mounted=True)
 
     def page():  # a function, so every page load shows the store as it is now (kept per store state)
         if not (has_request_context() and request.path.endswith("/_dash-layout")):

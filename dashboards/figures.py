@@ -30,6 +30,7 @@ MASK_COLOR = "#00e5ff"  # the mask outline
 MAX_MARKED_POINTS = 2000  # a projection with more points draws lines without frame markers (browser time)
 MAX_SENT_POINTS = 40_000  # a projection with more frames sends every k-th frame of each run (and its first and last)
 MAX_DRAWN_RUNS = 2_000  # a projection of more runs draws every k-th run of each region (the browser's drawing time)
+MAX_START_DOTS = 500  # a projection drawing more runs leaves out their frame-0 dots (one SVG element each)
 
 
 def message_figure(text: str, title: str = "") -> go.Figure:
@@ -70,6 +71,9 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     real frame numbers, so hover and click show the frame under the pointer.  Beyond :data:`MAX_DRAWN_RUNS` runs,
     every k-th run of each region (in the order of their ids) is drawn, and the title says so: plotly draws each
     run as an SVG path and a dot, and 10 000 runs took 0.8-1.2 s of the browser's main thread (2 000: 0.25 s).
+    Beyond :data:`MAX_START_DOTS` runs drawn, the frame-0 dots are left out (the title says so): 2 000 dots were
+    almost half of plotly's drawing time, and in the deltas w − w* every run starts at the origin, so they
+    were one blob there.
     """
     if df is None or not len(df):
         return message_figure("Select runs in the table to see their trajectories.").to_dict()
@@ -96,6 +100,7 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
     frames = df["frame"].to_numpy(int)
     decimals = {c: _decimals(df[c].to_numpy(float)) for c in cols}
     regions = df["region"].to_numpy(dtype=object)
+    drawn_runs = df["run_id"].nunique()
     lines, starts = [], []
     for region in pd.unique(regions):  # in sorted order: df is sorted by region
         rows = np.flatnonzero(regions == region)
@@ -110,10 +115,11 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
                           name=str(region), legendgroup=str(region), customdata=_with_gaps(custom, gaps), meta=names,
                           connectgaps=False, hoverinfo="none", hovertemplate=None,
                           line=dict(color=color, width=1.5 if dims == 2 else 3), marker=dict(color=color, size=small)))
-        starts.append(dict(type=kind, **{c: np.round(v[first], decimals[c]).tolist() for c, v in coords.items()},
-                           mode="markers", name=f"{region}, frame 0", legendgroup=str(region), showlegend=False,
-                           customdata=[c for c, f in zip(custom, first, strict=True) if f], meta=names,
-                           hoverinfo="none", hovertemplate=None, marker=dict(color=color, size=big)))
+        if drawn_runs <= MAX_START_DOTS:
+            starts.append(dict(type=kind, **{c: np.round(v[first], decimals[c]).tolist() for c, v in coords.items()},
+                               mode="markers", name=f"{region}, frame 0", legendgroup=str(region),
+                               showlegend=False, customdata=[c for c, f in zip(custom, first, strict=True) if f],
+                               meta=names, hoverinfo="none", hovertemplate=None, marker=dict(color=color, size=big)))
     traces = lines + starts
     point = {c: [] for c in cols}  # the ring: placed by with_current
     if dims == 3:
@@ -128,10 +134,11 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
         ring = dict(type="circle", name=CURRENT, xref="x", yref="y", xsizemode="pixel", ysizemode="pixel",
                     xanchor=0, yanchor=0, x0=-8, x1=8, y0=-8, y1=8, line=dict(color="black", width=2), visible=False)
         frame = {k: {**v, **grid} for k, v in axes.items()} | dict(plot_bgcolor="white", shapes=[ring])
-    some_runs = f"; 1 run in {every_run} drawn ({df['run_id'].nunique():,} of {n_runs:,})" if every_run > 1 else ""
+    some_runs = f"; 1 run in {every_run} drawn ({drawn_runs:,} of {n_runs:,})" if every_run > 1 else ""
     every = some_runs + (f"; 1 frame in {step} drawn ({len(df):,} of {n_points:,} points)" if step > 1 else "")
+    dots = "big dot = frame 0" if drawn_runs <= MAX_START_DOTS else f"no frame-0 dots above {MAX_START_DOTS} runs"
     layout = dict(title=dict(text=f"{label} of {n_runs} run{'s' * (n_runs != 1)}{', ' + space if space else ''}"
-                                  f"<br><sup>one joint fit; big dot = frame 0{every}</sup>", x=0.01),
+                                  f"<br><sup>one joint fit; {dots}{every}</sup>", x=0.01),
                   legend=dict(title=dict(text="region")), hovermode="closest", clickmode="event", margin=_MARGIN,
                   height=480, uirevision=f"{method}-{dims}-{space}", **frame)
     # A plain figure dict: plotly's figure objects validate and deep-copy every point, which costs seconds

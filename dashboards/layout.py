@@ -40,6 +40,8 @@ CLEAR, TICK_ALL = "clear-selection", "tick-filtered"
 TICKED = "ticked"                # dcc.Store: the ticked run ids, on every page of the table (the table sees one page)
 EMBEDDED = "projection-embedded"  # dcc.Store: callbacks.view_token of the figure the page came with, until used
 EMPTY, WARNINGS, COUNT = "empty-store", "store-warnings", "store-count"
+# the Compare tab's graphs and method table go into these when the tab is first shown (:func:`compare_graphs`)
+COMPARE_GRAPHS, METHODS_GRAPHS, COMPARE_MOUNTED = "compare-graphs", "methods-graphs", "compare-mounted"
 
 PLAY_MS = 200  # frame interval while playing
 # the projection a page opens with: the deltas w − w* (a joint fit over positions is dominated by which face a run
@@ -62,7 +64,7 @@ def count_text(n: int) -> str:
 # The page's three tabs (dcc.Tabs): Browse (projection, frame viewer, run table), Discover (the Discover card),
 # Compare (region comparison, methods).  Every view stays mounted under its tab (hidden, not removed), so the
 # selection, the Discover poll and drawn shapes keep working while another tab is shown, and a switch redraws
-# nothing.  The tab is in the address like the rest of the view (callbacks.view_of_query).
+# nothing; the Compare tab's graphs join the page when that tab is first shown (:func:`compare_graphs`).  The tab is in the address like the rest of the view (callbacks.view_of_query).
 TABS = "tabs"
 BROWSE, DISCOVER, COMPARE = "browse", "discover", "compare"
 TAB_VALUES = (BROWSE, DISCOVER, COMPARE)
@@ -177,10 +179,11 @@ def run_table(cat) -> dash_table.DataTable:
     )
 
 
-def methods_box(shown: bool, methods=()) -> html.Div:
+def methods_box(shown: bool, methods=(), mounted: bool = False) -> html.Div:
     """The method comparison (stores with baseline runs): the method table of the selection, method × region ×
     strength, and locality against strength (the callbacks fill both; hidden when the store has no baselines);
-    ``methods`` (:func:`data.method_options`): the filter's choices, none picked = every method."""
+    ``methods`` (:func:`data.method_options`): the filter's choices, none picked = every method; ``mounted``: with
+    the table and the graph (:func:`methods_graphs`; else they come when the Compare tab is first shown)."""
     from mgm_analysis.analysis.table import TABLE_NOTES
 
     return html.Div(id=METHODS_BOX, style=_CARD if shown else {**_CARD, "display": "none"}, children=[
@@ -189,12 +192,37 @@ def methods_box(shown: bool, methods=()) -> html.Div:
                                multi=True, placeholder="every method", style={"flex": "1", "minWidth": "240px"})],
                  style={"display": "flex", "alignItems": "center", "gap": "8px"}),
         html.Div(TABLE_NOTES, style={"color": "#666", "fontSize": "12px", "margin": "4px 0 6px"}),
-        dash_table.DataTable(id=METHODS_TABLE, columns=[], data=[], sort_action="native", page_size=24,
-                             style_table={"overflowX": "auto"},
-                             style_cell={"fontFamily": "monospace", "fontSize": "12px", "padding": "2px 6px"},
-                             style_header={"fontWeight": "bold", "background": "#f4f4f4"}),
-        dcc.Graph(id=FRONTIER, config=_GRAPH_CONFIG),
+        html.Div(id=METHODS_GRAPHS, children=methods_graphs() if mounted else []),
     ])
+
+
+def methods_graphs() -> list:
+    """The method table and locality against strength (see :func:`methods_box`)."""
+    return [dash_table.DataTable(id=METHODS_TABLE, columns=[], data=[], sort_action="native", page_size=24,
+                                 style_table={"overflowX": "auto"},
+                                 style_cell={"fontFamily": "monospace", "fontSize": "12px", "padding": "2px 6px"},
+                                 style_header={"fontWeight": "bold", "background": "#f4f4f4"}),
+            dcc.Graph(id=FRONTIER, config=_GRAPH_CONFIG)]
+
+
+def compare_graphs() -> list:
+    """The region comparison's graphs: metric bars, layer heat-map, subspace overlap (and its k), transfer and
+    combination runs.  Like :func:`methods_graphs` they are put in the page when the Compare tab is first shown
+    (callbacks: ``mount_compare``), not with the page: a page that opens on Browse neither draws them nor
+    computes them (10 000 runs: the layer heat-map alone reads every run's latents) before it is asked to; once
+    in, they stay and follow the selection like every view."""
+    return [
+        dcc.Graph(id=METRIC_BARS, config=_GRAPH_CONFIG),
+        html.Div(style={"display": "flex", "flexWrap": "wrap", "gap": "8px"}, children=[
+            html.Div(dcc.Graph(id=LAYERS, config=_GRAPH_CONFIG), style={"flex": "1 1 480px", "minWidth": "0"}),
+            html.Div([html.Span("subspace dimension k = "),
+                      dcc.Input(id=OVERLAP_K, type="number", min=1, max=16, step=1, value=3, debounce=True,
+                                style={"width": "60px"}),
+                      dcc.Graph(id=OVERLAP, config=_GRAPH_CONFIG)],
+                     style={"flex": "1 1 420px", "minWidth": "0"}),
+        ]),
+        html.Div(id=DERIVED_BOX, style={"display": "none"}, children=dcc.Graph(id=DERIVED, config=_GRAPH_CONFIG)),
+    ]
 
 
 def method_table_columns(table) -> list[dict]:
@@ -211,12 +239,15 @@ def _radio(id_, options, value):
                           inputStyle={"marginRight": "3px"}, labelStyle={"marginRight": "12px"})
 
 
-def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = None, projection=None) -> html.Div:
+def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = None, projection=None,
+                 compare_mounted: bool = False) -> html.Div:
     """The page for one store snapshot, in three tabs (:func:`tabs`); ``discover``: the Discover card
     (dashboards.discover) for its tab, None when the dashboard has none; ``discover_on``: whether it can launch
     searches (default: whether there is a card), which decides the first tab (:func:`first_tab`);
     ``projection``: (figure, note, token) of the first view (:func:`dashboards.callbacks.first_projection`), drawn
-    as soon as the page is, or None (the projection callback draws it).
+    as soon as the page is, or None (the projection callback draws it); ``compare_mounted``: with the Compare
+    tab's graphs in it (:func:`compare_graphs`; the app's structure has them, a page gets them when the tab is
+    first shown).
 
     The views exist even for an empty store (hidden under the how-to message), so
     every callback always finds its components.
@@ -272,16 +303,7 @@ def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = 
                   dcc.Dropdown(id=METRICS_PICK, options=metrics, value=default_metrics, multi=True,
                                style={"flex": "1"})],
                  style={"display": "flex", "alignItems": "center", "gap": "8px"}),
-        dcc.Graph(id=METRIC_BARS, config=_GRAPH_CONFIG),
-        html.Div(style={"display": "flex", "flexWrap": "wrap", "gap": "8px"}, children=[
-            html.Div(dcc.Graph(id=LAYERS, config=_GRAPH_CONFIG), style={"flex": "1 1 480px", "minWidth": "0"}),
-            html.Div([html.Span("subspace dimension k = "),
-                      dcc.Input(id=OVERLAP_K, type="number", min=1, max=16, step=1, value=3, debounce=True,
-                                style={"width": "60px"}),
-                      dcc.Graph(id=OVERLAP, config=_GRAPH_CONFIG)],
-                     style={"flex": "1 1 420px", "minWidth": "0"}),
-        ]),
-        html.Div(id=DERIVED_BOX, style={"display": "none"}, children=dcc.Graph(id=DERIVED, config=_GRAPH_CONFIG)),
+        html.Div(id=COMPARE_GRAPHS, children=compare_graphs() if compare_mounted else []),
     ])
     tab = first_tab(snap, discover is not None if discover_on is None else discover_on)
     discover_style, runs_style, browse_style, compare_style = panel_styles(tab)
@@ -292,7 +314,7 @@ def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = 
         ]),
         html.Div(id=COMPARE_PANEL, style=compare_style, children=[
             compare_box,
-            methods_box(data.has_methods(snap), data.method_options(snap)),
+            methods_box(data.has_methods(snap), data.method_options(snap), mounted=compare_mounted),
         ]),
     ])
     return html.Div(id="page", style=_PAGE, children=[
@@ -310,6 +332,7 @@ def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = 
         dcc.Store(id=FRAME, data=None),
         dcc.Store(id=SHOWN, data=None),
         dcc.Store(id=DRAWN, data=None),
+        dcc.Store(id=COMPARE_MOUNTED, data=compare_mounted),
         dcc.Store(id=HOVER, data=None),
         dcc.Store(id=CLICK, data=None),
     ])

@@ -39,7 +39,8 @@ def _good_values(ids):
     return {
         f"{L.SELECTION}.data": ids, f"{L.DRAWN}.data": ids, f"{L.METHOD}.value": "pca", f"{L.DIMS}.value": 2,
         f"{L.SPACE}.value": "w_free", f"{L.RELATIVE}.value": [], f"{L.FRAME}.data": frame,
-        f"{L.SLIDER}.value": 1, f"{L.VIEWER_RUN}.value": ids[0], f"{L.OVERLAP_K}.value": 3,
+        f"{L.SLIDER}.value": 1, f"{L.VIEWER_RUN}.value": ids[0], f"{L.VIEWER_RUN}.search_value": "mouth",
+        f"{L.OVERLAP_K}.value": 3, f"{L.TABS}.value": L.COMPARE, f"{L.COMPARE_MOUNTED}.data": False,
         f"{L.METRICS_PICK}.value": ["locality"], f"{L.PLAY}.n_clicks": 1,
         f"{L.TABLE}.selected_row_ids": ids[:1], f"{L.TABLE}.data": [{"id": ids[0]}, {"id": ids[1]}],
         f"{L.TICKED}.data": ids[:1], f"{L.TABLE}.filter_query": "", f"{L.TABLE}.page_current": 0,
@@ -97,6 +98,11 @@ BAD_VALUES = [
     (f"{L.TABLE}.page_count", f"{L.TABLE}.page_current", -1, L.TABLE),
     (f"{L.TABLE}.page_count", f"{L.TABLE}.sort_by", "locality", L.TABLE),
     (f"{L.TABLE}.page_count", f"{L.TICKED}.data", [3], L.TICKED),
+    (f"{L.VIEWER_RUN}.options@", f"{L.VIEWER_RUN}.search_value", 17, L.VIEWER_RUN),
+    (f"{L.VIEWER_RUN}.options@", f"{L.VIEWER_RUN}.search_value", ["mouth"], L.VIEWER_RUN),
+    (f"{L.VIEWER_RUN}.options@", f"{L.DRAWN}.data", "abc", L.VIEWER_RUN),
+    (f"{L.COMPARE_GRAPHS}.children", f"{L.TABS}.value", L.BROWSE, L.TABS),
+    (f"{L.COMPARE_GRAPHS}.children", f"{L.COMPARE_MOUNTED}.data", True, L.TABS),
 ]
 
 

@@ -304,6 +304,36 @@ def test_a_projection_of_many_runs_draws_every_kth_run_of_each_region(monkeypatc
     go.Figure(fig)
 
 
+def test_a_projection_drawing_many_runs_leaves_out_their_frame_0_dots(monkeypatch):
+    monkeypatch.setattr(figures, "MAX_START_DOTS", 3)
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"run_id": np.repeat(["a", "b", "c", "d"], 3), "region": np.repeat(["mouth", "eyes"] * 2, 3),
+                       "frame": np.tile(np.arange(3), 4), "x": rng.normal(size=12), "y": rng.normal(size=12)})
+    fig = figures.projection_figure(df)  # 4 runs drawn > 3: lines only
+    assert [t["name"] for t in fig["data"]] == ["eyes", "mouth"]
+    assert "no frame-0 dots above 3 runs" in fig["layout"]["title"]["text"]
+    fig = figures.projection_figure(df[df.run_id != "d"])  # 3 runs: the dots are back
+    assert [t["name"] for t in fig["data"]] == ["eyes", "mouth", "eyes, frame 0", "mouth, frame 0"]
+    assert [len(t["x"]) for t in fig["data"][2:]] == [1, 2] and "big dot = frame 0" in fig["layout"]["title"]["text"]
+    go.Figure(fig)
+
+
+def test_the_compare_tabs_graphs_join_the_page_when_the_tab_is_first_shown(store_root):
+    app = create_app(store_root)
+    page = app.server.test_client().get("/_dash-layout").get_json()
+    deferred = (L.METRIC_BARS, L.LAYERS, L.OVERLAP, L.OVERLAP_K, L.DERIVED, L.METHODS_TABLE, L.FRONTIER)
+    assert [i for i in deferred if _find(page, i)] == []
+    assert _find(page, L.METRICS_PICK) and _find(page, L.METHODS_PICK)  # the pickers are there
+    assert call(app, "compare-graphs.children", {"tabs.value": L.BROWSE, "compare-mounted.data": False},
+                "tabs.value") is None
+    out = call(app, "compare-graphs.children", {"tabs.value": L.COMPARE, "compare-mounted.data": False}, "tabs.value")
+    assert out["compare-mounted"]["data"] is True
+    assert [i for i in deferred if not _find([out["compare-graphs"]["children"], out["methods-graphs"]["children"]],
+                                             i)] == []
+    assert call(app, "compare-graphs.children", {"tabs.value": L.COMPARE, "compare-mounted.data": True},
+                "tabs.value") is None  # once in, they stay: a second visit redraws nothing
+
+
 def test_projection_figure_drops_frame_markers_for_many_points(store_root, monkeypatch):
     snap = data.snapshot(store_root)
     monkeypatch.setattr(figures, "MAX_MARKED_POINTS", 10)
@@ -382,6 +412,60 @@ def test_next_frame():
     assert cb.next_frame(L.VIEWER_RUN, ["a", "b"], None, "b", 2, {"run_id": "a", "frame": 2}, count) == \
         {"run_id": "b", "frame": 0}
     assert cb.next_frame(None, [], None, None, 0, None, count) is None
+
+
+def test_run_options_hold_a_bounded_list_and_search_the_rest():
+    ids = [f"{'mouth' if i % 2 else 'eyes'}-{i:03d}" for i in range(250)]
+    opts = cb.run_options(ids, None, limit=100)
+    assert [o["value"] for o in opts[:-1]] == ids[:100]
+    assert opts[-1]["disabled"] is True and "150 more" in opts[-1]["label"] and opts[-1]["value"] not in ids
+    # the run on show is always there, first when it is not among the first 100
+    opts = cb.run_options(ids, ids[200], limit=100)
+    assert [o["value"] for o in opts[:-1]] == [ids[200]] + ids[:99] and "150 more" in opts[-1]["label"]
+    assert [o["value"] for o in cb.run_options(ids, ids[5], limit=100)[:-1]] == ids[:100]
+    # typing searches every selected run, in any case
+    want = []
+    for r in ids:
+        if "th-24" in r:
+            want.append(r)
+    assert len(want) == 5
+    assert [o["value"] for o in cb.run_options(ids, None, "TH-24", limit=100)] == want  # all fit: no "more" entry
+    assert [o["value"] for o in cb.run_options(ids, None, "mouth", limit=3)[:-1]] == [ids[1], ids[3], ids[5]]
+    assert "122 more" in cb.run_options(ids, None, "mouth", limit=3)[-1]["label"]  # 125 mouth runs
+    assert cb.run_options(ids, "not-selected", "", limit=2)[:2] == [{"label": r, "value": r} for r in ids[:2]]
+    assert cb.run_options([], None) == []
+
+
+def test_the_viewer_run_list_is_bounded_follows_clicks_and_searches(store_root, monkeypatch):
+    monkeypatch.setattr(cb, "MAX_RUN_OPTIONS", 3)
+    app = create_app(store_root)
+    ids = sorted(data.snapshot(store_root).runs)
+    out = call(app, "..current-frame.data", {"projection-drawn.data": ids}, "projection-drawn.data")
+    opts = out["viewer-run"]["options"]
+    assert [o["value"] for o in opts[:-1]] == ids[:3] and f"{len(ids) - 3} more" in opts[-1]["label"]
+    # a click on a run the list does not hold puts it in the list
+    out = call(app, "..current-frame.data", {"projection-drawn.data": ids, "viewer-run.value": ids[0],
+                                             "projection-click.data": {"points": [{"customdata": [ids[6], 1]}]},
+                                             "current-frame.data": {"run_id": ids[0], "frame": 0}},
+               "projection-click.data")
+    assert out["viewer-run"]["value"] == ids[6] and out["viewer-run"]["options"][0]["value"] == ids[6]
+    # moving the slider leaves the list as it is
+    out = call(app, "..current-frame.data", {"projection-drawn.data": ids, "viewer-run.value": ids[6],
+                                             "frame-slider.value": 2,
+                                             "current-frame.data": {"run_id": ids[6], "frame": 1}}, "frame-slider.value")
+    assert "viewer-run" not in out or "options" not in out["viewer-run"]
+    def search(text):
+        found = call(app, "viewer-run.options@", {"viewer-run.search_value": text, "projection-drawn.data": ids,
+                                                  "viewer-run.value": "mouth-s1-synthetic-0003"},
+                     "viewer-run.search_value")
+        return [o["value"] for o in found["viewer-run"]["options"]]
+
+    assert search("MOUTH") == ["mouth-s0-synthetic-0000", "mouth-s1-synthetic-0003"]
+    # the run on show stays in the list (the dropdown shows its name) even when it does not match
+    assert search("eyes") == ["mouth-s1-synthetic-0003", "eyes-s0-synthetic-0001", "eyes-s1-synthetic-0004"]
+    assert search("")[:3] == ["mouth-s1-synthetic-0003", *ids[:2]] and len(search("")) == 4  # and "… 5 more"
+    assert call(app, "viewer-run.options@", {"viewer-run.search_value": 7, "projection-drawn.data": ids},
+                "viewer-run.search_value") is None  # not a string: nothing changes
 
 
 def test_tooltip_target_ignores_gaps():

@@ -76,7 +76,10 @@ def _shown_panels(dash_duo):
             if dash_duo.find_element(f"#{p}").is_displayed()]
 
 
-def test_dashboard_in_a_browser(dash_duo, tmp_path):
+def test_dashboard_in_a_browser(dash_duo, tmp_path, monkeypatch):
+    from dashboards import callbacks
+
+    monkeypatch.setattr(callbacks, "MAX_RUN_OPTIONS", 3)  # the frame viewer's run list: 3 runs, type for the rest
     root = tmp_path / "runs"  # dash_duo keeps its downloads in tmp_path
     ids = make_store(root, 6, derived=True)  # brows/eyes/mouth on 2 references, + transfer and combine
     (root / "broken-run").mkdir()
@@ -113,6 +116,23 @@ def test_dashboard_in_a_browser(dash_duo, tmp_path):
         "const i = document.querySelector(arguments[0]); return i ? i.src : '';", f"#{L.TOOLTIP} img") or ""),
           f"the thumbnail of {mouth_runs[1]} frame 5")
     ActionChains(dash_duo.driver).move_to_element(dash_duo.find_element("h2")).perform()  # away from the plot
+
+    # The frame viewer's run list holds three runs and says how many more; typing finds the others (the server
+    # searches the selection), and picking one shows it.
+    def listed():
+        return dash_duo.driver.execute_script(
+            "return [...document.querySelectorAll('.dash-dropdown-options [role=option]')].map(e => e.textContent);")
+
+    dash_duo.find_element(f"#{L.VIEWER_RUN}").click()
+    _wait(dash_duo, lambda: len(listed()) == 4 and listed()[-1] == f"… {len(ids) - 3} more: type to search",
+          "the run list's three runs and the rest")
+    assert "transfer-synthetic-0006" not in listed()
+    dash_duo.find_element("input.dash-dropdown-search").send_keys("TRANSFER")
+    _wait(dash_duo, lambda: listed() == ["transfer-synthetic-0006"], "the run found by typing")
+    dash_duo.find_element(".dash-dropdown-options [role=option]").click()
+    _wait(dash_duo, lambda: _text(dash_duo, f"#{L.VIEWER_NOTE}").startswith("transfer-synthetic-0006"),
+          "the picked run in the frame viewer")
+    ActionChains(dash_duo.driver).move_to_element(dash_duo.find_element("h2")).click().perform()  # close the list
 
     # Selecting runs changes the projection's traces: tick the rows of one mouth run and one eyes run.
     mouth, eyes = "mouth-s0-synthetic-0000", "eyes-s0-synthetic-0001"
@@ -282,7 +302,7 @@ def test_a_page_that_comes_with_its_projection(dash_duo, tmp_path):
 
 def test_tabs_switch_views_and_a_link_reopens_the_tab(dash_duo, tmp_path):
     """Browse, Discover and Compare are tabs: the page opens on Browse, each tab shows its views only, the
-    comparison drawn while its tab was hidden fills its width when shown, the tab goes into the address, and
+    comparison (put in the page when its tab is first shown) fills its width, the tab goes into the address, and
     opening that address again shows the same tab."""
     root = tmp_path / "runs"
     make_store(root, 6)
@@ -290,8 +310,8 @@ def test_tabs_switch_views_and_a_link_reopens_the_tab(dash_duo, tmp_path):
     dash_duo.start_server(create_app(root))
     _wait(dash_duo, lambda: len(_graph_data(dash_duo, L.PROJECTION)) >= 3, "the first projection")
     assert _shown_panels(dash_duo) == [L.BROWSE_PANEL]
-    assert dash_duo.find_element(f"#{L.TABLE}").is_displayed() and not dash_duo.find_element(
-        f"#{L.METRIC_BARS}").is_displayed()
+    assert dash_duo.find_element(f"#{L.TABLE}").is_displayed()
+    assert dash_duo.find_elements(f"#{L.METRIC_BARS}") == []  # Compare's graphs join the page when it is shown
 
     _tab(dash_duo, L.COMPARE)
     assert _shown_panels(dash_duo) == [L.COMPARE_PANEL]

@@ -25,6 +25,7 @@ from dash.exceptions import PreventUpdate
 
 from mgm_analysis.metrics import describe_extent
 
+from . import clientside as JS
 from . import data, figures, memo, table
 from . import layout as L
 from .table import valid_names
@@ -81,7 +82,7 @@ def event_point(event) -> tuple[str, int, dict] | None:
     """(run_id, frame, bbox) of the first point of a projection click/hover event, or None when the event is
     not one (a gap between runs carries no run; a malformed event carries nothing).
 
-    The event is plotly's, as the browser translated it (:data:`_EVENT_RUN_JS`): each point's
+    The event is plotly's, as the browser translated it (:data:`JS.EVENT_RUN`): each point's
     ``customdata`` is ``[run_id, frame]``.
     """
     if not isinstance(event, dict):
@@ -255,110 +256,7 @@ def warm_up(root, cache_dir=None) -> None:
 
 
 # ------------------------------------------------------------------ wiring
-# The projection's points carry customdata [run index, frame], the index into their trace's meta, the ids of its
-# runs (figures.projection_figure: the ids are not repeated in every point).  Hover and click events are translated
-# here, in the browser, from the figure they came from, into customdata [run_id, frame] (a gap or anything else:
-# null), and go to the server through the HOVER and CLICK stores.
-_EVENT_RUN_JS = """
-function (event, fig) {
-    if (!event || !Array.isArray(event.points)) { return null; }
-    const traces = (fig && Array.isArray(fig.data)) ? fig.data : [];
-    const points = event.points.map(p => {
-        const c = p ? p.customdata : null;
-        const t = (p && Number.isInteger(p.curveNumber)) ? traces[p.curveNumber] : null;
-        const runs = (t && Array.isArray(t.meta)) ? t.meta : [];
-        const ok = Array.isArray(c) && c.length === 2 && Number.isInteger(c[0]) && c[0] >= 0 && c[0] < runs.length;
-        return Object.assign({}, p, {customdata: ok ? [runs[c[0]], c[1]] : null});
-    });
-    return Object.assign({}, event, {points: points});
-}
-"""
-
-_MARK_FRAME_JS = """
-function (frame, fig) {
-    const skip = window.dash_clientside.no_update;
-    if (!frame || !fig || !Array.isArray(fig.data) || !fig.data.length || !fig.layout) { return skip; }
-    let at = null;
-    for (const t of fig.data) {
-        if (t.name === "%(name)s" || !Array.isArray(t.customdata) || !Array.isArray(t.meta)) { continue; }
-        const run = t.meta.indexOf(frame.run_id);
-        if (run < 0) { continue; }
-        // the frame's point, or (a large projection sends every k-th frame) the run's last point before it
-        let i = -1;
-        t.customdata.forEach((c, j) => {
-            if (c && c[0] === run && c[1] <= frame.frame && (i < 0 || c[1] >= t.customdata[i][1])) { i = j; }
-        });
-        if (i >= 0) { at = {x: t.x[i], y: t.y[i], z: t.z ? t.z[i] : null}; break; }
-    }
-    const shapes = fig.layout.shapes || [];
-    const s = shapes.findIndex(sh => sh.name === "%(name)s");
-    if (s >= 0) {  // 2-D: move the ring shape; the traces stay the same objects, so nothing is redrawn
-        const moved = at ? Object.assign({}, shapes[s], {xanchor: at.x, yanchor: at.y, visible: true})
-                         : Object.assign({}, shapes[s], {visible: false});
-        const layout = Object.assign({}, fig.layout, {shapes: shapes.map((sh, j) => j === s ? moved : sh)});
-        return Object.assign({}, fig, {layout: layout});
-    }
-    const last = fig.data[fig.data.length - 1];
-    if (last.name !== "%(name)s") { return skip; }
-    const ring = Object.assign({}, last, at ? {x: [at.x], y: [at.y], z: [at.z]} : {x: [], y: [], z: []});
-    return Object.assign({}, fig, {data: fig.data.slice(0, -1).concat([ring])});
-}
-""" % {"name": figures.CURRENT}
-
-_DRAWN_JS = """
-async function (_fig, _embedded, selection, drawn) {
-    const sel = selection || [];
-    if (JSON.stringify(sel) === JSON.stringify(drawn)) {
-        return window.dash_clientside.no_update;
-    }
-    // Let plotly draw the projection first (the first paint), then start the views that follow the selection:
-    // wait (at most 3 s) for the graph to hold a plot, one animation frame at a time.
-    const t0 = performance.now();
-    while (performance.now() - t0 < 3000) {
-        const g = document.querySelector('#projection .js-plotly-plot');
-        if (g && g._fullLayout) { break; }
-        await new Promise(r => requestAnimationFrame(r));
-    }
-    return sel;
-}
-"""
-
-_PLAY_STEP_JS = """
-function (_n, frame, shown, max, value) {
-    if (!frame || !shown || frame.run_id !== shown.run_id || frame.frame !== shown.frame) {
-        return window.dash_clientside.no_update;
-    }
-    return ((value || 0) + 1) % ((max || 0) + 1);
-}
-"""
-
-
-#: the view's query string, written by the browser as the view changes (at most 300 ticked runs go in it)
-_ADDRESS_JS = """
-function(method, dims, space, relative, filter, ticked, tab) {
-    const q = new URLSearchParams();
-    if (tab) { q.set('tab', tab); }
-    if (method) { q.set('view', method); }
-    if (dims) { q.set('dims', String(dims)); }
-    if (space) { q.set('space', space); }
-    q.set('rel', (relative && relative.length) ? '1' : '0');
-    if (filter) { q.set('filter', filter); }
-    if (ticked && ticked.length && ticked.length <= 300) { q.set('sel', ticked.join(',')); }
-    const url = window.location.pathname + '?' + q.toString() + window.location.hash;
-    window.history.replaceState(null, '', url);
-    return q.toString();
-}
-"""
-MAX_QUERY = 20_000
-
-#: the tab shown: the styles of the Discover panel, the runs panel, Browse and Compare (layout.panel_styles)
-_TAB_JS = """
-function(tab) {
-    const hide = {display: 'none'};
-    return [tab === '%(d)s' ? {} : hide, tab === '%(d)s' ? hide : {}, tab === '%(b)s' ? {} : hide,
-            tab === '%(c)s' ? {} : hide];
-}
-""" % {"b": L.BROWSE, "d": L.DISCOVER, "c": L.COMPARE}
+MAX_QUERY = 20_000  # the longest address query read (characters)
 
 
 def view_of_query(search, snap) -> dict:
@@ -404,7 +302,7 @@ def register_callbacks(app, root, cache_dir=None) -> None:
 
     table.register_table_callbacks(app, snap, selection_from_table)
 
-    app.clientside_callback(_TAB_JS, Output(L.DISCOVER_PANEL, "style"), Output(L.RUNS_PANEL, "style"),
+    app.clientside_callback(JS.TAB, Output(L.DISCOVER_PANEL, "style"), Output(L.RUNS_PANEL, "style"),
                             Output(L.BROWSE_PANEL, "style"), Output(L.COMPARE_PANEL, "style"),
                             Input(L.TABS, "value"))
 
@@ -422,7 +320,7 @@ def register_callbacks(app, root, cache_dir=None) -> None:
             raise PreventUpdate
         return tuple(got.get(k, no_update) for k in ("tab", "method", "dims", "space", "relative", "filter", "ids"))
 
-    app.clientside_callback(_ADDRESS_JS, Output(L.URL_SYNC, "data"),
+    app.clientside_callback(JS.ADDRESS, Output(L.URL_SYNC, "data"),
                             Input(L.METHOD, "value"), Input(L.DIMS, "value"), Input(L.SPACE, "value"),
                             Input(L.RELATIVE, "value"), Input(L.TABLE, "filter_query"),
                             Input(L.TICKED, "data"), Input(L.TABS, "value"), prevent_initial_call=True)
@@ -461,16 +359,16 @@ def register_callbacks(app, root, cache_dir=None) -> None:
     # The other views follow the selection once its projection has arrived (DRAWN holds that selection), so
     # the first paint is the table and the projection, and the viewer and comparison come right after.  A page
     # that came with its figure learns it from EMBEDDED: the projection callback leaves the figure as it is then.
-    app.clientside_callback(_DRAWN_JS, Output(L.DRAWN, "data"), Input(L.PROJECTION, "figure"),
+    app.clientside_callback(JS.DRAWN, Output(L.DRAWN, "data"), Input(L.PROJECTION, "figure"),
                             Input(L.EMBEDDED, "data"), State(L.SELECTION, "data"), State(L.DRAWN, "data"))
 
     # Moving the ring to the frame on show happens in the browser: it needs only the figure already there, and
     # it must not touch a figure that is not drawn yet (a server-side Patch would).
-    app.clientside_callback(_MARK_FRAME_JS, Output(L.PROJECTION, "figure", allow_duplicate=True),
+    app.clientside_callback(JS.MARK_FRAME, Output(L.PROJECTION, "figure", allow_duplicate=True),
                             Input(L.FRAME, "data"), State(L.PROJECTION, "figure"), prevent_initial_call=True)
 
     for event, store in (("hoverData", L.HOVER), ("clickData", L.CLICK)):
-        app.clientside_callback(_EVENT_RUN_JS, Output(store, "data"), Input(L.PROJECTION, event),
+        app.clientside_callback(JS.EVENT_RUN, Output(store, "data"), Input(L.PROJECTION, event),
                                 State(L.PROJECTION, "figure"), prevent_initial_call=True)
 
     @app.callback(Output(L.TOOLTIP, "show"), Output(L.TOOLTIP, "bbox"), Output(L.TOOLTIP, "children"),
@@ -541,7 +439,7 @@ def register_callbacks(app, root, cache_dir=None) -> None:
 
     # Play: each tick moves the slider one frame on, but only once the viewer shows the frame asked for last,
     # so a slow server makes the animation slower instead of dropping every frame.
-    app.clientside_callback(_PLAY_STEP_JS, Output(L.SLIDER, "value", allow_duplicate=True),
+    app.clientside_callback(JS.PLAY_STEP, Output(L.SLIDER, "value", allow_duplicate=True),
                             Input(L.TICK, "n_intervals"), State(L.FRAME, "data"), State(L.SHOWN, "data"),
                             State(L.SLIDER, "max"), State(L.SLIDER, "value"), prevent_initial_call=True)
 

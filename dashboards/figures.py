@@ -149,7 +149,7 @@ def projection_figure(df: pd.DataFrame, *, dims: int = 2, method: str = "pca", c
 def with_current(fig: dict, df: pd.DataFrame, current: tuple[str, int] | None, dims: int = 2) -> dict:
     """A :func:`projection_figure` of ``df`` with its ring on ``current`` (run_id, frame; None: no ring): a new dict
     that shares the traces, so a figure kept for a selection is not rebuilt to move the ring (the browser moves
-    it the same way, ``callbacks._MARK_FRAME_JS``)."""
+    it the same way, ``clientside.MARK_FRAME``)."""
     point = current_point(df, current, dims)
     if dims == 3:
         return {"data": fig["data"][:-1] + [{**fig["data"][-1], **point}], "layout": fig["layout"]}

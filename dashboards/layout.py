@@ -87,7 +87,7 @@ def first_tab(snap, discover_on: bool) -> str:
 
 def panel_styles(tab) -> list[dict]:
     """The styles of the Discover panel, the runs panel, Browse and Compare for the tab shown (the layout's
-    first styles; :data:`callbacks._TAB_JS` does the same in the browser)."""
+    first styles; :data:`clientside.TAB` does the same in the browser)."""
     hide = {"display": "none"}
     return [{} if tab == DISCOVER else hide, hide if tab == DISCOVER else {}, {} if tab == BROWSE else hide,
             {} if tab == COMPARE else hide]

@@ -322,7 +322,8 @@ def layer_heatmap(profiles: pd.DataFrame) -> go.Figure:
     """Region × W+ layer heat-map of the mean share of change per layer.
 
     Args:
-        profiles: long DataFrame run_id, region, layer, share (the shares of one run sum to 1).
+        profiles: long DataFrame run_id, region, layer, share (the shares of one run sum to 1); its
+            ``attrs["note"]`` (a sample of runs, :func:`dashboards.data.layer_profiles`) goes into the title.
     """
     if profiles is None or not len(profiles):
         return message_figure("Select runs to see which layers carry each region.", "Layer profile")
@@ -330,7 +331,9 @@ def layer_heatmap(profiles: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[str(c) for c in table.columns], y=list(table.index),
                                colorscale="Viridis", zmin=0, colorbar=dict(title="share", thickness=10),
                                hovertemplate="%{y}, layer %{x}: %{z:.1%}<extra></extra>"))
-    fig.update_layout(title=dict(text="Layer profile<br><sup>share of Σ‖w_i[l] − w*[l]‖² per W+ layer</sup>", x=0.01),
+    note = f"; {profiles.attrs['note']}" if profiles.attrs.get("note") else ""
+    fig.update_layout(title=dict(text=f"Layer profile<br><sup>share of Σ‖w_i[l] − w*[l]‖² per W+ layer{note}</sup>",
+                                 x=0.01),
                       xaxis_title="W+ layer", margin=_MARGIN, height=320)
     return fig
 

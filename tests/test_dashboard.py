@@ -164,6 +164,29 @@ def test_overlap_caps_runs_per_region(store_root, monkeypatch):
     data._overlap.cache_clear()
 
 
+def test_layer_profiles_cap_runs_per_region(store_root, monkeypatch):
+    snap = data.snapshot(store_root)
+    ids = sorted(r for r in snap.runs if snap.runs[r].meta["provenance"]["kind"] == "discover")
+    full = data.layer_profiles(snap, ids)
+    assert full.attrs["runs_per_region"] == {"brows": 2, "eyes": 2, "mouth": 2} and "note" not in full.attrs
+    assert sorted(full["run_id"].unique()) == ids
+    monkeypatch.setattr(data, "LAYER_RUNS_PER_REGION", 1)
+    data._layer_profiles.cache_clear()
+    capped = data.layer_profiles(snap, ids)
+    assert capped.attrs["note"] == "at most 1 runs per region"
+    first = {}  # each region's first run in id order, and its share of the change per layer, computed here
+    for r in ids:
+        first.setdefault(snap.runs[r].region, r)
+    for region, r in first.items():
+        run = snap.runs[r]
+        change = ((run.latents - run.reference[None]) ** 2).sum(axis=(0, 2))
+        got = capped[capped.region == region]
+        assert list(got["run_id"].unique()) == [r]
+        np.testing.assert_allclose(got.sort_values("layer")["share"], change / change.sum(), rtol=1e-5)
+    assert "at most 1 runs per region" in figures.layer_heatmap(capped).layout.title.text
+    data._layer_profiles.cache_clear()
+
+
 def test_region_overlap_leaves_out_self_pairs():
     mat = pd.DataFrame(np.array([[1, .5, .1], [.5, 1, .2], [.1, .2, 1]]), index=list("abc"), columns=list("abc"))
     out = compare.region_average(mat, {"a": "mouth", "b": "mouth", "c": "eyes"})

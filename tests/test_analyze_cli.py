@@ -73,10 +73,14 @@ def test_cli_on_an_empty_store(tmp_path):
     assert r.exit_code == 0 and "no runs" in r.output
     assert "No runs in this store" in (tmp_path / "rep" / "report.html").read_text()
     # a warning naming the store and what to do, even with --quiet (the rest of the work is done: an empty report)
+    import warnings
+
+    own = warnings.showwarning  # the caller's (pytest's); the command's one-line format is its own while it runs
     q = CliRunner().invoke(main, ["analyze", str(tmp_path / "empty"), "--out", str(tmp_path / "rep2"), "--quiet"])
     assert q.exit_code == 0 and q.output.strip().splitlines() == [
         f"warning: {tmp_path / 'empty'} holds no readable runs, so the report is empty; make some with "
         f"`mgm discover --out {tmp_path / 'empty'}` or `mgm demo`"]
+    assert warnings.showwarning is own
 
 
 def test_recompute_flag_refreshes_metrics(tmp_path):

@@ -16,7 +16,9 @@ class _Group(click.Group):
     def invoke(self, ctx):
         import warnings
 
-        # A warning (a run skipped, a fit that did not converge) is one line too, not Python's two-line format.
+        # A warning (a run skipped, a fit that did not converge) is one line too, not Python's two-line format;
+        # only while the command runs (a notebook or a test that invokes it in its own process keeps its own)
+        shown_before = warnings.showwarning
         warnings.showwarning = lambda message, *a, **k: click.echo(f"warning: {message}", err=True)
         try:
             return super().invoke(ctx)
@@ -30,6 +32,8 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        finally:
+            warnings.showwarning = shown_before
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import MGMError
+from .errors import MGMError, SearchStopped
 
 __all__ = ["masked_jacobian", "JacobianOperator"]
 
@@ -45,8 +45,9 @@ __all__ = ["masked_jacobian", "JacobianOperator"]
 class JacobianOperator:
     """Products with A and B (see the module docstring) at w*, for blocks of free-layer vectors [k, F, D]."""
 
-    def __init__(self, G, w_ref, mask, layers: tuple[int, int]):
+    def __init__(self, G, w_ref, mask, layers: tuple[int, int], stop=None):
         self.G = G
+        self.stop = stop  # polled before each batch through the generator: True raises SearchStopped
         dev = G.w_avg.device
         self.w_ref = torch.as_tensor(np.asarray(w_ref, np.float32), device=dev)
         m = torch.as_tensor(np.asarray(mask, np.float32), device=dev)
@@ -66,6 +67,10 @@ class JacobianOperator:
         w = self.w_ref
         return torch.cat([w[None, :ls].expand(k, -1, -1), free, w[None, le:].expand(k, -1, -1)], 1)
 
+    def _poll(self) -> None:
+        if self.stop is not None and self.stop():
+            raise SearchStopped("stopped during the masked Jacobian")
+
     def jvp(self, V: torch.Tensor) -> torch.Tensor:
         """J V: image tangents [k, 3, H, W] for free-layer tangents V [k, F, D] (forward mode).
 
@@ -81,6 +86,7 @@ class JacobianOperator:
         out = []
         i = 0
         for size in free_layer_chunks(len(V), self.G):
+            self._poll()
             v = V[i:i + size]
             with fwAD.dual_level(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
@@ -100,6 +106,7 @@ class JacobianOperator:
         out = []
         i = 0
         for size in free_layer_chunks(len(U), self.G):
+            self._poll()
             free = self.w_ref[ls:le].expand(size, -1, -1).clone().requires_grad_(True)
             with torch.enable_grad():
                 img = self.G.synthesis(self._assemble(free))
@@ -139,7 +146,7 @@ def _rand_eig(apply, n: int, k: int, power: int, rng) -> tuple[np.ndarray, np.nd
 
 
 def masked_jacobian(G, w_ref, mask, layers: tuple[int, int], *, k: int = 10, rank: int = 48,
-                    oversample: int = 8, power: int = 1, seed: int = 0, cache_dir=None) -> dict:
+                    oversample: int = 8, power: int = 1, seed: int = 0, cache_dir=None, stop=None) -> dict:
     """Top-``k`` generalised eigen-directions of (A, B) at w*: {"directions" [k, F, D] unit, "ratios" [k],
     "d_in_rate" [k] (dᵀAd), "d_out_rate" [k] (dᵀBd), "products"}; sorted by the exact ratio, largest first.
 
@@ -149,6 +156,8 @@ def masked_jacobian(G, w_ref, mask, layers: tuple[int, int], *, k: int = 10, ran
         power: power iterations of each randomised range finder.
         cache_dir: keep the result there, keyed by the generator's weights, w*, the mask, the layers and the
             solver settings (a baseline job rebuilds its path from it).
+        stop: polled before every batch through the generator; when it returns True,
+            :class:`~mgm_analysis.errors.SearchStopped` is raised (a cancel need not wait for the whole solve).
     """
     path = None
     if cache_dir is not None:
@@ -161,7 +170,7 @@ def masked_jacobian(G, w_ref, mask, layers: tuple[int, int], *, k: int = 10, ran
             with np.load(path, allow_pickle=False) as z:
                 return {key: z[key] for key in z.files} | {"products": int(z["products"]), "rank": int(z["rank"]),
                                                            "floor": float(z["floor"]), "cached": True}
-    res = _solve(G, w_ref, mask, layers, k=k, rank=rank, oversample=oversample, power=power, seed=seed)
+    res = _solve(G, w_ref, mask, layers, k=k, rank=rank, oversample=oversample, power=power, seed=seed, stop=stop)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.npz")
@@ -170,8 +179,8 @@ def masked_jacobian(G, w_ref, mask, layers: tuple[int, int], *, k: int = 10, ran
     return res | {"cached": False}
 
 
-def _solve(G, w_ref, mask, layers, *, k, rank, oversample, power, seed) -> dict:
-    op = JacobianOperator(G, w_ref, mask, layers)
+def _solve(G, w_ref, mask, layers, *, k, rank, oversample, power, seed, stop=None) -> dict:
+    op = JacobianOperator(G, w_ref, mask, layers, stop)
     n = op.shape[0] * op.shape[1]
     rank = min(rank, n)
     rng = np.random.default_rng(seed)

@@ -35,7 +35,7 @@ import torch
 
 from .config import MAX_SEED, MAX_WEIGHT, DiscoveryConfig  # noqa: F401  (re-exported)
 from .directions import chunk_sizes
-from .errors import MGMError
+from .errors import MGMError, SearchStopped
 from .losses import (
     chain_angles,
     image_spring_energy,
@@ -271,7 +271,7 @@ def _radius(G, w_ref, dist, ref_img, d: torch.Tensor, guess: float, target: floa
     return float(s[0] if d_in[0] >= target else s[-1])
 
 
-def jacobian_start(G, w_ref: torch.Tensor, dist, cfg: DiscoveryConfig) -> torch.Tensor:
+def jacobian_start(G, w_ref: torch.Tensor, dist, cfg: DiscoveryConfig, stop=None) -> torch.Tensor:
     """A start near the answer (``init_mode`` "jacobian"): free layers [n, F, w_dim] on a circle of edits at the
     inside distance c, around (or through) the edit that is most local there.
 
@@ -290,6 +290,7 @@ def jacobian_start(G, w_ref: torch.Tensor, dist, cfg: DiscoveryConfig) -> torch.
     centred on the centre for an open chain) — the shape the image springs hold (their rest lengths assume it).
     ``sweep`` 0 on an open chain: every frame at the centre plus the noise start's perturbation (``init_noise``,
     seeded; frame 0 exactly at it); ``offset_ramp``: the frames on a at ``√(c_i / c)`` of its step.
+    ``stop``: see :func:`discover` (polled through the Jacobian's products).
     """
     from .directions import masked_jacobian
 
@@ -300,7 +301,7 @@ def jacobian_start(G, w_ref: torch.Tensor, dist, cfg: DiscoveryConfig) -> torch.
     with torch.no_grad():
         ref_img = G.synthesis(w_ref[None])
     res = masked_jacobian(G, w_ref.detach().cpu().numpy(), mask.detach().cpu().numpy(), (ls, le),
-                          seed=cfg.seed, **JACOBIAN_START)
+                          seed=cfg.seed, stop=stop, **JACOBIAN_START)
     dirs = torch.as_tensor(res["directions"], dtype=torch.float32, device=w_ref.device)
     c = max(cfg.offset, 1e-12)
 
@@ -441,7 +442,7 @@ _DYNAMO_SKIPPED = False
 
 
 def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict | Trajectory | None = None,
-             watch=None) -> Trajectory:
+             watch=None, stop=None) -> Trajectory:
     """Search the chain of latents (see the module docstring).  No file I/O.
 
     Args:
@@ -455,6 +456,10 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
         state: a :class:`Trajectory` or ``{"ws", "history", "epochs_done"}`` to continue (same cfg).
         watch: ``watch(epoch, ws)`` after every epoch with the chain so far, W+ [n, num_ws, w_dim] on CPU (a new
             tensor each time): checkpoints for a benchmark or a live view.
+        stop: ``stop()`` polled before every evaluation of the energy and through the Jacobian start (a cancel
+            that should not wait for the epoch, or the start, to end): True stops the search at once like a
+            callback's False (status ``interrupted``, reason ``callback``), with the last finished epoch's chain
+            (the start's, before the first).
 
     The search ends after ``cfg.epochs``, or earlier when :func:`quality_reached` holds (``stop_reason``
     ``quality``, status ``complete``), when the energy stalls (``patience``, reason ``stalled``), or on the
@@ -499,17 +504,20 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
     if state is None and (cfg.coarse_frames or cfg.init_mode == "jacobian"):
         try:
             if cfg.coarse_frames:  # coarse-to-fine: a short chain first, then subdivided
-                coarse = discover(G, w_ref, dist, coarse_config(cfg))
+                coarse = discover(G, w_ref, dist, coarse_config(cfg), stop=stop)
                 if coarse.stop_reason == "interrupted":
                     raise KeyboardInterrupt
+                if coarse.status == "interrupted" and coarse.stop_reason == "callback":
+                    raise SearchStopped("stopped in the coarse chain")
                 if coarse.stop_reason != "nan":  # a diverged coarse chain is dropped: the usual start instead
                     w_free = subdivide(coarse.ws[:, ls:le].to(device), n, cfg.closed_loop)
             else:
-                w_free = jacobian_start(G, w_ref, dist, cfg)
-        except KeyboardInterrupt:  # Ctrl-C before the first epoch: the run is saved at its (noise) start
+                w_free = jacobian_start(G, w_ref, dist, cfg, stop)
+        except (KeyboardInterrupt, SearchStopped) as exc:  # before the first epoch: saved at its (noise) start
             with torch.no_grad():
                 ws = _assemble(w_ref, w_free, ls, le)
-            return Trajectory(ws=ws.cpu(), history=history, status="interrupted", stop_reason="interrupted",
+            reason = "callback" if isinstance(exc, SearchStopped) else "interrupted"
+            return Trajectory(ws=ws.cpu(), history=history, status="interrupted", stop_reason=reason,
                               epochs_done=0, seconds=time.perf_counter() - t0,
                               evaluations=coarse.evaluations if coarse is not None else 0)
     w_free = w_free.detach().clone().requires_grad_(True)
@@ -519,6 +527,8 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
 
     def closure():
         nonlocal evaluations
+        if stop is not None and stop():
+            raise SearchStopped("stopped during an epoch")
         evaluations += 1
         w_free.grad = None
         terms = energy(G, w_free, w_ref, ref_img, dist, cfg, offsets, chunks=chunks, backward=True)
@@ -570,10 +580,10 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
                 if old - new < cfg.tol * abs(old):
                     reason = "stalled"
                     break
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SearchStopped) as exc:  # the last finished epoch's chain is kept
         with torch.no_grad():
             w_free.copy_(good)
-        status, reason = "interrupted", "interrupted"
+        status, reason = "interrupted", "callback" if isinstance(exc, SearchStopped) else "interrupted"
     with torch.no_grad():
         ws = _assemble(w_ref, w_free.detach(), ls, le)
     return Trajectory(ws=ws.cpu(), history=history, status=status, stop_reason=reason, epochs_done=epoch,

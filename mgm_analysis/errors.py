@@ -31,6 +31,11 @@ class SchemaError(MGMError):
     """run.json or a run's array does not fit the schema (one line: which field, what was found)."""
 
 
+class SearchStopped(Exception):
+    """A search's ``stop`` predicate said stop (a cancel): raised where the search polls it, handled inside
+    :func:`mgm_analysis.discovery.discover`, which returns what it had (status ``interrupted``)."""
+
+
 class RunInterrupted(KeyboardInterrupt):
     """A signal stopped a job after its run was saved (status ``interrupted``); ``path`` is the run folder (or,
     for a run made in memory, the run itself)."""

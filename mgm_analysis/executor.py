@@ -14,9 +14,10 @@ without Dask) and the dashboard's Discover worker (``dashboards.discover.worker`
 A job's state goes ``queued`` → ``running`` → ``complete`` | ``interrupted`` | ``failed``, or ``queued`` →
 ``cancelled``:
 
-* :meth:`Executor.cancel` of a queued job cancels it at once; of a running job, the search stops after its
-  next epoch (run_job's ``progress`` callback returns False) and the run is saved ``interrupted``
-  (resumable).  A job without epochs (transfer, combine) runs to its end.
+* :meth:`Executor.cancel` of a queued job cancels it at once; of a running discovery, the search stops at
+  once — before its next evaluation of the energy, or inside its Jacobian start (run_job's ``stop``) — and
+  the run is saved ``interrupted`` with the last finished epoch's chain (resumable).  A job without epochs
+  (baseline, transfer, combine) runs to its end.
 * ``failed``: ``error`` is one line — the :class:`~mgm_analysis.errors.MGMError` (bad input), or
   ``Type: first line`` of anything else, after ``retries`` more attempts.
 * A signal (Ctrl-C, SIGTERM) while a job runs in the main thread: run_job saves the run ``interrupted``
@@ -192,8 +193,8 @@ class Executor:
         return job_id
 
     def cancel(self, job_id: str) -> str | None:
-        """Cancel a job: a queued one at once (``cancelled``), a running one after its next epoch (saved
-        ``interrupted``).  The state it had (``queued``, ``running``, or a final state: nothing to cancel);
+        """Cancel a job: a queued one at once (``cancelled``), a running one at once (saved ``interrupted`` with
+        its last finished epoch; see the module docstring).  The state it had (``queued``, ``running``, or a final state: nothing to cancel);
         None for an unknown id."""
         with self._cond:
             st = self._jobs.get(job_id)
@@ -208,7 +209,7 @@ class Executor:
             return st.state
 
     def close(self, cancel: bool = True) -> None:
-        """Take no new jobs; with ``cancel``, cancel the queued ones and stop the running one after its epoch.
+        """Take no new jobs; with ``cancel``, cancel the queued ones and stop the running one (:meth:`cancel`).
         :meth:`serve` returns once nothing runs and nothing is queued."""
         with self._cond:
             self._closed = True
@@ -313,7 +314,8 @@ class Executor:
             try:
                 G = self._generator(spec) if self._generator is not None else None
                 path = run_job(spec, self.out, G=G, progress=self._progress(job_id), quiet=True,
-                               device=self.device, watch=self._watch.get(job_id))
+                               device=self.device, watch=self._watch.get(job_id),
+                               stop=lambda: self._jobs[job_id].cancel_requested)
             except RunInterrupted as exc:  # a signal: the run was saved; the caller stops
                 self._landed(job_id, exc.path, signal=exc.signum)
                 raise

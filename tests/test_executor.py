@@ -109,9 +109,9 @@ def test_cancel_a_queued_job(ckpt, G, tmp_path):
     assert ex.cancel(b) == "cancelled" and ex.cancel(a) == "complete" and ex.cancel("unknown") is None
 
 
-def test_cancel_a_running_job_from_another_thread_stops_it_after_an_epoch(ckpt, G, tmp_path):
+def test_cancel_a_running_job_from_another_thread_stops_it_keeping_its_last_epoch(ckpt, G, tmp_path):
     """The executor serves in its own thread; once the long job reported an epoch the test cancels it: the run
-    is saved interrupted (resumable) well before its 1000 epochs, and the next job runs."""
+    is saved interrupted (resumable) with the last epoch it reported, well before its 1000, and the next job runs."""
     events = Events()
     ex = Executor(tmp_path / "runs", generator=lambda spec: G, listener=events)
     thread = ex.start()
@@ -124,7 +124,7 @@ def test_cancel_a_running_job_from_another_thread_stops_it_after_an_epoch(ckpt, 
     run = store.load_run(st.path, arrays=False)
     done = run.meta["resume"]["epochs_done"]
     assert run.status == "interrupted" and run.meta["stop_reason"] == "callback" and 1 <= done < 1000
-    assert done == st.epoch  # the last epoch reported is the last one done: the stop came at an epoch's end
+    assert done == st.epoch  # the last epoch reported is the last one kept: a half-made epoch is dropped
     assert ex.wait(short, timeout=WAIT_S).state == "complete"
     ex.close()
     thread.join(WAIT_S)
@@ -144,6 +144,33 @@ def test_a_cancel_at_an_epoch_stops_the_search_right_there(ckpt, G, tmp_path):
     (st,) = ex.drain()
     assert st.id == job and st.state == "interrupted" and st.epoch == 2
     assert store.load_run(st.path, arrays=False).meta["resume"]["epochs_done"] == 2
+
+
+def test_a_cancel_inside_the_jacobian_start_stops_it_there(ckpt, G, tmp_path, monkeypatch):
+    """Cancelled while the search makes its Jacobian start (during its first reverse product): no further product
+    is computed, the run is saved interrupted at its start (0 epochs, resumable), and a resume finishes it."""
+    import mgm_analysis.directions as directions
+
+    products, holder = [], {}
+    real_vjp = directions.JacobianOperator.vjp
+
+    def vjp(self, U):
+        products.append(len(U))
+        if len(products) == 1:
+            assert holder["ex"].cancel(holder["job"]) == "running"
+        return real_vjp(self, U)
+
+    monkeypatch.setattr(directions.JacobianOperator, "vjp", vjp)
+    ex = holder["ex"] = Executor(tmp_path / "runs", generator=lambda spec: G)
+    holder["job"] = ex.submit(_spec(ckpt, init_mode="jacobian", epochs=3))
+    (st,) = ex.drain()
+    assert st.state == "interrupted" and len(products) == 1
+    run = store.load_run(st.path, arrays=False)
+    assert run.meta["stop_reason"] == "callback" and run.meta["resume"]["epochs_done"] == 0
+    again = ex.submit(_spec(ckpt, init_mode="jacobian", epochs=3))  # the same job: continues the saved run
+    (st2,) = ex.drain()
+    assert st2.state == "complete" and st2.path == st.path
+    assert store.load_run(st2.path, arrays=False).meta["history"]["epoch"] == [1, 2, 3] and again == st2.id
 
 
 def test_a_failing_job_is_one_line_and_the_queue_goes_on(ckpt, G, tmp_path, monkeypatch):

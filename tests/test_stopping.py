@@ -446,3 +446,34 @@ def test_jacobian_start_keeps_interruption_and_resume(G, w_ref, region, monkeypa
     assert (t3.status, t3.stop_reason, t3.epochs_done) == ("interrupted", "interrupted", 0)
     noise = discovery.initial_free(w_ref, _cfg(init_mode="noise"))
     assert torch.equal(t3.ws[:, 1:4], noise)
+
+
+def test_a_stop_inside_the_jacobian_start_keeps_the_noise_start(G, w_ref, region, monkeypatch):
+    """``stop`` is polled through the masked Jacobian's products: True there ends the search before its first
+    epoch, kept at its noise start (interrupted, reason callback), and no further product is computed."""
+    import mgm_analysis.directions as directions
+    import mgm_analysis.discovery as discovery
+
+    products, polls = [], []
+    real_vjp = directions.JacobianOperator.vjp
+    monkeypatch.setattr(directions.JacobianOperator, "vjp", lambda self, U: products.append(len(U)) or real_vjp(self, U))
+
+    def stop():
+        polls.append(len(products))
+        return len(products) >= 1  # once the first reverse product has begun
+
+    t = discover(G, w_ref, region, _cfg(init_mode="jacobian", epochs=3), stop=stop)
+    assert (t.status, t.stop_reason, t.epochs_done, t.evaluations) == ("interrupted", "callback", 0, 0)
+    assert torch.equal(t.ws[:, 1:4], discovery.initial_free(w_ref, _cfg(init_mode="noise")))
+    assert len(products) == 1 and polls[-1] == 1 and polls[:-1] == [0] * (len(polls) - 1)
+    assert t.history["epoch"] == []
+
+
+def test_a_stop_during_an_epoch_keeps_the_last_finished_epoch(G, w_ref, region):
+    """``stop`` is polled before every evaluation: True after epoch 1 ends the search inside epoch 2, with
+    epoch 1's chain exactly (not the half-made epoch 2), status interrupted, reason callback."""
+    seen = {}
+    t = discover(G, w_ref, region, _cfg(epochs=5), watch=lambda e, ws: seen.setdefault(e, ws),
+                 stop=lambda: 1 in seen)
+    assert (t.status, t.stop_reason, t.epochs_done) == ("interrupted", "callback", 1)
+    assert t.history["epoch"] == [1] and torch.equal(t.ws, seen[1])

@@ -2,8 +2,8 @@
 
 It loads the generator once, answers the page's requests (the reference face, a job's checks) and runs the
 launched jobs one after the other through the shared job executor (:class:`mgm_analysis.executor.Executor`),
-writing what each job does to its folder (:mod:`.protocol`).  A cancel stops a running search after its
-next epoch (saved ``interrupted``, resumable); a queued job is cancelled at once.  At the end of its input
+writing what each job does to its folder (:mod:`.protocol`).  A cancel stops a running search at once
+(saved ``interrupted`` with its last finished epoch, resumable); a queued job is cancelled at once.  At the end of its input
 (the dashboard stopped) the worker cancels what is queued, stops the running job the same way and exits.
 """
 
@@ -153,7 +153,7 @@ class _Worker:
                 self.send(reply)
             except (OSError, ValueError):
                 break
-        self.executor.close(cancel=True)  # queued jobs cancelled, the running one stops after its epoch
+        self.executor.close(cancel=True)  # queued jobs cancelled, the running one stopped
 
     def strip_watcher(self, job_id: str, d: Path):
         """``watch(epoch, ws)`` for the search: redraw the strip of current frames, at most every STRIP_EVERY_S."""

@@ -63,7 +63,7 @@ def _load_sources(spec: JobSpec):
 
 
 def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, quiet: bool = True,
-            device: str = "cpu", resume=None, watch: Callable | None = None):
+            device: str = "cpu", resume=None, watch: Callable | None = None, stop: Callable | None = None):
     """Run one job and write exactly one run folder under ``out``, atomically; return its path.
 
     Args:
@@ -83,6 +83,9 @@ def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, qui
     unless ``quiet``); interrupted with the same key → a discovery is resumed, another kind made again;
     anything else → MGMError.
         watch: ``watch(epoch, ws)`` with the chain after every search epoch (e.g. a live preview).
+        stop: ``stop()`` polled through a discovery (before every evaluation of its energy and through its
+            Jacobian start): True stops it at once, saved as a ``progress`` False would save it (``interrupted``,
+            resumable, with the last finished epoch's chain); a cancel then waits for no epoch to end.
 
     Raises:
         MGMError for bad input (nothing written); :class:`RunInterrupted` after saving a run that SIGINT or
@@ -91,13 +94,14 @@ def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, qui
     if out is None:
         if resume is not None or spec.kind in DERIVED_KINDS:
             raise MGMError(f"{spec.kind} jobs and resumes read runs from a store; give out")
-        return _run_job(spec, None, G=G, progress=progress, quiet=quiet, device=device, resume=None, watch=watch)
+        return _run_job(spec, None, G=G, progress=progress, quiet=quiet, device=device, resume=None, watch=watch,
+                        stop=stop)
     created = not Path(out).expanduser().exists()
     out = prepare_out(out)
     try:
         with _made_here(out, spec.run_id if resume is None else Path(resume).name):
             return _run_job(spec, out, G=G, progress=progress, quiet=quiet, device=device, resume=resume,
-                            watch=watch)
+                            watch=watch, stop=stop)
     except MGMError:
         if created:  # bad input leaves nothing behind, not even the empty store folder made for it
             with contextlib.suppress(OSError):
@@ -140,7 +144,7 @@ def _made_here(out: Path, run_id: str):
         lock.release()
 
 
-def _run_job(spec, out, *, G, progress, quiet, device, resume, watch) -> Path:
+def _run_job(spec, out, *, G, progress, quiet, device, resume, watch, stop=None) -> Path:
     from .. import store
 
     run_id = spec.run_id
@@ -168,10 +172,11 @@ def _run_job(spec, out, *, G, progress, quiet, device, resume, watch) -> Path:
         G = load_generator(gen, device=device)
     if spec.kind in DERIVED_KINDS:
         return _run_derived(spec, out, G, quiet=quiet, run_id=run_id)
-    return _run_search(spec, out, G, progress=progress, quiet=quiet, run_id=run_id, resume=resume, watch=watch)
+    return _run_search(spec, out, G, progress=progress, quiet=quiet, run_id=run_id, resume=resume, watch=watch,
+                       stop=stop)
 
 
-def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path:
+def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch, stop=None) -> Path:
     """discover and baseline: reference, region, config, (search), frames, metrics, store."""
     import torch
 
@@ -205,7 +210,7 @@ def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch) -> Path
     elif spec.sources:
         source = _load_sources(spec)[0]
     job = Job(spec=spec, G=G, out=out, config=cfg, region=reg, w_ref=w_ref, reference=ref_info,
-              sources=[source] if source is not None else [], state=state)
+              sources=[source] if source is not None else [], state=state, stop=stop)
     kind = kinds.module(spec.kind)
     if hasattr(kind, "prepare"):
         kind.prepare(job)

@@ -41,6 +41,7 @@ class Job:
     reference: dict = field(default_factory=dict)   # run.json "reference"
     sources: list = field(default_factory=list)     # store.Run of spec.sources
     state: dict | None = None    # a resumed search's {"ws", "history", "epochs_done"}
+    stop: Callable | None = None  # the caller's stop predicate (run_job's ``stop``), for the search to poll
 
 
 @dataclass

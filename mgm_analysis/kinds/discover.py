@@ -24,5 +24,5 @@ def build(job, *, progress=None, watch=None):
     if getattr(job, "distance", None) is None:
         prepare(job)
     traj = discover(job.G, torch.from_numpy(job.w_ref), job.distance, job.config, callback=progress,
-                    state=job.state, watch=watch)
+                    state=job.state, watch=watch, stop=job.stop)
     return Built(trajectory=traj)

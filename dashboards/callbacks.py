@@ -157,8 +157,9 @@ def run_options(selection, current, search: str = "", limit: int | None = None) 
     out = [{"label": r, "value": r} for r in shown]
     matched = set(match)
     more = len(match) - sum(r in matched for r in shown)
-    if more > 0:
-        out.append({"label": f"… {more:,} more: type to search", "value": MORE_RUNS, "disabled": True})
+    if more > 0:  # while typing, the entry names the text typed (the dropdown's own filter then keeps it)
+        what = f" with “{search}”: type more" if needle else ": type to search"
+        out.append({"label": f"… {more:,} more{what}", "value": MORE_RUNS, "disabled": True})
     return out
 
 

@@ -16,8 +16,9 @@ A job's state goes ``queued`` → ``running`` → ``complete`` | ``interrupted``
 
 * :meth:`Executor.cancel` of a queued job cancels it at once; of a running discovery, the search stops at
   once — before its next evaluation of the energy, or inside its Jacobian start (run_job's ``stop``) — and
-  the run is saved ``interrupted`` with the last finished epoch's chain (resumable).  A job without epochs
-  (baseline, transfer, combine) runs to its end.
+  the run is saved ``interrupted`` with the last finished epoch's chain (resumable); a running baseline stops
+  inside its direction finder when that polls ``stop`` (the masked Jacobian does) and is ``cancelled``, nothing
+  written (else it runs to its end, as transfer and combine do).
 * ``failed``: ``error`` is one line — the :class:`~mgm_analysis.errors.MGMError` (bad input), or
   ``Type: first line`` of anything else, after ``retries`` more attempts.
 * A signal (Ctrl-C, SIGTERM) while a job runs in the main thread: run_job saves the run ``interrupted``
@@ -57,6 +58,8 @@ EVENTS = ("queued", "started", "progress", "finished")
 #: the error of a queued job that was cancelled, and of one that a signal stopped before its search began
 CANCELLED_QUEUED = "cancelled before it started"
 CANCELLED_EARLY = "stopped by a signal before the search began; nothing was written"
+#: the error of a running job whose cancel stopped a search that keeps nothing (a baseline's direction finder)
+CANCELLED_RUNNING = "cancelled while it ran; a baseline keeps nothing of an unfinished search"
 
 
 def error_line(exc: BaseException) -> str:
@@ -297,7 +300,7 @@ class Executor:
         return progress
 
     def _run(self, job_id: str) -> None:
-        from .errors import RunInterrupted
+        from .errors import RunInterrupted, SearchStopped
         from .jobs import done, run_job
 
         spec = self._jobs[job_id].spec
@@ -322,6 +325,9 @@ class Executor:
             except KeyboardInterrupt:  # a signal outside the search: nothing was written
                 self._set(job_id, "finished", state="cancelled", error=CANCELLED_EARLY, finished=time.time())
                 raise
+            except SearchStopped:  # a cancel inside a baseline's finder: nothing was written
+                self._set(job_id, "finished", state="cancelled", error=CANCELLED_RUNNING, finished=time.time())
+                return
             except MGMError as exc:
                 self._failed(job_id, error_line(exc))
                 return

@@ -173,6 +173,34 @@ def test_a_cancel_inside_the_jacobian_start_stops_it_there(ckpt, G, tmp_path, mo
     assert store.load_run(st2.path, arrays=False).meta["history"]["epoch"] == [1, 2, 3] and again == st2.id
 
 
+def test_a_cancel_inside_a_baselines_masked_jacobian_ends_it_there_and_writes_nothing(ckpt, G, tmp_path,
+                                                                                       monkeypatch):
+    """A baseline job (the masked-Jacobian method) cancelled during its first reverse product: the method polls
+    ``ctx.stop``, no further product is computed, the job is ``cancelled`` with nothing written, and the next job
+    runs."""
+    import mgm_analysis.directions as directions
+    from mgm_analysis.executor import CANCELLED_RUNNING
+
+    products, holder = [], {}
+    real_vjp = directions.JacobianOperator.vjp
+
+    def vjp(self, U):
+        products.append(len(U))
+        if len(products) == 1:
+            assert holder["ex"].cancel(holder["job"]) == "running"
+        return real_vjp(self, U)
+
+    monkeypatch.setattr(directions.JacobianOperator, "vjp", vjp)
+    ex = holder["ex"] = Executor(tmp_path / "runs", generator=lambda spec: G)
+    holder["job"] = ex.submit(JobSpec(kind="baseline", generator=str(ckpt), region="rect:4,8,12,14", seed=3,
+                                      config=FAST, params={"method": "jacobian"}))
+    after = ex.submit(_spec(ckpt, seed=4))
+    st, st2 = ex.drain()
+    assert (st.state, st.error, len(products)) == ("cancelled", CANCELLED_RUNNING, 1)
+    assert not (tmp_path / "runs" / st.spec.run_id).exists()
+    assert st2.id == after and st2.state == "complete"
+
+
 def test_a_failing_job_is_one_line_and_the_queue_goes_on(ckpt, G, tmp_path, monkeypatch):
     import mgm_analysis.discovery as discovery
 

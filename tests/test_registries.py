@@ -402,6 +402,32 @@ def test_a_bad_method_is_one_line_and_writes_nothing(tiny_ckpt, tmp_path, regist
     assert res.exit_code == 2 and "unknown method(s) nope; known: jacobian_loop, jacobian," in res.output
 
 
+def test_a_method_that_polls_stop_is_cancelled_not_failed(tiny_ckpt, registered):
+    """``ctx.stop`` reaches a run-time method; the SearchStopped it raises passes through (a cancel), while any
+    other exception of the method is still its one-line failure."""
+    from mgm_analysis.errors import SearchStopped
+    from mgm_analysis.finders.registry import candidate_directions
+    from mgm_analysis.masks import parse_region
+
+    _, G = tiny_ckpt
+    method, _ = registered
+    polled = []
+
+    def patient(ctx):
+        polled.append(ctx.stop is not None and ctx.stop())
+        if polled[-1]:
+            raise SearchStopped("asked to stop")
+        return np.eye(2, 16), ["e0", "e1"]
+
+    method("rt_patient", patient)
+    w_ref = np.zeros((G.num_ws, G.w_dim), np.float32)
+    region = parse_region("rect:4,4,12,10", G.resolution)
+    with pytest.raises(SearchStopped):
+        candidate_directions("rt_patient", G, w_ref, region, (1, 4), stop=lambda: True)
+    d, names, _ = candidate_directions("rt_patient", G, w_ref, region, (1, 4), stop=lambda: False)
+    assert names == ["e0", "e1"] and polled == [True, False]
+
+
 def test_check_method_runs_the_contract_on_a_tiny_generator():
     rng = np.random.default_rng(0)
     fixed = rng.normal(size=(4, 16))

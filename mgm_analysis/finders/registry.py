@@ -16,7 +16,9 @@ The contract of a method
 * ``ctx.device`` — the torch device; ``ctx.cache_dir`` — a folder for per-generator caches (or None);
 * for the built-ins that need them: ``ctx.region`` (a :class:`mgm_analysis.masks.Region`: name, spec, layout,
   boxes, the mask as numpy), ``ctx.labels`` / ``ctx.attributes`` (``--labels`` CSV and its columns),
-  ``ctx.truncation``, ``ctx.seed`` (the search seed) and ``ctx.k`` (how many directions the built-ins offer, 10).
+  ``ctx.truncation``, ``ctx.seed`` (the search seed) and ``ctx.k`` (how many directions the built-ins offer, 10);
+* ``ctx.stop`` — None, or ``stop() -> bool``: a long method may poll it and raise
+  :class:`mgm_analysis.errors.SearchStopped` when it returns True (a cancel; the masked Jacobian does).
 
 It returns
 
@@ -65,7 +67,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import MGMError
+from ..errors import MGMError, SearchStopped
 
 __all__ = ["Method", "MethodContext", "MethodPluginWarning", "ENTRY_POINT_GROUP", "TOP_K", "register_method",
            "unregister_method", "methods", "method_names", "get_method", "default_methods", "loop_methods",
@@ -138,6 +140,7 @@ class MethodContext:
     seed: int = 0
     k: int = TOP_K
     method: str = ""
+    stop: Any = None                   # () -> bool, or None: a long method may poll it (a cancel; see below)
 
     @property
     def n_free(self) -> int:
@@ -405,10 +408,11 @@ def unit(d: np.ndarray) -> np.ndarray:
 
 
 def candidate_directions(method: str, G, w_ref, region, layers: tuple[int, int], *, cache_dir=None, labels=None,
-                         attributes=None, truncation: float = 0.7, k: int = TOP_K, seed: int = 0):
+                         attributes=None, truncation: float = 0.7, k: int = TOP_K, seed: int = 0, stop=None):
     """(directions [K, F, w_dim] unit float64, names [K], info) that ``method`` offers for ``region`` at w*
     (``w_ref`` [num_ws, w_dim]), checked (:func:`check_result`).  A registered method's own failure is one
-    MGMError line naming it."""
+    MGMError line naming it.  ``stop``: goes to the method as ``ctx.stop``; a method that polls it raises
+    :class:`~mgm_analysis.errors.SearchStopped` when it returns True, which passes through."""
     import torch
 
     m = get_method(method)
@@ -418,12 +422,14 @@ def candidate_directions(method: str, G, w_ref, region, layers: tuple[int, int],
                         layers=(int(layers[0]), int(layers[1])), device=dev,
                         cache_dir=Path(cache_dir) if cache_dir is not None else None, region=region, labels=labels,
                         attributes=tuple(attributes) if attributes else None, truncation=truncation, seed=int(seed),
-                        k=int(k), method=m.name)
+                        k=int(k), method=m.name, stop=stop)
     if m.builtin:
         out = m.directions(ctx)
     else:
         try:
             out = m.directions(ctx)
+        except SearchStopped:  # a cancel, not the method's failure
+            raise
         except MGMError as exc:
             raise MGMError(f"{m.where}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - a plugin's failure is one line, never a traceback

@@ -85,7 +85,9 @@ def run_job(spec: JobSpec, out, *, G=None, progress: Callable | None = None, qui
         watch: ``watch(epoch, ws)`` with the chain after every search epoch (e.g. a live preview).
         stop: ``stop()`` polled through a discovery (before every evaluation of its energy and through its
             Jacobian start): True stops it at once, saved as a ``progress`` False would save it (``interrupted``,
-            resumable, with the last finished epoch's chain); a cancel then waits for no epoch to end.
+            resumable, with the last finished epoch's chain); a cancel then waits for no epoch to end.  A
+            baseline passes it to its method (``ctx.stop``); stopped there, nothing is written and
+            :class:`~mgm_analysis.errors.SearchStopped` is raised.
 
     Raises:
         MGMError for bad input (nothing written); :class:`RunInterrupted` after saving a run that SIGINT or

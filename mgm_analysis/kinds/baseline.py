@@ -68,7 +68,7 @@ class BaselineResult:
 
 def baseline_trajectory(method: str, G, w_ref, region, cfg, *, cache_dir=None, labels=None, attributes=None,
                         truncation: float = 0.7, seed: int = 0, k: int = TOP_K,
-                        inside_path: float | None = None) -> BaselineResult:
+                        inside_path: float | None = None, stop=None) -> BaselineResult:
     """The method's trajectory at equal strength on ``region`` around ``w_ref`` (no files).
 
     Args:
@@ -78,7 +78,9 @@ def baseline_trajectory(method: str, G, w_ref, region, cfg, *, cache_dir=None, l
         inside_path: for a loop method, the inside path of the discovered run to match (equal extent): the
             path is the arc of the ellipse with that inside path; None (or longer than the ellipse's) = the
             whole loop.
-    Raises MGMError when the method cannot reach the region (no direction's path gets to the target).
+        stop: passed to the method (``ctx.stop``; the masked Jacobian polls it).
+    Raises MGMError when the method cannot reach the region (no direction's path gets to the target);
+    :class:`~mgm_analysis.errors.SearchStopped` when ``stop`` said stop.
     """
     from ..losses import make_distance
 
@@ -89,7 +91,8 @@ def baseline_trajectory(method: str, G, w_ref, region, cfg, *, cache_dir=None, l
     if w_ref.shape != (G.num_ws, G.w_dim):
         raise MGMError(f"reference latent has shape {list(w_ref.shape)}; the generator needs [{G.num_ws}, {G.w_dim}]")
     dirs, names, info = candidate_directions(method, G, w_ref, region, layers, cache_dir=cache_dir, labels=labels,
-                                             attributes=attributes, truncation=truncation, k=k, seed=seed)
+                                             attributes=attributes, truncation=truncation, k=k, seed=seed,
+                                             stop=stop)
     t1 = time.perf_counter()
     dist = make_distance(torch.as_tensor(region.mask, dtype=torch.float32), cfg.distance, cfg.mask_mode,
                          tuple(region.boxes or ())).to(G.w_avg.device)
@@ -240,7 +243,8 @@ def build(job, *, progress=None, watch=None):
     extent = discovered_extent(job.out, job.G, job.region, job.w_ref, cfg.offset) if loop and job.out else None
     res = baseline_trajectory(method, with_run_noise(job.G, cfg), job.w_ref, job.region, cfg, cache_dir=cache_dir,
                               labels=labels, attributes=p.get("attributes"), truncation=cfg.truncation,
-                              seed=int(p.get("search_seed", 0)), inside_path=extent[0] if extent else None)
+                              seed=int(p.get("search_seed", 0)), inside_path=extent[0] if extent else None,
+                              stop=job.stop)
     if res.path:
         res.path["extent"]["source_run"] = extent[1] if extent else None
     params = {**p, "component": res.component, "component_index": res.component_index, "scale": res.scale,

@@ -367,20 +367,28 @@ def overlap(snap: Snapshot, run_ids, k: int = 3) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=32)
-def _overlap(root, signature, ids, k) -> pd.DataFrame:
+def _overlap_runs(root, signature, ids) -> tuple[tuple, bool]:
+    """(the runs the overlap compares, whether a region was cut): at most :data:`OVERLAP_RUNS_PER_REGION` of each
+    region, those whose arrays load, of the most common latent shape."""
     runs, cut = per_region_sample(selected_runs(_snapshot(root, signature), ids), OVERLAP_RUNS_PER_REGION)
     runs = usable_runs(runs)[0]
     if runs:
         shape = Counter(r.latents.shape[1:] for r in runs).most_common(1)[0][0]
         runs = [r for r in runs if r.latents.shape[1:] == shape]
-    out = compare.region_average(compare.overlap_matrix(runs, k), {r.run_id: r.region for r in runs})
+    return tuple(runs), cut
+
+
+@lru_cache(maxsize=32)
+def _overlap(root, signature, ids, k) -> pd.DataFrame:
+    runs, cut = _overlap_runs(root, signature, ids)
+    out = compare.region_average(compare.overlap_matrix(list(runs), k), {r.run_id: r.region for r in runs})
     return _note_sample(out, runs, OVERLAP_RUNS_PER_REGION if cut else None)
 
 
 def overlap_baseline(snap: Snapshot, run_ids, k: int) -> float | None:
     """Expected overlap of two random k-dimensional subspaces of the free latent space: k / d, with d the union
-    of the runs' free layers × w_dim (as :func:`compare.overlap_matrix` has it)."""
-    runs = usable_runs(selected_runs(snap, run_ids))[0]
+    of the free layers × w_dim of the runs :func:`overlap` compares (as :func:`compare.overlap_matrix` has it)."""
+    runs, _ = _overlap_runs(str(snap.root), snap.signature, _ids(snap, run_ids))
     if not runs:
         return None
     a, b = min(r.layers[0] for r in runs), max(r.layers[1] for r in runs)

@@ -158,10 +158,24 @@ def test_overlap_caps_runs_per_region(store_root, monkeypatch):
     assert full.attrs["runs_per_region"] == {"brows": 2, "eyes": 2, "mouth": 2} and "note" not in full.attrs
     monkeypatch.setattr(data, "OVERLAP_RUNS_PER_REGION", 1)
     data._overlap.cache_clear()
+    data._overlap_runs.cache_clear()
     capped = data.overlap(snap, ids, 2)
     assert capped.attrs["note"] == "at most 1 runs per region"
     assert np.isnan(capped.loc["mouth", "mouth"])  # one run left: no pair within the region
+    # the random baseline is of the runs compared: it checks (loads) only their arrays, not every selected run's
+    data._overlap_runs.cache_clear()
+    checked = []
+    real_check = data.store.check_run_data
+    monkeypatch.setattr(data.store, "check_run_data", lambda r: checked.append(r.run_id) or real_check(r))
+    first = {}  # each region's first run in id order: what a cap of 1 keeps
+    for r in ids:
+        first.setdefault(snap.runs[r].region, r)
+    run = snap.runs[ids[0]]
+    d = (run.layers[1] - run.layers[0]) * run.reference.shape[-1]
+    assert data.overlap_baseline(snap, ids, 2) == pytest.approx(compare.random_overlap(2, d))
+    assert sorted(checked) == sorted(first.values())
     data._overlap.cache_clear()
+    data._overlap_runs.cache_clear()
 
 
 def test_layer_profiles_cap_runs_per_region(store_root, monkeypatch):

@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 FILE_ROUTE = "/runs"  # run files are served at /runs/<run_id>/<path inside the run folder>
 MAX_K = 16  # the overlap's subspace dimension, as the number input allows
-MAX_RUN_OPTIONS = 100  # the frame viewer's run list holds at most this many runs; typing searches the rest
-MORE_RUNS = "\x00more"  # the value of the list's last, disabled entry when more runs match than it shows
 _MAX_FRAME = 1_000_000
 
 
@@ -141,26 +139,6 @@ def next_frame(trigger, selection, click, run_value, slider, current, count) -> 
     if trigger == L.SLIDER and _integral(slider) is not None:
         return {**cur, "frame": int(min(max(_integral(slider), 0), n - 1))}
     return cur
-
-
-def run_options(selection, current, search: str = "", limit: int | None = None) -> list[dict]:
-    """The frame viewer's run list: the selected runs whose id contains ``search`` (any case), the first ``limit``
-    of them in the selection's order, the run on show (``current``) always among them, and when more match, a
-    last entry that cannot be picked saying how many more and to type.  A selection of 10 000 runs sent whole
-    made the browser index 10 000 options after the first paint (hover waited seconds for it)."""
-    limit = MAX_RUN_OPTIONS if limit is None else limit
-    needle = search.casefold() if isinstance(search, str) else ""
-    match = [r for r in (selection or []) if isinstance(r, str) and needle in r.casefold()]
-    shown = match[:limit]
-    if isinstance(current, str) and current in (selection or []) and current not in shown:
-        shown = [current, *shown[:limit - 1]]
-    out = [{"label": r, "value": r} for r in shown]
-    matched = set(match)
-    more = len(match) - sum(r in matched for r in shown)
-    if more > 0:  # while typing, the entry names the text typed (the dropdown's own filter then keeps it)
-        what = f" with “{search}”: type more" if needle else ": type to search"
-        out.append({"label": f"… {more:,} more{what}", "value": MORE_RUNS, "disabled": True})
-    return out
 
 
 def tooltip_target(hover) -> tuple[str, int, dict] | None:
@@ -396,10 +374,10 @@ def register_callbacks(app, root, cache_dir=None) -> None:
         trigger = ctx.triggered_id
         new = next_frame(trigger, sel, click, run_value, slider, current, lambda r: data.n_frames(s, r))
         if new is None:
-            return None, (run_options(sel, None) if trigger in (None, L.DRAWN) else no_update), None, 1, 0
+            return None, (L.run_options(sel, None) if trigger in (None, L.DRAWN) else no_update), None, 1, 0
         # the run list: for a new selection, and when the run on show changes other than by picking it in the list
         # (a click in the projection may show a run the list did not hold)
-        options = (run_options(sel, new["run_id"]) if trigger in (None, L.DRAWN) or new["run_id"] != run_value
+        options = (L.run_options(sel, new["run_id"]) if trigger in (None, L.DRAWN) or new["run_id"] != run_value
                    else no_update)
         n = data.n_frames(s, new["run_id"])
         return (no_update if new == current else new, options,
@@ -409,10 +387,10 @@ def register_callbacks(app, root, cache_dir=None) -> None:
     @app.callback(Output(L.VIEWER_RUN, "options", allow_duplicate=True), Input(L.VIEWER_RUN, "search_value"),
                   State(L.DRAWN, "data"), State(L.VIEWER_RUN, "value"), prevent_initial_call=True)
     def search_runs(search, sel, value):
-        """The run list for what is typed in it (the list holds at most MAX_RUN_OPTIONS runs)."""
+        """The run list for what is typed in it (the list holds at most L.MAX_RUN_OPTIONS runs)."""
         if not isinstance(search, (str, type(None))) or not isinstance(value, (str, type(None))):
             raise PreventUpdate
-        return run_options(valid_names(sel), value, search or "")
+        return L.run_options(valid_names(sel), value, search or "")
 
     @app.callback(Output(L.VIEWER, "figure"), Output(L.VIEWER_NOTE, "children"), Output(L.SHOWN, "data"),
                   Input(L.FRAME, "data"))

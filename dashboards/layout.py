@@ -44,6 +44,8 @@ EMPTY, WARNINGS, COUNT = "empty-store", "store-warnings", "store-count"
 COMPARE_GRAPHS, METHODS_GRAPHS, COMPARE_MOUNTED = "compare-graphs", "methods-graphs", "compare-mounted"
 
 PLAY_MS = 200  # frame interval while playing
+MAX_RUN_OPTIONS = 100  # a run dropdown holds at most this many runs; typing searches the rest (run_options)
+MORE_RUNS = "\x00more"  # the value of its last, disabled entry when more runs match than it shows
 # the projection a page opens with: the deltas w − w* (a joint fit over positions is dominated by which face a run
 # started from, so runs of one face collapse to a dot); positions are one click away
 FIRST_VIEW = {"method": "pca", "dims": 2, "space": "w_free", "relative": True}
@@ -91,6 +93,28 @@ def panel_styles(tab) -> list[dict]:
     hide = {"display": "none"}
     return [{} if tab == DISCOVER else hide, hide if tab == DISCOVER else {}, {} if tab == BROWSE else hide,
             {} if tab == COMPARE else hide]
+
+
+def run_options(selection, current, search: str = "", limit: int | None = None) -> list[dict]:
+    """A run dropdown's options (the frame viewer's runs, Discover's reference run): the runs whose id contains
+    ``search`` (any case), the first ``limit`` (:data:`MAX_RUN_OPTIONS`) of them in the given order, the one
+    picked (``current``) always among them, and when more match, a last entry that cannot be picked saying how
+    many more and to type (the callbacks answer the dropdown's ``search_value`` with this list).  Dash's
+    dropdown builds a full-text index of its options: 10 000 of them took the browser's main thread for
+    seconds (the frame viewer's, after the first paint) to half a minute (Discover's, on every page load)."""
+    limit = MAX_RUN_OPTIONS if limit is None else limit
+    needle = search.casefold() if isinstance(search, str) else ""
+    match = [r for r in (selection or []) if isinstance(r, str) and needle in r.casefold()]
+    shown = match[:limit]
+    if isinstance(current, str) and current in (selection or []) and current not in shown:
+        shown = [current, *shown[:limit - 1]]
+    out = [{"label": r, "value": r} for r in shown]
+    matched = set(match)
+    more = len(match) - sum(r in matched for r in shown)
+    if more > 0:  # while typing, the entry names the text typed (the dropdown's own filter then keeps it)
+        what = f" with “{search}”: type more" if needle else ": type to search"
+        out.append({"label": f"… {more:,} more{what}", "value": MORE_RUNS, "disabled": True})
+    return out
 
 
 def tabs(tab: str) -> dcc.Tabs:

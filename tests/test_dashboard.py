@@ -453,29 +453,29 @@ def test_next_frame():
 
 def test_run_options_hold_a_bounded_list_and_search_the_rest():
     ids = [f"{'mouth' if i % 2 else 'eyes'}-{i:03d}" for i in range(250)]
-    opts = cb.run_options(ids, None, limit=100)
+    opts = L.run_options(ids, None, limit=100)
     assert [o["value"] for o in opts[:-1]] == ids[:100]
     assert opts[-1]["disabled"] is True and "150 more" in opts[-1]["label"] and opts[-1]["value"] not in ids
     # the run on show is always there, first when it is not among the first 100
-    opts = cb.run_options(ids, ids[200], limit=100)
+    opts = L.run_options(ids, ids[200], limit=100)
     assert [o["value"] for o in opts[:-1]] == [ids[200]] + ids[:99] and "150 more" in opts[-1]["label"]
-    assert [o["value"] for o in cb.run_options(ids, ids[5], limit=100)[:-1]] == ids[:100]
+    assert [o["value"] for o in L.run_options(ids, ids[5], limit=100)[:-1]] == ids[:100]
     # typing searches every selected run, in any case
     want = []
     for r in ids:
         if "th-24" in r:
             want.append(r)
     assert len(want) == 5
-    assert [o["value"] for o in cb.run_options(ids, None, "TH-24", limit=100)] == want  # all fit: no "more" entry
-    assert [o["value"] for o in cb.run_options(ids, None, "mouth", limit=3)[:-1]] == [ids[1], ids[3], ids[5]]
+    assert [o["value"] for o in L.run_options(ids, None, "TH-24", limit=100)] == want  # all fit: no "more" entry
+    assert [o["value"] for o in L.run_options(ids, None, "mouth", limit=3)[:-1]] == [ids[1], ids[3], ids[5]]
     # 125 mouth runs; the entry names what was typed, so the dropdown's own filter (on labels) keeps it
-    assert cb.run_options(ids, None, "Mouth", limit=3)[-1]["label"] == "… 122 more with “Mouth”: type more"
-    assert cb.run_options(ids, "not-selected", "", limit=2)[:2] == [{"label": r, "value": r} for r in ids[:2]]
-    assert cb.run_options([], None) == []
+    assert L.run_options(ids, None, "Mouth", limit=3)[-1]["label"] == "… 122 more with “Mouth”: type more"
+    assert L.run_options(ids, "not-selected", "", limit=2)[:2] == [{"label": r, "value": r} for r in ids[:2]]
+    assert L.run_options([], None) == []
 
 
 def test_the_viewer_run_list_is_bounded_follows_clicks_and_searches(store_root, monkeypatch):
-    monkeypatch.setattr(cb, "MAX_RUN_OPTIONS", 3)
+    monkeypatch.setattr(L, "MAX_RUN_OPTIONS", 3)
     app = create_app(store_root)
     ids = sorted(data.snapshot(store_root).runs)
     out = call(app, "..current-frame.data", {"projection-drawn.data": ids}, "projection-drawn.data")

@@ -77,9 +77,7 @@ def _shown_panels(dash_duo):
 
 
 def test_dashboard_in_a_browser(dash_duo, tmp_path, monkeypatch):
-    from dashboards import callbacks
-
-    monkeypatch.setattr(callbacks, "MAX_RUN_OPTIONS", 3)  # the frame viewer's run list: 3 runs, type for the rest
+    monkeypatch.setattr(L, "MAX_RUN_OPTIONS", 3)  # the frame viewer's run list: 3 runs, type for the rest
     root = tmp_path / "runs"  # dash_duo keeps its downloads in tmp_path
     ids = make_store(root, 6, derived=True)  # brows/eyes/mouth on 2 references, + transfer and combine
     (root / "broken-run").mkdir()

@@ -263,6 +263,65 @@ def test_poll_and_cancel_with_bad_or_unknown_jobs(offline_app):
     assert "nothing to cancel" in got["discover-error"]["children"]["props"]["children"] and sent == []
 
 
+def test_the_reference_run_list_is_bounded_and_searched(offline_app, monkeypatch):
+    """The reference-run dropdown holds at most layout.MAX_RUN_OPTIONS runs (Dash's dropdown indexes every option:
+    10 000 runs held a page's main thread for half a minute); typing searches the store's runs on the server."""
+    from _dash import find_component
+
+    from dashboards import layout as L
+    from dashboards.synthetic import make_store
+
+    app, root, sent = offline_app
+    ids = sorted(make_store(root, 6))
+    monkeypatch.setattr(L, "MAX_RUN_OPTIONS", 3)
+    page = app.server.test_client().get("/_dash-layout").get_json()
+    opts = find_component(page, D.REF_RUN)["props"]["options"]
+    assert [o["value"] for o in opts[:-1]] == ids[:3] and opts[-1]["label"] == "… 3 more: type to search"
+    got = post(app, f"{D.REF_RUN}.options@", {f"{D.REF_RUN}.search_value": "EYES", f"{D.REF_RUN}.value": ids[0]},
+               f"{D.REF_RUN}.search_value")
+    want = [ids[0]] + [r for r in ids if "eyes" in r]  # the picked run stays listed
+    assert [o["value"] for o in got[D.REF_RUN]["options"]] == want and len(want) == 3
+    assert post(app, f"{D.REF_RUN}.options@", {f"{D.REF_RUN}.search_value": ["x"]},
+                f"{D.REF_RUN}.search_value") is None
+    assert sent == []
+
+
+def test_the_worker_starts_at_once_only_where_the_page_opens_on_discover(tmp_path, monkeypatch):
+    """Over an empty store the page opens on Discover: the worker starts with the app.  Over a store with runs the
+    page opens on Browse: the worker starts later (a timer), or when the Discover tab is first shown, whose
+    settings callback runs then and not before."""
+    import dashboards.discover.callbacks as dcb
+    from dashboards import layout as L
+    from dashboards.synthetic import make_store
+
+    started = []
+    monkeypatch.setattr(D.WorkerClient, "start", lambda self: started.append(self.root.name))
+    monkeypatch.setattr(dcb, "WORKER_START_DELAY_S", 600.0)
+    (tmp_path / "empty").mkdir()
+    make_store(tmp_path / "full", 2)
+    try:
+        create_app(tmp_path / "empty", discover=D.DiscoverOptions("toyfaces"))
+        assert started == ["empty"]
+        app = create_app(tmp_path / "full", discover=D.DiscoverOptions("toyfaces"))
+        assert started == ["empty"] and app.discover_start_timer.is_alive()  # later, not now
+        client = app.discover_client
+        client.info = {"op": "hello", "generator": "toyfaces", "resolution": RES, "num_ws": 10, "w_dim": 256,
+                       "layout": "toyfaces", "presets": [], "defaults": {"epochs": 7}}
+        client.ready.set()
+        init = f"{D.INIT}.data"
+        assert post(app, init, {f"{L.TABS}.value": L.BROWSE, init: None}, f"{L.TABS}.value") is None
+        assert started == ["empty"]  # the Browse tab asks nothing of the worker
+        got = post(app, init, {f"{L.TABS}.value": L.DISCOVER, init: None}, f"{L.TABS}.value")
+        assert got[D.INIT]["data"]["resolution"] == RES and got[D.EPOCHS]["value"] == 7
+        assert started == ["empty", "full"]  # the Discover tab: the worker is asked for (and started) now
+        assert post(app, init, {f"{L.TABS}.value": L.DISCOVER, init: got[D.INIT]["data"]},
+                    f"{L.TABS}.value") is None  # once per page
+    finally:
+        app.discover_start_timer.cancel()
+        for k in [k for k, v in D._CLIENTS.items() if v.root.parent == tmp_path]:
+            D._CLIENTS.pop(k)
+
+
 HOSTILE = ["abc", "", -1, 2.5, 1e300, True, None, [[1]], [None], [1, "x"], {"a": 1}, {"seed": "3"}, {"run": 5},
            {"file": ["x"]}, [{"type": "rect", "x0": "1e999", "y0": 0, "x1": 1, "y1": 1}],
            [{"type": "path", "path": "M" * 5000}], [{"type": "circle"}], ["20260101T000000-0000-abcd"],

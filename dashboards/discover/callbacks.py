@@ -37,7 +37,6 @@ from .ids import (
     MASK,
     OFFSET,
     OUTSIDE,
-    PANEL,
     POLL,
     PRESET_NAMES,
     PRESET_PREFIX,
@@ -66,8 +65,27 @@ function (_relayout) {
 """ % FACE
 
 
+#: seconds after the app is made that the worker starts when the page opens on Browse (a store with runs): loading
+#: torch and the generator (2-3 s of CPU) then does not share a 2-core machine with the page's first paint
+#: (10 000 runs: 3.1 s with the worker starting at once, 2.4 s without it); opening the Discover tab starts it
+#: at once
+WORKER_START_DELAY_S = 5.0
+
+
+def _has_runs(root: Path) -> bool:
+    """Whether the store holds a run folder (stops at the first: no snapshot of 10 000 runs before listening)."""
+    try:
+        return any((p / "run.json").is_file() for p in root.iterdir() if not p.name.startswith("."))
+    except OSError:
+        return False
+
+
 def register(app, root, options: DiscoverOptions) -> None:
-    """Attach the Discover view's callbacks to ``app`` and start its worker."""
+    """Attach the Discover view's callbacks to ``app`` and start its worker: at once over an empty store or while
+    a search of the store runs (the page opens on Discover), else :data:`WORKER_START_DELAY_S` later or when
+    the Discover tab is first shown, whichever comes first."""
+    import threading
+
     from dash import Input, Output, State, ctx, no_update
     from dash.exceptions import PreventUpdate
 
@@ -77,7 +95,12 @@ def register(app, root, options: DiscoverOptions) -> None:
     root = Path(root).resolve()
     client = _CLIENTS.setdefault(str(root) + "|" + options.generator, WorkerClient(root, options))
     app.discover_client = client
-    client.start()
+    if not _has_runs(root) or open_jobs(root):
+        client.start()
+    else:
+        timer = app.discover_start_timer = threading.Timer(WORKER_START_DELAY_S, client.start)
+        timer.daemon = True
+        timer.start()
 
     def info() -> dict:
         try:
@@ -88,8 +111,12 @@ def register(app, root, options: DiscoverOptions) -> None:
     @app.callback(Output(INIT, "data"), Output(FRAMES, "value"), Output(EPOCHS, "value"), Output(OFFSET, "value"),
                   Output(OUTSIDE, "value"), Output(LAYERS, "value"), Output(DISTANCE, "value"),
                   Output(JOBS, "data", allow_duplicate=True), Output(POLL, "disabled", allow_duplicate=True),
-                  Input(PANEL, "id"), prevent_initial_call="initial_duplicate")
-    def init(_):
+                  Input(L.TABS, "value"), State(INIT, "data"), prevent_initial_call="initial_duplicate")
+    def init(tab, done):
+        # once per page, when the Discover tab is first shown (the page opens on it over an empty store or while a
+        # search runs): it waits for the worker, which a page opened on Browse need not start yet
+        if tab != L.DISCOVER or done is not None:
+            raise PreventUpdate
         # a reload (or another tab) follows the jobs that are queued or running now
         jobs = open_jobs(root)
         try:
@@ -233,6 +260,14 @@ def register(app, root, options: DiscoverOptions) -> None:
             return html_error(str(exc))
         return ""
 
+    @app.callback(Output(REF_RUN, "options", allow_duplicate=True), Input(REF_RUN, "search_value"),
+                  State(REF_RUN, "value"), prevent_initial_call=True)
+    def search_ref_runs(search, value):
+        """The reference-run list for what is typed in it (it holds at most L.MAX_RUN_OPTIONS runs)."""
+        if not isinstance(search, (str, type(None))) or not isinstance(value, (str, type(None))):
+            raise PreventUpdate
+        return run_options(data.snapshot(root), value, search or "")
+
     @app.callback(Output(PROGRESS, "children"), Output(STRIP, "src"), Output(STRIP, "style"),
                   Output(LANDED, "data"), Output(POLL, "disabled", allow_duplicate=True),
                   Output(L.TABLE, "page_current", allow_duplicate=True), Output(L.TABLE, "columns"),
@@ -240,8 +275,9 @@ def register(app, root, options: DiscoverOptions) -> None:
                   Output(L.FRAME, "data", allow_duplicate=True), Output("views", "style"),
                   Output(REF_RUN, "options"), Output(L.COUNT, "children"), Output(L.EMPTY, "style"),
                   Input(POLL, "n_intervals"), Input(JOBS, "data"), State(LANDED, "data"),
-                  State(L.TICKED, "data"), State(L.TABLE, "page_current"), prevent_initial_call=True)
-    def poll(_n, jobs, landed, ticked, page):
+                  State(L.TICKED, "data"), State(L.TABLE, "page_current"), State(REF_RUN, "value"),
+                  prevent_initial_call=True)
+    def poll(_n, jobs, landed, ticked, page, ref_run=None):
         if not isinstance(jobs, (list, type(None))) or not isinstance(landed, (list, type(None))):
             raise PreventUpdate
         jobs = [j for j in (jobs or []) if isinstance(j, str) and _JOB_ID.match(j)]
@@ -273,7 +309,8 @@ def register(app, root, options: DiscoverOptions) -> None:
             # the page shown is asked for again (the table's rows are sent by the server, dashboards.table) and the
             # ticks are set again (the selection follows them and the filter): the new run reaches both
             out[5:] = [page if isinstance(page, int) and not isinstance(page, bool) and page >= 0 else 0,
-                       L.table_columns(snap.catalog), ticks, {"run_id": last, "frame": 0}, {}, run_options(snap),
+                       L.table_columns(snap.catalog), ticks, {"run_id": last, "frame": 0}, {},
+                       run_options(snap, ref_run if isinstance(ref_run, str) else None),
                        L.count_text(len(snap.runs)), {"display": "none"}]  # the empty-store message goes
         return tuple(out)
 

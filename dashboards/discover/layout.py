@@ -111,9 +111,13 @@ def _number(id_, value=None, step="any", min_=None, width="80px"):
                      style={"width": width})
 
 
-def run_options(snap) -> list[dict]:
-    """The runs whose reference a search can start from: those made by a generator (they have a reference)."""
-    return [{"label": r, "value": r} for r in sorted(snap.runs)]
+def run_options(snap, current=None, search: str = "") -> list[dict]:
+    """The runs whose reference a search can start from, as the reference-run dropdown lists them: at most
+    :data:`dashboards.layout.MAX_RUN_OPTIONS` and the one picked; typing searches the rest
+    (:func:`dashboards.layout.run_options`)."""
+    from .. import layout as L
+
+    return L.run_options(sorted(snap.runs), current, search)
 
 
 def panel(snap, info: dict | None = None):

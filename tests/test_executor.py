@@ -146,9 +146,9 @@ def test_a_cancel_at_an_epoch_stops_the_search_right_there(ckpt, G, tmp_path):
     assert store.load_run(st.path, arrays=False).meta["resume"]["epochs_done"] == 2
 
 
-def test_a_cancel_inside_the_jacobian_start_stops_it_there(ckpt, G, tmp_path, monkeypatch):
-    """Cancelled while the search makes its Jacobian start (during its first reverse product): no further product
-    is computed, the run is saved interrupted at its start (0 epochs, resumable), and a resume finishes it."""
+def _cancel_at_the_first_product(monkeypatch):
+    """(the batch sizes of the masked Jacobian's reverse products, a dict for "ex" and "job"): the first product
+    cancels holder["job"] on holder["ex"] before it computes anything."""
     import mgm_analysis.directions as directions
 
     products, holder = [], {}
@@ -161,6 +161,13 @@ def test_a_cancel_inside_the_jacobian_start_stops_it_there(ckpt, G, tmp_path, mo
         return real_vjp(self, U)
 
     monkeypatch.setattr(directions.JacobianOperator, "vjp", vjp)
+    return products, holder
+
+
+def test_a_cancel_inside_the_jacobian_start_stops_it_there(ckpt, G, tmp_path, monkeypatch):
+    """Cancelled while the search makes its Jacobian start (during its first reverse product): no further product
+    is computed, the run is saved interrupted at its start (0 epochs, resumable), and a resume finishes it."""
+    products, holder = _cancel_at_the_first_product(monkeypatch)
     ex = holder["ex"] = Executor(tmp_path / "runs", generator=lambda spec: G)
     holder["job"] = ex.submit(_spec(ckpt, init_mode="jacobian", epochs=3))
     (st,) = ex.drain()
@@ -178,19 +185,9 @@ def test_a_cancel_inside_a_baselines_masked_jacobian_ends_it_there_and_writes_no
     """A baseline job (the masked-Jacobian method) cancelled during its first reverse product: the method polls
     ``ctx.stop``, no further product is computed, the job is ``cancelled`` with nothing written, and the next job
     runs."""
-    import mgm_analysis.directions as directions
     from mgm_analysis.executor import CANCELLED_RUNNING
 
-    products, holder = [], {}
-    real_vjp = directions.JacobianOperator.vjp
-
-    def vjp(self, U):
-        products.append(len(U))
-        if len(products) == 1:
-            assert holder["ex"].cancel(holder["job"]) == "running"
-        return real_vjp(self, U)
-
-    monkeypatch.setattr(directions.JacobianOperator, "vjp", vjp)
+    products, holder = _cancel_at_the_first_product(monkeypatch)
     ex = holder["ex"] = Executor(tmp_path / "runs", generator=lambda spec: G)
     holder["job"] = ex.submit(JobSpec(kind="baseline", generator=str(ckpt), region="rect:4,8,12,14", seed=3,
                                       config=FAST, params={"method": "jacobian"}))

@@ -175,7 +175,8 @@ def test_demo_wires_discover_analyze_and_serve(tmp_path, monkeypatch):
     try:
         import dashboards.app as app
 
-        monkeypatch.setattr(app, "serve", lambda root, host, port, **kw: calls.__setitem__("serve", (root, host, port)))
+        monkeypatch.setattr(app, "serve", lambda root, host, port, **kw: calls.__setitem__(
+            "serve", (root, host, port, kw["discover"].generator, kw["discover"].enabled)))
     except ImportError:
         app = None
     r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "runs"), "--report", str(tmp_path / "rep"),
@@ -188,7 +189,7 @@ def test_demo_wires_discover_analyze_and_serve(tmp_path, monkeypatch):
     assert calls["analyze"] == (str(tmp_path / "runs"), str(tmp_path / "rep"),
                                 {"quiet": True, "transfer": 2, "combine": True})
     if app is not None:
-        assert calls["serve"] == (str(tmp_path / "runs"), "127.0.0.1", 8999)
+        assert calls["serve"] == (str(tmp_path / "runs"), "127.0.0.1", 8999, "toyfaces", True)  # with Discover
     assert "mgm dashboard" in r.output
     calls["serve"], calls["runs"] = None, []
     r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "runs"), "--no-serve", "--quiet", "--epochs", "7"])

@@ -332,8 +332,10 @@ def demo(out, report, seeds, regions, epochs, transfer, combine, serve, host, po
     if serve:
         try:
             from dashboards.app import serve as serve_dashboard
+            from dashboards.discover import DiscoverOptions
         except ImportError:
             click.echo("the dashboard is not available in this environment; skipped", err=True)
             return
         click.echo(f"dashboard: http://{host}:{port}  (Ctrl-C to stop)")
-        serve_dashboard(out, host, port)
+        # as `mgm dashboard` serves it: with the Discover tab (draw a region, launch a search), on loopback only
+        serve_dashboard(out, host, port, discover=DiscoverOptions.for_host(host, "toyfaces"))

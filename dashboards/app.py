@@ -137,10 +137,11 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     app = dash.Dash(__name__, title="mgm dashboard", assets_folder=str(ASSETS), update_title=None)
     from . import discover as disc
 
-    def build(snap, projection=None, compare_mounted=False):
-        return layout.build_layout(snap, None if discover is None else disc.card(snap, discover),
-                                   discover_on=discover is not None and discover.enabled, projection=projection,
-                                   compare_mounted=compare_mounted)
+    def build(snap, projection=None, compare_mounted=False, discover_mounted=True):
+        card = None if discover is None or not discover_mounted else disc.card(snap, discover)
+        return layout.build_layout(snap, card, discover_on=discover is not None and discover.enabled,
+                                   projection=projection, compare_mounted=compare_mounted,
+                                   discover_mounted=discover_mounted)
 
     # The page's structure: what an empty store shows has every component.  Dash checks callbacks and the layout
     # against it and sends it inside every page; with the runs in it, Dash read the whole store before the server
@@ -155,7 +156,10 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
         # the first view's figure comes with the page when the warm-up has it (no round trip for it, and plotly
         # draws it as soon as the page renders); else the projection callback sends it
         first = first_projection(snap, cache_dir)
-        return memo.built(("page", str(root), snap.signature, tab, first is not None), lambda: build(snap, first))
+        # a page that opens on Browse gets the Discover card when that tab is first shown (discover.register)
+        card_now = not (discover is not None and discover.enabled and tab != layout.DISCOVER)
+        return memo.built(("page", str(root), snap.signature, tab, first is not None),
+                          lambda: build(snap, first, discover_mounted=card_now))
 
     app.validation_layout = structure
     app.layout = page

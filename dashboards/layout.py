@@ -42,6 +42,7 @@ EMBEDDED = "projection-embedded"  # dcc.Store: callbacks.view_token of the figur
 EMPTY, WARNINGS, COUNT = "empty-store", "store-warnings", "store-count"
 # the Compare tab's graphs and method table go into these when the tab is first shown (:func:`compare_graphs`)
 COMPARE_GRAPHS, METHODS_GRAPHS, COMPARE_MOUNTED = "compare-graphs", "methods-graphs", "compare-mounted"
+DISCOVER_MOUNTED = "discover-mounted"  # dcc.Store: whether the Discover card is in the page (see build_layout)
 
 PLAY_MS = 200  # frame interval while playing
 MAX_RUN_OPTIONS = 100  # a run dropdown holds at most this many runs; typing searches the rest (run_options)
@@ -264,14 +265,16 @@ def _radio(id_, options, value):
 
 
 def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = None, projection=None,
-                 compare_mounted: bool = False) -> html.Div:
+                 compare_mounted: bool = False, discover_mounted: bool = True) -> html.Div:
     """The page for one store snapshot, in three tabs (:func:`tabs`); ``discover``: the Discover card
     (dashboards.discover) for its tab, None when the dashboard has none; ``discover_on``: whether it can launch
     searches (default: whether there is a card), which decides the first tab (:func:`first_tab`);
     ``projection``: (figure, note, token) of the first view (:func:`dashboards.callbacks.first_projection`), drawn
     as soon as the page is, or None (the projection callback draws it); ``compare_mounted``: with the Compare
     tab's graphs in it (:func:`compare_graphs`; the app's structure has them, a page gets them when the tab is
-    first shown).
+    first shown); ``discover_mounted`` False: the Discover tab's panel is left empty, for the Discover callbacks
+    to fill when the tab is first shown (a page that opens on Browse: the card's face graph and controls were
+    0.5 s of a 10 000-run page's first paint).
 
     The views exist even for an empty store (hidden under the how-to message), so
     every callback always finds its components.
@@ -344,7 +347,7 @@ def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = 
     return html.Div(id="page", style=_PAGE, children=[
         header, *([banner] if banner else []), tabs(tab),
         html.Div(id=DISCOVER_PANEL, style=discover_style,
-                 children=discover if discover is not None else discover_off()),
+                 children=[] if not discover_mounted else discover if discover is not None else discover_off()),
         html.Div(id=RUNS_PANEL, style=runs_style,
                  children=[empty_store_message(snap.root, hidden=not snap.empty), views]),
         # Every run: what the table selects with no ticks and no filters (callbacks.selection_from_table), so the
@@ -357,6 +360,7 @@ def build_layout(snap: data.Snapshot, discover=None, discover_on: bool | None = 
         dcc.Store(id=SHOWN, data=None),
         dcc.Store(id=DRAWN, data=None),
         dcc.Store(id=COMPARE_MOUNTED, data=compare_mounted),
+        dcc.Store(id=DISCOVER_MOUNTED, data=discover_mounted),
         dcc.Store(id=HOVER, data=None),
         dcc.Store(id=CLICK, data=None),
     ])

@@ -275,7 +275,10 @@ def test_the_reference_run_list_is_bounded_and_searched(offline_app, monkeypatch
     ids = sorted(make_store(root, 6))
     monkeypatch.setattr(L, "MAX_RUN_OPTIONS", 3)
     page = app.server.test_client().get("/_dash-layout").get_json()
-    opts = find_component(page, D.REF_RUN)["props"]["options"]
+    assert find_component(page, D.REF_RUN) is None  # a store with runs: the card comes with the Discover tab
+    card = post(app, f"{L.DISCOVER_PANEL}.children", {f"{L.TABS}.value": L.DISCOVER,
+                                                      f"{L.DISCOVER_MOUNTED}.data": False}, f"{L.TABS}.value")
+    opts = find_component(card[L.DISCOVER_PANEL]["children"], D.REF_RUN)["props"]["options"]
     assert [o["value"] for o in opts[:-1]] == ids[:3] and opts[-1]["label"] == "… 3 more: type to search"
     got = post(app, f"{D.REF_RUN}.options@", {f"{D.REF_RUN}.search_value": "EYES", f"{D.REF_RUN}.value": ids[0]},
                f"{D.REF_RUN}.search_value")
@@ -704,7 +707,20 @@ def test_the_page_opens_on_browse_over_runs_and_on_discover_over_an_empty_store(
         app = create_app(tmp_path / name, discover=D.DiscoverOptions("toyfaces"))
         page = app.server.test_client().get("/_dash-layout").get_json()
         assert find_component(page, L.TABS)["props"]["value"] == want, name
-        assert find_component(find_component(page, L.DISCOVER_PANEL), D.LAUNCH) is not None
+        # the card comes with a page that opens on Discover; on Browse, when the Discover tab is first shown
+        launch = find_component(find_component(page, L.DISCOVER_PANEL), D.LAUNCH)
+        assert (launch is not None) == (want == L.DISCOVER), name
+        assert find_component(page, L.DISCOVER_MOUNTED)["props"]["data"] == (want == L.DISCOVER), name
+        mount = f"{L.DISCOVER_PANEL}.children"
+        got = post(app, mount, {f"{L.TABS}.value": L.DISCOVER, f"{L.DISCOVER_MOUNTED}.data": launch is not None},
+                   f"{L.TABS}.value")
+        if launch is None:
+            assert find_component(got[L.DISCOVER_PANEL]["children"], D.LAUNCH) is not None
+            assert got[L.DISCOVER_MOUNTED]["data"] is True
+            assert post(app, mount, {f"{L.TABS}.value": L.BROWSE, f"{L.DISCOVER_MOUNTED}.data": False},
+                        f"{L.TABS}.value") is None  # not before the tab is shown
+        else:
+            assert got is None  # already in the page
     # a search of the store is running: a reloaded page opens the card to follow it
     from dashboards.discover.protocol import new_job_id
 

@@ -328,3 +328,31 @@ def test_discover_in_a_browser(dash_duo, tmp_path):
     for entry in logs:
         print("CONSOLE:", entry["message"])
     assert logs == []
+
+
+def test_a_page_that_opens_on_browse_gets_the_discover_card_with_its_tab(dash_duo, tmp_path, monkeypatch):
+    """Over a store with runs the page opens on Browse without the Discover card (nor its worker); the Discover
+    tab brings the card, its settings and the face, and it stays when one goes back and forth."""
+    import dashboards.discover.callbacks as dcb
+    from dashboards.synthetic import make_store
+
+    monkeypatch.setattr(dcb, "WORKER_START_DELAY_S", 600.0)  # only the tab starts the worker here
+    root = tmp_path / "runs"
+    make_store(root, 3)
+    app = create_app(root, discover=D.DiscoverOptions("toyfaces"))
+    try:
+        dash_duo.start_server(app)
+        _wait(dash_duo, lambda: dash_duo.driver.execute_script(
+            "return !!document.querySelector('#projection .scatterlayer .trace');"), "the projection")
+        assert dash_duo.find_elements(f"#{D.LAUNCH}") == [] and app.discover_client.proc is None
+        dash_duo.find_element(f"#tab-{L.DISCOVER}").click()
+        _wait(dash_duo, lambda: (dash_duo.find_element(f"#{D.EPOCHS}").get_attribute("value") or "") != "",
+              "the generator's settings", timeout=240)
+        _wait(dash_duo, lambda: _face_traces(dash_duo) == ["image"], "the face")
+        assert app.discover_client.proc is not None
+        dash_duo.find_element(f"#tab-{L.BROWSE}").click()
+        dash_duo.find_element(f"#tab-{L.DISCOVER}").click()
+        assert _face_traces(dash_duo) == ["image"] and len(dash_duo.find_elements(f"#{D.LAUNCH}")) == 1
+        assert dash_duo.get_logs() == []
+    finally:
+        app.discover_start_timer.cancel()

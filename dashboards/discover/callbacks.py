@@ -108,6 +108,16 @@ def register(app, root, options: DiscoverOptions) -> None:
         except MGMError:
             raise PreventUpdate from None
 
+    @app.callback(Output(L.DISCOVER_PANEL, "children"), Output(L.DISCOVER_MOUNTED, "data"), Input(L.TABS, "value"),
+                  State(L.DISCOVER_MOUNTED, "data"))
+    def mount_card(tab, mounted):
+        """The Discover card of a page that opened on Browse, when the Discover tab is first shown."""
+        if tab != L.DISCOVER or mounted is not False:
+            raise PreventUpdate
+        from .layout import card
+
+        return card(data.snapshot(root), options), True
+
     @app.callback(Output(INIT, "data"), Output(FRAMES, "value"), Output(EPOCHS, "value"), Output(OFFSET, "value"),
                   Output(OUTSIDE, "value"), Output(LAYERS, "value"), Output(DISTANCE, "value"),
                   Output(JOBS, "data", allow_duplicate=True), Output(POLL, "disabled", allow_duplicate=True),

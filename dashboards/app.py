@@ -129,7 +129,8 @@ def create_app(root, *, cache_dir=None, discover=None) -> dash.Dash:
     Args:
         cache_dir: where projections are cached (default ``<root>/.mgm_cache``).
         discover: a :class:`dashboards.discover.DiscoverOptions` to add the Discover view (its worker
-            process starts now); None leaves it out.
+            process starts now over an empty store, else a few seconds later or with the Discover tab); None
+            leaves it out.
     Raises:
         MGMError: ``root`` is not a folder.
     """

@@ -14,7 +14,10 @@
 Runs are W+ [10, 256] with free layers 2:8, 16 frames of 64x64 (the toyfaces shapes), three regions on 100
 references, plus one transfer and one combination run; with ``--keep`` an existing store is reused as it is
 (benchmarks/bench_sweep.py's 2 000 runs x 36 frames) and ``shape`` in the result is read from its files.
-The load average is recorded with each cold start.  Prints a table and writes bench_results/dashboard.json.  Usage: python benchmarks/bench_dashboard.py [--runs 300] [--keep DIR]
+The load average is recorded with each cold start.  ``--discover`` serves with the Discover view on, as
+``mgm dashboard STORE`` does (its worker process included).  Prints a table and writes
+bench_results/dashboard.json (dashboard-discover.json with ``--discover``).
+Usage: python benchmarks/bench_dashboard.py [--runs 300] [--keep DIR] [--discover]
 """
 
 from __future__ import annotations
@@ -172,9 +175,14 @@ def _component(tree, id_) -> dict:
     return {}
 
 
+#: serve with the Discover view on (what `mgm dashboard STORE` does; its worker process included): --discover
+DISCOVER = {"on": False}
+
+
 def _spawn_server(root: Path, port: int):
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from dashboards.app import serve; "
-            f"serve({str(root)!r}, port={port})")
+    on = "from dashboards.discover import DiscoverOptions; " if DISCOVER["on"] else ""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from dashboards.app import serve; {on}"
+            f"serve({str(root)!r}, port={port}{', discover=DiscoverOptions()' if DISCOVER['on'] else ''})")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
@@ -334,7 +342,11 @@ def main(argv=None) -> int:
     ap.add_argument("--no-browser", action="store_true", help="Skip the cold start (needs chromium).")
     ap.add_argument("--cold-starts", type=int, default=5,
                     help="Cold starts to time (a fresh server and a fresh browser profile each); the median counts.")
+    ap.add_argument("--discover", action="store_true",
+                    help="Serve with the Discover view on, as `mgm dashboard STORE` does (its worker included); "
+                         "the cold starts and the server figures, not the in-process callback latencies.")
     args = ap.parse_args(argv)
+    DISCOVER["on"] = args.discover
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="mgm-bench-dash-")) / "runs"
     if args.keep and root.is_dir() and any(root.iterdir()):
@@ -357,7 +369,7 @@ def main(argv=None) -> int:
 
     shape = store_shape(root, ids)
     print(f"store shape: {shape}", flush=True)
-    result = {"runs": len(ids), "cpu_check_before": cpu_check(), "shape": shape,
+    result = {"runs": len(ids), "discover": args.discover, "cpu_check_before": cpu_check(), "shape": shape,
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                           "load_avg_1m": os.getloadavg()[0]},
               "first_projection_fit_s": fit_s, "targets": TARGETS}
@@ -375,7 +387,7 @@ def main(argv=None) -> int:
     result["cpu_check_after"] = cpu_check()
 
     cpu = result["cpu_check_before"]
-    print(f"\nDashboard, {len(ids)} runs ({os.cpu_count()} CPUs, load average {result['machine']['load_avg_1m']:.1f}; "
+    print(f"\nDashboard{' with Discover on' if args.discover else ''}, {len(ids)} runs ({os.cpu_count()} CPUs, load average {result['machine']['load_avg_1m']:.1f}; "
           f"CPU check: Python loop {cpu['python_loop_3M_s']:.2f} s (idle core ~0.2 s), "
           f"matmul {cpu['matmul_1000_s'] * 1000:.0f} ms (idle ~30 ms))")
     rows = []
@@ -408,8 +420,9 @@ def main(argv=None) -> int:
         print(f"{name:<{width}}  {val:<36} {target}")
     out = ROOT / "bench_results"
     out.mkdir(exist_ok=True)
-    (out / "dashboard.json").write_text(json.dumps(result, indent=1))
-    print(f"\nwrote {out / 'dashboard.json'}")
+    name = "dashboard-discover.json" if args.discover else "dashboard.json"
+    (out / name).write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {out / name}")
     if not args.keep:
         shutil.rmtree(root.parent, ignore_errors=True)
     ok = cb["median_ms"] <= TARGETS["median_callback_ms"] and (

@@ -67,7 +67,9 @@ def count_text(n: int) -> str:
 # The page's three tabs (dcc.Tabs): Browse (projection, frame viewer, run table), Discover (the Discover card),
 # Compare (region comparison, methods).  Every view stays mounted under its tab (hidden, not removed), so the
 # selection, the Discover poll and drawn shapes keep working while another tab is shown, and a switch redraws
-# nothing; the Compare tab's graphs join the page when that tab is first shown (:func:`compare_graphs`).  The tab is in the address like the rest of the view (callbacks.view_of_query).
+# nothing; the Compare tab's graphs join the page when that tab is first shown (:func:`compare_graphs`), and so
+# does the Discover card of a page that opens on Browse.  The tab is in the address like the rest of the view
+# (callbacks.view_of_query).
 TABS = "tabs"
 BROWSE, DISCOVER, COMPARE = "browse", "discover", "compare"
 TAB_VALUES = (BROWSE, DISCOVER, COMPARE)
@@ -75,17 +77,18 @@ BROWSE_PANEL, COMPARE_PANEL, DISCOVER_PANEL = "browse-panel", "compare-panel", "
 RUNS_PANEL = "runs-panel"  # Browse and Compare: the empty-store how-to and the views
 
 
-def _searching(root) -> bool:
-    """A Discover job of this store is queued or running (a reloaded page follows it, on the Discover tab)."""
+def opens_on_discover(empty: bool, root) -> bool:
+    """Whether a page with Discover on opens on its tab: over an empty store (it is how to begin) or while a
+    Discover job of the store is queued or running (a reloaded page follows it); else it opens on Browse, so
+    that someone who came to browse sees the runs first."""
     from .discover.protocol import open_jobs
 
-    return bool(open_jobs(root))
+    return empty or bool(open_jobs(root))
 
 
 def first_tab(snap, discover_on: bool) -> str:
-    """The tab a page opens on: Discover over an empty store (it is how to begin) or while a search of the store
-    runs, Browse otherwise, so that someone who came to browse sees the runs first."""
-    return DISCOVER if discover_on and (snap.empty or _searching(snap.root)) else BROWSE
+    """The tab a page opens on (:func:`opens_on_discover`)."""
+    return DISCOVER if discover_on and opens_on_discover(snap.empty, snap.root) else BROWSE
 
 
 def panel_styles(tab) -> list[dict]:

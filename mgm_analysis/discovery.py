@@ -507,7 +507,7 @@ def discover(G, w_ref, mask, cfg: DiscoveryConfig, *, callback=None, state: dict
                 coarse = discover(G, w_ref, dist, coarse_config(cfg), stop=stop)
                 if coarse.stop_reason == "interrupted":
                     raise KeyboardInterrupt
-                if coarse.status == "interrupted" and coarse.stop_reason == "callback":
+                if coarse.stop_reason == "callback":  # its stop said stop (it has no callback)
                     raise SearchStopped("stopped in the coarse chain")
                 if coarse.stop_reason != "nan":  # a diverged coarse chain is dropped: the usual start instead
                     w_free = subdivide(coarse.ws[:, ls:le].to(device), n, cfg.closed_loop)

@@ -197,8 +197,8 @@ class Executor:
 
     def cancel(self, job_id: str) -> str | None:
         """Cancel a job: a queued one at once (``cancelled``), a running one at once (saved ``interrupted`` with
-        its last finished epoch; see the module docstring).  The state it had (``queued``, ``running``, or a final state: nothing to cancel);
-        None for an unknown id."""
+        its last finished epoch; see the module docstring).  The state it had (``queued``, ``running``, or a
+        final state: nothing to cancel); None for an unknown id."""
         with self._cond:
             st = self._jobs.get(job_id)
             if st is None:

@@ -9,8 +9,9 @@ without loading anything.  The two talk over the worker's stdin/stdout (one JSON
 side is :class:`.client.WorkerClient`); what a job does is written to files in the store's hidden folder
 ``<store>/.mgm_discover/jobs/<job>/`` (:mod:`.protocol`), which the page polls (every :data:`.layout.POLL_MS`);
 a reloaded page (or another tab) follows the jobs queued or running at the time.  Cancel stops the running
-job at once, even in its Jacobian start: the job API saves the run as ``interrupted`` (its last finished epoch) (resumable with ``mgm discover
---resume``) and the worker goes on with the next job; a queued job is cancelled at once.
+job at once, even in its Jacobian start: the job API saves the run as ``interrupted`` at its last finished
+epoch (resumable with ``mgm discover --resume``) and the worker goes on with the next job; a queued job is
+cancelled at once.
 
 Regions are drawn with plotly's own shape tools (rectangle, ellipse, closed free-hand path; several shapes
 are their union) and turned into a region spec that ``--region`` accepts

@@ -95,7 +95,7 @@ def register(app, root, options: DiscoverOptions) -> None:
     root = Path(root).resolve()
     client = _CLIENTS.setdefault(str(root) + "|" + options.generator, WorkerClient(root, options))
     app.discover_client = client
-    if not _has_runs(root) or open_jobs(root):
+    if L.opens_on_discover(not _has_runs(root), root):
         client.start()
     else:
         timer = app.discover_start_timer = threading.Timer(WORKER_START_DELAY_S, client.start)

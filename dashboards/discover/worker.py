@@ -3,8 +3,9 @@
 It loads the generator once, answers the page's requests (the reference face, a job's checks) and runs the
 launched jobs one after the other through the shared job executor (:class:`mgm_analysis.executor.Executor`),
 writing what each job does to its folder (:mod:`.protocol`).  A cancel stops a running search at once
-(saved ``interrupted`` with its last finished epoch, resumable); a queued job is cancelled at once.  At the end of its input
-(the dashboard stopped) the worker cancels what is queued, stops the running job the same way and exits.
+(saved ``interrupted`` with its last finished epoch, resumable); a queued job is cancelled at once.  At the
+end of its input (the dashboard stopped) the worker cancels what is queued, stops the running job the same way
+and exits.
 """
 
 from __future__ import annotations

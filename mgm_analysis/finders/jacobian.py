@@ -23,7 +23,7 @@ def jacobian_directions(ctx):
     w_ref = ctx.w_ref.detach().cpu().numpy()
     mask = ctx.mask.detach().cpu().numpy()
     res = masked_jacobian(ctx.G, w_ref, mask, ctx.layers, k=ctx.k, seed=ctx.seed, cache_dir=ctx.cache_dir,
-                          stop=getattr(ctx, "stop", None))
+                          stop=ctx.stop)
     return res["directions"], [f"J{i}" for i in range(len(res["directions"]))], {
         "ratios": [float(v) for v in res["ratios"]], "jvp_vjp_vectors": int(res["products"]),
         "rank": int(res["rank"])}

@@ -146,7 +146,7 @@ def _made_here(out: Path, run_id: str):
         lock.release()
 
 
-def _run_job(spec, out, *, G, progress, quiet, device, resume, watch, stop=None) -> Path:
+def _run_job(spec, out, *, G, progress, quiet, device, resume, watch, stop) -> Path:
     from .. import store
 
     run_id = spec.run_id
@@ -178,7 +178,7 @@ def _run_job(spec, out, *, G, progress, quiet, device, resume, watch, stop=None)
                        stop=stop)
 
 
-def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch, stop=None) -> Path:
+def _run_search(spec, out, G, *, progress, quiet, run_id, resume, watch, stop) -> Path:
     """discover and baseline: reference, region, config, (search), frames, metrics, store."""
     import torch
 

@@ -175,14 +175,12 @@ def _component(tree, id_) -> dict:
     return {}
 
 
-#: serve with the Discover view on (what `mgm dashboard STORE` does; its worker process included): --discover
-DISCOVER = {"on": False}
-
-
-def _spawn_server(root: Path, port: int):
-    on = "from dashboards.discover import DiscoverOptions; " if DISCOVER["on"] else ""
+def _spawn_server(root: Path, port: int, discover: bool = False):
+    """``serve(root)`` in a fresh process; ``discover``: with the Discover view on, as `mgm dashboard STORE` serves
+    it (its worker process included)."""
+    on = "from dashboards.discover import DiscoverOptions; " if discover else ""
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from dashboards.app import serve; {on}"
-            f"serve({str(root)!r}, port={port}{', discover=DiscoverOptions()' if DISCOVER['on'] else ''})")
+            f"serve({str(root)!r}, port={port}{', discover=DiscoverOptions()' if discover else ''})")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
@@ -195,7 +193,7 @@ def _listening(port: int) -> bool:
         return False
 
 
-def server_cold_start(root: Path, ids: list[str]) -> dict:
+def server_cold_start(root: Path, ids: list[str], discover: bool = False) -> dict:
     """A fresh server process, then the requests a browser makes before it can draw the projection.
 
     Spawn -> listening -> GET / and /_dash-layout -> the selection callback -> the projection callback
@@ -210,7 +208,7 @@ def server_cold_start(root: Path, ids: list[str]) -> dict:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
-    server = _spawn_server(root, port)
+    server = _spawn_server(root, port, discover)
     try:
         t_listen = _until(lambda: _listening(port), timeout=300)
         requests.get(base + "/", timeout=300).raise_for_status()
@@ -271,7 +269,7 @@ new MutationObserver(() => {
 """
 
 
-def cold_start(root: Path) -> dict:
+def cold_start(root: Path, discover: bool = False) -> dict:
     """Spawn a fresh server process and time it to the projection drawn in an already-open headless browser."""
     from selenium.webdriver.common.action_chains import ActionChains
 
@@ -282,7 +280,7 @@ def cold_start(root: Path) -> dict:
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _MARKS_JS})
     t0_epoch_ms = time.time() * 1000
     t0 = time.perf_counter()
-    server = _spawn_server(root, port)
+    server = _spawn_server(root, port, discover)
     try:
         t_listen = _until(lambda: _listening(port), timeout=300)
         driver.get(f"http://127.0.0.1:{port}/")
@@ -346,7 +344,6 @@ def main(argv=None) -> int:
                     help="Serve with the Discover view on, as `mgm dashboard STORE` does (its worker included); "
                          "the cold starts and the server figures, not the in-process callback latencies.")
     args = ap.parse_args(argv)
-    DISCOVER["on"] = args.discover
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="mgm-bench-dash-")) / "runs"
     if args.keep and root.is_dir() and any(root.iterdir()):
@@ -373,9 +370,9 @@ def main(argv=None) -> int:
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                           "load_avg_1m": os.getloadavg()[0]},
               "first_projection_fit_s": fit_s, "targets": TARGETS}
-    result["server_cold_start"] = server_cold_start(root, ids)
+    result["server_cold_start"] = server_cold_start(root, ids, args.discover)
     if not args.no_browser and shutil.which("chromedriver"):
-        tries = [cold_start(root) for _ in range(max(1, args.cold_starts))]
+        tries = [cold_start(root, args.discover) for _ in range(max(1, args.cold_starts))]
         key = "cold_start_to_first_paint_s"
         cs = dict(sorted(tries, key=lambda t: t[key])[len(tries) // 2])  # the median try, all of its figures
         cs["first_paint_all_s"] = [round(t[key], 3) for t in tries]
@@ -387,7 +384,8 @@ def main(argv=None) -> int:
     result["cpu_check_after"] = cpu_check()
 
     cpu = result["cpu_check_before"]
-    print(f"\nDashboard{' with Discover on' if args.discover else ''}, {len(ids)} runs ({os.cpu_count()} CPUs, load average {result['machine']['load_avg_1m']:.1f}; "
+    print(f"\nDashboard{' with Discover on' if args.discover else ''}, {len(ids)} runs ({os.cpu_count()} CPUs, "
+          f"load average {result['machine']['load_avg_1m']:.1f}; "
           f"CPU check: Python loop {cpu['python_loop_3M_s']:.2f} s (idle core ~0.2 s), "
           f"matmul {cpu['matmul_1000_s'] * 1000:.0f} ms (idle ~30 ms))")
     rows = []
